@@ -1,0 +1,58 @@
+/** The failure domains; the CLI maps them to exit codes and one-line messages. */
+export type ErrorDomain = 'metadata' | 'validation' | 'config' | 'apply' | 'verify' | 'host';
+
+/** Base of every error the agent reports to a user: one line that names what and where. */
+export class AgentError extends Error {
+  constructor(
+    readonly domain: ErrorDomain,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AgentError';
+  }
+
+  /** The line the CLI prints, e.g. `metadata: mac: not found (404)`. */
+  get line(): string {
+    return `${this.domain}: ${this.message}`;
+  }
+}
+
+/** Reading the instance metadata failed (HTTP, timeout, truncation, missing required item, bad JSON file). */
+export class MetadataError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('metadata', message, options);
+  }
+}
+
+/** A metadata value is unusable; `path` is the metadata path, `value` the offending value. */
+export class ValidationError extends AgentError {
+  constructor(
+    readonly path: string,
+    readonly value: string | undefined,
+    reason: string,
+  ) {
+    super('validation', value === undefined ? `${path}: ${reason}` : `${path}: ${JSON.stringify(value)} ${reason}`);
+  }
+}
+
+/** Bad options or configuration file. */
+export class ConfigError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('config', message, options);
+  }
+}
+
+/** Applying the plan failed; what was changed has been undone where possible. */
+export class ApplyError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('apply', message, options);
+  }
+}
+
+/** The host cannot do what was asked (missing binary, missing privileges). */
+export class HostError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('host', message, options);
+  }
+}

@@ -1,0 +1,41 @@
+/** Result of one process run through the host; never a shell, always an argv array. */
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for one process run. */
+export interface RunOptions {
+  /** Text fed to the process's standard input (e.g. an `ip -batch -` script). */
+  input?: string;
+  timeoutMs?: number;
+}
+
+/** The file system as the agent sees it; every path is absolute and already root-prefixed by the caller. */
+export interface HostFs {
+  /** The file's text, or null when it does not exist. */
+  readText(path: string): Promise<string | null>;
+  /** Names in a directory, or null when it does not exist. */
+  list(path: string): Promise<string[] | null>;
+  /** Temp file in the same directory, fsync, rename over, fsync the directory. Creates parent directories. */
+  writeAtomic(path: string, content: string, mode: number): Promise<void>;
+  /** Removes a file; a missing file is not an error. */
+  remove(path: string): Promise<void>;
+}
+
+/** Every side effect the agent may have, built once at the edge and passed down. */
+export interface Host {
+  fs: HostFs;
+  /** Runs argv[0] with the rest as arguments. Rejects only when the program cannot be started (code ENOENT...). */
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  fetch: typeof globalThis.fetch;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  env: Readonly<Record<string, string | undefined>>;
+  platform: NodeJS.Platform;
+  /** Effective uid 0: the only way apply can change addresses, rules and sysctls. */
+  isPrivileged(): boolean;
+  /** Human messages (warnings, progress) for stderr. */
+  log(message: string): void;
+}
