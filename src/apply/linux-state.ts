@@ -1,0 +1,101 @@
+import type { Host } from '../host/host.js';
+import { ipJson } from './run-ip.js';
+
+/** One link with its IPv4 addresses, from `ip -j address`. */
+export interface LiveLink {
+  ifname: string;
+  mac: string;
+  up: boolean;
+  addresses: { ip: string; prefixLength: number }[];
+}
+
+/** One policy rule, from `ip -j rule`. */
+export interface LiveRule {
+  priority: number;
+  /** Source prefix, e.g. 10.0.0.7/32; `all` when the rule has none. */
+  from: string;
+  table: string;
+}
+
+/** One IPv4 route, from `ip -4 -j route show table all`. */
+export interface LiveRoute {
+  table: string;
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+  prefsrc?: string;
+}
+
+/** The live network state the Linux planner and verifier compare against. */
+export interface LinuxLiveState {
+  links: LiveLink[];
+  rules: LiveRule[];
+  routes: LiveRoute[];
+  /** Values of the sysctls asked for; null when the key does not exist (e.g. interface absent). */
+  sysctls: Map<string, string | null>;
+}
+
+interface IpAddressJson {
+  ifname: string;
+  address?: string;
+  flags?: string[];
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
+interface IpRuleJson {
+  priority: number;
+  src?: string;
+  srclen?: number;
+  table?: string;
+}
+interface IpRouteJson {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  table?: string;
+  protocol?: string;
+  prefsrc?: string;
+}
+
+/** Path of a sysctl under /proc/sys (dots are separators; interface names here never contain dots). */
+export function sysctlPath(key: string): string {
+  return `/proc/sys/${key.replaceAll('.', '/')}`;
+}
+
+/** Reads the given sysctls; a key that does not exist (interface absent) reads as null. */
+export async function readSysctls(host: Host, keys: readonly string[]): Promise<Map<string, string | null>> {
+  const values = await Promise.all(keys.map(async (key) => (await host.fs.readText(sysctlPath(key)))?.trim() ?? null));
+  return new Map(keys.map((key, i) => [key, values[i] ?? null]));
+}
+
+/** Reads links, addresses, rules and routes (three `ip -j` processes), then the given sysctls. Read-only. */
+export async function readLinuxState(host: Host, sysctlKeys: readonly string[] = []): Promise<LinuxLiveState> {
+  const [addresses, rules, routes] = await Promise.all([
+    ipJson<IpAddressJson[]>(host, ['address', 'show']),
+    ipJson<IpRuleJson[]>(host, ['-4', 'rule', 'show']),
+    ipJson<IpRouteJson[]>(host, ['-4', 'route', 'show', 'table', 'all']),
+  ]);
+  const sysctls = await readSysctls(host, sysctlKeys);
+  return {
+    links: addresses.map((l) => ({
+      ifname: l.ifname,
+      mac: (l.address ?? '').toLowerCase(),
+      up: (l.flags ?? []).includes('UP'),
+      addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => ({ ip: a.local, prefixLength: a.prefixlen })),
+    })),
+    rules: rules.map((r) => ({
+      priority: r.priority,
+      from: r.src === undefined || r.src === 'all' ? 'all' : `${r.src}/${r.srclen ?? 32}`,
+      table: r.table ?? 'main',
+    })),
+    routes: routes.map((r) => ({
+      table: r.table ?? 'main',
+      dst: r.dst,
+      ...(r.dev !== undefined ? { dev: r.dev } : {}),
+      ...(r.gateway !== undefined ? { gateway: r.gateway } : {}),
+      ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
+      ...(r.prefsrc !== undefined ? { prefsrc: r.prefsrc } : {}),
+    })),
+    sysctls,
+  };
+}

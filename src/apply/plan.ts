@@ -1,0 +1,158 @@
+import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
+import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
+import type { LinuxLiveState } from './linux-state.js';
+import { isOwnRulePriority } from './tables-in-use.js';
+
+/** What exists at a rendered file's path today, and at its possible backup paths. */
+export interface FileSnapshot {
+  current: string | null;
+  /** Content of `<path>.bak`, if any. */
+  bak: string | null;
+  /** Whether `<path>.eip-agent.bak` exists. */
+  agentBakExists: boolean;
+}
+
+/** One file the plan writes (or leaves alone because it already matches). */
+export interface FileChange extends RenderedFile {
+  action: 'create' | 'update' | 'unchanged';
+  /** The content the plan replaces (null when the file does not exist). */
+  previous: string | null;
+  /** Whether the previous file was written by the agent (carries its marker). */
+  previousOwned: boolean;
+  /** Where the original is saved before it is first replaced, when it has not been already. */
+  backupPath?: string;
+}
+
+/** One runtime change; `batch` and `undo` are `ip -batch` lines, `sysctl` a key with its old and new values. */
+export interface RuntimeChange {
+  kind: 'link' | 'address' | 'route' | 'rule' | 'sysctl';
+  summary: string;
+  batch?: string;
+  undo?: string;
+  sysctl?: { key: string; value: string; previous: string | null };
+}
+
+/** A complete, inspectable description of what apply would do: the dry run is printing it. */
+export interface Plan {
+  target: string;
+  root: string;
+  files: FileChange[];
+  runtime: RuntimeChange[];
+  warnings: string[];
+  /** Whether runtime state was compared (false with --no-runtime). */
+  runtimePlanned: boolean;
+  desired: LinuxDesiredState;
+}
+
+/** Whether a file was written by the agent. */
+export function isManaged(content: string | null): boolean {
+  return content !== null && content.startsWith(MANAGED_MARKER);
+}
+
+/** Chooses where to keep the original of a file the agent did not write, so that it is saved exactly once. */
+export function backupPathFor(path: string, snap: FileSnapshot): string | undefined {
+  if (snap.current === null || isManaged(snap.current)) return undefined;
+  // The manual's own step keeps ifcfg-eth0.bak; an identical .bak means the original is already safe.
+  if (snap.bak === null) return `${path}.bak`;
+  if (snap.bak === snap.current || snap.agentBakExists) return undefined;
+  return `${path}.eip-agent.bak`;
+}
+
+/** Compares rendered files with what is on disk. Pure. */
+export function planFiles(files: readonly RenderedFile[], snapshots: ReadonlyMap<string, FileSnapshot>): FileChange[] {
+  return files.map((file) => {
+    const snap = snapshots.get(file.path) ?? { current: null, bak: null, agentBakExists: false };
+    const action = snap.current === null ? 'create' : snap.current === file.content ? 'unchanged' : 'update';
+    const backupPath = action === 'update' ? backupPathFor(file.path, snap) : undefined;
+    return {
+      ...file,
+      action,
+      previous: snap.current,
+      previousOwned: isManaged(snap.current),
+      ...(backupPath !== undefined ? { backupPath } : {}),
+    };
+  });
+}
+
+/**
+ * Compares the desired runtime with the live state and lists what is missing, in the order it
+ * must be applied: links up, addresses, table routes, rules (last, so no traffic is steered into
+ * an unfinished table), then sysctls. Adds only; nothing is removed. Pure.
+ */
+export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, warnings: string[]): RuntimeChange[] {
+  const changes: RuntimeChange[] = [];
+  const { runtime } = desired;
+  const linkByName = new Map(live.links.map((l) => [l.ifname, l]));
+
+  for (const want of runtime.links) {
+    const link = linkByName.get(want.ifname);
+    if (link === undefined) continue;
+    if (!link.up) {
+      changes.push({ kind: 'link', summary: `bring ${want.ifname} up`, batch: `link set dev ${want.ifname} up` });
+    }
+  }
+
+  for (const want of runtime.addresses) {
+    if (!linkByName.has(want.ifname)) continue;
+    const holders = live.links.filter((l) => l.addresses.some((a) => a.ip === want.ip));
+    const here = holders.find((l) => l.ifname === want.ifname);
+    if (here !== undefined) {
+      const existing = here.addresses.find((a) => a.ip === want.ip);
+      if (existing !== undefined && existing.prefixLength !== want.prefixLength) {
+        warnings.push(`${want.ip} is on ${want.ifname} as /${existing.prefixLength}, metadata says /${want.prefixLength}; left as it is`);
+      }
+      continue;
+    }
+    for (const other of holders) warnings.push(`${want.ip} is also on ${other.ifname}, which the metadata does not assign it to`);
+    const cidr = `${want.ip}/${want.prefixLength}`;
+    changes.push({
+      kind: 'address',
+      summary: `add ${cidr} to ${want.ifname}`,
+      batch: `address add ${cidr} dev ${want.ifname}`,
+      undo: `address del ${cidr} dev ${want.ifname}`,
+    });
+  }
+
+  const main = runtime.mainDefault;
+  const hasMainDefault = live.routes.some((r) => r.table === 'main' && r.dst === 'default');
+  if (!hasMainDefault && main.dev !== '' && linkByName.has(main.dev)) {
+    changes.push({
+      kind: 'route',
+      summary: `add default route via ${main.gateway} dev ${main.dev} (main table has none)`,
+      batch: `route add default via ${main.gateway} dev ${main.dev}`,
+      undo: `route del default via ${main.gateway} dev ${main.dev}`,
+    });
+  }
+
+  for (const want of runtime.routes) {
+    if (!linkByName.has(want.dev)) continue;
+    const present = live.routes.some(
+      (r) => r.table === String(want.table) && r.dst === want.dst && r.dev === want.dev && r.gateway === want.gateway && (want.src === undefined || r.prefsrc === want.src),
+    );
+    if (present) continue;
+    const spec = [want.dst, ...(want.gateway ? ['via', want.gateway] : []), 'dev', want.dev, ...(want.src ? ['src', want.src] : []), 'table', String(want.table)].join(' ');
+    // The table is the agent's own (never one in use by others), so replace is safe and idempotent.
+    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo: `route del ${spec}` });
+  }
+
+  for (const want of runtime.rules) {
+    if (!linkByName.has(want.dev)) continue;
+    const from = `${want.from}/32`;
+    const present = live.rules.some((r) => r.from === from && r.table === String(want.table));
+    if (present) continue;
+    const stale = live.rules.find((r) => r.from === from && isOwnRulePriority(r.priority));
+    if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
+    const spec = `from ${from} table ${want.table} priority ${want.priority}`;
+    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}` });
+  }
+
+  for (const want of runtime.sysctls) {
+    if (!live.sysctls.has(want.key)) continue;
+    const current = live.sysctls.get(want.key) ?? null;
+    if (current === null) continue;
+    if (current !== want.value) {
+      changes.push({ kind: 'sysctl', summary: `sysctl ${want.key} ${current} -> ${want.value}`, sysctl: { key: want.key, value: want.value, previous: current } });
+    }
+  }
+  return changes;
+}

@@ -1,0 +1,62 @@
+import { ApplyError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import type { RuntimeChange } from './plan.js';
+import { firstLine, runTool } from './run-ip.js';
+
+/** Runtime changes carried out, so that they can be undone. */
+export interface RuntimeTransaction {
+  applied: RuntimeChange[];
+  undo(): Promise<void>;
+}
+
+const FAILED_LINE = /Command failed -:(\d+)/;
+
+async function setSysctls(host: Host, pairs: { key: string; value: string }[]): Promise<void> {
+  if (pairs.length === 0) return;
+  const result = await runTool(host, ['sysctl', '-q', '-w', ...pairs.map((p) => `${p.key}=${p.value}`)]);
+  if (result.exitCode !== 0) throw new ApplyError(`sysctl failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+}
+
+async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise<void> {
+  const lines = changes.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse();
+  if (lines.length > 0) await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+}
+
+/**
+ * Applies the runtime changes: every `ip` change in ONE `ip -batch` process, then the sysctls in
+ * one `sysctl -w`. On failure, what had been applied is undone before the error is thrown.
+ */
+export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]): Promise<RuntimeTransaction> {
+  const ipChanges = changes.filter((c) => c.batch !== undefined);
+  const sysctlChanges = changes.filter((c) => c.sysctl !== undefined);
+  const applied: RuntimeChange[] = [];
+  const undo = async () => {
+    await setSysctls(
+      host,
+      applied.flatMap((c) => (c.sysctl?.previous != null ? [{ key: c.sysctl.key, value: c.sysctl.previous }] : [])),
+    );
+    await undoBatch(host, applied);
+  };
+
+  if (ipChanges.length > 0) {
+    const script = `${ipChanges.map((c) => c.batch).join('\n')}\n`;
+    const result = await runTool(host, ['ip', '-batch', '-'], { input: script });
+    if (result.exitCode !== 0) {
+      const failedAt = Number(FAILED_LINE.exec(result.stderr)?.[1] ?? ipChanges.length);
+      await undoBatch(host, ipChanges.slice(0, Math.max(0, failedAt - 1)));
+      const failed = ipChanges[failedAt - 1];
+      throw new ApplyError(`\`ip ${failed?.batch ?? '-batch'}\` failed: ${firstLine(result.stderr)}; runtime changes undone`);
+    }
+    applied.push(...ipChanges);
+  }
+  try {
+    await setSysctls(host, sysctlChanges.map((c) => ({ key: c.sysctl!.key, value: c.sysctl!.value })));
+  } catch (error) {
+    // Some keys may have been written before the failing one; previous values restore them all.
+    applied.push(...sysctlChanges);
+    await undo();
+    throw error;
+  }
+  applied.push(...sysctlChanges);
+  return { applied, undo };
+}

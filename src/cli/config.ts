@@ -1,0 +1,68 @@
+import type { ReloadMode } from '../apply/reload.js';
+import { ConfigError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import type { RoutingMode } from '../render/types.js';
+import type { TargetName } from '../targets/index.js';
+
+
+/** Settings a config file may hold (all optional; command-line options win, then env, then the file). */
+export interface FileConfig {
+  metadataUrl?: string;
+  routing?: RoutingMode;
+  target?: TargetName;
+  reload?: ReloadMode;
+  metadataTimeoutMs?: number;
+  metadataConcurrency?: number;
+  metadataRetries?: number;
+}
+
+/** The config file read when --config is not given; a missing default file is not an error. */
+export const DEFAULT_CONFIG_PATH = '/etc/eip-agent/config.json';
+
+const ENUMS: Record<string, readonly string[]> = {
+  routing: ['policy', 'rp-filter'],
+  target: ['centos', 'windows'],
+  reload: ['none', 'network', 'nmcli'],
+};
+const INTEGERS: Record<string, [number, number]> = {
+  metadataTimeoutMs: [100, 60_000],
+  metadataConcurrency: [1, 256],
+  metadataRetries: [0, 10],
+};
+
+/** Validates a parsed config object; every problem names the file and the key. */
+export function parseConfig(path: string, data: unknown): FileConfig {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`${path}: expected a JSON object`);
+  const config: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    if (key === 'metadataUrl') {
+      if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/.test(value)) throw new ConfigError(`${path}: metadataUrl: ${JSON.stringify(value)} is not an http(s) URL`);
+    } else if (key in ENUMS) {
+      if (typeof value !== 'string' || !ENUMS[key]!.includes(value)) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
+    } else if (key in INTEGERS) {
+      const [min, max] = INTEGERS[key]!;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
+    } else {
+      throw new ConfigError(`${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS)].join(', ')})`);
+    }
+    config[key] = value;
+  }
+  return config as FileConfig;
+}
+
+/** Reads the config file: the explicit one must exist, the default one may be absent. */
+export async function loadConfig(host: Host, explicitPath: string | undefined): Promise<FileConfig> {
+  const path = explicitPath ?? host.env.EIP_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const text = await host.fs.readText(path);
+  if (text === null) {
+    if (explicitPath !== undefined || host.env.EIP_AGENT_CONFIG !== undefined) throw new ConfigError(`config file ${path} not found`);
+    return {};
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path}: not valid JSON: ${(error as Error).message}`);
+  }
+  return parseConfig(path, data);
+}

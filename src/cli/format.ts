@@ -1,0 +1,64 @@
+import { createTwoFilesPatch } from 'diff';
+import type { FileChange, Plan } from '../apply/plan.js';
+import { planIsEmpty } from '../pipeline.js';
+import type { VerifyReport } from '../verify/report.js';
+
+/** Unified diff of one file change, as `diff -u` would print it (empty when unchanged). */
+export function fileDiff(change: FileChange): string {
+  if (change.action === 'unchanged') return '';
+  const before = change.action === 'create' ? '/dev/null' : `a${change.path}`;
+  return createTwoFilesPatch(before, `b${change.path}`, change.previous ?? '', change.content, '', '', { context: 3 })
+    .split('\n')
+    .slice(1) // drop the "====" banner
+    .join('\n');
+}
+
+function fileLine(change: FileChange): string {
+  const notes: string[] = [];
+  if (change.backupPath) notes.push(`original saved as ${change.backupPath}`);
+  if (change.action === 'update' && !change.previousOwned && !change.backupPath) notes.push('original already backed up');
+  return `  ${change.action.padEnd(9)} ${change.path}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+}
+
+/** The human plan: file list, diffs, runtime changes, warnings, and a closing verdict. */
+export function formatPlan(plan: Plan): string {
+  const out: string[] = [];
+  out.push(`Plan for target ${plan.target}, root ${plan.root}`);
+  out.push('', 'Files:');
+  for (const f of plan.files) out.push(fileLine(f));
+  for (const f of plan.files) {
+    const diff = fileDiff(f);
+    if (diff) out.push('', diff.trimEnd());
+  }
+  out.push('', 'Runtime:');
+  if (!plan.runtimePlanned) out.push('  (not compared: --no-runtime, or this is not the machine the metadata describes; see warnings)');
+  else if (plan.runtime.length === 0) out.push('  in sync');
+  for (const c of plan.runtime) out.push(`  + ${c.summary}`);
+  if (plan.warnings.length) {
+    out.push('', 'Warnings:');
+    for (const w of plan.warnings) out.push(`  ! ${w}`);
+  }
+  const pending = plan.files.filter((f) => f.action !== 'unchanged').length + plan.runtime.length;
+  out.push('', planIsEmpty(plan) ? 'In sync: nothing to do.' : `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
+  return `${out.join('\n')}\n`;
+}
+
+/** The plan as JSON for scripts: same content as the human form. */
+export function planJson(plan: Plan): unknown {
+  return {
+    target: plan.target,
+    root: plan.root,
+    inSync: planIsEmpty(plan),
+    files: plan.files.map((f) => ({ path: f.path, action: f.action, mode: f.mode.toString(8), ...(f.backupPath ? { backupPath: f.backupPath } : {}), diff: fileDiff(f) })),
+    runtimePlanned: plan.runtimePlanned,
+    runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),
+    warnings: plan.warnings,
+  };
+}
+
+/** The verification report as a table of checks. */
+export function formatReport(report: VerifyReport): string {
+  const rows = report.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.kind.padEnd(9)} ${c.subject} — ${c.detail}`);
+  const failed = report.checks.filter((c) => !c.ok).length;
+  return `${rows.join('\n')}\n${report.ok ? `Verified: all ${report.checks.length} checks passed.` : `Not as desired: ${failed} of ${report.checks.length} checks failed.`}\n`;
+}

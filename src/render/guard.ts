@@ -1,0 +1,29 @@
+/**
+ * Defence in depth for files that bash sources as root: besides the model's validation, every
+ * non-comment line of a rendered ifcfg file must be KEY=value with a value made only of
+ * characters that bash gives no meaning to. Comments may not carry characters that could end them.
+ */
+const ASSIGNMENT = /^[A-Z][A-Z0-9_]*=[A-Za-z0-9.:_/-]*$/;
+const COMMENT = /^#[^\r\n\0`$\\]*$/;
+
+/** Throws when a rendered shell-sourced file has a line that is neither a comment nor a plain assignment. */
+export function assertShellAssignments(path: string, content: string): void {
+  const lines = content.endsWith('\n') ? content.slice(0, -1).split('\n') : content.split('\n');
+  lines.forEach((line, i) => {
+    if (!ASSIGNMENT.test(line) && !COMMENT.test(line)) {
+      throw new Error(`render: ${path}:${i + 1}: refusing to write unsafe line ${JSON.stringify(line)}`);
+    }
+  });
+}
+
+const ARGUMENT_LINE = /^[A-Za-z0-9.:_/ -]*$/;
+
+/** Same guard for route-/rule- files, whose lines become `ip route add <line>` arguments. */
+export function assertIpArgumentLines(path: string, content: string): void {
+  const lines = content.endsWith('\n') ? content.slice(0, -1).split('\n') : content.split('\n');
+  lines.forEach((line, i) => {
+    if (!ARGUMENT_LINE.test(line) && !COMMENT.test(line)) {
+      throw new Error(`render: ${path}:${i + 1}: refusing to write unsafe line ${JSON.stringify(line)}`);
+    }
+  });
+}

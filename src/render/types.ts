@@ -1,0 +1,73 @@
+/** How secondary NICs get their replies out: per-NIC policy routing, or the manual's rp_filter=0. */
+export type RoutingMode = 'policy' | 'rp-filter';
+
+/** A file the target wants on disk: absolute path as seen from the guest's root, mode, full content. */
+export interface RenderedFile {
+  path: string;
+  mode: number;
+  content: string;
+}
+
+/** An address that must be on an interface. */
+export interface DesiredAddress {
+  ifname: string;
+  ip: string;
+  prefixLength: number;
+}
+
+/** A policy rule `from <ip>/32 table <table> priority <priority>`. */
+export interface DesiredRule {
+  /** The interface whose addresses the rule covers. */
+  dev: string;
+  from: string;
+  table: number;
+  priority: number;
+}
+
+/** A route in one of the agent's tables; `dst` is `default` or a CIDR. */
+export interface DesiredRoute {
+  table: number;
+  dst: string;
+  dev: string;
+  gateway?: string;
+  src?: string;
+}
+
+/** A sysctl the agent sets, e.g. `net.ipv4.conf.eth1.rp_filter` = `2`. */
+export interface DesiredSysctl {
+  key: string;
+  value: string;
+}
+
+/** The effective rp_filter (max of `all` and the interface's) that verification expects on an interface. */
+export interface RpFilterExpectation {
+  ifname: string;
+  effective: number;
+}
+
+/** A reachability check: ping `target` from `source`, which must leave through `ifname`. */
+export interface PingCheck {
+  ifname: string;
+  source: string;
+  target: string;
+}
+
+/** What the Linux runtime must look like once the plan is applied. */
+export interface LinuxDesiredRuntime {
+  /** Interfaces to manage, with the MAC they must carry. */
+  links: { ifname: string; mac: string }[];
+  addresses: DesiredAddress[];
+  rules: DesiredRule[];
+  routes: DesiredRoute[];
+  /** Added to the main table only when it has no default route at all (DHCP normally left one). */
+  mainDefault: { gateway: string; dev: string };
+  sysctls: DesiredSysctl[];
+  rpFilter: RpFilterExpectation[];
+  pings: PingCheck[];
+}
+
+/** Everything a target renders from the model: files plus the runtime state they describe. */
+export interface LinuxDesiredState {
+  files: RenderedFile[];
+  runtime: LinuxDesiredRuntime;
+}

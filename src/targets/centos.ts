@@ -1,0 +1,128 @@
+import { writeFiles } from '../apply/files.js';
+import type { LinuxLiveState } from '../apply/linux-state.js';
+import { readLinuxState, readSysctls } from '../apply/linux-state.js';
+import type { FileSnapshot, Plan } from '../apply/plan.js';
+import { planFiles, planRuntime } from '../apply/plan.js';
+import { underRoot } from '../apply/root.js';
+import { applyRuntime } from '../apply/runtime.js';
+import { foreignTables } from '../apply/tables-in-use.js';
+import { AgentError, ApplyError, HostError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import { resolveInterfaceNames } from '../model/names.js';
+import { renderCentos } from '../render/centos/render.js';
+import { allocateTables } from '../render/centos/tables.js';
+import { verifyLinux } from '../verify/linux.js';
+import type { ApplyOutcome, Target } from './target.js';
+
+const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
+const RT_TABLES_DIRS = ['/etc/iproute2/rt_tables.d', '/usr/share/iproute2/rt_tables.d'];
+
+async function readRtTables(host: Host, root: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const path of RT_TABLES) {
+    const text = await host.fs.readText(underRoot(root, path));
+    if (text !== null) texts.push(text);
+  }
+  for (const dir of RT_TABLES_DIRS) {
+    for (const name of (await host.fs.list(underRoot(root, dir))) ?? []) {
+      if (!name.endsWith('.conf')) continue;
+      const text = await host.fs.readText(underRoot(root, `${dir}/${name}`));
+      if (text !== null) texts.push(text);
+    }
+  }
+  return texts;
+}
+
+async function snapshotFiles(host: Host, root: string, paths: readonly string[]): Promise<Map<string, FileSnapshot>> {
+  const entries = await Promise.all(
+    paths.map(async (path): Promise<[string, FileSnapshot]> => {
+      const [current, bak, agentBak] = await Promise.all([
+        host.fs.readText(underRoot(root, path)),
+        host.fs.readText(underRoot(root, `${path}.bak`)),
+        host.fs.readText(underRoot(root, `${path}.eip-agent.bak`)),
+      ]);
+      return [path, { current, bak, agentBakExists: agentBak !== null }];
+    }),
+  );
+  return new Map(entries);
+}
+
+/** Reads the live state for a preview, which still works (naming NICs offline) without `ip`. */
+async function tryReadLinuxState(host: Host): Promise<LinuxLiveState | null> {
+  try {
+    return await readLinuxState(host);
+  } catch (error) {
+    if (error instanceof HostError) return null;
+    throw error;
+  }
+}
+
+function sysctlKeysFor(names: Iterable<string>): string[] {
+  const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
+  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`);
+  return keys;
+}
+
+/** CentOS/RHEL with initscripts: ifcfg-ethN, route-/rule-ethN, a sysctl drop-in, `ip` at runtime. */
+export const centosTarget: Target = {
+  name: 'centos',
+
+  async plan(host, model, options) {
+    const warnings: string[] = [];
+    // A preview may run where `ip` is missing; apply and verify may not.
+    const live = options.runtime ? await readLinuxState(host) : await tryReadLinuxState(host);
+    const links = live?.links.map((l) => ({ ifname: l.ifname, mac: l.mac })) ?? null;
+    const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
+    if (links === null) warnings.push('`ip` is not available: interface names are previewed, not read from the system');
+    else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
+    const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, !options.requireNics);
+    if (resolution.missing.length > 0) {
+      throw new AgentError(
+        'apply',
+        `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
+      );
+    }
+    warnings.push(...resolution.warnings);
+    const compareRuntime = options.runtime && onThisSystem && live !== null;
+    if (compareRuntime) live.sysctls = await readSysctls(host, sysctlKeysFor(resolution.names.values()));
+    const secondary = model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index);
+    const tables = allocateTables(secondary, foreignTables(live, await readRtTables(host, options.root)));
+    const desired = renderCentos(model, { routing: options.routing, names: resolution.names, tables });
+    const snapshots = await snapshotFiles(host, options.root, desired.files.map((f) => f.path));
+    const files = planFiles(desired.files, snapshots);
+    const runtime = compareRuntime ? planRuntime(desired, live, warnings) : [];
+    return { target: 'centos', root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired };
+  },
+
+  async apply(host, plan, options): Promise<ApplyOutcome> {
+    if (options.runtime && plan.runtime.length > 0 && !host.isPrivileged()) {
+      throw new HostError('changing addresses, rules and sysctls needs root (CAP_NET_ADMIN): run as root, or use --no-runtime to write files only');
+    }
+    const files = await writeFiles(host, options.root, plan.files);
+    let runtimeUndo = async () => {};
+    let runtimeApplied: string[] = [];
+    if (options.runtime) {
+      try {
+        const tx = await applyRuntime(host, plan.runtime);
+        runtimeUndo = tx.undo;
+        runtimeApplied = tx.applied.map((c) => c.summary);
+      } catch (error) {
+        await files.restore();
+        if (error instanceof AgentError) throw error;
+        throw new ApplyError(`runtime changes failed: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return {
+      filesWritten: files.written.map((w) => w.path),
+      runtimeApplied,
+      undo: async () => {
+        await runtimeUndo();
+        await files.restore();
+      },
+    };
+  },
+
+  verify(host, plan) {
+    return verifyLinux(host, plan.desired.runtime);
+  },
+};

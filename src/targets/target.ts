@@ -1,0 +1,38 @@
+import type { Plan } from '../apply/plan.js';
+import type { Host } from '../host/host.js';
+import type { InstanceModel } from '../model/types.js';
+import type { RoutingMode } from '../render/types.js';
+import type { VerifyReport } from '../verify/report.js';
+
+/** The guest operating systems the agent can configure. */
+export type TargetName = 'centos' | 'windows';
+
+/** What every target needs to know besides the model. */
+export interface TargetOptions {
+  /** Prefix for every file path read or written. */
+  root: string;
+  routing: RoutingMode;
+  /** Whether the live runtime is compared and changed (false for --no-runtime and render). */
+  runtime: boolean;
+  /** Whether every metadata NIC must exist on the system (apply, verify); a preview names absent NICs offline. */
+  requireNics: boolean;
+}
+
+/** What happened during apply, for reports. */
+export interface ApplyOutcome {
+  filesWritten: string[];
+  runtimeApplied: string[];
+  /** Undoes everything this apply changed (files and runtime). */
+  undo(): Promise<void>;
+}
+
+/** One guest OS: how to plan, apply and verify a model on it. Neutral code only talks to this. */
+export interface Target {
+  readonly name: TargetName;
+  /** Reads what it needs from the host (read-only) and returns the plan; writes nothing. */
+  plan(host: Host, model: InstanceModel, options: TargetOptions): Promise<Plan>;
+  /** Carries out a plan; on failure undoes its own changes and throws. */
+  apply(host: Host, plan: Plan, options: TargetOptions): Promise<ApplyOutcome>;
+  /** Checks the live system against the plan's desired state. */
+  verify(host: Host, plan: Plan): Promise<VerifyReport>;
+}

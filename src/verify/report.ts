@@ -1,0 +1,18 @@
+/** One verification check and its outcome. */
+export interface Check {
+  kind: 'file' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'ping' | 'script';
+  subject: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The verification result; `ok` only when every check passed. */
+export interface VerifyReport {
+  ok: boolean;
+  checks: Check[];
+}
+
+/** Builds a report from checks. */
+export function report(checks: Check[]): VerifyReport {
+  return { ok: checks.every((c) => c.ok), checks };
+}
