@@ -25,6 +25,11 @@ export class MetadataError extends AgentError {
   }
 }
 
+/** JSON string form that also escapes the line separators JSON leaves raw, so a message stays one line. */
+export function quote(value: string): string {
+  return JSON.stringify(value).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** A metadata value is unusable; `path` is the metadata path, `value` the offending value. */
 export class ValidationError extends AgentError {
   constructor(
@@ -32,7 +37,7 @@ export class ValidationError extends AgentError {
     readonly value: string | undefined,
     reason: string,
   ) {
-    super('validation', value === undefined ? `${path}: ${reason}` : `${path}: ${JSON.stringify(value)} ${reason}`);
+    super('validation', value === undefined ? `${path}: ${reason}` : `${path}: ${quote(value)} ${reason}`);
   }
 }
 

@@ -19,7 +19,7 @@ export interface NicModel {
   macLower: string;
   /** True for the NIC whose MAC equals the top-level `mac` (eth0). */
   isPrimaryNic: boolean;
-  /** Position in the metadata listing (0-based). */
+  /** Position in the model: 0 for the primary NIC, then the others in listing order. */
   index: number;
   vpcId?: string;
   subnetId?: string;

@@ -1,0 +1,111 @@
+import type { LimitFunction } from 'p-limit';
+import { MetadataError } from '../errors.js';
+import type { Host } from '../host/host.js';
+
+/** Timeout and retry policy of one metadata GET. */
+export interface GetPolicy {
+  timeoutMs: number;
+  /** Further attempts after the first, for transient failures only. */
+  retries: number;
+  /** First backoff; doubled before each further retry. */
+  backoffMs: number;
+}
+
+/** Why one attempt failed; `transient` failures are retried. */
+interface Failure {
+  transient: boolean;
+  what: string;
+  timedOut?: boolean;
+}
+
+type Outcome = { body: string | undefined } | { failure: Failure };
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function causeOf(error: unknown): string {
+  // undici reports `fetch failed` and keeps the useful part (ECONNREFUSED, other side closed...) in `cause`.
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const detail = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+  return String(detail);
+}
+
+async function discard(response: Response): Promise<void> {
+  await response.body?.cancel().catch(() => undefined);
+}
+
+/** One attempt; a 404 is a successful answer with no body. Throws only when `cancel` fired. */
+async function attempt(host: Host, url: string, timeoutMs: number, cancel: AbortSignal): Promise<Outcome> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const failed = (error: unknown, what: string): Outcome => {
+    if (cancel.aborted) throw error;
+    if (timeout.aborted) return { failure: { transient: true, what: 'timed out', timedOut: true } };
+    return { failure: { transient: true, what: `${what} (${causeOf(error)})` } };
+  };
+  let response: Response;
+  try {
+    // No redirects: the metadata service never sends one, and following it would leave the link-local address.
+    response = await host.fetch(url, { signal: AbortSignal.any([cancel, timeout]), redirect: 'manual' });
+  } catch (error) {
+    return failed(error, 'connection failed');
+  }
+  if (response.status !== 200) {
+    await discard(response);
+    if (response.status === 404) return { body: undefined };
+    return { failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` } };
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    return failed(error, 'truncated body');
+  }
+  const declared = response.headers.get('content-length');
+  if (declared !== null && Number(declared) !== bytes.byteLength) {
+    return { failure: { transient: true, what: `truncated body (${bytes.byteLength} of ${declared} bytes)` } };
+  }
+  try {
+    return { body: decoder.decode(bytes) };
+  } catch {
+    return { failure: { transient: false, what: 'body is not valid UTF-8' } };
+  }
+}
+
+function plural(n: number): string {
+  return n === 1 ? '1 attempt' : `${n} attempts`;
+}
+
+function message(path: string, url: string, failure: Failure, attempts: number, policy: GetPolicy): string {
+  if (failure.timedOut) return `${path}: timed out after ${policy.timeoutMs} ms (${plural(attempts)}) at ${url}`;
+  if (!failure.transient) return `${path}: ${failure.what} (${url})`;
+  return `${path}: ${failure.what} after ${plural(attempts)} (${url})`;
+}
+
+/** What a getter needs besides the URL: the shared concurrency bound and a counter of requests sent. */
+export interface GetContext {
+  host: Host;
+  limit: LimitFunction;
+  policy: GetPolicy;
+  /** Called once per request actually sent, retries included. */
+  onRequest(): void;
+}
+
+/**
+ * GETs `url` (metadata `path`, for messages) with timeout and retries; undefined on 404. Each attempt takes a
+ * slot of `limit` but backoff does not, so a retrying item never holds up the others.
+ */
+export async function getText(context: GetContext, path: string, url: string, cancel: AbortSignal): Promise<string | undefined> {
+  const { host, limit, policy } = context;
+  for (let attempts = 1; ; attempts++) {
+    const outcome = await limit(() => {
+      cancel.throwIfAborted();
+      context.onRequest();
+      return attempt(host, url, policy.timeoutMs, cancel);
+    });
+    if ('body' in outcome) return outcome.body;
+    if (!outcome.failure.transient || attempts > policy.retries) {
+      throw new MetadataError(message(path, url, outcome.failure, attempts, policy));
+    }
+    await host.sleep(policy.backoffMs * 2 ** (attempts - 1));
+    cancel.throwIfAborted();
+  }
+}

@@ -1,0 +1,74 @@
+import pLimit from 'p-limit';
+import { ConfigError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import { getText, type GetContext } from './http-get.js';
+import type { MetadataSource } from './tree.js';
+import { readAgentTree, type MetaReader } from './walker.js';
+
+/** The Tencent-style metadata endpoint inside an instance. */
+export const DEFAULT_METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
+
+/** Options of the HTTP metadata source; every bound has a default that suits the real service. */
+export interface HttpSourceOptions {
+  baseUrl: string;
+  /** Most requests in flight at once, across every read of this source. */
+  concurrency?: number;
+  timeoutMs?: number;
+  retries?: number;
+  backoffMs?: number;
+}
+
+/** A metadata source that also tells how many HTTP requests it has sent (benchmarks compare it). */
+export type HttpMetadataSource = MetadataSource & { readonly requestCount: number };
+
+function count(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(`metadata ${name}: expected an integer >= ${min}, got ${value}`);
+  return value;
+}
+
+function httpReader(base: string, context: GetContext, cancel: AbortSignal): MetaReader {
+  const url = (path: string): string => `${base}${path}`;
+  return {
+    async list(path) {
+      const text = await getText(context, path, url(path), cancel);
+      if (text === undefined) return undefined;
+      // One entry per line; the final newline ends the last entry, any other empty line is kept for the walker to refuse.
+      const body = text.endsWith('\n') ? text.slice(0, -1) : text;
+      return body === '' ? [] : body.split('\n');
+    },
+    leaf: (path) => getText(context, path, url(path), cancel),
+    where: url,
+    notFound: (path) => `not found (404) at ${url(path)}`,
+  };
+}
+
+/** Reads the instance metadata over HTTP: only the keys the agent uses, level by level, bounded and retried. */
+export function httpMetadataSource(host: Host, options: HttpSourceOptions): HttpMetadataSource {
+  const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
+  let requestCount = 0;
+  const context: GetContext = {
+    host,
+    limit: pLimit(count('concurrency', options.concurrency ?? 16, 1)),
+    policy: {
+      timeoutMs: count('timeout', options.timeoutMs ?? 2000, 1),
+      retries: count('retries', options.retries ?? 3, 0),
+      backoffMs: count('backoff', options.backoffMs ?? 100, 0),
+    },
+    onRequest: () => void requestCount++,
+  };
+  return {
+    describe: base,
+    get requestCount() {
+      return requestCount;
+    },
+    async read() {
+      const cancel = new AbortController();
+      try {
+        return await readAgentTree(httpReader(base, context, cancel.signal));
+      } finally {
+        // After the first error nothing else is wanted: queued requests are dropped and in-flight ones aborted.
+        cancel.abort();
+      }
+    },
+  };
+}

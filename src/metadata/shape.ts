@@ -1,0 +1,27 @@
+/** The JSON type name used in shape messages: `null` and `array` are told apart from `object`. */
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+function isDirectory(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function problemAt(node: Record<string, unknown>, prefix: string): string | undefined {
+  for (const [name, child] of Object.entries(node)) {
+    const path = `${prefix}${name}`;
+    if (typeof child === 'string') continue;
+    if (!isDirectory(child)) return `${path}: expected a string or an object, got ${typeName(child)}`;
+    const problem = problemAt(child, `${path}/`);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/** What is wrong with a parsed JSON value as a MetaTree (one line naming the JSON path), or undefined if it is one. */
+export function treeShapeProblem(value: unknown): string | undefined {
+  if (!isDirectory(value)) return `(top level): expected an object, got ${typeName(value)}`;
+  return problemAt(value, '');
+}

@@ -1,0 +1,107 @@
+import { MetadataError } from '../errors.js';
+import type { MetaTree } from './tree.js';
+
+/** Raw access to a metadata tree by path relative to its root; the walker alone decides what is required. */
+export interface MetaReader {
+  /** Raw entries of the listing at `path` (which ends with `/`), directories suffixed with `/`; undefined when absent. */
+  list(path: string): Promise<string[] | undefined>;
+  /** Raw text of the leaf at `path`; undefined when absent. */
+  leaf(path: string): Promise<string | undefined>;
+  /** Where `path` lives, for messages: its URL, or the file. */
+  where(path: string): string;
+  /** How an absent item is reported, e.g. `not found (404) at <url>`. */
+  notFound(path: string): string;
+}
+
+const MACS = 'network/interfaces/macs/';
+
+// A name becomes a URL path segment: anything that could change the path or hide in a log line is refused.
+function badName(name: string): boolean {
+  if (name === '' || name === '.' || name === '..') return true;
+  return /[\s/\\?#%]/u.test(name) || [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+}
+
+function fail(reader: MetaReader, path: string, problem: string): never {
+  throw new MetadataError(`${path}: ${problem} (${reader.where(path)})`);
+}
+
+async function leaf(reader: MetaReader, path: string, required: boolean): Promise<string | undefined> {
+  const raw = await reader.leaf(path);
+  if (raw === undefined) {
+    if (required) throw new MetadataError(`${path}: ${reader.notFound(path)}`);
+    return undefined;
+  }
+  if (raw.includes('\u0000')) fail(reader, path, 'value contains a NUL character');
+  // Only the terminator goes: other whitespace is the server's and validation must see it.
+  return raw.endsWith('\n') ? raw.slice(0, -1) : raw;
+}
+
+/** Names of a required listing whose every entry must be a directory, in listing order. */
+async function directories(reader: MetaReader, path: string): Promise<string[]> {
+  const entries = await reader.list(path);
+  if (entries === undefined) throw new MetadataError(`${path}: ${reader.notFound(path)}`);
+  const names = new Set<string>();
+  entries.forEach((entry, index) => {
+    if (entry === '') fail(reader, path, `empty entry at line ${index + 1} of the listing`);
+    if (!entry.endsWith('/')) fail(reader, path, `entry ${JSON.stringify(entry)} is not a directory`);
+    const name = entry.slice(0, -1);
+    if (badName(name)) fail(reader, path, `bad entry ${JSON.stringify(entry)}`);
+    if (names.has(name)) fail(reader, path, `duplicate entry ${JSON.stringify(entry)}`);
+    names.add(name);
+  });
+  return [...names];
+}
+
+/** An object of the defined values only, keeping order; fromEntries so a name like `__proto__` stays a plain key. */
+function present(pairs: [string, MetaTree | string | undefined][]): MetaTree {
+  return Object.fromEntries(pairs.filter((pair): pair is [string, MetaTree | string] => pair[1] !== undefined));
+}
+
+/** Reads children of `dir` concurrently, each with `read`, as an object in listing order. */
+async function eachDirectory(reader: MetaReader, dir: string, read: (path: string) => Promise<MetaTree>): Promise<MetaTree> {
+  const names = await directories(reader, dir);
+  const children = await Promise.all(names.map((name) => read(`${dir}${name}/`)));
+  return present(names.map((name, i) => [name, children[i]]));
+}
+
+async function readAddress(reader: MetaReader, dir: string): Promise<MetaTree> {
+  const [gateway, mask, publicIp, mode] = await Promise.all([
+    leaf(reader, `${dir}gateway`, true),
+    leaf(reader, `${dir}subnet-mask`, true),
+    leaf(reader, `${dir}public-ipv4`, false),
+    leaf(reader, `${dir}public-ipv4-mode`, false),
+  ]);
+  return present([['gateway', gateway], ['subnet-mask', mask], ['public-ipv4', publicIp], ['public-ipv4-mode', mode]]);
+}
+
+async function readNic(reader: MetaReader, dir: string): Promise<MetaTree> {
+  const [primary, vpc, subnet, addresses] = await Promise.all([
+    leaf(reader, `${dir}primary-local-ipv4`, true),
+    leaf(reader, `${dir}vpc-id`, false),
+    leaf(reader, `${dir}subnet-id`, false),
+    // Each NIC goes on to its addresses as soon as its own listing is in, not when every NIC's is.
+    eachDirectory(reader, `${dir}local-ipv4s/`, (path) => readAddress(reader, path)),
+  ]);
+  return present([['primary-local-ipv4', primary], ['vpc-id', vpc], ['subnet-id', subnet], ['local-ipv4s', addresses]]);
+}
+
+/**
+ * Reads exactly the keys the agent uses, each level's requests at once (depth 3), and returns them as a
+ * MetaTree; throws MetadataError on the first problem, never a partial tree.
+ */
+export async function readAgentTree(reader: MetaReader): Promise<MetaTree> {
+  const [instanceId, mac, localIpv4, region, macs] = await Promise.all([
+    leaf(reader, 'instance-id', false),
+    leaf(reader, 'mac', true),
+    leaf(reader, 'local-ipv4', false),
+    leaf(reader, 'placement/region', false),
+    eachDirectory(reader, MACS, (path) => readNic(reader, path)),
+  ]);
+  return present([
+    ['instance-id', instanceId],
+    ['mac', mac],
+    ['local-ipv4', localIpv4],
+    ['placement', region === undefined ? undefined : { region }],
+    ['network', { interfaces: { macs } }],
+  ]);
+}

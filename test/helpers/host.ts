@@ -1,0 +1,58 @@
+import { dirname } from 'node:path';
+import { Volume, createFsFromVolume } from 'memfs';
+import type { Host, HostFs } from '../../src/host/host.js';
+
+/** The in-memory file system behind createTestHost's fs; tests seed it (vol.fromJSON) and reset it (vol.reset()). */
+export const vol = new Volume();
+const fs = createFsFromVolume(vol).promises;
+
+function isMissing(error: unknown): boolean {
+  return (error as { code?: unknown }).code === 'ENOENT';
+}
+
+/** HostFs over memfs, with the same contract as the real one (missing -> null). */
+const memFs: HostFs = {
+  async readText(path) {
+    try {
+      return (await fs.readFile(path, 'utf8')) as string;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  },
+  async list(path) {
+    try {
+      return ((await fs.readdir(path)) as string[]).map(String);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  },
+  async writeAtomic(path, content, mode) {
+    await fs.mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.tmp-${process.pid}`;
+    await fs.writeFile(temp, content, { mode });
+    await fs.rename(temp, path);
+  },
+  async remove(path) {
+    await fs.rm(path, { force: true });
+  },
+};
+
+/** A Host for tests: real fetch and timers, memfs files, no processes unless `run` is overridden. */
+export function createTestHost(overrides: Partial<Host> = {}): Host {
+  return {
+    fs: memFs,
+    run: async () => {
+      throw new Error('no process in this test');
+    },
+    fetch: globalThis.fetch,
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    env: {},
+    platform: 'linux',
+    isPrivileged: () => false,
+    log: () => undefined,
+    ...overrides,
+  };
+}

@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { buildModel } from '../../src/model/index.js';
+import { resolveInterfaceNames } from '../../src/model/names.js';
+import { renderCentos } from '../../src/render/centos/render.js';
+import { allocateTables } from '../../src/render/centos/tables.js';
+import type { RoutingMode } from '../../src/render/types.js';
+import type { MetaTree } from '../../src/metadata/tree.js';
+import { manualTree, threeNicTree } from '../lab/fixtures.js';
+
+function render(tree: MetaTree, routing: RoutingMode, taken: Set<number> = new Set()) {
+  const model = buildModel(tree);
+  const { names } = resolveInterfaceNames(model, null, true);
+  const tables = allocateTables(model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index), taken);
+  return renderCentos(model, { routing, names, tables });
+}
+
+/** KEY=value lines of an ifcfg/sysctl file, comments and blank lines dropped, in order. */
+function settings(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+const fixtures: [string, () => MetaTree][] = [
+  ['manual', manualTree],
+  ['three-nic', threeNicTree],
+];
+const modes: RoutingMode[] = ['policy', 'rp-filter'];
+
+describe('CentOS renderer golden files', () => {
+  for (const [name, tree] of fixtures) {
+    for (const routing of modes) {
+      it(`${name} / ${routing}`, async () => {
+        const { files } = render(tree(), routing);
+        expect(files.map((f) => f.path)).toMatchSnapshot();
+        for (const file of files) {
+          expect(file.mode).toBe(0o644);
+          await expect(file.content).toMatchFileSnapshot(`__golden__/${name}/${routing}${file.path}`);
+        }
+      });
+    }
+  }
+});
+
+describe('--routing rp-filter reproduces the manual', () => {
+  const { files } = render(manualTree(), 'rp-filter');
+  const byPath = new Map(files.map((f) => [f.path, f.content]));
+  const manual = (file: string) => readFileSync(new URL(`../fixtures/manual/${file}`, import.meta.url), 'utf8');
+
+  it.each(['eth0', 'eth1'])('ifcfg-%s has exactly the manual settings', (dev) => {
+    const ours = settings(byPath.get(`/etc/sysconfig/network-scripts/ifcfg-${dev}`) ?? '');
+    // The manual lists the same keys in a slightly different order for eth1; the settings must match one for one.
+    expect([...ours].sort()).toEqual([...settings(manual(`ifcfg-${dev}`))].sort());
+    expect(ours[0]).toBe('BOOTPROTO=static');
+  });
+
+  it('ifcfg-eth0 keeps the manual order line for line', () => {
+    expect(settings(byPath.get('/etc/sysconfig/network-scripts/ifcfg-eth0') ?? '')).toEqual(settings(manual('ifcfg-eth0')));
+  });
+
+  it('the sysctl drop-in holds the four rp_filter lines of the manual, in its order', () => {
+    expect(settings(byPath.get('/etc/sysctl.d/99-zz-eip-agent.conf') ?? '')).toEqual(settings(manual('sysctl-rp_filter.conf')));
+  });
+
+  it('writes no policy routing files', () => {
+    expect([...byPath.keys()].filter((p) => /\/(route|rule)-/.test(p))).toEqual([]);
+  });
+});
+
+describe('policy routing', () => {
+  it('gives each secondary NIC its own table, DEFROUTE=no, and loose rp_filter', () => {
+    const { files, runtime } = render(threeNicTree(), 'policy');
+    const ifcfg1 = files.find((f) => f.path.endsWith('ifcfg-eth1'))?.content ?? '';
+    expect(settings(ifcfg1)).toContain('DEFROUTE=no');
+    expect(settings(files.find((f) => f.path.endsWith('ifcfg-eth0'))?.content ?? '')).not.toContain('DEFROUTE=no');
+    expect(runtime.rules).toEqual([
+      { dev: 'eth1', from: '10.1.16.5', table: 10001, priority: 30001 },
+      { dev: 'eth1', from: '203.0.113.21', table: 10001, priority: 30001 },
+      { dev: 'eth2', from: '172.16.5.10', table: 10002, priority: 30002 },
+    ]);
+    expect(runtime.routes).toEqual([
+      { table: 10001, dst: '10.1.16.0/24', dev: 'eth1', src: '10.1.16.5' },
+      { table: 10001, dst: 'default', dev: 'eth1', gateway: '10.1.16.1' },
+      { table: 10002, dst: '172.16.5.0/24', dev: 'eth2', src: '172.16.5.10' },
+      { table: 10002, dst: 'default', dev: 'eth2', gateway: '172.16.5.1' },
+    ]);
+    expect(runtime.sysctls).toEqual([
+      { key: 'net.ipv4.conf.default.rp_filter', value: '2' },
+      { key: 'net.ipv4.conf.eth1.rp_filter', value: '2' },
+      { key: 'net.ipv4.conf.eth2.rp_filter', value: '2' },
+    ]);
+    expect(runtime.rpFilter).toEqual([
+      { ifname: 'eth1', effective: 2 },
+      { ifname: 'eth2', effective: 2 },
+    ]);
+  });
+
+  it('puts a direct EIP on its NIC as a /32 and keeps NAT EIPs off the NIC', () => {
+    const { runtime } = render(threeNicTree(), 'policy');
+    expect(runtime.addresses).toContainEqual({ ifname: 'eth1', ip: '203.0.113.21', prefixLength: 32 });
+    expect(runtime.addresses.map((a) => a.ip)).not.toContain('203.0.113.20');
+  });
+
+  it('never picks a table id that something else uses', () => {
+    const { runtime } = render(manualTree(), 'policy', new Set([10001, 10101]));
+    expect(new Set(runtime.rules.map((r) => r.table))).toEqual(new Set([10201]));
+    expect(new Set(runtime.routes.map((r) => r.table))).toEqual(new Set([10201]));
+  });
+
+  it('pings each gateway from every private address of its NIC', () => {
+    const { runtime } = render(manualTree(), 'policy');
+    expect(runtime.pings).toEqual([
+      { ifname: 'eth0', source: '10.0.0.2', target: '10.0.0.1' },
+      { ifname: 'eth0', source: '10.0.0.3', target: '10.0.0.1' },
+      { ifname: 'eth1', source: '10.0.0.7', target: '10.0.0.1' },
+      { ifname: 'eth1', source: '10.0.0.8', target: '10.0.0.1' },
+    ]);
+  });
+});
