@@ -7,7 +7,7 @@ import type { VerifyReport } from '../verify/report.js';
 export function fileDiff(change: FileChange): string {
   if (change.action === 'unchanged') return '';
   const before = change.action === 'create' ? '/dev/null' : `a${change.path}`;
-  return createTwoFilesPatch(before, `b${change.path}`, change.previous ?? '', change.content, '', '', { context: 3 })
+  return createTwoFilesPatch(before, `b${change.path}`, change.previous ?? '', change.content, undefined, undefined, { context: 3 })
     .split('\n')
     .slice(1) // drop the "====" banner
     .join('\n');

@@ -5,10 +5,9 @@ import type { PipelineOptions } from '../pipeline.js';
 import type { RoutingMode } from '../render/types.js';
 import { defaultTargetName } from '../targets/index.js';
 import type { TargetName } from '../targets/target.js';
+import { DEFAULT_METADATA_URL } from '../metadata/index.js';
 import { loadConfig } from './config.js';
 
-/** The metadata endpoint: the link-local address, so no DNS is needed while networking changes. */
-export const DEFAULT_METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
 
 /** Options shared by every command, as yargs parsed them. */
 export interface CommonArgs {
