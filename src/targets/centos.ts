@@ -1,7 +1,7 @@
 import { writeFiles } from '../apply/files.js';
 import type { LinuxLiveState } from '../apply/linux-state.js';
 import { readLinuxState, readSysctls } from '../apply/linux-state.js';
-import type { FileSnapshot, Plan } from '../apply/plan.js';
+import type { FileSnapshot } from '../apply/plan.js';
 import { planFiles, planRuntime } from '../apply/plan.js';
 import { underRoot } from '../apply/root.js';
 import { applyRuntime } from '../apply/runtime.js';
