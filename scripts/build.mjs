@@ -11,6 +11,13 @@ await build({
   loader: { '.hbs': 'text' },
   sourcemap: 'linked',
   logLevel: 'warning',
-  // Bundled CommonJS dependencies (handlebars, yargs' helpers) call require(); give the ESM bundle one.
-  banner: { js: "import { createRequire as __eipCreateRequire } from 'node:module'; const require = __eipCreateRequire(import.meta.url);" },
+  // Bundled CommonJS dependencies (handlebars, write-file-atomic...) use require() and __filename; give the ESM bundle both.
+  banner: {
+    js: [
+      "import { createRequire as __eipCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __eipFileURLToPath } from 'node:url';",
+      'const require = __eipCreateRequire(import.meta.url);',
+      'const __filename = __eipFileURLToPath(import.meta.url);',
+    ].join(' '),
+  },
 });

@@ -88,7 +88,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     const link = linkByName.get(want.ifname);
     if (link === undefined) continue;
     if (!link.up) {
-      changes.push({ kind: 'link', summary: `bring ${want.ifname} up`, batch: `link set dev ${want.ifname} up` });
+      changes.push({ kind: 'link', summary: `bring ${want.ifname} up`, batch: `link set dev ${want.ifname} up`, undo: `link set dev ${want.ifname} down` });
     }
   }
 
