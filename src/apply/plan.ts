@@ -1,4 +1,10 @@
 import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
+
+/** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
+export interface DesiredState {
+  files: RenderedFile[];
+  runtime: unknown;
+}
 import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
 import type { LinuxLiveState } from './linux-state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
@@ -41,7 +47,7 @@ export interface Plan {
   warnings: string[];
   /** Whether runtime state was compared (false with --no-runtime). */
   runtimePlanned: boolean;
-  desired: LinuxDesiredState;
+  desired: DesiredState;
 }
 
 /** Whether a file was written by the agent. */

@@ -10,6 +10,7 @@ import { AgentError, ApplyError, HostError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { resolveInterfaceNames } from '../model/names.js';
 import { renderCentos } from '../render/centos/render.js';
+import type { LinuxDesiredRuntime } from '../render/types.js';
 import { allocateTables } from '../render/centos/tables.js';
 import { verifyLinux } from '../verify/linux.js';
 import type { ApplyOutcome, Target } from './target.js';
@@ -123,6 +124,7 @@ export const centosTarget: Target = {
   },
 
   verify(host, plan) {
-    return verifyLinux(host, plan.desired.runtime);
+    // The centos target produced this plan, so its runtime is the Linux one.
+    return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
   },
 };

@@ -1,0 +1,30 @@
+import { applyAndVerify } from '../../pipeline.js';
+import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { formatReport } from '../format.js';
+import { resolveOptions } from '../options.js';
+
+/** `eip-agent apply`: write, reconcile, verify, roll back on failure. */
+export const applyCommand: CliCommand = {
+  command: 'apply',
+  describe: 'write the files, reconcile the runtime, verify; roll back if verification fails. Exit 0 applied and verified, 1 error (nothing changed), 3 verification failed (rolled back)',
+  builder: (y) =>
+    commonOptions(y)
+      .option('runtime', { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' })
+      .option('reload', { choices: ['none', 'network', 'nmcli'], describe: 'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`', defaultDescription: 'none' }),
+  async run(host, io, args) {
+    const { plan, outcome, report, rolledBack } = await applyAndVerify(host, await resolveOptions(host, args));
+    if (args.json) {
+      const result = { applied: !rolledBack, rolledBack, filesWritten: outcome.filesWritten, runtimeApplied: outcome.runtimeApplied, warnings: plan.warnings, verification: report ?? null };
+      io.out(`${JSON.stringify(result, null, 2)}\n`);
+    } else {
+      printWarnings(io, plan.warnings);
+      if (outcome.filesWritten.length === 0 && outcome.runtimeApplied.length === 0) io.out('Already in sync: nothing written, nothing changed.\n');
+      for (const f of outcome.filesWritten) io.out(`wrote ${f}\n`);
+      for (const r of outcome.runtimeApplied) io.out(`applied: ${r}\n`);
+      if (report) io.out(formatReport(report));
+    }
+    if (!rolledBack) return EXIT.ok;
+    io.err('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');
+    return EXIT.notVerified;
+  },
+};

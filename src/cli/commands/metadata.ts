@@ -1,0 +1,15 @@
+import type { CliCommand } from '../command.js';
+import { serveMetadata } from '../serve.js';
+
+/** `eip-agent metadata serve`: the metadata emulator. */
+export const metadataCommand: CliCommand = {
+  command: 'metadata serve',
+  describe: 'serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews)',
+  builder: (y) =>
+    y
+      .option('fixture', { type: 'string', demandOption: true, describe: 'JSON tree to serve' })
+      .option('host', { type: 'string', default: '127.0.0.1' })
+      .option('port', { type: 'number', default: 8080 })
+      .option('control-socket', { type: 'string', describe: 'unix socket for the control API (PUT /tree, PUT /faults, GET /stats)' }),
+  run: (host, io, args) => serveMetadata(host, io, args as unknown as { fixture: string; host: string; port: number; controlSocket?: string }),
+};
