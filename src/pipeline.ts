@@ -73,7 +73,14 @@ export async function applyAndVerify(host: Host, options: PipelineOptions): Prom
     }
   }
   if (!options.runtime) return { plan, outcome, rolledBack: false };
-  const report = await target.verify(host, plan);
+  let report: VerifyReport;
+  try {
+    report = await target.verify(host, plan);
+  } catch (error) {
+    // A verification that cannot run proves nothing: leave the guest as it was.
+    await outcome.undo();
+    throw error;
+  }
   if (report.ok) return { plan, outcome, report, rolledBack: false };
   await outcome.undo();
   return { plan, outcome, report, rolledBack: true };

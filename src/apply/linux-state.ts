@@ -6,6 +6,10 @@ export interface LiveLink {
   ifname: string;
   mac: string;
   up: boolean;
+  /** Link type from `ip -d` (vlan, bridge, veth...); absent for a physical NIC. */
+  kind?: string;
+  /** The bridge or bond this link is enslaved to. */
+  master?: string;
   addresses: { ip: string; prefixLength: number }[];
 }
 
@@ -40,6 +44,8 @@ interface IpAddressJson {
   ifname: string;
   address?: string;
   flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string };
   addr_info?: { family: string; local: string; prefixlen: number }[];
 }
 interface IpRuleJson {
@@ -71,7 +77,7 @@ export async function readSysctls(host: Host, keys: readonly string[]): Promise<
 /** Reads links, addresses, rules and routes (three `ip -j` processes), then the given sysctls. Read-only. */
 export async function readLinuxState(host: Host, sysctlKeys: readonly string[] = []): Promise<LinuxLiveState> {
   const [addresses, rules, routes] = await Promise.all([
-    ipJson<IpAddressJson[]>(host, ['address', 'show']),
+    ipJson<IpAddressJson[]>(host, ['-d', 'address', 'show']),
     ipJson<IpRuleJson[]>(host, ['-4', 'rule', 'show']),
     ipJson<IpRouteJson[]>(host, ['-4', 'route', 'show', 'table', 'all']),
   ]);
@@ -81,6 +87,8 @@ export async function readLinuxState(host: Host, sysctlKeys: readonly string[] =
       ifname: l.ifname,
       mac: (l.address ?? '').toLowerCase(),
       up: (l.flags ?? []).includes('UP'),
+      ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}),
+      ...(l.master !== undefined ? { master: l.master } : {}),
       addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => ({ ip: a.local, prefixLength: a.prefixlen })),
     })),
     rules: rules.map((r) => ({

@@ -59,8 +59,9 @@ export function isManaged(content: string | null): boolean {
 export function backupPathFor(path: string, snap: FileSnapshot): string | undefined {
   if (snap.current === null || isManaged(snap.current)) return undefined;
   // The manual's own step keeps ifcfg-eth0.bak; an identical .bak means the original is already safe.
+  if (snap.agentBakExists) return undefined;
   if (snap.bak === null) return `${path}.bak`;
-  if (snap.bak === snap.current || snap.agentBakExists) return undefined;
+  if (snap.bak === snap.current) return undefined;
   return `${path}.eip-agent.bak`;
 }
 
@@ -78,6 +79,11 @@ export function planFiles(files: readonly RenderedFile[], snapshots: ReadonlyMap
       ...(backupPath !== undefined ? { backupPath } : {}),
     };
   });
+}
+
+/** `ip route` arguments for a route in a numbered table. */
+function routeSpec(table: number | string, dst: string, dev: string, gateway?: string, src?: string): string {
+  return [dst, ...(gateway ? ['via', gateway] : []), 'dev', dev, ...(src ? ['src', src] : []), 'table', String(table)].join(' ');
 }
 
 /**
@@ -136,9 +142,12 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
       (r) => r.table === String(want.table) && r.dst === want.dst && r.dev === want.dev && r.gateway === want.gateway && (want.src === undefined || r.prefsrc === want.src),
     );
     if (present) continue;
-    const spec = [want.dst, ...(want.gateway ? ['via', want.gateway] : []), 'dev', want.dev, ...(want.src ? ['src', want.src] : []), 'table', String(want.table)].join(' ');
-    // The table is the agent's own (never one in use by others), so replace is safe and idempotent.
-    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo: `route del ${spec}` });
+    const spec = routeSpec(want.table, want.dst, want.dev, want.gateway, want.src);
+    const old = live.routes.find((r) => r.table === String(want.table) && r.dst === want.dst);
+    // The table is the agent's own (never one in use by others), so replace is safe and idempotent;
+    // undoing it puts back the route it replaced, if there was one.
+    const undo = old?.dev !== undefined ? `route replace ${routeSpec(want.table, old.dst, old.dev, old.gateway, old.prefsrc)} proto ${old.protocol ?? ROUTE_PROTO}` : `route del ${spec}`;
+    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo });
   }
 
   for (const want of runtime.rules) {

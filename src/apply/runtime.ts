@@ -19,7 +19,10 @@ async function setSysctls(host: Host, pairs: { key: string; value: string }[]): 
 
 async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise<void> {
   const lines = changes.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse();
-  if (lines.length > 0) await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  if (lines.length === 0) return;
+  // -force: undo as much as possible even if one line fails, then say so.
+  const result = await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  if (result.exitCode !== 0) throw new ApplyError(`undoing runtime changes was incomplete: ${firstLine(result.stderr)}`);
 }
 
 /**
@@ -31,11 +34,14 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   const sysctlChanges = changes.filter((c) => c.sysctl !== undefined);
   const applied: RuntimeChange[] = [];
   const undo = async () => {
-    await setSysctls(
-      host,
-      applied.flatMap((c) => (c.sysctl?.previous != null ? [{ key: c.sysctl.key, value: c.sysctl.previous }] : [])),
-    );
-    await undoBatch(host, applied);
+    try {
+      await setSysctls(
+        host,
+        applied.flatMap((c) => (c.sysctl?.previous != null ? [{ key: c.sysctl.key, value: c.sysctl.previous }] : [])),
+      );
+    } finally {
+      await undoBatch(host, applied);
+    }
   };
 
   if (ipChanges.length > 0) {
@@ -54,7 +60,7 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   } catch (error) {
     // Some keys may have been written before the failing one; previous values restore them all.
     applied.push(...sysctlChanges);
-    await undo();
+    await undo().catch(() => undefined); // the original failure is the one to report
     throw error;
   }
   applied.push(...sysctlChanges);

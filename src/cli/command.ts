@@ -16,7 +16,10 @@ export type Args = CommonArgs & { json: boolean } & Record<string, unknown>;
 
 /** One CLI command: its yargs definition and what it does; returns the exit code. */
 export interface CliCommand {
+  /** yargs command string, e.g. `plan` or `metadata <action>`. */
   command: string;
+  /** How messages name it when the command string has placeholders. */
+  name?: string;
   describe: string;
   builder(y: Argv): Argv;
   run(host: Host, io: Io, args: Args): Promise<number>;

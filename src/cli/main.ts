@@ -29,7 +29,7 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
     });
   }
   parser = parser
-    .demandCommand(1, `name a command (see --help): ${COMMANDS.map((c) => c.command).join(', ')}`)
+    .demandCommand(1, `name a command (see --help): ${COMMANDS.map((c) => c.name ?? c.command).join(', ')}`)
     .strict()
     .help()
     .version(false)

@@ -24,6 +24,7 @@ export interface CommonArgs {
 /** Merges command line, environment and config file (in that order of precedence) into pipeline options. */
 export async function resolveOptions(host: Host, args: CommonArgs): Promise<PipelineOptions> {
   const config = await loadConfig(host, args.config);
+  if (args.metadataFile === '') throw new ConfigError('--metadata-file needs a path');
   if (!args.root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(args.root)} must be an absolute path`);
   const metadataUrl = args.metadataUrl ?? host.env.EIP_AGENT_METADATA_URL ?? config.metadataUrl ?? DEFAULT_METADATA_URL;
   if (!/^https?:\/\/\S+$/.test(metadataUrl)) throw new ConfigError(`metadata URL ${JSON.stringify(metadataUrl)} is not an http(s) URL`);

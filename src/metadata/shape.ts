@@ -11,7 +11,8 @@ function isDirectory(value: unknown): value is Record<string, unknown> {
 
 function problemAt(node: Record<string, unknown>, prefix: string): string | undefined {
   for (const [name, child] of Object.entries(node)) {
-    const path = `${prefix}${name}`;
+    // A key is printed as-is only when it is plain visible ASCII, so a crafted key cannot break the one-line message.
+    const path = /^[\x21-\x7e]+$/.test(name) ? `${prefix}${name}` : `${prefix}${JSON.stringify(name)}`;
     if (typeof child === 'string') continue;
     if (!isDirectory(child)) return `${path}: expected a string or an object, got ${typeName(child)}`;
     const problem = problemAt(child, `${path}/`);

@@ -1,3 +1,4 @@
+import { AgentError } from '../errors.js';
 import type { InstanceModel } from './types.js';
 
 /** A network link as the OS reports it (`ip -j link`). */
@@ -5,6 +6,19 @@ export interface SystemLink {
   ifname: string;
   /** Lower-case MAC. */
   mac: string;
+  /** Link type from `ip -d` (vlan, bridge...); absent for a physical NIC. */
+  kind?: string;
+  master?: string;
+}
+
+/** Link types that copy their parent's MAC: never the ENI itself. */
+const UPPER_KINDS = new Set(['vlan', 'macvlan', 'macvtap', 'ipvlan', 'ipvtap', 'bridge', 'bond', 'team', 'vxlan']);
+
+/** The links that can be the ENI with this MAC: not a VLAN/bridge/bond on top of it, not enslaved. */
+function candidates(links: readonly SystemLink[], mac: string): SystemLink[] {
+  const same = links.filter((l) => l.mac.toLowerCase() === mac);
+  const plain = same.filter((l) => (l.kind === undefined || !UPPER_KINDS.has(l.kind)) && l.master === undefined);
+  return plain.length > 0 ? plain : same;
 }
 
 /** Interface names per lower-case MAC, and what could not be named from the system. */
@@ -25,11 +39,13 @@ export function resolveInterfaceNames(model: InstanceModel, links: readonly Syst
   const names = new Map<string, string>();
   const missing: string[] = [];
   const warnings: string[] = [];
-  const byMac = new Map((links ?? []).map((l) => [l.mac.toLowerCase(), l.ifname]));
   const taken = new Set((links ?? []).map((l) => l.ifname));
   for (const nic of model.nics) {
-    const ifname = byMac.get(nic.macLower);
-    if (ifname !== undefined) names.set(nic.macLower, ifname);
+    const found = candidates(links ?? [], nic.macLower);
+    if (found.length > 1) {
+      throw new AgentError('apply', `several interfaces carry the MAC ${nic.mac} of one NIC (${found.map((l) => l.ifname).join(', ')}): cannot tell which one is the ENI`);
+    }
+    if (found[0] !== undefined) names.set(nic.macLower, found[0].ifname);
   }
   let next = 0;
   for (const nic of model.nics) {

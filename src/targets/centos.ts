@@ -71,10 +71,10 @@ export const centosTarget: Target = {
   async plan(host, model, options) {
     const warnings: string[] = [];
     // A preview may run where `ip` is missing; apply and verify may not.
-    const live = options.runtime ? await readLinuxState(host) : await tryReadLinuxState(host);
-    const links = live?.links.map((l) => ({ ifname: l.ifname, mac: l.mac })) ?? null;
+    const live = options.requireNics ? await readLinuxState(host) : await tryReadLinuxState(host);
+    const links = live?.links ?? null;
     const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
-    if (links === null) warnings.push('`ip` is not available: interface names are previewed, not read from the system');
+    if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
     else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
     const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, !options.requireNics);
     if (resolution.missing.length > 0) {

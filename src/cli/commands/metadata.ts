@@ -3,10 +3,12 @@ import { serveMetadata } from '../serve.js';
 
 /** `eip-agent metadata serve`: the metadata emulator. */
 export const metadataCommand: CliCommand = {
-  command: 'metadata serve',
+  command: 'metadata <action>',
+  name: 'metadata serve',
   describe: 'serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews)',
   builder: (y) =>
     y
+      .positional('action', { choices: ['serve'], describe: 'serve: run the emulator' })
       .option('fixture', { type: 'string', demandOption: true, describe: 'JSON tree to serve' })
       .option('host', { type: 'string', default: '127.0.0.1' })
       .option('port', { type: 'number', default: 8080 })

@@ -1,0 +1,404 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { AgentError, ApplyError, HostError } from '../../src/errors.js';
+import type { Host, HostFs } from '../../src/host/host.js';
+import type { PipelineOptions } from '../../src/pipeline.js';
+import { applyAndVerify, makePlan, planIsEmpty, verifyOnly } from '../../src/pipeline.js';
+import type { KernelState } from '../helpers/fake-kernel.js';
+import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
+import { createTestHost, vol } from '../helpers/host.js';
+import { CLOUD_INIT_ETH0, FRESH_BATCH, MAC1, POLICY_FILES, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+
+const OPTIONS: PipelineOptions = {
+  metadataUrl: 'http://unused/',
+  metadataFile: '/meta.json',
+  root: '/',
+  target: 'centos',
+  routing: 'policy',
+  runtime: true,
+  requireNics: false,
+  reload: 'none',
+};
+
+const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
+const WRITTEN = Object.keys(POLICY_FILES);
+
+/** The inverse of FRESH_BATCH's first `n` lines, last first, as `ip -force -batch -` input. */
+function undoScript(n: number): string {
+  const inverse: Record<string, string> = {
+    'link set dev eth1 up': 'link set dev eth1 down',
+    'address add 10.0.0.3/24 dev eth0': 'address del 10.0.0.3/24 dev eth0',
+    'address add 10.0.0.7/24 dev eth1': 'address del 10.0.0.7/24 dev eth1',
+    'address add 10.0.0.8/24 dev eth1': 'address del 10.0.0.8/24 dev eth1',
+    'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234': 'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+    'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234': 'route del default via 10.0.0.1 dev eth1 table 10001',
+    'rule add from 10.0.0.7/32 table 10001 priority 30001': 'rule del from 10.0.0.7/32 table 10001 priority 30001',
+    'rule add from 10.0.0.8/32 table 10001 priority 30001': 'rule del from 10.0.0.8/32 table 10001 priority 30001',
+  };
+  return `${FRESH_BATCH.slice(0, n)
+    .map((line) => inverse[line])
+    .reverse()
+    .join('\n')}\n`;
+}
+
+interface Guest {
+  kernel: FakeKernel;
+  host: Host;
+  /** Paths passed to fs.writeAtomic, in order. */
+  writes: string[];
+}
+
+function guest(state: KernelState = freshKernel(), privileged = true, unwritable?: string): Guest {
+  const kernel = new FakeKernel(state);
+  const base = createTestHost().fs;
+  const writes: string[] = [];
+  const fs: HostFs = {
+    ...base,
+    async writeAtomic(path, content, mode) {
+      writes.push(path);
+      if (path === unwritable) throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' });
+      await base.writeAtomic(path, content, mode);
+    },
+  };
+  return { kernel, writes, host: createTestHost({ fs, run: kernel.run, isPrivileged: () => privileged }) };
+}
+
+function batches(kernel: FakeKernel): string[] {
+  return kernel.callsOf('ip', '-batch', '-').map((c) => c.input ?? '');
+}
+
+function sysctlWrites(kernel: FakeKernel): string[] {
+  return kernel.callsOf('sysctl', '-q', '-w').map((c) => c.argv.slice(3).join(' '));
+}
+
+function files(): Record<string, string | null> {
+  return vol.toJSON();
+}
+
+beforeEach(() => {
+  vol.reset();
+  vol.fromJSON(guestFiles());
+});
+
+describe('applyAndVerify on a fresh guest', () => {
+  it('changes the runtime in one ip -batch and one sysctl -w, writes the files and backs up the cloud-init ifcfg-eth0', async () => {
+    const { kernel, host, writes } = guest();
+    const result = await applyAndVerify(host, OPTIONS);
+
+    expect(result.rolledBack).toBe(false);
+    expect(result.report?.ok).toBe(true);
+    expect(batches(kernel)).toEqual([`${FRESH_BATCH.join('\n')}\n`]);
+    expect(sysctlWrites(kernel)).toEqual(['net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2']);
+    expect(kernel.commandLines().filter((l) => !l.startsWith('ping '))).toEqual([
+      'ip -j -d address show',
+      'ip -j -4 rule show',
+      'ip -j -4 route show table all',
+      'ip -batch -',
+      'sysctl -q -w net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2',
+      'ip -j -d address show',
+      'ip -j -4 rule show',
+      'ip -j -4 route show table all',
+    ]);
+    expect(kernel.commandLines().filter((l) => l.startsWith('ping ')).sort()).toEqual([
+      'ping -n -q -c 1 -W 1 -I 10.0.0.2 10.0.0.1',
+      'ping -n -q -c 1 -W 1 -I 10.0.0.3 10.0.0.1',
+      'ping -n -q -c 1 -W 1 -I 10.0.0.7 10.0.0.1',
+      'ping -n -q -c 1 -W 1 -I 10.0.0.8 10.0.0.1',
+    ]);
+
+    expect(result.outcome.filesWritten).toEqual([`${ETH0}.bak`, ...WRITTEN]);
+    expect(result.outcome.runtimeApplied).toEqual([
+      'bring eth1 up',
+      'add 10.0.0.3/24 to eth0',
+      'add 10.0.0.7/24 to eth1',
+      'add 10.0.0.8/24 to eth1',
+      'route 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+      'route default via 10.0.0.1 dev eth1 table 10001',
+      'rule from 10.0.0.7/32 table 10001 priority 30001',
+      'rule from 10.0.0.8/32 table 10001 priority 30001',
+      'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
+      'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
+    ]);
+    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN]);
+    expect(files()).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0, ...sysctlAfter() });
+  });
+
+  it('leaves a kernel state in which every live check passes', async () => {
+    const { kernel, host } = guest();
+    await applyAndVerify(host, OPTIONS);
+    const eth1 = kernel.state.links.find((l) => l.ifname === 'eth1');
+    expect(eth1).toEqual({ ifname: 'eth1', mac: MAC1, up: true, addresses: [{ ip: '10.0.0.7', prefixLength: 24 }, { ip: '10.0.0.8', prefixLength: 24 }] });
+    expect(kernel.state.rules.filter((r) => r.priority === 30001)).toEqual([
+      { priority: 30001, from: '10.0.0.7/32', table: '10001' },
+      { priority: 30001, from: '10.0.0.8/32', table: '10001' },
+    ]);
+    expect(kernel.state.routes.filter((r) => r.table === '10001')).toEqual([
+      { table: '10001', dst: '10.0.0.0/24', dev: 'eth1', protocol: '234', prefsrc: '10.0.0.7' },
+      { table: '10001', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: '234' },
+    ]);
+    const { report } = await verifyOnly(host, OPTIONS);
+    expect(report.checks.map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.kind} ${c.subject}`)).toEqual([
+      ...WRITTEN.map((p) => `ok file ${p}`),
+      'ok link eth0',
+      'ok link eth1',
+      'ok address 10.0.0.2/24 eth0',
+      'ok address 10.0.0.3/24 eth0',
+      'ok address 10.0.0.7/24 eth1',
+      'ok address 10.0.0.8/24 eth1',
+      'ok rule from 10.0.0.7 table 10001',
+      'ok rule from 10.0.0.8 table 10001',
+      'ok route 10.0.0.0/24 dev eth1 table 10001',
+      'ok route default via 10.0.0.1 dev eth1 table 10001',
+      'ok rp_filter eth1',
+      'ok ping 10.0.0.1 from 10.0.0.2 (eth0)',
+      'ok ping 10.0.0.1 from 10.0.0.3 (eth0)',
+      'ok ping 10.0.0.1 from 10.0.0.7 (eth1)',
+      'ok ping 10.0.0.1 from 10.0.0.8 (eth1)',
+    ]);
+  });
+
+  it('does nothing the second time: no ip -batch, no sysctl -w, no file written', async () => {
+    const { kernel, host, writes } = guest();
+    await applyAndVerify(host, OPTIONS);
+    const before = files();
+    const state = structuredClone(kernel.state);
+    kernel.calls.length = 0;
+    writes.length = 0;
+
+    expect(planIsEmpty((await makePlan(host, OPTIONS)).plan)).toBe(true);
+    const second = await applyAndVerify(host, OPTIONS);
+
+    expect(second.rolledBack).toBe(false);
+    expect(second.report?.ok).toBe(true);
+    expect(second.outcome.filesWritten).toEqual([]);
+    expect(second.outcome.runtimeApplied).toEqual([]);
+    expect(batches(kernel)).toEqual([]);
+    expect(kernel.callsOf('ip', '-force')).toEqual([]);
+    expect(sysctlWrites(kernel)).toEqual([]);
+    expect(writes).toEqual([]);
+    expect(files()).toEqual(before);
+    expect(kernel.state).toEqual(state);
+  });
+
+  it('verifies as not in sync before apply, naming what is missing', async () => {
+    const { host } = guest();
+    const { report } = await verifyOnly(host, OPTIONS);
+    expect(report.ok).toBe(false);
+    expect(report.checks.filter((c) => !c.ok && c.kind !== 'ping').map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual([
+      `file ${ETH0}: differs from what the metadata asks for`,
+      `file ${SCRIPTS}/ifcfg-eth1: missing`,
+      `file ${SCRIPTS}/route-eth1: missing`,
+      `file ${SCRIPTS}/rule-eth1: missing`,
+      'file /etc/sysctl.d/99-zz-eip-agent.conf: missing',
+      'link eth1: interface is down',
+      'address 10.0.0.3/24 eth0: missing from eth0',
+      'address 10.0.0.7/24 eth1: missing from eth1',
+      'address 10.0.0.8/24 eth1: missing from eth1',
+      'rule from 10.0.0.7 table 10001: missing',
+      'rule from 10.0.0.8 table 10001: missing',
+      'route 10.0.0.0/24 dev eth1 table 10001: missing',
+      'route default via 10.0.0.1 dev eth1 table 10001: missing',
+      'rp_filter eth1: effective 1 (all 1, eth1 1), expected 2',
+    ]);
+  });
+});
+
+function sysctlAfter(): Record<string, string> {
+  return { '/proc/sys/net/ipv4/conf/default/rp_filter': '2\n', '/proc/sys/net/ipv4/conf/eth1/rp_filter': '2\n' };
+}
+
+describe('applyAndVerify when something fails', () => {
+  it.each([1, 2, 5, 6, 8])('undoes lines 1..N-1 and every file when batch line %i fails', async (n) => {
+    const { kernel, host } = guest();
+    const failing = FRESH_BATCH[n - 1] ?? '';
+    kernel.failLines.add(failing);
+    const before = files();
+    const state = structuredClone(kernel.state);
+
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new ApplyError(`\`ip ${failing}\` failed: Error: injected failure.; runtime changes undone`));
+
+    const undo = kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input);
+    expect(undo).toEqual(n === 1 ? [] : [undoScript(n - 1)]);
+    expect(batches(kernel)).toEqual([`${FRESH_BATCH.join('\n')}\n`]);
+    expect(sysctlWrites(kernel)).toEqual([]);
+    expect(kernel.state).toEqual(state);
+    expect(files()).toEqual(before);
+  });
+
+  // Product bug: the undo restores sysctls first and, when that `sysctl -w` fails too, never runs the ip undo (src/apply/runtime.ts).
+  it('undoes the batch and every file when sysctl -w fails', async () => {
+    const { kernel, host } = guest();
+    kernel.sysctlFailure = 'sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"';
+    const before = files();
+    const state = structuredClone(kernel.state);
+
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new ApplyError('sysctl failed (exit 255): sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"'));
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
+    expect(kernel.state).toEqual(state);
+    expect(files()).toEqual(before);
+  });
+
+  it('rolls back the runtime and the files when verification fails', async () => {
+    const { kernel, host } = guest();
+    kernel.pingOk = false;
+    const before = files();
+    const state = structuredClone(kernel.state);
+
+    const result = await applyAndVerify(host, OPTIONS);
+
+    expect(result.rolledBack).toBe(true);
+    expect(result.report?.ok).toBe(false);
+    expect(result.report?.checks.filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual(
+      ['10.0.0.2 (eth0)', '10.0.0.3 (eth0)', '10.0.0.7 (eth1)', '10.0.0.8 (eth1)'].map(
+        (from) => `ping 10.0.0.1 from ${from}: no reply after 3 attempts: 1 packets transmitted, 0 received, 100% packet loss, time 0ms`,
+      ),
+    );
+    expect(sysctlWrites(kernel)).toEqual(['net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2', 'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1']);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
+    expect(kernel.state).toEqual(state);
+    expect(files()).toEqual(before);
+    expect(readSysctl('net.ipv4.conf.eth1.rp_filter')).toBe('1');
+  });
+
+  // Product bug: applyAndVerify undoes only when verification reports a failure, not when it throws (src/pipeline.ts).
+  it('rolls back the runtime and the files when verification cannot run (ping not installed)', async () => {
+    const { kernel, host } = guest();
+    kernel.missing.add('ping');
+    const before = files();
+    const state = structuredClone(kernel.state);
+
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new HostError('`ping` was not found on PATH: install iputils-ping'));
+    expect(kernel.state).toEqual(state);
+    expect(files()).toEqual(before);
+  });
+
+  it('puts every file back and changes no runtime state when a file cannot be written', async () => {
+    const { kernel, host, writes } = guest(freshKernel(), true, `${SCRIPTS}/rule-eth1`);
+    const before = files();
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
+      new ApplyError(`writing ${SCRIPTS}/rule-eth1 failed: EACCES: permission denied, open '${SCRIPTS}/rule-eth1'; files left as they were`),
+    );
+    expect(writes).toEqual([`${ETH0}.bak`, ETH0, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, ETH0]);
+    expect(files()).toEqual(before);
+    expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
+  });
+
+  // Product bug: a `route replace` is undone by `route del`, so a route it replaced is gone after a rollback (src/apply/plan.ts).
+  it('puts back a table route that apply replaced when verification fails', async () => {
+    const { kernel, host } = guest();
+    await applyAndVerify(host, OPTIONS);
+    const subnetRoute = kernel.state.routes.find((r) => r.table === '10001' && r.dst === '10.0.0.0/24');
+    if (subnetRoute === undefined) throw new Error('no table route');
+    subnetRoute.prefsrc = '10.0.0.8';
+    const before = files();
+    const state = structuredClone(kernel.state);
+    kernel.pingOk = false;
+    kernel.calls.length = 0;
+
+    const result = await applyAndVerify(host, OPTIONS);
+
+    expect(result.rolledBack).toBe(true);
+    expect(batches(kernel)).toEqual(['route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234\n']);
+    expect(kernel.state).toEqual(state);
+    expect(files()).toEqual(before);
+  });
+
+  it('refuses to change anything without privileges', async () => {
+    const { kernel, host, writes } = guest(freshKernel(), false);
+    const before = files();
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
+      new HostError('changing addresses, rules and sysctls needs root (CAP_NET_ADMIN): run as root, or use --no-runtime to write files only'),
+    );
+    expect(writes).toEqual([]);
+    expect(files()).toEqual(before);
+    expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
+  });
+
+  it('names iproute2 when ip is not installed, and writes nothing', async () => {
+    const { kernel, host, writes } = guest();
+    kernel.missing.add('ip');
+    const before = files();
+    const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HostError);
+    expect((error as HostError).line).toBe('host: `ip` was not found on PATH: install iproute2');
+    expect(writes).toEqual([]);
+    expect(files()).toEqual(before);
+  });
+
+  it('names the missing NIC and --no-runtime when the ENI is not attached, and writes nothing', async () => {
+    const state = freshKernel();
+    state.links = state.links.filter((l) => l.ifname !== 'eth1');
+    const { kernel, host, writes } = guest(state);
+    const before = files();
+    const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AgentError);
+    expect((error as AgentError).line).toBe(
+      'apply: NIC 20:90:6F:F7:93:2E from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only',
+    );
+    expect(writes).toEqual([]);
+    expect(files()).toEqual(before);
+    expect(batches(kernel)).toEqual([]);
+  });
+});
+
+describe('applyAndVerify with --no-runtime', () => {
+  it('writes the files only: no ip -batch, no sysctl, no ping, no privileges needed', async () => {
+    const { kernel, host, writes } = guest(freshKernel(), false);
+    const state = structuredClone(kernel.state);
+    const result = await applyAndVerify(host, { ...OPTIONS, runtime: false });
+
+    expect(result).toMatchObject({ rolledBack: false, outcome: { filesWritten: [`${ETH0}.bak`, ...WRITTEN], runtimeApplied: [] } });
+    expect(result.report).toBeUndefined();
+    expect(result.plan.runtimePlanned).toBe(false);
+    expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
+    expect(kernel.state).toEqual(state);
+    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN]);
+    expect(files()).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0 });
+  });
+
+  it('writes the files of an ENI that is not attached yet, named as a fresh guest would name it', async () => {
+    const state = freshKernel();
+    state.links = state.links.filter((l) => l.ifname !== 'eth1');
+    const { host } = guest(state);
+    const result = await applyAndVerify(host, { ...OPTIONS, runtime: false });
+    expect(result.outcome.filesWritten).toEqual([`${ETH0}.bak`, ...WRITTEN]);
+    expect(result.plan.warnings).toEqual([
+      'NIC 20:90:6F:F7:93:2E is not present on this system; previewing it as eth1 (the OS may name it differently; its runtime changes are not listed)',
+    ]);
+  });
+});
+
+describe('makePlan', () => {
+  // A VLAN carries its parent's MAC; the ENI is the link that is not a VLAN (`ip -d` linkinfo) on top of it.
+  it('names interfaces after the system link with the NIC\'s MAC, not after a VLAN on top of it', async () => {
+    const state = freshKernel();
+    state.links.push({ ifname: 'eth1.100', mac: MAC1, up: true, addresses: [], parent: 'eth1' });
+    const { host } = guest(state);
+    const { plan } = await makePlan(host, OPTIONS);
+    expect(plan.files.map((f) => f.path)).toEqual(WRITTEN);
+  });
+
+  it('refuses to guess when two plain links carry the same MAC', async () => {
+    const state = freshKernel();
+    state.links.push({ ifname: 'eth9', mac: MAC1, up: true, addresses: [] });
+    const { host } = guest(state);
+    await expect(makePlan(host, OPTIONS)).rejects.toThrow('several interfaces carry the MAC 20:90:6F:F7:93:2E of one NIC (eth1, eth9): cannot tell which one is the ENI');
+  });
+
+  it('picks another routing table when 10001 is in use by someone else', async () => {
+    const state = freshKernel();
+    state.rules.push({ priority: 100, from: '192.168.0.0/16', table: '10001' });
+    const { host } = guest(state);
+    const { plan } = await makePlan(host, OPTIONS);
+    expect(plan.runtime.filter((c) => c.kind === 'rule').map((c) => c.batch)).toEqual([
+      'rule add from 10.0.0.7/32 table 10101 priority 30001',
+      'rule add from 10.0.0.8/32 table 10101 priority 30001',
+    ]);
+  });
+
+  it('builds the same plan from the same state (deterministic)', async () => {
+    const { host } = guest();
+    const first = await makePlan(host, OPTIONS);
+    const second = await makePlan(host, OPTIONS);
+    expect(second.plan).toEqual(first.plan);
+  });
+});

@@ -1,0 +1,209 @@
+import { describe, expect, it } from 'vitest';
+import type { LinuxLiveState } from '../../src/apply/linux-state.js';
+import type { FileChange, FileSnapshot, RuntimeChange } from '../../src/apply/plan.js';
+import { planFiles, planRuntime } from '../../src/apply/plan.js';
+import { foreignTables } from '../../src/apply/tables-in-use.js';
+import type { RenderedFile } from '../../src/render/types.js';
+import { CLOUD_INIT_ETH0, FRESH_BATCH, RT_TABLES, convergedLive, freshLive, manualDesired } from '../helpers/manual-guest.js';
+
+const PATH = '/etc/sysconfig/network-scripts/ifcfg-eth0';
+const NEW = '# Managed by eip-agent: generated from instance metadata, local edits are replaced.\nBOOTPROTO=static\nDEVICE=eth0\n';
+const OLD_OWNED = '# Managed by eip-agent: generated from instance metadata, local edits are replaced.\nBOOTPROTO=static\nDEVICE=eth0\nIPADDR0=10.0.0.9\n';
+const OPERATOR_BAK = 'BOOTPROTO=none\nDEVICE=eth0\n';
+
+describe('planFiles', () => {
+  const file: RenderedFile = { path: PATH, mode: 0o644, content: NEW };
+  const snap = (current: string | null, bak: string | null = null, agentBakExists = false): FileSnapshot => ({ current, bak, agentBakExists });
+
+  it.each<[string, FileSnapshot | undefined, Pick<FileChange, 'action' | 'previous' | 'previousOwned' | 'backupPath'>]>([
+    ['no snapshot at all', undefined, { action: 'create', previous: null, previousOwned: false }],
+    ['an absent file', snap(null), { action: 'create', previous: null, previousOwned: false }],
+    ['an absent file next to a stray .bak', snap(null, OPERATOR_BAK, true), { action: 'create', previous: null, previousOwned: false }],
+    ['the same content', snap(NEW), { action: 'unchanged', previous: NEW, previousOwned: true }],
+    ['the same content without any backup', snap(NEW, null, false), { action: 'unchanged', previous: NEW, previousOwned: true }],
+    ['a foreign file and no .bak', snap(CLOUD_INIT_ETH0), { action: 'update', previous: CLOUD_INIT_ETH0, previousOwned: false, backupPath: `${PATH}.bak` }],
+    ['a foreign file whose .bak is identical (the manual\'s own step)', snap(CLOUD_INIT_ETH0, CLOUD_INIT_ETH0), { action: 'update', previous: CLOUD_INIT_ETH0, previousOwned: false }],
+    ['a foreign file and a different .bak', snap(CLOUD_INIT_ETH0, OPERATOR_BAK), { action: 'update', previous: CLOUD_INIT_ETH0, previousOwned: false, backupPath: `${PATH}.eip-agent.bak` }],
+    ['a foreign file, a different .bak and an .eip-agent.bak', snap(CLOUD_INIT_ETH0, OPERATOR_BAK, true), { action: 'update', previous: CLOUD_INIT_ETH0, previousOwned: false }],
+    ['an older file of the agent and no .bak', snap(OLD_OWNED), { action: 'update', previous: OLD_OWNED, previousOwned: true }],
+    ['an older file of the agent and a different .bak', snap(OLD_OWNED, OPERATOR_BAK), { action: 'update', previous: OLD_OWNED, previousOwned: true }],
+  ])('plans %s', (_name, snapshot, expected) => {
+    const snapshots = new Map(snapshot === undefined ? [] : [[PATH, snapshot]]);
+    expect(planFiles([file], snapshots)).toEqual([{ ...file, ...expected }]);
+  });
+
+  it('plans each file from its own snapshot, in render order', () => {
+    const other: RenderedFile = { path: '/etc/sysctl.d/99-zz-eip-agent.conf', mode: 0o644, content: 'x\n' };
+    const snapshots = new Map([
+      [PATH, snap(CLOUD_INIT_ETH0)],
+      [other.path, snap('x\n')],
+    ]);
+    expect(planFiles([other, file], snapshots).map((c) => [c.path, c.action, c.backupPath])).toEqual([
+      [other.path, 'unchanged', undefined],
+      [PATH, 'update', `${PATH}.bak`],
+    ]);
+  });
+});
+
+function batchLines(changes: readonly RuntimeChange[]): (string | undefined)[] {
+  return changes.filter((c) => c.kind !== 'sysctl').map((c) => c.batch);
+}
+
+/** A converged state with one change made by `mutate`. */
+function converged(mutate: (live: LinuxLiveState) => void): LinuxLiveState {
+  const live = convergedLive();
+  mutate(live);
+  return live;
+}
+
+function link(live: LinuxLiveState, name: string): LinuxLiveState['links'][number] {
+  const found = live.links.find((l) => l.ifname === name);
+  if (found === undefined) throw new Error(`no ${name}`);
+  return found;
+}
+
+describe('planRuntime', () => {
+  it('takes a fresh guest to the manual\'s policy-mode state: links, addresses, table routes, rules, then sysctls', () => {
+    const warnings: string[] = [];
+    const changes = planRuntime(manualDesired('policy'), freshLive(), warnings);
+    expect(batchLines(changes)).toEqual(FRESH_BATCH);
+    expect(changes).toEqual<RuntimeChange[]>([
+      { kind: 'link', summary: 'bring eth1 up', batch: 'link set dev eth1 up', undo: 'link set dev eth1 down' },
+      { kind: 'address', summary: 'add 10.0.0.3/24 to eth0', batch: 'address add 10.0.0.3/24 dev eth0', undo: 'address del 10.0.0.3/24 dev eth0' },
+      { kind: 'address', summary: 'add 10.0.0.7/24 to eth1', batch: 'address add 10.0.0.7/24 dev eth1', undo: 'address del 10.0.0.7/24 dev eth1' },
+      { kind: 'address', summary: 'add 10.0.0.8/24 to eth1', batch: 'address add 10.0.0.8/24 dev eth1', undo: 'address del 10.0.0.8/24 dev eth1' },
+      {
+        kind: 'route',
+        summary: 'route 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+        batch: 'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
+        undo: 'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+      },
+      {
+        kind: 'route',
+        summary: 'route default via 10.0.0.1 dev eth1 table 10001',
+        batch: 'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234',
+        undo: 'route del default via 10.0.0.1 dev eth1 table 10001',
+      },
+      { kind: 'rule', summary: 'rule from 10.0.0.7/32 table 10001 priority 30001', batch: 'rule add from 10.0.0.7/32 table 10001 priority 30001', undo: 'rule del from 10.0.0.7/32 table 10001 priority 30001' },
+      { kind: 'rule', summary: 'rule from 10.0.0.8/32 table 10001 priority 30001', batch: 'rule add from 10.0.0.8/32 table 10001 priority 30001', undo: 'rule del from 10.0.0.8/32 table 10001 priority 30001' },
+      { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.default.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.default.rp_filter', value: '2', previous: '1' } },
+      { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.eth1.rp_filter', value: '2', previous: '1' } },
+    ]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('plans every sysctl of rp-filter mode and no table route or rule', () => {
+    const changes = planRuntime(manualDesired('rp-filter'), freshLive(), []);
+    expect(batchLines(changes)).toEqual(['link set dev eth1 up', 'address add 10.0.0.3/24 dev eth0', 'address add 10.0.0.7/24 dev eth1', 'address add 10.0.0.8/24 dev eth1']);
+    expect(changes.filter((c) => c.kind === 'sysctl').map((c) => c.sysctl)).toEqual([
+      { key: 'net.ipv4.conf.default.rp_filter', value: '0', previous: '1' },
+      { key: 'net.ipv4.conf.all.rp_filter', value: '0', previous: '1' },
+      { key: 'net.ipv4.conf.eth0.rp_filter', value: '0', previous: '1' },
+      { key: 'net.ipv4.conf.eth1.rp_filter', value: '0', previous: '1' },
+    ]);
+  });
+
+  it('plans nothing for a converged guest', () => {
+    const warnings: string[] = [];
+    expect(planRuntime(manualDesired('policy'), convergedLive(), warnings)).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  it.each<[string, (live: LinuxLiveState) => void, string[], string[]]>([
+    [
+      'an address held by another interface',
+      (live) => {
+        link(live, 'eth1').addresses.pop();
+        link(live, 'eth0').addresses.push({ ip: '10.0.0.8', prefixLength: 24 });
+      },
+      ['address add 10.0.0.8/24 dev eth1'],
+      ['10.0.0.8 is also on eth0, which the metadata does not assign it to'],
+    ],
+    [
+      'an address with another prefix length',
+      (live) => {
+        link(live, 'eth0').addresses[1] = { ip: '10.0.0.3', prefixLength: 32 };
+      },
+      [],
+      ['10.0.0.3 is on eth0 as /32, metadata says /24; left as it is'],
+    ],
+    [
+      'a main table without a default route (a default in table 10001 does not count)',
+      (live) => {
+        live.routes = live.routes.filter((r) => !(r.table === 'main' && r.dst === 'default'));
+      },
+      ['route add default via 10.0.0.1 dev eth0'],
+      [],
+    ],
+    [
+      'a table route with another source address',
+      (live) => {
+        live.routes = live.routes.map((r) => (r.table === '10001' && r.dst === '10.0.0.0/24' ? { ...r, prefsrc: '10.0.0.8' } : r));
+      },
+      ['route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234'],
+      [],
+    ],
+    [
+      'a rule of the agent pointing at another table',
+      (live) => {
+        live.rules = live.rules.map((r) => (r.from === '10.0.0.8/32' ? { ...r, table: '10101' } : r));
+      },
+      ['rule add from 10.0.0.8/32 table 10001 priority 30001'],
+      ['rule from 10.0.0.8/32 points at table 10101, expected 10001'],
+    ],
+    [
+      'a link that is down',
+      (live) => {
+        link(live, 'eth0').up = false;
+      },
+      ['link set dev eth0 up'],
+      [],
+    ],
+  ])('handles %s', (_name, mutate, lines, expectedWarnings) => {
+    const warnings: string[] = [];
+    expect(batchLines(planRuntime(manualDesired('policy'), converged(mutate), warnings))).toEqual(lines);
+    expect(warnings).toEqual(expectedWarnings);
+  });
+
+  it('adds the main default route right after the addresses, before the table routes', () => {
+    const live = freshLive();
+    live.routes = live.routes.filter((r) => r.dst !== 'default');
+    expect(batchLines(planRuntime(manualDesired('policy'), live, []))).toEqual([...FRESH_BATCH.slice(0, 4), 'route add default via 10.0.0.1 dev eth0', ...FRESH_BATCH.slice(4)]);
+  });
+
+  it('skips the addresses, routes, rules and sysctls of a NIC absent from the system', () => {
+    const live = freshLive();
+    live.links = live.links.filter((l) => l.ifname !== 'eth1');
+    live.sysctls.set('net.ipv4.conf.eth1.rp_filter', null);
+    const changes = planRuntime(manualDesired('policy'), live, []);
+    expect(changes.map((c) => c.batch ?? c.sysctl?.key)).toEqual(['address add 10.0.0.3/24 dev eth0', 'net.ipv4.conf.default.rp_filter']);
+  });
+
+  it('skips a sysctl that was not read', () => {
+    const live = convergedLive();
+    live.sysctls = new Map([['net.ipv4.conf.eth1.rp_filter', '1']]);
+    expect(planRuntime(manualDesired('policy'), live, []).map((c) => c.summary)).toEqual(['sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2']);
+  });
+});
+
+describe('foreignTables', () => {
+  const live = (rules: LinuxLiveState['rules'], routes: LinuxLiveState['routes'] = []): LinuxLiveState => ({ links: [], rules, routes, sysctls: new Map() });
+
+  it.each<[string, LinuxLiveState | null, string[], number[]]>([
+    ['nothing', null, [], []],
+    ['the fresh guest', freshLive(), [RT_TABLES], [0, 253, 254, 255]],
+    ['the converged guest', convergedLive(), [], []],
+    ['a rule below the agent\'s band', live([{ priority: 29999, from: '10.0.0.9/32', table: '10001' }]), [], [10001]],
+    ['a rule at the first priority of the band', live([{ priority: 30000, from: '10.0.0.9/32', table: '10001' }]), [], []],
+    ['a rule at the last priority of the band', live([{ priority: 30999, from: '10.0.0.9/32', table: '10002' }]), [], []],
+    ['a rule just above the band', live([{ priority: 31000, from: '10.0.0.9/32', table: '10002' }]), [], [10002]],
+    ['a rule of another tool on a named table', live([{ priority: 100, from: 'all', table: 'vpn' }]), [], []],
+    ['the reserved tables', live([{ priority: 0, from: 'all', table: 'local' }, { priority: 32766, from: 'all', table: 'main' }, { priority: 32767, from: 'all', table: 'default' }]), [], []],
+    ['a route with the agent\'s protocol', live([], [{ table: '10001', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: '234' }]), [], []],
+    ['a route with another protocol', live([], [{ table: '10001', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: 'static' }]), [], [10001]],
+    ['a route without a protocol', live([], [{ table: '300', dst: '10.9.0.0/16', dev: 'eth0' }]), [], [300]],
+    ['numeric rt_tables entries, not comments', null, ['200 vpn\n#201 old\n  202\tspaced\nbad line\n', '10001\tmine\n'], [200, 202, 10001]],
+  ])('finds %s', (_name, state, rtTables, expected) => {
+    expect([...foreignTables(state, rtTables)].sort((a, b) => a - b)).toEqual(expected);
+  });
+});

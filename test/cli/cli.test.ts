@@ -1,0 +1,294 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { EXIT, main } from '../../src/cli/main.js';
+import type { Host } from '../../src/host/host.js';
+import type { MetaTree } from '../../src/metadata/tree.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
+import { createTestHost, vol } from '../helpers/host.js';
+import { CLOUD_INIT_ETH0, POLICY_FILES, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+import { manualTree } from '../lab/fixtures.js';
+
+const META = ['--metadata-file', '/meta.json'];
+const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs the CLI against the guest in memfs and the given kernel (none: every process fails to start). */
+async function cli(argv: string[], kernel?: FakeKernel): Promise<Run> {
+  const host: Host = createTestHost({ ...(kernel ? { run: kernel.run, isPrivileged: () => true } : {}) });
+  let out = '';
+  let err = '';
+  const code = await main(argv, host, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { code, out, err };
+}
+
+/** A copy of `tree` with the item at `path` (slash-separated) set. */
+function edit(tree: MetaTree, path: string, value: MetaTree | string): MetaTree {
+  const copy = structuredClone(tree);
+  const names = path.split('/');
+  const last = names.pop() as string;
+  let node = copy;
+  for (const name of names) node = node[name] as MetaTree;
+  node[last] = value;
+  return copy;
+}
+
+/** A copy of `tree` with the directory entry `from` (under `dir`) renamed to `to`, keeping listing order. */
+function rename(tree: MetaTree, dir: string, from: string, to: string): MetaTree {
+  const copy = structuredClone(tree);
+  let node = copy;
+  for (const name of dir.split('/')) node = node[name] as MetaTree;
+  const entries = Object.entries(node).map(([k, v]): [string, MetaTree | string] => [k === from ? to : k, v]);
+  for (const key of Object.keys(node)) delete node[key];
+  Object.assign(node, Object.fromEntries(entries));
+  return copy;
+}
+
+function seedTree(tree: unknown): void {
+  vol.writeFileSync('/meta.json', JSON.stringify(tree));
+}
+
+/** Asserts a failed run: exit 1, nothing on stdout, exactly one `eip-agent: ` line on stderr (no stack). */
+function expectOneLineFailure(run: Run): void {
+  expect(run.code).toBe(EXIT.error);
+  expect(run.out).toBe('');
+  expect(run.err).toMatch(/^eip-agent: [^\n]*\n$/u);
+  expect(run.err).not.toMatch(/internal error|\n\s+at /u);
+}
+
+beforeEach(() => {
+  vol.reset();
+  vol.fromJSON(guestFiles());
+});
+
+describe('plan', () => {
+  it('exits 2 with the diffs and runtime changes while changes are pending, 0 once apply made them', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    const pending = await cli(['plan', ...META], kernel);
+    expect(pending.code).toBe(EXIT.pending);
+    expect(pending.err).toBe('');
+    const lines = pending.out.split('\n');
+    expect(lines.slice(0, 8)).toEqual([
+      'Plan for target centos, root /',
+      '',
+      'Files:',
+      `  update    ${ETH0} (original saved as ${ETH0}.bak)`,
+      `  create    ${SCRIPTS}/ifcfg-eth1`,
+      `  create    ${SCRIPTS}/route-eth1`,
+      `  create    ${SCRIPTS}/rule-eth1`,
+      '  create    /etc/sysctl.d/99-zz-eip-agent.conf',
+    ]);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        `--- a${ETH0}`,
+        `+++ b${ETH0}`,
+        '-BOOTPROTO=dhcp',
+        '+BOOTPROTO=static',
+        '+IPADDR1=10.0.0.3',
+        '--- /dev/null',
+        `+++ b${SCRIPTS}/rule-eth1`,
+        '+from 10.0.0.8/32 table 10001 priority 30001',
+        '  + bring eth1 up',
+        '  + rule from 10.0.0.8/32 table 10001 priority 30001',
+        '  + sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
+      ]),
+    );
+    expect(lines.at(-2)).toBe('15 change(s) pending; `eip-agent apply` makes them.');
+    expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
+
+    const apply = await cli(['apply', ...META], kernel);
+    expect(apply.err).toBe('');
+    expect(apply.code).toBe(EXIT.ok);
+    expect(apply.out).toContain(`wrote ${ETH0}\n`);
+    expect(apply.out).toContain('Verified: all 15 checks passed.\n');
+
+    const synced = await cli(['plan', ...META], kernel);
+    expect(synced.code).toBe(EXIT.ok);
+    expect(synced.out).toContain('\nRuntime:\n  in sync\n');
+    expect(synced.out.endsWith('\nIn sync: nothing to do.\n')).toBe(true);
+  });
+
+  it('prints the plan as JSON with inSync', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    const pending = await cli(['plan', '--json', ...META], kernel);
+    expect(pending.code).toBe(EXIT.pending);
+    const plan = JSON.parse(pending.out) as { inSync: boolean; runtimePlanned: boolean; files: { path: string; action: string; backupPath?: string }[]; runtime: unknown[] };
+    expect(plan.inSync).toBe(false);
+    expect(plan.runtimePlanned).toBe(true);
+    expect(plan.files.map((f) => [f.path, f.action, f.backupPath])).toEqual([
+      [ETH0, 'update', `${ETH0}.bak`],
+      [`${SCRIPTS}/ifcfg-eth1`, 'create', undefined],
+      [`${SCRIPTS}/route-eth1`, 'create', undefined],
+      [`${SCRIPTS}/rule-eth1`, 'create', undefined],
+      ['/etc/sysctl.d/99-zz-eip-agent.conf', 'create', undefined],
+    ]);
+    expect(plan.runtime).toHaveLength(10);
+
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    const synced = await cli(['plan', '--json', ...META], kernel);
+    expect(synced.code).toBe(EXIT.ok);
+    expect(JSON.parse(synced.out)).toMatchObject({ inSync: true, runtime: [], warnings: [] });
+  });
+
+  it('exits 3 and says so when verification fails after apply (everything rolled back)', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    kernel.pingOk = false;
+    const before = vol.toJSON();
+    const run = await cli(['apply', ...META], kernel);
+    expect(run.code).toBe(EXIT.notVerified);
+    expect(run.err).toBe('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');
+    expect(vol.toJSON()).toEqual(before);
+  });
+});
+
+describe('render', () => {
+  it('writes the rendered files under --out and nothing else', async () => {
+    const before = vol.toJSON();
+    const run = await cli(['render', ...META, '--out', '/out']);
+    expect(run.code).toBe(EXIT.ok);
+    const rendered = Object.fromEntries(Object.entries(POLICY_FILES).map(([path, content]) => [`/out${path}`, content]));
+    expect(run.out).toBe(Object.keys(rendered).map((p) => `${p}\n`).join(''));
+    expect(vol.toJSON()).toEqual({ ...before, ...rendered });
+    expect(run.err).toBe(
+      [
+        'eip-agent: warning: `ip` is not available (install iproute2): interface names are previewed and the runtime is not compared',
+        'eip-agent: warning: NIC 52:54:00:8A:7A:64 is not present on this system; previewing it as eth0 (the OS may name it differently; its runtime changes are not listed)',
+        'eip-agent: warning: NIC 20:90:6F:F7:93:2E is not present on this system; previewing it as eth1 (the OS may name it differently; its runtime changes are not listed)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('renders the same files when the NICs are read from the system, and starts no change', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    const before = vol.toJSON();
+    const run = await cli(['render', ...META, '--out', '/out'], kernel);
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.err).toBe('');
+    expect(vol.toJSON()).toEqual({ ...before, ...Object.fromEntries(Object.entries(POLICY_FILES).map(([p, c]) => [`/out${p}`, c])) });
+    expect(vol.readFileSync(ETH0, 'utf8')).toBe(CLOUD_INIT_ETH0);
+    expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
+  });
+});
+
+const NIC0 = 'network/interfaces/macs/52:54:00:8A:7A:64';
+const NIC1 = 'network/interfaces/macs/20:90:6F:F7:93:2E';
+const IP8 = `${NIC1}/local-ipv4s/10.0.0.8`;
+
+/** Every leaf the agent reads, with a valid value to build payloads from. */
+const FIELDS: [string, string][] = [
+  ['instance-id', 'ins-lab00001'],
+  ['mac', '52:54:00:8A:7A:64'],
+  ['local-ipv4', '10.0.0.2'],
+  ['placement/region', 'ap-example-1'],
+  [`${NIC1}/primary-local-ipv4`, '10.0.0.7'],
+  [`${NIC1}/vpc-id`, 'vpc-lab00001'],
+  [`${NIC0}/subnet-id`, 'subnet-lab0001'],
+  [`${IP8}/gateway`, '10.0.0.1'],
+  [`${IP8}/subnet-mask`, '255.255.255.0'],
+  [`${IP8}/public-ipv4`, '203.0.113.13'],
+  [`${IP8}/public-ipv4-mode`, 'NAT'],
+];
+
+/** Shell payloads, each appended to a valid value. */
+const PAYLOADS = ['$(reboot)', '\nreboot', '`reboot`', '"; reboot; "', "' ; reboot #", '\r\nDEVICE=lo', ' $IFS'];
+
+const INJECTIONS = FIELDS.flatMap(([path, valid]) => PAYLOADS.map((payload): [string, string, string] => [path, JSON.stringify(payload), `${valid}${payload}`]));
+
+describe('bad input', () => {
+  const COMMANDS: string[][] = [['plan'], ['apply'], ['verify'], ['render', '--out', '/out']];
+  const CASES: [string, string[], (() => void) | undefined][] = [
+    ['a missing metadata file', ['--metadata-file', '/missing.json'], undefined],
+    ['metadata that is not JSON', META, () => vol.writeFileSync('/meta.json', '{"mac": ')],
+    ['a metadata value with $(reboot)', META, () => seedTree(edit(manualTree(), `${IP8}/gateway`, '10.0.0.1$(reboot)'))],
+    ['a metadata value with a newline', META, () => seedTree(edit(manualTree(), `${NIC0}/subnet-id`, 'subnet-lab0001\nDEVICE=lo'))],
+    ['a metadata value with a backtick', META, () => seedTree(edit(manualTree(), 'instance-id', 'ins-`reboot`'))],
+    ['a metadata value with quotes', META, () => seedTree(edit(manualTree(), 'placement/region', 'ap"example\'1'))],
+    ['a NIC listed under a MAC with $(reboot)', META, () => seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E$(reboot)'))],
+    ['a NIC listed under a MAC with a newline', META, () => seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E\nDEVICE=lo'))],
+    ['an address listed under a name with a backtick', META, () => seedTree(rename(manualTree(), `${NIC1}/local-ipv4s`, '10.0.0.8', '10.0.0.8`reboot`'))],
+    ['an unknown --routing', [...META, '--routing', 'loose'], undefined],
+    ['an unknown --target', [...META, '--target', 'freebsd'], undefined],
+    ['a target not available yet', [...META, '--target', 'windows'], undefined],
+    ['a relative --root', [...META, '--root', 'srv/guest'], undefined],
+    ['an unknown config key', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}')],
+    ['a config file that is not JSON', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{routing: policy}')],
+    ['a missing config file', [...META, '--config', '/cfg.json'], undefined],
+    ['a config value out of range', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"metadataRetries": 11}')],
+    ['a non-http metadata URL', ['--metadata-url', 'file:///etc/passwd'], undefined],
+    ['a metadata URL with a newline', ['--metadata-url', 'http://169.254.0.23/\nx'], undefined],
+    ['an unknown option', [...META, '--dry-run'], undefined],
+  ];
+  const TABLE = COMMANDS.flatMap((command) => CASES.map(([name, args, setup]): [string, string, string[], (() => void) | undefined] => [command.join(' '), name, [...command, ...args], setup]));
+
+  it.each(TABLE)('%s with %s: exit 1, one line, nothing written', async (_command, _name, argv, setup) => {
+    setup?.();
+    const before = vol.toJSON();
+    const kernel = new FakeKernel(freshKernel());
+    const run = await cli(argv, kernel);
+    expectOneLineFailure(run);
+    expect(vol.toJSON()).toEqual(before);
+    expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
+  });
+
+  // Product bug: the JSON shape check prints key names raw (src/metadata/shape.ts), so a key with a newline splits the message.
+  it('keeps a bad metadata key on one line', async () => {
+    seedTree({ ...manualTree(), 'x\nDEVICE=lo': 1 });
+    const before = vol.toJSON();
+    const run = await cli(['plan', ...META], new FakeKernel(freshKernel()));
+    expectOneLineFailure(run);
+    expect(run.err).toContain('expected a string or an object, got number (in /meta.json)');
+    expect(vol.toJSON()).toEqual(before);
+  });
+
+  it.each([
+    ['a missing metadata file', ['plan', '--metadata-file', '/missing.json'], 'eip-agent: metadata: metadata file /missing.json: not found\n'],
+    ['a relative --root', ['plan', ...META, '--root', 'srv/guest'], 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
+    ['a relative --out', ['render', ...META, '--out', 'out'], 'eip-agent: config: --out "out" must be an absolute path\n'],
+    ['a non-http metadata URL', ['plan', '--metadata-url', 'file:///etc/passwd'], 'eip-agent: config: metadata URL "file:///etc/passwd" is not an http(s) URL\n'],
+    ['a target not available yet', ['plan', ...META, '--target', 'windows'], 'eip-agent: config: target "windows" is not available in this version (available: centos)\n'],
+    ['an unknown --routing', ['plan', ...META, '--routing', 'loose'], 'eip-agent: config: Invalid values: Argument: routing, Given: "loose", Choices: "policy", "rp-filter"\n'],
+    ['an unknown option', ['plan', ...META, '--dry-run'], 'eip-agent: config: Unknown arguments: dry-run, dryRun\n'],
+    ['an unknown command', ['frobnicate'], 'eip-agent: config: Unknown argument: frobnicate\n'],
+    ['no command', [], 'eip-agent: config: name a command (see --help): plan, apply, render, verify, metadata serve\n'],
+    ['render without --out', ['render', ...META], 'eip-agent: config: Missing required argument: out\n'],
+    ['a missing fixture for metadata serve', ['metadata', 'serve', '--fixture', '/nope.json'], 'eip-agent: config: fixture /nope.json not found\n'],
+    ['metadata serve with a fixture that is not an object', ['metadata', 'serve', '--fixture', '/meta.json'], 'eip-agent: config: fixture /meta.json: expected a JSON object\n'],
+  ])('says exactly what is wrong for %s', async (name, argv, message) => {
+    if (name.startsWith('metadata serve with')) vol.writeFileSync('/meta.json', '[]');
+    const before = vol.toJSON();
+    const run = await cli(argv);
+    expectOneLineFailure(run);
+    expect(run.err).toBe(message);
+    expect(vol.toJSON()).toEqual(before);
+  });
+
+  // Product bug: the command is declared as the string 'metadata serve', so yargs accepts any second word (src/cli/commands/metadata.ts).
+  it('refuses an unknown metadata subcommand instead of serving', async () => {
+    const run = await cli(['metadata', 'bogus', '--fixture', '/nope.json']);
+    expectOneLineFailure(run);
+    expect(run.err).toMatch(/^eip-agent: config: .*bogus/u);
+  });
+
+  it('names the config file and the unknown key', async () => {
+    vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}');
+    const run = await cli(['plan', ...META, '--config', '/cfg.json']);
+    expect(run.err).toBe(
+      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, metadataTimeoutMs, metadataConcurrency, metadataRetries)\n',
+    );
+  });
+});
+
+describe('injection end to end', () => {
+  it.each(INJECTIONS)('render refuses %s with %s and writes nothing', async (path, _payload, value) => {
+    seedTree(edit(manualTree(), path, value));
+    const before = vol.toJSON();
+    const run = await cli(['render', ...META, '--out', '/out']);
+    expectOneLineFailure(run);
+    expect(run.err.startsWith(`eip-agent: validation: ${path}: ${JSON.stringify(value)} `)).toBe(true);
+    expect(vol.toJSON()).toEqual(before);
+  });
+});

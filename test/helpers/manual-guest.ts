@@ -1,0 +1,214 @@
+// The product manual's instance (test/lab/fixtures.ts manualTree()) as a guest: a fresh CentOS 7 boot
+// (cloud-init DHCP on eth0, eth1 attached but down), the files the agent must write for it in policy
+// mode, and hand-made live states for the pure planners and the verifier.
+import type { LinuxLiveState } from '../../src/apply/linux-state.js';
+import { buildModel } from '../../src/model/index.js';
+import { renderCentos } from '../../src/render/centos/render.js';
+import type { LinuxDesiredState, RoutingMode } from '../../src/render/types.js';
+import { manualTree } from '../lab/fixtures.js';
+import type { KernelState } from './fake-kernel.js';
+import { sysctlFiles } from './fake-kernel.js';
+
+export const MAC0 = '52:54:00:8a:7a:64';
+export const MAC1 = '20:90:6f:f7:93:2e';
+export const SCRIPTS = '/etc/sysconfig/network-scripts';
+export const SYSCTL_DROPIN = '/etc/sysctl.d/99-zz-eip-agent.conf';
+
+/** ifcfg-eth0 as cloud-init leaves it on a fresh CentOS 7 guest. */
+export const CLOUD_INIT_ETH0 = [
+  '# Created by cloud-init on instance boot automatically, do not edit.',
+  '#',
+  'BOOTPROTO=dhcp',
+  'DEVICE=eth0',
+  `HWADDR=${MAC0}`,
+  'ONBOOT=yes',
+  'PERSISTENT_DHCLIENT=yes',
+  'TYPE=Ethernet',
+  'USERCTL=no',
+  '',
+].join('\n');
+
+/** iproute2's stock rt_tables. */
+export const RT_TABLES = '#\n# reserved values\n#\n255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n#\n# local\n#\n#1\tinr.ruhep\n';
+
+/** CentOS defaults: strict reverse-path filtering everywhere. */
+export const GUEST_SYSCTLS: Readonly<Record<string, string>> = {
+  'net.ipv4.conf.all.rp_filter': '1',
+  'net.ipv4.conf.default.rp_filter': '1',
+  'net.ipv4.conf.lo.rp_filter': '0',
+  'net.ipv4.conf.eth0.rp_filter': '1',
+  'net.ipv4.conf.eth1.rp_filter': '1',
+};
+
+/** The memfs content of a fresh guest with the metadata at /meta.json. */
+export function guestFiles(tree: unknown = manualTree()): Record<string, string> {
+  return {
+    '/meta.json': JSON.stringify(tree),
+    [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0,
+    [`${SCRIPTS}/ifcfg-lo`]: 'DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\nONBOOT=yes\nNAME=loopback\n',
+    '/etc/sysctl.d/99-sysctl.conf': '# System default settings live in /usr/lib/sysctl.d/00-system.conf.\n',
+    '/etc/iproute2/rt_tables': RT_TABLES,
+    ...sysctlFiles(GUEST_SYSCTLS),
+  };
+}
+
+/** The kernel of a fresh guest: eth0 up with its DHCP address and default route, eth1 attached but down. */
+export function freshKernel(): KernelState {
+  return {
+    links: [
+      { ifname: 'lo', mac: '00:00:00:00:00:00', up: true, addresses: [{ ip: '127.0.0.1', prefixLength: 8 }] },
+      { ifname: 'eth0', mac: MAC0, up: true, addresses: [{ ip: '10.0.0.2', prefixLength: 24 }] },
+      { ifname: 'eth1', mac: MAC1, up: false, addresses: [] },
+    ],
+    rules: [
+      { priority: 0, from: 'all', table: 'local' },
+      { priority: 32766, from: 'all', table: 'main' },
+      { priority: 32767, from: 'all', table: 'default' },
+    ],
+    routes: [{ table: 'main', dst: 'default', dev: 'eth0', gateway: '10.0.0.1', protocol: 'dhcp' }],
+  };
+}
+
+const MANAGED = '# Managed by eip-agent: generated from instance metadata, local edits are replaced.';
+
+/** What the agent must write for the manual tree in policy mode (eth1 in table 10001). */
+export const POLICY_FILES: Readonly<Record<string, string>> = {
+  [`${SCRIPTS}/ifcfg-eth0`]: [
+    MANAGED,
+    '# NIC 52:54:00:8A:7A:64 in subnet-lab0001, subnet 10.0.0.0/24, primary NIC (main routing table)',
+    'BOOTPROTO=static',
+    'DEVICE=eth0',
+    'IPADDR0=10.0.0.2',
+    'NETMASK0=255.255.255.0',
+    'IPADDR1=10.0.0.3',
+    'NETMASK1=255.255.255.0',
+    'GATEWAY=10.0.0.1',
+    'NM_CONTROLLED=no',
+    'ONBOOT=yes',
+    'PERSISTENT_DHCLIENT=yes',
+    'TYPE=Ethernet',
+    'USERCTL=no',
+    '',
+  ].join('\n'),
+  [`${SCRIPTS}/ifcfg-eth1`]: [
+    MANAGED,
+    '# NIC 20:90:6F:F7:93:2E in subnet-lab0001, subnet 10.0.0.0/24, secondary NIC (policy routing, table 10001)',
+    'BOOTPROTO=static',
+    'DEVICE=eth1',
+    'IPADDR0=10.0.0.7',
+    'NETMASK0=255.255.255.0',
+    'IPADDR1=10.0.0.8',
+    'NETMASK1=255.255.255.0',
+    'GATEWAY=10.0.0.1',
+    'DEFROUTE=no',
+    'NM_CONTROLLED=no',
+    'ONBOOT=yes',
+    'PERSISTENT_DHCLIENT=yes',
+    'TYPE=Ethernet',
+    'USERCTL=no',
+    '',
+  ].join('\n'),
+  [`${SCRIPTS}/route-eth1`]: [
+    MANAGED,
+    '# Routing table 10001 for eth1 (NIC 20:90:6F:F7:93:2E): replies from its addresses leave through it.',
+    '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
+    'default via 10.0.0.1 dev eth1 table 10001 proto 234',
+    '',
+  ].join('\n'),
+  [`${SCRIPTS}/rule-eth1`]: [
+    MANAGED,
+    '# Traffic from the addresses of eth1 (NIC 20:90:6F:F7:93:2E) is routed by table 10001.',
+    'from 10.0.0.7/32 table 10001 priority 30001',
+    'from 10.0.0.8/32 table 10001 priority 30001',
+    '',
+  ].join('\n'),
+  [SYSCTL_DROPIN]: [
+    MANAGED,
+    '# Reverse-path filtering for routing mode "policy". The kernel uses max(all, <interface>).',
+    'net.ipv4.conf.default.rp_filter = 2',
+    'net.ipv4.conf.eth1.rp_filter = 2',
+    '',
+  ].join('\n'),
+};
+
+/** The `ip -batch` lines that take a fresh guest to the manual's policy-mode state, in order. */
+export const FRESH_BATCH = [
+  'link set dev eth1 up',
+  'address add 10.0.0.3/24 dev eth0',
+  'address add 10.0.0.7/24 dev eth1',
+  'address add 10.0.0.8/24 dev eth1',
+  'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
+  'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234',
+  'rule add from 10.0.0.7/32 table 10001 priority 30001',
+  'rule add from 10.0.0.8/32 table 10001 priority 30001',
+];
+
+/** The desired state of the manual tree with eth0/eth1 named from the system and eth1 in table 10001. */
+export function manualDesired(routing: RoutingMode = 'policy'): LinuxDesiredState {
+  return renderCentos(buildModel(manualTree()), {
+    routing,
+    names: new Map([
+      [MAC0, 'eth0'],
+      [MAC1, 'eth1'],
+    ]),
+    tables: new Map([[1, 10001]]),
+  });
+}
+
+/** The live state of a fresh guest as readLinuxState reports it. */
+export function freshLive(): LinuxLiveState {
+  return {
+    links: [
+      { ifname: 'lo', mac: '00:00:00:00:00:00', up: true, addresses: [{ ip: '127.0.0.1', prefixLength: 8 }] },
+      { ifname: 'eth0', mac: MAC0, up: true, addresses: [{ ip: '10.0.0.2', prefixLength: 24 }] },
+      { ifname: 'eth1', mac: MAC1, up: false, addresses: [] },
+    ],
+    rules: [
+      { priority: 0, from: 'all', table: 'local' },
+      { priority: 32766, from: 'all', table: 'main' },
+      { priority: 32767, from: 'all', table: 'default' },
+    ],
+    routes: [
+      { table: 'main', dst: 'default', dev: 'eth0', gateway: '10.0.0.1', protocol: 'dhcp' },
+      { table: 'main', dst: '10.0.0.0/24', dev: 'eth0', protocol: 'kernel', prefsrc: '10.0.0.2' },
+      { table: 'local', dst: '10.0.0.2', dev: 'eth0', protocol: 'kernel', prefsrc: '10.0.0.2' },
+    ],
+    sysctls: new Map<string, string | null>([
+      ['net.ipv4.conf.all.rp_filter', '1'],
+      ['net.ipv4.conf.default.rp_filter', '1'],
+      ['net.ipv4.conf.eth0.rp_filter', '1'],
+      ['net.ipv4.conf.eth1.rp_filter', '1'],
+    ]),
+  };
+}
+
+/** The live state once the manual's policy-mode configuration is in place. */
+export function convergedLive(): LinuxLiveState {
+  return {
+    links: [
+      { ifname: 'lo', mac: '00:00:00:00:00:00', up: true, addresses: [{ ip: '127.0.0.1', prefixLength: 8 }] },
+      { ifname: 'eth0', mac: MAC0, up: true, addresses: [{ ip: '10.0.0.2', prefixLength: 24 }, { ip: '10.0.0.3', prefixLength: 24 }] },
+      { ifname: 'eth1', mac: MAC1, up: true, addresses: [{ ip: '10.0.0.7', prefixLength: 24 }, { ip: '10.0.0.8', prefixLength: 24 }] },
+    ],
+    rules: [
+      { priority: 0, from: 'all', table: 'local' },
+      { priority: 30001, from: '10.0.0.7/32', table: '10001' },
+      { priority: 30001, from: '10.0.0.8/32', table: '10001' },
+      { priority: 32766, from: 'all', table: 'main' },
+      { priority: 32767, from: 'all', table: 'default' },
+    ],
+    routes: [
+      { table: 'main', dst: 'default', dev: 'eth0', gateway: '10.0.0.1', protocol: 'dhcp' },
+      { table: 'main', dst: '10.0.0.0/24', dev: 'eth0', protocol: 'kernel', prefsrc: '10.0.0.2' },
+      { table: 'main', dst: '10.0.0.0/24', dev: 'eth1', protocol: 'kernel', prefsrc: '10.0.0.7' },
+      { table: '10001', dst: '10.0.0.0/24', dev: 'eth1', protocol: '234', prefsrc: '10.0.0.7' },
+      { table: '10001', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: '234' },
+    ],
+    sysctls: new Map<string, string | null>([
+      ['net.ipv4.conf.all.rp_filter', '1'],
+      ['net.ipv4.conf.default.rp_filter', '2'],
+      ['net.ipv4.conf.eth0.rp_filter', '1'],
+      ['net.ipv4.conf.eth1.rp_filter', '2'],
+    ]),
+  };
+}
