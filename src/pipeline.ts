@@ -6,11 +6,15 @@ import type { Host } from './host/host.js';
 import { fileMetadataSource, httpMetadataSource } from './metadata/index.js';
 import type { MetadataSource } from './metadata/tree.js';
 import { buildModel } from './model/index.js';
+import { withoutIgnoredNics } from './model/ignore.js';
 import type { InstanceModel } from './model/types.js';
 import type { ApplyOutcome, Target, TargetOptions } from './targets/index.js';
 import { getTarget } from './targets/index.js';
 import type { TargetName } from './targets/target.js';
-import type { VerifyReport } from './verify/report.js';
+import type { Check, VerifyReport } from './verify/report.js';
+import { loadState, saveState } from './apply/state.js';
+import { stateAfterApply, stateAfterRollback } from './apply/state-update.js';
+import { createHash } from 'node:crypto';
 
 /** Everything one run of the pipeline needs to know. */
 export interface PipelineOptions extends TargetOptions {
@@ -21,6 +25,8 @@ export interface PipelineOptions extends TargetOptions {
   metadataConcurrency?: number;
   metadataRetries?: number;
   reload: ReloadMode;
+  /** MACs (lower-case) of secondary NICs the agent leaves alone. */
+  ignoreNics?: readonly string[];
 }
 
 /** The metadata source the options select: a JSON file for offline previews, else HTTP. */
@@ -36,14 +42,15 @@ export function metadataSource(host: Host, options: PipelineOptions): MetadataSo
 
 /** Reads and validates the metadata. */
 export async function readModel(host: Host, options: PipelineOptions): Promise<InstanceModel> {
-  return buildModel(await metadataSource(host, options).read());
+  return withoutIgnoredNics(buildModel(await metadataSource(host, options).read()), options.ignoreNics ?? []);
 }
 
 /** Metadata -> model -> plan. Writes nothing. */
 export async function makePlan(host: Host, options: PipelineOptions): Promise<{ model: InstanceModel; target: Target; plan: Plan }> {
   const model = await readModel(host, options);
   const target = getTarget(options.target);
-  const plan = await target.plan(host, model, options);
+  const state = options.state ?? (await loadState(host, options.root));
+  const plan = await target.plan(host, model, { ...options, state });
   return { model, target, plan };
 }
 
@@ -58,11 +65,40 @@ export interface ApplyResult {
   outcome: ApplyOutcome;
   report?: VerifyReport;
   rolledBack: boolean;
+  /** Owned items the metadata no longer lists, removed if the next successful read agrees. */
+  pendingRemovals: number;
 }
 
-/** Plan -> apply -> verify; a failed verification undoes this apply's changes so the guest stays as it was. */
-export async function applyAndVerify(host: Host, options: PipelineOptions): Promise<ApplyResult> {
-  const { target, plan } = await makePlan(host, { ...options, requireNics: options.runtime });
+/** A stable fingerprint of a validated model: equal models, equal hashes. */
+export function modelHash(model: InstanceModel): string {
+  return createHash('sha256').update(JSON.stringify(model)).digest('hex');
+}
+
+/** Checks that the metadata endpoint still answers (the agent must never cut the guest off from it). */
+async function metadataCheck(host: Host, options: PipelineOptions): Promise<Check[]> {
+  if (options.metadataFile !== undefined) return [];
+  const url = `${options.metadataUrl.replace(/\/?$/, '/')}mac`;
+  try {
+    const response = await host.fetch(url, { signal: AbortSignal.timeout(options.metadataTimeoutMs ?? 2000) });
+    await response.body?.cancel();
+    return [{ kind: 'metadata', subject: url, ok: response.ok, detail: `HTTP ${response.status}` }];
+  } catch (error) {
+    return [{ kind: 'metadata', subject: url, ok: false, detail: `not reachable: ${(error as Error).message}` }];
+  }
+}
+
+/**
+ * Model -> plan -> apply -> verify, keeping the state file: what the agent owns, what is pending
+ * removal, the snapshot `rollback` undoes. A failed verification (a gateway that does not answer,
+ * the metadata endpoint out of reach) undoes this apply's changes so the guest stays as it was.
+ */
+export async function applyModel(host: Host, options: PipelineOptions, model: InstanceModel): Promise<ApplyResult> {
+  const state = await loadState(host, options.root);
+  const hash = modelHash(model);
+  const now = () => new Date(host.now()).toISOString();
+  const target = getTarget(options.target);
+  const plan = await target.plan(host, model, { ...options, requireNics: options.runtime, state });
+  // A failed apply has undone itself and changes nothing, not even the state file; the daemon records the error.
   const outcome = await target.apply(host, plan, options);
   if (options.reload !== 'none' && outcome.filesWritten.length > 0) {
     try {
@@ -72,18 +108,33 @@ export async function applyAndVerify(host: Host, options: PipelineOptions): Prom
       throw error;
     }
   }
-  if (!options.runtime) return { plan, outcome, rolledBack: false };
-  let report: VerifyReport;
-  try {
-    report = await target.verify(host, plan);
-  } catch (error) {
-    // A verification that cannot run proves nothing: leave the guest as it was.
-    await outcome.undo();
-    throw error;
+  const pendingRemovals = plan.ownership.absentNow.length;
+  let report: VerifyReport | undefined;
+  if (options.runtime) {
+    try {
+      const live = await target.verify(host, plan);
+      const checks = [...live.checks, ...(await metadataCheck(host, options))];
+      report = { ok: checks.every((c) => c.ok), checks };
+    } catch (error) {
+      // A verification that cannot run proves nothing: leave the guest as it was.
+      await outcome.undo();
+      throw error;
+    }
+    if (!report.ok) {
+      await outcome.undo();
+      const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}`);
+      await saveState(host, options.root, stateAfterRollback(state, hash, now(), `verification failed (${failed.join('; ')}); rolled back`));
+      return { plan, outcome, report, rolledBack: true, pendingRemovals };
+    }
   }
-  if (report.ok) return { plan, outcome, report, rolledBack: false };
-  await outcome.undo();
-  return { plan, outcome, report, rolledBack: true };
+  const next = stateAfterApply(state, plan, hash, now());
+  if (JSON.stringify(next) !== JSON.stringify(state)) await saveState(host, options.root, next);
+  return { plan, outcome, ...(report ? { report } : {}), rolledBack: false, pendingRemovals };
+}
+
+/** Reads the metadata, then applies it (see applyModel). */
+export async function applyAndVerify(host: Host, options: PipelineOptions): Promise<ApplyResult> {
+  return applyModel(host, options, await readModel(host, options));
 }
 
 /** Verifies the live system and the files on disk against what the metadata asks for. Changes nothing. */
@@ -96,6 +147,6 @@ export async function verifyOnly(host: Host, options: PipelineOptions): Promise<
     ok: f.action === 'unchanged',
     detail: f.action === 'unchanged' ? 'matches the metadata' : f.action === 'create' ? 'missing' : 'differs from what the metadata asks for',
   }));
-  const checks = [...files, ...live.checks];
+  const checks = [...files, ...live.checks, ...(await metadataCheck(host, options))];
   return { plan, report: { ok: checks.every((c) => c.ok), checks } };
 }

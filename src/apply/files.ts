@@ -40,7 +40,8 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
         written.push({ path: change.backupPath, previous: null, mode: change.mode });
       }
       current = change.path;
-      await host.fs.writeAtomic(underRoot(root, change.path), change.content, change.mode);
+      if (change.action === 'remove') await host.fs.remove(underRoot(root, change.path));
+      else await host.fs.writeAtomic(underRoot(root, change.path), change.content, change.mode);
       written.push({ path: change.path, previous: change.previous, mode: change.mode });
     }
   } catch (error) {

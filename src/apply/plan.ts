@@ -1,13 +1,17 @@
+import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
 import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
+import type { LinuxLiveState } from './linux-state.js';
+import type { OwnedAddress, OwnedRoute, OwnedRule } from './state.js';
+import { isOwnRulePriority } from './tables-in-use.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
 export interface DesiredState {
   files: RenderedFile[];
   runtime: unknown;
 }
-import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
-import type { LinuxLiveState } from './linux-state.js';
-import { isOwnRulePriority } from './tables-in-use.js';
+
+/** A runtime item the agent owns, as a change adds or releases it. */
+export type OwnedRef = { kind: 'address'; item: OwnedAddress } | { kind: 'rule'; item: OwnedRule } | { kind: 'route'; item: OwnedRoute };
 
 /** What exists at a rendered file's path today, and at its possible backup paths. */
 export interface FileSnapshot {
@@ -20,7 +24,8 @@ export interface FileSnapshot {
 
 /** One file the plan writes (or leaves alone because it already matches). */
 export interface FileChange extends RenderedFile {
-  action: 'create' | 'update' | 'unchanged';
+  /** `remove`: an owned file no longer needed (content is empty); restoring an original is an `update`. */
+  action: 'create' | 'update' | 'unchanged' | 'remove';
   /** The content the plan replaces (null when the file does not exist). */
   previous: string | null;
   /** Whether the previous file was written by the agent (carries its marker). */
@@ -36,6 +41,24 @@ export interface RuntimeChange {
   batch?: string;
   undo?: string;
   sysctl?: { key: string; value: string; previous: string | null };
+  /** What the agent owns once this change is made (an item it added). */
+  owns?: OwnedRef;
+  /** What the agent no longer owns once this change is made (an item it removed). */
+  releases?: OwnedRef;
+}
+
+/** How the plan changes what the agent owns, beyond the runtime changes themselves. */
+export interface OwnershipPlan {
+  /** Owned items that are already gone (their interface left): forgotten without a change. */
+  forget: OwnedRef[];
+  /** Owned file paths someone else has since replaced with their own file: no longer the agent's. */
+  forgetFiles: string[];
+  /** Keys of owned items this read no longer asks for; removed only if the next successful read agrees. */
+  absentNow: string[];
+  /** Human descriptions of those pending removals. */
+  pending: string[];
+  /** Interface of the primary NIC, whose first address no removal or rollback ever takes away. */
+  primaryIfname?: string;
 }
 
 /** A complete, inspectable description of what apply would do: the dry run is printing it. */
@@ -48,6 +71,12 @@ export interface Plan {
   /** Whether runtime state was compared (false with --no-runtime). */
   runtimePlanned: boolean;
   desired: DesiredState;
+  ownership: OwnershipPlan;
+}
+
+/** An ownership plan that changes nothing (targets without runtime ownership, previews). */
+export function emptyOwnership(): OwnershipPlan {
+  return { forget: [], forgetFiles: [], absentNow: [], pending: [] };
 }
 
 /** Whether a file was written by the agent. */
@@ -82,7 +111,7 @@ export function planFiles(files: readonly RenderedFile[], snapshots: ReadonlyMap
 }
 
 /** `ip route` arguments for a route in a numbered table. */
-function routeSpec(table: number | string, dst: string, dev: string, gateway?: string, src?: string): string {
+export function routeSpec(table: number | string, dst: string, dev: string, gateway?: string, src?: string): string {
   return [dst, ...(gateway ? ['via', gateway] : []), 'dev', dev, ...(src ? ['src', src] : []), 'table', String(table)].join(' ');
 }
 
@@ -122,6 +151,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
       summary: `add ${cidr} to ${want.ifname}`,
       batch: `address add ${cidr} dev ${want.ifname}`,
       undo: `address del ${cidr} dev ${want.ifname}`,
+      owns: { kind: 'address', item: { ifname: want.ifname, mac: linkByName.get(want.ifname)?.mac ?? '', cidr } },
     });
   }
 
@@ -147,7 +177,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     // The table is the agent's own (never one in use by others), so replace is safe and idempotent;
     // undoing it puts back the route it replaced, if there was one.
     const undo = old?.dev !== undefined ? `route replace ${routeSpec(want.table, old.dst, old.dev, old.gateway, old.prefsrc)} proto ${old.protocol ?? ROUTE_PROTO}` : `route del ${spec}`;
-    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo });
+    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo, owns: { kind: 'route', item: { table: want.table, spec, dev: want.dev } } });
   }
 
   for (const want of runtime.rules) {
@@ -158,7 +188,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     const stale = live.rules.find((r) => r.from === from && isOwnRulePriority(r.priority));
     if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
     const spec = `from ${from} table ${want.table} priority ${want.priority}`;
-    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}` });
+    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}`, owns: { kind: 'rule', item: { from: want.from, table: want.table, priority: want.priority } } });
   }
 
   for (const want of runtime.sysctls) {

@@ -14,6 +14,14 @@ export interface FileConfig {
   metadataTimeoutMs?: number;
   metadataConcurrency?: number;
   metadataRetries?: number;
+  /** `run`: seconds between metadata polls. */
+  interval?: number;
+  /** MACs of NICs the agent leaves alone, lower-case. */
+  ignoreNics?: string[];
+  /** `run`: node_exporter textfile-collector file the metrics are written to after each apply, rollback or error. */
+  metricsTextfile?: string;
+  /** `run`: serve the metrics on 127.0.0.1:<port>/metrics. */
+  metricsPort?: number;
 }
 
 /** The config file read when --config is not given; a missing default file is not an error. */
@@ -28,14 +36,40 @@ const INTEGERS: Record<string, [number, number]> = {
   metadataTimeoutMs: [100, 60_000],
   metadataConcurrency: [1, 256],
   metadataRetries: [0, 10],
+  interval: [1, 3600],
+  metricsPort: [1, 65535],
 };
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/** ignoreNics: a list of distinct MACs, returned lower-case (the OS's spelling). */
+function parseMacList(path: string, value: unknown): string[] {
+  if (!Array.isArray(value)) throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(value)} is not a list of MAC addresses`);
+  const macs = value.map((mac) => {
+    if (typeof mac !== 'string' || !MAC.test(mac)) throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(mac)} is not a MAC address like 52:54:00:8a:7a:64`);
+    return mac.toLowerCase();
+  });
+  const duplicate = macs.find((mac, i) => macs.indexOf(mac) !== i);
+  if (duplicate !== undefined) throw new ConfigError(`${path}: ignoreNics: ${duplicate} is listed twice`);
+  return macs;
+}
+
+/** metricsTextfile: node_exporter's textfile collector reads only absolute `*.prom` files. */
+function parseTextfile(path: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^\/[^\s\0]*[^/\s\0]\.prom$/.test(value) || value.split('/').includes('..')) {
+    throw new ConfigError(`${path}: metricsTextfile: ${JSON.stringify(value)} is not an absolute path ending in .prom`);
+  }
+  return value;
+}
 
 /** Validates a parsed config object; every problem names the file and the key. */
 export function parseConfig(path: string, data: unknown): FileConfig {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`${path}: expected a JSON object`);
   const config: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(data)) {
-    if (key === 'metadataUrl') {
+  for (const [key, raw] of Object.entries(data)) {
+    let value: unknown = raw;
+    if (key === 'ignoreNics') value = parseMacList(path, raw);
+    else if (key === 'metricsTextfile') value = parseTextfile(path, raw);
+    else if (key === 'metadataUrl') {
       if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/.test(value)) throw new ConfigError(`${path}: metadataUrl: ${JSON.stringify(value)} is not an http(s) URL`);
     } else if (key in ENUMS) {
       if (typeof value !== 'string' || !ENUMS[key]!.includes(value)) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
@@ -43,7 +77,7 @@ export function parseConfig(path: string, data: unknown): FileConfig {
       const [min, max] = INTEGERS[key]!;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
     } else {
-      throw new ConfigError(`${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS)].join(', ')})`);
+      throw new ConfigError(`${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS), 'ignoreNics', 'metricsTextfile'].join(', ')})`);
     }
     config[key] = value;
   }

@@ -33,7 +33,11 @@ export function formatPlan(plan: Plan): string {
   out.push('', 'Runtime:');
   if (!plan.runtimePlanned) out.push('  (not compared: --no-runtime, or this is not the machine the metadata describes; see warnings)');
   else if (plan.runtime.length === 0) out.push('  in sync');
-  for (const c of plan.runtime) out.push(`  + ${c.summary}`);
+  for (const c of plan.runtime) out.push(`  ${c.releases ? '-' : '+'} ${c.summary}`);
+  if (plan.ownership.pending.length) {
+    out.push('', 'Pending removal (no longer in the metadata; removed when the next successful read agrees):');
+    for (const p of plan.ownership.pending) out.push(`  - ${p}`);
+  }
   if (plan.warnings.length) {
     out.push('', 'Warnings:');
     for (const w of plan.warnings) out.push(`  ! ${w}`);
@@ -52,6 +56,7 @@ export function planJson(plan: Plan): unknown {
     files: plan.files.map((f) => ({ path: f.path, action: f.action, mode: f.mode.toString(8), ...(f.backupPath ? { backupPath: f.backupPath } : {}), diff: fileDiff(f) })),
     runtimePlanned: plan.runtimePlanned,
     runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),
+    pendingRemovals: plan.ownership.pending,
     warnings: plan.warnings,
   };
 }

@@ -5,15 +5,20 @@ import { createNodeHost } from '../host/node.js';
 import type { Args, CliCommand, Io } from './command.js';
 import { EXIT } from './command.js';
 import { applyCommand } from './commands/apply.js';
+import { installCommand, uninstallCommand } from './commands/install-systemd.js';
+import { withWindowsTask } from './commands/install-windows.js';
 import { metadataCommand } from './commands/metadata.js';
 import { planCommand } from './commands/plan.js';
 import { renderCommand } from './commands/render.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 
 export { EXIT } from './command.js';
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, metadataCommand];
+const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, rollbackCommand, statusCommand, runCommand, withWindowsTask(installCommand, 'install'), withWindowsTask(uninstallCommand, 'uninstall'), metadataCommand];
 
 const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 

@@ -22,6 +22,8 @@ export interface HostFs {
   writeAtomic(path: string, content: string, mode: number): Promise<void>;
   /** Removes a file; a missing file is not an error. */
   remove(path: string): Promise<void>;
+  /** Creates a file only if nothing exists at path (O_EXCL), creating parent directories; false when it already exists. */
+  createExclusive(path: string, content: string): Promise<boolean>;
 }
 
 /** Every side effect the agent may have, built once at the edge and passed down. */
@@ -29,9 +31,14 @@ export interface Host {
   fs: HostFs;
   /** Runs argv[0] with the rest as arguments. Rejects only when the program cannot be started (code ENOENT...). */
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /** Starts a process and does not wait for it or its result (best-effort announcements such as gratuitous ARP). */
+  runDetached(argv: readonly string[]): void;
   fetch: typeof globalThis.fetch;
   now(): number;
-  sleep(ms: number): Promise<void>;
+  /** Resolves after ms, or as soon as signal aborts; never rejects. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** This process's id (the agent lock records it). */
+  pid: number;
   env: Readonly<Record<string, string | undefined>>;
   platform: NodeJS.Platform;
   /** Effective uid 0: the only way apply can change addresses, rules and sysctls. */

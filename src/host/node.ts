@@ -1,4 +1,5 @@
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import type { Host, HostFs, RunOptions, RunResult } from './host.js';
@@ -45,7 +46,45 @@ export const nodeFs: HostFs = {
   async remove(path) {
     await rm(path, { force: true });
   },
+  async createExclusive(path, content) {
+    await mkdir(dirname(path), { recursive: true });
+    let handle;
+    try {
+      handle = await open(path, 'wx', 0o644);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } catch (error) {
+      // A half-written file would look like someone else's: leave nothing behind.
+      await handle.close().catch(() => undefined);
+      await rm(path, { force: true });
+      throw error;
+    }
+    await handle.close();
+    return true;
+  },
 };
+
+/** setTimeout as a promise that an AbortSignal cuts short (resolving, not rejecting). */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /** Runs a program with execa: argv only, never a shell; non-zero exits are results, not exceptions. */
 async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
@@ -65,14 +104,25 @@ async function run(argv: readonly string[], options: RunOptions = {}): Promise<R
   return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
 }
 
+/** Fire and forget: the child outlives nobody's wait, and a missing program is ignored (it is best effort). */
+function runDetached(argv: readonly string[]): void {
+  const [file, ...args] = argv;
+  if (file === undefined) return;
+  const child = spawn(file, args, { detached: true, stdio: 'ignore' });
+  child.on('error', () => undefined);
+  child.unref();
+}
+
 /** The host of a real run: real files, processes, HTTP and clock. */
 export function createNodeHost(): Host {
   return {
     fs: nodeFs,
     run,
+    runDetached,
     fetch: globalThis.fetch.bind(globalThis),
     now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    sleep: abortableSleep,
+    pid: process.pid,
     env: process.env,
     platform: process.platform,
     isPrivileged: () => typeof process.getuid === 'function' && process.getuid() === 0,

@@ -1,8 +1,10 @@
 import { writeFiles } from '../apply/files.js';
 import type { LinuxLiveState } from '../apply/linux-state.js';
 import { readLinuxState, readSysctls } from '../apply/linux-state.js';
-import type { FileSnapshot } from '../apply/plan.js';
-import { planFiles, planRuntime } from '../apply/plan.js';
+import type { FileSnapshot, RuntimeChange } from '../apply/plan.js';
+import { emptyOwnership, planFiles, planRuntime } from '../apply/plan.js';
+import { planFileRemovals, planRemovals } from '../apply/removals.js';
+import { emptyState } from '../apply/state.js';
 import { underRoot } from '../apply/root.js';
 import { applyRuntime } from '../apply/runtime.js';
 import { foreignTables } from '../apply/tables-in-use.js';
@@ -64,6 +66,20 @@ function sysctlKeysFor(names: Iterable<string>): string[] {
   return keys;
 }
 
+/**
+ * Gratuitous ARP for each address just added, as initscripts' ifup does: an address that moved here
+ * from another server (an EIP failover) is reachable as soon as the neighbours' caches follow.
+ */
+function announceAddresses(host: Host, applied: readonly RuntimeChange[]): void {
+  for (const change of applied) {
+    if (change.owns?.kind !== 'address' || change.releases !== undefined) continue;
+    const { ifname, cidr } = change.owns.item;
+    const [ip, prefix] = cidr.split('/');
+    if (ip === undefined || prefix === '32') continue; // a /32 (direct EIP) is routed to the NIC, not resolved by ARP
+    host.runDetached(['arping', '-q', '-U', '-c', '1', '-I', ifname, ip]);
+  }
+}
+
 /** CentOS/RHEL with initscripts: ifcfg-ethN, route-/rule-ethN, a sysctl drop-in, `ip` at runtime. */
 export const centosTarget: Target = {
   name: 'centos',
@@ -89,10 +105,21 @@ export const centosTarget: Target = {
     const secondary = model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index);
     const tables = allocateTables(secondary, foreignTables(live, await readRtTables(host, options.root)));
     const desired = renderCentos(model, { routing: options.routing, names: resolution.names, tables });
-    const snapshots = await snapshotFiles(host, options.root, desired.files.map((f) => f.path));
-    const files = planFiles(desired.files, snapshots);
-    const runtime = compareRuntime ? planRuntime(desired, live, warnings) : [];
-    return { target: 'centos', root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired };
+    const state = options.state ?? emptyState();
+    const rendered = new Set(desired.files.map((f) => f.path));
+    const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
+    let ownership = emptyOwnership();
+    let removals: RuntimeChange[] = [];
+    if (compareRuntime) {
+      const primaryIfname = resolution.names.get(model.nics[0]?.macLower ?? '');
+      const metadataMacs = new Set(model.nics.map((n) => n.macLower));
+      ({ changes: removals, ownership } = planRemovals(desired, live, { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) }, warnings));
+      if (primaryIfname) ownership.primaryIfname = primaryIfname;
+    }
+    const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
+    const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
+    const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
+    return { target: 'centos', root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership };
   },
 
   async apply(host, plan, options): Promise<ApplyOutcome> {
@@ -107,6 +134,7 @@ export const centosTarget: Target = {
         const tx = await applyRuntime(host, plan.runtime);
         runtimeUndo = tx.undo;
         runtimeApplied = tx.applied.map((c) => c.summary);
+        announceAddresses(host, tx.applied);
       } catch (error) {
         await files.restore();
         if (error instanceof AgentError) throw error;

@@ -1,10 +1,11 @@
 import { ConfigError } from '../errors.js';
 import { centosTarget } from './centos.js';
 import type { Target, TargetName } from './target.js';
+import { windowsTarget } from './windows.js';
 
 export type { ApplyOutcome, Target, TargetName, TargetOptions } from './target.js';
 
-const registry: Partial<Record<TargetName, Target>> = { centos: centosTarget };
+const registry: Partial<Record<TargetName, Target>> = { centos: centosTarget, windows: windowsTarget };
 
 /** The target for a name; a known name without an implementation yet is a clear error. */
 export function getTarget(name: TargetName): Target {

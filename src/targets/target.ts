@@ -1,4 +1,5 @@
 import type { Plan } from '../apply/plan.js';
+import type { AgentState } from '../apply/state.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
 import type { RoutingMode } from '../render/types.js';
@@ -16,6 +17,12 @@ export interface TargetOptions {
   runtime: boolean;
   /** Whether every metadata NIC must exist on the system (apply, verify); a preview names absent NICs offline. */
   requireNics: boolean;
+  /** What the agent owns (from its state file); absent: it owns nothing, so nothing is removed. */
+  state?: AgentState;
+  /** Windows target: PowerShell cmdlets (default) or a netsh .cmd script. */
+  windowsFlavor?: 'powershell' | 'netsh';
+  /** The metadata endpoint, for targets whose own script checks it after a change (Windows). */
+  metadataUrl?: string;
 }
 
 /** What happened during apply, for reports. */

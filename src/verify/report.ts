@@ -1,6 +1,6 @@
 /** One verification check and its outcome. */
 export interface Check {
-  kind: 'file' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'ping' | 'script';
+  kind: 'file' | 'metadata' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'ping' | 'script';
   subject: string;
   ok: boolean;
   detail: string;

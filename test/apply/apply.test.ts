@@ -1,4 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { AgentState } from '../../src/apply/state.js';
+import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import type { PipelineOptions } from '../../src/pipeline.js';
@@ -6,7 +8,21 @@ import { applyAndVerify, makePlan, planIsEmpty, verifyOnly } from '../../src/pip
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
-import { CLOUD_INIT_ETH0, FRESH_BATCH, MAC1, POLICY_FILES, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+import {
+  CLOUD_INIT_ETH0,
+  FRESH_BATCH,
+  FRESH_UNDO,
+  MAC1,
+  MANUAL_HASH,
+  NOW,
+  NOW_ISO,
+  POLICY_FILES,
+  SCRIPTS,
+  freshKernel,
+  freshOriginals,
+  guestFiles,
+  manualState,
+} from '../helpers/manual-guest.js';
 
 const OPTIONS: PipelineOptions = {
   metadataUrl: 'http://unused/',
@@ -24,20 +40,7 @@ const WRITTEN = Object.keys(POLICY_FILES);
 
 /** The inverse of FRESH_BATCH's first `n` lines, last first, as `ip -force -batch -` input. */
 function undoScript(n: number): string {
-  const inverse: Record<string, string> = {
-    'link set dev eth1 up': 'link set dev eth1 down',
-    'address add 10.0.0.3/24 dev eth0': 'address del 10.0.0.3/24 dev eth0',
-    'address add 10.0.0.7/24 dev eth1': 'address del 10.0.0.7/24 dev eth1',
-    'address add 10.0.0.8/24 dev eth1': 'address del 10.0.0.8/24 dev eth1',
-    'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234': 'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
-    'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234': 'route del default via 10.0.0.1 dev eth1 table 10001',
-    'rule add from 10.0.0.7/32 table 10001 priority 30001': 'rule del from 10.0.0.7/32 table 10001 priority 30001',
-    'rule add from 10.0.0.8/32 table 10001 priority 30001': 'rule del from 10.0.0.8/32 table 10001 priority 30001',
-  };
-  return `${FRESH_BATCH.slice(0, n)
-    .map((line) => inverse[line])
-    .reverse()
-    .join('\n')}\n`;
+  return `${FRESH_UNDO.slice(0, n).reverse().join('\n')}\n`;
 }
 
 interface Guest {
@@ -59,7 +62,7 @@ function guest(state: KernelState = freshKernel(), privileged = true, unwritable
       await base.writeAtomic(path, content, mode);
     },
   };
-  return { kernel, writes, host: createTestHost({ fs, run: kernel.run, isPrivileged: () => privileged }) };
+  return { kernel, writes, host: createTestHost({ fs, run: kernel.run, isPrivileged: () => privileged, now: () => NOW }) };
 }
 
 function batches(kernel: FakeKernel): string[] {
@@ -73,6 +76,21 @@ function sysctlWrites(kernel: FakeKernel): string[] {
 function files(): Record<string, string | null> {
   return vol.toJSON();
 }
+
+/** Every file except the state file, and the state file parsed (undefined when absent). */
+function splitState(): { others: Record<string, string | null>; state: AgentState | undefined } {
+  const { [STATE_PATH]: text, ...others } = files();
+  return { others, state: typeof text === 'string' ? (JSON.parse(text) as AgentState) : undefined };
+}
+
+/** Permission bits of the state file. */
+function stateMode(): number {
+  return Number(vol.statSync(STATE_PATH).mode) & 0o777;
+}
+
+/** lastError of a fresh apply whose pings all failed. */
+const VERIFY_FAILED =
+  'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0); ping 10.0.0.1 from 10.0.0.3 (eth0); ping 10.0.0.1 from 10.0.0.7 (eth1); ping 10.0.0.1 from 10.0.0.8 (eth1)); rolled back';
 
 beforeEach(() => {
   vol.reset();
@@ -118,8 +136,11 @@ describe('applyAndVerify on a fresh guest', () => {
       'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
       'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
     ]);
-    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN]);
-    expect(files()).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0, ...sysctlAfter() });
+    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
+    const { others, state } = splitState();
+    expect(others).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0, ...sysctlAfter() });
+    expect(state).toEqual(manualState());
+    expect(stateMode()).toBe(0o600);
   });
 
   it('leaves a kernel state in which every live check passes', async () => {
@@ -255,7 +276,16 @@ describe('applyAndVerify when something fails', () => {
     expect(sysctlWrites(kernel)).toEqual(['net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2', 'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1']);
     expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
     expect(kernel.state).toEqual(state);
-    expect(files()).toEqual(before);
+    const after = splitState();
+    expect(after.others).toEqual(before);
+    expect(after.state).toEqual<AgentState>({
+      ...emptyState(),
+      failedModelHash: MANUAL_HASH,
+      lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
+      lastError: { at: NOW_ISO, message: VERIFY_FAILED },
+      counters: { applies: 0, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },
+    });
+    expect(stateMode()).toBe(0o600);
     expect(readSysctl('net.ipv4.conf.eth1.rp_filter')).toBe('1');
   });
 
@@ -289,7 +319,7 @@ describe('applyAndVerify when something fails', () => {
     const subnetRoute = kernel.state.routes.find((r) => r.table === '10001' && r.dst === '10.0.0.0/24');
     if (subnetRoute === undefined) throw new Error('no table route');
     subnetRoute.prefsrc = '10.0.0.8';
-    const before = files();
+    const { others: before, state: first } = splitState();
     const state = structuredClone(kernel.state);
     kernel.pingOk = false;
     kernel.calls.length = 0;
@@ -299,7 +329,17 @@ describe('applyAndVerify when something fails', () => {
     expect(result.rolledBack).toBe(true);
     expect(batches(kernel)).toEqual(['route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234\n']);
     expect(kernel.state).toEqual(state);
-    expect(files()).toEqual(before);
+    const after = splitState();
+    expect(after.others).toEqual(before);
+    // Ownership, originals and the snapshot of the first apply are kept; the failure is recorded.
+    expect(first).toEqual(manualState());
+    expect(after.state).toEqual<AgentState>({
+      ...manualState(),
+      failedModelHash: MANUAL_HASH,
+      lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
+      lastError: { at: NOW_ISO, message: VERIFY_FAILED },
+      counters: { applies: 1, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },
+    });
   });
 
   it('refuses to change anything without privileges', async () => {
@@ -351,8 +391,19 @@ describe('applyAndVerify with --no-runtime', () => {
     expect(result.plan.runtimePlanned).toBe(false);
     expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
     expect(kernel.state).toEqual(state);
-    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN]);
-    expect(files()).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0 });
+    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
+    const after = splitState();
+    expect(after.others).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0 });
+    // It owns the files it wrote, and nothing at runtime.
+    expect(after.state).toEqual<AgentState>({
+      ...emptyState(),
+      owned: { ...emptyState().owned, files: WRITTEN },
+      originalFiles: freshOriginals(),
+      lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, ownedBefore: emptyState().owned },
+      lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
+      counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
+    });
+    expect(stateMode()).toBe(0o600);
   });
 
   it('writes the files of an ENI that is not attached yet, named as a fresh guest would name it', async () => {

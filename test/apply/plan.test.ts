@@ -4,7 +4,7 @@ import type { FileChange, FileSnapshot, RuntimeChange } from '../../src/apply/pl
 import { planFiles, planRuntime } from '../../src/apply/plan.js';
 import { foreignTables } from '../../src/apply/tables-in-use.js';
 import type { RenderedFile } from '../../src/render/types.js';
-import { CLOUD_INIT_ETH0, FRESH_BATCH, RT_TABLES, convergedLive, freshLive, manualDesired } from '../helpers/manual-guest.js';
+import { CLOUD_INIT_ETH0, FRESH_BATCH, MAC0, MAC1, RT_TABLES, convergedLive, freshLive, manualDesired } from '../helpers/manual-guest.js';
 
 const PATH = '/etc/sysconfig/network-scripts/ifcfg-eth0';
 const NEW = '# Managed by eip-agent: generated from instance metadata, local edits are replaced.\nBOOTPROTO=static\nDEVICE=eth0\n';
@@ -69,23 +69,55 @@ describe('planRuntime', () => {
     expect(batchLines(changes)).toEqual(FRESH_BATCH);
     expect(changes).toEqual<RuntimeChange[]>([
       { kind: 'link', summary: 'bring eth1 up', batch: 'link set dev eth1 up', undo: 'link set dev eth1 down' },
-      { kind: 'address', summary: 'add 10.0.0.3/24 to eth0', batch: 'address add 10.0.0.3/24 dev eth0', undo: 'address del 10.0.0.3/24 dev eth0' },
-      { kind: 'address', summary: 'add 10.0.0.7/24 to eth1', batch: 'address add 10.0.0.7/24 dev eth1', undo: 'address del 10.0.0.7/24 dev eth1' },
-      { kind: 'address', summary: 'add 10.0.0.8/24 to eth1', batch: 'address add 10.0.0.8/24 dev eth1', undo: 'address del 10.0.0.8/24 dev eth1' },
+      {
+        kind: 'address',
+        summary: 'add 10.0.0.3/24 to eth0',
+        batch: 'address add 10.0.0.3/24 dev eth0',
+        undo: 'address del 10.0.0.3/24 dev eth0',
+        owns: { kind: 'address', item: { ifname: 'eth0', mac: MAC0, cidr: '10.0.0.3/24' } },
+      },
+      {
+        kind: 'address',
+        summary: 'add 10.0.0.7/24 to eth1',
+        batch: 'address add 10.0.0.7/24 dev eth1',
+        undo: 'address del 10.0.0.7/24 dev eth1',
+        owns: { kind: 'address', item: { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.7/24' } },
+      },
+      {
+        kind: 'address',
+        summary: 'add 10.0.0.8/24 to eth1',
+        batch: 'address add 10.0.0.8/24 dev eth1',
+        undo: 'address del 10.0.0.8/24 dev eth1',
+        owns: { kind: 'address', item: { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.8/24' } },
+      },
       {
         kind: 'route',
         summary: 'route 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
         batch: 'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
         undo: 'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+        owns: { kind: 'route', item: { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' } },
       },
       {
         kind: 'route',
         summary: 'route default via 10.0.0.1 dev eth1 table 10001',
         batch: 'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234',
         undo: 'route del default via 10.0.0.1 dev eth1 table 10001',
+        owns: { kind: 'route', item: { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' } },
       },
-      { kind: 'rule', summary: 'rule from 10.0.0.7/32 table 10001 priority 30001', batch: 'rule add from 10.0.0.7/32 table 10001 priority 30001', undo: 'rule del from 10.0.0.7/32 table 10001 priority 30001' },
-      { kind: 'rule', summary: 'rule from 10.0.0.8/32 table 10001 priority 30001', batch: 'rule add from 10.0.0.8/32 table 10001 priority 30001', undo: 'rule del from 10.0.0.8/32 table 10001 priority 30001' },
+      {
+        kind: 'rule',
+        summary: 'rule from 10.0.0.7/32 table 10001 priority 30001',
+        batch: 'rule add from 10.0.0.7/32 table 10001 priority 30001',
+        undo: 'rule del from 10.0.0.7/32 table 10001 priority 30001',
+        owns: { kind: 'rule', item: { from: '10.0.0.7', table: 10001, priority: 30001 } },
+      },
+      {
+        kind: 'rule',
+        summary: 'rule from 10.0.0.8/32 table 10001 priority 30001',
+        batch: 'rule add from 10.0.0.8/32 table 10001 priority 30001',
+        undo: 'rule del from 10.0.0.8/32 table 10001 priority 30001',
+        owns: { kind: 'rule', item: { from: '10.0.0.8', table: 10001, priority: 30001 } },
+      },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.default.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.default.rp_filter', value: '2', previous: '1' } },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.eth1.rp_filter', value: '2', previous: '1' } },
     ]);

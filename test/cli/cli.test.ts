@@ -1,10 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { EXIT, main } from '../../src/cli/main.js';
 import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
-import { CLOUD_INIT_ETH0, POLICY_FILES, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+import { CLOUD_INIT_ETH0, MANUAL_HASH, NOW, NOW_ISO, POLICY_FILES, SCRIPTS, freshKernel, guestFiles, treeWithout8 } from '../helpers/manual-guest.js';
 import { manualTree } from '../lab/fixtures.js';
 
 const META = ['--metadata-file', '/meta.json'];
@@ -16,9 +17,9 @@ interface Run {
   err: string;
 }
 
-/** Runs the CLI against the guest in memfs and the given kernel (none: every process fails to start). */
-async function cli(argv: string[], kernel?: FakeKernel): Promise<Run> {
-  const host: Host = createTestHost({ ...(kernel ? { run: kernel.run, isPrivileged: () => true } : {}) });
+/** Runs the CLI against the guest in memfs and the given kernel (none: every process fails to start), as root unless `privileged` is false. */
+async function cli(argv: string[], kernel?: FakeKernel, privileged = true): Promise<Run> {
+  const host: Host = createTestHost({ now: () => NOW, ...(kernel ? { run: kernel.run, isPrivileged: () => privileged } : {}) });
   let out = '';
   let err = '';
   const code = await main(argv, host, { out: (t) => (out += t), err: (t) => (err += t) });
@@ -62,6 +63,8 @@ function expectOneLineFailure(run: Run): void {
 beforeEach(() => {
   vol.reset();
   vol.fromJSON(guestFiles());
+  // The lock's directory, as systemd's RuntimeDirectory= or the first agent run leaves it; the lock file itself comes and goes.
+  vol.mkdirSync('/run/eip-agent', { recursive: true });
 });
 
 describe('plan', () => {
@@ -140,7 +143,130 @@ describe('plan', () => {
     const run = await cli(['apply', ...META], kernel);
     expect(run.code).toBe(EXIT.notVerified);
     expect(run.err).toBe('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');
+    const { [STATE_PATH]: stateText, ...others } = vol.toJSON();
+    expect(others).toEqual(before);
+    // Only the state file is new: it owns nothing and remembers not to retry this model.
+    expect(JSON.parse(stateText ?? 'null')).toEqual({
+      ...emptyState(),
+      failedModelHash: MANUAL_HASH,
+      lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
+      lastError: {
+        at: NOW_ISO,
+        message: 'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0); ping 10.0.0.1 from 10.0.0.3 (eth0); ping 10.0.0.1 from 10.0.0.7 (eth1); ping 10.0.0.1 from 10.0.0.8 (eth1)); rolled back',
+      },
+      counters: { applies: 0, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },
+    });
+  });
+});
+
+describe('plan with pending removals', () => {
+  it('lists what the metadata no longer asks for as pending, in text and JSON', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    seedTree(treeWithout8());
+
+    const text = await cli(['plan', ...META], kernel);
+    expect(text.err).toBe('');
+    expect(text.out).toContain(
+      [
+        '',
+        'Runtime:',
+        '  in sync',
+        '',
+        'Pending removal (no longer in the metadata; removed when the next successful read agrees):',
+        '  - remove 10.0.0.8/24 from eth1',
+        '  - remove rule from 10.0.0.8/32 table 10001 priority 30001',
+        '',
+        '2 change(s) pending; `eip-agent apply` makes them.',
+        '',
+      ].join('\n'),
+    );
+    const json = await cli(['plan', '--json', ...META], kernel);
+    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'] });
+  });
+
+  it('marks removals with "-" once the second read confirms them', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    seedTree(treeWithout8());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    const run = await cli(['plan', ...META], kernel);
+    expect(run.code).toBe(EXIT.pending);
+    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n\n');
+    expect(run.out).not.toContain('Pending removal');
+  });
+});
+
+describe('rollback', () => {
+  const UNDO_LAST = [
+    'rule del from 10.0.0.8/32 table 10001 priority 30001',
+    'rule del from 10.0.0.7/32 table 10001 priority 30001',
+    'route del default via 10.0.0.1 dev eth1 table 10001',
+    'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+    'address del 10.0.0.8/24 dev eth1',
+    'address del 10.0.0.7/24 dev eth1',
+    'address del 10.0.0.3/24 dev eth0',
+    'link set dev eth1 down',
+  ];
+  const UNDO_ORIGINAL = [
+    'rule del from 10.0.0.7/32 table 10001 priority 30001',
+    'rule del from 10.0.0.8/32 table 10001 priority 30001',
+    'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
+    'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
+    'address del 10.0.0.3/24 dev eth0',
+    'address del 10.0.0.7/24 dev eth1',
+    'address del 10.0.0.8/24 dev eth1',
+  ];
+  const SYSCTLS = ['sysctl net.ipv4.conf.default.rp_filter=1', 'sysctl net.ipv4.conf.eth1.rp_filter=1'];
+  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
+
+  it.each<[string, string[], string[], string]>([
+    ['rollback', [], [...UNDO_LAST, ...SYSCTLS], 'Rolled back the last apply.'],
+    ['rollback --original', ['--original'], [...UNDO_ORIGINAL, ...SYSCTLS], 'Restored the state from before eip-agent first changed this guest.'],
+  ])('%s after the first apply: exit 0, prints every undo, the guest files and kernel as before', async (_name, extra, runtime, verdict) => {
+    const kernel = new FakeKernel(freshKernel());
+    const before = vol.toJSON();
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+
+    const run = await cli(['rollback', ...extra], kernel);
+
+    expect(run).toEqual({ code: EXIT.ok, err: '', out: [...runtime, ...FILES, verdict, ''].join('\n') });
+    // Only the state file remains of the apply: the backup it made is gone with the rest.
+    const { [STATE_PATH]: _state, ...after } = vol.toJSON();
+    expect(after).toEqual(before);
+    const fresh = freshKernel();
+    // `rollback` brings eth1 back down; `--original` only removes what the agent owns.
+    if (extra.length > 0) fresh.links = fresh.links.map((l) => (l.ifname === 'eth1' ? { ...l, up: true } : l));
+    expect(kernel.state).toEqual(fresh);
+  });
+
+  it('prints the result as JSON', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    await cli(['apply', '--no-runtime', ...META], kernel);
+    const run = await cli(['rollback', '--json'], kernel);
+    expect(run.code).toBe(EXIT.ok);
+    expect(JSON.parse(run.out)).toEqual({ files: FILES, runtime: [], warnings: [] });
+  });
+
+  it.each<[string, string[], boolean, boolean, string]>([
+    ['without privileges when there is runtime to undo', ['rollback'], true, false, 'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n'],
+    ['--original without privileges', ['rollback', '--original'], true, false, 'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n'],
+    ['with nothing applied', ['rollback'], false, true, 'eip-agent: apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply\n'],
+    ['with a relative --root', ['rollback', '--root', 'srv/guest'], true, true, 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
+  ])('fails %s: exit 1, one line, nothing changed', async (_name, argv, applyFirst, privileged, message) => {
+    const kernel = new FakeKernel(freshKernel());
+    if (applyFirst) expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    const before = vol.toJSON();
+    const state = structuredClone(kernel.state);
+    kernel.calls.length = 0;
+
+    const run = await cli(argv, kernel, privileged);
+
+    expectOneLineFailure(run);
+    expect(run.err).toBe(message);
     expect(vol.toJSON()).toEqual(before);
+    expect(kernel.state).toEqual(state);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-')).toEqual([]);
   });
 });
 
@@ -212,7 +338,6 @@ describe('bad input', () => {
     ['an address listed under a name with a backtick', META, () => seedTree(rename(manualTree(), `${NIC1}/local-ipv4s`, '10.0.0.8', '10.0.0.8`reboot`'))],
     ['an unknown --routing', [...META, '--routing', 'loose'], undefined],
     ['an unknown --target', [...META, '--target', 'freebsd'], undefined],
-    ['a target not available yet', [...META, '--target', 'windows'], undefined],
     ['a relative --root', [...META, '--root', 'srv/guest'], undefined],
     ['an unknown config key', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}')],
     ['a config file that is not JSON', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{routing: policy}')],
@@ -249,11 +374,10 @@ describe('bad input', () => {
     ['a relative --root', ['plan', ...META, '--root', 'srv/guest'], 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
     ['a relative --out', ['render', ...META, '--out', 'out'], 'eip-agent: config: --out "out" must be an absolute path\n'],
     ['a non-http metadata URL', ['plan', '--metadata-url', 'file:///etc/passwd'], 'eip-agent: config: metadata URL "file:///etc/passwd" is not an http(s) URL\n'],
-    ['a target not available yet', ['plan', ...META, '--target', 'windows'], 'eip-agent: config: target "windows" is not available in this version (available: centos)\n'],
     ['an unknown --routing', ['plan', ...META, '--routing', 'loose'], 'eip-agent: config: Invalid values: Argument: routing, Given: "loose", Choices: "policy", "rp-filter"\n'],
     ['an unknown option', ['plan', ...META, '--dry-run'], 'eip-agent: config: Unknown arguments: dry-run, dryRun\n'],
     ['an unknown command', ['frobnicate'], 'eip-agent: config: Unknown argument: frobnicate\n'],
-    ['no command', [], 'eip-agent: config: name a command (see --help): plan, apply, render, verify, metadata serve\n'],
+    ['no command', [], 'eip-agent: config: name a command (see --help): plan, apply, render, verify, rollback, status, run, install, uninstall, metadata serve\n'],
     ['render without --out', ['render', ...META], 'eip-agent: config: Missing required argument: out\n'],
     ['a missing fixture for metadata serve', ['metadata', 'serve', '--fixture', '/nope.json'], 'eip-agent: config: fixture /nope.json not found\n'],
     ['metadata serve with a fixture that is not an object', ['metadata', 'serve', '--fixture', '/meta.json'], 'eip-agent: config: fixture /meta.json: expected a JSON object\n'],
@@ -277,7 +401,7 @@ describe('bad input', () => {
     vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}');
     const run = await cli(['plan', ...META, '--config', '/cfg.json']);
     expect(run.err).toBe(
-      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, metadataTimeoutMs, metadataConcurrency, metadataRetries)\n',
+      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, metadataTimeoutMs, metadataConcurrency, metadataRetries, interval, metricsPort, ignoreNics, metricsTextfile)\n',
     );
   });
 });

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { Volume, createFsFromVolume } from 'memfs';
 import type { Host, HostFs } from '../../src/host/host.js';
+import { abortableSleep } from '../../src/host/node.js';
 
 /** The in-memory file system behind createTestHost's fs; tests seed it (vol.fromJSON) and reset it (vol.reset()). */
 export const vol = new Volume();
@@ -37,6 +38,16 @@ const memFs: HostFs = {
   async remove(path) {
     await fs.rm(path, { force: true });
   },
+  async createExclusive(path, content) {
+    await fs.mkdir(dirname(path), { recursive: true });
+    try {
+      await fs.writeFile(path, content, { flag: 'wx', mode: 0o644 });
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'EEXIST') return false;
+      throw error;
+    }
+  },
 };
 
 /** A Host for tests: real fetch and timers, memfs files, no processes unless `run` is overridden. */
@@ -46,9 +57,11 @@ export function createTestHost(overrides: Partial<Host> = {}): Host {
     run: async () => {
       throw new Error('no process in this test');
     },
+    runDetached: () => undefined,
     fetch: globalThis.fetch,
     now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    sleep: abortableSleep,
+    pid: 4242,
     env: {},
     platform: 'linux',
     isPrivileged: () => false,

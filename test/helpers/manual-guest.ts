@@ -2,9 +2,13 @@
 // (cloud-init DHCP on eth0, eth1 attached but down), the files the agent must write for it in policy
 // mode, and hand-made live states for the pure planners and the verifier.
 import type { LinuxLiveState } from '../../src/apply/linux-state.js';
+import type { AgentState, Owned } from '../../src/apply/state.js';
+import { emptyState } from '../../src/apply/state.js';
 import { buildModel } from '../../src/model/index.js';
+import { modelHash } from '../../src/pipeline.js';
 import { renderCentos } from '../../src/render/centos/render.js';
 import type { LinuxDesiredState, RoutingMode } from '../../src/render/types.js';
+import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';
 import type { KernelState } from './fake-kernel.js';
 import { sysctlFiles } from './fake-kernel.js';
@@ -143,9 +147,105 @@ export const FRESH_BATCH = [
   'rule add from 10.0.0.8/32 table 10001 priority 30001',
 ];
 
-/** The desired state of the manual tree with eth0/eth1 named from the system and eth1 in table 10001. */
-export function manualDesired(routing: RoutingMode = 'policy'): LinuxDesiredState {
-  return renderCentos(buildModel(manualTree()), {
+/** The undo line of each FRESH_BATCH line, index for index. */
+export const FRESH_UNDO = [
+  'link set dev eth1 down',
+  'address del 10.0.0.3/24 dev eth0',
+  'address del 10.0.0.7/24 dev eth1',
+  'address del 10.0.0.8/24 dev eth1',
+  'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
+  'route del default via 10.0.0.1 dev eth1 table 10001',
+  'rule del from 10.0.0.7/32 table 10001 priority 30001',
+  'rule del from 10.0.0.8/32 table 10001 priority 30001',
+];
+
+/** The clock of test hosts that record state (timestamps in the state file), and its ISO form. */
+export const NOW = Date.UTC(2025, 0, 2, 3, 4, 5);
+export const NOW_ISO = '2025-01-02T03:04:05.000Z';
+
+/** modelHash of the manual tree. */
+export const MANUAL_HASH = modelHash(buildModel(manualTree()));
+
+/** What the agent owns once it has applied the manual tree to a fresh guest in policy mode. */
+export function manualOwned(): Owned {
+  return {
+    addresses: [
+      { ifname: 'eth0', mac: MAC0, cidr: '10.0.0.3/24' },
+      { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.7/24' },
+      { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.8/24' },
+    ],
+    rules: [
+      { from: '10.0.0.7', table: 10001, priority: 30001 },
+      { from: '10.0.0.8', table: 10001, priority: 30001 },
+    ],
+    routes: [
+      { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' },
+      { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' },
+    ],
+    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
+  };
+}
+
+/** The files on a fresh guest that the first apply of the manual tree replaces (null: absent). */
+export function freshOriginals(): Record<string, string | null> {
+  // The backup the first apply makes is the agent's own file: before it, there was none.
+  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [SYSCTL_DROPIN]: null };
+}
+
+/** The state file after applying the manual tree to a fresh guest (with runtime) at NOW. */
+export function manualState(): AgentState {
+  const sysctls = { 'net.ipv4.conf.default.rp_filter': '1', 'net.ipv4.conf.eth1.rp_filter': '1' };
+  return {
+    ...emptyState(),
+    owned: manualOwned(),
+    originalFiles: freshOriginals(),
+    originalSysctls: sysctls,
+    primaryIfname: 'eth0',
+    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, ownedBefore: emptyState().owned },
+    lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
+    counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
+  };
+}
+
+/** Where the manual tree lists each NIC, and eth1's second address. */
+export const NIC0_PATH = 'network/interfaces/macs/52:54:00:8A:7A:64';
+export const NIC1_PATH = 'network/interfaces/macs/20:90:6F:F7:93:2E';
+export const IP8_PATH = `${NIC1_PATH}/local-ipv4s/10.0.0.8`;
+
+/** A copy of `tree` with the entry at `path` (slash-separated) set to `value`, or deleted when `value` is undefined. */
+export function editTree(tree: MetaTree, path: string, value?: MetaTree | string): MetaTree {
+  const copy = structuredClone(tree);
+  const names = path.split('/');
+  const last = names.pop() ?? '';
+  let node = copy;
+  for (const name of names) {
+    const child = node[name];
+    if (typeof child !== 'object') throw new Error(`editTree: ${path}: ${name} is not a directory`);
+    node = child;
+  }
+  if (value === undefined) delete node[last];
+  else node[last] = value;
+  return copy;
+}
+
+/** The manual tree as the metadata lists it once 10.0.0.8 is unassigned from eth1. */
+export function treeWithout8(): MetaTree {
+  return editTree(manualTree(), IP8_PATH);
+}
+
+/** The manual tree once eth1's ENI is detached: the metadata no longer lists its MAC. */
+export function treeWithoutEth1(): MetaTree {
+  return editTree(manualTree(), NIC1_PATH);
+}
+
+/** The manual tree with eth1's 10.0.0.8 EIP 203.0.113.13 in direct mode (the public IP is put on eth1 as a /32). */
+export function treeWithDirectEip(): MetaTree {
+  return editTree(manualTree(), `${IP8_PATH}/public-ipv4-mode`, 'direct');
+}
+
+/** The desired state of `tree` (the manual one by default) with eth0/eth1 named from the system and eth1 in table 10001. */
+export function manualDesired(routing: RoutingMode = 'policy', tree: MetaTree = manualTree()): LinuxDesiredState {
+  return renderCentos(buildModel(tree), {
     routing,
     names: new Map([
       [MAC0, 'eth0'],

@@ -1,3 +1,4 @@
+import { withLock } from '../../daemon/lock.js';
 import { applyAndVerify } from '../../pipeline.js';
 import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
@@ -12,9 +13,11 @@ export const applyCommand: CliCommand = {
       .option('runtime', { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' })
       .option('reload', { choices: ['none', 'network', 'nmcli'], describe: 'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`', defaultDescription: 'none' }),
   async run(host, io, args) {
-    const { plan, outcome, report, rolledBack } = await applyAndVerify(host, await resolveOptions(host, args));
+    const options = await resolveOptions(host, args);
+    // One agent at a time: the daemon, a hand-run apply and rollback share the lock.
+    const { plan, outcome, report, rolledBack } = await withLock(host, options.root, () => applyAndVerify(host, options));
     if (args.json) {
-      const result = { applied: !rolledBack, rolledBack, filesWritten: outcome.filesWritten, runtimeApplied: outcome.runtimeApplied, warnings: plan.warnings, verification: report ?? null };
+      const result = { applied: !rolledBack, rolledBack, filesWritten: outcome.filesWritten, runtimeApplied: outcome.runtimeApplied, pendingRemovals: plan.ownership.pending, warnings: plan.warnings, verification: report ?? null };
       io.out(`${JSON.stringify(result, null, 2)}\n`);
     } else {
       printWarnings(io, plan.warnings);
@@ -22,6 +25,9 @@ export const applyCommand: CliCommand = {
       for (const f of outcome.filesWritten) io.out(`wrote ${f}\n`);
       for (const r of outcome.runtimeApplied) io.out(`applied: ${r}\n`);
       if (report) io.out(formatReport(report));
+      if (!rolledBack && plan.ownership.pending.length > 0) {
+        io.out(`Pending removal (no longer in the metadata; removed when the next successful read agrees): ${plan.ownership.pending.join('; ')}\n`);
+      }
     }
     if (!rolledBack) return EXIT.ok;
     io.err('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');

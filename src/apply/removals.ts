@@ -1,0 +1,161 @@
+import { ROUTE_PROTO } from '../render/centos/paths.js';
+import type { LinuxDesiredState } from '../render/types.js';
+import type { LinuxLiveState } from './linux-state.js';
+import type { FileChange, OwnedRef, OwnershipPlan, RuntimeChange } from './plan.js';
+import { emptyOwnership, isManaged, routeSpec } from './plan.js';
+import type { AgentState } from './state.js';
+import { ownedKey } from './state.js';
+
+/** What the removal planner needs besides the desired and live state. */
+export interface RemovalInputs {
+  state: AgentState;
+  /** Lower-case MACs of the NICs the metadata lists. */
+  metadataMacs: ReadonlySet<string>;
+  /** Interface of the primary NIC; its first address is never removed. */
+  primaryIfname?: string;
+}
+
+/**
+ * Plans the removal of what the agent owns and the metadata no longer asks for. An item is removed
+ * only when the previous successful read also lacked it (it is in `state.absentOnce`); the first
+ * time it is only recorded as pending. Never touched: anything the agent does not own, the first
+ * (primary) address of the primary NIC, addresses on interfaces the metadata does not list. Pure.
+ */
+export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, inputs: RemovalInputs, warnings: string[]): { changes: RuntimeChange[]; ownership: OwnershipPlan } {
+  const { state, metadataMacs } = inputs;
+  const confirmed = new Set(state.absentOnce);
+  const changes: RuntimeChange[] = [];
+  const ownership: OwnershipPlan = emptyOwnership();
+  const { runtime } = desired;
+  const macOf = new Map(runtime.links.map((l) => [l.ifname, l.mac]));
+  const wantAddresses = new Set(runtime.addresses.map((a) => `${a.ip}/${a.prefixLength} ${macOf.get(a.ifname)}`));
+  const wantRules = new Set(runtime.rules.map((r) => `${r.from} ${r.table}`));
+  const wantRoutes = new Set(runtime.routes.map((r) => routeSpec(r.table, r.dst, r.dev, r.gateway, r.src)));
+  const liveByMac = new Map(live.links.map((l) => [l.mac, l]));
+
+  const absent = (key: string, description: string, change: () => RuntimeChange): void => {
+    if (confirmed.has(key)) {
+      changes.push(change());
+    } else {
+      ownership.absentNow.push(key);
+      ownership.pending.push(description);
+    }
+  };
+
+  for (const item of state.owned.addresses) {
+    if (wantAddresses.has(`${item.cidr} ${item.mac}`)) continue;
+    const ref: OwnedRef = { kind: 'address', item };
+    const link = liveByMac.get(item.mac);
+    const ip = item.cidr.split('/')[0];
+    if (link === undefined || !link.addresses.some((a) => `${a.ip}/${a.prefixLength}` === item.cidr)) {
+      ownership.forget.push(ref); // the interface or the address is already gone
+      continue;
+    }
+    if (!metadataMacs.has(item.mac)) {
+      warnings.push(`${item.cidr} on ${link.ifname}: the metadata no longer lists this NIC; the address is left as it is`);
+      ownership.forget.push(ref);
+      continue;
+    }
+    if (link.ifname === inputs.primaryIfname && link.addresses[0]?.ip === ip) {
+      warnings.push(`${item.cidr} is the primary address of ${link.ifname}: never removed`);
+      ownership.forget.push(ref);
+      continue;
+    }
+    absent(ownedKey.address(item), `remove ${item.cidr} from ${link.ifname}`, () => ({
+      kind: 'address',
+      summary: `remove ${item.cidr} from ${link.ifname} (no longer in the metadata)`,
+      batch: `address del ${item.cidr} dev ${link.ifname}`,
+      undo: `address add ${item.cidr} dev ${link.ifname}`,
+      releases: ref,
+    }));
+  }
+
+  for (const item of state.owned.routes) {
+    if (wantRoutes.has(item.spec)) continue;
+    const ref: OwnedRef = { kind: 'route', item };
+    const present = live.routes.some((r) => r.table === String(item.table) && routeSpec(item.table, r.dst, r.dev ?? '', r.gateway, r.prefsrc) === item.spec);
+    if (!present) {
+      ownership.forget.push(ref);
+      continue;
+    }
+    const dev = live.links.find((l) => l.ifname === item.dev);
+    if (dev !== undefined && !metadataMacs.has(dev.mac)) {
+      warnings.push(`route ${item.spec}: the metadata no longer lists ${item.dev}'s NIC; the route is left as it is`);
+      ownership.forget.push(ref);
+      continue;
+    }
+    absent(ownedKey.route(item), `remove route ${item.spec}`, () => ({
+      kind: 'route',
+      summary: `remove route ${item.spec} (no longer in the metadata)`,
+      batch: `route del ${item.spec}`,
+      undo: `route add ${item.spec} proto ${ROUTE_PROTO}`,
+      releases: ref,
+    }));
+  }
+
+  for (const item of state.owned.rules) {
+    if (wantRules.has(`${item.from} ${item.table}`)) continue;
+    const ref: OwnedRef = { kind: 'rule', item };
+    const spec = `from ${item.from}/32 table ${item.table} priority ${item.priority}`;
+    if (!live.rules.some((r) => r.from === `${item.from}/32` && r.table === String(item.table))) {
+      ownership.forget.push(ref);
+      continue;
+    }
+    const holder = live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
+    if (holder !== undefined && !metadataMacs.has(holder.mac)) {
+      warnings.push(`rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`);
+      ownership.forget.push(ref);
+      continue;
+    }
+    absent(ownedKey.rule(item), `remove rule ${spec}`, () => ({
+      kind: 'rule',
+      summary: `remove rule ${spec} (no longer in the metadata)`,
+      batch: `rule del ${spec}`,
+      undo: `rule add ${spec}`,
+      releases: ref,
+    }));
+  }
+
+  // Runtime removals run before any addition, and rules first so no traffic is steered into a table being emptied.
+  const order = { rule: 0, route: 1, address: 2, link: 3, sysctl: 4 } as const;
+  changes.sort((a, b) => order[a.kind] - order[b.kind]);
+  return { changes, ownership };
+}
+
+/**
+ * Owned files the rendered set no longer contains: restored to the original the agent replaced,
+ * or removed when there was none, once two successful reads agree. Pure.
+ */
+export function planFileRemovals(
+  owned: readonly string[],
+  rendered: ReadonlySet<string>,
+  current: ReadonlyMap<string, string | null>,
+  state: AgentState,
+  ownership: OwnershipPlan,
+): FileChange[] {
+  const confirmed = new Set(state.absentOnce);
+  const changes: FileChange[] = [];
+  for (const path of owned) {
+    if (rendered.has(path)) continue;
+    const previous = current.get(path) ?? null;
+    if (previous === null) continue; // already gone
+    if (!isManaged(previous)) {
+      // Someone replaced the agent's file with their own: it is theirs now.
+      ownership.forgetFiles.push(path);
+      continue;
+    }
+    const key = ownedKey.file(path);
+    if (!confirmed.has(key)) {
+      ownership.absentNow.push(key);
+      ownership.pending.push(`remove ${path}`);
+      continue;
+    }
+    const original = state.originalFiles[path] ?? null;
+    changes.push(
+      original === null
+        ? { path, mode: 0o644, content: '', action: 'remove', previous, previousOwned: true }
+        : { path, mode: 0o644, content: original, action: 'update', previous, previousOwned: true },
+    );
+  }
+  return changes;
+}

@@ -1,0 +1,109 @@
+import type { OwnedRef, Plan } from './plan.js';
+import type { AgentState, Owned, Snapshot } from './state.js';
+import { ownedKey } from './state.js';
+
+function keyOf(ref: OwnedRef): string {
+  switch (ref.kind) {
+    case 'address':
+      return ownedKey.address(ref.item);
+    case 'rule':
+      return ownedKey.rule(ref.item);
+    case 'route':
+      return ownedKey.route(ref.item);
+  }
+}
+
+function ownedKeys(owned: Owned): Set<string> {
+  return new Set([...owned.addresses.map(ownedKey.address), ...owned.rules.map(ownedKey.rule), ...owned.routes.map(ownedKey.route), ...owned.files.map(ownedKey.file)]);
+}
+
+function withRef(owned: Owned, ref: OwnedRef, add: boolean): Owned {
+  const key = keyOf(ref);
+  const next: Owned = {
+    addresses: owned.addresses.filter((a) => ownedKey.address(a) !== key),
+    rules: owned.rules.filter((r) => ownedKey.rule(r) !== key),
+    routes: owned.routes.filter((r) => ownedKey.route(r) !== key),
+    files: owned.files,
+  };
+  if (!add) return next;
+  if (ref.kind === 'address') next.addresses.push(ref.item);
+  if (ref.kind === 'rule') next.rules.push(ref.item);
+  if (ref.kind === 'route') next.routes.push(ref.item);
+  return next;
+}
+
+/** Whether the plan changes anything on disk or at runtime. */
+export function planChanges(plan: Plan): boolean {
+  return plan.runtime.length > 0 || plan.files.some((f) => f.action !== 'unchanged');
+}
+
+/**
+ * The state after a plan was applied and verified: what the agent owns now, what is pending
+ * removal, the originals it must be able to restore, and a snapshot that undoes this apply. Pure.
+ */
+export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string, now: string): AgentState {
+  let owned: Owned = structuredClone(state.owned);
+  for (const ref of plan.ownership.forget) owned = withRef(owned, ref, false);
+  for (const change of plan.runtime) {
+    if (change.releases) owned = withRef(owned, change.releases, false);
+    if (change.owns) owned = withRef(owned, change.owns, true);
+  }
+  const rendered = new Set(plan.desired.files.map((f) => f.path));
+  const changedFiles = plan.files.filter((f) => f.action !== 'unchanged');
+  const files = new Set(owned.files.filter((p) => !plan.ownership.forgetFiles.includes(p)));
+  for (const f of changedFiles) {
+    if (rendered.has(f.path)) files.add(f.path);
+    else files.delete(f.path); // removed, or its original restored: no longer the agent's
+  }
+  owned = { ...owned, files: [...files].sort() };
+
+  const originalFiles = { ...state.originalFiles };
+  for (const f of changedFiles) {
+    if (!(f.path in originalFiles) && !f.previousOwned) originalFiles[f.path] = f.previous;
+    // The backup is the agent's own file: putting the original back removes it.
+    if (f.backupPath !== undefined && !(f.backupPath in originalFiles)) originalFiles[f.backupPath] = null;
+  }
+  const originalSysctls = { ...state.originalSysctls };
+  for (const c of plan.runtime) if (c.sysctl?.previous != null && !(c.sysctl.key in originalSysctls)) originalSysctls[c.sysctl.key] = c.sysctl.previous;
+
+  const stillOwned = ownedKeys(owned);
+  const next: AgentState = {
+    ...state,
+    owned,
+    absentOnce: plan.ownership.absentNow.filter((k) => stillOwned.has(k)),
+    originalFiles,
+    originalSysctls,
+  };
+  delete next.failedModelHash;
+  if (plan.ownership.primaryIfname) next.primaryIfname = plan.ownership.primaryIfname;
+  if (!planChanges(plan) && state.lastApply?.ok && state.lastApply.modelHash === modelHash) return next;
+  if (planChanges(plan)) {
+    const snapshot: Snapshot = {
+      at: now,
+      files: Object.fromEntries(changedFiles.flatMap((f) => [[f.path, f.previous], ...(f.backupPath !== undefined ? [[f.backupPath, null]] : [])])),
+      runtimeUndo: plan.runtime.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse(),
+      sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
+      ownedBefore: state.owned,
+    };
+    next.lastSnapshot = snapshot;
+    next.counters = { ...state.counters, applies: state.counters.applies + 1 };
+  }
+  next.lastApply = { at: now, modelHash, ok: true };
+  return next;
+}
+
+/** The state after an apply whose verification failed and was undone: remember not to retry the same model. */
+export function stateAfterRollback(state: AgentState, modelHash: string, now: string, message: string): AgentState {
+  return {
+    ...state,
+    failedModelHash: modelHash,
+    lastApply: { at: now, modelHash, ok: false },
+    lastError: { at: now, message },
+    counters: { ...state.counters, verifyFailures: state.counters.verifyFailures + 1, rollbacks: state.counters.rollbacks + 1 },
+  };
+}
+
+/** The state after an error that changed nothing. */
+export function stateAfterError(state: AgentState, now: string, message: string): AgentState {
+  return { ...state, lastError: { at: now, message } };
+}

@@ -1,0 +1,93 @@
+import { underRoot } from '../../apply/root.js';
+import { firstLine, runTool } from '../../apply/run-ip.js';
+import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
+import { ConfigError, HostError } from '../../errors.js';
+import type { Host } from '../../host/host.js';
+import type { Args, CliCommand, Io } from '../command.js';
+import { EXIT } from '../command.js';
+import { loadConfig } from '../config.js';
+
+/** Runs `systemctl ...args`; a failure names the command and systemctl's own message. */
+async function systemctl(host: Host, io: Io, args: string[]): Promise<string> {
+  const result = await runTool(host, ['systemctl', ...args]);
+  if (result.exitCode !== 0) throw new HostError(`\`systemctl ${args.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+  if (args[0] !== '--version') io.out(`ran systemctl ${args.join(' ')}\n`);
+  return result.stdout;
+}
+
+function requireSystemd(args: Args, verb: string): string {
+  if (args.systemd !== true) throw new ConfigError(`${verb}: say what to ${verb}: --systemd (the systemd service is the only kind so far)`);
+  const root = String(args.root);
+  if (!root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(root)} must be an absolute path`);
+  return root;
+}
+
+/** Refuses to replace or remove a unit someone else wrote at our path. */
+function checkOwned(path: string, text: string | null): void {
+  if (text !== null && !text.startsWith(UNIT_MARKER)) {
+    throw new ConfigError(`${path} exists and was not written by eip-agent (no "${UNIT_MARKER}" first line): move it away first`);
+  }
+}
+
+const rootOption = { type: 'string', default: '/', describe: 'prefix for the unit path; systemctl runs only when it is /' } as const;
+
+/** `eip-agent install --systemd`: writes the unit for this installation, then enables and starts it. */
+export const installCommand: CliCommand = {
+  command: 'install',
+  describe: `install the daemon as a systemd service: write ${UNIT_PATH}, systemctl daemon-reload, enable --now`,
+  builder: (y) =>
+    y
+      .option('systemd', { type: 'boolean', describe: 'install the systemd service' })
+      .option('root', rootOption)
+      .option('config', { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' })
+      .option('node', { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' })
+      .option('bin', { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' })
+      .option('systemd-version', { type: 'number', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' }),
+  async run(host, io, args) {
+    const root = requireSystemd(args, 'install');
+    const config = await loadConfig(host, args.config);
+    const live = root === '/';
+    const version = live ? parseSystemdVersion(await systemctl(host, io, ['--version'])) : (args.systemdVersion as number | undefined);
+    const text = renderUnit({
+      node: String(args.node ?? process.execPath),
+      bin: String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin),
+      ...(args.config !== undefined ? { config: args.config } : {}),
+      ...(config.metricsTextfile !== undefined ? { metricsTextfile: config.metricsTextfile } : {}),
+      ...(version !== undefined ? { systemdVersion: version } : {}),
+    });
+    const path = underRoot(root, UNIT_PATH);
+    checkOwned(path, await host.fs.readText(path));
+    await host.fs.writeAtomic(path, text, 0o644);
+    io.out(`wrote ${path}\n`);
+    if (!live) {
+      io.out(`--root is not /: not enabling it here (in that system: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME})\n`);
+      return EXIT.ok;
+    }
+    await systemctl(host, io, ['daemon-reload']);
+    await systemctl(host, io, ['enable', '--now', UNIT_NAME]);
+    return EXIT.ok;
+  },
+};
+
+/** `eip-agent uninstall --systemd`: stops and disables the service, removes the unit. */
+export const uninstallCommand: CliCommand = {
+  command: 'uninstall',
+  describe: `remove the systemd service: systemctl disable --now, remove ${UNIT_PATH}, daemon-reload`,
+  builder: (y) => y.option('systemd', { type: 'boolean', describe: 'remove the systemd service' }).option('root', rootOption),
+  async run(host, io, args) {
+    const root = requireSystemd(args, 'uninstall');
+    const path = underRoot(root, UNIT_PATH);
+    const text = await host.fs.readText(path);
+    if (text === null) {
+      io.out(`not installed: ${path} does not exist\n`);
+      return EXIT.ok;
+    }
+    checkOwned(path, text);
+    const live = root === '/';
+    if (live) await systemctl(host, io, ['disable', '--now', UNIT_NAME]);
+    await host.fs.remove(path);
+    io.out(`removed ${path}\n`);
+    if (live) await systemctl(host, io, ['daemon-reload']);
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,27 @@
+import { rollbackLast, rollbackOriginal } from '../../apply/rollback.js';
+import { withLock } from '../../daemon/lock.js';
+import { ConfigError } from '../../errors.js';
+import { EXIT, printWarnings, type CliCommand } from '../command.js';
+
+/** `eip-agent rollback [--original]`. */
+export const rollbackCommand: CliCommand = {
+  command: 'rollback',
+  describe: 'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it',
+  builder: (y) =>
+    y
+      .option('original', { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' })
+      .option('root', { type: 'string', default: '/', describe: 'prefix for every file path read or written' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
+  async run(host, io, args) {
+    if (!args.root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(args.root)} must be an absolute path`);
+    const root = args.root;
+    const result = await withLock(host, root, () => (args.original ? rollbackOriginal(host, root) : rollbackLast(host, root)));
+    if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      printWarnings(io, result.warnings);
+      for (const line of [...result.runtime, ...result.files]) io.out(`${line}\n`);
+      io.out(args.original ? 'Restored the state from before eip-agent first changed this guest.\n' : 'Rolled back the last apply.\n');
+    }
+    return EXIT.ok;
+  },
+};

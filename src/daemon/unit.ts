@@ -1,0 +1,124 @@
+// The systemd unit of the daemon. systemd/eip-agent.service in the repository is this text for the
+// default install paths (a test keeps them equal); `eip-agent install --systemd` writes it with the
+// paths of the running installation.
+import { posix } from 'node:path';
+import { ConfigError } from '../errors.js';
+
+/** Where `install --systemd` writes the unit (under --root). */
+export const UNIT_PATH = '/etc/systemd/system/eip-agent.service';
+export const UNIT_NAME = 'eip-agent.service';
+/** First line of the unit: the agent replaces or removes only a unit that starts with it. */
+export const UNIT_MARKER = '# Managed by eip-agent';
+
+/** node_exporter's usual textfile-collector directory (Debian/RHEL packages). */
+export const DEFAULT_TEXTFILE_DIR = '/var/lib/node_exporter/textfile_collector';
+
+/** What varies between installations. */
+export interface UnitOptions {
+  /** Absolute path of the node binary. */
+  node: string;
+  /** Absolute path of bin/eip-agent.js (or the `eip-agent` link to it). */
+  bin: string;
+  /** --config to pass to `run`, when not the default file. */
+  config?: string;
+  /** The config's metricsTextfile, whose directory must be writable. */
+  metricsTextfile?: string;
+  /** The systemd that will run the unit (`systemctl --version`); unknown: a current one. */
+  systemdVersion?: number;
+}
+
+/** The first systemd that knows the @system-service group. */
+const SYSTEM_SERVICE_GROUP = 239;
+
+/**
+ * The allow-list of system calls. An older systemd (CentOS 7 has 219) ignores the group name it
+ * does not know and would allow almost nothing, killing the agent at start: leave it out there.
+ */
+function syscallFilter(version: number | undefined): string {
+  if (version === undefined || version >= SYSTEM_SERVICE_GROUP) return 'SystemCallFilter=@system-service';
+  return `# SystemCallFilter=@system-service needs systemd >= ${SYSTEM_SERVICE_GROUP}; systemd ${version} would read it as an empty allow-list.`;
+}
+
+/** The version number in \`systemctl --version\`'s first line (\`systemd 252 (252.38-1~deb12u1)\`). */
+export function parseSystemdVersion(output: string): number | undefined {
+  const match = /^systemd (\d+)/.exec(output.trimStart());
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The paths the repository's unit file is written for: a global `npm install -g` with prefix /usr. */
+export const DEFAULT_UNIT_OPTIONS: UnitOptions = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/eip-agent/bin/eip-agent.js' };
+
+/** A path that can go into ExecStart= or ReadWritePaths= as it is: no spaces, quotes, `%` specifiers or `$` variables. */
+function unitPath(what: string, path: string): string {
+  if (!/^\/[\w.+@:/-]+$/.test(path) || path.split('/').includes('..')) {
+    throw new ConfigError(`${what} ${JSON.stringify(path)}: a unit file needs an absolute path of letters, digits and . _ + @ : / - only`);
+  }
+  return path;
+}
+
+/** The unit text. */
+export function renderUnit(options: UnitOptions): string {
+  const exec = [unitPath('node', options.node), unitPath('bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('config', options.config)] : [])];
+  const textfileDirs = new Set([DEFAULT_TEXTFILE_DIR]);
+  if (options.metricsTextfile !== undefined) textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
+  return `${UNIT_MARKER} (\`eip-agent install --systemd\`); \`eip-agent uninstall --systemd\` removes it.
+[Unit]
+Description=eip-agent: configures ENIs, secondary private IPs and EIPs from the instance metadata
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart=${exec.join(' ')}
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=always
+RestartSec=5s
+# SIGTERM lets an apply in progress finish (or roll back) before the agent exits.
+TimeoutStopSec=90s
+
+# Writable: the lock (/run/eip-agent), the state (/var/lib/eip-agent), the files the agent writes
+# and node_exporter's textfile directory ("-": a directory that does not exist is skipped).
+RuntimeDirectory=eip-agent
+RuntimeDirectoryPreserve=yes
+StateDirectory=eip-agent
+ProtectSystem=strict
+ReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d ${[...textfileDirs].map((d) => `-${d}`).join(' ')}
+# Files get their modes explicitly (0644 for ifcfg and the metrics, 0600 for the state).
+UMask=0077
+
+# Root, but only with the capabilities of \`ip\` (CAP_NET_ADMIN), \`ping\` and \`arping\` (CAP_NET_RAW).
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
+AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW
+NoNewPrivileges=yes
+# AF_NETLINK for \`ip\`, AF_PACKET for the gratuitous ARP (\`arping -U\`), AF_UNIX for systemctl/nmcli (--reload).
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK AF_PACKET
+${syscallFilter(options.systemdVersion)}
+SystemCallErrorNumber=EPERM
+SystemCallArchitectures=native
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateIPC=yes
+PrivateMounts=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+# Deliberately not set:
+# ProtectKernelTunables=yes makes /proc/sys read-only, and the agent sets
+#   net.ipv4.conf.*.rp_filter with \`sysctl -w\` (systemd-networkd's unit omits it for the same reason).
+# ProtectProc=invisible / ProcSubset=pid hide the lock holder's /proc/<pid> (a root \`eip-agent apply\`
+#   has capabilities this service lacks) and /proc/sys respectively.
+# MemoryDenyWriteExecute=yes breaks V8's JIT compiler.
+# PrivateNetwork=, IPAddressDeny= would cut the agent off the network it configures.
+
+[Install]
+WantedBy=multi-user.target
+`;
+}

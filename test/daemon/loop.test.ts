@@ -1,0 +1,358 @@
+// The daemon against a real metadata emulator on port 0, an in-memory guest (memfs) and a fake
+// kernel that records every process, with a fake clock: each sleep advances it and lets the test act.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadState } from '../../src/apply/state.js';
+import { DaemonControl } from '../../src/daemon/control.js';
+import type { LogEvent } from '../../src/daemon/log.js';
+import { MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
+import type { Host, HostFs } from '../../src/host/host.js';
+import { startMetadataEmulator, type MetadataEmulator, type MetaTree } from '../../src/metadata/index.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
+import { createTestHost, vol } from '../helpers/host.js';
+import { MAC0, MAC1, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+import { manualTree } from '../lab/fixtures.js';
+
+const TEXTFILE = '/var/lib/node_exporter/textfile_collector/eip_agent.prom';
+const ETH1_IPS = ['network', 'interfaces', 'macs', '20:90:6F:F7:93:2E', 'local-ipv4s'];
+
+let emulator: MetadataEmulator;
+beforeAll(async () => {
+  emulator = await startMetadataEmulator({ tree: manualTree() });
+});
+afterAll(async () => {
+  await emulator.close();
+});
+
+/** The manual tree with eth1's local-ipv4s changed by edit. */
+function withEth1Ips(edit: (ips: MetaTree) => void): MetaTree {
+  const tree = manualTree();
+  let node = tree;
+  for (const name of ETH1_IPS) node = node[name] as MetaTree;
+  edit(node);
+  return tree;
+}
+
+function options(overrides: Partial<DaemonOptions> = {}): DaemonOptions {
+  return {
+    pipeline: {
+      metadataUrl: emulator.url,
+      metadataRetries: 0,
+      root: '/',
+      target: 'centos',
+      routing: 'policy',
+      runtime: true,
+      requireNics: false,
+      reload: 'none',
+    },
+    intervalMs: 5000,
+    ignoreNics: [],
+    metricsTextfile: TEXTFILE,
+    ...overrides,
+  };
+}
+
+/** A guest, a clock and a log; `onSleep(n)` runs at the n-th sleep of the daemon (1-based) before the clock moves on. */
+interface Rig {
+  host: Host;
+  kernel: FakeKernel;
+  control: DaemonControl;
+  events: LogEvent[];
+  /** Paths written or removed, in order. */
+  writes: string[];
+  /** The daemon's sleeps, in ms. */
+  sleeps: number[];
+  onSleep: (n: number) => void | Promise<void>;
+  run(opts?: DaemonOptions, extra?: { reload?: () => Promise<DaemonOptions> }): Promise<void>;
+}
+
+function rig(kernel = new FakeKernel(freshKernel())): Rig {
+  let clock = Date.parse('2025-01-01T00:00:00Z');
+  const base = createTestHost().fs;
+  const r: Rig = {
+    kernel,
+    control: new DaemonControl(),
+    events: [],
+    writes: [],
+    sleeps: [],
+    onSleep: () => undefined,
+    host: undefined as unknown as Host,
+    run: (opts = options(), extra = {}) =>
+      runDaemon(r.host, opts, { control: r.control, onEvent: (e) => r.events.push(e), random: () => 0.5, ...extra }),
+  };
+  const fs: HostFs = {
+    ...base,
+    writeAtomic: async (path, content, mode) => {
+      r.writes.push(path);
+      await base.writeAtomic(path, content, mode);
+    },
+    remove: async (path) => {
+      r.writes.push(`rm ${path}`);
+      await base.remove(path);
+    },
+  };
+  r.host = createTestHost({
+    fs,
+    run: kernel.run,
+    isPrivileged: () => true,
+    now: () => clock,
+    sleep: async (ms) => {
+      r.sleeps.push(ms);
+      clock += ms;
+      await r.onSleep(r.sleeps.length);
+    },
+  });
+  return r;
+}
+
+function names(events: readonly LogEvent[]): string[] {
+  return events.map((e) => e.event);
+}
+
+beforeEach(() => {
+  vol.reset();
+  const { ['/meta.json']: _unused, ...files } = guestFiles();
+  vol.fromJSON({
+    ...files,
+    '/sys/class/net/eth0/statistics/rx_bytes': '1000\n',
+    '/sys/class/net/eth0/statistics/tx_bytes': '2000\n',
+    '/sys/class/net/eth0/statistics/rx_packets': '10\n',
+    '/sys/class/net/eth0/statistics/tx_packets': '20\n',
+  });
+  emulator.setTree(manualTree());
+  emulator.setFaults({});
+});
+
+describe('runDaemon', () => {
+  it('applies once at start, then in sync: no process and no write over many polls', async () => {
+    const r = rig();
+    let callsAfterFirst = 0;
+    let writesAfterFirst = 0;
+    let requestsAfterFirst = 0;
+    r.onSleep = (n) => {
+      if (n === 1) {
+        callsAfterFirst = r.kernel.calls.length;
+        writesAfterFirst = r.writes.length;
+        requestsAfterFirst = emulator.requests;
+      }
+      if (n === 11) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.kernel.callsOf('ip', '-batch', '-')).toHaveLength(1);
+    expect(r.writes).toContain(`${SCRIPTS}/ifcfg-eth1`);
+    expect(r.writes).toContain(TEXTFILE);
+    expect(callsAfterFirst).toBeGreaterThan(0);
+    expect(r.kernel.calls).toHaveLength(callsAfterFirst);
+    expect(r.writes).toHaveLength(writesAfterFirst);
+    expect(emulator.requests).toBeGreaterThan(requestsAfterFirst); // the polls did read the metadata
+    expect(r.sleeps).toEqual(Array(11).fill(5000));
+    expect(names(r.events)).toEqual(['start', 'apply', ...Array(10).fill('unchanged'), 'stop']);
+    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 10 runtime changes, verified', pendingRemovals: 0 });
+    expect(r.events.at(-1)).toMatchObject({ msg: 'stopped (test)' });
+  });
+
+  it('backs off 10, 20, 40, 60, 60 s while the metadata answers 503, changes nothing, then resumes without applying', async () => {
+    const r = rig();
+    let callsBefore = 0;
+    let filesBefore: Record<string, string | null> = {};
+    r.onSleep = (n) => {
+      if (n === 1) {
+        callsBefore = r.kernel.calls.length;
+        filesBefore = vol.toJSON('/etc');
+        r.writes.length = 0;
+        emulator.setFaults({ status: { code: 503 } });
+      }
+      if (n === 6) emulator.setFaults({});
+      if (n === 8) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.sleeps).toEqual([5000, 10_000, 20_000, 40_000, 60_000, 60_000, 5000, 5000]);
+    // Reads only (`ip -j` for the address metrics): no ip -batch, no sysctl -w.
+    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual(Array(15).fill('ip -j'));
+    expect(vol.toJSON('/etc')).toEqual(filesBefore);
+    // Only the agent's own records change: the error counter and the metrics.
+    expect(new Set(r.writes)).toEqual(new Set(['/var/lib/eip-agent/state.json', TEXTFILE]));
+    const errors = r.events.filter((e) => e.event === 'metadata-error');
+    expect(errors).toHaveLength(5);
+    expect(errors[0]).toMatchObject({ level: 'error', failures: 1 });
+    expect(errors[0]!.msg).toMatch(/^metadata: .*503.*; nothing changed, retrying in about 10 s$/);
+    expect(errors[4]!.msg).toMatch(/retrying in about 60 s$/);
+    const state = await loadState(r.host, '/');
+    expect(state.counters.metadataErrors).toBe(5);
+    expect(state.lastError?.message).toContain('503');
+    expect(await vol.promises.readFile(TEXTFILE, 'utf8')).toContain('eip_agent_metadata_errors_total 5\n');
+    expect(names(r.events).slice(-3)).toEqual(['unchanged', 'unchanged', 'stop']);
+  });
+
+  it('applies a metadata change on the next poll', async () => {
+    const r = rig();
+    r.onSleep = (n) => {
+      if (n === 1) emulator.setTree(withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })));
+      if (n === 3) r.control.stop('test');
+    };
+    await r.run();
+    const batches = r.kernel.callsOf('ip', '-batch', '-').map((c) => c.input);
+    expect(batches).toHaveLength(2);
+    expect(batches[1]).toBe('address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 table 10001 priority 30001\n');
+    expect(names(r.events)).toEqual(['start', 'apply', 'apply', 'unchanged', 'stop']);
+  });
+
+  it('converges again while removals are pending, then rests', async () => {
+    const r = rig();
+    let callsAtRest = -1;
+    r.onSleep = (n) => {
+      if (n === 1) emulator.setTree(withEth1Ips((ips) => delete ips['10.0.0.8']));
+      if (n === 3) callsAtRest = r.kernel.calls.length;
+      if (n === 5) r.control.stop('test');
+    };
+    await r.run();
+    const applies = r.events.filter((e) => e.event === 'apply' || e.event === 'in-sync');
+    expect(applies.map((e) => e.pendingRemovals)).toEqual([0, expect.any(Number), 0]);
+    expect(applies[1]!.pendingRemovals).toBeGreaterThan(0);
+    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses).toEqual([{ ip: '10.0.0.7', prefixLength: 24 }]);
+    expect(r.kernel.calls).toHaveLength(callsAtRest);
+    expect(names(r.events).slice(-3)).toEqual(['unchanged', 'unchanged', 'stop']);
+  });
+
+  it('does not retry a model that failed verification, in this process or after a restart, until the metadata changes', async () => {
+    const r = rig();
+    r.kernel.pingOk = false;
+    let callsAfterRollback = 0;
+    r.onSleep = (n) => {
+      if (n === 1) callsAfterRollback = r.kernel.calls.length;
+      if (n === 4) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.kernel.calls).toHaveLength(callsAfterRollback);
+    expect(names(r.events)).toEqual(['start', 'rollback', 'stop']);
+    expect(r.events[1]).toMatchObject({ level: 'error' });
+    expect(r.events[1]!.msg).toMatch(/^verification failed, every change rolled back; not retried until the metadata changes \(ping /);
+
+    // A restarted daemon reads the failed model from the state file: still no process.
+    const again = rig(r.kernel);
+    const callsBefore = r.kernel.calls.length;
+    again.onSleep = (n) => {
+      if (n === 2) {
+        r.kernel.pingOk = true;
+        emulator.setTree(withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })));
+      }
+      if (n === 3) again.control.stop('test');
+    };
+    await again.run();
+    expect(names(again.events)).toEqual(['start', 'skip-failed', 'apply', 'stop']);
+    expect(again.kernel.calls.slice(callsBefore).length).toBeGreaterThan(0);
+    expect((await loadState(again.host, '/')).failedModelHash).toBeUndefined();
+  });
+
+  it('reloads the configuration on request: converges with the new settings; a bad config keeps the old one', async () => {
+    const r = rig();
+    let reloads = 0;
+    const reload = async () => {
+      reloads += 1;
+      if (reloads === 2) throw new Error('bad config');
+      return options({ intervalMs: 7000, pipeline: { ...options().pipeline, routing: 'rp-filter' } });
+    };
+    r.onSleep = (n) => {
+      if (n === 1 || n === 3) r.control.requestReload();
+      if (n === 4) r.control.stop('test');
+    };
+    await r.run(options(), { reload });
+    // rp-filter mode no longer wants the policy rules and routes: removed on the read after.
+    expect(names(r.events)).toEqual(['start', 'apply', 'reload', 'apply', 'apply', 'reload-error', 'unchanged', 'stop']);
+    expect(r.events[3]!.pendingRemovals).toBeGreaterThan(0);
+    expect(r.events[4]!.pendingRemovals).toBe(0);
+    expect(r.kernel.state.rules.filter((rule) => rule.table === '10001')).toEqual([]);
+    expect(r.events[5]!.msg).toBe('configuration not reloaded, keeping the current one: bad config');
+    expect(r.sleeps).toEqual([5000, 7000, 7000, 7000]);
+    expect(r.kernel.callsOf('sysctl', '-q', '-w').at(-1)?.argv).toContain('net.ipv4.conf.all.rp_filter=0');
+  });
+
+  it('a reload request cuts the sleep short', async () => {
+    const r = rig();
+    const host = { ...r.host, sleep: (ms: number, signal?: AbortSignal) => createTestHost().sleep(ms, signal) };
+    let polls = 0;
+    await runDaemon(host, options({ intervalMs: 3_600_000 }), {
+      control: r.control,
+      reload: async () => options({ intervalMs: 3_600_000 }),
+      onEvent: (e) => {
+        if (e.event === 'apply' || e.event === 'in-sync') {
+          polls += 1;
+          if (polls === 1) setTimeout(() => r.control.requestReload(), 10);
+          else r.control.stop('test');
+        }
+      },
+    });
+    expect(polls).toBe(2);
+  });
+
+  it('stops between steps: an apply in progress finishes and is verified, then the loop ends without sleeping', async () => {
+    const r = rig();
+    const run = r.kernel.run;
+    r.host = {
+      ...r.host,
+      run: async (argv, opts) => {
+        if (argv.join(' ') === 'ip -batch -') r.control.stop('SIGTERM');
+        return run(argv, opts);
+      },
+    };
+    await r.run();
+    expect(r.sleeps).toEqual([]);
+    expect(names(r.events)).toEqual(['start', 'apply', 'stop']);
+    expect(r.events[2]!.msg).toBe('stopped (SIGTERM)');
+    expect(r.kernel.callsOf('ping').length).toBeGreaterThan(0);
+    expect((await loadState(r.host, '/')).lastApply?.ok).toBe(true);
+  });
+
+  it('a stop request ends a long sleep at once', async () => {
+    const r = rig();
+    const host = { ...r.host, sleep: (ms: number, signal?: AbortSignal) => createTestHost().sleep(ms, signal) };
+    const started = Date.now();
+    await runDaemon(host, options({ intervalMs: 3_600_000 }), {
+      control: r.control,
+      onEvent: (e) => {
+        if (e.event === 'apply') setTimeout(() => r.control.stop('SIGINT'), 10);
+      },
+    });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('leaves the NICs in ignoreNics alone', async () => {
+    const r = rig();
+    r.onSleep = () => r.control.stop('test');
+    await r.run(options({ ignoreNics: [MAC1] }));
+    expect(vol.existsSync(`${SCRIPTS}/ifcfg-eth1`)).toBe(false);
+    const batch = r.kernel.callsOf('ip', '-batch', '-')[0]?.input ?? '';
+    expect(batch).toBe('address add 10.0.0.3/24 dev eth0\n');
+    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')).toMatchObject({ up: false, addresses: [] });
+  });
+
+  it('refuses to ignore the primary NIC, without changing anything', async () => {
+    const r = rig();
+    r.onSleep = () => r.control.stop('test');
+    await r.run(options({ ignoreNics: [MAC0], metricsTextfile: undefined }));
+    expect(r.kernel.calls).toEqual([]);
+    expect(r.writes).toEqual([]);
+    expect(names(r.events)).toEqual(['start', 'apply-error', 'stop']);
+    expect(r.events[1]!.msg).toBe(
+      `config: ignoreNics: ${MAC0} is the primary NIC (the metadata's \`mac\`); only secondary NICs can be left alone; retrying in about 10 s`,
+    );
+  });
+});
+
+describe('pollDelay', () => {
+  it.each([
+    [5000, 0, 0.5, 5000],
+    [5000, 0, 0, 4500],
+    [5000, 0, 0.999999, 5500],
+    [5000, 1, 0.5, 10_000],
+    [5000, 2, 0.5, 20_000],
+    [5000, 3, 0.5, 40_000],
+    [5000, 4, 0.5, MAX_BACKOFF_MS],
+    [5000, 4, 0.999999, MAX_BACKOFF_MS],
+    [5000, 4, 0, 54_000],
+    [5000, 30, 0.5, MAX_BACKOFF_MS],
+    [300_000, 0, 0.5, 300_000],
+    [300_000, 3, 0.5, 300_000],
+  ])('interval %d ms, %d failures, random %d -> %d ms', (interval, failures, random, expected) => {
+    expect(pollDelay(interval, failures, random)).toBe(expected);
+  });
+});

@@ -1,0 +1,109 @@
+// Ownership in the emulated VPC: an EIP and its private IP move from server A to server B (the
+// manual's disaster-recovery story, one-shot applies); A removes only what it owns, after two reads.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MetaTree } from '../../src/metadata/tree.js';
+import { manualTree } from './fixtures.js';
+import { labOk, requireLab } from './guard.js';
+import { startLab, type Lab } from './vpc.js';
+
+requireLab('ownership in the emulated VPC');
+
+const MAC_B = '52:54:00:00:00:20';
+
+/** Server B: one NIC in the manual's subnet with 10.0.0.20, plus whatever secondaries the cloud gives it. */
+function serverB(secondaries: Record<string, MetaTree> = {}): MetaTree {
+  return {
+    'instance-id': 'ins-lab0000b',
+    mac: MAC_B,
+    network: {
+      interfaces: {
+        macs: {
+          [MAC_B]: {
+            'primary-local-ipv4': '10.0.0.20',
+            'local-ipv4s': { '10.0.0.20': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }, ...secondaries },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The manual's tree for server A without 10.0.0.8 (moved away). */
+function serverAWithout8(): MetaTree {
+  const tree = manualTree();
+  const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
+  delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
+  return tree;
+}
+
+async function inet(lab: Lab, guest: string, dev: string): Promise<string[]> {
+  const result = await lab.exec(lab.guestNs(guest), ['ip', '-j', '-4', 'address', 'show', 'dev', dev]);
+  expect(result.exitCode, result.stderr).toBe(0);
+  const [link] = JSON.parse(result.stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
+  return (link?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+async function rules(lab: Lab, guest: string): Promise<string[]> {
+  const result = await lab.exec(lab.guestNs(guest), ['ip', '-j', 'rule']);
+  return (JSON.parse(result.stdout) as { src?: string; table: string }[]).filter((r) => r.src !== undefined && r.src !== 'all').map((r) => `${r.src} ${r.table}`);
+}
+
+describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
+  let lab: Lab;
+
+  beforeAll(async () => {
+    lab = await startLab([
+      { name: 'a', tree: manualTree() },
+      { name: 'b', tree: serverB() },
+    ]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('A is configured, and a user adds an address of their own by hand', async () => {
+    const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect((await lab.exec(lab.guestNs('a'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth0'])).exitCode).toBe(0);
+    expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
+  });
+
+  it('the cloud moves 10.0.0.8 and its EIP to B; B takes it over and the EIP answers again', async () => {
+    await lab.updateGuest('a', serverAWithout8());
+    await lab.updateGuest('b', serverB({ '10.0.0.8': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0', 'public-ipv4': '203.0.113.13', 'public-ipv4-mode': 'NAT' } }));
+    const apply = await lab.agent('b', ['apply', '--root', lab.guestRoot('b')]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(await inet(lab, 'b', 'eth0')).toEqual(['10.0.0.20/24', '10.0.0.8/24']);
+    // B's gratuitous ARP moved the router's neighbour entry off A.
+    expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
+  });
+
+  it('A: the first read only marks 10.0.0.8 as pending; nothing is removed', async () => {
+    const plan = await lab.agent('a', ['plan', '--root', lab.guestRoot('a')]);
+    expect(plan.stdout).toContain('Pending removal');
+    expect(plan.stdout).toContain('remove 10.0.0.8/24 from eth1');
+    const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(await inet(lab, 'a', 'eth1')).toEqual(['10.0.0.7/24', '10.0.0.8/24']);
+  });
+
+  it('A: the second read agrees; 10.0.0.8 and its rule go, the user\'s address and the primary stay', async () => {
+    const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+    expect(apply.stdout).toContain('remove 10.0.0.8/24 from eth1');
+    expect(await inet(lab, 'a', 'eth1')).toEqual(['10.0.0.7/24']);
+    expect(await inet(lab, 'a', 'eth0')).toEqual(['10.0.0.2/24', '10.0.0.3/24', '10.0.0.99/24']);
+    expect(await rules(lab, 'a')).toEqual(['10.0.0.7 10001']);
+    expect(await lab.pingFromInternet('203.0.113.12')).toBe(true);
+    expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
+  });
+
+  it('A: rollback --original puts back what A had before eip-agent, and keeps the user\'s address', async () => {
+    const rollback = await lab.agent('a', ['rollback', '--original', '--root', lab.guestRoot('a')]);
+    expect(rollback.exitCode, rollback.stdout + rollback.stderr).toBe(0);
+    expect(await inet(lab, 'a', 'eth0')).toEqual(['10.0.0.2/24', '10.0.0.99/24']);
+    expect(await inet(lab, 'a', 'eth1')).toEqual([]);
+    expect(await rules(lab, 'a')).toEqual([]);
+    expect(await lab.pingFromInternet('203.0.113.10')).toBe(true);
+  });
+});

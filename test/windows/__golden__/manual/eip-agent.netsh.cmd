@@ -1,0 +1,484 @@
+@rem Managed by eip-agent: generated from instance metadata, local edits are replaced.
+@echo off
+rem Windows target, netsh flavor: netsh makes every change, always by ifIndex. Every question (which
+rem adapter has this MAC, is this address there, what DNS servers are set) is answered by a one-line
+rem PowerShell/CIM query, because netsh, ipconfig and wmic print localized text that must not be parsed
+rem (and wmic is gone from current Windows). Adapter names are never used.
+rem Usage: eip-agent.netsh.cmd [apply or verify]. Exit codes: 0 in sync, 10 changed and verified,
+rem 20 adapter not found or ambiguous, 22 DHCP lease differs from the metadata, 30 rolled back,
+rem 31 rollback failed, 40 not as desired in verify mode, 1 error before any change.
+rem stdout: one line of JSON. Log: %ProgramData%\eip-agent\eip-agent.log
+setlocal EnableExtensions DisableDelayedExpansion
+set "STATE=%ProgramData%\eip-agent"
+if not exist "%STATE%\" mkdir "%STATE%"
+set "LOG=%STATE%\eip-agent.log"
+set "UNDO=%STATE%\undo-netsh.txt"
+set "MODE=%~1"
+if "%MODE%"=="" set "MODE=apply"
+if /i "%MODE%"=="apply" goto :mode_ok
+if /i "%MODE%"=="verify" goto :mode_ok
+set "MODE=invalid"
+call :error "the argument must be apply or verify"
+set "CODE=1"
+set "STATUS=error"
+goto :finish
+
+:mode_ok
+set "PS=powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command"
+set "METADATA_URL=http://169.254.0.23/latest/meta-data/"
+set "CHANGES="
+set "CSEP="
+set "CHECKS="
+set "KSEP="
+set "ERRORS="
+set "ESEP="
+set "FAILED=0"
+set "ANYDIFF=0"
+set "NOTFOUND=0"
+set "REFUSED=0"
+set "STEP=1000"
+if exist "%UNDO%" del /q "%UNDO%"
+if /i "%MODE%"=="verify" goto :resolve_all
+fltmc >nul 2>&1 && goto :resolve_all
+call :error "changing adapters needs Administrator or SYSTEM"
+set "CODE=1"
+set "STATUS=error"
+goto :finish
+
+rem ---- 1. MAC to ifIndex for every NIC; nothing is touched unless each MAC matches exactly one adapter ----
+:resolve_all
+call :resolve IDX0 5254008A7A64 52:54:00:8A:7A:64
+call :resolve IDX1 20906FF7932E 20:90:6F:F7:93:2E
+if "%NOTFOUND%"=="0" goto :inspect_all
+set "CODE=20"
+set "STATUS=adapter-not-found"
+goto :finish
+
+rem ---- 2. Snapshot and compare; the snapshot is logged, and netsh's own dump is kept for people ----
+:inspect_all
+netsh interface ipv4 dump >"%STATE%\netsh-dump-before.txt" 2>&1
+rem NIC 0: 52:54:00:8A:7A:64 (primary) 10.0.0.2/24 + 10.0.0.3/24, gateway 10.0.0.1, route metric 0
+set "IDX=%IDX0%"
+set "DIFF=0"
+call :ask DHCP "[string](Get-NetIPInterface -InterfaceIndex %IDX% -AddressFamily IPv4).Dhcp"
+if /i not "%DHCP%"=="Enabled" if /i not "%DHCP%"=="Disabled" goto :query_failed
+call :ask LEASE "@(Get-NetIPAddress -InterfaceIndex %IDX% -AddressFamily IPv4 -PrefixOrigin Dhcp -ErrorAction SilentlyContinue | Where-Object { $_.IPAddress -match '\A[0-9.]+\z' } | ForEach-Object { $_.IPAddress }) -join ' '"
+call :ask DNSBEFORE "@((Get-DnsClientServerAddress -InterfaceIndex %IDX% -AddressFamily IPv4).ServerAddresses | Where-Object { $_ -match '\A[0-9.]+\z' }) -join ' '"
+call :ask DNSSTATIC "$g = [string](Get-NetAdapter -InterfaceIndex %IDX%).InterfaceGuid; $n = Get-ItemProperty -LiteralPath ('HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $g) -Name NameServer -ErrorAction SilentlyContinue; if ($n -and [string]$n.NameServer) { '1' } else { '0' }"
+if not "%DNSSTATIC%"=="1" set "DNSSTATIC=0"
+>>"%LOG%" echo %date% %time% [%MODE%] snapshot 52:54:00:8A:7A:64 ifIndex %IDX%: dhcp %DHCP%, lease %LEASE%, dns %DNSBEFORE%, static dns %DNSSTATIC%
+if /i not "%DHCP%"=="Disabled" call :diff "ifIndex %IDX%: DHCP is enabled"
+call :has %IDX% 10.0.0.2 24 || call :diff "ifIndex %IDX%: 10.0.0.2/24 is missing"
+call :has %IDX% 10.0.0.3 24 || call :diff "ifIndex %IDX%: 10.0.0.3/24 is missing"
+call :ownedextra %IDX% 5254008A7A64 "10.0.0.2 10.0.0.3" || call :diff "ifIndex %IDX%: an address added by eip-agent is no longer in the metadata"
+call :routemetric %IDX% 10.0.0.1
+if not "%ROUTEMETRIC%"=="0" call :diff "ifIndex %IDX%: no default route via 10.0.0.1 with metric 0"
+if /i "%DHCP%"=="Disabled" goto :inspect0_done
+if "%LEASE%"=="" goto :inspect0_done
+if "%LEASE%"=="10.0.0.2" goto :inspect0_done
+set "REFUSED=1"
+call :error "ifIndex %IDX%: DHCP lease %LEASE% is not the metadata primary 10.0.0.2, not switching it to static"
+:inspect0_done
+set "DIFF0=%DIFF%"
+set "DHCP0=%DHCP%"
+set "DNSBEFORE0=%DNSBEFORE%"
+set "DNSSTATIC0=%DNSSTATIC%"
+
+rem NIC 1: 20:90:6F:F7:93:2E (secondary) 10.0.0.7/24 + 10.0.0.8/24, gateway 10.0.0.1, route metric 100
+set "IDX=%IDX1%"
+set "DIFF=0"
+call :ask DHCP "[string](Get-NetIPInterface -InterfaceIndex %IDX% -AddressFamily IPv4).Dhcp"
+if /i not "%DHCP%"=="Enabled" if /i not "%DHCP%"=="Disabled" goto :query_failed
+call :ask LEASE "@(Get-NetIPAddress -InterfaceIndex %IDX% -AddressFamily IPv4 -PrefixOrigin Dhcp -ErrorAction SilentlyContinue | Where-Object { $_.IPAddress -match '\A[0-9.]+\z' } | ForEach-Object { $_.IPAddress }) -join ' '"
+call :ask DNSBEFORE "@((Get-DnsClientServerAddress -InterfaceIndex %IDX% -AddressFamily IPv4).ServerAddresses | Where-Object { $_ -match '\A[0-9.]+\z' }) -join ' '"
+call :ask DNSSTATIC "$g = [string](Get-NetAdapter -InterfaceIndex %IDX%).InterfaceGuid; $n = Get-ItemProperty -LiteralPath ('HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $g) -Name NameServer -ErrorAction SilentlyContinue; if ($n -and [string]$n.NameServer) { '1' } else { '0' }"
+if not "%DNSSTATIC%"=="1" set "DNSSTATIC=0"
+>>"%LOG%" echo %date% %time% [%MODE%] snapshot 20:90:6F:F7:93:2E ifIndex %IDX%: dhcp %DHCP%, lease %LEASE%, dns %DNSBEFORE%, static dns %DNSSTATIC%
+if /i not "%DHCP%"=="Disabled" call :diff "ifIndex %IDX%: DHCP is enabled"
+call :has %IDX% 10.0.0.7 24 || call :diff "ifIndex %IDX%: 10.0.0.7/24 is missing"
+call :has %IDX% 10.0.0.8 24 || call :diff "ifIndex %IDX%: 10.0.0.8/24 is missing"
+call :ownedextra %IDX% 20906FF7932E "10.0.0.7 10.0.0.8" || call :diff "ifIndex %IDX%: an address added by eip-agent is no longer in the metadata"
+call :routemetric %IDX% 10.0.0.1
+if not "%ROUTEMETRIC%"=="100" call :diff "ifIndex %IDX%: no default route via 10.0.0.1 with metric 100"
+if /i "%DHCP%"=="Disabled" goto :inspect1_done
+if "%LEASE%"=="" goto :inspect1_done
+if "%LEASE%"=="10.0.0.7" goto :inspect1_done
+set "REFUSED=1"
+call :error "ifIndex %IDX%: DHCP lease %LEASE% is not the metadata primary 10.0.0.7, not switching it to static"
+:inspect1_done
+set "DIFF1=%DIFF%"
+set "DHCP1=%DHCP%"
+set "DNSBEFORE1=%DNSBEFORE%"
+set "DNSSTATIC1=%DNSSTATIC%"
+
+if /i "%MODE%"=="verify" goto :verify_all
+if "%ANYDIFF%"=="0" goto :in_sync
+if "%REFUSED%"=="0" goto :apply_all
+set "CODE=22"
+set "STATUS=refused"
+goto :finish
+
+rem ---- 3. Change what differs, primary NIC first; any failure restores what this run changed ----
+:apply_all
+if "%DIFF0%"=="0" goto :apply0_done
+set "IDX=%IDX0%"
+if /i "%DHCP0%"=="Disabled" goto :apply0_static
+rem DHCP to static in one netsh call: the lease is the metadata primary, so the address stays.
+call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.2 mask=255.255.255.0 gateway=none || goto :change_failed
+call :undo dhcp %IDX% %DNSSTATIC0%
+call :change "ifIndex %IDX%: DHCP to static 10.0.0.2/24"
+goto :apply0_secondary
+:apply0_static
+call :has %IDX% 10.0.0.2 24 && goto :apply0_secondary
+call :run netsh interface ipv4 add address name=%IDX% address=10.0.0.2 mask=255.255.255.0 || goto :change_failed
+call :undo deladdr %IDX% 10.0.0.2 -
+call :change "ifIndex %IDX%: add primary 10.0.0.2/24"
+:apply0_secondary
+call :addsecondary %IDX% 5254008A7A64 10.0.0.3 24 255.255.255.0 || goto :change_failed
+call :prune %IDX% 5254008A7A64 10.0.0.2 "10.0.0.2 10.0.0.3" || goto :change_failed
+call :ensureroute %IDX% 10.0.0.1 0 || goto :change_failed
+call :ensuredns %IDX% "%DNSBEFORE0%" "%DNSBEFORE0%" %DNSSTATIC0% || goto :change_failed
+:apply0_done
+if "%DIFF1%"=="0" goto :apply1_done
+set "IDX=%IDX1%"
+if /i "%DHCP1%"=="Disabled" goto :apply1_static
+rem DHCP to static in one netsh call: the lease is the metadata primary, so the address stays.
+call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.7 mask=255.255.255.0 gateway=none || goto :change_failed
+call :undo dhcp %IDX% %DNSSTATIC1%
+call :change "ifIndex %IDX%: DHCP to static 10.0.0.7/24"
+goto :apply1_secondary
+:apply1_static
+call :has %IDX% 10.0.0.7 24 && goto :apply1_secondary
+call :run netsh interface ipv4 add address name=%IDX% address=10.0.0.7 mask=255.255.255.0 || goto :change_failed
+call :undo deladdr %IDX% 10.0.0.7 -
+call :change "ifIndex %IDX%: add primary 10.0.0.7/24"
+:apply1_secondary
+call :addsecondary %IDX% 20906FF7932E 10.0.0.8 24 255.255.255.0 || goto :change_failed
+call :prune %IDX% 20906FF7932E 10.0.0.7 "10.0.0.7 10.0.0.8" || goto :change_failed
+call :ensureroute %IDX% 10.0.0.1 100 || goto :change_failed
+call :ensuredns %IDX% "%DNSBEFORE1%" "%DNSBEFORE1%" %DNSSTATIC1% || goto :change_failed
+:apply1_done
+
+rem ---- 4. Verify: addresses, default routes, gateways, the metadata endpoint ----
+:verify_all
+set "IDX=%IDX0%"
+call :verifyaddr %IDX% 10.0.0.2 24
+call :verifyaddr %IDX% 10.0.0.3 24
+call :routemetric %IDX% 10.0.0.1
+if defined ROUTEMETRIC (call :check route "default via 10.0.0.1 on ifIndex %IDX%" true "metric %ROUTEMETRIC%") else (call :check route "default via 10.0.0.1 on ifIndex %IDX%" false "missing")
+call :verifyping %IDX% 10.0.0.1
+set "IDX=%IDX1%"
+call :verifyaddr %IDX% 10.0.0.7 24
+call :verifyaddr %IDX% 10.0.0.8 24
+call :routemetric %IDX% 10.0.0.1
+if defined ROUTEMETRIC (call :check route "default via 10.0.0.1 on ifIndex %IDX%" true "metric %ROUTEMETRIC%") else (call :check route "default via 10.0.0.1 on ifIndex %IDX%" false "missing")
+call :verifyping %IDX% 10.0.0.1
+call :verifymetadata
+if /i "%MODE%"=="verify" goto :verify_done
+if "%FAILED%"=="0" goto :changed
+goto :rollback_all
+
+:verify_done
+if "%FAILED%"=="0" goto :in_sync
+set "CODE=40"
+set "STATUS=not-as-desired"
+goto :finish
+
+:query_failed
+call :error "ifIndex %IDX%: cannot read the adapter state with PowerShell"
+set "CODE=1"
+set "STATUS=error"
+goto :finish
+
+:change_failed
+set "FAILED=1"
+
+:rollback_all
+call :rollback
+if "%ROLLBACK_OK%"=="0" goto :rollback_failed
+set "CODE=30"
+set "STATUS=rolled-back"
+goto :finish
+
+:rollback_failed
+set "CODE=31"
+set "STATUS=rollback-failed"
+goto :finish
+
+:changed
+set "CODE=10"
+set "STATUS=changed"
+goto :finish
+
+:in_sync
+set "CODE=0"
+set "STATUS=in-sync"
+
+:finish
+if exist "%UNDO%" del /q "%UNDO%"
+>>"%LOG%" echo %date% %time% [%MODE%] exit %CODE% %STATUS%
+echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":%CODE%,"status":"%STATUS%","changes":[%CHANGES%],"checks":[%CHECKS%],"errors":[%ERRORS%],"log":"%LOG:\=\\%"}
+exit /b %CODE%
+
+rem ==== Subroutines. Arguments are validated IPs, masks, hex MACs and integers; messages avoid cmd's special characters. ====
+
+rem :ask VAR "PowerShell" - VAR = the first line the one-line query prints, undefined when none
+:ask
+set "%~1="
+for /f "usebackq delims=" %%o in (`%PS% "%~2"`) do if not defined %~1 set "%~1=%%o"
+exit /b 0
+
+rem :resolve VAR MACKEY MAC - VAR = the ifIndex of the only adapter with that MAC (52-54-00-.. and 52:54:00:.. compare equal)
+:resolve
+set "RESOLVED="
+for /f "usebackq delims=" %%o in (`%PS% "$m = @(Get-NetAdapter | Where-Object { ([string]$_.MacAddress -replace '[-:]', '').ToUpperInvariant() -eq '%~2' }); if ($m.Count -eq 1) { [string]$m[0].ifIndex } else { 'count ' + $m.Count }"`) do set "RESOLVED=%%o"
+echo(%RESOLVED%| findstr /r /x "[1-9][0-9]*" >nul && goto :resolve_ok
+set /a NOTFOUND+=1
+call :error "no single adapter has MAC %~3"
+call :check link "%~3" false "not exactly one adapter"
+exit /b 1
+:resolve_ok
+set "%~1=%RESOLVED%"
+call :check link "%~3 is ifIndex %RESOLVED%" true "resolved by MAC"
+exit /b 0
+
+rem :has IDX IP PREFIX - succeeds when IP/PREFIX is on ifIndex IDX
+:has
+call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue | Where-Object { $_.PrefixLength -eq %~3 }).Count"
+if "%HAS%"=="1" exit /b 0
+exit /b 1
+
+rem :routemetric IDX GW - ROUTEMETRIC = metric of the default route via GW on IDX, undefined when there is none
+:routemetric
+call :ask ROUTEMETRIC "@(Get-NetRoute -InterfaceIndex %~1 -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq '%~2' } | ForEach-Object { [string]$_.RouteMetric }) | Select-Object -First 1"
+if not defined ROUTEMETRIC exit /b 0
+echo(%ROUTEMETRIC%| findstr /r /x "[0-9][0-9]*" >nul || set "ROUTEMETRIC="
+exit /b 0
+
+rem :diff "why" - the adapter differs from the metadata
+:diff
+set "DIFF=1"
+set "ANYDIFF=1"
+>>"%LOG%" echo %date% %time% [%MODE%] %~1
+if /i "%MODE%"=="verify" call :check script "%~1" false "differs from the metadata"
+exit /b 0
+
+rem :isip TEXT - succeeds for a dotted quad
+:isip
+echo(%~1| findstr /r /x "[0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*" >nul
+exit /b %errorlevel%
+
+rem :ownedextra IDX MACKEY "WANTED" - fails when an address the agent added and the metadata no longer lists is on the adapter
+:ownedextra
+set "EXTRA=0"
+if not exist "%STATE%\owned-%~2.txt" exit /b 0
+for /f "usebackq delims=" %%a in ("%STATE%\owned-%~2.txt") do call :ownedextra1 %~1 %%a "%~3"
+if "%EXTRA%"=="0" exit /b 0
+exit /b 1
+:ownedextra1
+call :isip %~2 || exit /b 0
+echo( %~3 | findstr /l /c:" %~2 " >nul && exit /b 0
+call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue).Count"
+if defined HAS if not "%HAS%"=="0" set "EXTRA=1"
+exit /b 0
+
+rem :own MACKEY IP and :disown MACKEY IP - the ownership list: only addresses on it are ever removed
+:own
+call :disown %~1 %~2
+>>"%STATE%\owned-%~1.txt" echo %~2
+exit /b 0
+:disown
+if not exist "%STATE%\owned-%~1.txt" exit /b 0
+findstr /v /x /l /c:"%~2" "%STATE%\owned-%~1.txt" >"%STATE%\owned-%~1.tmp"
+move /y "%STATE%\owned-%~1.tmp" "%STATE%\owned-%~1.txt" >nul
+exit /b 0
+
+rem :addsecondary IDX MACKEY IP PREFIX MASK - adds a secondary address that is missing, never as a source address
+:addsecondary
+call :has %~1 %~3 %~4 && exit /b 0
+call :run netsh interface ipv4 add address name=%~1 address=%~3 mask=%~5 skipassource=true && goto :addsecondary_added
+rem Already exists is checked, not fatal: what matters is that the address is there now.
+call :has %~1 %~3 %~4 && exit /b 0
+call :error "ifIndex %~1: adding %~3/%~4 failed, see the log"
+exit /b 1
+:addsecondary_added
+call :undo deladdr %~1 %~3 %~2
+call :own %~2 %~3
+call :change "ifIndex %~1: add %~3/%~4 skipassource"
+exit /b 0
+
+rem :prune IDX MACKEY PRIMARY "WANTED" - removes addresses the agent added that the metadata no longer lists, never the primary
+:prune
+set "PRUNEFAIL=0"
+if not exist "%STATE%\owned-%~2.txt" exit /b 0
+copy /y "%STATE%\owned-%~2.txt" "%STATE%\owned-%~2.read" >nul
+for /f "usebackq delims=" %%a in ("%STATE%\owned-%~2.read") do call :prune1 %~1 %~2 %%a %~3 "%~4"
+del /q "%STATE%\owned-%~2.read"
+if "%PRUNEFAIL%"=="0" exit /b 0
+exit /b 1
+:prune1
+call :isip %~3 || exit /b 0
+if "%~3"=="%~4" exit /b 0
+echo( %~5 | findstr /l /c:" %~3 " >nul && exit /b 0
+call :ask PREFIX "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~3' -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.PrefixLength }) | Select-Object -First 1"
+if not defined PREFIX goto :prune1_gone
+call :run netsh interface ipv4 delete address name=%~1 address=%~3 && goto :prune1_removed
+set "PRUNEFAIL=1"
+call :error "ifIndex %~1: removing %~3 failed, see the log"
+exit /b 0
+:prune1_removed
+call :undo addaddr %~1 %~3 %PREFIX% %~2
+call :change "ifIndex %~1: remove %~3, added by eip-agent and no longer in the metadata"
+:prune1_gone
+call :disown %~2 %~3
+exit /b 0
+
+rem :ensureroute IDX GW METRIC - the default route via GW with METRIC, added only when missing
+:ensureroute
+call :routemetric %~1 %~2
+if not defined ROUTEMETRIC goto :ensureroute_add
+if "%ROUTEMETRIC%"=="%~3" exit /b 0
+set "OLDMETRIC=%ROUTEMETRIC%"
+call :run netsh interface ipv4 set route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2 metric=%~3 || exit /b 1
+call :undo setroute %~1 %~2 %OLDMETRIC%
+call :change "ifIndex %~1: default route via %~2 metric %OLDMETRIC% to %~3"
+exit /b 0
+:ensureroute_add
+call :run netsh interface ipv4 add route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2 metric=%~3 || exit /b 1
+call :undo delroute %~1 %~2
+call :change "ifIndex %~1: add default route via %~2 metric %~3"
+exit /b 0
+
+rem :ensuredns IDX "WANTED" "BEFORE" STATIC - sets the DNS servers only when they differ
+:ensuredns
+if "%~2"=="" exit /b 0
+call :ask DNSNOW "@((Get-DnsClientServerAddress -InterfaceIndex %~1 -AddressFamily IPv4).ServerAddresses) -join ' '"
+if "%DNSNOW%"=="%~2" exit /b 0
+call :setdns %~1 %~2 || exit /b 1
+call :undo dns %~1 %~4 %~3
+call :change "ifIndex %~1: DNS servers %~2"
+exit /b 0
+
+rem :setdns IDX SERVER... - the first server replaces the list, the others are added in order
+:setdns
+call :run netsh interface ipv4 set dnsservers name=%~1 source=static address=%~2 register=primary validate=no || exit /b 1
+set "DNSINDEX=1"
+:setdns_next
+shift /2
+if "%~2"=="" exit /b 0
+set /a DNSINDEX+=1
+call :run netsh interface ipv4 add dnsservers name=%~1 address=%~2 index=%DNSINDEX% validate=no || exit /b 1
+goto :setdns_next
+
+rem :verifyaddr IDX IP PREFIX - the address is there and out of duplicate address detection
+:verifyaddr
+set "TRIES=0"
+:verifyaddr_again
+call :ask ADDRSTATE "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue | Where-Object { $_.PrefixLength -eq %~3 } | ForEach-Object { [string]$_.AddressState }) | Select-Object -First 1"
+if "%ADDRSTATE%"=="Preferred" goto :verifyaddr_done
+if "%ADDRSTATE%"=="Duplicate" goto :verifyaddr_done
+set /a TRIES+=1
+if %TRIES% geq 10 goto :verifyaddr_done
+ping -n 2 127.0.0.1 >nul
+goto :verifyaddr_again
+:verifyaddr_done
+if not defined ADDRSTATE set "ADDRSTATE=missing"
+if "%ADDRSTATE%"=="Preferred" (call :check address "%~2/%~3 on ifIndex %~1" true "Preferred") else (call :check address "%~2/%~3 on ifIndex %~1" false "%ADDRSTATE%")
+exit /b 0
+
+rem :verifyping IDX GW - the gateway answers
+:verifyping
+set "TRIES=0"
+:verifyping_again
+call :ask PINGSTATUS "try { [string](New-Object -TypeName System.Net.NetworkInformation.Ping).Send('%~2', 1000).Status } catch { 'Error' }"
+if "%PINGSTATUS%"=="Success" goto :verifyping_done
+set /a TRIES+=1
+if %TRIES% geq 3 goto :verifyping_done
+goto :verifyping_again
+:verifyping_done
+if "%PINGSTATUS%"=="Success" (call :check ping "gateway %~2 from ifIndex %~1" true "Success") else (call :check ping "gateway %~2 from ifIndex %~1" false "no reply")
+exit /b 0
+
+rem :verifymetadata - the metadata endpoint answers
+:verifymetadata
+set "TRIES=0"
+:verifymetadata_again
+call :ask HTTPSTATUS "try { [string][int](Invoke-WebRequest -Uri '%METADATA_URL%' -UseBasicParsing -TimeoutSec 5).StatusCode } catch { 'Error' }"
+if "%HTTPSTATUS%"=="200" goto :verifymetadata_done
+set /a TRIES+=1
+if %TRIES% geq 3 goto :verifymetadata_done
+goto :verifymetadata_again
+:verifymetadata_done
+if "%HTTPSTATUS%"=="200" (call :check metadata "%METADATA_URL%" true "HTTP 200") else (call :check metadata "%METADATA_URL%" false "no answer")
+exit /b 0
+
+rem :run COMMAND... - runs a netsh command; its localized output goes to the log only
+:run
+>>"%LOG%" echo %date% %time% [%MODE%] %*
+%* >>"%LOG%" 2>&1
+exit /b %errorlevel%
+
+rem :undo KIND ARGS... - records how to undo one change, numbered so that the rollback runs newest first
+:undo
+set /a STEP+=1
+>>"%UNDO%" echo %STEP% %*
+exit /b 0
+
+rem :rollback - undoes every recorded change, newest first; ROLLBACK_OK=0 when any step failed
+:rollback
+set "ROLLBACK_OK=1"
+if not exist "%UNDO%" exit /b 0
+sort /r "%UNDO%" /o "%UNDO%.rev"
+for /f "usebackq tokens=1,*" %%a in ("%UNDO%.rev") do call :rollback1 %%b
+del /q "%UNDO%.rev"
+exit /b 0
+:rollback1
+call :undo_%~1 %2 %3 %4 %5 %6 %7 %8 %9 && exit /b 0
+set "ROLLBACK_OK=0"
+call :error "rollback %~1 on ifIndex %~2 failed, see the log"
+exit /b 0
+:undo_deladdr
+call :run netsh interface ipv4 delete address name=%~1 address=%~2 || exit /b 1
+if not "%~3"=="-" call :disown %~3 %~2
+exit /b 0
+:undo_addaddr
+set /a "MASKBITS=-1 << (32 - %~3)", "O1=(MASKBITS >> 24) & 255", "O2=(MASKBITS >> 16) & 255", "O3=(MASKBITS >> 8) & 255", "O4=MASKBITS & 255"
+call :run netsh interface ipv4 add address name=%~1 address=%~2 mask=%O1%.%O2%.%O3%.%O4% skipassource=true || exit /b 1
+call :own %~4 %~2
+exit /b 0
+:undo_delroute
+call :run netsh interface ipv4 delete route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2
+exit /b %errorlevel%
+:undo_setroute
+call :run netsh interface ipv4 set route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2 metric=%~3
+exit /b %errorlevel%
+:undo_dhcp
+call :run netsh interface ipv4 set address name=%~1 source=dhcp || exit /b 1
+if "%~2"=="1" exit /b 0
+call :run netsh interface ipv4 set dnsservers name=%~1 source=dhcp
+exit /b %errorlevel%
+:undo_dns
+if not "%~2"=="1" goto :undo_dns_dhcp
+if "%~3"=="" goto :undo_dns_dhcp
+call :setdns %~1 %3 %4 %5 %6 %7 %8 %9
+exit /b %errorlevel%
+:undo_dns_dhcp
+call :run netsh interface ipv4 set dnsservers name=%~1 source=dhcp
+exit /b %errorlevel%
+
+rem :change "what" / :error "what" / :check KIND "SUBJECT" true-or-false "DETAIL" - the JSON result, built as the run goes
+:change
+set "CHANGES=%CHANGES%%CSEP%"%~1""
+set "CSEP=,"
+>>"%LOG%" echo %date% %time% [%MODE%] %~1
+exit /b 0
+:error
+set "ERRORS=%ERRORS%%ESEP%"%~1""
+set "ESEP=,"
+>>"%LOG%" echo %date% %time% [%MODE%] error: %~1
+exit /b 0
+:check
+set "CHECKS=%CHECKS%%KSEP%{"kind":"%~1","subject":"%~2","ok":%~3,"detail":"%~4"}"
+set "KSEP=,"
+if "%~3"=="false" set "FAILED=1"
+exit /b 0
