@@ -11,7 +11,7 @@ await build({
   loader: { '.hbs': 'text' },
   sourcemap: 'linked',
   logLevel: 'warning',
-  // Bundled CommonJS dependencies (handlebars, write-file-atomic...) use require() and __filename; give the ESM bundle both.
+  // Bundled CommonJS dependencies (handlebars...) use require() and may use __filename; give the ESM bundle both.
   banner: {
     js: [
       "import { createRequire as __eipCreateRequire } from 'node:module';",

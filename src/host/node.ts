@@ -1,22 +1,12 @@
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from './atomic-write.js';
 import type { Host, HostFs, RunOptions, RunResult } from './host.js';
 
 function isMissing(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-/** fsync of the directory makes the rename itself durable across a power cut. */
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The real file system. */
@@ -37,12 +27,7 @@ export const nodeFs: HostFs = {
       throw error;
     }
   },
-  async writeAtomic(path, content, mode) {
-    await mkdir(dirname(path), { recursive: true });
-    // write-file-atomic: temp file in the same directory, fsync, rename.
-    await writeFileAtomic(path, content, { mode, fsync: true });
-    await syncDirectory(dirname(path));
-  },
+  writeAtomic: writeFileAtomic,
   async remove(path) {
     await rm(path, { force: true });
   },
