@@ -89,6 +89,7 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     next.counters = { ...state.counters, applies: state.counters.applies + 1 };
   }
   next.lastApply = { at: now, modelHash, ok: true };
+  next.lastSuccessAt = now;
   return next;
 }
 
@@ -103,7 +104,7 @@ export function stateAfterRollback(state: AgentState, modelHash: string, now: st
   };
 }
 
-/** The state after an error that changed nothing. */
-export function stateAfterError(state: AgentState, now: string, message: string): AgentState {
-  return { ...state, lastError: { at: now, message } };
+/** The state after a metadata read failed: nothing changed, the error is counted and kept for status. */
+export function stateAfterMetadataError(state: AgentState, now: string, message: string): AgentState {
+  return { ...state, lastError: { at: now, message }, counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 } };
 }

@@ -70,6 +70,8 @@ export interface AgentState {
   primaryIfname?: string;
   lastSnapshot?: Snapshot;
   lastApply?: { at: string; modelHash: string; ok: boolean };
+  /** When an apply last ended verified (kept when a later one fails, for monitoring). */
+  lastSuccessAt?: string;
   lastError?: { at: string; message: string };
   /** A model whose apply failed verification and was rolled back: not retried until the metadata changes. */
   failedModelHash?: string;

@@ -1,5 +1,6 @@
 // The daemon: poll the metadata, and only when the validated model changed, plan -> apply -> verify.
 import { loadState, saveState, type AgentState } from '../apply/state.js';
+import { stateAfterMetadataError } from '../apply/state-update.js';
 import { AgentError, MetadataError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
@@ -49,11 +50,6 @@ function short(hash: string): string {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** The state after a failed metadata read: counted, remembered as the last error; nothing else changes. */
-export function stateAfterMetadataError(state: AgentState, now: string, message: string): AgentState {
-  return { ...state, lastError: { at: now, message }, counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 } };
 }
 
 function describeApply(result: ApplyResult): string {

@@ -102,7 +102,7 @@ export function formatMetrics(input: MetricsInput): string {
       name: 'eip_agent_last_successful_apply_timestamp_seconds',
       type: 'gauge',
       help: 'When the agent last applied the metadata and verified the result, Unix time.',
-      samples: single(last?.ok ? seconds(last.at) : undefined),
+      samples: single(seconds(state.lastSuccessAt ?? (last?.ok ? last.at : undefined))),
     },
     { name: 'eip_agent_last_error_timestamp_seconds', type: 'gauge', help: 'When the agent last failed (metadata, apply or verification), Unix time.', samples: single(seconds(state.lastError?.at)) },
     { name: 'eip_agent_applies_total', type: 'counter', help: 'Applies that changed files or the runtime and were verified.', samples: single(String(state.counters.applies)) },

@@ -401,6 +401,7 @@ describe('applyAndVerify with --no-runtime', () => {
       originalFiles: freshOriginals(),
       lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, ownedBefore: emptyState().owned },
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
+      lastSuccessAt: NOW_ISO,
       counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
     });
     expect(stateMode()).toBe(0o600);

@@ -3,7 +3,7 @@ import type { FileChange, FileSnapshot, OwnedRef, OwnershipPlan, Plan, RuntimeCh
 import { emptyOwnership, planFiles, planRuntime } from '../../src/apply/plan.js';
 import type { AgentState, Owned, OwnedAddress } from '../../src/apply/state.js';
 import { emptyState } from '../../src/apply/state.js';
-import { planChanges, stateAfterApply, stateAfterError, stateAfterRollback } from '../../src/apply/state-update.js';
+import { planChanges, stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import {
   CLOUD_INIT_ETH0,
@@ -202,7 +202,7 @@ describe('stateAfterApply', () => {
     ['a state that records no apply (after a rollback)', withoutLastApply(), MANUAL_HASH],
   ])('records lastApply but no snapshot or count when nothing changed for %s', (_name, state, hash) => {
     const next = stateAfterApply(state, plan({ rendered: manualOwned().files }), hash, LATER);
-    const expected: AgentState = { ...state, lastApply: { at: LATER, modelHash: hash, ok: true } };
+    const expected: AgentState = { ...state, lastApply: { at: LATER, modelHash: hash, ok: true }, lastSuccessAt: LATER };
     delete expected.failedModelHash;
     expect(next).toEqual(expected);
   });
@@ -230,10 +230,14 @@ describe('stateAfterRollback', () => {
   });
 });
 
-describe('stateAfterError', () => {
-  it('records the error and nothing else', () => {
+describe('stateAfterMetadataError', () => {
+  it('records and counts the error and nothing else', () => {
     const state = applied(manualOwned(), { absentOnce: ['rule 10.0.0.8 10001'] });
-    expect(stateAfterError(state, LATER, 'metadata: mac: not found (404)')).toEqual({ ...state, lastError: { at: LATER, message: 'metadata: mac: not found (404)' } });
+    expect(stateAfterMetadataError(state, LATER, 'metadata: mac: not found (404)')).toEqual({
+      ...state,
+      lastError: { at: LATER, message: 'metadata: mac: not found (404)' },
+      counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 },
+    });
   });
 });
 

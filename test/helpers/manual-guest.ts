@@ -203,6 +203,7 @@ export function manualState(): AgentState {
     primaryIfname: 'eth0',
     lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, ownedBefore: emptyState().owned },
     lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
+    lastSuccessAt: NOW_ISO,
     counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
   };
 }
