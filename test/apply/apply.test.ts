@@ -3,7 +3,6 @@ import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
-import type { PipelineOptions } from '../../src/pipeline.js';
 import { applyAndVerify, makePlan, planIsEmpty, verifyOnly } from '../../src/pipeline.js';
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
@@ -22,18 +21,10 @@ import {
   freshOriginals,
   guestFiles,
   manualState,
+  GUEST_OPTIONS,
 } from '../helpers/manual-guest.js';
 
-const OPTIONS: PipelineOptions = {
-  metadataUrl: 'http://unused/',
-  metadataFile: '/meta.json',
-  root: '/',
-  target: 'centos',
-  routing: 'policy',
-  runtime: true,
-  requireNics: false,
-  reload: 'none',
-};
+const OPTIONS = GUEST_OPTIONS;
 
 const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
 const WRITTEN = Object.keys(POLICY_FILES);

@@ -7,7 +7,7 @@ import { STATE_PATH, emptyState, saveState } from '../../src/apply/state.js';
 import { AgentError, HostError, MetadataError } from '../../src/errors.js';
 import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import type { ApplyResult, PipelineOptions } from '../../src/pipeline.js';
+import type { ApplyResult } from '../../src/pipeline.js';
 import { applyAndVerify, makePlan, planIsEmpty } from '../../src/pipeline.js';
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, procSysPath, readSysctl } from '../helpers/fake-kernel.js';
@@ -30,19 +30,11 @@ import {
   treeWithDirectEip,
   treeWithout8,
   treeWithoutEth1,
+  GUEST_OPTIONS,
 } from '../helpers/manual-guest.js';
 import { manualTree } from '../lab/fixtures.js';
 
-const OPTIONS: PipelineOptions = {
-  metadataUrl: 'http://unused/',
-  metadataFile: '/meta.json',
-  root: '/',
-  target: 'centos',
-  routing: 'policy',
-  runtime: true,
-  requireNics: false,
-  reload: 'none',
-};
+const OPTIONS = GUEST_OPTIONS;
 
 const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
 const ETH1 = `${SCRIPTS}/ifcfg-eth1`;

@@ -1,3 +1,4 @@
+import type { PipelineOptions } from '../../src/pipeline.js';
 // The product manual's instance (test/lab/fixtures.ts manualTree()) as a guest: a fresh CentOS 7 boot
 // (cloud-init DHCP on eth0, eth1 attached but down), the files the agent must write for it in policy
 // mode, and hand-made live states for the pure planners and the verifier.
@@ -16,6 +17,18 @@ import { sysctlFiles } from './fake-kernel.js';
 export const MAC0 = '52:54:00:8a:7a:64';
 export const MAC1 = '20:90:6f:f7:93:2e';
 export const SCRIPTS = '/etc/sysconfig/network-scripts';
+
+/** Pipeline options for the fake guest: metadata from /meta.json in memfs, policy routing, runtime on. */
+export const GUEST_OPTIONS: PipelineOptions = {
+  metadataUrl: 'http://unused/',
+  metadataFile: '/meta.json',
+  root: '/',
+  target: 'centos',
+  routing: 'policy',
+  runtime: true,
+  requireNics: false,
+  reload: 'none',
+};
 export const SYSCTL_DROPIN = '/etc/sysctl.d/99-zz-eip-agent.conf';
 
 /** ifcfg-eth0 as cloud-init leaves it on a fresh CentOS 7 guest. */

@@ -81,3 +81,37 @@ export function threeNicTree(): MetaTree {
     },
   };
 }
+
+/** The MAC of server B, a second guest in the manual example's subnet. */
+export const SERVER_B_MAC = '52:54:00:00:00:20';
+
+/** Server B: one NIC in the manual's subnet with 10.0.0.20, plus whatever secondary IPs the cloud gives it. */
+export function serverBTree(secondaries: Record<string, MetaTree> = {}): MetaTree {
+  return {
+    'instance-id': 'ins-lab0000b',
+    mac: SERVER_B_MAC,
+    network: {
+      interfaces: {
+        macs: {
+          [SERVER_B_MAC]: {
+            'primary-local-ipv4': '10.0.0.20',
+            'local-ipv4s': { '10.0.0.20': address('10.0.0.1', '255.255.255.0'), ...secondaries },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** 10.0.0.8 with its EIP 203.0.113.13, as the cloud lists it wherever it is bound. */
+export function movedAddress(): Record<string, MetaTree> {
+  return { '10.0.0.8': address('10.0.0.1', '255.255.255.0', '203.0.113.13') };
+}
+
+/** The manual's tree without 10.0.0.8 (moved to another server). */
+export function manualTreeWithout8(): MetaTree {
+  const tree = manualTree();
+  const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
+  delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
+  return tree;
+}

@@ -1,40 +1,11 @@
 // Ownership in the emulated VPC: an EIP and its private IP move from server A to server B (the
 // manual's disaster-recovery story, one-shot applies); A removes only what it owns, after two reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MetaTree } from '../../src/metadata/tree.js';
-import { manualTree } from './fixtures.js';
+import { manualTree, manualTreeWithout8, movedAddress, serverBTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
 
 requireLab('ownership in the emulated VPC');
-
-const MAC_B = '52:54:00:00:00:20';
-
-/** Server B: one NIC in the manual's subnet with 10.0.0.20, plus whatever secondaries the cloud gives it. */
-function serverB(secondaries: Record<string, MetaTree> = {}): MetaTree {
-  return {
-    'instance-id': 'ins-lab0000b',
-    mac: MAC_B,
-    network: {
-      interfaces: {
-        macs: {
-          [MAC_B]: {
-            'primary-local-ipv4': '10.0.0.20',
-            'local-ipv4s': { '10.0.0.20': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }, ...secondaries },
-          },
-        },
-      },
-    },
-  };
-}
-
-/** The manual's tree for server A without 10.0.0.8 (moved away). */
-function serverAWithout8(): MetaTree {
-  const tree = manualTree();
-  const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
-  delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
-  return tree;
-}
 
 async function inet(lab: Lab, guest: string, dev: string): Promise<string[]> {
   const result = await lab.exec(lab.guestNs(guest), ['ip', '-j', '-4', 'address', 'show', 'dev', dev]);
@@ -54,7 +25,7 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
   beforeAll(async () => {
     lab = await startLab([
       { name: 'a', tree: manualTree() },
-      { name: 'b', tree: serverB() },
+      { name: 'b', tree: serverBTree() },
     ]);
   });
   afterAll(async () => {
@@ -69,8 +40,8 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
   });
 
   it('the cloud moves 10.0.0.8 and its EIP to B; B takes it over and the EIP answers again', async () => {
-    await lab.updateGuest('a', serverAWithout8());
-    await lab.updateGuest('b', serverB({ '10.0.0.8': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0', 'public-ipv4': '203.0.113.13', 'public-ipv4-mode': 'NAT' } }));
+    await lab.updateGuest('a', manualTreeWithout8());
+    await lab.updateGuest('b', serverBTree(movedAddress()));
     const apply = await lab.agent('b', ['apply', '--root', lab.guestRoot('b')]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(await inet(lab, 'b', 'eth0')).toEqual(['10.0.0.20/24', '10.0.0.8/24']);
