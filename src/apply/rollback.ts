@@ -3,7 +3,7 @@ import type { Host } from '../host/host.js';
 import { readLinuxState } from './linux-state.js';
 import { underRoot } from './root.js';
 import { firstLine, runTool } from './run-ip.js';
-import { emptyState, loadState, saveState, STATE_PATH } from './state.js';
+import { emptyState, loadState, saveState, statePath } from './state.js';
 import type { AgentState } from './state.js';
 import { ROUTE_PROTO } from '../render/centos/paths.js';
 
@@ -45,7 +45,7 @@ async function runUndo(host: Host, lines: string[], sysctls: Record<string, stri
 export async function rollbackLast(host: Host, root: string): Promise<RollbackResult> {
   const state = await loadState(host, root);
   const snap = state.lastSnapshot;
-  if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${underRoot(root, STATE_PATH)} records no apply`);
+  if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
   const runtime = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
   const files = await restoreFiles(host, root, snap.files);

@@ -90,9 +90,18 @@ export function emptyState(): AgentState {
   };
 }
 
+/**
+ * Where the state file is: under --root as every other path; on a Windows guest with the default
+ * root, in the agent's directory under %ProgramData% (where the scheduled task keeps its files too).
+ */
+export function statePath(host: Host, root: string): string {
+  if (host.platform === 'win32' && root === '/') return `${host.env.ProgramData ?? 'C:\\ProgramData'}\\eip-agent\\state.json`;
+  return underRoot(root, STATE_PATH);
+}
+
 /** Reads the state file; a missing file is a fresh state, a corrupt one an error (never silently forgotten ownership). */
 export async function loadState(host: Host, root: string): Promise<AgentState> {
-  const path = underRoot(root, STATE_PATH);
+  const path = statePath(host, root);
   const text = await host.fs.readText(path);
   if (text === null) return emptyState();
   try {
@@ -107,7 +116,7 @@ export async function loadState(host: Host, root: string): Promise<AgentState> {
 
 /** Writes the state file atomically. */
 export async function saveState(host: Host, root: string, state: AgentState): Promise<void> {
-  await host.fs.writeAtomic(underRoot(root, STATE_PATH), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+  await host.fs.writeAtomic(statePath(host, root), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
 /** Stable keys for owned items, used to track absence across reads. */

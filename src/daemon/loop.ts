@@ -1,5 +1,5 @@
 // The daemon: poll the metadata, and only when the validated model changed, plan -> apply -> verify.
-import { loadState, saveState, type AgentState } from '../apply/state.js';
+import { loadState, saveState } from '../apply/state.js';
 import { stateAfterMetadataError } from '../apply/state-update.js';
 import { AgentError, MetadataError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';

@@ -67,5 +67,6 @@ export async function writeFileAtomic(path: string, content: string, mode: numbe
     await rm(temp, { force: true });
     throw error;
   }
-  await syncDirectory(dir);
+  // Windows cannot open a directory to fsync it; its rename is already journaled by NTFS.
+  if (process.platform !== 'win32') await syncDirectory(dir);
 }
