@@ -81,7 +81,8 @@ export function emptyOwnership(): OwnershipPlan {
 
 /** Whether a file was written by the agent. */
 export function isManaged(content: string | null): boolean {
-  return content !== null && content.startsWith(MANAGED_MARKER);
+  // Windows scripts are saved with a UTF-8 BOM before the marker.
+  return content !== null && content.replace(/^\uFEFF/, '').startsWith(MANAGED_MARKER);
 }
 
 /** Chooses where to keep the original of a file the agent did not write, so that it is saved exactly once. */

@@ -1,6 +1,6 @@
-import { posix } from 'node:path';
+import { join } from 'node:path';
 
 /** Prefixes an absolute guest path with the --root directory ('/' leaves it as it is). */
 export function underRoot(root: string, path: string): string {
-  return root === '/' ? path : posix.join(root, path);
+  return root === '/' ? path : join(root, path);
 }

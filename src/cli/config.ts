@@ -4,13 +4,14 @@ import type { Host } from '../host/host.js';
 import type { RoutingMode } from '../render/types.js';
 import type { TargetName } from '../targets/index.js';
 
-
 /** Settings a config file may hold (all optional; command-line options win, then env, then the file). */
 export interface FileConfig {
   metadataUrl?: string;
   routing?: RoutingMode;
   target?: TargetName;
   reload?: ReloadMode;
+  /** Windows target: PowerShell (NetTCPIP cmdlets) or netsh. */
+  windowsFlavor?: 'powershell' | 'netsh';
   metadataTimeoutMs?: number;
   metadataConcurrency?: number;
   metadataRetries?: number;
@@ -31,6 +32,7 @@ const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
   target: ['centos', 'windows'],
   reload: ['none', 'network', 'nmcli'],
+  windowsFlavor: ['powershell', 'netsh'],
 };
 const INTEGERS: Record<string, [number, number]> = {
   metadataTimeoutMs: [100, 60_000],

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import type { ReloadMode } from '../apply/reload.js';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
@@ -22,6 +23,12 @@ export interface CommonArgs {
   windowsFlavor?: string;
 }
 
+/** Checks that a path option is absolute (on this OS: /srv/x here, C:\\x on Windows). */
+export function requireAbsolute(option: string, value: string): string {
+  if (!isAbsolute(value)) throw new ConfigError(`${option} ${JSON.stringify(value)} must be an absolute path`);
+  return value;
+}
+
 /** Merges command line, environment and config file (in that order of precedence) into pipeline options. */
 export async function resolveOptions(host: Host, args: CommonArgs): Promise<PipelineOptions> {
   return optionsFrom(host, args, await loadConfig(host, args.config));
@@ -30,9 +37,14 @@ export async function resolveOptions(host: Host, args: CommonArgs): Promise<Pipe
 /** resolveOptions with the config file already loaded (`run` reads its own keys from the same file). */
 export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): PipelineOptions {
   if (args.metadataFile === '') throw new ConfigError('--metadata-file needs a path');
-  if (!args.root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(args.root)} must be an absolute path`);
+  requireAbsolute('--root', args.root);
   const metadataUrl = args.metadataUrl ?? host.env.EIP_AGENT_METADATA_URL ?? config.metadataUrl ?? DEFAULT_METADATA_URL;
   if (!/^https?:\/\/\S+$/.test(metadataUrl)) throw new ConfigError(`metadata URL ${JSON.stringify(metadataUrl)} is not an http(s) URL`);
+  const target = (args.target ?? config.target ?? defaultTargetName(host.platform)) as TargetName;
+  const reload = (args.reload ?? config.reload ?? 'none') as ReloadMode;
+  // Reloading restarts Linux network services; a Windows script applies its own changes.
+  if (target === 'windows' && reload !== 'none') throw new ConfigError(`reload ${reload} restarts a Linux network service: it does not apply to target windows`);
+  const windowsFlavor = args.windowsFlavor ?? config.windowsFlavor;
   return {
     metadataUrl,
     ...(args.metadataFile !== undefined ? { metadataFile: args.metadataFile } : {}),
@@ -41,11 +53,11 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
     ...(config.metadataRetries !== undefined ? { metadataRetries: config.metadataRetries } : {}),
     ...(config.ignoreNics !== undefined ? { ignoreNics: config.ignoreNics } : {}),
     root: args.root,
-    target: (args.target ?? config.target ?? defaultTargetName(host.platform)) as TargetName,
+    target,
     routing: (args.routing ?? config.routing ?? 'policy') as RoutingMode,
-    reload: (args.reload ?? config.reload ?? 'none') as ReloadMode,
+    reload,
     runtime: args.runtime ?? true,
     requireNics: false,
-    ...(args.windowsFlavor !== undefined ? { windowsFlavor: args.windowsFlavor as 'powershell' | 'netsh' } : {}),
+    ...(windowsFlavor !== undefined ? { windowsFlavor: windowsFlavor as 'powershell' | 'netsh' } : {}),
   };
 }

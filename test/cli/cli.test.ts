@@ -401,7 +401,7 @@ describe('bad input', () => {
     vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}');
     const run = await cli(['plan', ...META, '--config', '/cfg.json']);
     expect(run.err).toBe(
-      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, metadataTimeoutMs, metadataConcurrency, metadataRetries, interval, metricsPort, ignoreNics, metricsTextfile)\n',
+      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, windowsFlavor, metadataTimeoutMs, metadataConcurrency, metadataRetries, interval, metricsPort, ignoreNics, metricsTextfile)\n',
     );
   });
 });
@@ -414,5 +414,19 @@ describe('injection end to end', () => {
     expectOneLineFailure(run);
     expect(run.err.startsWith(`eip-agent: validation: ${path}: ${JSON.stringify(value)} `)).toBe(true);
     expect(vol.toJSON()).toEqual(before);
+  });
+});
+
+describe('options across targets', () => {
+  it('refuses --reload with the Windows target, in one line', async () => {
+    const run = await cli(['apply', ...META, '--target', 'windows', '--reload', 'network']);
+    expect(run).toMatchObject({ code: EXIT.error, err: 'eip-agent: config: reload network restarts a Linux network service: it does not apply to target windows\n' });
+  });
+
+  it('takes the Windows flavor from the config file', async () => {
+    vol.writeFileSync('/cfg.json', '{"windowsFlavor": "netsh"}');
+    const run = await cli(['render', ...META, '--target', 'windows', '--config', '/cfg.json', '--out', '/out']);
+    expect(run.code, run.err).toBe(EXIT.ok);
+    expect(Object.keys(vol.toJSON()).filter((p) => p.startsWith('/out/'))).toEqual(['/out/eip-agent.netsh.cmd']);
   });
 });

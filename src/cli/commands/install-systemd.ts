@@ -1,3 +1,4 @@
+import { requireAbsolute } from '../options.js';
 import { underRoot } from '../../apply/root.js';
 import { firstLine, runTool } from '../../apply/run-ip.js';
 import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
@@ -18,7 +19,7 @@ async function systemctl(host: Host, io: Io, args: string[]): Promise<string> {
 function requireSystemd(args: Args, verb: string): string {
   if (args.systemd !== true) throw new ConfigError(`${verb}: say what to ${verb}: --systemd (the systemd service is the only kind so far)`);
   const root = String(args.root);
-  if (!root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(root)} must be an absolute path`);
+  requireAbsolute('--root', root);
   return root;
 }
 

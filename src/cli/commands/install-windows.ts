@@ -1,3 +1,4 @@
+import { requireAbsolute } from '../options.js';
 import { underRoot } from '../../apply/root.js';
 import { ConfigError, HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
@@ -43,7 +44,7 @@ function renderFor(host: Host, args: Args, verb: Verb) {
  */
 async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promise<number> {
   const root = String(args.root ?? '/');
-  if (!root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(root)} must be an absolute path`);
+  requireAbsolute('--root', root);
   const file = renderFor(host, args, verb);
   const onWindows = host.platform === 'win32';
   if (!onWindows && root === '/') {

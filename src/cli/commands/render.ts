@@ -1,8 +1,7 @@
 import { underRoot } from '../../apply/root.js';
-import { ConfigError } from '../../errors.js';
 import { makePlan } from '../../pipeline.js';
 import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
-import { resolveOptions } from '../options.js';
+import { requireAbsolute, resolveOptions } from '../options.js';
 
 /** `eip-agent render --out DIR`: the rendered files under DIR, nothing else. */
 export const renderCommand: CliCommand = {
@@ -11,7 +10,7 @@ export const renderCommand: CliCommand = {
   builder: (y) => commonOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output directory (absolute)' }),
   async run(host, io, args) {
     const out = String(args.out ?? '');
-    if (!out.startsWith('/')) throw new ConfigError(`--out ${JSON.stringify(out)} must be an absolute path`);
+    requireAbsolute('--out', out);
     const { plan } = await makePlan(host, { ...(await resolveOptions(host, args)), runtime: false, root: out });
     printWarnings(io, plan.warnings);
     const paths = plan.desired.files.map((f) => underRoot(out, f.path));

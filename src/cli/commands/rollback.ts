@@ -1,6 +1,6 @@
+import { requireAbsolute } from '../options.js';
 import { rollbackLast, rollbackOriginal } from '../../apply/rollback.js';
 import { withLock } from '../../daemon/lock.js';
-import { ConfigError } from '../../errors.js';
 import { EXIT, printWarnings, type CliCommand } from '../command.js';
 
 /** `eip-agent rollback [--original]`. */
@@ -13,7 +13,7 @@ export const rollbackCommand: CliCommand = {
       .option('root', { type: 'string', default: '/', describe: 'prefix for every file path read or written' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
   async run(host, io, args) {
-    if (!args.root.startsWith('/')) throw new ConfigError(`--root ${JSON.stringify(args.root)} must be an absolute path`);
+    requireAbsolute('--root', args.root);
     const root = args.root;
     const result = await withLock(host, root, () => (args.original ? rollbackOriginal(host, root) : rollbackLast(host, root)));
     if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
