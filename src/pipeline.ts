@@ -79,9 +79,8 @@ async function metadataCheck(host: Host, options: PipelineOptions): Promise<Chec
   if (options.metadataFile !== undefined) return [];
   const url = `${options.metadataUrl.replace(/\/?$/, '/')}mac`;
   try {
-    const response = await host.fetch(url, { signal: AbortSignal.timeout(options.metadataTimeoutMs ?? 2000) });
-    await response.body?.cancel();
-    return [{ kind: 'metadata', subject: url, ok: response.ok, detail: `HTTP ${response.status}` }];
+    const response = await host.httpGet(url, { timeoutMs: options.metadataTimeoutMs ?? 2000 });
+    return [{ kind: 'metadata', subject: url, ok: response.status === 200, detail: `HTTP ${response.status}` }];
   } catch (error) {
     return [{ kind: 'metadata', subject: url, ok: false, detail: `not reachable: ${(error as Error).message}` }];
   }

@@ -1,3 +1,4 @@
+import type { HttpResponse } from './http-get.js';
 /** Result of one process run through the host; never a shell, always an argv array. */
 export interface RunResult {
   exitCode: number;
@@ -33,7 +34,8 @@ export interface Host {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** Starts a process and does not wait for it or its result (best-effort announcements such as gratuitous ARP). */
   runDetached(argv: readonly string[]): void;
-  fetch: typeof globalThis.fetch;
+  /** One plain-HTTP GET (the metadata service); rejects with HttpGetError below the status line. */
+  httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse>;
   now(): number;
   /** Resolves after ms, or as soon as signal aborts; never rejects. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;

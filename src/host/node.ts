@@ -2,6 +2,7 @@ import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
+import { httpGet } from './http-get.js';
 import type { Host, HostFs, RunOptions, RunResult } from './host.js';
 
 function isMissing(error: unknown): boolean {
@@ -104,7 +105,7 @@ export function createNodeHost(): Host {
     fs: nodeFs,
     run,
     runDetached,
-    fetch: globalThis.fetch.bind(globalThis),
+    httpGet,
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,

@@ -1,6 +1,7 @@
 import type { LimitFunction } from 'p-limit';
 import { MetadataError } from '../errors.js';
 import type { Host } from '../host/host.js';
+import type { HttpResponse } from '../host/http-get.js';
 
 /** Timeout and retry policy of one metadata GET. */
 export interface GetPolicy {
@@ -22,49 +23,27 @@ type Outcome = { body: string | undefined } | { failure: Failure };
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function causeOf(error: unknown): string {
-  // undici reports `fetch failed` and keeps the useful part (ECONNREFUSED, other side closed...) in `cause`.
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
-  const detail = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
-  return String(detail);
-}
-
-async function discard(response: Response): Promise<void> {
-  await response.body?.cancel().catch(() => undefined);
-}
-
 /** One attempt; a 404 is a successful answer with no body. Throws only when `cancel` fired. */
 async function attempt(host: Host, url: string, timeoutMs: number, cancel: AbortSignal): Promise<Outcome> {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const failed = (error: unknown, what: string): Outcome => {
+  let response: HttpResponse;
+  try {
+    // node:http never follows redirects: the metadata service sends none, and following one would leave the link-local address.
+    response = await host.httpGet(url, { timeoutMs, signal: cancel });
+  } catch (error) {
     if (cancel.aborted) throw error;
-    if (timeout.aborted) return { failure: { transient: true, what: 'timed out', timedOut: true } };
-    return { failure: { transient: true, what: `${what} (${causeOf(error)})` } };
-  };
-  let response: Response;
-  try {
-    // No redirects: the metadata service never sends one, and following it would leave the link-local address.
-    response = await host.fetch(url, { signal: AbortSignal.any([cancel, timeout]), redirect: 'manual' });
-  } catch (error) {
-    return failed(error, 'connection failed');
+    const code = (error as { code?: string }).code ?? 'ERR_HTTP';
+    if (code === 'ETIMEDOUT') return { failure: { transient: true, what: 'timed out', timedOut: true } };
+    if (code === 'ERR_TRUNCATED') return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
+    return { failure: { transient: true, what: `connection failed (${code})` } };
   }
-  if (response.status !== 200) {
-    await discard(response);
-    if (response.status === 404) return { body: undefined };
-    return { failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` } };
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await response.arrayBuffer());
-  } catch (error) {
-    return failed(error, 'truncated body');
-  }
-  const declared = response.headers.get('content-length');
-  if (declared !== null && Number(declared) !== bytes.byteLength) {
-    return { failure: { transient: true, what: `truncated body (${bytes.byteLength} of ${declared} bytes)` } };
+  if (response.status === 404) return { body: undefined };
+  if (response.status !== 200) return { failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` } };
+  const declared = response.headers['content-length'];
+  if (typeof declared === 'string' && Number(declared) !== response.body.byteLength) {
+    return { failure: { transient: true, what: `truncated body (${response.body.byteLength} of ${declared} bytes)` } };
   }
   try {
-    return { body: decoder.decode(bytes) };
+    return { body: decoder.decode(response.body) };
   } catch {
     return { failure: { transient: false, what: 'body is not valid UTF-8' } };
   }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
@@ -63,6 +64,8 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
     },
     async read() {
       const cancel = new AbortController();
+      // Every request in flight listens to it: as many listeners as the concurrency bound allows.
+      setMaxListeners(0, cancel.signal);
       try {
         return await readAgentTree(httpReader(base, context, cancel.signal));
       } finally {

@@ -65,12 +65,13 @@ async function eachDirectory(reader: MetaReader, dir: string, read: (path: strin
 }
 
 async function readAddress(reader: MetaReader, dir: string): Promise<MetaTree> {
-  const [gateway, mask, publicIp, mode] = await Promise.all([
+  const [gateway, mask, publicIp] = await Promise.all([
     leaf(reader, `${dir}gateway`, true),
     leaf(reader, `${dir}subnet-mask`, true),
     leaf(reader, `${dir}public-ipv4`, false),
-    leaf(reader, `${dir}public-ipv4-mode`, false),
   ]);
+  // The mode only means something for a bound EIP: most addresses have none, and asking would be a 404 each.
+  const mode = publicIp === undefined ? undefined : await leaf(reader, `${dir}public-ipv4-mode`, false);
   return present([['gateway', gateway], ['subnet-mask', mask], ['public-ipv4', publicIp], ['public-ipv4-mode', mode]]);
 }
 
@@ -86,7 +87,7 @@ async function readNic(reader: MetaReader, dir: string): Promise<MetaTree> {
 }
 
 /**
- * Reads exactly the keys the agent uses, each level's requests at once (depth 3), and returns them as a
+ * Reads exactly the keys the agent uses, each level's requests at once (depth 3, 4 for an EIP's mode), and returns them as a
  * MetaTree; throws MetadataError on the first problem, never a partial tree.
  */
 export async function readAgentTree(reader: MetaReader): Promise<MetaTree> {

@@ -160,7 +160,7 @@ describe('eip-agent run', () => {
   it('serves /metrics on 127.0.0.1 while it runs', async () => {
     const port = await freePort();
     vol.writeFileSync(CONFIG, JSON.stringify({ metricsPort: port }));
-    const r = rig({ fetch: globalThis.fetch });
+    const r = rig();
     const { edge, raise } = fakeEdge();
     let scraped = '';
     r.onSleep = async () => {

@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { Volume, createFsFromVolume } from 'memfs';
 import type { Host, HostFs } from '../../src/host/host.js';
+import { httpGet } from '../../src/host/http-get.js';
 import { abortableSleep } from '../../src/host/node.js';
 
 /** The in-memory file system behind createTestHost's fs; tests seed it (vol.fromJSON) and reset it (vol.reset()). */
@@ -50,7 +51,7 @@ const memFs: HostFs = {
   },
 };
 
-/** A Host for tests: real fetch and timers, memfs files, no processes unless `run` is overridden. */
+/** A Host for tests: real HTTP and timers, memfs files, no processes unless `run` is overridden. */
 export function createTestHost(overrides: Partial<Host> = {}): Host {
   return {
     fs: memFs,
@@ -58,7 +59,7 @@ export function createTestHost(overrides: Partial<Host> = {}): Host {
       throw new Error('no process in this test');
     },
     runDetached: () => undefined,
-    fetch: globalThis.fetch,
+    httpGet,
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: 4242,

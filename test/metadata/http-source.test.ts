@@ -52,11 +52,22 @@ describe('httpMetadataSource: reading', () => {
     ['placement/region', 'placement'],
     [`${NIC1}vpc-id`, `${NIC1}vpc-id`],
     [`${NIC1}subnet-id`, `${NIC1}subnet-id`],
+    // Without an EIP its mode is not even asked for: a stray mode is not read.
     [`${IP8}public-ipv4`, `${IP8}public-ipv4`],
     [`${IP8}public-ipv4-mode`, `${IP8}public-ipv4-mode`],
   ])('omits the optional %s when the server answers 404', async (missing, omitted) => {
     emulator.setTree(edit(manualTree(), missing, undefined));
-    await expect(source().read()).resolves.toEqual(edit(manualTree(), omitted, undefined));
+    const expected = edit(manualTree(), omitted, undefined);
+    await expect(source().read()).resolves.toEqual(omitted === `${IP8}public-ipv4` ? edit(expected, `${IP8}public-ipv4-mode`, undefined) : expected);
+  });
+
+  it('asks for public-ipv4-mode only where an EIP is bound', async () => {
+    const tree = edit(edit(manualTree(), `${IP8}public-ipv4`, undefined), `${IP8}public-ipv4-mode`, undefined);
+    emulator.setTree(tree);
+    const src = source();
+    await expect(src.read()).resolves.toEqual(tree);
+    expect(src.requestCount).toBe(MANUAL_REQUESTS - 1);
+    expect(emulator.requestLog.filter((p) => p.endsWith('10.0.0.8/public-ipv4-mode'))).toEqual([]);
   });
 
   it('retries a 503 and then succeeds; the retry is counted', async () => {
@@ -84,7 +95,8 @@ describe('httpMetadataSource: reading', () => {
     emulator.setFaults({ latencyMs: 50 });
     const src = source({ concurrency: 4 });
     await expect(src.read()).resolves.toEqual(tree);
-    expect(src.requestCount).toBe(5 + 2 * 4 + 18 * 4);
+    // 5 top-level, 2 NICs x 4, 4 EIP'd addresses x 4, 14 addresses without an EIP x 3.
+    expect(src.requestCount).toBe(5 + 2 * 4 + 4 * 4 + 14 * 3);
     expect(emulator.maxInFlight).toBe(4);
   });
 });
