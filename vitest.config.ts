@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+// @ts-expect-error plain ESM helper shared with the build script, no type declarations
+import { precompileModule } from './scripts/hbs-precompile.mjs';
 
 export default defineConfig({
   plugins: [
     {
-      // Same contract as esbuild's text loader in scripts/build.mjs: a .hbs import is its text.
-      name: 'hbs-text',
+      // Same contract as the esbuild plugin in scripts/build.mjs: a .hbs import is its precompiled spec.
+      name: 'hbs-precompile',
       load(id) {
         if (!id.endsWith('.hbs')) return null;
-        return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
+        return precompileModule(readFileSync(id, 'utf8'));
       },
     },
   ],

@@ -1,5 +1,15 @@
-// Bundles the CLI into one file so that a cold start loads one module, and inlines the templates.
+// Bundles the CLI into one file so that a cold start loads one module, with the templates precompiled in.
+import { readFile } from 'node:fs/promises';
 import { build } from 'esbuild';
+import { precompileModule } from './hbs-precompile.mjs';
+
+/** .hbs imports become precompiled template specs. */
+const handlebarsPlugin = {
+  name: 'hbs-precompile',
+  setup(b) {
+    b.onLoad({ filter: /\.hbs$/ }, async (args) => ({ contents: precompileModule(await readFile(args.path, 'utf8')), loader: 'js' }));
+  },
+};
 
 await build({
   entryPoints: ['src/cli/main.ts'],
@@ -8,7 +18,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  loader: { '.hbs': 'text' },
+  plugins: [handlebarsPlugin],
   sourcemap: 'linked',
   logLevel: 'warning',
   // Bundled CommonJS dependencies (handlebars...) use require() and may use __filename; give the ESM bundle both.

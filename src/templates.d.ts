@@ -1,5 +1,8 @@
-// Handlebars templates are imported as text: esbuild's text loader in the bundle, a tiny plugin under vitest.
+// Handlebars templates are imported as specs precompiled at build time (scripts/hbs-precompile.mjs),
+// by esbuild in the bundle and by a vitest plugin in tests.
 declare module '*.hbs' {
-  const text: string;
-  export default text;
+  // A top-level import would turn this file into a module and the wildcard declaration into nothing.
+  // eslint-disable-next-line @typescript-eslint/consistent-type-imports
+  const spec: import('./render/handlebars.js').TemplateSpec;
+  export default spec;
 }
