@@ -4,7 +4,7 @@ import { stateAfterMetadataError } from '../apply/state-update.js';
 import { AgentError, MetadataError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
-import { applyModel, modelHash, readModel, type ApplyResult, type PipelineOptions } from '../pipeline.js';
+import { applyModel, metadataListings, modelHash, readModelAndListings, type ApplyResult, type PipelineOptions } from '../pipeline.js';
 import type { DaemonControl } from './control.js';
 import type { LogEvent } from './log.js';
 import { collectMetrics, formatMetrics, writeMetricsTextfile } from './metrics.js';
@@ -60,6 +60,14 @@ function describeApply(result: ApplyResult): string {
   return `applied: ${plural(files, 'file')} written, ${plural(runtime, 'runtime change')}${result.report ? ', verified' : ''}${pending}`;
 }
 
+/**
+ * Longest time between two full metadata reads while in sync. Between them a poll reads only the
+ * listings (a handful of requests), which show an attached or detached ENI and an added, removed or
+ * moved private IP at once; a change inside an address (an EIP bound in direct mode, a new gateway)
+ * is picked up by the next full read.
+ */
+export const FULL_READ_MS = 60_000;
+
 /** Whether an error is about the metadata itself (unreachable or invalid), as opposed to applying it. */
 function isMetadataError(error: unknown): boolean {
   return error instanceof MetadataError || error instanceof ValidationError;
@@ -85,6 +93,8 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   let firstConverge = true;
   let failures = 0;
   let model: InstanceModel | undefined;
+  /** The listings of the last full read, and when it was. */
+  let lastRead: { listings: string; at: number } | undefined;
   const iso = () => new Date(host.now()).toISOString();
 
   const writeMetrics = async () => {
@@ -99,7 +109,17 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
 
   /** One poll; returns normally when it went well (including "nothing to do"), throws otherwise. */
   const poll = async (): Promise<void> => {
-    const next = await readModel(host, { ...options.pipeline, ignoreNics: options.ignoreNics });
+    const pipeline = { ...options.pipeline, ignoreNics: options.ignoreNics };
+    // In sync, a poll reads only the listings; a full read follows when they change, and at least every FULL_READ_MS.
+    if (applied !== undefined && applied.pendingRemovals === 0 && lastRead !== undefined && host.now() - lastRead.at < FULL_READ_MS) {
+      const listings = await metadataListings(host, pipeline);
+      if (listings !== undefined && listings === lastRead.listings) {
+        onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata listings unchanged', modelHash: short(applied.hash) });
+        return;
+      }
+    }
+    const { model: next, listings } = await readModelAndListings(host, pipeline);
+    lastRead = { listings, at: host.now() };
     model = next;
     context.onModel?.(next);
     const hash = modelHash(next);

@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { getText, type GetContext } from './http-get.js';
 import type { MetadataSource } from './tree.js';
-import { readAgentTree, type MetaReader } from './walker.js';
+import { readAgentTree, readListings, type MetaReader } from './walker.js';
 
 /** The Tencent-style metadata endpoint inside an instance. */
 export const DEFAULT_METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
@@ -43,6 +43,18 @@ function httpReader(base: string, context: GetContext, cancel: AbortSignal): Met
   };
 }
 
+/** Runs one read with its own cancel signal: after the first error, queued requests are dropped and in-flight ones aborted. */
+async function withCancel<T>(read: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const cancel = new AbortController();
+  // Every request in flight listens to it: as many listeners as the concurrency bound allows.
+  setMaxListeners(0, cancel.signal);
+  try {
+    return await read(cancel.signal);
+  } finally {
+    cancel.abort();
+  }
+}
+
 /** Reads the instance metadata over HTTP: only the keys the agent uses, level by level, bounded and retried. */
 export function httpMetadataSource(host: Host, options: HttpSourceOptions): HttpMetadataSource {
   const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
@@ -62,16 +74,7 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
     get requestCount() {
       return requestCount;
     },
-    async read() {
-      const cancel = new AbortController();
-      // Every request in flight listens to it: as many listeners as the concurrency bound allows.
-      setMaxListeners(0, cancel.signal);
-      try {
-        return await readAgentTree(httpReader(base, context, cancel.signal));
-      } finally {
-        // After the first error nothing else is wanted: queued requests are dropped and in-flight ones aborted.
-        cancel.abort();
-      }
-    },
+    read: () => withCancel((signal) => readAgentTree(httpReader(base, context, signal))),
+    listings: () => withCancel((signal) => readListings(httpReader(base, context, signal))),
   };
 }

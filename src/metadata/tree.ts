@@ -12,4 +12,10 @@ export interface MetadataSource {
   readonly describe: string;
   /** Reads the parts of the tree the agent uses. Throws MetadataError; never returns a partial tree. */
   read(): Promise<MetaTree>;
+  /**
+   * Reads only the listings (eth0's MAC, the NICs, each NIC's private IPs): a few requests whatever
+   * the size, enough to notice an attached or detached ENI or a moved IP. Absent where a full read
+   * costs no more (a file).
+   */
+  listings?(): Promise<string>;
 }

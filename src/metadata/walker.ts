@@ -106,3 +106,19 @@ export async function readAgentTree(reader: MetaReader): Promise<MetaTree> {
     ['network', { interfaces: { macs } }],
   ]);
 }
+
+/** The listings of a tree the agent read: eth0's MAC, the NICs and each NIC's private IPs, as one string. */
+export function listingsOf(tree: MetaTree): string {
+  const macs = ((tree.network as MetaTree | undefined)?.interfaces as MetaTree | undefined)?.macs as MetaTree | undefined;
+  const nics = Object.entries(macs ?? {}).map(([mac, nic]) => [mac, Object.keys(((nic as MetaTree)['local-ipv4s'] as MetaTree | undefined) ?? {})]);
+  return JSON.stringify([tree.mac, nics]);
+}
+
+/** Reads the same listings from the service: two levels of requests, one per NIC at the second. */
+export async function readListings(reader: MetaReader): Promise<string> {
+  const [mac, nics] = await Promise.all([
+    leaf(reader, 'mac', true),
+    directories(reader, MACS).then((names) => Promise.all(names.map(async (name) => [name, await directories(reader, `${MACS}${name}/local-ipv4s/`)]))),
+  ]);
+  return JSON.stringify([mac, nics]);
+}

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadState } from '../../src/apply/state.js';
 import { DaemonControl } from '../../src/daemon/control.js';
 import type { LogEvent } from '../../src/daemon/log.js';
-import { MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
+import { FULL_READ_MS, MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import { startMetadataEmulator, type MetadataEmulator, type MetaTree } from '../../src/metadata/index.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
@@ -194,6 +194,34 @@ describe('runDaemon', () => {
     expect(batches).toHaveLength(2);
     expect(batches[1]).toBe('address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 table 10001 priority 30001\n');
     expect(names(r.events)).toEqual(['start', 'apply', 'apply', 'unchanged', 'stop']);
+  });
+
+  it('in sync, a poll reads only the listings: eth0\'s MAC, the NICs and each NIC\'s addresses', async () => {
+    const r = rig();
+    const paths: string[][] = [];
+    let mark = 0;
+    r.onSleep = (n) => {
+      if (n > 1) paths.push(emulator.requestLog.slice(mark));
+      mark = emulator.requestLog.length;
+      if (n === 3) r.control.stop('test');
+    };
+    await r.run();
+    const listings = ['/latest/meta-data/mac', '/latest/meta-data/network/interfaces/macs/', ...[MAC0, MAC1].map((m) => `/latest/meta-data/network/interfaces/macs/${m.toUpperCase()}/local-ipv4s/`)];
+    expect(paths.map((p) => [...p].sort())).toEqual([listings.sort(), listings.sort()]);
+  });
+
+  it('picks up a change inside an address (a direct EIP bound) at the next full read, FULL_READ_MS after the last', async () => {
+    const r = rig();
+    const direct = withEth1Ips((ips) => Object.assign(ips['10.0.0.8'] as MetaTree, { 'public-ipv4': '203.0.113.99', 'public-ipv4-mode': 'direct' }));
+    r.onSleep = (n) => {
+      if (n === 1) emulator.setTree(direct);
+      if (n === FULL_READ_MS / 5000 + 1) r.control.stop('test');
+    };
+    await r.run();
+    const polls = FULL_READ_MS / 5000;
+    // Listings unchanged: quiet polls until a minute after the first read, then the full read applies the /32.
+    expect(names(r.events)).toEqual(['start', 'apply', ...Array(polls - 1).fill('unchanged'), 'apply', 'stop']);
+    expect(r.events.at(-2)).toMatchObject({ runtimeApplied: expect.arrayContaining(['add 203.0.113.99/32 to eth1']) });
   });
 
   it('converges again while removals are pending, then rests', async () => {
