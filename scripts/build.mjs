@@ -1,4 +1,5 @@
-// Bundles the CLI into one file so that a cold start loads one module, with the templates precompiled in.
+// Bundles the CLI into one file (a Windows guest needs only bin/ and this file), with the templates
+// precompiled in; modules imported lazily are evaluated only when a command needs them.
 import { readFile } from 'node:fs/promises';
 import { build } from 'esbuild';
 import { precompileModule } from './hbs-precompile.mjs';

@@ -63,7 +63,7 @@ export async function metadataListings(host: Host, options: PipelineOptions): Pr
 /** Metadata -> model -> plan. Writes nothing. */
 export async function makePlan(host: Host, options: PipelineOptions): Promise<{ model: InstanceModel; target: Target; plan: Plan }> {
   const model = await readModel(host, options);
-  const target = getTarget(options.target);
+  const target = await getTarget(options.target);
   const state = options.state ?? (await loadState(host, options.root));
   const plan = await target.plan(host, model, { ...options, state });
   return { model, target, plan };
@@ -110,7 +110,7 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
   const state = await loadState(host, options.root);
   const hash = modelHash(model);
   const now = () => new Date(host.now()).toISOString();
-  const target = getTarget(options.target);
+  const target = await getTarget(options.target);
   const plan = await target.plan(host, model, { ...options, requireNics: options.runtime, state });
   // A failed apply has undone itself and changes nothing, not even the state file; the daemon records the error.
   const outcome = await target.apply(host, plan, options);

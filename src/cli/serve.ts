@@ -1,6 +1,5 @@
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { startMetadataEmulator } from '../metadata/emulator.js';
 import type { MetaTree } from '../metadata/tree.js';
 
 /** `eip-agent metadata serve`: runs the emulator until SIGINT/SIGTERM. */
@@ -18,6 +17,7 @@ export async function serveMetadata(
     throw new ConfigError(`fixture ${args.fixture}: not valid JSON: ${(error as Error).message}`);
   }
   if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) throw new ConfigError(`fixture ${args.fixture}: expected a JSON object`);
+  const { startMetadataEmulator } = await import('../metadata/emulator.js');
   const emulator = await startMetadataEmulator({ tree, host: args.host, port: args.port, ...(args.controlSocket ? { controlSocket: args.controlSocket } : {}) });
   io.out(`serving metadata at ${emulator.url}${args.controlSocket ? ` (control: ${args.controlSocket})` : ''}\n`);
   await new Promise<void>((resolve) => {

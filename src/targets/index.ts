@@ -1,17 +1,16 @@
-import { ConfigError } from '../errors.js';
-import { centosTarget } from './centos.js';
 import type { Target, TargetName } from './target.js';
-import { windowsTarget } from './windows.js';
 
 export type { ApplyOutcome, Target, TargetName, TargetOptions } from './target.js';
 
-const registry: Partial<Record<TargetName, Target>> = { centos: centosTarget, windows: windowsTarget };
+/** Each target is loaded when first used: a Linux run never loads the Windows renderer and its templates. */
+const registry: Record<TargetName, () => Promise<Target>> = {
+  centos: async () => (await import('./centos.js')).centosTarget,
+  windows: async () => (await import('./windows.js')).windowsTarget,
+};
 
-/** The target for a name; a known name without an implementation yet is a clear error. */
-export function getTarget(name: TargetName): Target {
-  const target = registry[name];
-  if (target === undefined) throw new ConfigError(`target "${name}" is not available in this version (available: ${Object.keys(registry).join(', ')})`);
-  return target;
+/** The implementation of a target. */
+export function getTarget(name: TargetName): Promise<Target> {
+  return registry[name]();
 }
 
 /** The target for the running OS. */

@@ -4,8 +4,6 @@ import { ConfigError, HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { WindowsFlavor } from '../../render/windows/constants.js';
 import { DEFAULT_TASK_INTERVAL_MINUTES, TASK_NAME, UTF8_BOM } from '../../render/windows/constants.js';
-import { renderTaskInstall, renderTaskUninstall } from '../../render/windows/task.js';
-import { agentDirectory, agentPath } from '../../targets/windows.js';
 import type { Args, CliCommand, Io } from '../command.js';
 import { EXIT } from '../command.js';
 
@@ -24,7 +22,9 @@ function interval(args: Args): number {
   return value;
 }
 
-function renderFor(host: Host, args: Args, verb: Verb) {
+// The Windows renderer and its templates load only when a Windows command runs.
+async function renderFor(host: Host, args: Args, verb: Verb) {
+  const { renderTaskInstall, renderTaskUninstall } = await import('../../render/windows/task.js');
   if (verb === 'uninstall') return renderTaskUninstall();
   // On Windows the task runs the node and the agent running this command; elsewhere the README's locations.
   const here = host.platform === 'win32';
@@ -45,7 +45,8 @@ function renderFor(host: Host, args: Args, verb: Verb) {
 async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promise<number> {
   const root = String(args.root ?? '/');
   requireAbsolute('--root', root);
-  const file = renderFor(host, args, verb);
+  const file = await renderFor(host, args, verb);
+  const { agentDirectory, agentPath } = await import('../../targets/windows.js');
   const onWindows = host.platform === 'win32';
   if (!onWindows && root === '/') {
     io.out(file.content.slice(UTF8_BOM.length));
