@@ -1,5 +1,5 @@
 import type { Host } from '../host/host.js';
-import { ipJson } from './run-ip.js';
+import { ipJsonBatch } from './run-ip.js';
 
 /** One link with its IPv4 addresses, from `ip -j address`. */
 export interface LiveLink {
@@ -74,13 +74,14 @@ export async function readSysctls(host: Host, keys: readonly string[]): Promise<
   return new Map(keys.map((key, i) => [key, values[i] ?? null]));
 }
 
-/** Reads links, addresses, rules and routes (three `ip -j` processes), then the given sysctls. Read-only. */
+/** The three reads, in one `ip -batch` process: one JSON array per line of output. */
+const READS = ['address show', 'rule show', 'route show table all'];
+
+/** Reads links, addresses, rules and routes (one `ip -j -d -batch` process), then the given sysctls. Read-only. */
 export async function readLinuxState(host: Host, sysctlKeys: readonly string[] = []): Promise<LinuxLiveState> {
-  const [addresses, rules, routes] = await Promise.all([
-    ipJson<IpAddressJson[]>(host, ['-d', 'address', 'show']),
-    ipJson<IpRuleJson[]>(host, ['-4', 'rule', 'show']),
-    ipJson<IpRouteJson[]>(host, ['-4', 'route', 'show', 'table', 'all']),
-  ]);
+  const [addresses, rules, allRoutes] = await ipJsonBatch<[IpAddressJson[], IpRuleJson[], IpRouteJson[]]>(host, ['-d'], READS);
+  // `route show table all` lists IPv6 routes too; rules default to IPv4.
+  const routes = allRoutes.filter((r) => !r.dst.includes(':'));
   const sysctls = await readSysctls(host, sysctlKeys);
   return {
     links: addresses.map((l) => ({

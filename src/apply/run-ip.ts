@@ -15,19 +15,21 @@ export async function runTool(host: Host, argv: readonly string[], options?: { i
   }
 }
 
-/** Runs `ip ...args` and parses its JSON output; a failure names the command and ip's own message. */
-export async function ipJson<T>(host: Host, args: readonly string[]): Promise<T> {
-  const argv = ['ip', '-j', ...args];
-  const result = await runTool(host, argv);
-  if (result.exitCode !== 0) {
-    throw new HostError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
-  }
-  const text = result.stdout.trim();
-  if (text === '') return [] as T;
+/**
+ * Runs several read-only `ip` commands in one `ip -j -batch -` process and parses each one's JSON
+ * output (one array per line, in order).
+ */
+export async function ipJsonBatch<T extends unknown[]>(host: Host, options: readonly string[], commands: readonly string[]): Promise<T> {
+  const argv = ['ip', '-j', ...options, '-batch', '-'];
+  const what = `\`${argv.join(' ')}\` (${commands.join('; ')})`;
+  const result = await runTool(host, argv, { input: `${commands.join('\n')}\n` });
+  if (result.exitCode !== 0) throw new HostError(`${what} failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+  const lines = result.stdout.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length !== commands.length) throw new HostError(`${what} printed ${lines.length} results for ${commands.length} commands`);
   try {
-    return JSON.parse(text) as T;
+    return lines.map((line) => JSON.parse(line) as unknown) as T;
   } catch (error) {
-    throw new HostError(`\`${argv.join(' ')}\` printed output that is not JSON: ${firstLine(text)}`, { cause: error });
+    throw new HostError(`${what} printed output that is not JSON: ${firstLine(result.stdout)}`, { cause: error });
   }
 }
 

@@ -296,7 +296,7 @@ describe('render', () => {
     expect(run.err).toBe('');
     expect(vol.toJSON()).toEqual({ ...before, ...Object.fromEntries(Object.entries(POLICY_FILES).map(([p, c]) => [`/out${p}`, c])) });
     expect(vol.readFileSync(ETH0, 'utf8')).toBe(CLOUD_INIT_ETH0);
-    expect(kernel.commandLines()).toEqual(['ip -j -d address show', 'ip -j -4 rule show', 'ip -j -4 route show table all']);
+    expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
   });
 });
 

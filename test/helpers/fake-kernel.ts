@@ -110,9 +110,7 @@ export class FakeKernel {
     if (this.missing.has(program)) throw Object.assign(new Error(`spawn ${program} ENOENT`), { code: 'ENOENT' });
     const line = args.join(' ');
     if (program === 'ip') {
-      if (line === '-j -d address show') return ok(JSON.stringify(this.addressJson()));
-      if (line === '-j -4 rule show') return ok(JSON.stringify(this.ruleJson()));
-      if (line === '-j -4 route show table all') return ok(JSON.stringify(this.routeJson()));
+      if (line === '-j -d -batch -') return this.reads(options?.input ?? '');
       if (line === '-batch -') return this.batch(options?.input ?? '', false);
       if (line === '-force -batch -') return this.batch(options?.input ?? '', true);
     }
@@ -120,6 +118,19 @@ export class FakeKernel {
     if (program === 'ping') return this.ping(args);
     throw new Error(`FakeKernel: unexpected process ${JSON.stringify(argv)}`);
   };
+
+  /** Read-only commands in one `ip -j -d -batch -`: one JSON array per line, as ip prints them. */
+  private reads(input: string): RunResult {
+    const answers: Record<string, () => unknown[]> = {
+      'address show': () => this.addressJson(),
+      'rule show': () => this.ruleJson(),
+      'route show table all': () => this.routeJson(),
+    };
+    const lines = input.split('\n').filter((l) => l !== '');
+    const unknown = lines.find((l) => answers[l] === undefined);
+    if (unknown !== undefined) throw new Error(`FakeKernel: unexpected read ${JSON.stringify(unknown)}`);
+    return ok(lines.map((l) => JSON.stringify(answers[l]!())).join('\n'));
+  }
 
   private link(name: string | undefined): FakeLink {
     const link = this.state.links.find((l) => l.ifname === name);
