@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { createNodeHost } from '../../src/host/node.js';
+
+const host = createNodeHost();
+
+describe('the node host runner', () => {
+  it('passes argv as is (no shell) and returns stdout, stderr and the exit code', async () => {
+    await expect(host.run(['printf', '%s|%s', 'a b', '$(echo no)'])).resolves.toEqual({ exitCode: 0, stdout: 'a b|$(echo no)', stderr: '' });
+    await expect(host.run(['sh', '-c', 'echo out; echo err >&2; exit 3'])).resolves.toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+  });
+
+  it('feeds the input to stdin, and closes stdin when there is none', async () => {
+    await expect(host.run(['cat'], { input: 'address add 10.0.0.3/24 dev eth0\n' })).resolves.toMatchObject({ stdout: 'address add 10.0.0.3/24 dev eth0\n' });
+    await expect(host.run(['cat'])).resolves.toMatchObject({ exitCode: 0, stdout: '' });
+  });
+
+  it('rejects with ENOENT when the program is missing, so callers can say what to install', async () => {
+    await expect(host.run(['eip-agent-no-such-program'])).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('kills a program that outlives its timeout', async () => {
+    await expect(host.run(['sleep', '5'], { timeoutMs: 100 })).rejects.toThrow('sleep timed out after 100 ms');
+  });
+
+  it('survives a program that exits without reading its input', async () => {
+    await expect(host.run(['true'], { input: 'x\n'.repeat(1 << 20) })).resolves.toMatchObject({ exitCode: 0 });
+  });
+});
