@@ -41,6 +41,17 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
       ownership.pending.push(description);
     }
   };
+  // An item on a NIC the metadata stopped listing is left in place; ownership is given up only when a
+  // second read agrees, so one read that misses a NIC does not make the agent forget what it added there.
+  const disown = (key: string, ref: OwnedRef, warning: string): void => {
+    warnings.push(warning);
+    if (confirmed.has(key)) {
+      ownership.forget.push(ref);
+    } else {
+      ownership.absentNow.push(key);
+      ownership.pending.push(`stop owning ${key} (left in place)`);
+    }
+  };
 
   for (const item of state.owned.addresses) {
     if (wantAddresses.has(`${item.cidr} ${item.mac}`)) continue;
@@ -52,8 +63,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
       continue;
     }
     if (!metadataMacs.has(item.mac)) {
-      warnings.push(`${item.cidr} on ${link.ifname}: the metadata no longer lists this NIC; the address is left as it is`);
-      ownership.forget.push(ref);
+      disown(ownedKey.address(item), ref, `${item.cidr} on ${link.ifname}: the metadata no longer lists this NIC; the address is left as it is`);
       continue;
     }
     if (link.ifname === inputs.primaryIfname && link.addresses[0]?.ip === ip) {
@@ -80,8 +90,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
     }
     const dev = live.links.find((l) => l.ifname === item.dev);
     if (dev !== undefined && !metadataMacs.has(dev.mac)) {
-      warnings.push(`route ${item.spec}: the metadata no longer lists ${item.dev}'s NIC; the route is left as it is`);
-      ownership.forget.push(ref);
+      disown(ownedKey.route(item), ref, `route ${item.spec}: the metadata no longer lists ${item.dev}'s NIC; the route is left as it is`);
       continue;
     }
     absent(ownedKey.route(item), `remove route ${item.spec}`, () => ({
@@ -103,8 +112,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
     }
     const holder = live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
     if (holder !== undefined && !metadataMacs.has(holder.mac)) {
-      warnings.push(`rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`);
-      ownership.forget.push(ref);
+      disown(ownedKey.rule(item), ref, `rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`);
       continue;
     }
     absent(ownedKey.rule(item), `remove rule ${spec}`, () => ({

@@ -27,6 +27,7 @@ import { manualTree } from '../lab/fixtures.js';
 const A2 = `address 10.0.0.2/24 ${MAC0}`;
 const A3 = `address 10.0.0.3/24 ${MAC0}`;
 const A8 = `address 10.0.0.8/24 ${MAC1}`;
+const A7 = `address 10.0.0.7/24 ${MAC1}`;
 const R7 = 'rule 10.0.0.7 10001';
 const R8 = 'rule 10.0.0.8 10001';
 const SUBNET_SPEC = '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001';
@@ -159,11 +160,11 @@ describe('planRemovals', () => {
       { changes: [], ownership: forgotten(ADDR2), warnings: ['10.0.0.2/24 is the primary address of eth0: never removed'] },
     ],
     [
-      'addresses on a NIC the metadata no longer lists but that is still attached',
+      'addresses on a NIC the metadata no longer lists but that is still attached: left in place, disowned only when a second read agrees',
       { desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), owned: { ...manualOwned(), rules: [], routes: [] }, macs: [MAC0], absentOnce: [A8] },
       {
         changes: [],
-        ownership: forgotten(ADDR7, ADDR8),
+        ownership: { ...forgotten(ADDR8), absentNow: [A7], pending: [`stop owning ${A7} (left in place)`] },
         warnings: [
           '10.0.0.7/24 on eth1: the metadata no longer lists this NIC; the address is left as it is',
           '10.0.0.8/24 on eth1: the metadata no longer lists this NIC; the address is left as it is',
@@ -235,14 +236,15 @@ describe('planRemovals', () => {
 
   // Product bug: routes (dev eth1) and rules (from eth1's addresses) of a NIC the metadata no longer lists, but that is
   // still attached, are removed after two reads while its addresses are kept (src/apply/removals.ts, routes and rules loops).
-  it('removes no route or rule of a NIC the metadata no longer lists while it is still attached', () => {
+  it('removes no route or rule of a NIC the metadata no longer lists while it is still attached, and disowns them only on the second read', () => {
+    const keys = [RT_SUBNET, RT_DEFAULT, R7, R8];
     const first = plan({ desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), macs: [MAC0] });
     const second = plan({ desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), macs: [MAC0], absentOnce: [R7, R8, RT_SUBNET, RT_DEFAULT] });
-    for (const result of [first, second]) {
-      expect(result.changes).toEqual([]);
-      expect(result.ownership.absentNow).toEqual([]);
-      expect(result.ownership.pending).toEqual([]);
-    }
+    for (const result of [first, second]) expect(result.changes).toEqual([]);
+    expect(first.ownership.forget.filter((r) => r.kind !== 'address')).toEqual([]);
+    expect(first.ownership.absentNow.filter((k) => keys.includes(k))).toEqual(keys);
+    expect(second.ownership.forget.filter((r) => r.kind !== 'address')).toEqual([ROUTE_SUBNET, ROUTE_DEFAULT, RULE7, RULE8]);
+    expect(second.ownership.absentNow.filter((k) => keys.includes(k))).toEqual([]);
   });
 });
 
