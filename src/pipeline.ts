@@ -13,8 +13,9 @@ import type { ApplyOutcome, Target, TargetOptions } from './targets/index.js';
 import { getTarget } from './targets/index.js';
 import type { TargetName } from './targets/target.js';
 import type { Check, VerifyReport } from './verify/report.js';
-import { loadState, saveState } from './apply/state.js';
-import { stateAfterApply, stateAfterRollback } from './apply/state-update.js';
+import { loadState, restoreState, saveState } from './apply/state.js';
+import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './apply/state-update.js';
+import { requirePrivileges } from './apply/privileges.js';
 import { createHash } from 'node:crypto';
 
 /** Everything one run of the pipeline needs to know. */
@@ -112,15 +113,26 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
   const now = () => new Date(host.now()).toISOString();
   const target = await getTarget(options.target);
   const plan = await target.plan(host, model, { ...options, requireNics: options.runtime, state });
-  // A failed apply has undone itself and changes nothing, not even the state file; the daemon records the error.
-  const outcome = await target.apply(host, plan, options);
-  if (options.reload !== 'none' && outcome.filesWritten.length > 0) {
-    try {
-      await reloadNetwork(host, options.reload);
-    } catch (error) {
-      await outcome.undo();
-      throw error;
+  requirePrivileges(host, plan, options);
+  // Ownership is recorded before anything changes, so that an agent killed half-way still knows what it may have added.
+  const provisional = stateBeforeApply(state, plan);
+  const recorded = JSON.stringify(provisional) !== JSON.stringify(state);
+  if (recorded) await saveState(host, options.root, provisional);
+  let outcome: ApplyOutcome;
+  try {
+    outcome = await target.apply(host, plan, options);
+    if (options.reload !== 'none' && outcome.filesWritten.length > 0) {
+      try {
+        await reloadNetwork(host, options.reload);
+      } catch (error) {
+        await outcome.undo();
+        throw error;
+      }
     }
+  } catch (error) {
+    // A failed apply has undone itself: the state file goes back to what it was too.
+    if (recorded) await restoreState(host, options.root, state);
+    throw error;
   }
   const pendingRemovals = plan.ownership.absentNow.length;
   let report: VerifyReport | undefined;
@@ -132,6 +144,7 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
     } catch (error) {
       // A verification that cannot run proves nothing: leave the guest as it was.
       await outcome.undo();
+      if (recorded) await restoreState(host, options.root, state);
       throw error;
     }
     if (!report.ok) {

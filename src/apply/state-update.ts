@@ -108,3 +108,24 @@ export function stateAfterRollback(state: AgentState, modelHash: string, now: st
 export function stateAfterMetadataError(state: AgentState, now: string, message: string): AgentState {
   return { ...state, lastError: { at: now, message }, counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 } };
 }
+
+function union<T>(a: readonly T[], b: readonly T[], key: (item: T) => string): T[] {
+  const seen = new Set(a.map(key));
+  return [...a, ...b.filter((item) => !seen.has(key(item)))];
+}
+
+/**
+ * The state to record just before a plan is applied: everything the agent owns now plus everything
+ * the plan may add, with the originals it replaces. If the agent is killed half-way, the next run
+ * still knows what it may have added (an item that never made it is simply found absent). Pure.
+ */
+export function stateBeforeApply(state: AgentState, plan: Plan): AgentState {
+  const after = stateAfterApply(state, plan, state.lastApply?.modelHash ?? '', state.lastApply?.at ?? '');
+  const owned: Owned = {
+    addresses: union(state.owned.addresses, after.owned.addresses, ownedKey.address),
+    rules: union(state.owned.rules, after.owned.rules, ownedKey.rule),
+    routes: union(state.owned.routes, after.owned.routes, ownedKey.route),
+    files: union(state.owned.files, after.owned.files, (p) => p).sort(),
+  };
+  return { ...state, owned, originalFiles: after.originalFiles, originalSysctls: after.originalSysctls };
+}

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { underRoot } from './root.js';
@@ -112,6 +113,14 @@ export async function loadState(host: Host, root: string): Promise<AgentState> {
   } catch (error) {
     throw new ApplyError(`state file ${path} is unreadable (${(error as Error).message}): move it aside to start over; the agent will then own nothing it added before`);
   }
+}
+
+/** Puts the state file back as `state` was read: removed again when it did not exist (an empty state). */
+export async function restoreState(host: Host, root: string, state: AgentState): Promise<void> {
+  if (JSON.stringify(state) !== JSON.stringify(emptyState())) return saveState(host, root, state);
+  const path = statePath(host, root);
+  await host.fs.remove(path);
+  await host.fs.removeEmptyDir(dirname(path));
 }
 
 /** Writes the state file atomically. */

@@ -23,6 +23,8 @@ export interface HostFs {
   writeAtomic(path: string, content: string, mode: number): Promise<void>;
   /** Removes a file; a missing file is not an error. */
   remove(path: string): Promise<void>;
+  /** Removes a directory if it is empty; a missing or non-empty directory is not an error. */
+  removeEmptyDir(path: string): Promise<void>;
   /** Creates a file only if nothing exists at path (O_EXCL), creating parent directories; false when it already exists. */
   createExclusive(path: string, content: string): Promise<boolean>;
 }

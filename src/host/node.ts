@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
@@ -31,6 +31,11 @@ export const nodeFs: HostFs = {
   writeAtomic: writeFileAtomic,
   async remove(path) {
     await rm(path, { force: true });
+  },
+  async removeEmptyDir(path) {
+    await rmdir(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+    });
   },
   async createExclusive(path, content) {
     await mkdir(dirname(path), { recursive: true });

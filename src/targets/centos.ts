@@ -6,6 +6,7 @@ import { emptyOwnership, planFiles, planRuntime } from '../apply/plan.js';
 import { planFileRemovals, planRemovals } from '../apply/removals.js';
 import { emptyState } from '../apply/state.js';
 import { underRoot } from '../apply/root.js';
+import { requirePrivileges } from '../apply/privileges.js';
 import { applyRuntime } from '../apply/runtime.js';
 import { foreignTables } from '../apply/tables-in-use.js';
 import { AgentError, ApplyError, HostError } from '../errors.js';
@@ -123,9 +124,7 @@ export const centosTarget: Target = {
   },
 
   async apply(host, plan, options): Promise<ApplyOutcome> {
-    if (options.runtime && plan.runtime.length > 0 && !host.isPrivileged()) {
-      throw new HostError('changing addresses, rules and sysctls needs root (CAP_NET_ADMIN): run as root, or use --no-runtime to write files only');
-    }
+    requirePrivileges(host, plan, options);
     const files = await writeFiles(host, options.root, plan.files);
     let runtimeUndo = async () => {};
     let runtimeApplied: string[] = [];

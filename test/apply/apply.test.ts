@@ -123,7 +123,8 @@ describe('applyAndVerify on a fresh guest', () => {
       'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
       'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
     ]);
-    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
+    // The state file first records what the apply may add (in case the agent is killed half-way), then what it did.
+    expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
     const { others, state } = splitState();
     expect(others).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0, ...sysctlAfter() });
     expect(state).toEqual(manualState());
@@ -294,7 +295,8 @@ describe('applyAndVerify when something fails', () => {
     await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
       new ApplyError(`writing ${SCRIPTS}/rule-eth1 failed: EACCES: permission denied, open '${SCRIPTS}/rule-eth1'; files left as they were`),
     );
-    expect(writes).toEqual([`${ETH0}.bak`, ETH0, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, ETH0]);
+    // The provisional state file is removed again with everything else.
+    expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ETH0, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, ETH0]);
     expect(files()).toEqual(before);
     expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
   });
@@ -378,7 +380,7 @@ describe('applyAndVerify with --no-runtime', () => {
     expect(result.plan.runtimePlanned).toBe(false);
     expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
     expect(kernel.state).toEqual(state);
-    expect(writes).toEqual([`${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
+    expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
     const after = splitState();
     expect(after.others).toEqual({ ...guestFiles(), ...POLICY_FILES, [`${ETH0}.bak`]: CLOUD_INIT_ETH0 });
     // It owns the files it wrote, and nothing at runtime.

@@ -25,6 +25,7 @@ import {
   editTree,
   freshKernel,
   guestFiles,
+  freshOriginals,
   manualOwned,
   manualState,
   treeWithDirectEip,
@@ -537,5 +538,42 @@ describe('rollbackOriginal', () => {
     expect(kernel.state.rules).toEqual(freshKernel().rules);
     expect(link(kernel, 'eth0').addresses).toEqual([{ ip: '10.0.0.2', prefixLength: 24 }]);
     expect(readSysctl('net.ipv4.conf.default.rp_filter')).toBe('1');
+  });
+});
+
+describe('an agent killed in the middle of an apply', () => {
+  /** A guest whose host notes the state file as it is when the first change is about to be made. */
+  function watchedGuest() {
+    const kernel = new FakeKernel(freshKernel());
+    const seen: { state?: string | null } = {};
+    const host = createTestHost({
+      isPrivileged: () => true,
+      now: () => NOW,
+      run: async (argv, options) => {
+        // The moment the first change is made is the last moment a kill leaves it unrecorded.
+        if (argv.join(' ') === 'ip -batch -' && seen.state === undefined) seen.state = vol.existsSync(STATE_PATH) ? (vol.readFileSync(STATE_PATH, 'utf8') as string) : null;
+        return kernel.run(argv, options);
+      },
+    });
+    return { kernel, host, seen };
+  }
+
+  it('has already recorded what the apply may add, before the first change', async () => {
+    const { host, seen } = watchedGuest();
+    await applyTree(host, manualTree());
+    const recorded = JSON.parse(seen.state ?? 'null') as AgentState | null;
+    expect(recorded?.owned).toEqual(manualOwned());
+    expect(recorded?.originalFiles).toEqual(freshOriginals());
+    expect(recorded?.lastApply).toBeUndefined();
+  });
+
+  it('after a restart, removes what the killed apply added once the metadata drops it (two reads)', async () => {
+    const { kernel, host, seen } = watchedGuest();
+    await applyTree(host, manualTree());
+    // Killed right after its changes: the state file is the one recorded before them.
+    vol.writeFileSync(STATE_PATH, seen.state ?? '');
+    await applyTree(host, treeWithout8());
+    await applyTree(host, treeWithout8());
+    expect(link(kernel, 'eth1').addresses).toEqual([{ ip: '10.0.0.7', prefixLength: 24 }]);
   });
 });

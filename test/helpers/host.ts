@@ -39,6 +39,11 @@ const memFs: HostFs = {
   async remove(path) {
     await fs.rm(path, { force: true });
   },
+  async removeEmptyDir(path) {
+    await fs.rmdir(path).catch((error: { code?: string }) => {
+      if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY') throw error;
+    });
+  },
   async createExclusive(path, content) {
     await fs.mkdir(dirname(path), { recursive: true });
     try {

@@ -65,6 +65,8 @@ export function guestFiles(tree: unknown = manualTree()): Record<string, string>
     [`${SCRIPTS}/ifcfg-lo`]: 'DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\nONBOOT=yes\nNAME=loopback\n',
     '/etc/sysctl.d/99-sysctl.conf': '# System default settings live in /usr/lib/sysctl.d/00-system.conf.\n',
     '/etc/iproute2/rt_tables': RT_TABLES,
+    // dhclient's lease of eth0, as on any DHCP guest (it also gives the guest a /var/lib, as every system has).
+    '/var/lib/dhclient/dhclient--eth0.lease': 'lease {\n  interface "eth0";\n  fixed-address 10.0.0.2;\n}\n',
     ...sysctlFiles(GUEST_SYSCTLS),
   };
 }
