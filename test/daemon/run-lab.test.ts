@@ -1,116 +1,18 @@
 // The daemon in the emulated VPC: two guests each run `eip-agent run`; the cloud moves an EIP and its
 // private IP from A to B and both daemons follow on their own, while in-sync polls touch nothing.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_PATH } from '../../src/daemon/lock.js';
-import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
+import { Daemon, addresses, mtimes, serverAWithout8, serverB } from './daemon-process.js';
 
 requireLab('eip-agent run in the emulated VPC');
 
-const CLI = fileURLToPath(new URL('../../bin/eip-agent.js', import.meta.url));
-const MAC_B = '52:54:00:00:00:20';
 const TEXTFILE = '/var/lib/node_exporter/textfile_collector/eip_agent.prom';
-
-interface Event {
-  event: string;
-  level: string;
-  msg: string;
-  runtimeApplied?: string[];
-  pendingRemovals?: number;
-}
-
-/** A daemon running in a guest namespace, its JSON log parsed as it comes. */
-class Daemon {
-  readonly events: Event[] = [];
-  readonly exited: Promise<number | null>;
-  private readonly child: ChildProcess;
-  private rest = '';
-
-  constructor(lab: Lab, guest: string, config: string) {
-    this.child = spawn(
-      'ip',
-      ['netns', 'exec', lab.guestNs(guest), process.execPath, CLI, 'run', '--root', lab.guestRoot(guest), '--config', config, '--interval', '1', '--log-format', 'json'],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EIP_AGENT_DEBUG: '1' } },
-    );
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (this.rest + chunk).split('\n');
-      this.rest = lines.pop() ?? '';
-      for (const line of lines) this.events.push(JSON.parse(line) as Event);
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
-  }
-
-  /** `ip netns exec` execs node, so this is the agent's own pid. */
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  count(event: string): number {
-    return this.events.filter((e) => e.event === event).length;
-  }
-
-  async waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await predicate())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${this.events.map((e) => `${e.event}: ${e.msg}`).join('\n')}`);
-      await delay(100);
-    }
-  }
-
-  signal(name: NodeJS.Signals): void {
-    this.child.kill(name);
-  }
-}
-
-function serverB(secondaries: Record<string, MetaTree> = {}): MetaTree {
-  return {
-    'instance-id': 'ins-lab0000b',
-    mac: MAC_B,
-    network: {
-      interfaces: {
-        macs: {
-          [MAC_B]: {
-            'primary-local-ipv4': '10.0.0.20',
-            'local-ipv4s': { '10.0.0.20': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }, ...secondaries },
-          },
-        },
-      },
-    },
-  };
-}
-
-function serverAWithout8(): MetaTree {
-  const tree = manualTree();
-  const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
-  delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
-  return tree;
-}
-
-function mtimes(dir: string, prefix = ''): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (!existsSync(join(dir, prefix))) return out;
-  for (const name of readdirSync(join(dir, prefix))) {
-    const rel = join(prefix, name);
-    const stat = statSync(join(dir, rel));
-    if (stat.isDirectory()) Object.assign(out, mtimes(dir, rel));
-    else out[rel] = stat.mtimeMs;
-  }
-  return out;
-}
-
-async function addresses(lab: Lab, guest: string, dev: string): Promise<string[]> {
-  const result = await lab.exec(lab.guestNs(guest), ['ip', '-j', '-4', 'address', 'show', 'dev', dev]);
-  const [link] = JSON.parse(result.stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
-  return (link?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
-}
 
 describe.skipIf(!labOk)('eip-agent run in the emulated VPC', () => {
   let lab: Lab;
