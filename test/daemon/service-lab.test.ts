@@ -402,7 +402,7 @@ describe.skipIf(!labOk)('ENI hot-plug: a running guest gets eth1, then loses it'
     expect(await rulesFrom(s.lab, 'h', '10.0.0.31')).toHaveLength(1);
   });
 
-  it('detach: after two reads its rules and files are gone', { timeout: 30_000 }, async () => {
+  it('detach: after two reads its rules and files are gone', { timeout: 60_000 }, async () => {
     // The device goes, then the metadata follows; a poll between the two would fail ("wait until the ENI is attached").
     await afterAPoll();
     const seen = d.events.length;
