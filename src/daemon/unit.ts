@@ -56,9 +56,16 @@ function unitPath(what: string, path: string): string {
   return path;
 }
 
+/**
+ * Node flags of the service: a 1 MB young generation keeps a daemon that lives for weeks near the
+ * memory it uses (a few hundred KB of garbage per poll) instead of V8's 16 MB default, at no
+ * measurable CPU cost for its small, short-lived allocations (see the benchmarks).
+ */
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
+
 /** The unit text. */
 export function renderUnit(options: UnitOptions): string {
-  const exec = [unitPath('node', options.node), unitPath('bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('config', options.config)] : [])];
+  const exec = [unitPath('node', options.node), ...DAEMON_NODE_FLAGS, unitPath('bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('config', options.config)] : [])];
   const textfileDirs = new Set([DEFAULT_TEXTFILE_DIR]);
   if (options.metricsTextfile !== undefined) textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
   return `${UNIT_MARKER} (\`eip-agent install --systemd\`); \`eip-agent uninstall --systemd\` removes it.

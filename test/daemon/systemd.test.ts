@@ -26,7 +26,7 @@ describe('the shipped unit', () => {
     for (const line of [
       'After=network-online.target',
       'Wants=network-online.target',
-      'ExecStart=/usr/bin/node /usr/lib/node_modules/eip-agent/bin/eip-agent.js run',
+      'ExecStart=/usr/bin/node --max-semi-space-size=1 /usr/lib/node_modules/eip-agent/bin/eip-agent.js run',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'Restart=always',
       'NoNewPrivileges=yes',
@@ -51,7 +51,7 @@ describe('the shipped unit', () => {
 describe('renderUnit', () => {
   it('passes --config and makes the metrics directory writable', () => {
     const text = renderUnit({ node: '/opt/node/bin/node', bin: '/opt/eip/bin/eip-agent.js', config: '/srv/eip.json', metricsTextfile: '/srv/metrics/eip.prom' });
-    expect(text).toContain('\nExecStart=/opt/node/bin/node /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n');
+    expect(text).toContain('\nExecStart=/opt/node/bin/node --max-semi-space-size=1 /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n');
     expect(text).toContain('\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n');
   });
 
