@@ -1,0 +1,60 @@
+// 3. Cold start: `eip-agent plan` on the quick-start example, as a user runs it, against `node -e 0` in the same run;
+// with a breakdown (importing the bundle alone, a CPU profile by package) that shows where the time goes.
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { tempDir } from './cleanup.js';
+import { row, type Row, type SectionResult } from './report.js';
+import { profileByPackage } from './profile.js';
+import { CLI, exec, median, ms, progress, REPO, times } from './util.js';
+
+const SECTION = '3 cold start';
+
+export async function coldStartSection(opts: { runs: number }): Promise<SectionResult> {
+  const dir = tempDir('cold');
+  try {
+    const root = join(dir.path, 'centos7-root');
+    cpSync(join(REPO, 'examples', 'centos7-root'), root, { recursive: true });
+    const manual = join(REPO, 'examples', 'manual.json');
+    const bundle = pathToFileURL(join(REPO, 'dist', 'eip-agent.js')).href;
+    const commands = {
+      node: [process.execPath, '-e', '0'],
+      plan: [process.execPath, CLI, 'plan', '--metadata-file', manual, '--root', root],
+      importOnly: [process.execPath, '--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(bundle)}); process.stdout.write(String(performance.now() - t));`],
+    };
+    const samples: Record<keyof typeof commands, number[]> = { node: [], plan: [], importOnly: [] };
+    const importMs: number[] = [];
+    const names = Object.keys(commands) as (keyof typeof commands)[];
+    for (let i = -2; i < opts.runs; i++) {
+      for (const name of i % 2 === 0 ? names : [...names].reverse()) {
+        const run = await exec(commands[name]);
+        const ok = name.startsWith('plan') ? run.exitCode === 0 || run.exitCode === 2 : run.exitCode === 0;
+        if (!ok) throw new Error(`${commands[name].join(' ')}: exit ${run.exitCode}: ${run.stderr.trim()}`);
+        if (i < 0) continue; // warm-up: page cache, compile cache
+        samples[name].push(run.ms);
+        if (name === 'importOnly') importMs.push(Number(run.stdout));
+      }
+    }
+    const m = Object.fromEntries(names.map((n) => [n, median(samples[n])])) as Record<keyof typeof commands, number>;
+    const ratio = m.plan / m.node;
+    progress(`cold start: plan ${ms(m.plan)}, node -e 0 ${ms(m.node)} (${times(ratio)})`);
+    // Why: one run under --cpu-prof, its samples attributed to the package they fall in.
+    const profDir = join(dir.path, 'prof');
+    const profiled = await exec([process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '100', ...commands.plan.slice(1)]);
+    if (profiled.exitCode !== 0 && profiled.exitCode !== 2) throw new Error(`plan under --cpu-prof: exit ${profiled.exitCode}: ${profiled.stderr.trim()}`);
+    const profile = profileByPackage(profDir, join(REPO, 'dist', 'eip-agent.js'));
+    const top = [...profile].slice(0, 6).map(([name, t]) => `${name} ${t.toFixed(0)} ms`).join('; ');
+    const rows: Row[] = [
+      row(SECTION, '`eip-agent plan` on examples/manual.json (wall)', { value: ms(m.plan), baseline: `node -e 0: ${ms(m.node)}`, ratio: times(ratio), target: '<= 3x node -e 0', met: ratio <= 3 }),
+      row(SECTION, 'breakdown: import of dist/eip-agent.js only', {
+        value: `${ms(m.importOnly)} (import itself ${ms(median(importMs))})`,
+        baseline: `node -e 0: ${ms(m.node)}`,
+        ratio: times(m.importOnly / m.node),
+      }),
+      row(SECTION, 'breakdown: CPU profile of one `plan`, by bundled package (self time)', { value: top }),
+    ];
+    return { name: SECTION, rows, data: { samples, importMs, medians: m, ratio, cpuProfileMs: Object.fromEntries([...profile].map(([k, v]) => [k, Math.round(v * 10) / 10])) } };
+  } finally {
+    dir.remove();
+  }
+}

@@ -1,0 +1,355 @@
+// 4. Daemon footprint and 5. convergence, for `eip-agent run --interval SECONDS [--metadata-url URL] [--root DIR]`.
+// Both run the daemon in a guest namespace against the metadata emulator in the router namespace (reached over
+// eth0, as the real service is), starting from a fresh guest that the daemon's first pass brings in sync.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlEmulator } from '../src/metadata/index.js';
+import type { MetaTree } from '../src/metadata/tree.js';
+import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
+import { addressesIn, createGuest, inNs, liveAddressCount } from './lab.js';
+import { row, type Row, type SectionResult } from './report.js';
+import { nicSpecs, treeOf, type NicSpec } from './trees.js';
+import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, times } from './util.js';
+
+const FOOTPRINT = '4 daemon footprint';
+const CONVERGENCE = '5 convergence';
+const NOT_IMPLEMENTED = 'not available: `eip-agent run` is not implemented yet';
+const TOOLS = ['ip', 'sysctl', 'ping', 'systemctl', 'nmcli'];
+const METADATA_PORT = 8080;
+
+export interface RunSupport {
+  available: boolean;
+  /** The `--interval` default `run --help` shows, in seconds. */
+  defaultInterval?: number;
+  help: string;
+}
+
+/**
+ * Whether `eip-agent run` exists. `run --help` alone is not enough: with an unknown command yargs prints the global
+ * help and exits 0, so the command's own help must also mention `--interval`.
+ */
+export async function runSupport(): Promise<RunSupport> {
+  const help = await exec([process.execPath, AGENT_CLI, 'run', '--help']);
+  const text = help.stdout + help.stderr;
+  const available = help.exitCode === 0 && /--interval\b/.test(text);
+  const option = /--interval\b[\s\S]*?(?=\n\s*--|\n\s*\n|$)/.exec(text)?.[0] ?? '';
+  const found = /default:\s*"?(\d+(?:\.\d+)?)/.exec(option)?.[1];
+  return { available, ...(found !== undefined ? { defaultInterval: Number(found) } : {}), help: text };
+}
+
+export function unavailable(reason: string): SectionResult[] {
+  return [FOOTPRINT, CONVERGENCE].map((name) => ({ name, unavailable: reason, rows: [row(name, name === FOOTPRINT ? 'peak RSS, CPU, writes, processes in sync' : 'metadata change -> address live', { value: reason })], data: { available: false, reason } }));
+}
+
+interface Proc {
+  pid: number;
+  output(): string;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+function startProc(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const [file, ...args] = argv;
+  // Resolved with the bench's own PATH: the daemon's PATH starts with the logging shims, which are for it alone.
+  const real = (process.env.PATH ?? '').split(':').map((d) => join(d, file ?? '')).find((p) => p.startsWith('/') && existsSync(p));
+  const child: ChildProcess = spawn(file?.startsWith('/') ? file : (real ?? (file as string)), args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+  const pid = child.pid;
+  const forget = registerCleanup(() => killQuietly(pid));
+  let output = '';
+  const keep = (chunk: Buffer): void => void (output = (output + chunk.toString('utf8')).slice(-16_384));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let exited = false;
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  void closed.then(() => void (exited = true));
+  return {
+    pid,
+    output: () => output,
+    alive: () => !exited,
+    async stop() {
+      if (!exited) {
+        killQuietly(pid, 'SIGTERM');
+        if (!(await Promise.race([closed.then(() => true), delay(3000).then(() => false)]))) {
+          killQuietly(pid, 'SIGKILL');
+          await closed;
+        }
+      }
+      forget();
+    },
+  };
+}
+
+/** CPU seconds of a process and of the children it has waited for (the `ip` it spawns counts as its cost). */
+function cpuSeconds(pid: number, ticks: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  // After "pid (comm) ": state is field 3, so utime (14) .. cstime (17) are at 11..14.
+  return ((fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
+}
+
+function statusKb(pid: number, key: string): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN);
+}
+
+function childrenOf(pid: number): number[] {
+  const pids: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const p of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) if (p.trim() !== '') pids.push(Number(p));
+    }
+  } catch {
+    // The process or a thread went away between the reads.
+  }
+  return pids;
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** `ip netns exec` execs its command in place; should it ever fork instead, the node process is its child. */
+async function nodePid(proc: Proc): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    if (comm(proc.pid) === 'node') return proc.pid;
+    const child = childrenOf(proc.pid).find((p) => comm(p) === 'node');
+    if (child !== undefined) return child;
+    if (!proc.alive()) break;
+    await delay(20);
+  }
+  throw new Error(`no node process behind pid ${proc.pid}: ${proc.output()}`);
+}
+
+/** Every file under `root` with what tells a rewrite (atomic rename: new inode; in place: mtime). */
+function fileStates(root: string): Map<string, string> {
+  const states = new Map<string, string>();
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      const st = statSync(path);
+      if (st.isDirectory()) walk(path);
+      else states.set(path, `${st.ino}:${st.mtimeMs}:${st.size}`);
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return states;
+}
+
+function changedFiles(before: Map<string, string>, after: Map<string, string>): string[] {
+  const changed = [...after].filter(([path, state]) => before.get(path) !== state).map(([path]) => path);
+  return [...changed, ...[...before.keys()].filter((path) => !after.has(path)).map((path) => `removed ${path}`)];
+}
+
+/** A directory of `ip`, `sysctl`... wrappers that log each call and exec the real tool, put first on the daemon's PATH. */
+function writeShims(dir: string, log: string): string {
+  const shims = join(dir, 'shims');
+  mkdirSync(shims);
+  writeFileSync(log, '');
+  const path = (process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/'));
+  for (const tool of TOOLS) {
+    const found = path.map((d) => join(d, tool)).find((p) => existsSync(p));
+    if (found === undefined) continue;
+    writeFileSync(join(shims, tool), `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> '${log}'\nexec '${realpathSync(found)}' "$@"\n`);
+    chmodSync(join(shims, tool), 0o755);
+  }
+  return shims;
+}
+
+function lines(path: string): string[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+}
+
+/** Waits until `pid` has had no child process for `ms` in a row (polled every 5 ms), at most 60 s. */
+async function quiet(pid: number, ms: number): Promise<void> {
+  const deadline = now() + 60_000;
+  let since = now();
+  while (now() - since < ms && now() < deadline) {
+    if (childrenOf(pid).length > 0) since = now();
+    await delay(5);
+  }
+}
+
+async function waitConverged(ns: string, nics: readonly NicSpec[], daemon: Proc, timeoutMs: number): Promise<number> {
+  const total = nics.reduce((n, nic) => n + nic.ips.length, 0);
+  const started = now();
+  for (;;) {
+    if (!daemon.alive()) throw new Error(`the daemon exited: ${daemon.output().slice(-2000)}`);
+    if ((await liveAddressCount(ns, nics)) === total) return now() - started;
+    if (now() - started > timeoutMs) throw new Error(`the daemon did not configure the ${total} addresses within ${timeoutMs} ms: ${daemon.output().slice(-2000)}`);
+    await delay(100);
+  }
+}
+
+export async function daemonSections(opts: { support: RunSupport; footprintSeconds: number; convergenceBudgetMs: number }): Promise<SectionResult[]> {
+  const nics = nicSpecs(8, 30);
+  const tree = treeOf(nics);
+  const eth0 = nics[0] as NicSpec;
+  const eth1 = nics[1] as NicSpec;
+  const dir = tempDir('daemon');
+  const guest = await createGuest(nics, { dhcp: true });
+  const results: SectionResult[] = [];
+  let emulator: Proc | undefined;
+  try {
+    const fixture = join(dir.path, 'tree.json');
+    const socket = join(dir.path, 'control.sock');
+    writeFileSync(fixture, JSON.stringify(tree));
+    emulator = startProc(inNs(guest.router, [process.execPath, CLI, 'metadata', 'serve', '--fixture', fixture, '--host', eth0.gateway, '--port', String(METADATA_PORT), '--control-socket', socket]));
+    for (let i = 0; ; i++) {
+      try {
+        await controlEmulator(socket, 'GET', '/stats');
+        break;
+      } catch (error) {
+        if (i > 300 || !emulator.alive()) throw new Error(`metadata emulator not ready: ${String(error)} ${emulator.output()}`);
+        await delay(50);
+      }
+    }
+    const url = `http://${eth0.gateway}:${METADATA_PORT}/latest/meta-data/`;
+    const spawnLog = join(dir.path, 'spawn.log');
+    const env = { ...process.env, PATH: `${writeShims(dir.path, spawnLog)}:${process.env.PATH ?? ''}` };
+    const ticks = Number((await exec(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
+
+    // 4. Footprint: 1 s interval, in sync, for footprintSeconds.
+    const root = join(dir.path, 'root');
+    mkdirSync(root);
+    try {
+      // As the systemd unit runs it, node flags included.
+      const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), env);
+      const idle = startProc(inNs(guest.ns, [process.execPath, '-e', 'setInterval(() => {}, 1000)']));
+      try {
+        const pid = await nodePid(daemon);
+        const idlePid = await nodePid(idle);
+        const convergedMs = await waitConverged(guest.ns, nics, daemon, 120_000);
+        // The addresses are live before the first pass ends: let its verification (pings) and state write finish.
+        const settle = now();
+        while (childrenOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
+        await quiet(pid, 2000);
+        await delay(1500);
+        progress(`daemon: in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`);
+        const cpu0 = cpuSeconds(pid, ticks);
+        const idleCpu0 = cpuSeconds(idlePid, ticks);
+        const files0 = fileStates(root);
+        const log0 = lines(spawnLog).length;
+        const rss0 = statusKb(pid, 'VmRSS') / 1024;
+        const hwm0 = statusKb(pid, 'VmHWM') / 1024;
+        const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests;
+        const children = new Set<number>();
+        const poller = setInterval(() => childrenOf(pid).forEach((p) => children.add(p)), 5);
+        const started = now();
+        await delay(opts.footprintSeconds * 1000);
+        clearInterval(poller);
+        const seconds = (now() - started) / 1000;
+        if (!daemon.alive()) throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
+        const cpu = cpuSeconds(pid, ticks) - cpu0;
+        const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
+        const hwm = statusKb(pid, 'VmHWM') / 1024;
+        const rss1 = statusKb(pid, 'VmRSS') / 1024;
+        const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
+        const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
+        const files = changedFiles(files0, fileStates(root));
+        const spawned = lines(spawnLog).slice(log0);
+        const processes = Math.max(children.size, spawned.length);
+        const cpuPct = (cpu / seconds) * 100;
+        const idlePct = (idleCpu / seconds) * 100;
+        const rows: Row[] = [
+          row(FOOTPRINT, 'peak RSS (VmHWM), whole life', { value: `${hwm.toFixed(1)} MB`, baseline: `idle node: ${idleHwm.toFixed(1)} MB`, ratio: times(hwm / idleHwm), target: '< 70 MB', met: hwm < 70 }),
+          row(FOOTPRINT, `CPU in sync, ${Math.round(seconds)} s at --interval 1 (incl. children)`, {
+            value: `${cpuPct.toFixed(2)}% of a core (${cpu.toFixed(2)} s)`,
+            baseline: `idle node: ${idlePct.toFixed(2)}%`,
+            ratio: idlePct > 0 ? times(cpuPct / idlePct) : '',
+            target: '< 1% of a core',
+            met: cpuPct < 1,
+          }),
+          row(FOOTPRINT, 'RSS during the in-sync window', { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB)` }),
+          row(FOOTPRINT, `metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
+          row(FOOTPRINT, `files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
+          row(FOOTPRINT, `processes spawned in sync, ${Math.round(seconds)} s`, {
+            value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged)`,
+            target: '0',
+            met: processes === 0,
+          }),
+        ];
+        results.push({ name: FOOTPRINT, rows, data: { seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
+      } finally {
+        await daemon.stop();
+        await idle.stop();
+      }
+    } catch (error) {
+      results.push({ name: FOOTPRINT, rows: [row(FOOTPRINT, 'error', { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
+    }
+
+    // 5. Convergence at the default interval: an address added to eth1 through the emulator's control socket.
+    try {
+      const interval = opts.support.defaultInterval;
+      if (interval === undefined) throw new Error('`run --help` shows no default for --interval');
+      const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--metadata-url', url, '--root', root]), env);
+      try {
+        const pid = await nodePid(daemon);
+        await waitConverged(guest.ns, nics, daemon, 120_000);
+        // The first pass always applies and verifies (pings): let it finish, so that every change meets an idle daemon.
+        const started = now();
+        while (childrenOf(pid).length === 0 && now() - started < 15_000) await delay(5);
+        await quiet(pid, 1000);
+        // Each change costs about: the wait for the next poll (up to the interval + 10% jitter), a quiet second, a random phase.
+        const changes = Math.min(10, Math.max(3, Math.floor(opts.convergenceBudgetMs / (interval * 1100 + 2000))));
+        progress(`convergence: default interval ${interval} s, ${changes} changes`);
+        const latencies: number[] = [];
+        let current = structuredClone(tree);
+        for (let k = 0; k < changes; k++) {
+          const ip = `10.20.1.${100 + k}`;
+          const next = structuredClone(current);
+          const nic = ((next.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
+          ((nic[eth1.mac] as MetaTree)['local-ipv4s'] as MetaTree)[ip] = { gateway: eth1.gateway, 'subnet-mask': '255.255.255.0' };
+          await controlEmulator(socket, 'PUT', '/tree', next);
+          current = next;
+          const t0 = now();
+          const timeout = interval * 3000 + 15_000;
+          for (;;) {
+            if ((await addressesIn(guest.ns, eth1.ifname)).get(eth1.ifname)?.has(ip)) {
+              latencies.push(now() - t0);
+              break;
+            }
+            if (now() - t0 > timeout || !daemon.alive()) {
+              latencies.push(Infinity);
+              break;
+            }
+            await delay(20);
+          }
+          progress(`convergence: change ${k + 1}/${changes}: ${ms(latencies.at(-1) ?? NaN)}`);
+          // Changes are rare in real life: wait until the daemon is done with this one (its verification pings), then
+          // a random phase against its ticks, so that the changes sample the whole interval.
+          await quiet(pid, 1000);
+          await delay(Math.random() * interval * 1000);
+        }
+        const p50 = median(latencies);
+        const p95 = percentile(latencies, 95);
+        const limit = interval * 1000 + 500;
+        results.push({
+          name: CONVERGENCE,
+          rows: [
+            row(CONVERGENCE, `metadata change -> address live, median of ${changes}`, { value: ms(p50), baseline: `interval ${interval} s`, ratio: times(p50 / (interval * 1000)) }),
+            row(CONVERGENCE, `metadata change -> address live, p95 of ${changes}`, { value: ms(p95), baseline: `interval ${interval} s`, ratio: times(p95 / (interval * 1000)), target: `< interval + 0.5 s (${ms(limit)})`, met: p95 < limit }),
+          ],
+          data: { intervalSeconds: interval, latenciesMs: latencies, medianMs: p50, p95Ms: p95 },
+        });
+      } finally {
+        await daemon.stop();
+      }
+    } catch (error) {
+      results.push({ name: CONVERGENCE, rows: [row(CONVERGENCE, 'error', { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
+    }
+  } finally {
+    await emulator?.stop();
+    guest.destroy();
+    dir.remove();
+  }
+  return results;
+}
+
+export { NOT_IMPLEMENTED };
