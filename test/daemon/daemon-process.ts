@@ -5,14 +5,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { MetaTree } from '../../src/metadata/tree.js';
-import { manualTree } from '../lab/fixtures.js';
 import type { Lab } from '../lab/vpc.js';
 
 const CLI = fileURLToPath(new URL('../../bin/eip-agent.js', import.meta.url));
-
-/** Server B's MAC (one NIC, 10.0.0.20 in the manual's subnet). */
-export const MAC_B = '52:54:00:00:00:20';
 
 /** One line of the daemon's JSON log. */
 export interface DaemonEvent {
@@ -141,31 +136,8 @@ export class Daemon {
   }
 }
 
-/** Server B: one NIC in the manual's subnet with 10.0.0.20, plus whatever secondaries the cloud gives it. */
-export function serverB(secondaries: Record<string, MetaTree> = {}): MetaTree {
-  return {
-    'instance-id': 'ins-lab0000b',
-    mac: MAC_B,
-    network: {
-      interfaces: {
-        macs: {
-          [MAC_B]: {
-            'primary-local-ipv4': '10.0.0.20',
-            'local-ipv4s': { '10.0.0.20': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }, ...secondaries },
-          },
-        },
-      },
-    },
-  };
-}
-
-/** The manual's tree for server A without 10.0.0.8 (moved away). */
-export function serverAWithout8(): MetaTree {
-  const tree = manualTree();
-  const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
-  delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
-  return tree;
-}
+/** Server B and server A without 10.0.0.8: the lab's fixtures, under the names these tests use. */
+export { serverBTree as serverB, manualTreeWithout8 as serverAWithout8, SERVER_B_MAC as MAC_B } from '../lab/fixtures.js';
 
 /** mtime of every file under dir, by path relative to it. */
 export function mtimes(dir: string, prefix = ''): Record<string, number> {

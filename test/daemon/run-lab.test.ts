@@ -8,6 +8,7 @@ import { LOCK_PATH } from '../../src/daemon/lock.js';
 import { manualTree } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
+import { movedAddress } from '../lab/fixtures.js';
 import { Daemon, addresses, mtimes, serverAWithout8, serverB } from './daemon-process.js';
 
 requireLab('eip-agent run in the emulated VPC');
@@ -63,7 +64,7 @@ describe.skipIf(!labOk)('eip-agent run in the emulated VPC', () => {
   it('the cloud moves 10.0.0.8 and its EIP from A to B: B adds it, A removes it on the read after, the EIP answers from B', async () => {
     const seen = a.events.length;
     await lab.updateGuest('a', serverAWithout8());
-    await lab.updateGuest('b', serverB({ '10.0.0.8': { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0', 'public-ipv4': '203.0.113.13', 'public-ipv4-mode': 'NAT' } }));
+    await lab.updateGuest('b', serverB(movedAddress()));
     await b.waitFor('B to add 10.0.0.8', () => b.events.some((e) => e.event === 'apply' && e.runtimeApplied?.includes('add 10.0.0.8/24 to eth0')));
     await a.waitFor('A to drop 10.0.0.8', async () => !(await addresses(lab, 'a', 'eth1')).includes('10.0.0.8/24'));
     const applies = a.events.slice(seen).filter((e) => e.event === 'apply' || e.event === 'in-sync');
