@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_PATH } from '../../src/daemon/lock.js';
-import { manualTree } from '../lab/fixtures.js';
+import { manualTree, movedAddress } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
-import { movedAddress } from '../lab/fixtures.js';
 import { Daemon, addresses, mtimes, serverAWithout8, serverB } from './daemon-process.js';
 
 requireLab('eip-agent run in the emulated VPC');
