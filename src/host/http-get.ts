@@ -23,7 +23,7 @@ export class HttpGetError extends Error {
  * node:http costs a fraction of fetch's CPU and memory per request, which is what keeps the daemon's
  * poll cheap.
  */
-const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 });
+const agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 4, timeout: 30_000 });
 
 /** GET over plain HTTP; rejects with HttpGetError on connection errors, a truncated body, a timeout or an abort. */
 export function httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse> {
