@@ -70,11 +70,6 @@ export async function makePlan(host: Host, options: PipelineOptions): Promise<{ 
   return { model, target, plan };
 }
 
-/** Whether a plan would change anything. */
-export function planIsEmpty(plan: Plan): boolean {
-  return plan.runtime.length === 0 && plan.files.every((f) => f.action === 'unchanged');
-}
-
 /** The outcome of apply: what changed, what verification found, and whether it was rolled back. */
 export interface ApplyResult {
   plan: Plan;

@@ -79,6 +79,11 @@ export function emptyOwnership(): OwnershipPlan {
   return { forget: [], forgetFiles: [], absentNow: [], pending: [] };
 }
 
+/** Whether the plan changes anything on disk or at runtime (false: in sync). */
+export function planChanges(plan: Plan): boolean {
+  return plan.runtime.length > 0 || plan.files.some((f) => f.action !== 'unchanged');
+}
+
 /** Whether a file was written by the agent. */
 export function isManaged(content: string | null): boolean {
   // Windows scripts are saved with a UTF-8 BOM before the marker.

@@ -1,4 +1,5 @@
 import type { OwnedRef, Plan } from './plan.js';
+import { planChanges } from './plan.js';
 import type { AgentState, Owned, Snapshot } from './state.js';
 import { ownedKey } from './state.js';
 
@@ -30,11 +31,6 @@ function withRef(owned: Owned, ref: OwnedRef, add: boolean): Owned {
   if (ref.kind === 'rule') next.rules.push(ref.item);
   if (ref.kind === 'route') next.routes.push(ref.item);
   return next;
-}
-
-/** Whether the plan changes anything on disk or at runtime. */
-export function planChanges(plan: Plan): boolean {
-  return plan.runtime.length > 0 || plan.files.some((f) => f.action !== 'unchanged');
 }
 
 /**

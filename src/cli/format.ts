@@ -1,6 +1,6 @@
 import { createTwoFilesPatch } from 'diff';
 import type { FileChange, Plan } from '../apply/plan.js';
-import { planIsEmpty } from '../pipeline.js';
+import { planChanges } from '../apply/plan.js';
 import type { VerifyReport } from '../verify/report.js';
 
 /** Unified diff of one file change, as `diff -u` would print it (empty when unchanged). */
@@ -43,7 +43,7 @@ export function formatPlan(plan: Plan): string {
     for (const w of plan.warnings) out.push(`  ! ${w}`);
   }
   const pending = plan.files.filter((f) => f.action !== 'unchanged').length + plan.runtime.length;
-  out.push('', planIsEmpty(plan) ? 'In sync: nothing to do.' : `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
+  out.push('', !planChanges(plan) ? 'In sync: nothing to do.' : `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
   return `${out.join('\n')}\n`;
 }
 
@@ -52,7 +52,7 @@ export function planJson(plan: Plan): unknown {
   return {
     target: plan.target,
     root: plan.root,
-    inSync: planIsEmpty(plan),
+    inSync: !planChanges(plan),
     files: plan.files.map((f) => ({ path: f.path, action: f.action, mode: f.mode.toString(8), ...(f.backupPath ? { backupPath: f.backupPath } : {}), diff: fileDiff(f) })),
     runtimePlanned: plan.runtimePlanned,
     runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),

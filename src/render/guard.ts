@@ -6,24 +6,24 @@
 const ASSIGNMENT = /^[A-Z][A-Z0-9_]*=[A-Za-z0-9.:_/-]*$/;
 const COMMENT = /^#[^\r\n\0`$\\]*$/;
 
-/** Throws when a rendered shell-sourced file has a line that is neither a comment nor a plain assignment. */
-export function assertShellAssignments(path: string, content: string): void {
+const ARGUMENT_LINE = /^[A-Za-z0-9.:_/ -]*$/;
+
+/** Throws on the first line that is neither a comment nor matches `allowed`. */
+function assertLines(path: string, content: string, allowed: RegExp): void {
   const lines = content.endsWith('\n') ? content.slice(0, -1).split('\n') : content.split('\n');
   lines.forEach((line, i) => {
-    if (!ASSIGNMENT.test(line) && !COMMENT.test(line)) {
+    if (!allowed.test(line) && !COMMENT.test(line)) {
       throw new Error(`render: ${path}:${i + 1}: refusing to write unsafe line ${JSON.stringify(line)}`);
     }
   });
 }
 
-const ARGUMENT_LINE = /^[A-Za-z0-9.:_/ -]*$/;
+/** Throws when a rendered shell-sourced file has a line that is neither a comment nor a plain assignment. */
+export function assertShellAssignments(path: string, content: string): void {
+  assertLines(path, content, ASSIGNMENT);
+}
 
 /** Same guard for route-/rule- files, whose lines become `ip route add <line>` arguments. */
 export function assertIpArgumentLines(path: string, content: string): void {
-  const lines = content.endsWith('\n') ? content.slice(0, -1).split('\n') : content.split('\n');
-  lines.forEach((line, i) => {
-    if (!ARGUMENT_LINE.test(line) && !COMMENT.test(line)) {
-      throw new Error(`render: ${path}:${i + 1}: refusing to write unsafe line ${JSON.stringify(line)}`);
-    }
-  });
+  assertLines(path, content, ARGUMENT_LINE);
 }

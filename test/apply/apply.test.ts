@@ -1,9 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { planChanges } from '../../src/apply/plan.js';
 import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
-import { applyAndVerify, makePlan, planIsEmpty, verifyOnly } from '../../src/pipeline.js';
+import { applyAndVerify, makePlan, verifyOnly } from '../../src/pipeline.js';
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -173,7 +174,7 @@ describe('applyAndVerify on a fresh guest', () => {
     kernel.calls.length = 0;
     writes.length = 0;
 
-    expect(planIsEmpty((await makePlan(host, OPTIONS)).plan)).toBe(true);
+    expect(planChanges((await makePlan(host, OPTIONS)).plan)).toBe(false);
     const second = await applyAndVerify(host, OPTIONS);
 
     expect(second.rolledBack).toBe(false);

@@ -3,7 +3,8 @@ import type { FileChange, FileSnapshot, OwnedRef, OwnershipPlan, Plan, RuntimeCh
 import { emptyOwnership, planFiles, planRuntime } from '../../src/apply/plan.js';
 import type { AgentState, Owned, OwnedAddress } from '../../src/apply/state.js';
 import { emptyState } from '../../src/apply/state.js';
-import { planChanges, stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
+import { planChanges } from '../../src/apply/plan.js';
+import { stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import {
   CLOUD_INIT_ETH0,

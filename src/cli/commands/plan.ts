@@ -1,4 +1,5 @@
-import { makePlan, planIsEmpty } from '../../pipeline.js';
+import { planChanges } from '../../apply/plan.js';
+import { makePlan } from '../../pipeline.js';
 import { commonOptions, EXIT, type CliCommand } from '../command.js';
 import { formatPlan, planJson } from '../format.js';
 import { resolveOptions } from '../options.js';
@@ -11,6 +12,6 @@ export const planCommand: CliCommand = {
   async run(host, io, args) {
     const { plan } = await makePlan(host, await resolveOptions(host, args));
     io.out(args.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : formatPlan(plan));
-    return planIsEmpty(plan) ? EXIT.ok : EXIT.pending;
+    return planChanges(plan) ? EXIT.pending : EXIT.ok;
   },
 };

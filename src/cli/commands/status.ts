@@ -5,8 +5,7 @@ import { HostError } from '../../errors.js';
 import { readModel } from '../../pipeline.js';
 import { getTarget } from '../../targets/index.js';
 import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
-import { loadConfig } from '../config.js';
-import { optionsFrom } from '../options.js';
+import { resolveOptions } from '../options.js';
 
 /** `eip-agent status`: the metadata's addresses next to the live system and the agent's own records. Read-only. */
 export const statusCommand: CliCommand = {
@@ -14,8 +13,7 @@ export const statusCommand: CliCommand = {
   describe: 'per address: interface, MAC, EIP and mode, owned or not, in sync or drift; last apply and last error. Exit 0 in sync, 2 drift, 1 error',
   builder: commonOptions,
   async run(host, io, args) {
-    const config = await loadConfig(host, args.config);
-    const options = { ...optionsFrom(host, args, config), runtime: true };
+    const options = { ...(await resolveOptions(host, args)), runtime: true };
     if (options.target !== 'centos') throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);
     const state = await loadState(host, options.root);
     const model = await readModel(host, options);
