@@ -1,6 +1,7 @@
 // An in-memory model of the parts of a Linux guest the agent touches through processes: `ip -j` reads,
 // `ip [-force] -batch -` changes, `sysctl -q -w` and `ping`. Every process is recorded (argv + stdin).
 // Sysctls live in the memfs volume under /proc/sys, because the agent reads them through host.fs.
+import type { LiveRoute, LiveRule } from '../../src/apply/linux-state.js';
 import type { RunOptions, RunResult } from '../../src/host/host.js';
 import { vol } from './host.js';
 
@@ -14,22 +15,11 @@ export interface FakeLink {
   parent?: string;
 }
 
-/** A policy rule; `from` is `all` or `a.b.c.d/len`. */
-export interface FakeRule {
-  priority: number;
-  from: string;
-  table: string;
-}
+/** A policy rule, as the agent reads it; `from` is `all` or `a.b.c.d/len`. */
+export type FakeRule = LiveRule;
 
 /** A route someone added (the connected and local routes of addresses are derived, not stored). */
-export interface FakeRoute {
-  table: string;
-  dst: string;
-  dev?: string;
-  gateway?: string;
-  protocol?: string;
-  prefsrc?: string;
-}
+export type FakeRoute = LiveRoute;
 
 /** The kernel state the fake answers from and mutates. */
 export interface KernelState {
