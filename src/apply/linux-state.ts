@@ -29,6 +29,8 @@ export interface LiveRoute {
   gateway?: string;
   protocol?: string;
   prefsrc?: string;
+  /** Absent means 0, the kernel's default. */
+  metric?: number;
 }
 
 /** The live network state the Linux planner and verifier compare against. */
@@ -61,6 +63,7 @@ interface IpRouteJson {
   table?: string;
   protocol?: string;
   prefsrc?: string;
+  metric?: number;
 }
 
 /** Path of a sysctl under /proc/sys (dots are separators; interface names here never contain dots). */
@@ -104,6 +107,7 @@ export async function readLinuxState(host: Host, sysctlKeys: readonly string[] =
       ...(r.gateway !== undefined ? { gateway: r.gateway } : {}),
       ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
       ...(r.prefsrc !== undefined ? { prefsrc: r.prefsrc } : {}),
+      ...(r.metric !== undefined ? { metric: r.metric } : {}),
     })),
     sysctls,
   };

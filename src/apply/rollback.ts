@@ -2,16 +2,20 @@ import { AgentError, HostError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { readLinuxState } from './linux-state.js';
 import { underRoot } from './root.js';
+import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
 import { emptyState, loadState, saveState, statePath } from './state.js';
 import type { AgentState } from './state.js';
 import { ROUTE_PROTO } from '../render/centos/paths.js';
+import { routeSpec } from './plan.js';
 
 /** What a rollback did. */
 export interface RollbackResult {
   files: string[];
   runtime: string[];
   warnings: string[];
+  /** False when a runtime change or sysctl could not be undone (the warnings say which). */
+  complete: boolean;
 }
 
 async function restoreFiles(host: Host, root: string, files: Record<string, string | null>): Promise<string[]> {
@@ -24,21 +28,31 @@ async function restoreFiles(host: Host, root: string, files: Record<string, stri
   return done;
 }
 
-async function runUndo(host: Host, lines: string[], sysctls: Record<string, string>, warnings: string[]): Promise<string[]> {
+async function runUndo(host: Host, lines: string[], sysctls: Record<string, string>, warnings: string[]): Promise<{ done: string[]; complete: boolean }> {
   if ((lines.length > 0 || Object.keys(sysctls).length > 0) && !host.isPrivileged()) {
     throw new HostError('rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)');
   }
+  const done = [...lines];
+  let complete = true;
   if (lines.length > 0) {
     // -force: put back as much as possible; an interface that has gone since cannot be restored.
-    const result = await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
-    if (result.exitCode !== 0) warnings.push(`some runtime changes could not be undone: ${firstLine(result.stderr)}`);
+    const { result, restored, warnings: around } = await runGuardedBatch(host, lines, { force: true });
+    if (result.exitCode !== 0) {
+      complete = false;
+      warnings.push(`some runtime changes could not be undone: ${firstLine(result.stderr)}`);
+    }
+    warnings.push(...around);
+    done.push(...restored.map((line) => `${line} (removed by the kernel with a deleted address; put back)`));
   }
   const pairs = Object.entries(sysctls).map(([k, v]) => `${k}=${v}`);
   if (pairs.length > 0) {
     const result = await runTool(host, ['sysctl', '-q', '-w', ...pairs]);
-    if (result.exitCode !== 0) warnings.push(`some sysctls could not be restored: ${firstLine(result.stderr)}`);
+    if (result.exitCode !== 0) {
+      complete = false;
+      warnings.push(`some sysctls could not be restored: ${firstLine(result.stderr)}`);
+    }
   }
-  return [...lines, ...pairs.map((p) => `sysctl ${p}`)];
+  return { done: [...done, ...pairs.map((p) => `sysctl ${p}`)], complete };
 }
 
 /** `eip-agent rollback`: undoes the last apply recorded in the state file (files, runtime, sysctls, ownership). */
@@ -47,14 +61,14 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   const snap = state.lastSnapshot;
   if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
-  const runtime = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
+  const { done: runtime, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
   const files = await restoreFiles(host, root, snap.files);
   const next: AgentState = { ...state, owned: snap.ownedBefore, absentOnce: [] };
   delete next.lastSnapshot;
   delete next.lastApply;
   next.counters = { ...state.counters, rollbacks: state.counters.rollbacks + 1 };
   await saveState(host, root, next);
-  return { files, runtime, warnings };
+  return { files, runtime, warnings, complete };
 }
 
 /**
@@ -66,15 +80,24 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   const state = await loadState(host, root);
   const warnings: string[] = [];
   const owned = state.owned;
-  const live = owned.addresses.length + owned.routes.length > 0 || Object.keys(state.originalSysctls).length > 0 ? await readLinuxState(host) : null;
+  const live = owned.addresses.length + owned.routes.length + owned.rules.length > 0 || Object.keys(state.originalSysctls).length > 0 ? await readLinuxState(host) : null;
   const present = new Set(live?.links.map((l) => l.ifname) ?? []);
   const lines: string[] = [];
-  for (const r of owned.rules) lines.push(`rule del from ${r.from}/32 table ${r.table} priority ${r.priority}`);
+  // What is already gone needs no removal (and removing it would fail).
+  for (const r of owned.rules) {
+    if (live?.rules.some((l) => l.from === `${r.from}/32` && l.table === String(r.table) && l.priority === r.priority)) lines.push(`rule del from ${r.from}/32 table ${r.table} priority ${r.priority}`);
+  }
   // Routes of an interface that has gone went with it.
-  for (const r of owned.routes) if (present.has(r.dev)) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);
-  for (const a of state.owned.addresses) {
+  for (const r of owned.routes) {
+    const there = live?.routes.some((l) => l.table === String(r.table) && routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec);
+    if (present.has(r.dev) && there) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);
+  }
+  const position = (a: { mac: string; cidr: string }) => live?.links.find((l) => l.mac === a.mac)?.addresses.findIndex((b) => `${b.ip}/${b.prefixLength}` === a.cidr) ?? 0;
+  // A subnet's primary goes after its secondaries.
+  for (const a of [...state.owned.addresses].sort((x, y) => position(y) - position(x))) {
     const link = live?.links.find((l) => l.mac === a.mac);
     if (link === undefined) continue; // the interface is gone, and its addresses with it
+    if (!link.addresses.some((b) => `${b.ip}/${b.prefixLength}` === a.cidr)) continue;
     if (link.ifname === state.primaryIfname && `${link.addresses[0]?.ip}/${link.addresses[0]?.prefixLength}` === a.cidr) {
       warnings.push(`${a.cidr} is the primary address of ${link.ifname}: kept`);
       continue;
@@ -86,8 +109,8 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
     const iface = /^net\.ipv4\.conf\.([^.]+)\./.exec(key)?.[1];
     return iface === undefined || iface === 'all' || iface === 'default' || present.has(iface);
   }));
-  const runtime = await runUndo(host, lines, sysctls, warnings);
+  const { done: runtime, complete } = await runUndo(host, lines, sysctls, warnings);
   const files = await restoreFiles(host, root, state.originalFiles);
   await saveState(host, root, { ...emptyState(), counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 } });
-  return { files, runtime, warnings };
+  return { files, runtime, warnings, complete };
 }

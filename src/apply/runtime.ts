@@ -1,11 +1,14 @@
 import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { RuntimeChange } from './plan.js';
+import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
 
 /** Runtime changes carried out, so that they can be undone. */
 export interface RuntimeTransaction {
   applied: RuntimeChange[];
+  /** Addresses the kernel took away with a deleted one, put back (see runGuardedBatch), and what went wrong around that. */
+  notes: string[];
   undo(): Promise<void>;
 }
 
@@ -21,7 +24,7 @@ async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise
   const lines = changes.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse();
   if (lines.length === 0) return;
   // -force: undo as much as possible even if one line fails, then say so.
-  const result = await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  const { result } = await runGuardedBatch(host, lines, { force: true });
   if (result.exitCode !== 0) throw new ApplyError(`undoing runtime changes was incomplete: ${firstLine(result.stderr)}`);
 }
 
@@ -33,20 +36,22 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   const ipChanges = changes.filter((c) => c.batch !== undefined);
   const sysctlChanges = changes.filter((c) => c.sysctl !== undefined);
   const applied: RuntimeChange[] = [];
+  const notes: string[] = [];
+  // Addresses first, sysctls after: promote_secondaries must still be 1 while addresses are deleted.
   const undo = async () => {
     try {
+      await undoBatch(host, applied);
+    } finally {
       await setSysctls(
         host,
         applied.flatMap((c) => (c.sysctl?.previous != null ? [{ key: c.sysctl.key, value: c.sysctl.previous }] : [])),
       );
-    } finally {
-      await undoBatch(host, applied);
     }
   };
 
   if (ipChanges.length > 0) {
-    const script = `${ipChanges.map((c) => c.batch).join('\n')}\n`;
-    const result = await runTool(host, ['ip', '-batch', '-'], { input: script });
+    const { result, restored, warnings } = await runGuardedBatch(host, ipChanges.map((c) => c.batch as string), { force: false });
+    notes.push(...restored.map((line) => `${line} (removed by the kernel with a deleted address; put back)`), ...warnings);
     if (result.exitCode !== 0) {
       const failedAt = Number(FAILED_LINE.exec(result.stderr)?.[1] ?? ipChanges.length);
       await undoBatch(host, ipChanges.slice(0, Math.max(0, failedAt - 1)));
@@ -64,5 +69,5 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
     throw error;
   }
   applied.push(...sysctlChanges);
-  return { applied, undo };
+  return { applied, notes, undo };
 }

@@ -8,6 +8,7 @@ import { emptyState } from '../apply/state.js';
 import { underRoot } from '../apply/root.js';
 import { requirePrivileges } from '../apply/privileges.js';
 import { applyRuntime } from '../apply/runtime.js';
+import { promoteSecondariesKey } from '../apply/batch.js';
 import { foreignTables } from '../apply/tables-in-use.js';
 import { AgentError, ApplyError, HostError } from '../errors.js';
 import type { Host } from '../host/host.js';
@@ -63,7 +64,7 @@ async function tryReadLinuxState(host: Host): Promise<LinuxLiveState | null> {
 
 function sysctlKeysFor(names: Iterable<string>): string[] {
   const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
-  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`);
+  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name));
   return keys;
 }
 
@@ -132,7 +133,7 @@ export const centosTarget: Target = {
       try {
         const tx = await applyRuntime(host, plan.runtime);
         runtimeUndo = tx.undo;
-        runtimeApplied = tx.applied.map((c) => c.summary);
+        runtimeApplied = [...tx.applied.map((c) => c.summary), ...tx.notes];
         announceAddresses(host, tx.applied);
       } catch (error) {
         await files.restore();

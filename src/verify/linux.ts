@@ -35,6 +35,15 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
     const ok = live.routes.some((x) => x.table === String(r.table) && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway);
     checks.push({ kind: 'route', subject: `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, ok, detail: ok ? 'present' : 'missing' });
   }
+  const main = want.mainDefault;
+  if (main.dev !== '') {
+    // The one the kernel uses is the lowest metric; a NIC's ifup at boot can put another NIC's gateway there.
+    const defaults = live.routes.filter((x) => x.table === 'main' && x.dst === 'default').sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+    const used = defaults[0];
+    const ok = used !== undefined && used.gateway === main.gateway && used.dev === main.dev;
+    const detail = used === undefined ? 'the main table has no default route' : ok ? 'present' : `the main table's default route is via ${used.gateway ?? '(none)'} dev ${used.dev ?? '(none)'}`;
+    checks.push({ kind: 'route', subject: `default via ${main.gateway} dev ${main.dev} (main table)`, ok, detail });
+  }
   const all = Number(live.sysctls.get('net.ipv4.conf.all.rp_filter') ?? 0);
   for (const rp of want.rpFilter) {
     const own = live.sysctls.get(`net.ipv4.conf.${rp.ifname}.rp_filter`);

@@ -97,11 +97,11 @@ describe('applyAndVerify on a fresh guest', () => {
     expect(result.rolledBack).toBe(false);
     expect(result.report?.ok).toBe(true);
     expect(batches(kernel)).toEqual([`${FRESH_BATCH.join('\n')}\n`]);
-    expect(sysctlWrites(kernel)).toEqual(['net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2']);
+    expect(sysctlWrites(kernel)).toEqual([SYSCTLS_SET]);
     expect(kernel.commandLines().filter((l) => !l.startsWith('ping '))).toEqual([
       'ip -j -d -batch -',
       'ip -batch -',
-      'sysctl -q -w net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2',
+      `sysctl -q -w ${SYSCTLS_SET}`,
       'ip -j -d -batch -',
     ]);
     expect(kernel.commandLines().filter((l) => l.startsWith('ping ')).sort()).toEqual([
@@ -123,6 +123,8 @@ describe('applyAndVerify on a fresh guest', () => {
       'rule from 10.0.0.8/32 table 10001 priority 30001',
       'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
       'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
+      'sysctl net.ipv4.conf.eth0.promote_secondaries 0 -> 1',
+      'sysctl net.ipv4.conf.eth1.promote_secondaries 0 -> 1',
     ]);
     // The state file first records what the apply may add (in case the agent is killed half-way), then what it did.
     expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ...WRITTEN, STATE_PATH]);
@@ -158,6 +160,7 @@ describe('applyAndVerify on a fresh guest', () => {
       'ok rule from 10.0.0.8 table 10001',
       'ok route 10.0.0.0/24 dev eth1 table 10001',
       'ok route default via 10.0.0.1 dev eth1 table 10001',
+      'ok route default via 10.0.0.1 dev eth0 (main table)',
       'ok rp_filter eth1',
       'ok ping 10.0.0.1 from 10.0.0.2 (eth0)',
       'ok ping 10.0.0.1 from 10.0.0.3 (eth0)',
@@ -213,8 +216,17 @@ describe('applyAndVerify on a fresh guest', () => {
 });
 
 function sysctlAfter(): Record<string, string> {
-  return { '/proc/sys/net/ipv4/conf/default/rp_filter': '2\n', '/proc/sys/net/ipv4/conf/eth1/rp_filter': '2\n' };
+  return {
+    '/proc/sys/net/ipv4/conf/default/rp_filter': '2\n',
+    '/proc/sys/net/ipv4/conf/eth1/rp_filter': '2\n',
+    '/proc/sys/net/ipv4/conf/eth0/promote_secondaries': '1\n',
+    '/proc/sys/net/ipv4/conf/eth1/promote_secondaries': '1\n',
+  };
 }
+
+/** The one `sysctl -w` of the first apply, and the one that undoes it. */
+const SYSCTLS_SET = 'net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2 net.ipv4.conf.eth0.promote_secondaries=1 net.ipv4.conf.eth1.promote_secondaries=1';
+const SYSCTLS_UNDO = 'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1 net.ipv4.conf.eth0.promote_secondaries=0 net.ipv4.conf.eth1.promote_secondaries=0';
 
 describe('applyAndVerify when something fails', () => {
   it.each([1, 2, 5, 6, 8])('undoes lines 1..N-1 and every file when batch line %i fails', async (n) => {
@@ -229,12 +241,13 @@ describe('applyAndVerify when something fails', () => {
     const undo = kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input);
     expect(undo).toEqual(n === 1 ? [] : [undoScript(n - 1)]);
     expect(batches(kernel)).toEqual([`${FRESH_BATCH.join('\n')}\n`]);
-    expect(sysctlWrites(kernel)).toEqual([]);
+    // Undoing address additions sets promote_secondaries for the time of the deletions, then puts it back.
+    const guard = ['net.ipv4.conf.eth1.promote_secondaries=1 net.ipv4.conf.eth0.promote_secondaries=1', 'net.ipv4.conf.eth1.promote_secondaries=0 net.ipv4.conf.eth0.promote_secondaries=0'];
+    expect(sysctlWrites(kernel)).toEqual(n > 3 ? guard : []);
     expect(kernel.state).toEqual(state);
     expect(files()).toEqual(before);
   });
 
-  // Product bug: the undo restores sysctls first and, when that `sysctl -w` fails too, never runs the ip undo (src/apply/runtime.ts).
   it('undoes the batch and every file when sysctl -w fails', async () => {
     const { kernel, host } = guest();
     kernel.sysctlFailure = 'sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"';
@@ -262,7 +275,7 @@ describe('applyAndVerify when something fails', () => {
         (from) => `ping 10.0.0.1 from ${from}: no reply after 3 attempts: 1 packets transmitted, 0 received, 100% packet loss, time 0ms`,
       ),
     );
-    expect(sysctlWrites(kernel)).toEqual(['net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2', 'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1']);
+    expect(sysctlWrites(kernel)).toEqual([SYSCTLS_SET, SYSCTLS_UNDO]);
     expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
     expect(kernel.state).toEqual(state);
     const after = splitState();

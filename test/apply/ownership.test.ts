@@ -109,6 +109,8 @@ function convergedDisk(): Record<string, string | null> {
     [`${ETH0}.bak`]: CLOUD_INIT_ETH0,
     [procSysPath('net.ipv4.conf.default.rp_filter')]: '2\n',
     [procSysPath('net.ipv4.conf.eth1.rp_filter')]: '2\n',
+    [procSysPath('net.ipv4.conf.eth0.promote_secondaries')]: '1\n',
+    [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: '1\n',
   };
 }
 
@@ -278,7 +280,7 @@ describe('an address the metadata no longer lists', () => {
 });
 
 describe('an ENI that is detached', () => {
-  const DROPIN_WITHOUT_ETH1 = String(POLICY_FILES[SYSCTL_DROPIN]).replace('net.ipv4.conf.eth1.rp_filter = 2\n', '');
+  const DROPIN_WITHOUT_ETH1 = String(POLICY_FILES[SYSCTL_DROPIN]).replace('net.ipv4.conf.eth1.rp_filter = 2\n', '').replace('net.ipv4.conf.eth1.promote_secondaries = 1\n', '');
 
   it('forgets what went with the interface, removes its rules and files after two reads, re-renders the sysctl drop-in', async () => {
     const { kernel, host } = guest();
@@ -307,7 +309,7 @@ describe('an ENI that is detached', () => {
     expect(batches(kernel)).toEqual(['rule del from 10.0.0.7/32 table 10001 priority 30001\nrule del from 10.0.0.8/32 table 10001 priority 30001\n']);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
 
-    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, ...kept } = convergedDisk();
+    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
     expect(guestDisk()).toEqual({ ...kept, [SYSCTL_DROPIN]: DROPIN_WITHOUT_ETH1 });
     expect(readState().owned).toEqual({ addresses: manualOwned().addresses.slice(0, 1), rules: [], routes: [], files: [ETH0, SYSCTL_DROPIN] });
     expect(readState().absentOnce).toEqual([]);
@@ -380,6 +382,7 @@ describe('rollbackLast', () => {
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
       runtime: ['rule del from 10.0.0.9/32 table 10001 priority 30001', 'address del 10.0.0.9/24 dev eth1'],
       warnings: [],
+      complete: true,
     });
     expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual(['rule del from 10.0.0.9/32 table 10001 priority 30001\naddress del 10.0.0.9/24 dev eth1\n']);
     expect(kernel.callsOf('sysctl')).toEqual([]);
@@ -402,7 +405,7 @@ describe('rollbackLast', () => {
 
     const result = await rollbackLast(host, '/');
 
-    expect(result).toEqual({ files: [], runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001'], warnings: [] });
+    expect(result).toEqual({ files: [], runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001'], warnings: [], complete: true });
     expect(kernel.state).toEqual(runtime);
     expect(guestDisk()).toEqual(disk);
     expect(readState().owned).toEqual(manualOwned());
@@ -420,7 +423,7 @@ describe('rollbackLast', () => {
     vol.writeFileSync('/meta.json', JSON.stringify(manualTree()));
     await applyAndVerify(host, { ...OPTIONS, runtime: false });
     const result = await rollbackLast(host, '/');
-    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [] });
+    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
     expect(guestDisk()).toEqual(freshDisk());
     expect(kernel.state).toEqual(freshKernel());
   });
@@ -463,9 +466,16 @@ describe('rollbackOriginal', () => {
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
+    // Secondaries before the primary of their subnet.
     'address del 10.0.0.3/24 dev eth0',
-    'address del 10.0.0.7/24 dev eth1',
     'address del 10.0.0.8/24 dev eth1',
+    'address del 10.0.0.7/24 dev eth1',
+  ];
+  const ORIGINAL_SYSCTLS = [
+    'sysctl net.ipv4.conf.default.rp_filter=1',
+    'sysctl net.ipv4.conf.eth1.rp_filter=1',
+    'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
+    'sysctl net.ipv4.conf.eth1.promote_secondaries=0',
   ];
 
   it('puts back the guest as it was before the agent: cloud-init ifcfg-eth0, no agent file, nothing owned, original sysctls', async () => {
@@ -480,8 +490,9 @@ describe('rollbackOriginal', () => {
 
     expect(result).toEqual({
       files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`],
-      runtime: [...ORIGINAL_RUNTIME, 'sysctl net.ipv4.conf.default.rp_filter=1', 'sysctl net.ipv4.conf.eth1.rp_filter=1'],
+      runtime: [...ORIGINAL_RUNTIME, ...ORIGINAL_SYSCTLS],
       warnings: [],
+      complete: true,
     });
     expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([`${ORIGINAL_RUNTIME.join('\n')}\n`]);
     // eth1 stays up: bringing a link up is not something the agent owns.
@@ -520,7 +531,7 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     expect(result.warnings).toEqual(['10.0.0.2/24 is the primary address of eth0: kept']);
-    expect(result.runtime.filter((l) => l.startsWith('address'))).toEqual(['address del 10.0.0.3/24 dev eth0', 'address del 10.0.0.7/24 dev eth1', 'address del 10.0.0.8/24 dev eth1']);
+    expect(result.runtime.filter((l) => l.startsWith('address'))).toEqual(['address del 10.0.0.3/24 dev eth0', 'address del 10.0.0.8/24 dev eth1', 'address del 10.0.0.7/24 dev eth1']);
     expect(link(kernel, 'eth0').addresses).toEqual([{ ip: '10.0.0.2', prefixLength: 24 }]);
   });
 
@@ -534,7 +545,7 @@ describe('rollbackOriginal', () => {
 
     // Its table routes and its rp_filter went with the interface: nothing to undo there, and nothing to warn about.
     expect(result.runtime.filter((l) => !l.startsWith('sysctl'))).toEqual(ORIGINAL_RUNTIME.filter((l) => !/dev eth1( |$)/.test(l)));
-    expect(result.runtime.filter((l) => l.startsWith('sysctl'))).toEqual(['sysctl net.ipv4.conf.default.rp_filter=1']);
+    expect(result.runtime.filter((l) => l.startsWith('sysctl'))).toEqual(['sysctl net.ipv4.conf.default.rp_filter=1', 'sysctl net.ipv4.conf.eth0.promote_secondaries=0']);
     expect(result.warnings).toEqual([]);
     expect(kernel.state.rules).toEqual(freshKernel().rules);
     expect(link(kernel, 'eth0').addresses).toEqual([{ ip: '10.0.0.2', prefixLength: 24 }]);
@@ -576,5 +587,70 @@ describe('an agent killed in the middle of an apply', () => {
     await applyTree(host, treeWithout8());
     await applyTree(host, treeWithout8());
     expect(link(kernel, 'eth1').addresses).toEqual([{ ip: '10.0.0.7', prefixLength: 24 }]);
+  });
+});
+
+describe('an address a user added by hand in the same subnet', () => {
+  const USER = { ip: '10.0.0.99', prefixLength: 24 };
+  const ips = (kernel: FakeKernel, name: string) => link(kernel, name).addresses.map((a) => `${a.ip}/${a.prefixLength}`);
+
+  /** Applies the manual tree, then adds 10.0.0.99/24 to eth1 as a user would (`ip addr add`). */
+  async function converged(): Promise<Guest> {
+    const g = guest();
+    await applyTree(g.host, manualTree());
+    link(g.kernel, 'eth1').addresses.push(USER);
+    g.kernel.calls.length = 0;
+    return g;
+  }
+
+  it.each<[string, (host: Host) => Promise<{ warnings: string[]; complete: boolean }>]>([
+    ['rollback', (host) => rollbackLast(host, '/')],
+    ['rollback --original', (host) => rollbackOriginal(host, '/')],
+  ])('%s removes 10.0.0.7 (eth1\'s primary) and keeps 10.0.0.99, with no warning', async (_name, rollback) => {
+    const { kernel, host } = await converged();
+    // As on a guest converged by an agent that did not set it yet: the kernel default.
+    vol.writeFileSync(procSysPath('net.ipv4.conf.eth1.promote_secondaries'), '0\n');
+    const result = await rollback(host);
+    expect(result.warnings).toEqual([]);
+    expect(result.complete).toBe(true);
+    expect(ips(kernel, 'eth1')).toEqual(['10.0.0.99/24']);
+    // promote_secondaries is back at the guest's own value afterwards.
+    expect(readSysctl('net.ipv4.conf.eth1.promote_secondaries')).toBe('0');
+  });
+
+  it('rollback --original puts back an address the kernel took with a deleted one when promote_secondaries cannot be set', async () => {
+    const { kernel, host } = await converged();
+    kernel.sysctlFailure = 'sysctl: permission denied on key "net.ipv4.conf.eth1.promote_secondaries"';
+    vol.writeFileSync(procSysPath('net.ipv4.conf.eth1.promote_secondaries'), '0\n');
+    const result = await rollbackOriginal(host, '/');
+    expect(ips(kernel, 'eth1')).toEqual(['10.0.0.99/24']);
+    expect(result.runtime).toContain('address add 10.0.0.99/24 dev eth1 (removed by the kernel with a deleted address; put back)');
+  });
+
+  it('the metadata makes 10.0.0.8 eth1\'s primary and drops 10.0.0.7: after two reads 10.0.0.8 and 10.0.0.99 are still there, and verified', async () => {
+    const { kernel, host } = await converged();
+    let tree = editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.7`);
+    tree = editTree(tree, `${NIC1_PATH}/primary-local-ipv4`, '10.0.0.8');
+    const first = await applyTree(host, tree);
+    expect(first.rolledBack).toBe(false);
+    expect(first.plan.ownership.pending).toContain('remove 10.0.0.7/24 from eth1');
+    const second = await applyTree(host, tree);
+    expect(second.outcome.runtimeApplied).toContain('remove 10.0.0.7/24 from eth1 (no longer in the metadata)');
+    expect(second.rolledBack).toBe(false);
+    expect(second.report?.ok).toBe(true);
+    expect(ips(kernel, 'eth1')).toEqual(['10.0.0.8/24', '10.0.0.99/24']);
+  });
+
+  it('the removal order deletes a subnet\'s secondaries before its primary', async () => {
+    const { kernel, host } = await converged();
+    const tree = editTree(editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.7`), `${NIC1_PATH}/local-ipv4s/10.0.0.8`);
+    // eth1 keeps no address of the metadata's: the NIC must still list one, so keep 10.0.0.9.
+    const kept = editTree(editTree(tree, `${NIC1_PATH}/local-ipv4s/10.0.0.9`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }), `${NIC1_PATH}/primary-local-ipv4`, '10.0.0.9');
+    await applyTree(host, kept);
+    kernel.calls.length = 0;
+    await applyTree(host, kept);
+    const lines = batches(kernel).join('').split('\n').filter((l) => l.startsWith('address del'));
+    expect(lines).toEqual(['address del 10.0.0.8/24 dev eth1', 'address del 10.0.0.7/24 dev eth1']);
+    expect(ips(kernel, 'eth1')).toEqual(['10.0.0.99/24', '10.0.0.9/24']);
   });
 });

@@ -120,6 +120,8 @@ describe('planRuntime', () => {
       },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.default.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.default.rp_filter', value: '2', previous: '1' } },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.eth1.rp_filter', value: '2', previous: '1' } },
+      { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth0.promote_secondaries 0 -> 1', sysctl: { key: 'net.ipv4.conf.eth0.promote_secondaries', value: '1', previous: '0' } },
+      { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth1.promote_secondaries 0 -> 1', sysctl: { key: 'net.ipv4.conf.eth1.promote_secondaries', value: '1', previous: '0' } },
     ]);
     expect(warnings).toEqual([]);
   });
@@ -132,6 +134,8 @@ describe('planRuntime', () => {
       { key: 'net.ipv4.conf.all.rp_filter', value: '0', previous: '1' },
       { key: 'net.ipv4.conf.eth0.rp_filter', value: '0', previous: '1' },
       { key: 'net.ipv4.conf.eth1.rp_filter', value: '0', previous: '1' },
+      { key: 'net.ipv4.conf.eth0.promote_secondaries', value: '1', previous: '0' },
+      { key: 'net.ipv4.conf.eth1.promote_secondaries', value: '1', previous: '0' },
     ]);
   });
 
@@ -207,8 +211,9 @@ describe('planRuntime', () => {
     const live = freshLive();
     live.links = live.links.filter((l) => l.ifname !== 'eth1');
     live.sysctls.set('net.ipv4.conf.eth1.rp_filter', null);
+    live.sysctls.set('net.ipv4.conf.eth1.promote_secondaries', null);
     const changes = planRuntime(manualDesired('policy'), live, []);
-    expect(changes.map((c) => c.batch ?? c.sysctl?.key)).toEqual(['address add 10.0.0.3/24 dev eth0', 'net.ipv4.conf.default.rp_filter']);
+    expect(changes.map((c) => c.batch ?? c.sysctl?.key)).toEqual(['address add 10.0.0.3/24 dev eth0', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.eth0.promote_secondaries']);
   });
 
   it('skips a sysctl that was not read', () => {

@@ -99,14 +99,14 @@ describe('plan', () => {
         '  + sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
       ]),
     );
-    expect(lines.at(-2)).toBe('15 change(s) pending; `eip-agent apply` makes them.');
+    expect(lines.at(-2)).toBe('17 change(s) pending; `eip-agent apply` makes them.');
     expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
 
     const apply = await cli(['apply', ...META], kernel);
     expect(apply.err).toBe('');
     expect(apply.code).toBe(EXIT.ok);
     expect(apply.out).toContain(`wrote ${ETH0}\n`);
-    expect(apply.out).toContain('Verified: all 15 checks passed.\n');
+    expect(apply.out).toContain('Verified: all 16 checks passed.\n');
 
     const synced = await cli(['plan', ...META], kernel);
     expect(synced.code).toBe(EXIT.ok);
@@ -128,7 +128,7 @@ describe('plan', () => {
       [`${SCRIPTS}/rule-eth1`, 'create', undefined],
       ['/etc/sysctl.d/99-zz-eip-agent.conf', 'create', undefined],
     ]);
-    expect(plan.runtime).toHaveLength(10);
+    expect(plan.runtime).toHaveLength(12);
 
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const synced = await cli(['plan', '--json', ...META], kernel);
@@ -214,10 +214,15 @@ describe('rollback', () => {
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
     'address del 10.0.0.3/24 dev eth0',
-    'address del 10.0.0.7/24 dev eth1',
     'address del 10.0.0.8/24 dev eth1',
+    'address del 10.0.0.7/24 dev eth1',
   ];
-  const SYSCTLS = ['sysctl net.ipv4.conf.default.rp_filter=1', 'sysctl net.ipv4.conf.eth1.rp_filter=1'];
+  const SYSCTLS = [
+    'sysctl net.ipv4.conf.default.rp_filter=1',
+    'sysctl net.ipv4.conf.eth1.rp_filter=1',
+    'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
+    'sysctl net.ipv4.conf.eth1.promote_secondaries=0',
+  ];
   const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
 
   it.each<[string, string[], string[], string]>([
@@ -245,7 +250,7 @@ describe('rollback', () => {
     await cli(['apply', '--no-runtime', ...META], kernel);
     const run = await cli(['rollback', '--json'], kernel);
     expect(run.code).toBe(EXIT.ok);
-    expect(JSON.parse(run.out)).toEqual({ files: FILES, runtime: [], warnings: [] });
+    expect(JSON.parse(run.out)).toEqual({ files: FILES, runtime: [], warnings: [], complete: true });
   });
 
   it.each<[string, string[], boolean, boolean, string]>([

@@ -179,6 +179,7 @@ export class FakeKernel {
       ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
       scope: r.gateway !== undefined ? 'global' : r.table === 'local' ? 'host' : 'link',
       ...(r.prefsrc !== undefined ? { prefsrc: r.prefsrc } : {}),
+      ...(r.metric !== undefined ? { metric: r.metric } : {}),
       flags: [],
     }));
   }
@@ -224,7 +225,7 @@ export class FakeKernel {
         link.addresses.push({ ip, prefixLength: Number(len) });
       } else {
         if (index < 0) throw new BatchError('Error: ipv4: Address not found.');
-        link.addresses.splice(index, 1);
+        this.deleteAddress(link, index);
       }
       return;
     }
@@ -245,6 +246,20 @@ export class FakeKernel {
       return;
     }
     throw new BatchError(`Object "${object}" is unknown, try "ip help".`);
+  }
+
+  /**
+   * As the kernel does: deleting the first address of a subnet on a link deletes every other address of that
+   * subnet with it, unless net.ipv4.conf.<link>.promote_secondaries is 1 (then the next one becomes primary).
+   */
+  private deleteAddress(link: FakeLink, index: number): void {
+    const [gone] = link.addresses.splice(index, 1);
+    if (gone === undefined) return;
+    const net = networkOf(gone.ip, gone.prefixLength);
+    const sameSubnet = (a: { ip: string; prefixLength: number }) => networkOf(a.ip, gone.prefixLength) === net && a.prefixLength === gone.prefixLength;
+    const wasPrimary = link.addresses.slice(0, index).every((a) => !sameSubnet(a));
+    if (!wasPrimary || readSysctl(`net.ipv4.conf.${link.ifname}.promote_secondaries`) === '1') return;
+    link.addresses = link.addresses.filter((a) => !sameSubnet(a));
   }
 
   private route(verb: string, dst: string, opts: Map<string, string>): void {

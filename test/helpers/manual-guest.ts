@@ -55,6 +55,9 @@ export const GUEST_SYSCTLS: Readonly<Record<string, string>> = {
   'net.ipv4.conf.lo.rp_filter': '0',
   'net.ipv4.conf.eth0.rp_filter': '1',
   'net.ipv4.conf.eth1.rp_filter': '1',
+  // The kernel default: deleting a subnet's first address deletes its other addresses too.
+  'net.ipv4.conf.eth0.promote_secondaries': '0',
+  'net.ipv4.conf.eth1.promote_secondaries': '0',
 };
 
 /** The memfs content of a fresh guest with the metadata at /meta.json. */
@@ -97,6 +100,7 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
     '# NIC 52:54:00:8A:7A:64 in subnet-lab0001, subnet 10.0.0.0/24, primary NIC (main routing table)',
     'BOOTPROTO=static',
     'DEVICE=eth0',
+    'HWADDR=52:54:00:8A:7A:64',
     'IPADDR0=10.0.0.2',
     'NETMASK0=255.255.255.0',
     'IPADDR1=10.0.0.3',
@@ -114,6 +118,7 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
     '# NIC 20:90:6F:F7:93:2E in subnet-lab0001, subnet 10.0.0.0/24, secondary NIC (policy routing, table 10001)',
     'BOOTPROTO=static',
     'DEVICE=eth1',
+    'HWADDR=20:90:6F:F7:93:2E',
     'IPADDR0=10.0.0.7',
     'NETMASK0=255.255.255.0',
     'IPADDR1=10.0.0.8',
@@ -144,8 +149,11 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
   [SYSCTL_DROPIN]: [
     MANAGED,
     '# Reverse-path filtering for routing mode "policy". The kernel uses max(all, <interface>).',
+    "# promote_secondaries: deleting a subnet's first address keeps the others (the kernel default deletes them all).",
     'net.ipv4.conf.default.rp_filter = 2',
     'net.ipv4.conf.eth1.rp_filter = 2',
+    'net.ipv4.conf.eth0.promote_secondaries = 1',
+    'net.ipv4.conf.eth1.promote_secondaries = 1',
     '',
   ].join('\n'),
 };
@@ -209,7 +217,12 @@ export function freshOriginals(): Record<string, string | null> {
 
 /** The state file after applying the manual tree to a fresh guest (with runtime) at NOW. */
 export function manualState(): AgentState {
-  const sysctls = { 'net.ipv4.conf.default.rp_filter': '1', 'net.ipv4.conf.eth1.rp_filter': '1' };
+  const sysctls = {
+    'net.ipv4.conf.default.rp_filter': '1',
+    'net.ipv4.conf.eth1.rp_filter': '1',
+    'net.ipv4.conf.eth0.promote_secondaries': '0',
+    'net.ipv4.conf.eth1.promote_secondaries': '0',
+  };
   return {
     ...emptyState(),
     owned: manualOwned(),
@@ -294,6 +307,8 @@ export function freshLive(): LinuxLiveState {
       ['net.ipv4.conf.default.rp_filter', '1'],
       ['net.ipv4.conf.eth0.rp_filter', '1'],
       ['net.ipv4.conf.eth1.rp_filter', '1'],
+      ['net.ipv4.conf.eth0.promote_secondaries', '0'],
+      ['net.ipv4.conf.eth1.promote_secondaries', '0'],
     ]),
   };
 }
@@ -325,6 +340,8 @@ export function convergedLive(): LinuxLiveState {
       ['net.ipv4.conf.default.rp_filter', '2'],
       ['net.ipv4.conf.eth0.rp_filter', '1'],
       ['net.ipv4.conf.eth1.rp_filter', '2'],
+      ['net.ipv4.conf.eth0.promote_secondaries', '1'],
+      ['net.ipv4.conf.eth1.promote_secondaries', '1'],
     ]),
   };
 }

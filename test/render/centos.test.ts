@@ -48,20 +48,30 @@ describe('--routing rp-filter reproduces the manual', () => {
   const { files } = render(manualTree(), 'rp-filter');
   const byPath = new Map(files.map((f) => [f.path, f.content]));
   const manual = (file: string) => readFileSync(new URL(`../fixtures/manual/${file}`, import.meta.url), 'utf8');
+  // Where the agent knowingly differs from the manual: HWADDR binds each file to its NIC (the manual comments it
+  // out only because its eth1 file is a copy of eth0's), DEFROUTE=no keeps ifup-eth at boot from moving the main
+  // default route to a secondary NIC, and promote_secondaries keeps a subnet's addresses when its first one goes.
+  const additions: Record<string, string[]> = {
+    'ifcfg-eth0': ['HWADDR=52:54:00:8A:7A:64'],
+    'ifcfg-eth1': ['HWADDR=20:90:6F:F7:93:2E', 'DEFROUTE=no'],
+    'sysctl-rp_filter.conf': ['net.ipv4.conf.eth0.promote_secondaries = 1', 'net.ipv4.conf.eth1.promote_secondaries = 1'],
+  };
+  const wanted = (file: string) => [...settings(manual(file)), ...(additions[file] ?? [])];
 
-  it.each(['eth0', 'eth1'])('ifcfg-%s has exactly the manual settings', (dev) => {
+  it.each(['eth0', 'eth1'])('ifcfg-%s has exactly the manual settings, plus HWADDR (and DEFROUTE=no on a secondary NIC)', (dev) => {
     const ours = settings(byPath.get(`/etc/sysconfig/network-scripts/ifcfg-${dev}`) ?? '');
     // The manual lists the same keys in a slightly different order for eth1; the settings must match one for one.
-    expect([...ours].sort()).toEqual([...settings(manual(`ifcfg-${dev}`))].sort());
+    expect([...ours].sort()).toEqual(wanted(`ifcfg-${dev}`).sort());
     expect(ours[0]).toBe('BOOTPROTO=static');
   });
 
-  it('ifcfg-eth0 keeps the manual order line for line', () => {
-    expect(settings(byPath.get('/etc/sysconfig/network-scripts/ifcfg-eth0') ?? '')).toEqual(settings(manual('ifcfg-eth0')));
+  it('ifcfg-eth0 keeps the manual order line for line, HWADDR where the manual has it commented out', () => {
+    const manualOrder = settings(manual('ifcfg-eth0').replace('#HWADDR=52:54:00:8a:7a:64', 'HWADDR=52:54:00:8A:7A:64'));
+    expect(settings(byPath.get('/etc/sysconfig/network-scripts/ifcfg-eth0') ?? '')).toEqual(manualOrder);
   });
 
-  it('the sysctl drop-in holds the four rp_filter lines of the manual, in its order', () => {
-    expect(settings(byPath.get('/etc/sysctl.d/99-zz-eip-agent.conf') ?? '')).toEqual(settings(manual('sysctl-rp_filter.conf')));
+  it('the sysctl drop-in holds the four rp_filter lines of the manual, in its order, then promote_secondaries', () => {
+    expect(settings(byPath.get('/etc/sysctl.d/99-zz-eip-agent.conf') ?? '')).toEqual(wanted('sysctl-rp_filter.conf'));
   });
 
   it('writes no policy routing files', () => {
@@ -70,6 +80,19 @@ describe('--routing rp-filter reproduces the manual', () => {
 });
 
 describe('policy routing', () => {
+  it.each(modes)('writes DEFROUTE=no and HWADDR for every secondary NIC (%s mode), never DEFROUTE=no for eth0', (routing) => {
+    const { files } = render(threeNicTree(), routing);
+    const ifcfg = (dev: string) => settings(files.find((f) => f.path.endsWith(`ifcfg-${dev}`))?.content ?? '');
+    expect(ifcfg('eth0')).not.toContain('DEFROUTE=no');
+    expect(ifcfg('eth0')).toContain('HWADDR=52:54:00:12:34:56');
+    for (const [dev, mac] of [['eth1', '52:54:00:AB:CD:01'], ['eth2', '52:54:00:AB:CD:02']] as const) {
+      expect(ifcfg(dev)).toContain('DEFROUTE=no');
+      expect(ifcfg(dev)).toContain(`HWADDR=${mac}`);
+      // The manual's GATEWAY line stays (ifup-eth then adds no default route for this NIC).
+      expect(ifcfg(dev).some((l) => l.startsWith('GATEWAY='))).toBe(true);
+    }
+  });
+
   it('gives each secondary NIC its own table, DEFROUTE=no, and loose rp_filter', () => {
     const { files, runtime } = render(threeNicTree(), 'policy');
     const ifcfg1 = files.find((f) => f.path.endsWith('ifcfg-eth1'))?.content ?? '';
@@ -90,6 +113,9 @@ describe('policy routing', () => {
       { key: 'net.ipv4.conf.default.rp_filter', value: '2' },
       { key: 'net.ipv4.conf.eth1.rp_filter', value: '2' },
       { key: 'net.ipv4.conf.eth2.rp_filter', value: '2' },
+      { key: 'net.ipv4.conf.eth0.promote_secondaries', value: '1' },
+      { key: 'net.ipv4.conf.eth1.promote_secondaries', value: '1' },
+      { key: 'net.ipv4.conf.eth2.promote_secondaries', value: '1' },
     ]);
     expect(runtime.rpFilter).toEqual([
       { ifname: 'eth1', effective: 2 },

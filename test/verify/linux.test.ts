@@ -41,8 +41,48 @@ describe('checkState', () => {
       { kind: 'rule', subject: 'from 10.0.0.8 table 10001', ok: true, detail: 'present' },
       { kind: 'route', subject: '10.0.0.0/24 dev eth1 table 10001', ok: true, detail: 'present' },
       { kind: 'route', subject: 'default via 10.0.0.1 dev eth1 table 10001', ok: true, detail: 'present' },
+      { kind: 'route', subject: 'default via 10.0.0.1 dev eth0 (main table)', ok: true, detail: 'present' },
       { kind: 'rp_filter', subject: 'eth1', ok: true, detail: 'effective 2 (all 1, eth1 2), expected 2' },
     ]);
+  });
+
+  const MAIN = 'default via 10.0.0.1 dev eth0 (main table)';
+  const mainDefault = (live: LinuxLiveState) => live.routes.filter((r) => r.table === 'main' && r.dst === 'default');
+  it.each<[string, (live: LinuxLiveState) => void, string]>([
+    [
+      // What initscripts' ifup-eth does at boot for a secondary NIC whose ifcfg has GATEWAY= and no DEFROUTE=no.
+      'the main default route moved to a secondary NIC',
+      (live) => {
+        for (const r of mainDefault(live)) r.dev = 'eth1';
+      },
+      "the main table's default route is via 10.0.0.1 dev eth1",
+    ],
+    [
+      'a second default route with a lower metric',
+      (live) => {
+        for (const r of mainDefault(live)) r.metric = 100;
+        live.routes.push({ table: 'main', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: 'boot', metric: 10 });
+      },
+      "the main table's default route is via 10.0.0.1 dev eth1",
+    ],
+    [
+      'no default route in the main table',
+      (live) => {
+        live.routes = live.routes.filter((r) => !(r.table === 'main' && r.dst === 'default'));
+      },
+      'the main table has no default route',
+    ],
+  ])('fails the main default route check for %s', (_name, mutate, detail) => {
+    const live = convergedLive();
+    mutate(live);
+    const failed = checkState(manualDesired('policy').runtime, live).filter((c) => !c.ok);
+    expect(failed).toEqual([{ kind: 'route', subject: MAIN, ok: false, detail }]);
+  });
+
+  it('passes when the main default route via eth0 has the lower metric of two', () => {
+    const live = convergedLive();
+    live.routes.push({ table: 'main', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: 'boot', metric: 101 });
+    expect(checkState(manualDesired('policy').runtime, live).filter((c) => !c.ok)).toEqual([]);
   });
 
   it.each<[string, RoutingMode, (live: LinuxLiveState) => void, Omit<Check, 'ok'>[]]>([
@@ -172,7 +212,7 @@ describe('checkState', () => {
     const live = convergedLive();
     rpFilter('0', '0', '0')(live);
     live.rules = [];
-    live.routes = [];
+    live.routes = live.routes.filter((r) => r.table === 'main' && r.dst === 'default');
     expect(checkState(manualDesired('rp-filter').runtime, live).map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.kind} ${c.subject}`)).toEqual([
       'ok link eth0',
       'ok link eth1',
@@ -180,6 +220,7 @@ describe('checkState', () => {
       'ok address 10.0.0.3/24 eth0',
       'ok address 10.0.0.7/24 eth1',
       'ok address 10.0.0.8/24 eth1',
+      'ok route default via 10.0.0.1 dev eth0 (main table)',
       'ok rp_filter eth0',
       'ok rp_filter eth1',
     ]);

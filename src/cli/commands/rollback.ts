@@ -20,8 +20,9 @@ export const rollbackCommand: CliCommand = {
     else {
       printWarnings(io, result.warnings);
       for (const line of [...result.runtime, ...result.files]) io.out(`${line}\n`);
-      io.out(args.original ? 'Restored the state from before eip-agent first changed this guest.\n' : 'Rolled back the last apply.\n');
+      if (!result.complete) io.out('Rolled back only in part: see the warnings above.\n');
+      else io.out(args.original ? 'Restored the state from before eip-agent first changed this guest.\n' : 'Rolled back the last apply.\n');
     }
-    return EXIT.ok;
+    return result.complete ? EXIT.ok : EXIT.notVerified;
   },
 };

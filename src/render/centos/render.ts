@@ -88,7 +88,8 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
         device,
         addresses: addresses.map(({ ip, netmask }) => ({ ip, netmask })),
         gateway: nic.gateway,
-        noDefaultRoute: secondaryNicWithTable,
+        // Every secondary NIC, in both modes: at boot ifup-eth replaces the main default route with each NIC's GATEWAY unless DEFROUTE=no.
+        noDefaultRoute: !nic.isPrimaryNic,
       }),
     });
     runtime.links.push({ ifname: device, mac: nic.macLower });
@@ -129,6 +130,8 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
       runtime.rpFilter.push({ ifname: device, effective: RP_OFF });
     }
   }
+  // Deleting a subnet's primary address must promote a secondary, not delete every address of the subnet with it.
+  for (const { device } of devices) runtime.sysctls.push({ key: `net.ipv4.conf.${device}.promote_secondaries`, value: '1' });
   files.push({ path: SYSCTL_DROPIN, mode: FILE_MODE, content: sysctl({ routing, settings: runtime.sysctls }) });
   for (const file of files) {
     if (file.path.includes('/ifcfg-')) assertShellAssignments(file.path, file.content);
