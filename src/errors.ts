@@ -55,6 +55,9 @@ export class ApplyError extends AgentError {
   }
 }
 
+/** A NIC the metadata lists is not on the system (yet, or any more): nothing can be applied until it is, or the metadata drops it. */
+export class MissingNicError extends ApplyError {}
+
 /** The host cannot do what was asked (missing binary, missing privileges). */
 export class HostError extends AgentError {
   constructor(message: string, options?: { cause?: unknown }) {

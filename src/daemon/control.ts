@@ -35,6 +35,11 @@ export class DaemonControl {
     this.#wake.abort();
   }
 
+  /** Cuts the current sleep short (the live state changed under the daemon); the next one sleeps again. */
+  wake(): void {
+    this.#wake.abort();
+  }
+
   /** True once after each requestReload(). */
   takeReload(): boolean {
     const pending = this.#reload;

@@ -1,10 +1,12 @@
 // The daemon: poll the metadata, and only when the validated model changed, plan -> apply -> verify.
 import { loadState, saveState } from '../apply/state.js';
 import { stateAfterMetadataError } from '../apply/state-update.js';
-import { AgentError, MetadataError, ValidationError } from '../errors.js';
+import { AgentError, MetadataError, MissingNicError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
 import { applyModel, metadataListings, modelHash, readModelAndListings, type ApplyResult, type PipelineOptions } from '../pipeline.js';
+import { planChanges, type Plan } from '../apply/plan.js';
+import { getTarget } from '../targets/index.js';
 import type { DaemonControl } from './control.js';
 import type { LogEvent } from './log.js';
 import { collectMetrics, formatMetrics, writeMetricsTextfile } from './metrics.js';
@@ -68,6 +70,12 @@ function describeApply(result: ApplyResult): string {
  */
 export const FULL_READ_MS = 60_000;
 
+/** How long after the first sign of drift the daemon waits for the rest of it (a network restart is many events). */
+export const DRIFT_DEBOUNCE_MS = 300;
+/** More repairs than this within DRIFT_WINDOW_MS means something keeps undoing them: stop reacting at once, poll as usual. */
+export const MAX_REPAIRS_PER_WINDOW = 5;
+export const DRIFT_WINDOW_MS = 60_000;
+
 /** Whether an error is about the metadata itself (unreachable or invalid), as opposed to applying it. */
 function isMetadataError(error: unknown): boolean {
   return error instanceof MetadataError || error instanceof ValidationError;
@@ -96,6 +104,88 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   /** The listings of the last full read, and when it was. */
   let lastRead: { listings: string; at: number } | undefined;
   const iso = () => new Date(host.now()).toISOString();
+  /** The live-state watch of the target (Linux: one `ip monitor`), once something was applied. */
+  let watch: { update(plan: Plan): void; stop(): void } | undefined;
+  /** Whether the watch saw a change that may concern what the agent manages since the last check. */
+  let drift: string | undefined;
+  const repairs: number[] = [];
+  let flappingReported = false;
+
+  /** Starts the target's watch of the live state, or points it at a newer plan. */
+  const follow = async (plan: Plan): Promise<void> => {
+    if (watch !== undefined) return watch.update(plan);
+    const target = await getTarget(options.pipeline.target);
+    if (target.watch === undefined) return;
+    const started = target.watch(host, plan, (line) => {
+      drift ??= line;
+      if (recentRepairs() < MAX_REPAIRS_PER_WINDOW) control.wake();
+    });
+    watch = started;
+    void started.exited.then(() => {
+      // The monitor died (killed, OOM): check at once and start a new one with the next plan.
+      if (watch === started && !control.stopped) {
+        watch = undefined;
+        drift ??= 'the live-state monitor ended';
+        control.wake();
+      }
+    });
+  };
+
+  /**
+   * Compares the live state with the model last applied (no metadata read) and, when it drifted, applies the same
+   * model again. Only when nothing is pending removal: a removal needs a second metadata read, never a repair.
+   */
+  const checkLive = async (why: string): Promise<void> => {
+    if (applied === undefined || applied.pendingRemovals > 0 || model === undefined) return;
+    const target = await getTarget(options.pipeline.target);
+    const state = await loadState(host, options.pipeline.root);
+    let plan: Plan;
+    try {
+      plan = await target.plan(host, model, { ...options.pipeline, requireNics: true, state });
+    } catch (error) {
+      // An ENI that went away is the metadata's to say (the next read), not something to repair.
+      if (error instanceof MissingNicError) {
+        onEvent({ level: 'debug', event: 'unchanged', msg: `live state checked (${why}): ${error.message}; waiting for the metadata` });
+        return;
+      }
+      throw error;
+    }
+    await follow(plan);
+    if (!planChanges(plan)) {
+      onEvent({ level: 'debug', event: 'unchanged', msg: `live state checked (${why}): in sync`, modelHash: short(applied.hash) });
+      return;
+    }
+    if (control.stopped) return;
+    const result = await applyModel(host, options.pipeline, model);
+    repairs.push(host.now());
+    const fields = { modelHash: short(applied.hash), filesWritten: result.outcome.filesWritten, runtimeApplied: result.outcome.runtimeApplied, pendingRemovals: result.pendingRemovals, cause: why };
+    if (result.rolledBack) {
+      failed = { hash: applied.hash, reported: true };
+      applied = undefined;
+      const checks = (result.report?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
+      onEvent({ level: 'error', event: 'rollback', msg: `repairing drift failed verification, rolled back; not retried until the metadata changes (${checks.join('; ')})`, ...fields, failedChecks: checks });
+    } else {
+      onEvent({ level: 'warn', event: 'repair', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}`, ...fields });
+    }
+    await writeMetrics();
+  };
+
+  const recentRepairs = (): number => {
+    while (repairs.length > 0 && host.now() - (repairs[0] ?? 0) > DRIFT_WINDOW_MS) repairs.shift();
+    return repairs.length;
+  };
+  /** Whether drift is repaired at once: not while something keeps undoing the repairs. */
+  const reactToDrift = (): boolean => {
+    if (recentRepairs() < MAX_REPAIRS_PER_WINDOW) {
+      flappingReported = false;
+      return true;
+    }
+    if (!flappingReported) {
+      onEvent({ level: 'warn', event: 'drift-flapping', msg: `${repairs.length} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; repairing only at each full metadata read until it stops` });
+      flappingReported = true;
+    }
+    return false;
+  };
 
   const writeMetrics = async () => {
     if (options.metricsTextfile === undefined) return;
@@ -107,24 +197,37 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     }
   };
 
-  /** One poll; returns normally when it went well (including "nothing to do"), throws otherwise. */
-  const poll = async (): Promise<void> => {
+  /**
+   * One poll; returns normally when it went well (including "nothing to do"), throws otherwise. `drifted` (what the
+   * watch saw) makes it a full read followed by a check of the live state, whatever the listings say.
+   */
+  const poll = async (drifted?: string): Promise<void> => {
     const pipeline = { ...options.pipeline, ignoreNics: options.ignoreNics };
     // In sync, a poll reads only the listings; a full read follows when they change, and at least every FULL_READ_MS.
-    if (applied !== undefined && applied.pendingRemovals === 0 && lastRead !== undefined && host.now() - lastRead.at < FULL_READ_MS) {
+    if (drifted === undefined && applied !== undefined && applied.pendingRemovals === 0 && lastRead !== undefined && host.now() - lastRead.at < FULL_READ_MS) {
       const listings = await metadataListings(host, pipeline);
       if (listings !== undefined && listings === lastRead.listings) {
         onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata listings unchanged', modelHash: short(applied.hash) });
         return;
       }
     }
-    const { model: next, listings } = await readModelAndListings(host, pipeline);
+    let read: Awaited<ReturnType<typeof readModelAndListings>>;
+    try {
+      read = await readModelAndListings(host, pipeline);
+    } catch (error) {
+      // The change may be what cut the metadata off: repair toward the model last verified, then report the error.
+      if (drifted !== undefined && isMetadataError(error)) await checkLive(drifted);
+      throw error;
+    }
+    const { model: next, listings } = read;
     lastRead = { listings, at: host.now() };
     model = next;
     context.onModel?.(next);
     const hash = modelHash(next);
     if (applied?.hash === hash && applied.pendingRemovals === 0) {
       onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata unchanged', modelHash: short(hash) });
+      // The safety net under the watch: at each full read, the live state is compared as well.
+      await checkLive(drifted ?? 'periodic check');
       return;
     }
     if (failed?.hash !== hash && checkedStateFor !== hash) {
@@ -158,6 +261,9 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       applied = { hash, pendingRemovals: result.pendingRemovals };
       failed = undefined;
       onEvent({ level: 'info', event: changed ? 'apply' : 'in-sync', msg: describeApply(result), ...fields });
+      await follow(result.plan);
+      // What the apply itself changed shows in the watch too; it was just verified.
+      drift = undefined;
     }
     if (changed || result.rolledBack || firstConverge) await writeMetrics();
     firstConverge = false;
@@ -182,7 +288,16 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       }
     }
     try {
-      await poll();
+      if (drift !== undefined && reactToDrift()) {
+        // Let the rest of a burst of changes arrive, then look once.
+        await host.sleep(DRIFT_DEBOUNCE_MS, control.signal);
+        const why = drift;
+        drift = undefined;
+        await poll(why);
+      } else {
+        drift = undefined;
+        await poll();
+      }
       failures = 0;
     } catch (error) {
       failures += 1;
@@ -207,5 +322,6 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     if (control.stopped) break;
     await control.sleep(host, pollDelay(options.intervalMs, failures, random()));
   }
+  watch?.stop();
   onEvent({ level: 'info', event: 'stop', msg: `stopped (${control.reason})` });
 }

@@ -29,6 +29,14 @@ export interface HostFs {
   createExclusive(path: string, content: string): Promise<boolean>;
 }
 
+/** A long-lived process whose output is read line by line (`ip monitor`). */
+export interface WatchHandle {
+  /** Ends the process; idempotent. */
+  stop(): void;
+  /** Resolves when the process has ended, for whatever reason. */
+  readonly exited: Promise<void>;
+}
+
 /** Every side effect the agent may have, built once at the edge and passed down. */
 export interface Host {
   fs: HostFs;
@@ -36,6 +44,8 @@ export interface Host {
   run(argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** Starts a process and does not wait for it or its result (best-effort announcements such as gratuitous ARP). */
   runDetached(argv: readonly string[]): void;
+  /** Starts a long-lived process and calls onLine with each line of its standard output. */
+  watch(argv: readonly string[], onLine: (line: string) => void): WatchHandle;
   /** One plain-HTTP GET (the metadata service); rejects with HttpGetError below the status line. */
   httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse>;
   now(): number;

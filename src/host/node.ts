@@ -3,7 +3,8 @@ import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { httpGet } from './http-get.js';
-import type { Host, HostFs, RunOptions, RunResult } from './host.js';
+import { createInterface } from 'node:readline';
+import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
 
 function isMissing(error: unknown): boolean {
   const code = (error as { code?: string }).code;
@@ -124,12 +125,31 @@ function runDetached(argv: readonly string[]): void {
   child.unref();
 }
 
+/** A child whose stdout is read line by line; it dies with the agent's pipe (SIGPIPE) if the agent is killed. */
+function watch(argv: readonly string[], onLine: (line: string) => void): WatchHandle {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new Error('empty argv');
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'], windowsHide: true });
+  const exited = new Promise<void>((resolve) => {
+    child.once('close', () => resolve());
+    child.once('error', () => resolve());
+  });
+  createInterface({ input: child.stdout }).on('line', onLine);
+  return {
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+    exited,
+  };
+}
+
 /** The host of a real run: real files, processes, HTTP and clock. */
 export function createNodeHost(): Host {
   return {
     fs: nodeFs,
     run,
     runDetached,
+    watch,
     httpGet,
     now: () => Date.now(),
     sleep: abortableSleep,

@@ -9,8 +9,9 @@ import { underRoot } from '../apply/root.js';
 import { requirePrivileges } from '../apply/privileges.js';
 import { applyRuntime } from '../apply/runtime.js';
 import { promoteSecondariesKey } from '../apply/batch.js';
+import { driftFilterOf, watchLinux } from '../apply/monitor.js';
 import { foreignTables } from '../apply/tables-in-use.js';
-import { AgentError, ApplyError, HostError } from '../errors.js';
+import { AgentError, ApplyError, HostError, MissingNicError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { resolveInterfaceNames } from '../model/names.js';
 import { renderCentos } from '../render/centos/render.js';
@@ -96,8 +97,7 @@ export const centosTarget: Target = {
     else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
     const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, !options.requireNics);
     if (resolution.missing.length > 0) {
-      throw new AgentError(
-        'apply',
+      throw new MissingNicError(
         `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
       );
     }
@@ -154,5 +154,11 @@ export const centosTarget: Target = {
   verify(host, plan) {
     // The centos target produced this plan, so its runtime is the Linux one.
     return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
+  },
+
+  watch(host, plan, onDrift) {
+    const filterOf = (p: typeof plan) => driftFilterOf(p.desired.runtime as LinuxDesiredRuntime);
+    const watch = watchLinux(host, filterOf(plan), onDrift);
+    return { stop: watch.stop, exited: watch.exited, update: (next) => watch.update(filterOf(next)) };
   },
 };

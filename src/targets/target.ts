@@ -42,4 +42,9 @@ export interface Target {
   apply(host: Host, plan: Plan, options: TargetOptions): Promise<ApplyOutcome>;
   /** Checks the live system against the plan's desired state. */
   verify(host: Host, plan: Plan): Promise<VerifyReport>;
+  /**
+   * Targets whose live state others may change under the agent (Linux): calls onDrift soon after a change that may
+   * concern the plan's desired state. `update` follows a newer plan.
+   */
+  watch?(host: Host, plan: Plan, onDrift: (what: string) => void): { update(plan: Plan): void; stop(): void; readonly exited: Promise<void> };
 }

@@ -166,8 +166,9 @@ describe('runDaemon', () => {
     };
     await r.run();
     expect(r.sleeps).toEqual([5000, 10_000, 20_000, 40_000, 60_000, 60_000, 5000, 5000]);
-    // Reads only (`ip -j` for the address metrics): no ip -batch, no sysctl -w.
-    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual(Array(5).fill('ip -j'));
+    // Reads only (`ip -j` for the address metrics, and the live-state check of the full read once the metadata
+    // answers again): no ip -batch, no sysctl -w.
+    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual(Array(6).fill('ip -j'));
     expect(vol.toJSON('/etc')).toEqual(filesBefore);
     // Only the agent's own records change: the error counter and the metrics.
     expect(new Set(r.writes)).toEqual(new Set(['/var/lib/eip-agent/state.json', TEXTFILE]));

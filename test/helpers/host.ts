@@ -64,6 +64,7 @@ export function createTestHost(overrides: Partial<Host> = {}): Host {
       throw new Error('no process in this test');
     },
     runDetached: () => undefined,
+    watch: () => ({ stop: () => undefined, exited: new Promise<void>(() => undefined) }),
     httpGet,
     now: () => Date.now(),
     sleep: abortableSleep,
