@@ -186,4 +186,31 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
       expect.objectContaining({ src: '172.16.5.10', table: '10002' }),
     ]);
   });
+
+  it('a boot keeps the main default route on eth0: no secondary NIC\'s file lets ifup-eth replace it', async () => {
+    // What initscripts' ifup-eth does at boot with each ifcfg (emulated: no initscripts here): with GATEWAY= and
+    // without DEFROUTE=no, `ip route replace default via $GATEWAY dev $DEVICE`.
+    const dir = join(lab.guestRoot('t'), 'etc/sysconfig/network-scripts');
+    for (const name of readdirSync(dir).filter((n) => /^ifcfg-eth\d+$/.test(n)).sort()) {
+      const text = readFileSync(join(dir, name), 'utf8');
+      const gateway = /^GATEWAY=(.*)$/m.exec(text)?.[1];
+      if (gateway === undefined || /^DEFROUTE=no$/m.test(text)) continue;
+      const replaced = await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', gateway, 'dev', name.slice('ifcfg-'.length)]);
+      expect(replaced.exitCode, replaced.stderr).toBe(0);
+    }
+    const verify = await lab.agent('t', ['verify', '--root', lab.guestRoot('t')]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toMatch(/ok +route +default via 10\.1\.0\.1 dev eth0 \(main table\)/);
+    expect(await lab.pingFromInternet('203.0.113.20')).toBe(true);
+  });
+
+  it('a main default route moved to eth2 (what files without DEFROUTE=no did at boot) cuts eth0\'s EIP off, and verify says so', async () => {
+    expect((await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '172.16.5.1', 'dev', 'eth2'])).exitCode).toBe(0);
+    expect(await lab.pingFromInternet('203.0.113.20', 2)).toBe(false);
+    const verify = await lab.agent('t', ['verify', '--root', lab.guestRoot('t')]);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(3);
+    expect(verify.stdout).toMatch(/FAIL +route +default via 10\.1\.0\.1 dev eth0 \(main table\) — the main table's default route is via 172\.16\.5\.1 dev eth2/);
+    expect((await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0'])).exitCode).toBe(0);
+    expect(await lab.pingFromInternet('203.0.113.20')).toBe(true);
+  });
 });

@@ -78,3 +78,60 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     expect(await lab.pingFromInternet('203.0.113.10')).toBe(true);
   });
 });
+
+/** The manual tree in which eth1's primary is 10.0.0.8 and 10.0.0.7 is gone. */
+function treeWith8AsPrimary(): MetaTree {
+  const tree = manualTree();
+  const nic = (((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree;
+  delete (nic['local-ipv4s'] as MetaTree)['10.0.0.7'];
+  nic['primary-local-ipv4'] = '10.0.0.8';
+  return tree;
+}
+
+// The kernel deletes every secondary address of a subnet with its primary unless promote_secondaries is 1: none of
+// the agent's removals may take a user's 10.0.0.99 (or an address the metadata still wants) with it.
+describe.skipIf(!labOk)('a user\'s address in the subnet of an address the agent removes', () => {
+  let lab: Lab;
+  const addUser = async () => expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(0);
+  const run = async (args: string[]) => {
+    const result = await lab.agent('u', [...args, '--root', lab.guestRoot('u')]);
+    expect(result.exitCode, result.stdout + result.stderr).toBe(0);
+    expect(result.stderr, 'no warning').toBe('');
+    return result;
+  };
+
+  beforeAll(async () => {
+    lab = await startLab([{ name: 'u', tree: manualTree() }]);
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('rollback takes 10.0.0.7 (eth1\'s first address) and 10.0.0.8 off eth1, and keeps 10.0.0.99', async () => {
+    await run(['apply']);
+    await addUser();
+    await run(['rollback']);
+    expect(await inet(lab, 'u', 'eth1')).toEqual(['10.0.0.99/24']);
+  });
+
+  it('rollback --original does the same, with no warning', async () => {
+    await run(['apply']);
+    expect(await inet(lab, 'u', 'eth1')).toEqual(['10.0.0.99/24', '10.0.0.7/24', '10.0.0.8/24']);
+    await run(['rollback', '--original']);
+    expect(await inet(lab, 'u', 'eth1')).toEqual(['10.0.0.99/24']);
+    expect(await rules(lab, 'u')).toEqual([]);
+  });
+
+  it('apply: the metadata makes 10.0.0.8 eth1\'s primary and drops 10.0.0.7; after two reads 10.0.0.8 and 10.0.0.99 stay, verified', async () => {
+    expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'del', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(0);
+    await run(['apply']);
+    await addUser();
+    await lab.updateGuest('u', treeWith8AsPrimary());
+    await run(['apply']);
+    const second = await run(['apply']);
+    expect(second.stdout).toContain('remove 10.0.0.7/24 from eth1');
+    expect(await inet(lab, 'u', 'eth1')).toEqual(['10.0.0.8/24', '10.0.0.99/24']);
+    expect(await rules(lab, 'u')).toEqual(['10.0.0.8 10001']);
+    expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
+  });
+});
