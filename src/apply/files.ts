@@ -1,14 +1,18 @@
-import { ApplyError } from '../errors.js';
+import { AgentError, ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { FileChange } from './plan.js';
-import { underRoot } from './root.js';
+import type { FileMeta } from '../host/host.js';
+import { insideRoot, underRoot } from './root.js';
 
 /** What was done to one path, so that it can be undone. */
 interface Written {
   path: string;
   previous: string | null;
-  mode: number;
+  /** Mode and owner to put the previous content back with. */
+  meta: FileMeta | undefined;
 }
+
+const owner = (meta: FileMeta | undefined) => (meta === undefined ? undefined : { uid: meta.uid, gid: meta.gid });
 
 /** Files written by one apply; `restore` puts every one back as it was. */
 export interface FileTransaction {
@@ -27,7 +31,7 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
     for (const w of [...written].reverse()) {
       const target = underRoot(root, w.path);
       if (w.previous === null) await host.fs.remove(target);
-      else await host.fs.writeAtomic(target, w.previous, w.mode);
+      else await host.fs.writeAtomic(target, w.previous, w.meta?.mode ?? 0o644, owner(w.meta));
     }
   };
   let current = '';
@@ -36,17 +40,21 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
       if (change.action === 'unchanged') continue;
       if (change.backupPath !== undefined && change.previous !== null) {
         current = change.backupPath;
-        await host.fs.writeAtomic(underRoot(root, change.backupPath), change.previous, change.mode);
-        written.push({ path: change.backupPath, previous: null, mode: change.mode });
+        // The backup is the original as it was: same content, mode and owner.
+        const meta = change.previousMeta;
+        await host.fs.writeAtomic(await insideRoot(host, root, change.backupPath), change.previous, meta?.mode ?? change.mode, owner(meta));
+        written.push({ path: change.backupPath, previous: null, meta: undefined });
       }
       current = change.path;
-      if (change.action === 'remove') await host.fs.remove(underRoot(root, change.path));
-      else await host.fs.writeAtomic(underRoot(root, change.path), change.content, change.mode);
-      written.push({ path: change.path, previous: change.previous, mode: change.mode });
+      const target = await insideRoot(host, root, change.path);
+      if (change.action === 'remove') await host.fs.remove(target);
+      else await host.fs.writeAtomic(target, change.content, change.mode, change.owner);
+      written.push({ path: change.path, previous: change.previous, meta: change.previousMeta });
     }
   } catch (error) {
     await restore();
-    throw new ApplyError(`writing ${underRoot(root, current)} failed: ${(error as Error).message}; files left as they were`, { cause: error });
+    const why = error instanceof AgentError ? error.message : (error as Error).message;
+    throw new ApplyError(`writing ${underRoot(root, current)} failed: ${why}; files left as they were`, { cause: error });
   }
   return { written, restore };
 }

@@ -3,6 +3,7 @@ import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
 import type { LinuxLiveState } from './linux-state.js';
 import type { OwnedAddress, OwnedRoute, OwnedRule } from './state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
+import type { FileMeta } from '../host/host.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
 export interface DesiredState {
@@ -16,6 +17,8 @@ export type OwnedRef = { kind: 'address'; item: OwnedAddress } | { kind: 'rule';
 /** What exists at a rendered file's path today, and at its possible backup paths. */
 export interface FileSnapshot {
   current: string | null;
+  /** Mode and owner of the current file, kept for its backup and for putting it back. */
+  meta?: FileMeta | null;
   /** Content of `<path>.bak`, if any. */
   bak: string | null;
   /** Whether `<path>.eip-agent.bak` exists. */
@@ -30,6 +33,10 @@ export interface FileChange extends RenderedFile {
   previous: string | null;
   /** Whether the previous file was written by the agent (carries its marker). */
   previousOwned: boolean;
+  /** Mode and owner of the previous file: its backup and its restoration keep them. */
+  previousMeta?: FileMeta;
+  /** Owner to give the written file (an original put back); absent: the agent's (root). */
+  owner?: { uid: number; gid: number };
   /** Where the original is saved before it is first replaced, when it has not been already. */
   backupPath?: string;
 }
@@ -111,6 +118,7 @@ export function planFiles(files: readonly RenderedFile[], snapshots: ReadonlyMap
       action,
       previous: snap.current,
       previousOwned: isManaged(snap.current),
+      ...(snap.meta != null && snap.current !== null ? { previousMeta: snap.meta } : {}),
       ...(backupPath !== undefined ? { backupPath } : {}),
     };
   });

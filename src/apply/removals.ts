@@ -165,10 +165,11 @@ export function planFileRemovals(
       continue;
     }
     const original = state.originalFiles[path] ?? null;
+    const meta = state.originalMeta?.[path];
     changes.push(
       original === null
         ? { path, mode: 0o644, content: '', action: 'remove', previous, previousOwned: true }
-        : { path, mode: 0o644, content: original, action: 'update', previous, previousOwned: true },
+        : { path, mode: meta?.mode ?? 0o644, content: original, action: 'update', previous, previousOwned: true, ...(meta !== undefined ? { owner: { uid: meta.uid, gid: meta.gid } } : {}) },
     );
   }
   return changes;

@@ -1,7 +1,7 @@
 import { AgentError, HostError } from '../errors.js';
-import type { Host } from '../host/host.js';
+import type { FileMeta, Host } from '../host/host.js';
 import { readLinuxState } from './linux-state.js';
-import { underRoot } from './root.js';
+import { insideRoot } from './root.js';
 import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
 import { emptyState, loadState, saveState, statePath } from './state.js';
@@ -18,11 +18,13 @@ export interface RollbackResult {
   complete: boolean;
 }
 
-async function restoreFiles(host: Host, root: string, files: Record<string, string | null>): Promise<string[]> {
+async function restoreFiles(host: Host, root: string, files: Record<string, string | null>, meta: Record<string, FileMeta> = {}): Promise<string[]> {
   const done: string[] = [];
   for (const [path, content] of Object.entries(files)) {
-    if (content === null) await host.fs.remove(underRoot(root, path));
-    else await host.fs.writeAtomic(underRoot(root, path), content, 0o644);
+    const target = await insideRoot(host, root, path);
+    const m = meta[path];
+    if (content === null) await host.fs.remove(target);
+    else await host.fs.writeAtomic(target, content, m?.mode ?? 0o644, m === undefined ? undefined : { uid: m.uid, gid: m.gid });
     done.push(content === null ? `removed ${path}` : `restored ${path}`);
   }
   return done;
@@ -62,7 +64,7 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
   const { done: runtime, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
-  const files = await restoreFiles(host, root, snap.files);
+  const files = await restoreFiles(host, root, snap.files, snap.meta);
   const next: AgentState = { ...state, owned: snap.ownedBefore, absentOnce: [] };
   delete next.lastSnapshot;
   delete next.lastApply;
@@ -110,7 +112,7 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
     return iface === undefined || iface === 'all' || iface === 'default' || present.has(iface);
   }));
   const { done: runtime, complete } = await runUndo(host, lines, sysctls, warnings);
-  const files = await restoreFiles(host, root, state.originalFiles);
+  const files = await restoreFiles(host, root, state.originalFiles, state.originalMeta);
   await saveState(host, root, { ...emptyState(), counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 } });
   return { files, runtime, warnings, complete };
 }

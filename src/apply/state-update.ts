@@ -54,8 +54,12 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
   owned = { ...owned, files: [...files].sort() };
 
   const originalFiles = { ...state.originalFiles };
+  const originalMeta = { ...state.originalMeta };
   for (const f of changedFiles) {
-    if (!(f.path in originalFiles) && !f.previousOwned) originalFiles[f.path] = f.previous;
+    if (!(f.path in originalFiles) && !f.previousOwned) {
+      originalFiles[f.path] = f.previous;
+      if (f.previousMeta !== undefined) originalMeta[f.path] = f.previousMeta;
+    }
     // The backup is the agent's own file: putting the original back removes it.
     if (f.backupPath !== undefined && !(f.backupPath in originalFiles)) originalFiles[f.backupPath] = null;
   }
@@ -69,6 +73,7 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     absentOnce: plan.ownership.absentNow.filter((k) => stillOwned.has(k)),
     originalFiles,
     originalSysctls,
+    ...(Object.keys(originalMeta).length > 0 ? { originalMeta } : {}),
   };
   delete next.failedModelHash;
   if (plan.ownership.primaryIfname) next.primaryIfname = plan.ownership.primaryIfname;
@@ -81,6 +86,8 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
       sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
       ownedBefore: state.owned,
     };
+    const meta = Object.fromEntries(changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])));
+    if (Object.keys(meta).length > 0) snapshot.meta = meta;
     next.lastSnapshot = snapshot;
     next.counters = { ...state.counters, applies: state.counters.applies + 1 };
   }
@@ -123,5 +130,5 @@ export function stateBeforeApply(state: AgentState, plan: Plan): AgentState {
     routes: union(state.owned.routes, after.owned.routes, ownedKey.route),
     files: union(state.owned.files, after.owned.files, (p) => p).sort(),
   };
-  return { ...state, owned, originalFiles: after.originalFiles, originalSysctls: after.originalSysctls };
+  return { ...state, owned, originalFiles: after.originalFiles, originalSysctls: after.originalSysctls, ...(after.originalMeta !== undefined ? { originalMeta: after.originalMeta } : {}) };
 }

@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { ApplyError } from '../errors.js';
-import type { Host } from '../host/host.js';
-import { underRoot } from './root.js';
+import type { FileMeta, Host } from '../host/host.js';
+import { insideRoot, underRoot } from './root.js';
 
 /** Where the agent records what it owns; under --root like every other path. */
 export const STATE_PATH = '/var/lib/eip-agent/state.json';
@@ -45,6 +45,8 @@ export interface Snapshot {
   runtimeUndo: string[];
   /** Previous values of the sysctls the apply changed. */
   sysctls: Record<string, string>;
+  /** Mode and owner of each previous file that existed. */
+  meta?: Record<string, FileMeta>;
   /** What the agent owned before the apply. */
   ownedBefore: Owned;
 }
@@ -67,6 +69,8 @@ export interface AgentState {
   originalFiles: Record<string, string | null>;
   /** Sysctl values before the agent first changed each key. */
   originalSysctls: Record<string, string>;
+  /** Mode and owner of each original file that existed, to put it back as it was. */
+  originalMeta?: Record<string, FileMeta>;
   /** Interface of the primary NIC at the last apply; its first address is never removed. */
   primaryIfname?: string;
   lastSnapshot?: Snapshot;
@@ -100,19 +104,81 @@ export function statePath(host: Host, root: string): string {
   return underRoot(root, STATE_PATH);
 }
 
+/** A one-line value (no newline or NUL): state strings end up in `ip -batch` lines and messages. */
+const LINE = (v: unknown): v is string => typeof v === 'string' && !/[\0\n\r]/.test(v);
+const INT = (v: unknown): v is number => Number.isSafeInteger(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arrayOf = (v: unknown, item: (x: unknown) => boolean) => Array.isArray(v) && v.every(item);
+const recordOf = (v: unknown, value: (x: unknown) => boolean) => isObject(v) && Object.values(v).every(value);
+const isMeta = (v: unknown) => isObject(v) && INT(v.mode) && INT(v.uid) && INT(v.gid);
+
+function isOwned(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    arrayOf(v.addresses, (a) => isObject(a) && LINE(a.ifname) && LINE(a.mac) && LINE(a.cidr)) &&
+    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && INT(r.table) && INT(r.priority)) &&
+    arrayOf(v.routes, (r) => isObject(r) && INT(r.table) && LINE(r.spec) && LINE(r.dev)) &&
+    arrayOf(v.files, LINE)
+  );
+}
+
+/** The first field of a parsed state file that does not have its type, or undefined when all do. */
+function badField(data: Record<string, unknown>): string | undefined {
+  const checks: [string, boolean][] = [
+    ['version', data.version === 1],
+    ['owned', isOwned(data.owned)],
+    ['absentOnce', data.absentOnce === undefined || arrayOf(data.absentOnce, LINE)],
+    ['originalFiles', data.originalFiles === undefined || recordOf(data.originalFiles, (x) => x === null || typeof x === 'string')],
+    ['originalSysctls', data.originalSysctls === undefined || recordOf(data.originalSysctls, LINE)],
+    ['originalMeta', data.originalMeta === undefined || recordOf(data.originalMeta, isMeta)],
+    ['primaryIfname', data.primaryIfname === undefined || LINE(data.primaryIfname)],
+    ['failedModelHash', data.failedModelHash === undefined || LINE(data.failedModelHash)],
+    ['counters', data.counters === undefined || recordOf(data.counters, INT)],
+    ['lastApply', data.lastApply === undefined || (isObject(data.lastApply) && LINE(data.lastApply.at) && LINE(data.lastApply.modelHash) && typeof data.lastApply.ok === 'boolean')],
+    ['lastSuccessAt', data.lastSuccessAt === undefined || LINE(data.lastSuccessAt)],
+    ['lastError', data.lastError === undefined || (isObject(data.lastError) && LINE(data.lastError.at) && typeof data.lastError.message === 'string')],
+  ];
+  const snap = data.lastSnapshot;
+  checks.push([
+    'lastSnapshot',
+    snap === undefined ||
+      (isObject(snap) &&
+        LINE(snap.at) &&
+        recordOf(snap.files, (x) => x === null || typeof x === 'string') &&
+        arrayOf(snap.runtimeUndo, LINE) &&
+        recordOf(snap.sysctls, LINE) &&
+        (snap.meta === undefined || recordOf(snap.meta, isMeta)) &&
+        isOwned(snap.ownedBefore)),
+  ]);
+  return checks.find(([, ok]) => !ok)?.[0];
+}
+
 /** Reads the state file; a missing file is a fresh state, a corrupt one an error (never silently forgotten ownership). */
 export async function loadState(host: Host, root: string): Promise<AgentState> {
-  const path = statePath(host, root);
+  const path = await checkedStatePath(host, root);
   const text = await host.fs.readText(path);
   if (text === null) return emptyState();
+  const unusable = (why: string) =>
+    new ApplyError(`state file ${path} ${why}: nothing was changed; move it aside to start over (the agent will then own nothing it added before)`);
+  let data: unknown;
   try {
-    const data = JSON.parse(text) as Partial<AgentState>;
-    if (data.version !== 1 || typeof data.owned !== 'object') throw new Error('unknown format');
-    const base = emptyState();
-    return { ...base, ...data, owned: { ...base.owned, ...data.owned }, counters: { ...base.counters, ...data.counters } } as AgentState;
-  } catch (error) {
-    throw new ApplyError(`state file ${path} is unreadable (${(error as Error).message}): move it aside to start over; the agent will then own nothing it added before`);
+    data = JSON.parse(text);
+  } catch {
+    // Never the parser's message: it quotes the file's content.
+    throw unusable('is not valid JSON');
   }
+  if (!isObject(data)) throw unusable('is not a JSON object');
+  const bad = badField(data);
+  if (bad !== undefined) throw unusable(`has a wrong or missing "${bad}"`);
+  const base = emptyState();
+  const typed = data as unknown as Partial<AgentState>;
+  return { ...base, ...typed, owned: { ...base.owned, ...typed.owned }, counters: { ...base.counters, ...typed.counters } } as AgentState;
+}
+
+/** statePath, checked to stay inside --root. */
+async function checkedStatePath(host: Host, root: string): Promise<string> {
+  if (host.platform === 'win32' && root === '/') return statePath(host, root);
+  return insideRoot(host, root, STATE_PATH);
 }
 
 /** Puts the state file back as `state` was read: removed again when it did not exist (an empty state). */
@@ -125,7 +191,7 @@ export async function restoreState(host: Host, root: string, state: AgentState):
 
 /** Writes the state file atomically. */
 export async function saveState(host: Host, root: string, state: AgentState): Promise<void> {
-  await host.fs.writeAtomic(statePath(host, root), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+  await host.fs.writeAtomic(await checkedStatePath(host, root), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
 /** Stable keys for owned items, used to track absence across reads. */

@@ -89,7 +89,8 @@ export function parseConfig(path: string, data: unknown): FileConfig {
 /** Reads the config file: the explicit one must exist, the default one may be absent. */
 export async function loadConfig(host: Host, explicitPath: string | undefined): Promise<FileConfig> {
   const path = explicitPath ?? host.env.EIP_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
-  const text = await host.fs.readText(path);
+  // A config file may be a link (configuration management often places one); it is read, never written.
+  const text = await host.fs.readText(path, { follow: true });
   if (text === null) {
     if (explicitPath !== undefined || host.env.EIP_AGENT_CONFIG !== undefined) throw new ConfigError(`config file ${path} not found`);
     return {};

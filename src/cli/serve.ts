@@ -8,7 +8,7 @@ export async function serveMetadata(
   io: { out(text: string): void },
   args: { fixture: string; host: string; port: number; controlSocket?: string },
 ): Promise<number> {
-  const text = await host.fs.readText(args.fixture);
+  const text = await host.fs.readText(args.fixture, { follow: true });
   if (text === null) throw new ConfigError(`fixture ${args.fixture} not found`);
   let tree: MetaTree;
   try {

@@ -45,7 +45,7 @@ async function syncDirectory(dir: string): Promise<void> {
  * temp file in the same directory, fsync, rename over, fsync the directory (so the rename itself
  * survives a power cut).
  */
-export async function writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
+export async function writeFileAtomic(path: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   await removeStaleTemps(dir);
@@ -54,6 +54,7 @@ export async function writeFileAtomic(path: string, content: string, mode: numbe
   try {
     await handle.writeFile(content, 'utf8');
     await handle.chmod(mode); // open's mode is filtered by the umask
+    if (owner !== undefined && process.platform !== 'win32') await handle.chown(owner.uid, owner.gid);
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => undefined);

@@ -13,14 +13,28 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** Permission bits and owner of a file, kept when the agent backs it up or puts it back. */
+export interface FileMeta {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
 /** The file system as the agent sees it; every path is absolute and already root-prefixed by the caller. */
 export interface HostFs {
-  /** The file's text, or null when it does not exist. */
-  readText(path: string): Promise<string | null>;
+  /**
+   * The file's text, or null when it does not exist. Refuses (HostError) a symbolic link unless `follow`, anything
+   * that is not a regular file, and a file over MAX_FILE_BYTES.
+   */
+  readText(path: string, options?: { follow?: boolean }): Promise<string | null>;
+  /** Mode bits and owner of the file itself (not a link's target), or null when nothing is there. */
+  meta(path: string): Promise<FileMeta | null>;
+  /** The path with every symbolic link resolved, as far as it exists (the rest appended as it is). */
+  realpath(path: string): Promise<string>;
   /** Names in a directory, or null when it does not exist. */
   list(path: string): Promise<string[] | null>;
   /** Temp file in the same directory, fsync, rename over, fsync the directory. Creates parent directories. */
-  writeAtomic(path: string, content: string, mode: number): Promise<void>;
+  writeAtomic(path: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void>;
   /** Removes a file; a missing file is not an error. */
   remove(path: string): Promise<void>;
   /** Removes a directory if it is empty; a missing or non-empty directory is not an error. */

@@ -1,6 +1,8 @@
-import { mkdir, open, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
@@ -13,12 +15,55 @@ function isMissing(error: unknown): boolean {
 
 /** The real file system. */
 export const nodeFs: HostFs = {
-  async readText(path) {
+  async readText(path, options = {}) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: a link is refused, not followed.
+    const flags = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (options.follow ? 0 : (constants.O_NOFOLLOW ?? 0));
+    let handle;
     try {
-      return await readFile(path, 'utf8');
+      handle = await open(path, flags);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      if ((error as { code?: string }).code === 'ELOOP') throw symlinkRefusal(path);
+      throw error;
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw notRegularRefusal(path, kindOf(stat));
+      if (stat.size > MAX_FILE_BYTES) throw tooLargeRefusal(path);
+      // /proc and /sys files report size 0: read up to the cap whatever the size says.
+      const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length > MAX_FILE_BYTES) throw tooLargeRefusal(path);
+      }
+      return buffer.toString('utf8', 0, length);
+    } finally {
+      await handle.close();
+    }
+  },
+  async meta(path) {
+    try {
+      const stat = await lstat(path);
+      return { mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
+    }
+  },
+  async realpath(path) {
+    let existing = path;
+    const rest: string[] = [];
+    for (;;) {
+      try {
+        return join(await realpath(existing), ...rest.reverse());
+      } catch (error) {
+        if (!isMissing(error) || dirname(existing) === existing) throw error;
+        rest.push(basename(existing));
+        existing = dirname(existing);
+      }
     }
   },
   async list(path) {

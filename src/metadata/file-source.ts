@@ -33,7 +33,7 @@ function treeReader(tree: MetaTree, file: string): MetaReader {
 async function load(host: Host, path: string): Promise<MetaTree> {
   let text: string | null;
   try {
-    text = await host.fs.readText(path);
+    text = await host.fs.readText(path, { follow: true });
   } catch (error) {
     throw new MetadataError(`metadata file ${path}: cannot read: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

@@ -5,7 +5,7 @@ import type { FileSnapshot, RuntimeChange } from '../apply/plan.js';
 import { emptyOwnership, planFiles, planRuntime } from '../apply/plan.js';
 import { planFileRemovals, planRemovals } from '../apply/removals.js';
 import { emptyState } from '../apply/state.js';
-import { underRoot } from '../apply/root.js';
+import { insideRoot, underRoot } from '../apply/root.js';
 import { requirePrivileges } from '../apply/privileges.js';
 import { applyRuntime } from '../apply/runtime.js';
 import { promoteSecondariesKey } from '../apply/batch.js';
@@ -26,13 +26,13 @@ const RT_TABLES_DIRS = ['/etc/iproute2/rt_tables.d', '/usr/share/iproute2/rt_tab
 async function readRtTables(host: Host, root: string): Promise<string[]> {
   const texts: string[] = [];
   for (const path of RT_TABLES) {
-    const text = await host.fs.readText(underRoot(root, path));
+    const text = await host.fs.readText(underRoot(root, path), { follow: true });
     if (text !== null) texts.push(text);
   }
   for (const dir of RT_TABLES_DIRS) {
     for (const name of (await host.fs.list(underRoot(root, dir))) ?? []) {
       if (!name.endsWith('.conf')) continue;
-      const text = await host.fs.readText(underRoot(root, `${dir}/${name}`));
+      const text = await host.fs.readText(underRoot(root, `${dir}/${name}`), { follow: true });
       if (text !== null) texts.push(text);
     }
   }
@@ -42,12 +42,14 @@ async function readRtTables(host: Host, root: string): Promise<string[]> {
 async function snapshotFiles(host: Host, root: string, paths: readonly string[]): Promise<Map<string, FileSnapshot>> {
   const entries = await Promise.all(
     paths.map(async (path): Promise<[string, FileSnapshot]> => {
-      const [current, bak, agentBak] = await Promise.all([
-        host.fs.readText(underRoot(root, path)),
-        host.fs.readText(underRoot(root, `${path}.bak`)),
-        host.fs.readText(underRoot(root, `${path}.eip-agent.bak`)),
+      const full = await insideRoot(host, root, path);
+      const [current, meta, bak, agentBak] = await Promise.all([
+        host.fs.readText(full),
+        host.fs.meta(full),
+        host.fs.readText(`${full}.bak`),
+        host.fs.readText(`${full}.eip-agent.bak`),
       ]);
-      return [path, { current, bak, agentBakExists: agentBak !== null }];
+      return [path, { current, meta, bak, agentBakExists: agentBak !== null }];
     }),
   );
   return new Map(entries);

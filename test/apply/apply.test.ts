@@ -10,6 +10,7 @@ import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import {
   CLOUD_INIT_ETH0,
+  ETH0_META,
   FRESH_BATCH,
   FRESH_UNDO,
   MAC1,
@@ -402,7 +403,8 @@ describe('applyAndVerify with --no-runtime', () => {
       ...emptyState(),
       owned: { ...emptyState().owned, files: WRITTEN },
       originalFiles: freshOriginals(),
-      lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, ownedBefore: emptyState().owned },
+      originalMeta: { [ETH0]: ETH0_META },
+      lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, meta: { [ETH0]: ETH0_META }, ownedBefore: emptyState().owned },
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
       lastSuccessAt: NOW_ISO,
       counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },

@@ -359,7 +359,7 @@ describe('a state file the agent cannot read', () => {
     const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentError);
     expect((error as AgentError).line).toBe(
-      'apply: state file /var/lib/eip-agent/state.json is unreadable (unknown format): move it aside to start over; the agent will then own nothing it added before',
+      'apply: state file /var/lib/eip-agent/state.json has a wrong or missing "version": nothing was changed; move it aside to start over (the agent will then own nothing it added before)',
     );
     expect(vol.toJSON()).toEqual(disk);
     expect(kernel.calls).toEqual([]);

@@ -8,6 +8,7 @@ import { stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '..
 import type { RenderedFile } from '../../src/render/types.js';
 import {
   CLOUD_INIT_ETH0,
+  ETH0_META,
   MAC0,
   MAC1,
   MANUAL_HASH,
@@ -72,7 +73,7 @@ function applied(what: Owned, extra: Partial<AgentState> = {}): AgentState {
 describe('stateAfterApply', () => {
   it('records the first apply of the manual tree to a fresh guest: ownership, originals, snapshot, counters', () => {
     const desired = manualDesired();
-    const snapshots = new Map<string, FileSnapshot>([[ETH0, { current: CLOUD_INIT_ETH0, bak: null, agentBakExists: false }]]);
+    const snapshots = new Map<string, FileSnapshot>([[ETH0, { current: CLOUD_INIT_ETH0, meta: ETH0_META, bak: null, agentBakExists: false }]]);
     const fresh = plan({ files: planFiles(desired.files, snapshots), runtime: planRuntime(desired, freshLive(), []), desired, ownership: { ...emptyOwnership(), primaryIfname: 'eth0' } });
     expect(stateAfterApply(emptyState(), fresh, MANUAL_HASH, NOW_ISO)).toEqual(manualState());
   });

@@ -25,8 +25,19 @@ describe('loadState / saveState', () => {
     expect(await loadState(host, '/')).toEqual(state);
   });
 
-  it.each(['{not json', '{"version": 2, "owned": {}}', '[]'])('refuses a corrupt state file (%s) rather than forget what it owns', async (text) => {
+  const AFTER = ': nothing was changed; move it aside to start over (the agent will then own nothing it added before)';
+  it.each([
+    ['{not json', 'is not valid JSON'],
+    ['{"version": 1, "owned": {"addresses": [], "rules": [], "routes": [], "files": []}, "secret": "x" ', 'is not valid JSON'],
+    ['{"version": 2, "owned": {}}', 'has a wrong or missing "version"'],
+    ['[]', 'is not a JSON object'],
+    ['{"version": 1, "owned": {"addresses": "10.0.0.3/24", "rules": [], "routes": [], "files": []}}', 'has a wrong or missing "owned"'],
+    ['{"version": 1, "owned": {"addresses": [], "rules": [{"from": "10.0.0.7", "table": "10001", "priority": 30001}], "routes": [], "files": []}}', 'has a wrong or missing "owned"'],
+    ['{"version": 1, "owned": {"addresses": [], "rules": [], "routes": [], "files": []}, "lastSnapshot": {"at": "x", "files": {}, "runtimeUndo": ["address del 10.0.0.3/24 dev eth0\\nlink set eth0 down"], "sysctls": {}, "ownedBefore": {"addresses": [], "rules": [], "routes": [], "files": []}}}', 'has a wrong or missing "lastSnapshot"'],
+    ['{"version": 1, "owned": {"addresses": [], "rules": [], "routes": [], "files": []}, "counters": {"applies": "many"}}', 'has a wrong or missing "counters"'],
+  ])('refuses a corrupt state file (%s) rather than forget what it owns, without quoting it', async (text, why) => {
     vol.fromJSON({ '/var/lib/eip-agent/state.json': text });
-    await expect(loadState(createTestHost(), '/')).rejects.toThrow(/^state file \/var\/lib\/eip-agent\/state.json is unreadable \(.+\): move it aside to start over; the agent will then own nothing it added before$/);
+    const error = (await loadState(createTestHost(), '/').catch((e: unknown) => e)) as Error;
+    expect(error.message).toBe(`state file /var/lib/eip-agent/state.json ${why}${AFTER}`);
   });
 });

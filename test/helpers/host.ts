@@ -1,6 +1,7 @@
 import { dirname } from 'node:path';
 import { Volume, createFsFromVolume } from 'memfs';
 import type { Host, HostFs } from '../../src/host/host.js';
+import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from '../../src/host/file-guard.js';
 import { httpGet } from '../../src/host/http-get.js';
 import { abortableSleep } from '../../src/host/node.js';
 
@@ -12,14 +13,45 @@ function isMissing(error: unknown): boolean {
   return (error as { code?: unknown }).code === 'ENOENT';
 }
 
-/** HostFs over memfs, with the same contract as the real one (missing -> null). */
+/** HostFs over memfs, with the same contract as the real one (missing -> null, the same refusals). */
 const memFs: HostFs = {
-  async readText(path) {
+  async readText(path, options = {}) {
+    let stat;
     try {
-      return (await fs.readFile(path, 'utf8')) as string;
+      stat = await fs.lstat(path);
+      if (stat.isSymbolicLink()) {
+        if (!options.follow) throw symlinkRefusal(path);
+        stat = await fs.stat(path);
+      }
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;
+    }
+    if (!stat.isFile()) throw notRegularRefusal(path, kindOf(stat));
+    if (Number(stat.size) > MAX_FILE_BYTES) throw tooLargeRefusal(path);
+    return (await fs.readFile(path, 'utf8')) as string;
+  },
+  async meta(path) {
+    try {
+      const stat = await fs.lstat(path);
+      return { mode: Number(stat.mode) & 0o7777, uid: Number(stat.uid), gid: Number(stat.gid) };
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  },
+  async realpath(path) {
+    const rest: string[] = [];
+    let existing = path;
+    for (;;) {
+      try {
+        const real = String(await fs.realpath(existing));
+        return [real, ...rest.reverse()].join('/').replace(/\/\/+/g, '/');
+      } catch (error) {
+        if (!isMissing(error) || dirname(existing) === existing) throw error;
+        rest.push(existing.slice(dirname(existing).length + 1));
+        existing = dirname(existing);
+      }
     }
   },
   async list(path) {
@@ -30,10 +62,12 @@ const memFs: HostFs = {
       throw error;
     }
   },
-  async writeAtomic(path, content, mode) {
+  async writeAtomic(path, content, mode, owner) {
     await fs.mkdir(dirname(path), { recursive: true });
     const temp = `${path}.tmp-${process.pid}`;
     await fs.writeFile(temp, content, { mode });
+    await fs.chmod(temp, mode);
+    if (owner !== undefined) await fs.chown(temp, owner.uid, owner.gid);
     await fs.rename(temp, path);
   },
   async remove(path) {

@@ -215,6 +215,9 @@ export function freshOriginals(): Record<string, string | null> {
   return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [SYSCTL_DROPIN]: null };
 }
 
+/** Mode and owner of the cloud-init ifcfg-eth0 the first apply replaces (memfs files are 0666, owned by the test's user). */
+export const ETH0_META = { mode: 0o666, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+
 /** The state file after applying the manual tree to a fresh guest (with runtime) at NOW. */
 export function manualState(): AgentState {
   const sysctls = {
@@ -228,8 +231,9 @@ export function manualState(): AgentState {
     owned: manualOwned(),
     originalFiles: freshOriginals(),
     originalSysctls: sysctls,
+    originalMeta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META },
     primaryIfname: 'eth0',
-    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, ownedBefore: emptyState().owned },
+    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, meta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META }, ownedBefore: emptyState().owned },
     lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
     lastSuccessAt: NOW_ISO,
     counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },

@@ -1,6 +1,7 @@
 // Ownership in the emulated VPC: an EIP and its private IP move from server A to server B (the
 // manual's disaster-recovery story, one-shot applies); A removes only what it owns, after two reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, manualTreeWithout8, movedAddress, serverBTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
