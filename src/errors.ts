@@ -30,6 +30,16 @@ export function quote(value: string): string {
   return JSON.stringify(value).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** Longest part of a value a message shows: an error is always one short line, whatever the input. */
+export const SHOWN_CHARS = 64;
+
+/** quote() of at most SHOWN_CHARS characters of value, saying how long it really is when cut. */
+export function quoteShort(value: string): string {
+  const chars = [...value];
+  if (chars.length <= SHOWN_CHARS) return quote(value);
+  return `${quote(chars.slice(0, SHOWN_CHARS).join(''))}... (${chars.length} characters)`;
+}
+
 /** A metadata value is unusable; `path` is the metadata path, `value` the offending value. */
 export class ValidationError extends AgentError {
   constructor(
@@ -37,7 +47,7 @@ export class ValidationError extends AgentError {
     readonly value: string | undefined,
     reason: string,
   ) {
-    super('validation', value === undefined ? `${path}: ${reason}` : `${path}: ${quote(value)} ${reason}`);
+    super('validation', value === undefined ? `${path}: ${reason}` : `${path}: ${quoteShort(value)} ${reason}`);
   }
 }
 

@@ -26,6 +26,8 @@ export interface PipelineOptions extends TargetOptions {
   metadataTimeoutMs?: number;
   metadataConcurrency?: number;
   metadataRetries?: number;
+  /** Largest metadata answer accepted, in bytes. */
+  metadataMaxBytes?: number;
   reload: ReloadMode;
   /** MACs (lower-case) of secondary NICs the agent leaves alone. */
   ignoreNics?: readonly string[];
@@ -39,6 +41,7 @@ export function metadataSource(host: Host, options: PipelineOptions): MetadataSo
     ...(options.metadataTimeoutMs !== undefined ? { timeoutMs: options.metadataTimeoutMs } : {}),
     ...(options.metadataConcurrency !== undefined ? { concurrency: options.metadataConcurrency } : {}),
     ...(options.metadataRetries !== undefined ? { retries: options.metadataRetries } : {}),
+    ...(options.metadataMaxBytes !== undefined ? { maxBytes: options.metadataMaxBytes } : {}),
   });
 }
 

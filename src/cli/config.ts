@@ -15,6 +15,8 @@ export interface FileConfig {
   metadataTimeoutMs?: number;
   metadataConcurrency?: number;
   metadataRetries?: number;
+  /** Largest metadata answer accepted, in bytes. */
+  metadataMaxBytes?: number;
   /** `run`: seconds between metadata polls. */
   interval?: number;
   /** MACs of NICs the agent leaves alone, lower-case. */
@@ -38,6 +40,7 @@ const INTEGERS: Record<string, [number, number]> = {
   metadataTimeoutMs: [100, 60_000],
   metadataConcurrency: [1, 256],
   metadataRetries: [0, 10],
+  metadataMaxBytes: [1024, 16 * 1024 * 1024],
   interval: [1, 3600],
   metricsPort: [1, 65535],
 };

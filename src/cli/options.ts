@@ -51,6 +51,7 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
     ...(config.metadataTimeoutMs !== undefined ? { metadataTimeoutMs: config.metadataTimeoutMs } : {}),
     ...(config.metadataConcurrency !== undefined ? { metadataConcurrency: config.metadataConcurrency } : {}),
     ...(config.metadataRetries !== undefined ? { metadataRetries: config.metadataRetries } : {}),
+    ...(config.metadataMaxBytes !== undefined ? { metadataMaxBytes: config.metadataMaxBytes } : {}),
     ...(config.ignoreNics !== undefined ? { ignoreNics: config.ignoreNics } : {}),
     root: args.root,
     target,

@@ -82,6 +82,8 @@ Restart=always
 RestartSec=5s
 # SIGTERM lets an apply in progress finish (or roll back) before the agent exits.
 TimeoutStopSec=90s
+# The daemon peaks near 70 MB; a runaway (a huge metadata answer, a leak) is stopped and restarted, not left to grow.
+MemoryMax=256M
 
 # Writable: the lock (/run/eip-agent), the state (/var/lib/eip-agent), the files the agent writes
 # and node_exporter's textfile directory ("-": a directory that does not exist is skipped).

@@ -61,7 +61,7 @@ export interface Host {
   /** Starts a long-lived process and calls onLine with each line of its standard output. */
   watch(argv: readonly string[], onLine: (line: string) => void): WatchHandle;
   /** One plain-HTTP GET (the metadata service); rejects with HttpGetError below the status line. */
-  httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse>;
+  httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number }): Promise<HttpResponse>;
   now(): number;
   /** Resolves after ms, or as soon as signal aborts; never rejects. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;

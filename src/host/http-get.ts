@@ -26,7 +26,7 @@ export class HttpGetError extends Error {
 const agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 4, timeout: 30_000 });
 
 /** GET over plain HTTP; rejects with HttpGetError on connection errors, a truncated body, a timeout or an abort. */
-export function httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<HttpResponse> {
+export function httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number }): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     if (target.protocol !== 'http:') {
@@ -46,7 +46,15 @@ export function httpGet(url: string, options: { timeoutMs: number; signal?: Abor
     const timer = setTimeout(() => fail(new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT')), options.timeoutMs);
     const req = request(target, { method: 'GET', agent }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      const tooLarge = () => fail(new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE'));
+      if (options.maxBytes !== undefined && Number(res.headers['content-length'] ?? 0) > options.maxBytes) return tooLarge();
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.byteLength;
+        // Stop reading at once: a huge answer must not become a huge process.
+        if (options.maxBytes !== undefined && received > options.maxBytes) return tooLarge();
+        chunks.push(chunk);
+      });
       res.on('aborted', () => fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED')));
       res.on('error', (error: NodeJS.ErrnoException) => fail(new HttpGetError(error.message, error.code ?? 'ERR_TRUNCATED')));
       res.on('end', () => {

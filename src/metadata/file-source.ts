@@ -42,7 +42,9 @@ async function load(host: Host, path: string): Promise<MetaTree> {
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new MetadataError(`metadata file ${path}: invalid JSON: ${(error as Error).message}`, { cause: error });
+    // The parser's own message may quote the file; only the position is kept.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    throw new MetadataError(`metadata file ${path}: invalid JSON${position !== undefined ? ` at position ${position}` : ''}`, { cause: error });
   }
   const problem = treeShapeProblem(data);
   if (problem !== undefined) throw new MetadataError(`${problem} (in ${path})`);

@@ -10,6 +10,8 @@ export interface GetPolicy {
   retries: number;
   /** First backoff; doubled before each further retry. */
   backoffMs: number;
+  /** Largest answer accepted for one item; a larger one is an error, never read whole. */
+  maxBytes: number;
 }
 
 /** Why one attempt failed; `transient` failures are retried. */
@@ -24,14 +26,15 @@ type Outcome = { body: string | undefined } | { failure: Failure };
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** One attempt; a 404 is a successful answer with no body. Throws only when `cancel` fired. */
-async function attempt(host: Host, url: string, timeoutMs: number, cancel: AbortSignal): Promise<Outcome> {
+async function attempt(host: Host, url: string, policy: GetPolicy, cancel: AbortSignal): Promise<Outcome> {
   let response: HttpResponse;
   try {
     // node:http never follows redirects: the metadata service sends none, and following one would leave the link-local address.
-    response = await host.httpGet(url, { timeoutMs, signal: cancel });
+    response = await host.httpGet(url, { timeoutMs: policy.timeoutMs, signal: cancel, maxBytes: policy.maxBytes });
   } catch (error) {
     if (cancel.aborted) throw error;
     const code = (error as { code?: string }).code ?? 'ERR_HTTP';
+    if (code === 'ERR_TOO_LARGE') return { failure: { transient: false, what: `answer larger than ${policy.maxBytes} bytes (metadataMaxBytes)` } };
     if (code === 'ETIMEDOUT') return { failure: { transient: true, what: 'timed out', timedOut: true } };
     if (code === 'ERR_TRUNCATED') return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
     return { failure: { transient: true, what: `connection failed (${code})` } };
@@ -78,7 +81,7 @@ export async function getText(context: GetContext, path: string, url: string, ca
     const outcome = await limit(() => {
       cancel.throwIfAborted();
       context.onRequest();
-      return attempt(host, url, policy.timeoutMs, cancel);
+      return attempt(host, url, policy, cancel);
     });
     if ('body' in outcome) return outcome.body;
     if (!outcome.failure.transient || attempts > policy.retries) {

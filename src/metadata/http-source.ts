@@ -17,7 +17,12 @@ export interface HttpSourceOptions {
   timeoutMs?: number;
   retries?: number;
   backoffMs?: number;
+  /** Largest answer accepted for one item (default 64 KiB: a listing of 256 addresses is about 4 KiB). */
+  maxBytes?: number;
 }
+
+/** The default cap of one metadata answer. */
+export const DEFAULT_MAX_BYTES = 64 * 1024;
 
 /** A metadata source that also tells how many HTTP requests it has sent (benchmarks compare it). */
 export type HttpMetadataSource = MetadataSource & { readonly requestCount: number };
@@ -66,6 +71,7 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
       timeoutMs: count('timeout', options.timeoutMs ?? 2000, 1),
       retries: count('retries', options.retries ?? 3, 0),
       backoffMs: count('backoff', options.backoffMs ?? 100, 0),
+      maxBytes: count('maxBytes', options.maxBytes ?? DEFAULT_MAX_BYTES, 1),
     },
     onRequest: () => void requestCount++,
   };

@@ -1,4 +1,4 @@
-import { MetadataError } from '../errors.js';
+import { MetadataError, quoteShort } from '../errors.js';
 import type { MetaTree } from './tree.js';
 
 /** Raw access to a metadata tree by path relative to its root; the walker alone decides what is required. */
@@ -14,6 +14,10 @@ export interface MetaReader {
 }
 
 const MACS = 'network/interfaces/macs/';
+
+/** More NICs or addresses than any instance type has: a listing beyond these is refused, not crawled. */
+export const MAX_NICS = 64;
+export const MAX_ADDRESSES_PER_NIC = 256;
 
 // A name becomes a URL path segment: anything that could change the path or hide in a log line is refused.
 function badName(name: string): boolean {
@@ -40,13 +44,15 @@ async function leaf(reader: MetaReader, path: string, required: boolean): Promis
 async function directories(reader: MetaReader, path: string): Promise<string[]> {
   const entries = await reader.list(path);
   if (entries === undefined) throw new MetadataError(`${path}: ${reader.notFound(path)}`);
+  const max = path === MACS ? MAX_NICS : MAX_ADDRESSES_PER_NIC;
+  if (entries.length > max) fail(reader, path, `${entries.length} entries, more than the ${max} the agent accepts`);
   const names = new Set<string>();
   entries.forEach((entry, index) => {
     if (entry === '') fail(reader, path, `empty entry at line ${index + 1} of the listing`);
-    if (!entry.endsWith('/')) fail(reader, path, `entry ${JSON.stringify(entry)} is not a directory`);
+    if (!entry.endsWith('/')) fail(reader, path, `entry ${quoteShort(entry)} is not a directory`);
     const name = entry.slice(0, -1);
-    if (badName(name)) fail(reader, path, `bad entry ${JSON.stringify(entry)}`);
-    if (names.has(name)) fail(reader, path, `duplicate entry ${JSON.stringify(entry)}`);
+    if (badName(name)) fail(reader, path, `bad entry ${quoteShort(entry)}`);
+    if (names.has(name)) fail(reader, path, `duplicate entry ${quoteShort(entry)}`);
     names.add(name);
   });
   return [...names];

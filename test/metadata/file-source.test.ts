@@ -46,9 +46,16 @@ describe('fileMetadataSource', () => {
     await expect(fileMetadataSource(host, FILE).read()).rejects.toThrow(new MetadataError(`metadata file ${FILE}: not found`));
   });
 
-  it('reports bad JSON with the parser message', async () => {
-    seed('{"mac": ');
-    await expect(fileMetadataSource(host, FILE).read()).rejects.toThrow(/^metadata file \/etc\/eip-agent\/metadata\.json: invalid JSON: .+JSON.*$/u);
+  it('reports bad JSON with its position, never quoting the file', async () => {
+    seed('{"mac": secret-token');
+    const error = (await fileMetadataSource(host, FILE).read().catch((e: unknown) => e)) as Error;
+    expect(error.message).toBe('metadata file /etc/eip-agent/metadata.json: invalid JSON');
+  });
+
+  it('refuses a tree nested 10,000 levels deep in one line', async () => {
+    seed(`${'{"a":'.repeat(10_000)}"x"${'}'.repeat(10_000)}`);
+    const error = (await fileMetadataSource(host, FILE).read().catch((e: unknown) => e)) as Error;
+    expect(error.message).toBe('a/a/a/...: nested more than 16 levels deep (in /etc/eip-agent/metadata.json)');
   });
 
   const shape: [string, unknown, string][] = [

@@ -237,3 +237,33 @@ describe('httpMetadataSource: errors', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&');
 }
+
+describe('httpMetadataSource: unbounded answers', () => {
+  it('refuses an answer over 64 KiB without reading it whole, in one short line', async () => {
+    emulator.setTree(edit(manualTree(), 'instance-id', 'i'.repeat(1024 * 1024)));
+    const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
+    expect(error).toBeInstanceOf(MetadataError);
+    expect(error.line).toBe(`metadata: instance-id: answer larger than 65536 bytes (metadataMaxBytes) (${emulator.url}instance-id)`);
+  });
+
+  it('takes a larger cap from the options', async () => {
+    emulator.setTree(edit(manualTree(), 'instance-id', 'i'.repeat(100)));
+    await expect(source({ maxBytes: 64 }).read()).rejects.toThrow(/instance-id: answer larger than 64 bytes/);
+    expect((await source({ maxBytes: 1024 }).read())['instance-id']).toBe('i'.repeat(100));
+  });
+
+  it('refuses a NIC with more than 256 addresses', async () => {
+    const ips: MetaTree = {};
+    for (let i = 0; i < 300; i++) ips[`10.0.${Math.floor(i / 250)}.${(i % 250) + 2}`] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.0.0' };
+    emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s`, ips));
+    const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
+    expect(error.line).toBe(`metadata: ${NIC1}local-ipv4s/: 300 entries, more than the 256 the agent accepts (${emulator.url}${NIC1}local-ipv4s/)`);
+  });
+
+  it('cuts a long bad listing entry to a short escaped prefix', async () => {
+    emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s/${'x y'.repeat(1000)}`, { gateway: '10.0.0.1' }));
+    const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
+    expect(error.line.length).toBeLessThan(300);
+    expect(error.line).toContain('... (3001 characters)');
+  });
+});
