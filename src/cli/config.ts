@@ -1,5 +1,5 @@
 import type { ReloadMode } from '../apply/reload.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, quoteShort } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { RoutingMode } from '../render/types.js';
 import type { TargetName } from '../targets/index.js';
@@ -66,6 +66,24 @@ function parseTextfile(path: string, value: unknown): string {
   return value;
 }
 
+/**
+ * What is wrong with a metadata URL, or undefined: plain http:// with a host and a valid port (the service is
+ * plain HTTP on a link-local address; node:http would refuse https:// only after every retry).
+ */
+export function metadataUrlProblem(value: unknown): string | undefined {
+  const shown = typeof value === 'string' ? quoteShort(value) : JSON.stringify(value);
+  if (typeof value !== 'string' || /\s/.test(value)) return `${shown} is not a URL`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${shown} is not a URL (a port must be from 1 to 65535)`;
+  }
+  if (url.protocol !== 'http:') return `${shown}: only http:// is supported (the metadata service is plain HTTP)`;
+  if (url.hostname === '' || url.port === '0') return `${shown} has no host or port 0`;
+  return undefined;
+}
+
 /** Validates a parsed config object; every problem names the file and the key. */
 export function parseConfig(path: string, data: unknown): FileConfig {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`${path}: expected a JSON object`);
@@ -75,10 +93,11 @@ export function parseConfig(path: string, data: unknown): FileConfig {
     if (key === 'ignoreNics') value = parseMacList(path, raw);
     else if (key === 'metricsTextfile') value = parseTextfile(path, raw);
     else if (key === 'metadataUrl') {
-      if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/.test(value)) throw new ConfigError(`${path}: metadataUrl: ${JSON.stringify(value)} is not an http(s) URL`);
-    } else if (key in ENUMS) {
+      const problem = metadataUrlProblem(value);
+      if (problem !== undefined) throw new ConfigError(`${path}: metadataUrl: ${problem}`);
+    } else if (Object.hasOwn(ENUMS, key)) {
       if (typeof value !== 'string' || !ENUMS[key]!.includes(value)) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
-    } else if (key in INTEGERS) {
+    } else if (Object.hasOwn(INTEGERS, key)) {
       const [min, max] = INTEGERS[key]!;
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
     } else {

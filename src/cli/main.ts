@@ -15,6 +15,8 @@ import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 
+import { VERSION } from '../version.js';
+
 export { EXIT } from './command.js';
 
 /** Every command, in the order `--help` lists them. */
@@ -24,6 +26,10 @@ const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.std
 
 /** Runs the CLI with the given arguments and host; returns the exit code. Errors become one line on stderr. */
 export async function main(argv: readonly string[], host: Host = createNodeHost(), io: Io = stdio): Promise<number> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.out(`eip-agent ${VERSION}\n`);
+    return EXIT.ok;
+  }
   let code: number = EXIT.ok;
   let parser = yargs([...argv])
     .scriptName('eip-agent')

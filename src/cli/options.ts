@@ -7,7 +7,7 @@ import type { RoutingMode } from '../render/types.js';
 import { defaultTargetName } from '../targets/index.js';
 import type { TargetName } from '../targets/target.js';
 import { DEFAULT_METADATA_URL } from '../metadata/index.js';
-import { loadConfig, type FileConfig } from './config.js';
+import { loadConfig, metadataUrlProblem, type FileConfig } from './config.js';
 
 
 /** Options shared by every command, as yargs parsed them. */
@@ -31,7 +31,14 @@ export function requireAbsolute(option: string, value: string): string {
 
 /** Merges command line, environment and config file (in that order of precedence) into pipeline options. */
 export async function resolveOptions(host: Host, args: CommonArgs): Promise<PipelineOptions> {
-  return optionsFrom(host, args, await loadConfig(host, args.config));
+  const options = optionsFrom(host, args, await loadConfig(host, args.config));
+  await requireRoot(host, options.root);
+  return options;
+}
+
+/** A --root other than / must exist: a typo would otherwise create a tree there and still change the live network. */
+export async function requireRoot(host: Host, root: string): Promise<void> {
+  if (root !== '/' && (await host.fs.meta(root)) === null) throw new ConfigError(`--root ${root} does not exist: check the path, or create the directory first`);
 }
 
 /** resolveOptions with the config file already loaded (`run` reads its own keys from the same file). */
@@ -39,7 +46,8 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
   if (args.metadataFile === '') throw new ConfigError('--metadata-file needs a path');
   requireAbsolute('--root', args.root);
   const metadataUrl = args.metadataUrl ?? host.env.EIP_AGENT_METADATA_URL ?? config.metadataUrl ?? DEFAULT_METADATA_URL;
-  if (!/^https?:\/\/\S+$/.test(metadataUrl)) throw new ConfigError(`metadata URL ${JSON.stringify(metadataUrl)} is not an http(s) URL`);
+  const problem = metadataUrlProblem(metadataUrl);
+  if (problem !== undefined) throw new ConfigError(`--metadata-url: ${problem}`);
   const target = (args.target ?? config.target ?? defaultTargetName(host.platform)) as TargetName;
   const reload = (args.reload ?? config.reload ?? 'none') as ReloadMode;
   // Reloading restarts Linux network services; a Windows script applies its own changes.

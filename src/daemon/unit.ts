@@ -48,10 +48,17 @@ export function parseSystemdVersion(output: string): number | undefined {
 /** The paths the repository's unit file is written for: a global `npm install -g` with prefix /usr. */
 export const DEFAULT_UNIT_OPTIONS: UnitOptions = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/eip-agent/bin/eip-agent.js' };
 
+/** Directories the service cannot see: ProtectHome= hides the first two, PrivateTmp= gives it its own /tmp. */
+const HIDDEN_FROM_SERVICE = ['/home', '/root', '/run/user', '/tmp', '/var/tmp'];
+
 /** A path that can go into ExecStart= or ReadWritePaths= as it is: no spaces, quotes, `%` specifiers or `$` variables. */
 function unitPath(what: string, path: string): string {
   if (!/^\/[\w.+@:/-]+$/.test(path) || path.split('/').includes('..')) {
     throw new ConfigError(`${what} ${JSON.stringify(path)}: a unit file needs an absolute path of letters, digits and . _ + @ : / - only`);
+  }
+  const hidden = HIDDEN_FROM_SERVICE.find((dir) => path === dir || path.startsWith(`${dir}/`));
+  if (hidden !== undefined && what !== 'metricsTextfile') {
+    throw new ConfigError(`${what} ${path}: the service cannot see ${hidden} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
   }
   return path;
 }
@@ -65,7 +72,7 @@ export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 
 /** The unit text. */
 export function renderUnit(options: UnitOptions): string {
-  const exec = [unitPath('node', options.node), ...DAEMON_NODE_FLAGS, unitPath('bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('config', options.config)] : [])];
+  const exec = [unitPath('--node', options.node), ...DAEMON_NODE_FLAGS, unitPath('--bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('--config', options.config)] : [])];
   const textfileDirs = new Set([DEFAULT_TEXTFILE_DIR]);
   if (options.metricsTextfile !== undefined) textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
   return `${UNIT_MARKER} (\`eip-agent install --systemd\`); \`eip-agent uninstall --systemd\` removes it.

@@ -140,19 +140,27 @@ export async function startMetadataEmulator(options: EmulatorOptions): Promise<M
       // Hanging requests and idle keep-alive connections would otherwise hold close() forever.
       for (const socket of sockets) socket.destroy();
       await closed;
-      if (control) {
-        await new Promise<void>((done) => control.close(() => done()));
+      const controlServer = control;
+      if (controlServer !== undefined) {
+        await new Promise<void>((done) => controlServer.close(() => done()));
         await rm(options.controlSocket as string, { force: true });
       }
     },
   };
-  const control = options.controlSocket
-    ? await startControlServer(options.controlSocket, {
-        setTree: emulator.setTree,
-        getTree: emulator.getTree,
-        setFaults: emulator.setFaults,
-        stats: () => ({ requests, inFlight, maxInFlight, log: log.slice(-100) }),
-      })
-    : undefined;
+  let control: Awaited<ReturnType<typeof startControlServer>> | undefined;
+  try {
+    control = options.controlSocket
+      ? await startControlServer(options.controlSocket, {
+          setTree: emulator.setTree,
+          getTree: emulator.getTree,
+          setFaults: emulator.setFaults,
+          stats: () => ({ requests, inFlight, maxInFlight, log: log.slice(-100) }),
+        })
+      : undefined;
+  } catch (error) {
+    // Half an emulator (HTTP without its control API) would keep the process alive for nothing.
+    await emulator.close();
+    throw error;
+  }
   return emulator;
 }

@@ -97,7 +97,10 @@ export const centosTarget: Target = {
     const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
     if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
     else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
-    const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, !options.requireNics);
+    // On the system the metadata describes, a plan of the runtime needs every NIC, as apply does; a preview elsewhere
+    // (or of files only) names a missing one as a fresh guest would.
+    const offline = options.previewMissingNics ?? (!options.requireNics && !(options.runtime && onThisSystem));
+    const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, offline);
     if (resolution.missing.length > 0) {
       throw new MissingNicError(
         `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,

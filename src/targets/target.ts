@@ -17,6 +17,8 @@ export interface TargetOptions {
   runtime: boolean;
   /** Whether every metadata NIC must exist on the system (apply, verify); a preview names absent NICs offline. */
   requireNics: boolean;
+  /** Name a NIC the system lacks as a fresh guest would, even on the live system (status shows it as not attached). */
+  previewMissingNics?: boolean;
   /** What the agent owns (from its state file); absent: it owns nothing, so nothing is removed. */
   state?: AgentState;
   /** Windows target: PowerShell cmdlets (default) or a netsh .cmd script. */

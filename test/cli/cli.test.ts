@@ -378,7 +378,7 @@ describe('bad input', () => {
     ['a missing metadata file', ['plan', '--metadata-file', '/missing.json'], 'eip-agent: metadata: metadata file /missing.json: not found\n'],
     ['a relative --root', ['plan', ...META, '--root', 'srv/guest'], 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
     ['a relative --out', ['render', ...META, '--out', 'out'], 'eip-agent: config: --out "out" must be an absolute path\n'],
-    ['a non-http metadata URL', ['plan', '--metadata-url', 'file:///etc/passwd'], 'eip-agent: config: metadata URL "file:///etc/passwd" is not an http(s) URL\n'],
+    ['a non-http metadata URL', ['plan', '--metadata-url', 'file:///etc/passwd'], 'eip-agent: config: --metadata-url: "file:///etc/passwd": only http:// is supported (the metadata service is plain HTTP)\n'],
     ['an unknown --routing', ['plan', ...META, '--routing', 'loose'], 'eip-agent: config: Invalid values: Argument: routing, Given: "loose", Choices: "policy", "rp-filter"\n'],
     ['an unknown option', ['plan', ...META, '--dry-run'], 'eip-agent: config: Unknown arguments: dry-run, dryRun\n'],
     ['an unknown command', ['frobnicate'], 'eip-agent: config: Unknown argument: frobnicate\n'],

@@ -85,7 +85,7 @@ describe('eip-agent install --systemd', () => {
 
   it.each([
     ['without --systemd', ['install', ...PATHS], /^eip-agent: config: install: say what to install: --systemd\b.*\n$/],
-    ['a node path with a space', ['install', '--systemd', '--root', '/image', '--node', '/opt/my node/node', '--bin', '/b.js'], 'eip-agent: config: node "/opt/my node/node": a unit file needs an absolute path of letters, digits and . _ + @ : / - only\n'],
+    ['a node path with a space', ['install', '--systemd', '--root', '/image', '--node', '/opt/my node/node', '--bin', '/b.js'], 'eip-agent: config: --node "/opt/my node/node": a unit file needs an absolute path of letters, digits and . _ + @ : / - only\n'],
     ['a relative --root', ['install', '--systemd', '--root', 'image', ...PATHS], 'eip-agent: config: --root "image" must be an absolute path\n'],
   ] as [string, string[], string | RegExp][])('refuses %s, writing nothing', async (_name, argv, message) => {
     const sys = systemctl();

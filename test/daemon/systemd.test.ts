@@ -63,14 +63,22 @@ describe('renderUnit', () => {
   });
 
   it.each([
-    ['node', { node: '/opt/my node/node' }],
-    ['node', { node: 'node' }],
-    ['bin', { bin: '/opt/eip/%n.js' }],
-    ['bin', { bin: '/opt/$HOME/eip.js' }],
-    ['config', { config: '/etc/"x".json' }],
+    ['--node', { node: '/opt/my node/node' }],
+    ['--node', { node: 'node' }],
+    ['--bin', { bin: '/opt/eip/%n.js' }],
+    ['--bin', { bin: '/opt/$HOME/eip.js' }],
+    ['--config', { config: '/etc/"x".json' }],
     ['metricsTextfile', { metricsTextfile: '/srv/a b/x.prom' }],
   ] as [string, Partial<UnitOptions>][])('refuses a %s path systemd would read differently: %j', (what, bad) => {
     expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(new RegExp(`^${what} ".*": a unit file needs an absolute path`));
+  });
+
+  it.each([
+    ['--bin', { bin: '/root/eip-agent/bin/eip-agent.js' }, '/root'],
+    ['--bin', { bin: '/home/deploy/eip-agent/bin/eip-agent.js' }, '/home'],
+    ['--node', { node: '/tmp/node-v22/bin/node' }, '/tmp'],
+  ] as [string, Partial<UnitOptions>, string][])('refuses a %s the service cannot see: %j', (what, bad, dir) => {
+    expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(`${what} ${Object.values(bad)[0]}: the service cannot see ${dir} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
   });
 
   it.each([

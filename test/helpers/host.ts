@@ -10,7 +10,8 @@ export const vol = new Volume();
 const fs = createFsFromVolume(vol).promises;
 
 function isMissing(error: unknown): boolean {
-  return (error as { code?: unknown }).code === 'ENOENT';
+  const code = (error as { code?: unknown }).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 /** HostFs over memfs, with the same contract as the real one (missing -> null, the same refusals). */

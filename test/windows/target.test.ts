@@ -52,6 +52,7 @@ const CHANGED = {
 beforeEach(() => {
   vol.reset();
   vol.fromJSON({ '/meta.json': JSON.stringify(manualTree()) });
+  vol.mkdirSync('/agent');
 });
 
 describe('Windows target: plan and render work on any OS', () => {

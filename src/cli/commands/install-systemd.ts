@@ -2,7 +2,7 @@ import { requireAbsolute } from '../options.js';
 import { underRoot } from '../../apply/root.js';
 import { firstLine, runTool } from '../../apply/run-ip.js';
 import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
-import { ConfigError, HostError } from '../../errors.js';
+import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { Args, CliCommand, Io } from '../command.js';
 import { EXIT } from '../command.js';
@@ -43,12 +43,17 @@ export const installCommand: CliCommand = {
       .option('config', { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' })
       .option('node', { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' })
       .option('bin', { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' })
-      .option('systemd-version', { type: 'number', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' }),
+      .option('systemd-version', { type: 'string', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
   async run(host, io, args) {
     const root = requireSystemd(args, 'install');
     const config = await loadConfig(host, args.config);
     const live = root === '/';
-    const version = live ? parseSystemdVersion(await systemctl(host, io, ['--version'])) : (args.systemdVersion as number | undefined);
+    const given = args.systemdVersion as string | undefined;
+    if (given !== undefined && !/^\d{1,4}$/.test(given)) throw new ConfigError(`--systemd-version ${quoteShort(given)}: expected a number such as 219 or 252`);
+    const lines: string[] = [];
+    const say = args.json ? { out: (t: string) => void lines.push(t.trimEnd()), err: io.err } : io;
+    const version = live ? parseSystemdVersion(await systemctl(host, say, ['--version'])) : given === undefined ? undefined : Number(given);
     const text = renderUnit({
       node: String(args.node ?? process.execPath),
       bin: String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin),
@@ -59,13 +64,13 @@ export const installCommand: CliCommand = {
     const path = underRoot(root, UNIT_PATH);
     checkOwned(path, await host.fs.readText(path));
     await host.fs.writeAtomic(path, text, 0o644);
-    io.out(`wrote ${path}\n`);
-    if (!live) {
-      io.out(`--root is not /: not enabling it here (in that system: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME})\n`);
-      return EXIT.ok;
+    say.out(`wrote ${path}\n`);
+    if (!live) say.out(`--root is not /: not enabling it here (in that system: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME})\n`);
+    else {
+      await systemctl(host, say, ['daemon-reload']);
+      await systemctl(host, say, ['enable', '--now', UNIT_NAME]);
     }
-    await systemctl(host, io, ['daemon-reload']);
-    await systemctl(host, io, ['enable', '--now', UNIT_NAME]);
+    if (args.json) io.out(`${JSON.stringify({ unit: path, enabled: live, systemdVersion: version ?? null, steps: lines }, null, 2)}\n`);
     return EXIT.ok;
   },
 };

@@ -1,3 +1,4 @@
+import { ConfigError, quoteShort } from '../../errors.js';
 import type { CliCommand } from '../command.js';
 import { serveMetadata } from '../serve.js';
 
@@ -11,7 +12,11 @@ export const metadataCommand: CliCommand = {
       .positional('action', { choices: ['serve'], describe: 'serve: run the emulator' })
       .option('fixture', { type: 'string', demandOption: true, describe: 'JSON tree to serve' })
       .option('host', { type: 'string', default: '127.0.0.1' })
-      .option('port', { type: 'number', default: 8080 })
+      .option('port', { type: 'string', default: '8080', describe: 'TCP port, 0 for any free one' })
       .option('control-socket', { type: 'string', describe: 'unix socket for the control API (PUT /tree, PUT /faults, GET /stats)' }),
-  run: (host, io, args) => serveMetadata(host, io, args as unknown as { fixture: string; host: string; port: number; controlSocket?: string }),
+  run: (host, io, args) => {
+    const port = String(args.port);
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new ConfigError(`--port ${quoteShort(port)}: expected an integer from 0 to 65535`);
+    return serveMetadata(host, io, { ...(args as unknown as { fixture: string; host: string; controlSocket?: string }), port: Number(port) });
+  },
 };

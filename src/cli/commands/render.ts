@@ -1,4 +1,5 @@
 import { underRoot } from '../../apply/root.js';
+import { ConfigError } from '../../errors.js';
 import { makePlan } from '../../pipeline.js';
 import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { requireAbsolute, resolveOptions } from '../options.js';
@@ -11,10 +12,20 @@ export const renderCommand: CliCommand = {
   async run(host, io, args) {
     const out = String(args.out ?? '');
     requireAbsolute('--out', out);
+    if ((await host.fs.meta(out)) !== null && (await host.fs.list(out)) === null) throw new ConfigError(`--out ${out}: not a directory`);
     const { plan } = await makePlan(host, { ...(await resolveOptions(host, args)), runtime: false, root: out });
-    printWarnings(io, plan.warnings);
+    // The Windows target's warnings are about what `plan` shows (a script, not adapter changes): not render's business.
+    if (plan.target !== 'windows') printWarnings(io, plan.warnings);
     const paths = plan.desired.files.map((f) => underRoot(out, f.path));
-    for (const [i, file] of plan.desired.files.entries()) await host.fs.writeAtomic(paths[i]!, file.content, file.mode);
+    for (const [i, file] of plan.desired.files.entries()) {
+      try {
+        await host.fs.writeAtomic(paths[i]!, file.content, file.mode);
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ENOTDIR' || code === 'EEXIST') throw new ConfigError(`--out ${out}: not a directory (or a file is in the way of ${paths[i]})`);
+        throw error;
+      }
+    }
     io.out(args.json ? `${JSON.stringify({ files: paths }, null, 2)}\n` : paths.map((p) => `${p}\n`).join(''));
     return EXIT.ok;
   },

@@ -17,7 +17,7 @@ export const statusCommand: CliCommand = {
     if (options.target !== 'centos') throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);
     const state = await loadState(host, options.root);
     const model = await readModel(host, options);
-    const plan = await (await getTarget(options.target)).plan(host, model, { ...options, state });
+    const plan = await (await getTarget(options.target)).plan(host, model, { ...options, state, previewMissingNics: true });
     const live = await readLinuxState(host);
     const report = statusReport({ model, plan, live, state, routing: options.routing });
     if (args.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
