@@ -15,6 +15,7 @@ import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, tim
 
 const FOOTPRINT = '4 daemon footprint';
 const CONVERGENCE = '5 convergence';
+const DRIFT = '6 drift repair';
 const NOT_IMPLEMENTED = 'not available: `eip-agent run` is not implemented yet';
 const TOOLS = ['ip', 'sysctl', 'ping', 'systemctl', 'nmcli'];
 const METADATA_PORT = 8080;
@@ -107,6 +108,24 @@ function childrenOf(pid: number): number[] {
   return pids;
 }
 
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** The daemon's one long-lived child, its live-state watch (`ip monitor`): not a process spawned per poll. */
+function isMonitor(pid: number): boolean {
+  return /(^|\/)ip monitor /.test(cmdline(pid));
+}
+
+/** Children of the daemon other than its `ip monitor`. */
+function workersOf(pid: number): number[] {
+  return childrenOf(pid).filter((p) => !isMonitor(p));
+}
+
 function comm(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -171,7 +190,7 @@ async function quiet(pid: number, ms: number): Promise<void> {
   const deadline = now() + 60_000;
   let since = now();
   while (now() - since < ms && now() < deadline) {
-    if (childrenOf(pid).length > 0) since = now();
+    if (workersOf(pid).length > 0) since = now();
     await delay(5);
   }
 }
@@ -228,10 +247,14 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         const convergedMs = await waitConverged(guest.ns, nics, daemon, 120_000);
         // The addresses are live before the first pass ends: let its verification (pings) and state write finish.
         const settle = now();
-        while (childrenOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
+        while (workersOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
         await quiet(pid, 2000);
         await delay(1500);
         progress(`daemon: in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`);
+        // The monitor's CPU is not in the daemon's (a child's is added only once it is reaped): counted on its own.
+        const monitor = childrenOf(pid).find(isMonitor);
+        const monitorCpu = () => (monitor === undefined ? 0 : cpuSeconds(monitor, ticks));
+        const monitorCpu0 = monitorCpu();
         const cpu0 = cpuSeconds(pid, ticks);
         const idleCpu0 = cpuSeconds(idlePid, ticks);
         const files0 = fileStates(root);
@@ -240,13 +263,14 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         const hwm0 = statusKb(pid, 'VmHWM') / 1024;
         const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests;
         const children = new Set<number>();
-        const poller = setInterval(() => childrenOf(pid).forEach((p) => children.add(p)), 5);
+        const poller = setInterval(() => workersOf(pid).forEach((p) => children.add(p)), 5);
         const started = now();
         await delay(opts.footprintSeconds * 1000);
         clearInterval(poller);
         const seconds = (now() - started) / 1000;
         if (!daemon.alive()) throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
-        const cpu = cpuSeconds(pid, ticks) - cpu0;
+        const cpu = cpuSeconds(pid, ticks) - cpu0 + (monitorCpu() - monitorCpu0);
+        const monitorRss = monitor === undefined ? 0 : statusKb(monitor, 'VmRSS') / 1024;
         const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
         const hwm = statusKb(pid, 'VmHWM') / 1024;
         const rss1 = statusKb(pid, 'VmRSS') / 1024;
@@ -267,12 +291,13 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
             met: cpuPct < 1,
           }),
           row(FOOTPRINT, 'RSS during the in-sync window', { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB)` }),
+          row(FOOTPRINT, 'the `ip monitor` watch (one child for the daemon\'s life)', { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
           row(FOOTPRINT, `metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
           row(FOOTPRINT, `files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
           row(FOOTPRINT, `processes spawned in sync, ${Math.round(seconds)} s`, {
-            value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged)`,
-            target: '0',
-            met: processes === 0,
+            value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged; the live-state check at each full read, once a minute, is one \`ip -j\` read)`,
+            target: `<= ${Math.ceil(seconds / 60)} (one per full read)`,
+            met: processes <= Math.ceil(seconds / 60) && spawned.every((l) => /^ip -j /.test(l)),
           }),
         ];
         results.push({ name: FOOTPRINT, rows, data: { seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
@@ -294,7 +319,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         await waitConverged(guest.ns, nics, daemon, 120_000);
         // The first pass always applies and verifies (pings): let it finish, so that every change meets an idle daemon.
         const started = now();
-        while (childrenOf(pid).length === 0 && now() - started < 15_000) await delay(5);
+        while (workersOf(pid).length === 0 && now() - started < 15_000) await delay(5);
         await quiet(pid, 1000);
         // Each change costs about: the wait for the next poll (up to the interval + 10% jitter), a quiet second, a random phase.
         const changes = Math.min(10, Math.max(3, Math.floor(opts.convergenceBudgetMs / (interval * 1100 + 2000))));
@@ -337,6 +362,40 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
             row(CONVERGENCE, `metadata change -> address live, p95 of ${changes}`, { value: ms(p95), baseline: `interval ${interval} s`, ratio: times(p95 / (interval * 1000)), target: `< interval + 0.5 s (${ms(limit)})`, met: p95 < limit }),
           ],
           data: { intervalSeconds: interval, latenciesMs: latencies, medianMs: p50, p95Ms: p95 },
+        });
+
+        // 6. Drift repair: `ip addr flush dev eth1` (what a network restart does to secondary addresses) until every
+        // address the metadata gives eth1 is back, repaired by the `ip monitor` watch rather than the next poll.
+        const ips = Object.keys(((((current.network as MetaTree).interfaces as MetaTree).macs as MetaTree)[eth1.mac] as MetaTree)['local-ipv4s'] as MetaTree);
+        const repairs: number[] = [];
+        for (let k = 0; k < 5; k++) {
+          await quiet(pid, 1000);
+          await delay(Math.random() * interval * 1000);
+          await exec(['ip', '-n', guest.ns, 'address', 'flush', 'dev', eth1.ifname]);
+          const t0 = now();
+          for (;;) {
+            const live = (await addressesIn(guest.ns, eth1.ifname)).get(eth1.ifname);
+            if (ips.every((ip) => live?.has(ip))) {
+              repairs.push(now() - t0);
+              break;
+            }
+            if (now() - t0 > interval * 3000 + 15_000 || !daemon.alive()) {
+              repairs.push(Infinity);
+              break;
+            }
+            await delay(10);
+          }
+          progress(`drift repair ${k + 1}/5: ${ms(repairs.at(-1) ?? NaN)}`);
+        }
+        const r50 = median(repairs);
+        const rmax = Math.max(...repairs);
+        results.push({
+          name: DRIFT,
+          rows: [
+            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, median of ${repairs.length}`, { value: ms(r50), baseline: `interval ${interval} s`, ratio: times(r50 / (interval * 1000)) }),
+            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, worst of ${repairs.length}`, { value: ms(rmax), baseline: `interval ${interval} s`, ratio: times(rmax / (interval * 1000)), target: `< interval + 2 s (${ms(interval * 1000 + 2000)})`, met: rmax < interval * 1000 + 2000 }),
+          ],
+          data: { intervalSeconds: interval, repairsMs: repairs },
         });
       } finally {
         await daemon.stop();

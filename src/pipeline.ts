@@ -128,8 +128,9 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
       }
     }
   } catch (error) {
-    // A failed apply has undone itself: the state file goes back to what it was too.
-    if (recorded) await restoreState(host, options.root, state);
+    // A failed apply has undone itself: the state file goes back to what it was too. The apply's error is the one
+    // to report; the state file then still claims what the apply may have added, which is safe.
+    if (recorded) await restoreState(host, options.root, state).catch(() => undefined);
     throw error;
   }
   const pendingRemovals = plan.ownership.absentNow.length;
@@ -142,7 +143,7 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
     } catch (error) {
       // A verification that cannot run proves nothing: leave the guest as it was.
       await outcome.undo();
-      if (recorded) await restoreState(host, options.root, state);
+      if (recorded) await restoreState(host, options.root, state).catch(() => undefined);
       throw error;
     }
     if (!report.ok) {

@@ -39,6 +39,23 @@ function syscallFilter(version: number | undefined): string {
   return `# SystemCallFilter=@system-service needs systemd >= ${SYSTEM_SERVICE_GROUP}; systemd ${version} would read it as an empty allow-list.`;
 }
 
+/** systemd version that runs `ExecStartPre=+...` outside the sandbox (the `+` prefix). */
+const FULL_PRIVILEGE_PREFIX = 231;
+
+/**
+ * The directories the agent writes must exist before the sandbox starts: ProtectSystem=strict makes everything else
+ * read-only and ReadWritePaths=-X skips a missing X, so `mkdir /etc/sysconfig` would fail with EROFS on a guest that
+ * has none. Created 0755 (not the service's UMask=0077).
+ */
+function prepareDirectories(version: number | undefined): string {
+  const mkdir = `/bin/mkdir -p -m 0755 ${WRITABLE_DIRS.join(' ')}`;
+  if (version === undefined || version >= FULL_PRIVILEGE_PREFIX) return `ExecStartPre=+${mkdir}`;
+  return `# systemd ${version} has no ExecStartPre=+ (>= ${FULL_PRIVILEGE_PREFIX}): create them by hand if missing: ${mkdir}`;
+}
+
+/** What the agent writes besides its state and runtime directories. */
+const WRITABLE_DIRS = ['/etc/sysconfig/network-scripts', '/etc/sysctl.d'];
+
 /** The version number in \`systemctl --version\`'s first line (\`systemd 252 (252.38-1~deb12u1)\`). */
 export function parseSystemdVersion(output: string): number | undefined {
   const match = /^systemd (\d+)/.exec(output.trimStart());
@@ -83,6 +100,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
+${prepareDirectories(options.systemdVersion)}
 ExecStart=${exec.join(' ')}
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
@@ -98,7 +116,7 @@ RuntimeDirectory=eip-agent
 RuntimeDirectoryPreserve=yes
 StateDirectory=eip-agent
 ProtectSystem=strict
-ReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d ${[...textfileDirs].map((d) => `-${d}`).join(' ')}
+ReadWritePaths=${WRITABLE_DIRS.map((d) => `-${d}`).join(' ')} ${[...textfileDirs].map((d) => `-${d}`).join(' ')}
 # Files get their modes explicitly (0644 for ifcfg and the metrics, 0600 for the state).
 UMask=0077
 

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -40,6 +40,16 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** mkdir -p with mode 0755 for every directory it creates, whatever the umask (the service runs with UMask=0077). */
+export async function makeDirectories(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: 0o755 });
+  if (first === undefined) return;
+  for (let d = dir; ; d = dirname(d)) {
+    await chmod(d, 0o755);
+    if (d === first || dirname(d) === d) break;
+  }
+}
+
 /**
  * Replaces path with content so that a crash at any point leaves either the old or the new file:
  * temp file in the same directory, fsync, rename over, fsync the directory (so the rename itself
@@ -47,7 +57,7 @@ async function syncDirectory(dir: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
+  await makeDirectories(dir);
   await removeStaleTemps(dir);
   const temp = join(dir, tempName(basename(path), process.pid, sequence++));
   const handle = await open(temp, 'wx', mode);

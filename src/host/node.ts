@@ -1,9 +1,9 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rm, rmdir } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { makeDirectories, writeFileAtomic } from './atomic-write.js';
 import { httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
@@ -80,11 +80,12 @@ export const nodeFs: HostFs = {
   },
   async removeEmptyDir(path) {
     await rmdir(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT' && error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      // Best effort: a mount point (systemd's StateDirectory=) or a read-only tree keeps its directory.
+      if (!['ENOENT', 'ENOTEMPTY', 'EEXIST', 'EBUSY', 'EROFS', 'EPERM', 'EACCES'].includes(error.code ?? '')) throw error;
     });
   },
   async createExclusive(path, content) {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDirectories(dirname(path));
     let handle;
     try {
       handle = await open(path, 'wx', 0o644);

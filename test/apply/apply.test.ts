@@ -249,6 +249,16 @@ describe('applyAndVerify when something fails', () => {
     expect(files()).toEqual(before);
   });
 
+  it('reports the apply\'s own error when putting the state directory back fails too (a read-only StateDirectory)', async () => {
+    const { kernel, host } = guest();
+    kernel.failLines.add(FRESH_BATCH[2] ?? '');
+    const rofs = {
+      ...host,
+      fs: { ...host.fs, removeEmptyDir: async (path: string) => Promise.reject(Object.assign(new Error(`EROFS: read-only file system, rmdir '${path}'`), { code: 'EROFS' })) },
+    };
+    await expect(applyAndVerify(rofs, OPTIONS)).rejects.toThrow(new ApplyError(`\`ip ${FRESH_BATCH[2]}\` failed: Error: injected failure.; runtime changes undone`));
+  });
+
   it('undoes the batch and every file when sysctl -w fails', async () => {
     const { kernel, host } = guest();
     kernel.sysctlFailure = 'sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"';

@@ -73,6 +73,13 @@ describe('renderUnit', () => {
     expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(new RegExp(`^${what} ".*": a unit file needs an absolute path`));
   });
 
+  it('creates the directories it writes before the sandbox starts, 0755, outside it (ExecStartPre=+, systemd >= 231)', () => {
+    expect(renderUnit(DEFAULT_UNIT_OPTIONS)).toMatch(/^ExecStartPre=\+\/bin\/mkdir -p -m 0755 \/etc\/sysconfig\/network-scripts \/etc\/sysctl\.d$/m);
+    const old = renderUnit({ ...DEFAULT_UNIT_OPTIONS, systemdVersion: 219 });
+    expect(old).not.toMatch(/^ExecStartPre=/m);
+    expect(old).toContain('# systemd 219 has no ExecStartPre=+ (>= 231)');
+  });
+
   it.each([
     ['--bin', { bin: '/root/eip-agent/bin/eip-agent.js' }, '/root'],
     ['--bin', { bin: '/home/deploy/eip-agent/bin/eip-agent.js' }, '/home'],

@@ -23,6 +23,21 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(join(dir, 'etc/sysconfig/network-scripts'))).toEqual(['ifcfg-eth0']);
   });
 
+  it('creates missing directories 0755 under the service\'s UMask=0077, and leaves existing ones alone', async () => {
+    const existing = join(dir, 'etc');
+    await writeFileAtomic(join(existing, 'keep'), 'x\n', 0o644);
+    (await import('node:fs')).chmodSync(existing, 0o750);
+    const old = process.umask(0o077);
+    try {
+      await writeFileAtomic(join(dir, 'etc/sysconfig/network-scripts/ifcfg-eth0'), 'DEVICE=eth0\n', 0o644);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(dir, 'etc/sysconfig')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(dir, 'etc/sysconfig/network-scripts')).mode & 0o777).toBe(0o755);
+    expect(statSync(existing).mode & 0o777).toBe(0o750);
+  });
+
   it('replaces an existing file whole', async () => {
     const path = join(dir, 'ifcfg-eth1');
     writeFileSync(path, 'old\n');
