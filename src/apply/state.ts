@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { ApplyError } from '../errors.js';
-import type { FileMeta, Host } from '../host/host.js';
+import { windowsAgentDir, type FileMeta, type Host } from '../host/host.js';
 import { insideRoot, underRoot } from './root.js';
 
 /** Where the agent records what it owns; under --root like every other path. */
@@ -100,7 +100,7 @@ export function emptyState(): AgentState {
  * root, in the agent's directory under %ProgramData% (where the scheduled task keeps its files too).
  */
 export function statePath(host: Host, root: string): string {
-  if (host.platform === 'win32' && root === '/') return `${host.env.ProgramData ?? 'C:\\ProgramData'}\\eip-agent\\state.json`;
+  if (host.platform === 'win32' && root === '/') return `${windowsAgentDir(host)}\\state.json`;
   return underRoot(root, STATE_PATH);
 }
 

@@ -1,6 +1,6 @@
 import type { ReloadMode } from '../apply/reload.js';
 import { ConfigError, quoteShort } from '../errors.js';
-import type { Host } from '../host/host.js';
+import { windowsAgentDir, type Host } from '../host/host.js';
 import type { RoutingMode } from '../render/types.js';
 import type { TargetName } from '../targets/index.js';
 
@@ -29,6 +29,11 @@ export interface FileConfig {
 
 /** The config file read when --config is not given; a missing default file is not an error. */
 export const DEFAULT_CONFIG_PATH = '/etc/eip-agent/config.json';
+
+/** The default config file of this host: on Windows in the agent's directory, never `C:\\etc\\...`. */
+export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string {
+  return host.platform === 'win32' ? `${windowsAgentDir(host)}\\config.json` : DEFAULT_CONFIG_PATH;
+}
 
 const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
@@ -110,7 +115,7 @@ export function parseConfig(path: string, data: unknown): FileConfig {
 
 /** Reads the config file: the explicit one must exist, the default one may be absent. */
 export async function loadConfig(host: Host, explicitPath: string | undefined): Promise<FileConfig> {
-  const path = explicitPath ?? host.env.EIP_AGENT_CONFIG ?? DEFAULT_CONFIG_PATH;
+  const path = explicitPath ?? host.env.EIP_AGENT_CONFIG ?? defaultConfigPath(host);
   // A config file may be a link (configuration management often places one); it is read, never written.
   const text = await host.fs.readText(path, { follow: true });
   if (text === null) {

@@ -1,13 +1,19 @@
 // One agent at a time: `run`, `apply` and `rollback` all hold the same lock file while they work.
 import { underRoot } from '../apply/root.js';
 import { HostError } from '../errors.js';
-import type { Host } from '../host/host.js';
+import { windowsAgentDir, type Host } from '../host/host.js';
 
 /**
  * The lock file (under --root). It lives in /run/eip-agent/, which the unit creates with
  * RuntimeDirectory=, so the sandboxed service needs no write access to the rest of /run.
  */
 export const LOCK_PATH = '/run/eip-agent/lock';
+
+/** The lock of this host and root: on Windows with the default root, in the agent's directory under %ProgramData%. */
+export function lockPath(host: Host, root: string): string {
+  if (host.platform === 'win32' && root === '/') return `${windowsAgentDir(host)}\\lock`;
+  return underRoot(root, LOCK_PATH);
+}
 
 /** Who holds the lock: a pid, and its start time (clock ticks since boot) so a reused pid is not mistaken for the holder. */
 export interface LockHolder {
@@ -48,11 +54,15 @@ export function parseLock(text: string): LockHolder | undefined {
 
 /**
  * Whether the holder still runs: its /proc entry exists, is not a zombie, and started when the
- * lock says. Without a readable /proc (not Linux) nothing can be told, so the holder counts as alive.
+ * lock says. On Windows, whether a process with that pid runs. Elsewhere without a readable /proc nothing can be
+ * told, so the holder counts as alive.
  */
 async function holderAlive(host: Host, holder: LockHolder): Promise<boolean> {
   // Our own pid in the file is a leftover (a restarted container's pid 1, say): this process holds no lock yet.
   if (holder.pid === host.pid) return false;
+  // No /proc: a lock survives reboots on Windows, so the holder must be a running process (its pid may have been reused;
+  // then the next run after that process ends takes the lock over).
+  if (host.platform === 'win32') return host.isRunning(holder.pid);
   const fields = await readStat(host, holder.pid);
   if (fields === null) return (await readStat(host, host.pid)) === null;
   if (fields[0] === 'Z' || fields[0] === 'X') return false;
@@ -115,7 +125,7 @@ export interface LockOptions {
  * releases it however fn ends. A second agent fails at once with a message naming the holder's pid.
  */
 export async function withLock<T>(host: Host, root: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
-  const path = underRoot(root, LOCK_PATH);
+  const path = lockPath(host, root);
   const content = await lockContent(host);
   await acquire(host, path, content, options.onTakeover ?? ((message) => host.log(`eip-agent: ${message}`)));
   try {

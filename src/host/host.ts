@@ -43,6 +43,15 @@ export interface HostFs {
   createExclusive(path: string, content: string): Promise<boolean>;
 }
 
+/**
+ * The agent's own directory on Windows: %ProgramData%\eip-agent, whose ACL `install --windows-task` limits to SYSTEM
+ * and Administrators. Every default path on Windows (config, lock, state, scripts, log) is in it, never on the
+ * drive root, where any user can create folders.
+ */
+export function windowsAgentDir(host: Pick<Host, 'env'>): string {
+  return `${host.env.ProgramData ?? 'C:\\ProgramData'}\\eip-agent`;
+}
+
 /** A long-lived process whose output is read line by line (`ip monitor`). */
 export interface WatchHandle {
   /** Ends the process; idempotent. */
@@ -67,6 +76,8 @@ export interface Host {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** This process's id (the agent lock records it). */
   pid: number;
+  /** Whether a process with this pid exists (signal 0); used where there is no /proc (Windows). */
+  isRunning(pid: number): boolean;
   env: Readonly<Record<string, string | undefined>>;
   platform: NodeJS.Platform;
   /** Effective uid 0: the only way apply can change addresses, rules and sysctls. */

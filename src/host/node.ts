@@ -200,6 +200,14 @@ export function createNodeHost(): Host {
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,
+    isRunning: (pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        return (error as { code?: string }).code === 'EPERM';
+      }
+    },
     env: process.env,
     platform: process.platform,
     isPrivileged: () => typeof process.getuid === 'function' && process.getuid() === 0,

@@ -3,7 +3,7 @@ import type { FileChange, FileSnapshot, Plan } from '../apply/plan.js';
 import { emptyOwnership, isManaged, planFiles } from '../apply/plan.js';
 import { underRoot } from '../apply/root.js';
 import { AgentError, ApplyError, HostError } from '../errors.js';
-import type { Host } from '../host/host.js';
+import { windowsAgentDir, type Host } from '../host/host.js';
 import { DEFAULT_METADATA_URL } from '../metadata/index.js';
 import type { WindowsFlavor } from '../render/windows/constants.js';
 import { UTF8_BOM, WINDOWS_EXIT } from '../render/windows/constants.js';
@@ -23,7 +23,7 @@ const SCRIPT_TIMEOUT_MS = 10 * 60_000;
  */
 export function agentDirectory(host: Host, root: string): string {
   if (root !== '/') return root;
-  if (host.platform === 'win32') return `${host.env.ProgramData ?? 'C:\\ProgramData'}\\eip-agent`;
+  if (host.platform === 'win32') return windowsAgentDir(host);
   return '/ProgramData/eip-agent';
 }
 

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cli/config.js';
+import { defaultConfigPath, parseConfig } from '../../src/cli/config.js';
 import { DEFAULT_INTERVAL_SECONDS, resolveRunSettings, type RunArgs } from '../../src/daemon/options.js';
 import { createTestHost, vol } from '../helpers/host.js';
 
@@ -71,5 +71,12 @@ describe('resolveRunSettings', () => {
   it.each([0, 0.5, 3601, Number.NaN])('refuses --interval %d', async (interval) => {
     vol.fromJSON({ [PATH]: '{}' });
     await expect(resolveRunSettings(createTestHost(), args({ interval }))).rejects.toThrow(`--interval ${interval}: expected seconds from 1 to 3600`);
+  });
+});
+
+describe('default paths on Windows', () => {
+  it('the config file is in the agent\'s directory under %ProgramData%, never C:\\etc', () => {
+    expect(defaultConfigPath({ platform: 'win32', env: { ProgramData: 'D:\\ProgramData' } })).toBe('D:\\ProgramData\\eip-agent\\config.json');
+    expect(defaultConfigPath({ platform: 'linux', env: {} })).toBe('/etc/eip-agent/config.json');
   });
 });

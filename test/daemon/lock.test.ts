@@ -169,3 +169,32 @@ describe('a lock that cannot be created', () => {
     expect(ran).toBe(false);
   });
 });
+
+describe('the lock on Windows (no /proc; the lock survives reboots)', () => {
+  const PROGRAM_DATA = 'C:\\ProgramData';
+  const WIN_LOCK = `${PROGRAM_DATA}\\eip-agent\\lock`;
+  const windowsHost = (running: readonly number[]) => createTestHost({ platform: 'win32', env: { ProgramData: PROGRAM_DATA }, isRunning: (pid) => running.includes(pid) });
+
+  it('lives in the agent\'s directory under %ProgramData%, not on the drive root', async () => {
+    let during: string | null = null;
+    await withLock(windowsHost([]), '/', async () => {
+      during = vol.existsSync(WIN_LOCK) ? String(vol.readFileSync(WIN_LOCK, 'utf8')) : null;
+    });
+    expect(during).toMatch(/^4242\n/);
+    expect(vol.existsSync(WIN_LOCK)).toBe(false);
+  });
+
+  it('takes over a lock left by a process that no longer runs (a reboot, a task killed at its time limit)', async () => {
+    vol.mkdirSync(`${PROGRAM_DATA}\\eip-agent`, { recursive: true });
+    vol.writeFileSync(WIN_LOCK, '777\n\n');
+    const messages: string[] = [];
+    expect(await withLock(windowsHost([]), '/', async () => 'ran', { onTakeover: (m) => messages.push(m) })).toBe('ran');
+    expect(messages).toEqual([`took over the lock ${WIN_LOCK} from pid 777, which is no longer running`]);
+  });
+
+  it('refuses while the holder runs', async () => {
+    vol.mkdirSync(`${PROGRAM_DATA}\\eip-agent`, { recursive: true });
+    vol.writeFileSync(WIN_LOCK, '777\n\n');
+    await expect(withLock(windowsHost([777]), '/', async () => 'ran')).rejects.toThrow(`another eip-agent is running: pid 777 holds the lock ${WIN_LOCK}`);
+  });
+});

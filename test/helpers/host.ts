@@ -104,6 +104,7 @@ export function createTestHost(overrides: Partial<Host> = {}): Host {
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: 4242,
+    isRunning: () => false,
     env: {},
     platform: 'linux',
     isPrivileged: () => false,

@@ -4,7 +4,7 @@ import { ConfigError } from '../../src/errors.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
 import type { InstanceModel } from '../../src/model/types.js';
-import { assertAsciiScript, assertSafeData } from '../../src/render/windows/guard.js';
+import { assertAsciiScript, assertSafeData, windowsPath } from '../../src/render/windows/guard.js';
 import { renderWindows } from '../../src/render/windows/render.js';
 import { renderTaskInstall } from '../../src/render/windows/task.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -127,5 +127,24 @@ describe('scheduled task script inputs', () => {
   it('refuses a hostile metadata URL and an interval out of range', () => {
     expect(() => renderTaskInstall({ ...good, metadataUrl: "http://x/'; calc" })).toThrow(ConfigError);
     expect(() => renderTaskInstall({ ...good, intervalMinutes: 1441 })).toThrow(/refusing/);
+  });
+});
+
+describe('the Windows path guard runs in linear time', () => {
+  it.each([
+    `C:\\Users\\deploy\\AppData\\Roaming\\npm\\node_modules\\@acme\\eip-agent\\bin\\eip-agent.js`,
+    `C:\\${'a'.repeat(5000)}'`,
+    `C:\\${'ab\\'.repeat(3000)}\u00e9`,
+  ])('refuses a long path with one bad character at once: %s', (path) => {
+    const started = performance.now();
+    expect(() => windowsPath('--bin', path)).toThrow(/--bin/);
+    // The old pattern took over 60 s on the first of these; a linear one takes well under a millisecond. The bound
+    // is only there to turn a hang into a failure.
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it('still accepts ordinary paths', () => {
+    expect(windowsPath('--bin', 'C:\\Program Files\\nodejs\\node.exe')).toBe('C:\\Program Files\\nodejs\\node.exe');
+    expect(windowsPath('--bin', 'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js')).toBe('C:\\ProgramData\\eip-agent\\bin\\eip-agent.js');
   });
 });

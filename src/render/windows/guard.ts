@@ -17,7 +17,9 @@ const URL_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/-]*)?$
 /** The only characters any interpolated script value may contain. */
 const SAFE_TOKEN = /^[A-Za-z0-9.:/_~ -]*$/;
 /** A Windows absolute path for a single-quoted PowerShell string: drive, backslashes, and the characters install paths use. */
-const WINDOWS_PATH = /^[A-Za-z]:\\(?:[A-Za-z0-9 ._()~+-]+\\?)*$/;
+// Each component ends with its backslash, and only the last may lack one: one way to match, so linear time
+// (an optional separator inside a repeated group backtracks exponentially on a path with one bad character).
+const WINDOWS_PATH = /^[A-Za-z]:\\(?:[A-Za-z0-9 ._()~+-]+\\)*[A-Za-z0-9 ._()~+-]*$/;
 
 function refuse(what: string, value: unknown, expected: string): never {
   throw new Error(`render: windows: ${what}: refusing to put ${JSON.stringify(value)} in a script (expected ${expected})`);
