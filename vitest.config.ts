@@ -2,6 +2,10 @@ import { readFileSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 // @ts-expect-error plain ESM helper shared with the build script, no type declarations
 import { precompileModule } from './scripts/hbs-precompile.mjs';
+import { releaseExecutable } from './test/release/paths.js';
+
+/** The tests that run the agent in network namespaces: run against the development CLI and the release executable. */
+const LAB = ['test/lab/**/*.test.ts', 'test/daemon/*-lab.test.ts'];
 
 export default defineConfig({
   plugins: [
@@ -15,10 +19,13 @@ export default defineConfig({
     },
   ],
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      { extends: true, test: { name: 'dev', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'release', include: LAB, exclude: ['test/lab/topology.test.ts'], env: { EIP_AGENT_EXECUTABLE: releaseExecutable() } } },
+    ],
   },
 });

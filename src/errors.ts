@@ -12,8 +12,11 @@ export class AgentError extends Error {
     this.name = 'AgentError';
   }
 
-  /** The line the CLI prints, e.g. `metadata: mac: not found (404)`. */
-  get line(): string {
+  /**
+   * The line the CLI prints, e.g. `metadata: mac: not found (404)`. (Not `line`: the Bun runtime of the release
+   * executable gives every error an own `line` property, the source line number, which would shadow a getter.)
+   */
+  get userLine(): string {
     return `${this.domain}: ${this.message}`;
   }
 }

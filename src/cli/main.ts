@@ -55,7 +55,7 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
     return code;
   } catch (error) {
     if (error instanceof AgentError) {
-      io.err(`eip-agent: ${error.line}\n`);
+      io.err(`eip-agent: ${error.userLine}\n`);
       return EXIT.error;
     }
     const detail = host.env.EIP_AGENT_DEBUG ? `\n${(error as Error).stack}` : ' (set EIP_AGENT_DEBUG=1 for a stack trace)';

@@ -284,7 +284,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
         checkedStateFor = undefined;
         onEvent({ level: 'info', event: 'reload', msg: `configuration reloaded: every ${options.intervalMs / 1000} s, routing ${options.pipeline.routing}, target ${options.pipeline.target}` });
       } catch (error) {
-        onEvent({ level: 'error', event: 'reload-error', msg: `configuration not reloaded, keeping the current one: ${error instanceof AgentError ? error.line : (error as Error).message}` });
+        onEvent({ level: 'error', event: 'reload-error', msg: `configuration not reloaded, keeping the current one: ${error instanceof AgentError ? error.userLine : (error as Error).message}` });
       }
     }
     try {
@@ -302,7 +302,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     } catch (error) {
       failures += 1;
       const delay = pollDelay(options.intervalMs, failures, 0.5);
-      const line = error instanceof AgentError ? error.line : `internal error: ${(error as Error).message}`;
+      const line = error instanceof AgentError ? error.userLine : `internal error: ${(error as Error).message}`;
       if (isMetadataError(error)) {
         try {
           const state = await loadState(host, options.pipeline.root);

@@ -373,7 +373,7 @@ describe('applyAndVerify when something fails', () => {
     const before = files();
     const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostError);
-    expect((error as HostError).line).toBe('host: `ip` was not found on PATH: install iproute2');
+    expect((error as HostError).userLine).toBe('host: `ip` was not found on PATH: install iproute2');
     expect(writes).toEqual([]);
     expect(files()).toEqual(before);
   });
@@ -385,7 +385,7 @@ describe('applyAndVerify when something fails', () => {
     const before = files();
     const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentError);
-    expect((error as AgentError).line).toBe(
+    expect((error as AgentError).userLine).toBe(
       'apply: NIC 20:90:6F:F7:93:2E from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only',
     );
     expect(writes).toEqual([]);

@@ -358,7 +358,7 @@ describe('a state file the agent cannot read', () => {
     const disk = vol.toJSON();
     const error = await applyAndVerify(host, OPTIONS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentError);
-    expect((error as AgentError).line).toBe(
+    expect((error as AgentError).userLine).toBe(
       'apply: state file /var/lib/eip-agent/state.json has a wrong or missing "version": nothing was changed; move it aside to start over (the agent will then own nothing it added before)',
     );
     expect(vol.toJSON()).toEqual(disk);
@@ -441,7 +441,7 @@ describe('rollbackLast', () => {
     const runtime = structuredClone(kernel.state);
     const error = await rollbackLast(host, '/').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentError);
-    expect((error as AgentError).line).toBe('apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply');
+    expect((error as AgentError).userLine).toBe('apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply');
     expect(vol.toJSON()).toEqual(disk);
     expect(kernel.state).toEqual(runtime);
   });

@@ -29,6 +29,6 @@ describe('ipJsonBatch', () => {
     ['no ip binary', Object.assign(new Error('spawn ip ENOENT'), { code: 'ENOENT' }), 'host: `ip` was not found on PATH: install iproute2'],
   ])('names the problem for %s', async (_name, answer, line) => {
     const { host } = hostAnswering(answer);
-    await expect(ipJsonBatch(host, [], ['address show', 'rule show'])).rejects.toMatchObject({ line });
+    await expect(ipJsonBatch(host, [], ['address show', 'rule show'])).rejects.toMatchObject({ userLine: line });
   });
 });

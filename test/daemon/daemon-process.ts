@@ -3,11 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { agentCommand } from '../lab/agent-command.js';
 import type { Lab } from '../lab/vpc.js';
 
-const CLI = fileURLToPath(new URL('../../bin/eip-agent.js', import.meta.url));
 
 /** One line of the daemon's JSON log. */
 export interface DaemonEvent {
@@ -57,7 +56,7 @@ export class Daemon {
     this.interval = options.interval ?? 1;
     this.child = spawn(
       IP,
-      ['netns', 'exec', lab.guestNs(guest), process.execPath, CLI, 'run', '--root', lab.guestRoot(guest), '--config', config, '--interval', String(this.interval), '--log-format', 'json'],
+      ['netns', 'exec', lab.guestNs(guest), ...agentCommand(), 'run', '--root', lab.guestRoot(guest), '--config', config, '--interval', String(this.interval), '--log-format', 'json'],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EIP_AGENT_DEBUG: '1', ...options.env } },
     );
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

@@ -10,6 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
 import { controlEmulator } from '../../src/metadata/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
+import { agentCommand } from './agent-command.js';
 import { OWN_PREFIX, deleteNamespaceSync, listNamespaces, sweepStaleLabs, track, untrack } from './cleanup.js';
 import {
   INTERNET_IP,
@@ -54,7 +55,7 @@ export interface Lab {
   guestRoot(name: string): string;
   /** Unix socket of the guest's emulator control API (PUT /tree, PUT /faults, GET /stats). */
   metadataControlSocket(name: string): string;
-  /** Runs the real CLI (node bin/eip-agent.js ...args) in the guest's namespace (timeout 60 s); resolves whatever the exit code, throws on timeout. */
+  /** Runs the agent under test (agentCommand(): the development CLI or the release executable) in the guest's namespace (timeout 60 s); resolves whatever the exit code, throws on timeout. */
   agent(guest: string, args: readonly string[], opts?: LabRunOptions): Promise<LabRun>;
   /** Runs argv in one of the lab's namespaces; resolves whatever the exit code, throws on timeout. */
   exec(ns: string, argv: readonly string[], opts?: LabRunOptions): Promise<LabRun>;
@@ -157,7 +158,7 @@ class VpcLab implements Lab {
   }
 
   async agent(guest: string, args: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
-    return this.exec(this.guestNs(guest), [process.execPath, CLI, ...args], { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 });
+    return this.exec(this.guestNs(guest), [...agentCommand(), ...args], { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 });
   }
 
   async exec(ns: string, argv: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {

@@ -243,7 +243,7 @@ describe('httpMetadataSource: unbounded answers', () => {
     emulator.setTree(edit(manualTree(), 'instance-id', 'i'.repeat(1024 * 1024)));
     const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
     expect(error).toBeInstanceOf(MetadataError);
-    expect(error.line).toBe(`metadata: instance-id: answer larger than 65536 bytes (metadataMaxBytes) (${emulator.url}instance-id)`);
+    expect(error.userLine).toBe(`metadata: instance-id: answer larger than 65536 bytes (metadataMaxBytes) (${emulator.url}instance-id)`);
   });
 
   it('takes a larger cap from the options', async () => {
@@ -257,13 +257,13 @@ describe('httpMetadataSource: unbounded answers', () => {
     for (let i = 0; i < 300; i++) ips[`10.0.${Math.floor(i / 250)}.${(i % 250) + 2}`] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.0.0' };
     emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s`, ips));
     const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
-    expect(error.line).toBe(`metadata: ${NIC1}local-ipv4s/: 300 entries, more than the 256 the agent accepts (${emulator.url}${NIC1}local-ipv4s/)`);
+    expect(error.userLine).toBe(`metadata: ${NIC1}local-ipv4s/: 300 entries, more than the 256 the agent accepts (${emulator.url}${NIC1}local-ipv4s/)`);
   });
 
   it('cuts a long bad listing entry to a short escaped prefix', async () => {
     emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s/${'x y'.repeat(1000)}`, { gateway: '10.0.0.1' }));
     const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
-    expect(error.line.length).toBeLessThan(300);
-    expect(error.line).toContain('... (3001 characters)');
+    expect(error.userLine.length).toBeLessThan(300);
+    expect(error.userLine).toContain('... (3001 characters)');
   });
 });
