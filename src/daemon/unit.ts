@@ -19,6 +19,8 @@ export interface UnitOptions {
   node: string;
   /** Absolute path of bin/eip-agent.js (or the `eip-agent` link to it). */
   bin: string;
+  /** The release executable: when set, ExecStart runs it (node and bin are not used). */
+  executable?: string;
   /** --config to pass to `run`, when not the default file. */
   config?: string;
   /** The config's metricsTextfile, whose directory must be writable. */
@@ -89,7 +91,8 @@ export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'] as const;
 
 /** The unit text. */
 export function renderUnit(options: UnitOptions): string {
-  const exec = [unitPath('--node', options.node), ...DAEMON_NODE_FLAGS, unitPath('--bin', options.bin), 'run', ...(options.config !== undefined ? ['--config', unitPath('--config', options.config)] : [])];
+  const program = options.executable !== undefined ? [unitPath('--executable', options.executable)] : [unitPath('--node', options.node), ...DAEMON_NODE_FLAGS, unitPath('--bin', options.bin)];
+  const exec = [...program, 'run', ...(options.config !== undefined ? ['--config', unitPath('--config', options.config)] : [])];
   const textfileDirs = new Set([DEFAULT_TEXTFILE_DIR]);
   if (options.metricsTextfile !== undefined) textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
   return `${UNIT_MARKER} (\`eip-agent install --systemd\`); \`eip-agent uninstall --systemd\` removes it.

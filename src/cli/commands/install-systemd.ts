@@ -43,6 +43,7 @@ export const installCommand: CliCommand = {
       .option('config', { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' })
       .option('node', { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' })
       .option('bin', { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' })
+      .option('executable', { type: 'string', describe: 'the release executable for ExecStart (instead of --node and --bin)', defaultDescription: 'this one, when it is the release executable' })
       .option('systemd-version', { type: 'string', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' })
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
   async run(host, io, args) {
@@ -54,9 +55,12 @@ export const installCommand: CliCommand = {
     const lines: string[] = [];
     const say = args.json ? { out: (t: string) => void lines.push(t.trimEnd()), err: io.err } : io;
     const version = live ? parseSystemdVersion(await systemctl(host, say, ['--version'])) : given === undefined ? undefined : Number(given);
+    // The release executable carries its own runtime: its unit runs it, not node.
+    const executable = args.executable ?? (process.versions.bun !== undefined && args.node === undefined && args.bin === undefined ? process.execPath : undefined);
     const text = renderUnit({
       node: String(args.node ?? process.execPath),
       bin: String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin),
+      ...(executable !== undefined ? { executable: String(executable) } : {}),
       ...(args.config !== undefined ? { config: args.config } : {}),
       ...(config.metricsTextfile !== undefined ? { metricsTextfile: config.metricsTextfile } : {}),
       ...(version !== undefined ? { systemdVersion: version } : {}),
