@@ -1,6 +1,7 @@
 // 2. Runtime apply: 240 addresses into a fresh namespace through the agent's apply path (one `ip -batch`) against one
 // `ip addr add` process per address, each in its own fresh namespace, in the same run; then the real CLI twice in a
 // fresh guest: the second apply must make no `ip` writes (counted by a recording Host and, if present, strace).
+import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childResult, isLockFile, isWrite } from './child.js';
@@ -108,6 +109,7 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
     try {
       const root = join(dir.path, 'root-cli');
       mkdirSync(root);
+      seedCentos7Boot(root);
       const args = ['apply', '--metadata-file', treeFile, '--root', root];
       const first = await exec(inNs(guest.ns, [process.execPath, CLI, ...args]), { timeoutMs: 300_000 });
       if (first.exitCode !== 0) throw new Error(`first apply: exit ${first.exitCode}: ${first.stderr.trim().slice(-2000)}`);

@@ -1,6 +1,7 @@
 // 4. Daemon footprint and 5. convergence, for `eip-agent run --interval SECONDS [--metadata-url URL] [--root DIR]`.
 // Both run the daemon in a guest namespace against the metadata emulator in the router namespace (reached over
 // eth0, as the real service is), starting from a fresh guest that the daemon's first pass brings in sync.
+import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
@@ -237,6 +238,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     // 4. Footprint: 1 s interval, in sync, for footprintSeconds.
     const root = join(dir.path, 'root');
     mkdirSync(root);
+    seedCentos7Boot(root);
     try {
       // As the systemd unit runs it, node flags included.
       const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), env);

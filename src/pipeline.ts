@@ -17,6 +17,7 @@ import { loadState, restoreState, saveState } from './apply/state.js';
 import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './apply/state-update.js';
 import { requirePrivileges } from './apply/privileges.js';
 import { createHash } from 'node:crypto';
+import { ApplyError } from './errors.js';
 
 /** Everything one run of the pipeline needs to know. */
 export interface PipelineOptions extends TargetOptions {
@@ -111,6 +112,7 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
   const now = () => new Date(host.now()).toISOString();
   const target = await getTarget(options.target);
   const plan = await target.plan(host, model, { ...options, requireNics: options.runtime, state });
+  if (plan.refusal !== undefined) throw new ApplyError(plan.refusal);
   requirePrivileges(host, plan, options);
   // Ownership is recorded before anything changes, so that an agent killed half-way still knows what it may have added.
   const provisional = stateBeforeApply(state, plan);

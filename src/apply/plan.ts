@@ -79,6 +79,10 @@ export interface Plan {
   runtimePlanned: boolean;
   desired: DesiredState;
   ownership: OwnershipPlan;
+  /** What configures the guest's network at boot, in one line (targets that look). */
+  bootStack?: string;
+  /** Why apply must not run on this guest (what it writes would not be read at boot); plan shows it, apply refuses. */
+  refusal?: string;
 }
 
 /** An ownership plan that changes nothing (targets without runtime ownership, previews). */

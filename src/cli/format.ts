@@ -24,6 +24,8 @@ function fileLine(change: FileChange): string {
 export function formatPlan(plan: Plan): string {
   const out: string[] = [];
   out.push(`Plan for target ${plan.target}, root ${plan.root}`);
+  if (plan.bootStack !== undefined) out.push(plan.bootStack.charAt(0).toUpperCase() + plan.bootStack.slice(1));
+  if (plan.refusal !== undefined) out.push(`apply refuses: ${plan.refusal}`);
   out.push('', 'Files:');
   for (const f of plan.files) out.push(fileLine(f));
   for (const f of plan.files) {
@@ -57,6 +59,8 @@ export function planJson(plan: Plan): unknown {
     runtimePlanned: plan.runtimePlanned,
     runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),
     pendingRemovals: plan.ownership.pending,
+    ...(plan.bootStack !== undefined ? { bootStack: plan.bootStack } : {}),
+    ...(plan.refusal !== undefined ? { refusal: plan.refusal } : {}),
     warnings: plan.warnings,
   };
 }

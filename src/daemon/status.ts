@@ -34,6 +34,9 @@ export interface StatusReport {
   /** Runtime changes apply would make. */
   runtime: string[];
   pendingRemovals: string[];
+  /** What configures the network at boot, and why apply would refuse (when it would). */
+  bootStack?: string;
+  refusal?: string;
   lastApply: NonNullable<AgentState['lastApply']> | null;
   lastError: NonNullable<AgentState['lastError']> | null;
   failedModelHash: string | null;
@@ -94,6 +97,8 @@ export function statusReport({ model, plan, live, state, routing }: StatusInput)
     files,
     runtime: changes,
     pendingRemovals: plan.ownership.pending,
+    ...(plan.bootStack !== undefined ? { bootStack: plan.bootStack } : {}),
+    ...(plan.refusal !== undefined ? { refusal: plan.refusal } : {}),
     lastApply: state.lastApply ?? null,
     lastError: state.lastError ?? null,
     failedModelHash: state.failedModelHash ?? null,
@@ -127,6 +132,8 @@ export function formatStatus(report: StatusReport): string {
   out.push(`Files:        ${files === 0 ? 'in sync' : `${files} file${files === 1 ? '' : 's'} to write (${report.files.map((f) => f.path.split('/').at(-1)).join(', ')})`}`);
   out.push(`Runtime:      ${runtime === 0 ? 'in sync' : `${runtime} change${runtime === 1 ? '' : 's'} pending`}`);
   if (report.pendingRemovals.length > 0) out.push(`Pending:      ${report.pendingRemovals.join('; ')}`);
+  if (report.bootStack !== undefined) out.push(`At boot:      ${report.bootStack.replace(/^network at boot: /, '')}`);
+  if (report.refusal !== undefined) out.push(`Refused:      ${report.refusal}`);
   const last = report.lastApply;
   out.push(`Last apply:   ${last === null ? 'never' : `${last.at} ${last.ok ? 'ok' : 'FAILED (rolled back)'}, model ${last.modelHash.slice(0, 12)}`}`);
   out.push(`Last error:   ${report.lastError === null ? 'none' : `${report.lastError.at} ${report.lastError.message}`}`);

@@ -18,6 +18,7 @@ import { renderCentos } from '../render/centos/render.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import { allocateTables } from '../render/centos/tables.js';
 import { verifyLinux } from '../verify/linux.js';
+import { describeNetworkStack, detectNetworkStack } from '../host/network-stack.js';
 import type { ApplyOutcome, Target } from './target.js';
 
 const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
@@ -126,7 +127,14 @@ export const centosTarget: Target = {
     const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
     const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
     const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
-    return { target: 'centos', root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership };
+    // ifcfg files with NM_CONTROLLED=no are read at boot only by the legacy network service: without it, a reboot
+    // would leave the NICs (eth0 too) unconfigured, and the agent could not even reach the metadata to repair it.
+    const stack = await detectNetworkStack(host, options.root);
+    let refusal: string | undefined;
+    if (stack.legacyNetwork !== 'enabled') {
+      refusal = `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${stack.legacyNetwork === 'absent' ? 'none (/etc/rc.d/init.d/network and ifup-eth)' : 'it installed but not enabled'}: a reboot would leave its NICs unconfigured; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written`;
+    }
+    return { target: 'centos', root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: describeNetworkStack(stack), ...(refusal !== undefined ? { refusal } : {}) };
   },
 
   async apply(host, plan, options): Promise<ApplyOutcome> {

@@ -74,8 +74,9 @@ describe('plan', () => {
     expect(pending.code).toBe(EXIT.pending);
     expect(pending.err).toBe('');
     const lines = pending.out.split('\n');
-    expect(lines.slice(0, 8)).toEqual([
+    expect(lines.slice(0, 9)).toEqual([
       'Plan for target centos, root /',
+      'Network at boot: legacy network service enabled; NetworkManager not running',
       '',
       'Files:',
       `  update    ${ETH0} (original saved as ${ETH0}.bak)`,

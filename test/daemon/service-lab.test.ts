@@ -14,6 +14,7 @@ import type { MetaTree } from '../../src/metadata/tree.js';
 import { MANAGED_MARKER, NETWORK_SCRIPTS_DIR, SYSCTL_DROPIN } from '../../src/render/centos/paths.js';
 import { manualTree } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
+import { isBootStandIn } from '../helpers/centos-boot.js';
 import { planTopology, type NicPlan } from '../lab/topology.js';
 import { startLab, type Lab, type LabGuestSpec } from '../lab/vpc.js';
 import { Daemon, MAC_B, addresses, mtimes, serverAWithout8, serverB, which, type DaemonEvent, type DaemonOptions } from './daemon-process.js';
@@ -95,7 +96,7 @@ function files(root: string, prefix = ''): Record<string, string> {
   if (!existsSync(join(root, prefix))) return out;
   for (const name of readdirSync(join(root, prefix))) {
     const rel = join(prefix, name);
-    if (`/${rel}` === STATE_PATH || `/${rel}` === LOCK_PATH) continue;
+    if (`/${rel}` === STATE_PATH || `/${rel}` === LOCK_PATH || isBootStandIn(rel)) continue;
     if (statSync(join(root, rel)).isDirectory()) Object.assign(out, files(root, rel));
     else out[rel] = readFileSync(join(root, rel), 'utf8');
   }
@@ -637,7 +638,7 @@ function fileProblems(root: string): string[] {
     [SYSCTL_DIR, EXPECTED_SYSCTL],
   ] as const) {
     for (const name of readdirSync(join(root, dir))) {
-      if (name.endsWith('.bak')) continue;
+      if (name.endsWith('.bak') || isBootStandIn(`${dir}/${name}`)) continue;
       if (!expected.has(name)) {
         problems.push(`unexpected ${dir}/${name}`);
         continue;

@@ -13,6 +13,7 @@ import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';
 import type { KernelState } from './fake-kernel.js';
 import { sysctlFiles } from './fake-kernel.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from './centos-boot.js';
 
 export const MAC0 = '52:54:00:8a:7a:64';
 export const MAC1 = '20:90:6f:f7:93:2e';
@@ -68,6 +69,9 @@ export function guestFiles(tree: unknown = manualTree()): Record<string, string>
     [`${SCRIPTS}/ifcfg-lo`]: 'DEVICE=lo\nIPADDR=127.0.0.1\nNETMASK=255.0.0.0\nONBOOT=yes\nNAME=loopback\n',
     '/etc/sysctl.d/99-sysctl.conf': '# System default settings live in /usr/lib/sysctl.d/00-system.conf.\n',
     '/etc/iproute2/rt_tables': RT_TABLES,
+    // A CentOS 7 guest: initscripts' network service, installed and enabled (what reads the ifcfg files at boot).
+    ...CENTOS7_BOOT_FILES,
+    [CENTOS7_BOOT_LINK]: '',
     // dhclient's lease of eth0, as on any DHCP guest (it also gives the guest a /var/lib, as every system has).
     '/var/lib/dhclient/dhclient--eth0.lease': 'lease {\n  interface "eth0";\n  fixed-address 10.0.0.2;\n}\n',
     ...sysctlFiles(GUEST_SYSCTLS),

@@ -7,6 +7,7 @@ import { controlEmulator } from '../../src/metadata/index.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
+import { isBootStandIn } from '../helpers/centos-boot.js';
 import { startLab, type Lab } from './vpc.js';
 
 requireLab('eip-agent in the emulated VPC');
@@ -24,6 +25,7 @@ function filesUnder(dir: string, prefix = ''): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of readdirSync(join(dir, prefix))) {
     const rel = join(prefix, name);
+    if (isBootStandIn(rel)) continue;
     if (statSync(join(dir, rel)).isDirectory()) Object.assign(out, filesUnder(dir, rel));
     else out[`/${rel}`] = readFileSync(join(dir, rel), 'utf8');
   }

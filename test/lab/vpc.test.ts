@@ -188,7 +188,9 @@ describe.skipIf(!labOk)('emulated VPC: the product manual example', () => {
     expect(help.exitCode, help.stderr).toBe(0);
     expect(help.stdout).toContain('eip-agent');
     expect(lab.guestRoot('a').startsWith(tmpdir())).toBe(true);
-    expect(readdirSync(lab.guestRoot('a'))).toEqual([]);
+    // A fresh CentOS 7 guest: nothing but initscripts' network service (stand-ins), which reads ifcfg files at boot.
+    expect(readdirSync(lab.guestRoot('a'))).toEqual(['etc']);
+    expect(readdirSync(join(lab.guestRoot('a'), 'etc/sysconfig/network-scripts'))).toEqual(['ifup-eth']);
     await expect(lab.exec('host', ['true'])).rejects.toThrow(/is not a namespace of lab/);
   });
 

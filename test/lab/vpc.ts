@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { controlEmulator } from '../../src/metadata/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { agentCommand } from './agent-command.js';
+import { seedCentos7Boot } from '../helpers/centos-boot.js';
 import { OWN_PREFIX, deleteNamespaceSync, listNamespaces, sweepStaleLabs, track, untrack } from './cleanup.js';
 import {
   INTERNET_IP,
@@ -288,6 +289,7 @@ class VpcLab implements Lab {
   /** What DHCP leaves on a fresh VM: eth0 up with its primary IP and the default route; attached ENIs down, bare. */
   private async buildGuest(guest: GuestPlan): Promise<void> {
     mkdirSync(this.guestRoot(guest.name));
+    seedCentos7Boot(this.guestRoot(guest.name));
     const lines = ['link set lo up', ...guest.nics.map((nic) => `link set ${nic.guestIf} address ${nic.mac}`)];
     const eth0 = guest.nics[0];
     if (eth0 !== undefined) {

@@ -1,0 +1,69 @@
+// Which network stack will configure the NICs at the next boot: read from the guest's files (under --root), never
+// changed. A target uses it to refuse writing files that nothing would read at boot.
+import { underRoot } from '../apply/root.js';
+import type { Host } from './host.js';
+
+/** What a guest's files say about who configures its network at boot. */
+export interface NetworkStack {
+  /** initscripts' `network` service: its init script and `ifup-eth` are there, and it starts at boot (rc3.d or systemd). */
+  legacyNetwork: 'enabled' | 'disabled' | 'absent';
+  /** NetworkManager: running (its pid file names a live process), and the settings plugins NetworkManager.conf lists. */
+  networkManager: { running: boolean; plugins?: string[] };
+  /** cloud-init is installed, and whether a drop-in disables its network configuration. */
+  cloudInit: { present: boolean; networkDisabled: boolean };
+}
+
+const INIT_SCRIPT = '/etc/rc.d/init.d/network';
+const IFUP_ETH = '/etc/sysconfig/network-scripts/ifup-eth';
+const RC_DIRS = ['/etc/rc.d/rc2.d', '/etc/rc.d/rc3.d', '/etc/rc.d/rc4.d', '/etc/rc.d/rc5.d'];
+const SYSTEMD_WANTS = '/etc/systemd/system/multi-user.target.wants/network.service';
+const NM_PID = '/run/NetworkManager/NetworkManager.pid';
+const NM_CONF = '/etc/NetworkManager/NetworkManager.conf';
+
+async function exists(host: Host, root: string, path: string): Promise<boolean> {
+  return (await host.fs.meta(underRoot(root, path))) !== null;
+}
+
+async function legacyNetwork(host: Host, root: string): Promise<NetworkStack['legacyNetwork']> {
+  if (!(await exists(host, root, INIT_SCRIPT)) || !(await exists(host, root, IFUP_ETH))) return 'absent';
+  if (await exists(host, root, SYSTEMD_WANTS)) return 'enabled';
+  for (const dir of RC_DIRS) {
+    if (((await host.fs.list(underRoot(root, dir))) ?? []).some((name) => /^S\d+network$/.test(name))) return 'enabled';
+  }
+  return 'disabled';
+}
+
+async function networkManager(host: Host, root: string): Promise<NetworkStack['networkManager']> {
+  const conf = await host.fs.readText(underRoot(root, NM_CONF), { follow: true }).catch(() => null);
+  const line = conf === null ? undefined : /^\s*plugins\s*=\s*(.*)$/m.exec(conf)?.[1];
+  const plugins = line === undefined ? undefined : line.split(',').map((p) => p.trim()).filter(Boolean);
+  const pid = (await host.fs.readText(underRoot(root, NM_PID)).catch(() => null))?.trim();
+  // A pid file says something only about the running system (--root /).
+  const running = root === '/' && pid !== undefined && /^\d+$/.test(pid) && (await host.fs.meta(`/proc/${pid}`)) !== null;
+  return { running, ...(plugins !== undefined ? { plugins } : {}) };
+}
+
+async function cloudInit(host: Host, root: string): Promise<NetworkStack['cloudInit']> {
+  const present = await exists(host, root, '/etc/cloud/cloud.cfg');
+  let networkDisabled = false;
+  for (const name of (await host.fs.list(underRoot(root, '/etc/cloud/cloud.cfg.d'))) ?? []) {
+    if (!name.endsWith('.cfg')) continue;
+    const text = await host.fs.readText(underRoot(root, `/etc/cloud/cloud.cfg.d/${name}`), { follow: true }).catch(() => null);
+    if (text !== null && /network:\s*\{?\s*config:\s*disabled/.test(text)) networkDisabled = true;
+  }
+  return { present, networkDisabled };
+}
+
+/** Reads what configures the network at boot. Read-only. */
+export async function detectNetworkStack(host: Host, root: string): Promise<NetworkStack> {
+  const [legacy, nm, ci] = await Promise.all([legacyNetwork(host, root), networkManager(host, root), cloudInit(host, root)]);
+  return { legacyNetwork: legacy, networkManager: nm, cloudInit: ci };
+}
+
+/** One line for plan and status, e.g. `network at boot: legacy network service enabled; NetworkManager not running`. */
+export function describeNetworkStack(stack: NetworkStack): string {
+  const legacy = { enabled: 'legacy network service enabled', disabled: 'legacy network service installed but not enabled', absent: 'no legacy network service' }[stack.legacyNetwork];
+  const nm = stack.networkManager.running ? `NetworkManager running${stack.networkManager.plugins ? ` (plugins ${stack.networkManager.plugins.join(', ')})` : ''}` : 'NetworkManager not running';
+  const ci = stack.cloudInit.present ? `; cloud-init present${stack.cloudInit.networkDisabled ? ' (network config disabled)' : ''}` : '';
+  return `network at boot: ${legacy}; ${nm}${ci}`;
+}

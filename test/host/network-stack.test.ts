@@ -1,0 +1,72 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { EXIT, main } from '../../src/cli/main.js';
+import { describeNetworkStack, detectNetworkStack } from '../../src/host/network-stack.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
+import { createTestHost, vol } from '../helpers/host.js';
+import { NOW, freshKernel, guestFiles } from '../helpers/manual-guest.js';
+
+beforeEach(() => vol.reset());
+
+describe('detectNetworkStack', () => {
+  it('a CentOS 7 guest: the legacy network service, installed and enabled', async () => {
+    vol.fromJSON({ ...CENTOS7_BOOT_FILES, [CENTOS7_BOOT_LINK]: '' });
+    const stack = await detectNetworkStack(createTestHost(), '/');
+    expect(stack).toEqual({ legacyNetwork: 'enabled', networkManager: { running: false }, cloudInit: { present: false, networkDisabled: false } });
+  });
+
+  it('installed but not enabled (no rc3.d link, no systemd wants link)', async () => {
+    vol.fromJSON({ ...CENTOS7_BOOT_FILES });
+    expect((await detectNetworkStack(createTestHost(), '/')).legacyNetwork).toBe('disabled');
+    vol.fromJSON({ '/etc/systemd/system/multi-user.target.wants/network.service': '' });
+    expect((await detectNetworkStack(createTestHost(), '/')).legacyNetwork).toBe('enabled');
+  });
+
+  it('an EL9 guest: no network-scripts, NetworkManager running with the keyfile plugin, cloud-init', async () => {
+    vol.fromJSON({
+      '/etc/NetworkManager/NetworkManager.conf': '[main]\nplugins = keyfile, ifcfg-rh\n',
+      '/run/NetworkManager/NetworkManager.pid': '812\n',
+      '/proc/812/stat': '812 (NetworkManager) S 1\n',
+      '/etc/cloud/cloud.cfg': 'users: [default]\n',
+      '/etc/cloud/cloud.cfg.d/99-disable-network.cfg': 'network: {config: disabled}\n',
+    });
+    const stack = await detectNetworkStack(createTestHost(), '/');
+    expect(stack).toEqual({ legacyNetwork: 'absent', networkManager: { running: true, plugins: ['keyfile', 'ifcfg-rh'] }, cloudInit: { present: true, networkDisabled: true } });
+    expect(describeNetworkStack(stack)).toBe('network at boot: no legacy network service; NetworkManager running (plugins keyfile, ifcfg-rh); cloud-init present (network config disabled)');
+  });
+});
+
+describe('a guest where nothing reads ifcfg files with NM_CONTROLLED=no at boot', () => {
+  const REFUSAL =
+    'apply: target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has none (/etc/rc.d/init.d/network and ifup-eth): a reboot would leave its NICs unconfigured; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written';
+
+  function el9Guest(): Record<string, string> {
+    const files = guestFiles();
+    for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) delete files[path];
+    return files;
+  }
+
+  it.each([[['apply']], [['apply', '--no-runtime']]])('%j refuses in one line, writes nothing and changes nothing', async (args) => {
+    vol.fromJSON(el9Guest());
+    const before = vol.toJSON();
+    const kernel = new FakeKernel(freshKernel());
+    let out = '';
+    let err = '';
+    const code = await main([...args, '--metadata-file', '/meta.json'], createTestHost({ run: kernel.run, isPrivileged: () => true, now: () => NOW }), { out: (t) => (out += t), err: (t) => (err += t) });
+    expect(code).toBe(EXIT.error);
+    expect(out).toBe('');
+    expect(err).toBe(`eip-agent: ${REFUSAL}\n`);
+    const { '/run/eip-agent': _lock, ...after } = vol.toJSON();
+    expect(after).toEqual(before);
+    expect(kernel.commandLines().filter((l) => !l.startsWith('ip -j'))).toEqual([]);
+  });
+
+  it('plan says what is there and that apply refuses', async () => {
+    vol.fromJSON(el9Guest());
+    let out = '';
+    const code = await main(['plan', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run }), { out: (t) => (out += t), err: () => undefined });
+    expect(code).toBe(EXIT.pending);
+    expect(out).toContain('\nNetwork at boot: no legacy network service; NetworkManager not running\n');
+    expect(out).toContain(`\napply refuses: ${REFUSAL.slice('apply: '.length)}\n`);
+  });
+});
