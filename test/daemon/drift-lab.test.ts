@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MetaTree } from '../../src/metadata/tree.js';
-import { manualTree } from '../lab/fixtures.js';
+import { manualTree, treeWith8AsPrimary } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
 import { Daemon, addresses } from './daemon-process.js';
@@ -17,15 +16,6 @@ requireLab('drift repair by eip-agent run in the emulated VPC');
 
 const INTERVAL_S = 3;
 const BOUND_MS = (INTERVAL_S + 2) * 1000;
-
-/** The manual tree in which eth1's primary is 10.0.0.8 and 10.0.0.7 is gone. */
-function treeWith8AsPrimary(): MetaTree {
-  const tree = manualTree();
-  const nic = (((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree;
-  delete (nic['local-ipv4s'] as MetaTree)['10.0.0.7'];
-  nic['primary-local-ipv4'] = '10.0.0.8';
-  return tree;
-}
 
 async function rules(lab: Lab): Promise<string[]> {
   const result = await lab.exec(lab.guestNs('g'), ['ip', '-j', 'rule']);

@@ -115,3 +115,12 @@ export function manualTreeWithout8(): MetaTree {
   delete ((macs['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'];
   return tree;
 }
+
+/** The manual tree in which eth1's primary is 10.0.0.8 and 10.0.0.7 is gone. */
+export function treeWith8AsPrimary(): MetaTree {
+  const tree = manualTree();
+  const nic = (((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree;
+  delete (nic['local-ipv4s'] as MetaTree)['10.0.0.7'];
+  nic['primary-local-ipv4'] = '10.0.0.8';
+  return tree;
+}

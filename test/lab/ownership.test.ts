@@ -1,8 +1,7 @@
 // Ownership in the emulated VPC: an EIP and its private IP move from server A to server B (the
 // manual's disaster-recovery story, one-shot applies); A removes only what it owns, after two reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MetaTree } from '../../src/metadata/tree.js';
-import { manualTree, manualTreeWithout8, movedAddress, serverBTree } from './fixtures.js';
+import { manualTree, manualTreeWithout8, movedAddress, serverBTree, treeWith8AsPrimary } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
 
@@ -79,15 +78,6 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     expect(await lab.pingFromInternet('203.0.113.10')).toBe(true);
   });
 });
-
-/** The manual tree in which eth1's primary is 10.0.0.8 and 10.0.0.7 is gone. */
-function treeWith8AsPrimary(): MetaTree {
-  const tree = manualTree();
-  const nic = (((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree;
-  delete (nic['local-ipv4s'] as MetaTree)['10.0.0.7'];
-  nic['primary-local-ipv4'] = '10.0.0.8';
-  return tree;
-}
 
 // The kernel deletes every secondary address of a subnet with its primary unless promote_secondaries is 1: none of
 // the agent's removals may take a user's 10.0.0.99 (or an address the metadata still wants) with it.
