@@ -1,0 +1,51 @@
+// The release executable (`npm run release`): what it needs from the system, and that it behaves exactly like the
+// development CLI. The lab tests run against it as well (the `release` project in vitest.config.ts).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { releaseExecutable } from './paths.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const EXE = releaseExecutable();
+const built = existsSync(EXE);
+if (!built && process.env.CI === 'true') throw new Error(`${EXE} is missing: npm test builds it with \`npm run release\` before the tests`);
+if (!built) console.warn(`skipping the release executable tests: ${EXE} is missing (npm run release)`);
+
+const PLAN = ['plan', '--metadata-file', join(REPO, 'examples', 'manual.json'), '--root', join(REPO, 'examples', 'centos7-root')];
+
+describe.skipIf(!built)('the release executable', () => {
+  it('needs no glibc newer than 2.17 (CentOS 7, TencentOS 2.4)', () => {
+    const symbols = execFileSync('objdump', ['-T', EXE], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const versions = [...new Set([...symbols.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])] as const))];
+    expect(versions.length).toBeGreaterThan(0);
+    const highest = versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]).at(-1)!;
+    console.log(`release executable: highest required GLIBC_${highest.join('.')}`);
+    expect(highest[0] * 1000 + highest[1]).toBeLessThanOrEqual(2 * 1000 + 17);
+  });
+
+  it('runs with an empty environment and no node on PATH, and prints the same plan as the development CLI', () => {
+    const release = spawnSync(EXE, PLAN, { env: {}, encoding: 'utf8' });
+    const dev = spawnSync(process.execPath, [join(REPO, 'bin', 'eip-agent.js'), ...PLAN], { encoding: 'utf8' });
+    expect(release.error).toBeUndefined();
+    expect(release.status).toBe(2);
+    expect(release.status).toBe(dev.status);
+    expect(release.stdout).toBe(dev.stdout);
+    expect(release.stderr).toBe(dev.stderr);
+  });
+
+  it('says its version, and its one-line errors are the CLI\'s', () => {
+    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    expect(spawnSync(EXE, ['--version'], { env: {}, encoding: 'utf8' }).stdout).toBe(`eip-agent ${version}\n`);
+    const bad = spawnSync(EXE, ['plan', '--root', 'relative'], { env: {}, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toBe('eip-agent: config: --root "relative" must be an absolute path\n');
+  });
+
+  it('is listed in SHA256SUMS with its digest', () => {
+    const sums = readFileSync(join(EXE, '..', 'SHA256SUMS'), 'utf8');
+    const digest = execFileSync('sha256sum', [EXE], { encoding: 'utf8' }).split(' ')[0];
+    expect(sums).toContain(`${digest}  ${EXE.split('/').at(-1)}\n`);
+  });
+});

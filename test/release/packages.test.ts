@@ -1,0 +1,153 @@
+// The packages `npm run release` builds, checked with the real package tools: rpm installs the RPM into a temp root
+// (as an image build would), upgrades and erases it; the scriptlets run in a private mount namespace against a
+// recording systemctl; the tarball is unpacked.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM module of the release script, no type declarations
+import { RPM_REQUIRES, SCRIPTLETS, buildRpm } from '../../scripts/rpm.mjs';
+import { releaseExecutable } from './paths.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const EXE = releaseExecutable();
+const DIR = join(EXE, '..');
+const RPM = existsSync(DIR) ? readdirSync(DIR).find((n) => n.endsWith('.x86_64.rpm')) : undefined;
+const haveRpm = spawnSync('rpm', ['--version']).status === 0;
+const ready = RPM !== undefined && haveRpm;
+if (!ready && process.env.CI === 'true') throw new Error(`the RPM or rpm is missing (${RPM ?? 'no RPM in release/'}; rpm ${haveRpm ? 'found' : 'not found'}): npm test runs npm run release first`);
+
+const rpmPath = RPM === undefined ? '' : join(DIR, RPM);
+const scratch = mkdtempSync(join(tmpdir(), 'eip-packages-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** rpm with Debian's "use alien" notice silenced. */
+function rpm(args: string[]): string {
+  return execFileSync('rpm', ['--force-debian', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe.skipIf(!ready)('the RPM', () => {
+  it('holds the executable, the unit and the config, and requires only what the agent runs', () => {
+    expect(rpm(['-qpl', rpmPath]).trim().split('\n')).toEqual(['/etc/eip-agent', '/etc/eip-agent/config.json', '/usr/bin/eip-agent', '/usr/lib/systemd/system/eip-agent.service']);
+    expect(rpm(['-qpc', rpmPath]).trim()).toBe('/etc/eip-agent/config.json');
+    const requires = rpm(['-qp', '--requires', rpmPath]).trim().split('\n').filter((r) => !r.startsWith('rpmlib(') && r !== '/bin/sh');
+    expect(requires.sort()).toEqual([...RPM_REQUIRES].sort());
+    const scripts = rpm(['-qp', '--scripts', rpmPath]);
+    expect(scripts).toContain(`postinstall scriptlet (using /bin/sh):\n${SCRIPTLETS.post}`);
+    expect(scripts).toContain(`preuninstall scriptlet (using /bin/sh):\n${SCRIPTLETS.preun}`);
+    expect(scripts).toContain(`postuninstall scriptlet (using /bin/sh):\n${SCRIPTLETS.postun}`);
+  });
+
+  it('installs into an image root; its unit runs the packaged executable, which plans the manual\'s example', () => {
+    const root = join(scratch, 'image');
+    mkdirSync(root);
+    rpm(['--root', root, '--nodeps', '--noscripts', '-i', rpmPath]);
+    const unit = readFileSync(join(root, 'usr/lib/systemd/system/eip-agent.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/eip-agent run$/m);
+    expect(unit).not.toMatch(/\/usr\/bin\/node|node_modules|--max-semi-space-size/);
+    // Not stripped: the executable is the release one, byte for byte.
+    expect(readFileSync(join(root, 'usr/bin/eip-agent')).equals(readFileSync(EXE))).toBe(true);
+    const plan = spawnSync(join(root, 'usr/bin/eip-agent'), ['plan', '--metadata-file', join(REPO, 'examples/manual.json'), '--root', join(REPO, 'examples/centos7-root')], { env: {}, encoding: 'utf8' });
+    expect(plan.status, plan.stderr).toBe(2);
+    expect(plan.stdout).toContain('+IPADDR1=10.0.0.3');
+  });
+
+  it('an upgrade keeps a changed config; an erase removes the unit and the executable and keeps the state', { timeout: 120_000 }, () => {
+    const root = join(scratch, 'upgrade');
+    mkdirSync(root);
+    rpm(['--root', root, '--nodeps', '--noscripts', '-i', rpmPath]);
+    writeFileSync(join(root, 'etc/eip-agent/config.json'), '{"interval": 10}\n');
+    mkdirSync(join(root, 'var/lib/eip-agent'), { recursive: true });
+    writeFileSync(join(root, 'var/lib/eip-agent/state.json'), '{"version": 1}\n');
+    const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    const next = buildRpm({ executable: EXE, unit: readFileSync(join(root, 'usr/lib/systemd/system/eip-agent.service'), 'utf8'), version, release: '2', outDir: join(scratch, 'next') }) as string;
+    rpm(['--root', root, '--nodeps', '--noscripts', '-U', next]);
+    expect(rpm(['--root', root, '-q', 'eip-agent']).trim()).toBe(`eip-agent-${version}-2.x86_64`);
+    expect(readFileSync(join(root, 'etc/eip-agent/config.json'), 'utf8')).toBe('{"interval": 10}\n');
+    rpm(['--root', root, '--nodeps', '--noscripts', '-e', 'eip-agent']);
+    expect(existsSync(join(root, 'usr/lib/systemd/system/eip-agent.service'))).toBe(false);
+    expect(existsSync(join(root, 'usr/bin/eip-agent'))).toBe(false);
+    expect(readFileSync(join(root, 'var/lib/eip-agent/state.json'), 'utf8')).toBe('{"version": 1}\n');
+  });
+});
+
+/** Runs a scriptlet as rpm would (`sh -c SCRIPT sh $1`) in a private mount namespace with its own /run and /etc/systemd. */
+function scriptlet(script: string, arg: number, options: { systemdRunning: boolean; systemdVersion: number }): { calls: string[]; dropIn: string | null } {
+  const dir = mkdtempSync(join(scratch, 'scriptlet-'));
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${dir}/calls'\n[ "$1" = --version ] && echo 'systemd ${options.systemdVersion} (${options.systemdVersion})'\nexit 0\n`);
+  chmodSync(join(bin, 'systemctl'), 0o755);
+  writeFileSync(join(dir, 'script'), script);
+  const setup = ['mount -t tmpfs tmpfs /run', 'mount -t tmpfs tmpfs /etc/systemd/system', ...(options.systemdRunning ? ['mkdir -p /run/systemd/system'] : [])].join(' && ');
+  const body = `${setup} && PATH='${bin}':$PATH sh '${dir}/script' ${arg}; cat /etc/systemd/system/eip-agent.service.d/10-eip-agent-old-systemd.conf > '${dir}/dropin' 2>/dev/null || true`;
+  execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', body]);
+  const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : null);
+  return { calls: (read('calls') ?? '').split('\n').filter(Boolean), dropIn: read('dropin') || null };
+}
+
+const canUnshare = process.getuid?.() === 0 && spawnSync('unshare', ['--mount', 'true']).status === 0;
+describe.skipIf(!canUnshare && process.env.CI !== 'true')('the RPM scriptlets', () => {
+  it('first install: enable --now where systemd runs; only enable in a chroot or image build', () => {
+    expect(scriptlet(SCRIPTLETS.post, 1, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['--version', 'daemon-reload', 'enable --now eip-agent.service']);
+    expect(scriptlet(SCRIPTLETS.post, 1, { systemdRunning: false, systemdVersion: 252 }).calls).toEqual(['--version', 'enable eip-agent.service']);
+  });
+
+  it('upgrade: try-restart a running service; never enables again', () => {
+    expect(scriptlet(SCRIPTLETS.post, 2, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['--version', 'daemon-reload', 'try-restart eip-agent.service']);
+  });
+
+  it('systemd 219 (CentOS 7): a drop-in resets SystemCallFilter= and ExecStartPre=; 239 needs none', () => {
+    expect(scriptlet(SCRIPTLETS.post, 1, { systemdRunning: true, systemdVersion: 219 }).dropIn).toBe('# Written by the eip-agent package for systemd 219 (< 239).\n[Service]\nSystemCallFilter=\nExecStartPre=\n');
+    expect(scriptlet(SCRIPTLETS.post, 1, { systemdRunning: true, systemdVersion: 239 }).dropIn).toBeNull();
+  });
+
+  it('erase stops and disables; an upgrade\'s removal of the old package does not', () => {
+    expect(scriptlet(SCRIPTLETS.preun, 0, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['disable --now eip-agent.service']);
+    expect(scriptlet(SCRIPTLETS.preun, 1, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual([]);
+    expect(scriptlet(SCRIPTLETS.postun, 1, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual([]);
+    expect(scriptlet(SCRIPTLETS.postun, 0, { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['daemon-reload']);
+  });
+});
+
+describe.skipIf(!existsSync(DIR))('the tarball', () => {
+  it('holds the executable, the default config and an install script that parses', () => {
+    const name = EXE.split('/').at(-1)!;
+    const listing = execFileSync('tar', ['-tzvf', join(DIR, `${name}.tar.gz`)], { encoding: 'utf8' }).trim().split('\n');
+    expect(listing.map((l) => l.split(/\s+/).at(-1)).sort()).toEqual([`${name}/`, `${name}/config.json`, `${name}/eip-agent`, `${name}/install.sh`]);
+    expect(listing.every((l) => l.includes(' 0/0 '))).toBe(true);
+    const out = join(scratch, 'tarball');
+    mkdirSync(out);
+    execFileSync('tar', ['-C', out, '-xzf', join(DIR, `${name}.tar.gz`)]);
+    expect(spawnSync('sh', ['-n', join(out, name, 'install.sh')]).status).toBe(0);
+    expect(readFileSync(join(out, name, 'eip-agent')).equals(readFileSync(EXE))).toBe(true);
+  });
+});
+
+const ZIP = existsSync(DIR) ? readdirSync(DIR).find((n) => n.endsWith('-windows-x64.zip')) : undefined;
+describe.skipIf(ZIP === undefined && process.env.CI !== 'true')('the Windows zip', () => {
+  it('holds node.exe, the agent, a config and an install script that parses as Windows PowerShell 5.1', async () => {
+    expect(ZIP).toBeDefined();
+    const zip = join(DIR, ZIP ?? '');
+    const top = (ZIP ?? '').replace(/\.zip$/, '');
+    const names = execFileSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).trim().split('\n').filter((n) => !n.endsWith('/')).sort();
+    expect(names).toEqual(['bin/eip-agent.js', 'config.json', 'dist/eip-agent.js', 'install.ps1', 'node.exe', 'package.json'].map((n) => `${top}/${n}`));
+    const out = join(scratch, 'zip');
+    mkdirSync(out);
+    execFileSync('unzip', ['-q', zip, '-d', out]);
+    expect(readFileSync(join(out, top, 'node.exe')).subarray(0, 2).toString('latin1')).toBe('MZ');
+    const script = readFileSync(join(out, top, 'install.ps1'), 'utf8');
+    expect(script.startsWith('\uFEFF')).toBe(true);
+    const { parsePowerShell, syntaxProblems, invocations } = await import('../windows/powershell.js');
+    const tree = await parsePowerShell(script.slice(1));
+    expect(syntaxProblems(tree)).toEqual([]);
+    // Nothing that only PowerShell 7 reads: ternary, null-coalescing, pipeline chains.
+    expect(script).not.toMatch(/\?\?|\?\.|&&|\|\||\s\?\s/);
+    const commands = invocations(tree.rootNode).map((i) => i.name.toLowerCase());
+    expect(commands).toEqual(expect.arrayContaining(['icacls.exe', 'copy-item', 'new-item']));
+    expect(script).toContain('install --windows-task --node $node --bin $bin');
+    expect(script).toContain("/inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F'");
+  });
+});

@@ -1,0 +1,12 @@
+// Where `npm run release` puts what it builds.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The Linux executable of this version. */
+export function releaseExecutable(): string {
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  return join(REPO, 'release', `eip-agent-${version}-linux-x64`);
+}
