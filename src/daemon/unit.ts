@@ -75,8 +75,13 @@ function unitPath(what: string, path: string): string {
   if (!/^\/[\w.+@:/-]+$/.test(path) || path.split('/').includes('..')) {
     throw new ConfigError(`${what} ${JSON.stringify(path)}: a unit file needs an absolute path of letters, digits and . _ + @ : / - only`);
   }
+  return path;
+}
+
+/** Refuses a path the sandboxed service could not see (ProtectHome=, PrivateTmp=): the unit would never start. */
+export function requireVisibleToService(what: string, path: string): string {
   const hidden = HIDDEN_FROM_SERVICE.find((dir) => path === dir || path.startsWith(`${dir}/`));
-  if (hidden !== undefined && what !== 'metricsTextfile') {
+  if (hidden !== undefined) {
     throw new ConfigError(`${what} ${path}: the service cannot see ${hidden} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
   }
   return path;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, type UnitOptions } from '../../src/daemon/unit.js';
+import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, type UnitOptions, requireVisibleToService } from '../../src/daemon/unit.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(REPO, 'bin', 'eip-agent.js');
@@ -85,7 +85,7 @@ describe('renderUnit', () => {
     ['--bin', { bin: '/home/deploy/eip-agent/bin/eip-agent.js' }, '/home'],
     ['--node', { node: '/tmp/node-v22/bin/node' }, '/tmp'],
   ] as [string, Partial<UnitOptions>, string][])('refuses a %s the service cannot see: %j', (what, bad, dir) => {
-    expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(`${what} ${Object.values(bad)[0]}: the service cannot see ${dir} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
+    expect(() => requireVisibleToService(what, String(Object.values(bad)[0]))).toThrow(`${what} ${Object.values(bad)[0]}: the service cannot see ${dir} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
   });
 
   it.each([

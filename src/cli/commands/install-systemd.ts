@@ -1,7 +1,7 @@
 import { requireAbsolute } from '../options.js';
 import { underRoot } from '../../apply/root.js';
 import { firstLine, runTool } from '../../apply/run-ip.js';
-import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
+import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, requireVisibleToService, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
 import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { Args, CliCommand, Io } from '../command.js';
@@ -57,9 +57,17 @@ export const installCommand: CliCommand = {
     const version = live ? parseSystemdVersion(await systemctl(host, say, ['--version'])) : given === undefined ? undefined : Number(given);
     // The release executable carries its own runtime: its unit runs it, not node.
     const executable = args.executable ?? (process.versions.bun !== undefined && args.node === undefined && args.bin === undefined ? process.execPath : undefined);
+    const node = String(args.node ?? process.execPath);
+    const bin = String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin);
+    if (executable !== undefined) requireVisibleToService('--executable', String(executable));
+    else {
+      requireVisibleToService('--node', node);
+      requireVisibleToService('--bin', bin);
+    }
+    if (args.config !== undefined) requireVisibleToService('--config', String(args.config));
     const text = renderUnit({
-      node: String(args.node ?? process.execPath),
-      bin: String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin),
+      node,
+      bin,
       ...(executable !== undefined ? { executable: String(executable) } : {}),
       ...(args.config !== undefined ? { config: args.config } : {}),
       ...(config.metricsTextfile !== undefined ? { metricsTextfile: config.metricsTextfile } : {}),
