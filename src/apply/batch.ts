@@ -58,19 +58,17 @@ export async function runGuardedBatch(host: Host, lines: readonly string[], opti
   }
 
   const after = await readLinuxState(host);
+  // What a line of this batch added (only when every line ran: after a failure the caller undoes what ran).
+  const added = result.exitCode !== 0 ? [] : lines.flatMap((l) => ADDRESS_ADD.exec(l) ?? []);
   const restored: string[] = [];
   for (const ifname of ifnames) {
     const was = before.links.find((l) => l.ifname === ifname);
     const now = after.links.find((l) => l.ifname === ifname);
     if (was === undefined || now === undefined) continue;
     const meant = deleting.get(ifname) ?? new Set();
-    // What should be there: what was, less what was meant to go, plus what a line of this batch added.
-    // (Only when every line ran: after a failure the caller undoes what ran, and nothing else is added.)
-    const added = result.exitCode !== 0 ? [] : lines.flatMap((l) => {
-      const match = ADDRESS_ADD.exec(l);
-      return match !== null && match[2] === ifname ? [match[1] as string] : [];
-    });
-    const expected = new Set([...was.addresses.map((a) => `${a.ip}/${a.prefixLength}`).filter((c) => !meant.has(c)), ...added]);
+    // What should be there: what was, less what was meant to go, plus what the batch added here.
+    const addedHere = added.flatMap((m) => (m[2] === ifname ? [m[1] as string] : []));
+    const expected = new Set([...was.addresses.map((a) => `${a.ip}/${a.prefixLength}`).filter((c) => !meant.has(c)), ...addedHere]);
     for (const cidr of expected) {
       const ip = cidr.split('/')[0];
       if (now.addresses.some((b) => b.ip === ip)) continue;

@@ -1,4 +1,4 @@
-import { AgentError, ApplyError } from '../errors.js';
+import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { FileChange } from './plan.js';
 import type { FileMeta } from '../host/host.js';
@@ -11,8 +11,6 @@ interface Written {
   /** Mode and owner to put the previous content back with. */
   meta: FileMeta | undefined;
 }
-
-const owner = (meta: FileMeta | undefined) => (meta === undefined ? undefined : { uid: meta.uid, gid: meta.gid });
 
 /** Files written by one apply; `restore` puts every one back as it was. */
 export interface FileTransaction {
@@ -31,7 +29,7 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
     for (const w of [...written].reverse()) {
       const target = underRoot(root, w.path);
       if (w.previous === null) await host.fs.remove(target);
-      else await host.fs.writeAtomic(target, w.previous, w.meta?.mode ?? 0o644, owner(w.meta));
+      else await host.fs.writeAtomic(target, w.previous, w.meta?.mode ?? 0o644, w.meta);
     }
   };
   let current = '';
@@ -42,7 +40,7 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
         current = change.backupPath;
         // The backup is the original as it was: same content, mode and owner.
         const meta = change.previousMeta;
-        await host.fs.writeAtomic(await insideRoot(host, root, change.backupPath), change.previous, meta?.mode ?? change.mode, owner(meta));
+        await host.fs.writeAtomic(await insideRoot(host, root, change.backupPath), change.previous, meta?.mode ?? change.mode, meta);
         written.push({ path: change.backupPath, previous: null, meta: undefined });
       }
       current = change.path;
@@ -53,8 +51,7 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
     }
   } catch (error) {
     await restore();
-    const why = error instanceof AgentError ? error.message : (error as Error).message;
-    throw new ApplyError(`writing ${underRoot(root, current)} failed: ${why}; files left as they were`, { cause: error });
+    throw new ApplyError(`writing ${underRoot(root, current)} failed: ${(error as Error).message}; files left as they were`, { cause: error });
   }
   return { written, restore };
 }

@@ -13,6 +13,11 @@ export interface LiveLink {
   addresses: { ip: string; prefixLength: number }[];
 }
 
+/** Where `cidr` (ip/prefix) stands among the link's addresses in the kernel's order (a subnet's first is its primary); -1 when absent. */
+export function addressIndex(link: LiveLink | undefined, cidr: string): number {
+  return link?.addresses.findIndex((a) => `${a.ip}/${a.prefixLength}` === cidr) ?? -1;
+}
+
 /** One policy rule, from `ip -j rule`. */
 export interface LiveRule {
   priority: number;

@@ -1,6 +1,6 @@
 import { ROUTE_PROTO } from '../render/centos/paths.js';
 import type { LinuxDesiredState } from '../render/types.js';
-import type { LinuxLiveState } from './linux-state.js';
+import { addressIndex, type LinuxLiveState } from './linux-state.js';
 import type { FileChange, OwnedRef, OwnershipPlan, RuntimeChange } from './plan.js';
 import { emptyOwnership, isManaged, routeSpec } from './plan.js';
 import type { AgentState } from './state.js';
@@ -58,7 +58,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
     const ref: OwnedRef = { kind: 'address', item };
     const link = liveByMac.get(item.mac);
     const ip = item.cidr.split('/')[0];
-    if (link === undefined || !link.addresses.some((a) => `${a.ip}/${a.prefixLength}` === item.cidr)) {
+    if (link === undefined || addressIndex(link, item.cidr) < 0) {
       ownership.forget.push(ref); // the interface or the address is already gone
       continue;
     }
@@ -130,7 +130,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
   const position = (c: RuntimeChange): number => {
     if (c.releases?.kind !== 'address') return 0;
     const { mac, cidr } = c.releases.item;
-    return -(liveByMac.get(mac)?.addresses.findIndex((a) => `${a.ip}/${a.prefixLength}` === cidr) ?? 0);
+    return -addressIndex(liveByMac.get(mac), cidr);
   };
   changes.sort((a, b) => order[a.kind] - order[b.kind] || position(a) - position(b));
   return { changes, ownership };
@@ -169,7 +169,7 @@ export function planFileRemovals(
     changes.push(
       original === null
         ? { path, mode: 0o644, content: '', action: 'remove', previous, previousOwned: true }
-        : { path, mode: meta?.mode ?? 0o644, content: original, action: 'update', previous, previousOwned: true, ...(meta !== undefined ? { owner: { uid: meta.uid, gid: meta.gid } } : {}) },
+        : { path, mode: meta?.mode ?? 0o644, content: original, action: 'update', previous, previousOwned: true, ...(meta !== undefined ? { owner: meta } : {}) },
     );
   }
   return changes;

@@ -1,6 +1,6 @@
 import { AgentError, HostError } from '../errors.js';
 import type { FileMeta, Host } from '../host/host.js';
-import { readLinuxState } from './linux-state.js';
+import { addressIndex, readLinuxState } from './linux-state.js';
 import { insideRoot } from './root.js';
 import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
@@ -24,7 +24,7 @@ async function restoreFiles(host: Host, root: string, files: Record<string, stri
     const target = await insideRoot(host, root, path);
     const m = meta[path];
     if (content === null) await host.fs.remove(target);
-    else await host.fs.writeAtomic(target, content, m?.mode ?? 0o644, m === undefined ? undefined : { uid: m.uid, gid: m.gid });
+    else await host.fs.writeAtomic(target, content, m?.mode ?? 0o644, m);
     done.push(content === null ? `removed ${path}` : `restored ${path}`);
   }
   return done;
@@ -94,12 +94,12 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
     const there = live?.routes.some((l) => l.table === String(r.table) && routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec);
     if (present.has(r.dev) && there) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);
   }
-  const position = (a: { mac: string; cidr: string }) => live?.links.find((l) => l.mac === a.mac)?.addresses.findIndex((b) => `${b.ip}/${b.prefixLength}` === a.cidr) ?? 0;
+  const position = (a: { mac: string; cidr: string }) => addressIndex(live?.links.find((l) => l.mac === a.mac), a.cidr);
   // A subnet's primary goes after its secondaries.
   for (const a of [...state.owned.addresses].sort((x, y) => position(y) - position(x))) {
     const link = live?.links.find((l) => l.mac === a.mac);
     if (link === undefined) continue; // the interface is gone, and its addresses with it
-    if (!link.addresses.some((b) => `${b.ip}/${b.prefixLength}` === a.cidr)) continue;
+    if (addressIndex(link, a.cidr) < 0) continue;
     if (link.ifname === state.primaryIfname && `${link.addresses[0]?.ip}/${link.addresses[0]?.prefixLength}` === a.cidr) {
       warnings.push(`${a.cidr} is the primary address of ${link.ifname}: kept`);
       continue;

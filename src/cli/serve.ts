@@ -18,7 +18,6 @@ export async function serveMetadata(
     throw new ConfigError(`fixture ${args.fixture}: not valid JSON`, { cause: error });
   }
   if (typeof tree !== 'object' || tree === null || Array.isArray(tree)) throw new ConfigError(`fixture ${args.fixture}: expected a JSON object`);
-  if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new ConfigError(`--port ${JSON.stringify(String(args.port))}: expected an integer from 0 to 65535`);
   if (args.controlSocket !== undefined && (await host.fs.meta(dirname(args.controlSocket))) === null) {
     throw new ConfigError(`--control-socket ${args.controlSocket}: directory ${dirname(args.controlSocket)} does not exist`);
   }

@@ -54,6 +54,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/** The checks a verification failed, one `kind subject: detail` each. */
+function failedChecks(result: ApplyResult): string[] {
+  return (result.report?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
+}
+
 function describeApply(result: ApplyResult): string {
   const files = result.outcome.filesWritten.length;
   const runtime = result.outcome.runtimeApplied.length;
@@ -162,7 +167,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     if (result.rolledBack) {
       failed = { hash: applied.hash, reported: true };
       applied = undefined;
-      const checks = (result.report?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
+      const checks = failedChecks(result);
       onEvent({ level: 'error', event: 'rollback', msg: `repairing drift failed verification, rolled back; not retried until the metadata changes (${checks.join('; ')})`, ...fields, failedChecks: checks });
     } else {
       onEvent({ level: 'warn', event: 'repair', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}`, ...fields });
@@ -255,7 +260,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     if (result.rolledBack) {
       applied = undefined;
       failed = { hash, reported: true };
-      const checks = (result.report?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
+      const checks = failedChecks(result);
       onEvent({ level: 'error', event: 'rollback', msg: `verification failed, every change rolled back; not retried until the metadata changes (${checks.join('; ')})`, ...fields, failedChecks: checks });
     } else {
       applied = { hash, pendingRemovals: result.pendingRemovals };

@@ -14,7 +14,8 @@ export function tempName(base: string, pid: number, seq: number): string {
   return `.${base}.eip-agent-tmp-${pid}-${seq}`;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0; EPERM: it exists, owned by someone else). */
+export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -27,7 +28,7 @@ function alive(pid: number): boolean {
 async function removeStaleTemps(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     const match = TEMP.exec(name);
-    if (match && !alive(Number(match[2]))) await rm(join(dir, name), { force: true });
+    if (match && !processRunning(Number(match[2]))) await rm(join(dir, name), { force: true });
   }
 }
 

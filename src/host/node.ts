@@ -3,7 +3,7 @@ import { lstat, open, readdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
-import { makeDirectories, writeFileAtomic } from './atomic-write.js';
+import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write.js';
 import { httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
@@ -200,14 +200,7 @@ export function createNodeHost(): Host {
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,
-    isRunning: (pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch (error) {
-        return (error as { code?: string }).code === 'EPERM';
-      }
-    },
+    isRunning: processRunning,
     env: process.env,
     platform: process.platform,
     isPrivileged: () => typeof process.getuid === 'function' && process.getuid() === 0,
