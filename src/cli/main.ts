@@ -33,7 +33,7 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
   let code: number = EXIT.ok;
   let parser = yargs([...argv])
     .scriptName('eip-agent')
-    .usage('$0 <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.');
+    .usage('$0 <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.');
   for (const cmd of COMMANDS) {
     parser = parser.command(cmd.command, cmd.describe, cmd.builder, async (args: unknown) => {
       code = await cmd.run(host, io, args as Args);

@@ -6,7 +6,7 @@ import { EXIT, printWarnings, type CliCommand } from '../command.js';
 /** `eip-agent rollback [--original]`. */
 export const rollbackCommand: CliCommand = {
   command: 'rollback',
-  describe: 'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it',
+  describe: 'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
   builder: (y) =>
     y
       .option('original', { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' })
