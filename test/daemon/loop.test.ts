@@ -385,3 +385,86 @@ describe('pollDelay', () => {
     expect(pollDelay(interval, failures, random)).toBe(expected);
   });
 });
+
+describe('runDaemon: drift', () => {
+  const LOST_8 = 'Deleted 3: eth1    inet 10.0.0.8/24 scope global secondary eth1';
+
+  /** A rig whose host records the `ip monitor` watches it starts, so a test can feed them lines or end them. */
+  function watchedRig() {
+    const r = rig();
+    const watches: { argv: readonly string[]; onLine: (line: string) => void; end: () => void }[] = [];
+    r.host.watch = (argv, onLine) => {
+      let end = () => undefined as void;
+      const exited = new Promise<void>((resolve) => (end = resolve));
+      watches.push({ argv, onLine, end: () => end() });
+      return { stop: () => undefined, exited };
+    };
+    return { r, watches };
+  }
+
+  function take8(r: Rig): void {
+    const eth1 = r.kernel.state.links.find((l) => l.ifname === 'eth1');
+    if (eth1 !== undefined) eth1.addresses = eth1.addresses.filter((a) => a.ip !== '10.0.0.8');
+  }
+
+  it('a change the watch reports is repaired at once, without waiting for the metadata to change', async () => {
+    const { r, watches } = watchedRig();
+    r.onSleep = (n) => {
+      if (n === 1) {
+        take8(r);
+        watches[0]?.onLine(LOST_8);
+      }
+      if (n === 3) r.control.stop('test');
+    };
+    await r.run();
+    expect(watches.map((w) => w.argv.join(' '))).toEqual(['ip monitor address route rule link']);
+    const repair = r.events.find((e) => e.event === 'repair');
+    expect(repair).toMatchObject({ level: 'warn', cause: LOST_8 });
+    expect(repair?.runtimeApplied).toContain('add 10.0.0.8/24 to eth1');
+    // The debounce, then the usual interval.
+    expect(r.sleeps.slice(0, 2)).toEqual([5000, 300]);
+  });
+
+  it('a line about an interface or table it does not manage wakes nothing', async () => {
+    const { r, watches } = watchedRig();
+    r.onSleep = (n) => {
+      if (n === 1) watches[0]?.onLine('4: eth7    inet 192.0.2.5/24 scope global eth7');
+      if (n === 3) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.sleeps).not.toContain(300);
+    expect(names(r.events).filter((e) => e === 'repair' || e === 'apply')).toEqual(['apply']);
+  });
+
+  it('when something keeps undoing the repairs, it says so once and stops reacting at once', async () => {
+    const { r, watches } = watchedRig();
+    // Every wait ends with the address gone again; 16 waits stay well inside the one-minute window.
+    r.onSleep = (n) => {
+      if (n < 16) {
+        take8(r);
+        watches[0]?.onLine(LOST_8);
+      }
+      if (n === 16) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.host.now() - Date.parse('2025-01-01T00:00:00Z')).toBeLessThan(60_000);
+    expect(r.events.filter((e) => e.event === 'drift-flapping')).toHaveLength(1);
+    // Five at once; then none until the next full metadata read, a minute after the last.
+    expect(names(r.events).filter((e) => e === 'repair')).toHaveLength(5);
+    expect(names(r.events).indexOf('drift-flapping')).toBeGreaterThan(names(r.events).lastIndexOf('repair'));
+  });
+
+  it('a monitor that ends is replaced, and the live state checked at once', async () => {
+    const { r, watches } = watchedRig();
+    r.onSleep = (n) => {
+      if (n === 1) {
+        take8(r);
+        watches[0]?.end();
+      }
+      if (n === 4) r.control.stop('test');
+    };
+    await r.run();
+    expect(watches).toHaveLength(2);
+    expect(r.events.find((e) => e.event === 'repair')).toMatchObject({ cause: 'the live-state monitor ended' });
+  });
+});
