@@ -1,7 +1,8 @@
 // The release executable (`npm run release`): what it needs from the system, and that it behaves exactly like the
 // development CLI. The lab tests run against it as well (the `release` project in vitest.config.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -47,5 +48,27 @@ describe.skipIf(!built)('the release executable', () => {
     const sums = readFileSync(join(EXE, '..', 'SHA256SUMS'), 'utf8');
     const digest = execFileSync('sha256sum', [EXE], { encoding: 'utf8' }).split(' ')[0];
     expect(sums).toContain(`${digest}  ${EXE.split('/').at(-1)}\n`);
+  });
+});
+
+describe.skipIf(!built)('install --systemd from the release executable', () => {
+  it('writes a unit that runs the executable itself, no node (or refuses a path the service cannot see)', () => {
+    const image = mkdtempSync(join(tmpdir(), 'eip-install-'));
+    try {
+      const run = spawnSync(EXE, ['install', '--systemd', '--root', image, '--systemd-version', '252'], { env: {}, encoding: 'utf8' });
+      const hidden = ['/home/', '/root/', '/run/user/', '/tmp/', '/var/tmp/'].find((dir) => EXE.startsWith(dir));
+      if (hidden !== undefined) {
+        // A checkout under /tmp (say): the sandboxed service could not see the executable there.
+        expect(run.status).toBe(1);
+        expect(run.stderr).toBe(`eip-agent: config: --executable ${EXE}: the service cannot see ${hidden.slice(0, -1)} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path\n`);
+        return;
+      }
+      expect(run.status, run.stderr).toBe(0);
+      const unit = readFileSync(join(image, 'etc/systemd/system/eip-agent.service'), 'utf8');
+      expect(unit).toMatch(new RegExp(`^ExecStart=${EXE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} run$`, 'm'));
+      expect(unit).not.toMatch(/--max-semi-space-size|bin\/eip-agent\.js/);
+    } finally {
+      rmSync(image, { recursive: true, force: true });
+    }
   });
 });
