@@ -160,9 +160,24 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
   return { plan, outcome, ...(report ? { report } : {}), rolledBack: false, pendingRemovals };
 }
 
+/** A model whose last apply failed verification and was rolled back, as the state file remembers it. */
+export interface FailedModel {
+  hash: string;
+  at: string;
+}
+
 /** Reads the metadata, then applies it (see applyModel). */
 export async function applyAndVerify(host: Host, options: PipelineOptions): Promise<ApplyResult> {
   return applyModel(host, options, await readModel(host, options));
+}
+
+/** applyAndVerify, except that a model whose last apply failed verification (and was rolled back) is not retried. */
+export async function applyUnlessFailed(host: Host, options: PipelineOptions): Promise<ApplyResult | { skipped: FailedModel }> {
+  const model = await readModel(host, options);
+  const state = await loadState(host, options.root);
+  const hash = modelHash(model);
+  if (state.failedModelHash === hash) return { skipped: { hash, at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run' } };
+  return applyModel(host, options, model);
 }
 
 /** Verifies the live system and the files on disk against what the metadata asks for. Changes nothing. */

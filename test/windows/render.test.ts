@@ -9,7 +9,7 @@ import { renderWindows } from '../../src/render/windows/render.js';
 import { renderTaskInstall, renderTaskUninstall } from '../../src/render/windows/task.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 import type { PsValue } from './powershell.js';
-import { ancestor, assignedValue, descendants, invocations, parsePowerShell, syntaxProblems } from './powershell.js';
+import { ancestor, assignedValue, descendants, invocations, parsePowerShell, powershell7Only, syntaxProblems } from './powershell.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
 /** RFC 5737 documentation addresses stand in for explicit DNS servers. */
@@ -76,6 +76,26 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
     const content = script();
     expect(content.startsWith(UTF8_BOM)).toBe(true);
     expect(syntaxProblems(await parsePowerShell(content.slice(1)))).toEqual([]);
+  });
+
+  it.each(scripts)('%s: nothing Windows PowerShell 5.1 cannot run (the engine under test is PowerShell 7)', async (_name, script) => {
+    expect(powershell7Only(await parsePowerShell(script().slice(1)))).toEqual([]);
+  });
+
+  it('the 5.1 check finds a ternary, ??, ?., &&, || and PowerShell 7 parameters', async () => {
+    const content = render(manualTree(), 'powershell').content.slice(1);
+    const added = [
+      '$a = $x ? 1 : 2',
+      "$b = $y ?? 'z'",
+      '$c = ${y}?.Name',
+      'Get-Date && Get-Date',
+      'Get-Date || Get-Date',
+      "$d = '{}' | ConvertFrom-Json -AsHashtable",
+      '1..3 | ForEach-Object -Parallel { $_ }',
+    ];
+    const problems = powershell7Only(await parsePowerShell(content.replace('Set-StrictMode -Version 2.0\r\n', `Set-StrictMode -Version 2.0\r\n${added.join('\r\n')}\r\n`)));
+    // Set-StrictMode is line 17: the added lines are 18 to 24.
+    for (const line of [18, 19, 20, 21, 22, 23, 24]) expect(problems.some((p) => p.startsWith(`${line}:`)), `line ${line}: ${problems.join('; ')}`).toBe(true);
   });
 
   it('the check finds a broken script (a lost closing brace, an unterminated string)', async () => {
@@ -218,7 +238,7 @@ describe('scheduled task script semantics', () => {
     const icacls = descendants(root).filter((n) => n.type === 'command' && n.text.startsWith('& icacls.exe'));
     expect(icacls.map((n) => n.text.trim())).toEqual(["& icacls.exe $stateDir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' '*S-1-5-32-545:(OI)(CI)RX'"]);
     const task = assignedValue(root, '$Task') as Record<string, PsValue>;
-    expect(task).toMatchObject({ Name: 'eip-agent', IntervalMinutes: 7, Arguments: 'apply --target windows --windows-flavor netsh' });
+    expect(task).toMatchObject({ Name: 'eip-agent', IntervalMinutes: 7, Arguments: 'apply --target windows --windows-flavor netsh --skip-failed' });
   });
 
   it('removes the task idempotently', async () => {

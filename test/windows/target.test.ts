@@ -190,6 +190,25 @@ describe('script results', () => {
       ],
     });
   });
+  it('reads the netsh flavor\'s result, one fragment per line, however long (4 NICs x 20 IPs is past cmd\'s 8191 characters)', () => {
+    const address = (i: number): string => `{"kind":"address","subject":"10.0.${i >> 4}.${i}/24 on ifIndex ${12 + (i % 4)}","ok":true,"detail":"Preferred"}`;
+    const ping = (i: number): string => `{"kind":"ping","subject":"gateway 10.0.${i >> 4}.1 from ifIndex ${12 + (i % 4)}","ok":true,"detail":"Success"}`;
+    const checks = [...Array.from({ length: 80 }, (_, i) => address(i)), ...Array.from({ length: 80 }, (_, i) => ping(i))].map((c, i) => (i === 0 ? c : `,${c}`));
+    const stdout = [
+      'netsh said something localized',
+      '{"agent":"eip-agent","flavor":"netsh","mode":"apply","exitCode":10,"status":"changed","log":"C:\\\\ProgramData\\\\eip-agent\\\\eip-agent.log","changes":[',
+      '"ifIndex 12: DHCP to static 10.0.0.2/24"',
+      '],"checks":[',
+      ...checks,
+      '],"errors":[',
+      ']}',
+      '',
+    ].join('\r\n');
+    expect(stdout.length).toBeGreaterThan(8191);
+    const result = parseScriptResult('eip-agent.netsh.cmd', 10, stdout, '');
+    expect([result.status, result.changes, result.errors, result.checks.length]).toEqual(['changed', ['ifIndex 12: DHCP to static 10.0.0.2/24'], [], 160]);
+    expect(result.checks[79]).toEqual({ kind: 'address', subject: '10.0.4.79/24 on ifIndex 15', ok: true, detail: 'Preferred' });
+  });
 });
 
 describe('install / uninstall --windows-task', () => {
@@ -205,7 +224,7 @@ describe('install / uninstall --windows-task', () => {
   it('with --root DIR writes DIR/install-task.ps1', async () => {
     const { code, out } = await cli(['install', '--windows-task', '--root', '/agent', '--windows-flavor', 'netsh'], createTestHost());
     expect({ code, out }).toEqual({ code: EXIT.ok, out: '/agent/install-task.ps1\n' });
-    expect(String(vol.readFileSync('/agent/install-task.ps1', 'utf8'))).toContain("Arguments        = 'apply --target windows --windows-flavor netsh'");
+    expect(String(vol.readFileSync('/agent/install-task.ps1', 'utf8'))).toContain("Arguments        = 'apply --target windows --windows-flavor netsh --skip-failed'");
   });
 
   it('on Windows writes the script to the agent directory and runs it', async () => {

@@ -1,5 +1,5 @@
 import { withLock } from '../../daemon/lock.js';
-import { applyAndVerify } from '../../pipeline.js';
+import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
 import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../options.js';
@@ -11,11 +11,17 @@ export const applyCommand: CliCommand = {
   builder: (y) =>
     commonOptions(y)
       .option('runtime', { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' })
+      .option('skip-failed', { type: 'boolean', default: false, describe: 'do not retry a model whose last apply failed verification and was rolled back, until the metadata changes (exit 3); the Windows task runs apply with it' })
       .option('reload', { choices: ['none', 'network', 'nmcli'], describe: 'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`', defaultDescription: 'none' }),
   async run(host, io, args) {
     const options = await resolveOptions(host, args);
     // One agent at a time: the daemon, a hand-run apply and rollback share the lock.
-    const { plan, outcome, report, rolledBack } = await withLock(host, options.root, () => applyAndVerify(host, options));
+    const result = await withLock(host, options.root, () => (args.skipFailed === true ? applyUnlessFailed(host, options) : applyAndVerify(host, options)));
+    if ('skipped' in result) {
+      io.err(`eip-agent: apply: not retrying model ${result.skipped.hash.slice(0, 12)}, which failed verification at ${result.skipped.at}; waiting for the metadata to change (\`eip-agent apply\` without --skip-failed retries it now)\n`);
+      return EXIT.notVerified;
+    }
+    const { plan, outcome, report, rolledBack } = result;
     if (args.json) {
       const result = { applied: !rolledBack, rolledBack, filesWritten: outcome.filesWritten, runtimeApplied: outcome.runtimeApplied, pendingRemovals: plan.ownership.pending, warnings: plan.warnings, verification: report ?? null };
       io.out(`${JSON.stringify(result, null, 2)}\n`);

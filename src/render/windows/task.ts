@@ -46,7 +46,8 @@ function script(path: string, text: string): RenderedFile {
 /** The script that registers (or re-registers, identically) the scheduled task. Pure. */
 export function renderTaskInstall(options: TaskOptions): RenderedFile {
   const agent = guard.windowsPath('--agent', options.agent);
-  const args = ['apply', '--target', 'windows', '--windows-flavor', options.flavor];
+  // --skip-failed: a model that failed verification is not retried (and rolled back again) every few minutes.
+  const args = ['apply', '--target', 'windows', '--windows-flavor', options.flavor, '--skip-failed'];
   if (options.metadataUrl !== undefined) args.push('--metadata-url', guard.metadataUrl(options.metadataUrl));
   const data: InstallData = {
     taskName: TASK_NAME,

@@ -9,11 +9,18 @@ param()
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
 
+function Write-Result {
+    param($Result)
+    # Non-ASCII (localized error text) as \uXXXX: the console writes stdout in the OEM code page, the agent reads UTF-8.
+    $json = ConvertTo-Json -InputObject $Result -Compress
+    [Console]::Out.WriteLine([regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
+}
+
 $Task = @{
     Name             = 'eip-agent'
     Node             = 'C:\Program Files\nodejs\node.exe'
     Agent            = 'C:\ProgramData\eip-agent\eip-agent.js'
-    Arguments        = 'apply --target windows --windows-flavor powershell'
+    Arguments        = 'apply --target windows --windows-flavor powershell --skip-failed'
     WorkingDirectory = 'C:\ProgramData\eip-agent\'
     IntervalMinutes  = 5
     TimeLimitMinutes = 10
@@ -41,9 +48,9 @@ try {
     if ($null -ne $existing) {
         $status = 'updated'
     }
-    [Console]::Out.WriteLine((ConvertTo-Json -InputObject ([ordered]@{ task = $Task.Name; status = $status; intervalMinutes = $Task.IntervalMinutes }) -Compress))
+    Write-Result ([ordered]@{ task = $Task.Name; status = $status; intervalMinutes = $Task.IntervalMinutes })
     exit 0
 } catch {
-    [Console]::Out.WriteLine((ConvertTo-Json -InputObject ([ordered]@{ task = $Task.Name; status = 'error'; error = $_.Exception.Message }) -Compress))
+    Write-Result ([ordered]@{ task = $Task.Name; status = 'error'; error = $_.Exception.Message })
     exit 1
 }

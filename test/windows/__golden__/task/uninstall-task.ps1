@@ -6,6 +6,13 @@ param()
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
 
+function Write-Result {
+    param($Result)
+    # Non-ASCII (localized error text) as \uXXXX: the console writes stdout in the OEM code page, the agent reads UTF-8.
+    $json = ConvertTo-Json -InputObject $Result -Compress
+    [Console]::Out.WriteLine([regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
+}
+
 $TaskName = 'eip-agent'
 
 try {
@@ -15,9 +22,9 @@ try {
         Unregister-ScheduledTask -TaskName $TaskName -TaskPath '\' -Confirm:$false
         $status = 'removed'
     }
-    [Console]::Out.WriteLine((ConvertTo-Json -InputObject ([ordered]@{ task = $TaskName; status = $status }) -Compress))
+    Write-Result ([ordered]@{ task = $TaskName; status = $status })
     exit 0
 } catch {
-    [Console]::Out.WriteLine((ConvertTo-Json -InputObject ([ordered]@{ task = $TaskName; status = 'error'; error = $_.Exception.Message }) -Compress))
+    Write-Result ([ordered]@{ task = $TaskName; status = 'error'; error = $_.Exception.Message })
     exit 1
 }
