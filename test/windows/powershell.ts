@@ -125,3 +125,25 @@ export function assignedValue(root: Node, name: string): PsValue {
   if (!value) throw new Error(`no assignment to ${name}`);
   return evaluate(value);
 }
+
+/** Parameters that only PowerShell 6 or later knows, for the cmdlets that have them. */
+const PS7_PARAMETERS = ['-ashashtable', '-parallel', '-throttlelimit', '-additionalchildpath', '-asbytestream', '-escapehandling', '-skiphttperrorcheck', '-noproxy'];
+
+/**
+ * What Windows PowerShell 5.1 cannot run, found on the parse tree: pipeline chains (&&, ||), the ternary, null-coalescing
+ * and null-conditional operators (any `?` outside strings, comments and `$?`), and parameters added in PowerShell 6/7.
+ * The tests' engine is PowerShell 7, so the scripts' compatibility with 5.1 is checked here.
+ */
+export function powershell7Only(tree: Tree): string[] {
+  const at = (n: Node): string => `${n.startPosition.row + 1}:${n.startPosition.column + 1}`;
+  const inert = (n: Node): boolean => ['comment', 'string_literal', 'expandable_string_literal', 'verbatim_string_characters'].some((t) => n.type === t || ancestor(n, t) !== null);
+  const problems: string[] = [];
+  for (const node of descendants(tree.rootNode)) {
+    if (node.type === 'pipeline_chain_tail') problems.push(`${at(node)} pipeline chain operator ${node.text}`);
+    if (node.childCount === 0 && node.text.includes('?') && node.text !== '$?' && !inert(node)) problems.push(`${at(node)} '?' operator: ${node.text}`);
+  }
+  for (const call of invocations(tree.rootNode)) {
+    for (const flag of call.parameters.keys()) if (PS7_PARAMETERS.includes(flag)) problems.push(`${at(call.node)} ${call.name} ${flag} (PowerShell 6+)`);
+  }
+  return problems;
+}

@@ -96,16 +96,19 @@ function Complete-Run {
         mode     = $Mode
         exitCode = $Code
         status   = $Status
-        changes  = @($Changes)
-        checks   = @($Checks)
-        errors   = @($Errors)
+        # ToArray, not @(): PowerShell 7.6 fails on @() of an empty List[object].
+        changes  = $Changes.ToArray()
+        checks   = $Checks.ToArray()
+        errors   = $Errors.ToArray()
         log      = $LogPath
     }
     Write-Log ('exit {0} ({1}): {2} change(s), {3} error(s)' -f $Code, $Status, $Changes.Count, $Errors.Count)
     foreach ($message in $Errors) {
         Write-Log ('error: ' + $message)
     }
-    [Console]::Out.WriteLine((ConvertTo-Json -InputObject $result -Depth 5 -Compress))
+    # Non-ASCII (localized error text) as \uXXXX: the console writes stdout in the OEM code page, the agent reads UTF-8.
+    $json = ConvertTo-Json -InputObject $result -Depth 5 -Compress
+    [Console]::Out.WriteLine([regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
     if ($LockTaken) {
         $lock.ReleaseMutex()
     }
@@ -188,22 +191,23 @@ function Get-AdapterState {
             [ordered]@{ nextHop = [string]$_.NextHop; metric = [int]$_.RouteMetric; protocol = [string]$_.Protocol }
         })
     $dns = @((Get-DnsClientServerAddress -InterfaceIndex $IfIndex -AddressFamily IPv4).ServerAddresses | Where-Object { Test-Ipv4 $_ })
-    # A NameServer value in the registry means the DNS servers were set statically rather than by DHCP.
-    $guid = [string](Get-NetAdapter -InterfaceIndex $IfIndex).InterfaceGuid
-    $key = 'HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $guid
-    $item = Get-ItemProperty -LiteralPath $key -Name NameServer -ErrorAction SilentlyContinue
-    $nameServer = ''
-    if ($null -ne $item) {
-        $nameServer = [string]$item.NameServer
-    }
     return [ordered]@{
         ifIndex       = $IfIndex
         dhcp          = [string]$ipInterface.Dhcp
         addresses     = $addresses
         defaultRoutes = $routes
         dns           = $dns
-        dnsStatic     = ($nameServer -ne '')
+        dnsStatic     = (Test-DnsStatic $IfIndex)
     }
+}
+
+# A NameServer value in the registry means the DNS servers are static (kept at boot) rather than DHCP's.
+function Test-DnsStatic {
+    param([int]$IfIndex)
+    $guid = [string](Get-NetAdapter -InterfaceIndex $IfIndex).InterfaceGuid
+    $key = 'HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $guid
+    $item = Get-ItemProperty -LiteralPath $key -Name NameServer -ErrorAction SilentlyContinue
+    return (($null -ne $item) -and ([string]$item.NameServer -ne ''))
 }
 
 # The NIC's addresses: the primary is the source address, the secondaries (and direct EIPs) never are.
@@ -266,7 +270,41 @@ function Get-Differences {
     if (($wantDns.Count -gt 0) -and ((@($State.dns) -join ',') -ne ($wantDns -join ','))) {
         $reasons.Add(('DNS servers are {0}, expected {1}' -f (@($State.dns) -join ','), ($wantDns -join ',')))
     }
+    if (($State.dhcp -eq 'Disabled') -and (@($State.dns).Count -gt 0) -and -not $State.dnsStatic) {
+        # Left over from DHCP: shown until the next boot, then gone.
+        $reasons.Add(('DNS servers {0} are not static' -f (@($State.dns) -join ',')))
+    }
     return @($reasons)
+}
+
+# The NIC's default route via its gateway with its metric, added (or its metric set) when it differs.
+function Set-DefaultRoute {
+    param([hashtable]$Nic, [int]$IfIndex, [string]$Where)
+    $routes = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq $Nic.Gateway })
+    try {
+        if ($routes.Count -eq 0) {
+            try {
+                $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
+                $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Store = '' })
+            } catch {
+                # "Already exists" in the persistent store only (kept from an earlier boot): the active store needs it now.
+                $stored = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -PolicyStore PersistentStore -ErrorAction SilentlyContinue)
+                if ($stored.Count -eq 0) {
+                    throw
+                }
+                $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric -PolicyStore ActiveStore
+                $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Store = 'ActiveStore' })
+            }
+            Add-Change ('{0}: add default route via {1} metric {2}' -f $Where, $Nic.Gateway, $Nic.RouteMetric)
+        } elseif ([int]$routes[0].RouteMetric -ne $Nic.RouteMetric) {
+            $old = [int]$routes[0].RouteMetric
+            Set-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
+            $Undo.Add(@{ Kind = 'SetRouteMetric'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Metric = $old })
+            Add-Change ('{0}: default route via {1} metric {2} -> {3}' -f $Where, $Nic.Gateway, $old, $Nic.RouteMetric)
+        }
+    } catch {
+        throw ('{0}: default route via {1} failed: {2}' -f $Where, $Nic.Gateway, $_.Exception.Message)
+    }
 }
 
 # Makes one adapter match its NIC. Every change is recorded in $Undo before the next one starts.
@@ -280,12 +318,13 @@ function Invoke-AdapterChange {
         # DHCP -> static without dropping RDP: the lease equals the metadata primary (checked before any change),
         # so the same address comes straight back as a static one.
         try {
-            $dhcpRoutes = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue)
-            if ($dhcpRoutes.Count -gt 0) {
-                Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -Confirm:$false
+            # Recorded first: whatever fails from here on, the rollback turns DHCP back on and puts its default route back.
+            $Undo.Add(@{ Kind = 'EnableDhcp'; IfIndex = $IfIndex; DnsStatic = $Before.dnsStatic; Dns = $dnsBefore })
+            foreach ($route in @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
+                Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $route.NextHop -PolicyStore ActiveStore -Confirm:$false
+                $Undo.Add(@{ Kind = 'AddRoute'; IfIndex = $IfIndex; NextHop = [string]$route.NextHop; Metric = [int]$route.RouteMetric })
             }
             Set-NetIPInterface -InterfaceIndex $IfIndex -AddressFamily IPv4 -Dhcp Disabled
-            $Undo.Add(@{ Kind = 'EnableDhcp'; IfIndex = $IfIndex; DnsStatic = $Before.dnsStatic; Dns = $dnsBefore })
             try {
                 $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
                 $Undo.Add(@{ Kind = 'RemoveAddress'; IfIndex = $IfIndex; IP = $Nic.Primary; MacKey = '' })
@@ -300,6 +339,8 @@ function Invoke-AdapterChange {
         } catch {
             throw ('{0}: switching DHCP to static {1}/{2} failed: {3}' -f $where, $Nic.Primary, $Nic.PrefixLength, $_.Exception.Message)
         }
+        # The default route straight after the address: without one the guest is unreachable (RDP drops after ~20 s).
+        Set-DefaultRoute $Nic $IfIndex $where
     } elseif (-not (Test-AddressPresent $IfIndex $Nic.Primary)) {
         try {
             $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
@@ -308,6 +349,9 @@ function Invoke-AdapterChange {
         } catch {
             throw ('{0}: adding primary {1}/{2} failed: {3}' -f $where, $Nic.Primary, $Nic.PrefixLength, $_.Exception.Message)
         }
+        Set-DefaultRoute $Nic $IfIndex $where
+    } else {
+        Set-DefaultRoute $Nic $IfIndex $where
     }
 
     foreach ($address in $Nic.Secondary) {
@@ -357,38 +401,15 @@ function Invoke-AdapterChange {
         Set-Owned $MacKey $ip $false
     }
 
-    $routes = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq $Nic.Gateway })
-    try {
-        if ($routes.Count -eq 0) {
-            try {
-                $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
-                $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway })
-                Add-Change ('{0}: add default route via {1} metric {2}' -f $where, $Nic.Gateway, $Nic.RouteMetric)
-            } catch {
-                # "Already exists" (for instance only in the persistent store) is checked, not fatal.
-                $now = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -ErrorAction SilentlyContinue)
-                if ($now.Count -eq 0) {
-                    throw
-                }
-            }
-        } elseif ([int]$routes[0].RouteMetric -ne $Nic.RouteMetric) {
-            $old = [int]$routes[0].RouteMetric
-            Set-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
-            $Undo.Add(@{ Kind = 'SetRouteMetric'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Metric = $old })
-            Add-Change ('{0}: default route via {1} metric {2} -> {3}' -f $where, $Nic.Gateway, $old, $Nic.RouteMetric)
-        }
-    } catch {
-        throw ('{0}: default route via {1} failed: {2}' -f $where, $Nic.Gateway, $_.Exception.Message)
-    }
-
-    # DNS: the configured servers, else the ones the adapter had before this run.
+    # DNS: the configured servers, else the ones the adapter had before this run, written as static servers: after
+    # DHCP is disabled Windows still shows DHCP's servers, and loses them at the next boot unless they are written.
     $wantDns = @($Nic.Dns)
     if ($wantDns.Count -eq 0) {
         $wantDns = $dnsBefore
     }
     if ($wantDns.Count -gt 0) {
         $nowDns = @((Get-DnsClientServerAddress -InterfaceIndex $IfIndex -AddressFamily IPv4).ServerAddresses)
-        if (($nowDns -join ',') -ne ($wantDns -join ',')) {
+        if ((($nowDns -join ',') -ne ($wantDns -join ',')) -or -not (Test-DnsStatic $IfIndex)) {
             try {
                 Set-DnsClientServerAddress -InterfaceIndex $IfIndex -ServerAddresses $wantDns
                 $Undo.Add(@{ Kind = 'RestoreDns'; IfIndex = $IfIndex; Dns = $dnsBefore; DnsStatic = $Before.dnsStatic })
@@ -425,7 +446,17 @@ function Invoke-Rollback {
                     Set-NetIPAddress -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -IPAddress $step.IP -SkipAsSource $step.Value
                 }
                 'RemoveRoute' {
-                    Remove-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -Confirm:$false
+                    if ($step.Store -ne '') {
+                        Remove-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -PolicyStore $step.Store -Confirm:$false
+                    } else {
+                        Remove-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -Confirm:$false
+                    }
+                }
+                'AddRoute' {
+                    $present = @(Get-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -PolicyStore ActiveStore -ErrorAction SilentlyContinue)
+                    if ($present.Count -eq 0) {
+                        $null = New-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -RouteMetric $step.Metric -PolicyStore ActiveStore
+                    }
                 }
                 'SetRouteMetric' {
                     Set-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -RouteMetric $step.Metric
@@ -477,19 +508,25 @@ function Test-Adapter {
     }
     $routes = @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Where-Object { $_.NextHop -eq $Nic.Gateway })
     Add-Check 'route' ('default via {0} on {1}' -f $Nic.Gateway, $where) ($routes.Count -gt 0) ('{0} route(s)' -f $routes.Count)
-    $status = 'no reply'
+    # ping.exe -S sends from this NIC's primary, so the packet leaves by this NIC (Windows' strong host model) even when
+    # another NIC shares the subnet; the gateway's neighbour entry on this ifIndex proves it answered here. ICMP may be
+    # filtered: the echo reply is reported, the neighbour entry decides.
+    $neighbour = 'none'
+    $reply = $false
     for ($try = 0; $try -lt 3; $try++) {
-        try {
-            $status = [string](New-Object System.Net.NetworkInformation.Ping).Send($Nic.Gateway, 1000).Status
-        } catch {
-            $status = $_.Exception.Message
+        $null = & ping.exe -n 1 -w 1000 -S $Nic.Primary $Nic.Gateway
+        $reply = ($LASTEXITCODE -eq 0)
+        $entry = @(Get-NetNeighbor -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Gateway -ErrorAction SilentlyContinue)
+        if ($entry.Count -gt 0) {
+            $neighbour = [string]$entry[0].State
         }
-        if ($status -eq 'Success') {
+        if (($neighbour -eq 'Reachable') -or ($neighbour -eq 'Permanent')) {
             break
         }
         Start-Sleep -Seconds 1
     }
-    Add-Check 'ping' ('gateway {0} from {1}' -f $Nic.Gateway, $where) ($status -eq 'Success') $status
+    $answered = ($neighbour -eq 'Reachable') -or ($neighbour -eq 'Permanent')
+    Add-Check 'ping' ('gateway {0} from {1}' -f $Nic.Gateway, $where) $answered ('neighbour {0}, echo reply {1}' -f $neighbour, $(if ($reply) { 'yes' } else { 'no' }))
 }
 
 function Test-MetadataEndpoint {
@@ -597,7 +634,7 @@ try {
     }
 
     Initialize-StateDir
-    Set-Content -LiteralPath (Join-Path $StateDir 'snapshot.json') -Value (ConvertTo-Json -InputObject @($snapshot) -Depth 6) -Encoding ASCII
+    Set-Content -LiteralPath (Join-Path $StateDir 'snapshot.json') -Value (ConvertTo-Json -InputObject $snapshot.ToArray() -Depth 6) -Encoding ASCII
     foreach ($item in $pending) {
         Write-Log ('ifIndex {0} ({1}): {2}' -f $item.IfIndex, $item.Nic.Mac, ($item.Differences -join '; '))
     }
