@@ -54,16 +54,24 @@ function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/** Reads a script's result from its exit code and the last JSON line of its stdout; throws when there is none. */
+/**
+ * The result's JSON text: from the last line that opens it (`{"agent":"eip-agent"`) to the end, since the netsh flavor
+ * prints one fragment per line (cmd.exe cannot echo more than 8191 characters); else the last line that looks like JSON.
+ */
+function resultText(stdout: string): string | undefined {
+  const lines = stdout.split(/\r?\n/).map((l) => l.trim());
+  let start = -1;
+  for (let i = lines.length - 1; i >= 0 && start < 0; i--) if (lines[i]!.startsWith('{"agent":"eip-agent"')) start = i;
+  if (start >= 0) return lines.slice(start).join('\n');
+  return lines.filter((l) => l.startsWith('{')).pop();
+}
+
+/** Reads a script's result from its exit code and the JSON it prints last; throws when there is none. */
 export function parseScriptResult(script: string, exitCode: number, stdout: string, stderr: string): ScriptResult {
-  const line = stdout
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('{'))
-    .pop();
+  const text = resultText(stdout);
   let data: Record<string, unknown> | undefined;
   try {
-    data = line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+    data = text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
   } catch {
     data = undefined;
   }

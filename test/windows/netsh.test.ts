@@ -3,7 +3,7 @@ import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
 import { renderWindows } from '../../src/render/windows/render.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
-import { parsePowerShell, syntaxProblems } from './powershell.js';
+import { parsePowerShell, powershell7Only, syntaxProblems } from './powershell.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
 
@@ -68,7 +68,9 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
       expect(code, code).not.toMatch(/["^!]/);
       const ps = substitute(code);
       expect(ps, ps).not.toMatch(/%/);
-      expect(syntaxProblems(await parsePowerShell(ps)), ps).toEqual([]);
+      const tree = await parsePowerShell(ps);
+      expect(syntaxProblems(tree), ps).toEqual([]);
+      expect(powershell7Only(tree), ps).toEqual([]);
     }
   });
 
@@ -82,7 +84,7 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
 
   it('switches DHCP to static with the primary address and mask, and adds every secondary with skipassource=true', () => {
     expect(lines.filter((l) => l.includes('set address name=%IDX% source=static'))).toEqual(
-      model.nics.map((n) => `call :run netsh interface ipv4 set address name=%IDX% source=static address=${n.addresses[0]!.ip} mask=${n.netmask} gateway=none || goto :change_failed`),
+      model.nics.map((n) => `call :run netsh interface ipv4 set address name=%IDX% source=static address=${n.addresses[0]!.ip} mask=${n.netmask} gateway=${n.gateway} gwmetric=${n.isPrimaryNic ? 0 : 100 * n.index} || goto :change_failed`),
     );
     const expected = model.nics.flatMap((n) => [
       ...n.addresses.slice(1).map((a) => `call :addsecondary %IDX% ${n.mac.replace(/:/g, '')} ${a.ip} ${n.prefixLength} ${n.netmask} || goto :change_failed`),
@@ -104,6 +106,55 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
     );
     expect(content).toContain('set dnsservers name=%~1 source=static address=%~2 register=primary validate=no');
     expect(content).toContain('add dnsservers name=%~1 address=%~2 index=%DNSINDEX% validate=no');
+  });
+
+  it('runs one at a time: the work is `call :main` with handle 9 holding the lock file; a second run says busy (21)', () => {
+    const main = lines.indexOf('call :main 9>"%STATE%\\lock-netsh"');
+    expect(main).toBeGreaterThan(0);
+    expect(lines.slice(main + 1, main + 5)).toEqual([
+      'if defined LOCKED exit /b %CODE%',
+      '>>"%LOG%" echo %date% %time% [%MODE%] exit 21 busy: another run holds %STATE%\\lock-netsh',
+      'echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":21,"status":"busy","changes":[],"checks":[],"errors":["another eip-agent run is in progress"],"log":"%LOG:\\=\\\\%"}',
+      'exit /b 21',
+    ]);
+    expect(lines.slice(lines.indexOf(':main'), lines.indexOf(':main') + 2)).toEqual([':main', 'set "LOCKED=1"']);
+    // Before the lock only the mode is read, and reduced to apply, verify or invalid: the busy line prints nothing else.
+    expect(lines.slice(lines.indexOf('set "MODE=%~1"'), main).filter((l) => /%~\d/.test(l))).toEqual(['set "MODE=%~1"']);
+    expect(content.match(/undo-netsh\.txt" del|del \/q "%UNDO%"/g)?.length).toBe(2);
+    expect(lines.indexOf('if exist "%UNDO%" del /q "%UNDO%"')).toBeGreaterThan(main);
+  });
+
+  it('writes the result one fragment per line and prints it line by line: no line near cmd\'s 8191-character limit', () => {
+    // No variable accumulates changes, checks or errors any more.
+    expect(content).not.toMatch(/set "(CHANGES|CHECKS|ERRORS)=/);
+    for (const kind of ['changes', 'errors']) expect(lines).toContain(`>>"%RESULT%-${kind}.txt" echo(%SEP%"%~1"`);
+    expect(lines).toContain('>>"%RESULT%-checks.txt" echo(%SEP%{"kind":"%~1","subject":"%~2","ok":%~3,"detail":"%~4"}');
+    const finish = lines.slice(lines.indexOf(':finish'));
+    expect(finish.slice(3, 11)).toEqual([
+      'echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":%CODE%,"status":"%STATUS%","log":"%LOG:\\=\\\\%","changes":[',
+      'call :emit changes',
+      'echo ],"checks":[',
+      'call :emit checks',
+      'echo ],"errors":[',
+      'call :emit errors',
+      'echo ]}',
+      'exit /b %CODE%',
+    ]);
+    expect(lines).toContain('for /f "usebackq delims=" %%l in ("%RESULT%-%~1.txt") do echo(%%l');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(1000);
+  });
+
+  it('counts an address as present whatever its prefix length (a different one is left as it is, as the PowerShell flavor does)', () => {
+    const has = lines.slice(lines.indexOf(':has'), lines.indexOf(':has') + 2);
+    expect(has[1]).toBe('call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress \'%~2\' -ErrorAction SilentlyContinue).Count"');
+    expect(lines.filter((l) => /call :has \S+ \S+ \S+ /.test(l) && !/call :has \S+ \S+ (\|\||&&)/.test(l))).toEqual([]);
+    expect(content).not.toMatch(/PrefixLength -eq/);
+  });
+
+  it('writes DNS servers as static ones when they are not, and counts DHCP leftovers as a difference', () => {
+    expect(lines).toContain('if /i "%DHCP%"=="Disabled" if not "%DNSBEFORE%"=="" if "%DNSSTATIC%"=="0" call :diff "ifIndex %IDX%: DNS servers %DNSBEFORE% are not static"');
+    const ensure = lines.slice(lines.indexOf(':ensuredns'));
+    expect(ensure.slice(1, 5)).toEqual(['if "%~2"=="" exit /b 0', 'call :ask DNSNOW "@((Get-DnsClientServerAddress -InterfaceIndex %~1 -AddressFamily IPv4).ServerAddresses) -join \' \'"', 'call :dnsstatic %~1', 'if "%DNSNOW%"=="%~2" if "%DNSSTATIC%"=="1" exit /b 0']);
   });
 
   it('passes only plain text to the JSON result (no character cmd would treat as an operator)', () => {

@@ -5,19 +5,34 @@ rem adapter has this MAC, is this address there, what DNS servers are set) is an
 rem PowerShell/CIM query, because netsh, ipconfig and wmic print localized text that must not be parsed
 rem (and wmic is gone from current Windows). Adapter names are never used.
 rem Usage: eip-agent.netsh.cmd [apply or verify]. Exit codes: 0 in sync, 10 changed and verified,
-rem 20 adapter not found or ambiguous, 22 DHCP lease differs from the metadata, 30 rolled back,
+rem 20 adapter not found or ambiguous, 21 another run holds the lock, 22 DHCP lease differs from the metadata, 30 rolled back,
 rem 31 rollback failed, 40 not as desired in verify mode, 1 error before any change.
-rem stdout: one line of JSON. Log: %ProgramData%\eip-agent\eip-agent.log
+rem stdout: the JSON result, one short line per change, check and error (cmd cannot echo a line longer than 8191
+rem characters). Log: %ProgramData%\eip-agent\eip-agent.log
 setlocal EnableExtensions DisableDelayedExpansion
 set "STATE=%ProgramData%\eip-agent"
 if not exist "%STATE%\" mkdir "%STATE%"
 set "LOG=%STATE%\eip-agent.log"
 set "UNDO=%STATE%\undo-netsh.txt"
+set "RESULT=%STATE%\result-netsh"
 set "MODE=%~1"
 if "%MODE%"=="" set "MODE=apply"
-if /i "%MODE%"=="apply" goto :mode_ok
-if /i "%MODE%"=="verify" goto :mode_ok
+if /i "%MODE%"=="apply" goto :mode_known
+if /i "%MODE%"=="verify" goto :mode_known
 set "MODE=invalid"
+:mode_known
+rem One run at a time: handle 9 holds the lock file open for writing until :main returns; a second run cannot open it.
+set "LOCKED="
+call :main 9>"%STATE%\lock-netsh"
+if defined LOCKED exit /b %CODE%
+>>"%LOG%" echo %date% %time% [%MODE%] exit 21 busy: another run holds %STATE%\lock-netsh
+echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":21,"status":"busy","changes":[],"checks":[],"errors":["another eip-agent run is in progress"],"log":"%LOG:\=\\%"}
+exit /b 21
+
+:main
+set "LOCKED=1"
+for %%f in (changes checks errors) do if exist "%RESULT%-%%f.txt" del /q "%RESULT%-%%f.txt"
+if not "%MODE%"=="invalid" goto :mode_ok
 call :error "the argument must be apply or verify"
 set "CODE=1"
 set "STATUS=error"
@@ -26,12 +41,6 @@ goto :finish
 :mode_ok
 set "PS=powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command"
 set "METADATA_URL=http://169.254.0.23/latest/meta-data/"
-set "CHANGES="
-set "CSEP="
-set "CHECKS="
-set "KSEP="
-set "ERRORS="
-set "ESEP="
 set "FAILED=0"
 set "ANYDIFF=0"
 set "NOTFOUND=0"
@@ -64,12 +73,12 @@ call :ask DHCP "[string](Get-NetIPInterface -InterfaceIndex %IDX% -AddressFamily
 if /i not "%DHCP%"=="Enabled" if /i not "%DHCP%"=="Disabled" goto :query_failed
 call :ask LEASE "@(Get-NetIPAddress -InterfaceIndex %IDX% -AddressFamily IPv4 -PrefixOrigin Dhcp -ErrorAction SilentlyContinue | Where-Object { $_.IPAddress -match '\A[0-9.]+\z' } | ForEach-Object { $_.IPAddress }) -join ' '"
 call :ask DNSBEFORE "@((Get-DnsClientServerAddress -InterfaceIndex %IDX% -AddressFamily IPv4).ServerAddresses | Where-Object { $_ -match '\A[0-9.]+\z' }) -join ' '"
-call :ask DNSSTATIC "$g = [string](Get-NetAdapter -InterfaceIndex %IDX%).InterfaceGuid; $n = Get-ItemProperty -LiteralPath ('HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $g) -Name NameServer -ErrorAction SilentlyContinue; if ($n -and [string]$n.NameServer) { '1' } else { '0' }"
-if not "%DNSSTATIC%"=="1" set "DNSSTATIC=0"
+call :dnsstatic %IDX%
 >>"%LOG%" echo %date% %time% [%MODE%] snapshot 52:54:00:8A:7A:64 ifIndex %IDX%: dhcp %DHCP%, lease %LEASE%, dns %DNSBEFORE%, static dns %DNSSTATIC%
 if /i not "%DHCP%"=="Disabled" call :diff "ifIndex %IDX%: DHCP is enabled"
-call :has %IDX% 10.0.0.2 24 || call :diff "ifIndex %IDX%: 10.0.0.2/24 is missing"
-call :has %IDX% 10.0.0.3 24 || call :diff "ifIndex %IDX%: 10.0.0.3/24 is missing"
+if /i "%DHCP%"=="Disabled" if not "%DNSBEFORE%"=="" if "%DNSSTATIC%"=="0" call :diff "ifIndex %IDX%: DNS servers %DNSBEFORE% are not static"
+call :has %IDX% 10.0.0.2 || call :diff "ifIndex %IDX%: 10.0.0.2/24 is missing"
+call :has %IDX% 10.0.0.3 || call :diff "ifIndex %IDX%: 10.0.0.3/24 is missing"
 call :ownedextra %IDX% 5254008A7A64 "10.0.0.2 10.0.0.3" || call :diff "ifIndex %IDX%: an address added by eip-agent is no longer in the metadata"
 call :routemetric %IDX% 10.0.0.1
 if not "%ROUTEMETRIC%"=="0" call :diff "ifIndex %IDX%: no default route via 10.0.0.1 with metric 0"
@@ -91,12 +100,12 @@ call :ask DHCP "[string](Get-NetIPInterface -InterfaceIndex %IDX% -AddressFamily
 if /i not "%DHCP%"=="Enabled" if /i not "%DHCP%"=="Disabled" goto :query_failed
 call :ask LEASE "@(Get-NetIPAddress -InterfaceIndex %IDX% -AddressFamily IPv4 -PrefixOrigin Dhcp -ErrorAction SilentlyContinue | Where-Object { $_.IPAddress -match '\A[0-9.]+\z' } | ForEach-Object { $_.IPAddress }) -join ' '"
 call :ask DNSBEFORE "@((Get-DnsClientServerAddress -InterfaceIndex %IDX% -AddressFamily IPv4).ServerAddresses | Where-Object { $_ -match '\A[0-9.]+\z' }) -join ' '"
-call :ask DNSSTATIC "$g = [string](Get-NetAdapter -InterfaceIndex %IDX%).InterfaceGuid; $n = Get-ItemProperty -LiteralPath ('HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $g) -Name NameServer -ErrorAction SilentlyContinue; if ($n -and [string]$n.NameServer) { '1' } else { '0' }"
-if not "%DNSSTATIC%"=="1" set "DNSSTATIC=0"
+call :dnsstatic %IDX%
 >>"%LOG%" echo %date% %time% [%MODE%] snapshot 20:90:6F:F7:93:2E ifIndex %IDX%: dhcp %DHCP%, lease %LEASE%, dns %DNSBEFORE%, static dns %DNSSTATIC%
 if /i not "%DHCP%"=="Disabled" call :diff "ifIndex %IDX%: DHCP is enabled"
-call :has %IDX% 10.0.0.7 24 || call :diff "ifIndex %IDX%: 10.0.0.7/24 is missing"
-call :has %IDX% 10.0.0.8 24 || call :diff "ifIndex %IDX%: 10.0.0.8/24 is missing"
+if /i "%DHCP%"=="Disabled" if not "%DNSBEFORE%"=="" if "%DNSSTATIC%"=="0" call :diff "ifIndex %IDX%: DNS servers %DNSBEFORE% are not static"
+call :has %IDX% 10.0.0.7 || call :diff "ifIndex %IDX%: 10.0.0.7/24 is missing"
+call :has %IDX% 10.0.0.8 || call :diff "ifIndex %IDX%: 10.0.0.8/24 is missing"
 call :ownedextra %IDX% 20906FF7932E "10.0.0.7 10.0.0.8" || call :diff "ifIndex %IDX%: an address added by eip-agent is no longer in the metadata"
 call :routemetric %IDX% 10.0.0.1
 if not "%ROUTEMETRIC%"=="100" call :diff "ifIndex %IDX%: no default route via 10.0.0.1 with metric 100"
@@ -123,13 +132,14 @@ rem ---- 3. Change what differs, primary NIC first; any failure restores what th
 if "%DIFF0%"=="0" goto :apply0_done
 set "IDX=%IDX0%"
 if /i "%DHCP0%"=="Disabled" goto :apply0_static
-rem DHCP to static in one netsh call: the lease is the metadata primary, so the address stays.
-call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.2 mask=255.255.255.0 gateway=none || goto :change_failed
+rem DHCP to static in one netsh call, the default route included: the lease is the metadata primary, so the address
+rem stays, and the guest is never without a default route.
+call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.2 mask=255.255.255.0 gateway=10.0.0.1 gwmetric=0 || goto :change_failed
 call :undo dhcp %IDX% %DNSSTATIC0%
 call :change "ifIndex %IDX%: DHCP to static 10.0.0.2/24"
 goto :apply0_secondary
 :apply0_static
-call :has %IDX% 10.0.0.2 24 && goto :apply0_secondary
+call :has %IDX% 10.0.0.2 && goto :apply0_secondary
 call :run netsh interface ipv4 add address name=%IDX% address=10.0.0.2 mask=255.255.255.0 || goto :change_failed
 call :undo deladdr %IDX% 10.0.0.2 -
 call :change "ifIndex %IDX%: add primary 10.0.0.2/24"
@@ -142,13 +152,14 @@ call :ensuredns %IDX% "%DNSBEFORE0%" "%DNSBEFORE0%" %DNSSTATIC0% || goto :change
 if "%DIFF1%"=="0" goto :apply1_done
 set "IDX=%IDX1%"
 if /i "%DHCP1%"=="Disabled" goto :apply1_static
-rem DHCP to static in one netsh call: the lease is the metadata primary, so the address stays.
-call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.7 mask=255.255.255.0 gateway=none || goto :change_failed
+rem DHCP to static in one netsh call, the default route included: the lease is the metadata primary, so the address
+rem stays, and the guest is never without a default route.
+call :run netsh interface ipv4 set address name=%IDX% source=static address=10.0.0.7 mask=255.255.255.0 gateway=10.0.0.1 gwmetric=100 || goto :change_failed
 call :undo dhcp %IDX% %DNSSTATIC1%
 call :change "ifIndex %IDX%: DHCP to static 10.0.0.7/24"
 goto :apply1_secondary
 :apply1_static
-call :has %IDX% 10.0.0.7 24 && goto :apply1_secondary
+call :has %IDX% 10.0.0.7 && goto :apply1_secondary
 call :run netsh interface ipv4 add address name=%IDX% address=10.0.0.7 mask=255.255.255.0 || goto :change_failed
 call :undo deladdr %IDX% 10.0.0.7 -
 call :change "ifIndex %IDX%: add primary 10.0.0.7/24"
@@ -217,8 +228,21 @@ set "STATUS=in-sync"
 :finish
 if exist "%UNDO%" del /q "%UNDO%"
 >>"%LOG%" echo %date% %time% [%MODE%] exit %CODE% %STATUS%
-echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":%CODE%,"status":"%STATUS%","changes":[%CHANGES%],"checks":[%CHECKS%],"errors":[%ERRORS%],"log":"%LOG:\=\\%"}
+echo {"agent":"eip-agent","flavor":"netsh","mode":"%MODE%","exitCode":%CODE%,"status":"%STATUS%","log":"%LOG:\=\\%","changes":[
+call :emit changes
+echo ],"checks":[
+call :emit checks
+echo ],"errors":[
+call :emit errors
+echo ]}
 exit /b %CODE%
+
+rem :emit NAME - prints the JSON fragments collected in %RESULT%-NAME.txt, one per line, and removes the file
+:emit
+if not exist "%RESULT%-%~1.txt" exit /b 0
+for /f "usebackq delims=" %%l in ("%RESULT%-%~1.txt") do echo(%%l
+del /q "%RESULT%-%~1.txt"
+exit /b 0
 
 rem ==== Subroutines. Arguments are validated IPs, masks, hex MACs and integers; messages avoid cmd's special characters. ====
 
@@ -242,11 +266,17 @@ set "%~1=%RESOLVED%"
 call :check link "%~3 is ifIndex %RESOLVED%" true "resolved by MAC"
 exit /b 0
 
-rem :has IDX IP PREFIX - succeeds when IP/PREFIX is on ifIndex IDX
+rem :has IDX IP - succeeds when IP is on ifIndex IDX, whatever its prefix length (a different one is left as it is)
 :has
-call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue | Where-Object { $_.PrefixLength -eq %~3 }).Count"
+call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue).Count"
 if "%HAS%"=="1" exit /b 0
 exit /b 1
+
+rem :dnsstatic IDX - DNSSTATIC = 1 when the adapter's DNS servers are static (a NameServer value in the registry), else 0
+:dnsstatic
+call :ask DNSSTATIC "$g = [string](Get-NetAdapter -InterfaceIndex %~1).InterfaceGuid; $n = Get-ItemProperty -LiteralPath ('HKLM:\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces\' + $g) -Name NameServer -ErrorAction SilentlyContinue; if ($n -and [string]$n.NameServer) { '1' } else { '0' }"
+if not "%DNSSTATIC%"=="1" set "DNSSTATIC=0"
+exit /b 0
 
 rem :routemetric IDX GW - ROUTEMETRIC = metric of the default route via GW on IDX, undefined when there is none
 :routemetric
@@ -295,10 +325,10 @@ exit /b 0
 
 rem :addsecondary IDX MACKEY IP PREFIX MASK - adds a secondary address that is missing, never as a source address
 :addsecondary
-call :has %~1 %~3 %~4 && exit /b 0
+call :has %~1 %~3 && exit /b 0
 call :run netsh interface ipv4 add address name=%~1 address=%~3 mask=%~5 skipassource=true && goto :addsecondary_added
 rem Already exists is checked, not fatal: what matters is that the address is there now.
-call :has %~1 %~3 %~4 && exit /b 0
+call :has %~1 %~3 && exit /b 0
 call :error "ifIndex %~1: adding %~3/%~4 failed, see the log"
 exit /b 1
 :addsecondary_added
@@ -349,11 +379,13 @@ call :undo delroute %~1 %~2
 call :change "ifIndex %~1: add default route via %~2 metric %~3"
 exit /b 0
 
-rem :ensuredns IDX "WANTED" "BEFORE" STATIC - sets the DNS servers only when they differ
+rem :ensuredns IDX "WANTED" "BEFORE" STATIC - sets the DNS servers when they differ or are not static: after DHCP is
+rem disabled Windows still shows DHCP's servers, and loses them at the next boot unless they are written.
 :ensuredns
 if "%~2"=="" exit /b 0
 call :ask DNSNOW "@((Get-DnsClientServerAddress -InterfaceIndex %~1 -AddressFamily IPv4).ServerAddresses) -join ' '"
-if "%DNSNOW%"=="%~2" exit /b 0
+call :dnsstatic %~1
+if "%DNSNOW%"=="%~2" if "%DNSSTATIC%"=="1" exit /b 0
 call :setdns %~1 %~2 || exit /b 1
 call :undo dns %~1 %~4 %~3
 call :change "ifIndex %~1: DNS servers %~2"
@@ -370,11 +402,11 @@ set /a DNSINDEX+=1
 call :run netsh interface ipv4 add dnsservers name=%~1 address=%~2 index=%DNSINDEX% validate=no || exit /b 1
 goto :setdns_next
 
-rem :verifyaddr IDX IP PREFIX - the address is there and out of duplicate address detection
+rem :verifyaddr IDX IP PREFIX - the address is there (with any prefix length) and out of duplicate address detection
 :verifyaddr
 set "TRIES=0"
 :verifyaddr_again
-call :ask ADDRSTATE "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue | Where-Object { $_.PrefixLength -eq %~3 } | ForEach-Object { [string]$_.AddressState }) | Select-Object -First 1"
+call :ask ADDRSTATE "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress '%~2' -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.AddressState }) | Select-Object -First 1"
 if "%ADDRSTATE%"=="Preferred" goto :verifyaddr_done
 if "%ADDRSTATE%"=="Duplicate" goto :verifyaddr_done
 set /a TRIES+=1
@@ -466,19 +498,24 @@ exit /b %errorlevel%
 call :run netsh interface ipv4 set dnsservers name=%~1 source=dhcp
 exit /b %errorlevel%
 
-rem :change "what" / :error "what" / :check KIND "SUBJECT" true-or-false "DETAIL" - the JSON result, built as the run goes
+rem :change "what" / :error "what" / :check KIND "SUBJECT" true-or-false "DETAIL" - the JSON result, one fragment per
+rem line in %RESULT%-NAME.txt as the run goes (a comma before every fragment but the first), printed by :finish
 :change
-set "CHANGES=%CHANGES%%CSEP%"%~1""
-set "CSEP=,"
+call :separator changes
+>>"%RESULT%-changes.txt" echo(%SEP%"%~1"
 >>"%LOG%" echo %date% %time% [%MODE%] %~1
 exit /b 0
 :error
-set "ERRORS=%ERRORS%%ESEP%"%~1""
-set "ESEP=,"
+call :separator errors
+>>"%RESULT%-errors.txt" echo(%SEP%"%~1"
 >>"%LOG%" echo %date% %time% [%MODE%] error: %~1
 exit /b 0
 :check
-set "CHECKS=%CHECKS%%KSEP%{"kind":"%~1","subject":"%~2","ok":%~3,"detail":"%~4"}"
-set "KSEP=,"
+call :separator checks
+>>"%RESULT%-checks.txt" echo(%SEP%{"kind":"%~1","subject":"%~2","ok":%~3,"detail":"%~4"}
 if "%~3"=="false" set "FAILED=1"
+exit /b 0
+:separator
+set "SEP=,"
+if not exist "%RESULT%-%~1.txt" set "SEP="
 exit /b 0
