@@ -1,6 +1,7 @@
 import type { ReloadMode } from '../apply/reload.js';
 import { ConfigError, quoteShort } from '../errors.js';
 import { windowsAgentDir, type Host } from '../host/host.js';
+import { untrustedWriters } from '../host/windows-acl.js';
 import type { RoutingMode } from '../render/types.js';
 import type { TargetName } from '../targets/index.js';
 
@@ -113,6 +114,26 @@ export function parseConfig(path: string, data: unknown): FileConfig {
   return config as FileConfig;
 }
 
+/**
+ * On Windows the agent runs as SYSTEM and applies what the config says (the metadata URL above all): a config that
+ * other accounts can change, or in a folder they can write, is refused with the command that restricts it.
+ */
+async function requireAdminOnly(host: Host, path: string): Promise<void> {
+  const folder = path.slice(0, Math.max(path.lastIndexOf('\\'), path.lastIndexOf('/'))) || path;
+  let findings: string[][];
+  try {
+    findings = await untrustedWriters(host, [path, folder]);
+  } catch (error) {
+    throw new ConfigError(`${path}: not used: ${(error as Error).message}`, { cause: error });
+  }
+  const [file = [], dir = []] = findings;
+  const problems = [...file, ...dir.map((d) => `${d} (its folder)`)];
+  if (problems.length === 0) return;
+  throw new ConfigError(
+    `${path}: not used: ${problems.join(', ')}, and SYSTEM would apply what it says; let only SYSTEM and Administrators write it: icacls "${folder}" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX, then icacls "${path}" /reset (install --windows-task restricts %ProgramData%\\eip-agent this way)`,
+  );
+}
+
 /** Reads the config file: the explicit one must exist, the default one may be absent. */
 export async function loadConfig(host: Host, explicitPath: string | undefined): Promise<FileConfig> {
   const path = explicitPath ?? host.env.EIP_AGENT_CONFIG ?? defaultConfigPath(host);
@@ -122,6 +143,7 @@ export async function loadConfig(host: Host, explicitPath: string | undefined): 
     if (explicitPath !== undefined || host.env.EIP_AGENT_CONFIG !== undefined) throw new ConfigError(`config file ${path} not found`);
     return {};
   }
+  if (host.platform === 'win32') await requireAdminOnly(host, path);
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -332,6 +332,7 @@ function engineHost(target: EmuGuest): Host {
     env: { ProgramData: 'C:\\ProgramData' },
     async run(argv) {
       const file = argv.indexOf('-File');
+      if (file < 0) return runPowerShell(target, argv.slice(1), { codePage: 936 });
       const virtual = String(argv[file + 1]).replace(/\\/g, '/');
       const path = placeScript(target, virtual.split('/').pop()!, String(vol.readFileSync(virtual, 'utf8')));
       const args = [...argv.slice(1, file + 1), path, ...argv.slice(file + 2)];
@@ -380,5 +381,56 @@ describe.skipIf(!engineReady())('eip-agent apply --target windows with the engin
     const retried = await cli(APPLY, host);
     expect(retried.code, retried.out + retried.err).toBe(0);
     expect(guest.read().addresses.map((a) => a.ip)).not.toContain('10.0.0.8');
+  });
+});
+
+describe.skipIf(!engineReady())('on Windows a config file that others can change is not used (Get-Acl in the engine)', () => {
+  const CONFIG = '/agent/config.json';
+  const PLAN = ['plan', '--target', 'windows', '--metadata-file', '/meta.json', '--config', CONFIG];
+  const restricted = (owner = 'S-1-5-32-544') => ({
+    owner,
+    rules: [
+      { sid: 'S-1-5-18', rights: 'FullControl', type: 'Allow' as const, propagation: 'None' },
+      { sid: 'S-1-5-32-544', rights: 'FullControl', type: 'Allow' as const, propagation: 'None' },
+      { sid: 'S-1-5-32-545', rights: 'ReadAndExecute, Synchronize', type: 'Allow' as const, propagation: 'None' },
+      // Applies to what a user creates, not to the folder itself.
+      { sid: 'S-1-3-0', rights: 'FullControl', type: 'Allow' as const, propagation: 'InheritOnly' },
+    ],
+  });
+  beforeEach(() => {
+    vol.reset();
+    vol.fromJSON({ '/meta.json': JSON.stringify(manualTree()), [CONFIG]: JSON.stringify({ metadataUrl: 'http://169.254.0.23/latest/meta-data/' }) });
+  });
+  const withAcls = (acls: EmuState['acls']): void => guest.write({ ...emulatedGuest(manual()), acls });
+
+  it('uses a config that only SYSTEM and Administrators can change', async () => {
+    withAcls({ [CONFIG]: restricted(), '/agent': restricted() });
+    const run = await cli(PLAN, engineHost(guest));
+    // 2: the plan has something to write (the script), so the config was read and used.
+    expect([run.code, run.err]).toEqual([2, '']);
+    expect(run.out).toContain('eip-agent.ps1');
+  });
+
+  it('refuses one in a folder that Users can add files to (as %ProgramData% itself allows), naming the fix', async () => {
+    const folder = restricted();
+    folder.rules.push({ sid: 'S-1-5-32-545', rights: 'CreateFiles, AppendData, Synchronize', type: 'Allow', propagation: 'None' });
+    withAcls({ [CONFIG]: restricted(), '/agent': folder });
+    const run = await cli(PLAN, engineHost(guest));
+    expect(run.code).toBe(1);
+    expect(run.out).toBe('');
+    expect(run.err).toBe(
+      'eip-agent: config: /agent/config.json: not used: Users (S-1-5-32-545) may write (its folder), and SYSTEM would apply what it says; let only SYSTEM and Administrators write it: icacls "/agent" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX, then icacls "/agent/config.json" /reset (install --windows-task restricts %ProgramData%\\eip-agent this way)\n',
+    );
+  });
+
+  it('refuses one owned by an ordinary user (an owner can rewrite the ACL), and one whose ACL cannot be read', async () => {
+    withAcls({ [CONFIG]: restricted('S-1-5-21-1004336348-1177238915-682003330-1001'), '/agent': restricted() });
+    const owned = await cli(PLAN, engineHost(guest));
+    expect([owned.code, owned.err.split(':').slice(0, 4).join(':')]).toEqual([1, 'eip-agent: config: /agent/config.json: not used']);
+    expect(owned.err).toContain('owner S-1-5-21-1004336348-1177238915-682003330-1001, and SYSTEM');
+    withAcls({ '/agent': restricted() });
+    const unknown = await cli(PLAN, engineHost(guest));
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toBe("eip-agent: config: /agent/config.json: not used: cannot read who may write /agent/config.json: Cannot find path '/agent/config.json' because it does not exist.\n");
   });
 });

@@ -103,6 +103,8 @@ export interface EmuState {
   /** Every changing call, as "Cmdlet -Param value ..." (and ping.exe, Invoke-WebRequest). */
   calls: string[];
   tasks: Record<string, unknown>[];
+  /** Get-Acl's answer per path: the owner's SID and the rules (rights and propagation as the .NET enum names). */
+  acls: Record<string, { owner: string; rules: { sid: string; rights: string; type: 'Allow' | 'Deny'; propagation: string }[] }>;
   icacls: string[][];
   icaclsExitCode: number;
 }
@@ -137,6 +139,7 @@ export function emulatedGuest(model: InstanceModel, options: { culture?: 'en-US'
     faults: [],
     calls: [],
     tasks: [],
+    acls: {},
     icacls: [],
     icaclsExitCode: 0,
   };

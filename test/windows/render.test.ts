@@ -7,6 +7,7 @@ import type { WindowsFlavor } from '../../src/render/windows/constants.js';
 import { UTF8_BOM, WINDOWS_EXIT } from '../../src/render/windows/constants.js';
 import { renderWindows } from '../../src/render/windows/render.js';
 import { renderTaskInstall, renderTaskUninstall } from '../../src/render/windows/task.js';
+import { aclScript } from '../../src/host/windows-acl.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 import type { PsValue } from './powershell.js';
 import { ancestor, assignedValue, descendants, invocations, parsePowerShell, powershell7Only, syntaxProblems } from './powershell.js';
@@ -80,6 +81,12 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
 
   it.each(scripts)('%s: nothing Windows PowerShell 5.1 cannot run (the engine under test is PowerShell 7)', async (_name, script) => {
     expect(powershell7Only(await parsePowerShell(script().slice(1)))).toEqual([]);
+  });
+
+  it('the config ACL check (src/host/windows-acl.ts) parses and needs nothing past PowerShell 5.1', async () => {
+    const tree = await parsePowerShell(aclScript(['C:\\ProgramData\\eip-agent\\config.json', 'D:\\配置\\it\'s']));
+    expect(syntaxProblems(tree)).toEqual([]);
+    expect(powershell7Only(tree)).toEqual([]);
   });
 
   it('the 5.1 check finds a ternary, ??, ?., &&, || and PowerShell 7 parameters', async () => {

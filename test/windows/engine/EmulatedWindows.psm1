@@ -606,6 +606,37 @@ function Get-ItemProperty {
     [pscustomobject]@{ NameServer = (@($adapter[0].dnsStatic) -join ','); DhcpNameServer = (@($adapter[0].dnsDhcp) -join ' ') }
 }
 
+# ---- Security: Get-Acl of the paths in the state's acls (owner and rules by SID) ----
+
+function Get-Acl {
+    [CmdletBinding(DefaultParameterSetName = 'ByPath')]
+    param(
+        [Parameter(ParameterSetName = 'ByPath', Position = 0)][string[]]$Path,
+        [Parameter(ParameterSetName = 'ByLiteralPath', Mandatory)][Alias('PSPath', 'LP')][string[]]$LiteralPath,
+        [switch]$Audit
+    )
+    $state = Read-EmuState
+    $key = @($Path + $LiteralPath | Where-Object { $_ })[0]
+    if (-not $state.acls.ContainsKey($key)) {
+        $PSCmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new([System.Management.Automation.ItemNotFoundException]::new("Cannot find path '$key' because it does not exist."), 'PathNotFound,Microsoft.PowerShell.Commands.GetAclCommand', 'ObjectNotFound', $key))
+    }
+    $entry = $state.acls[$key]
+    $acl = [pscustomobject]@{ Path = $key; OwnerSid = [string]$entry.owner; Rules = @($entry.rules) }
+    $acl | Add-Member -MemberType ScriptMethod -Name GetOwner -Value { param($Type) [pscustomobject]@{ Value = $this.OwnerSid } }
+    $acl | Add-Member -MemberType ScriptMethod -Name GetAccessRules -Value {
+        param($IncludeExplicit, $IncludeInherited, $Type)
+        foreach ($rule in $this.Rules) {
+            [pscustomobject]@{
+                IdentityReference = [pscustomobject]@{ Value = [string]$rule.sid }
+                FileSystemRights  = [System.Security.AccessControl.FileSystemRights][string]$rule.rights
+                AccessControlType = [System.Security.AccessControl.AccessControlType][string]$rule.type
+                PropagationFlags  = [System.Security.AccessControl.PropagationFlags][string]$rule.propagation
+            }
+        }
+    }
+    return $acl
+}
+
 # ---- Processes and network probes ----
 
 # ping.exe -n COUNT -w MS [-S SOURCE] TARGET: resolves the target's neighbour entry on the interface the packet
@@ -840,7 +871,7 @@ $accelerators::Add('Security.Principal.WindowsPrincipal', [EmulatedWindowsPrinci
 Export-ModuleMember -Function @(
     'Get-NetAdapter', 'Get-NetIPInterface', 'Set-NetIPInterface', 'Get-NetIPAddress', 'New-NetIPAddress', 'Set-NetIPAddress',
     'Remove-NetIPAddress', 'Get-NetRoute', 'New-NetRoute', 'Set-NetRoute', 'Remove-NetRoute', 'Get-NetNeighbor',
-    'Get-DnsClientServerAddress', 'Set-DnsClientServerAddress', 'Get-ItemProperty', 'ping.exe', 'icacls.exe',
+    'Get-DnsClientServerAddress', 'Set-DnsClientServerAddress', 'Get-ItemProperty', 'Get-Acl', 'ping.exe', 'icacls.exe',
     'Invoke-WebRequest', 'Start-Sleep', 'New-ScheduledTaskAction', 'New-ScheduledTaskTrigger', 'New-ScheduledTaskPrincipal',
     'New-ScheduledTaskSettingsSet', 'Get-ScheduledTask', 'Register-ScheduledTask', 'Unregister-ScheduledTask'
 )
