@@ -95,6 +95,15 @@ function Invoke-EmuFault {
     }
 }
 
+# The start of every changing call: recorded, failed when a fault names it, refused without Administrator.
+function Enter-EmuChange {
+    param([hashtable]$State, [string]$Name, [hashtable]$Bound, $Cmdlet)
+    Add-EmuCall $State $Name $Bound
+    Invoke-EmuFault $State $Name $Bound $Cmdlet
+    Assert-EmuAdmin $State $Cmdlet
+    return $State
+}
+
 # Get-* that finds nothing: ObjectNotFound, handled by the caller's error preference as a real cmdlet's would be.
 function Write-EmuNotFound {
     param($Cmdlet, [hashtable]$Bound, [hashtable]$State, [string]$Class, [string]$Query)
@@ -267,10 +276,7 @@ function Set-NetIPInterface {
         [uint32]$InterfaceMetric,
         [string]$PolicyStore
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'Set-NetIPInterface' $PSBoundParameters
-    Invoke-EmuFault $state 'Set-NetIPInterface' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'Set-NetIPInterface' $PSBoundParameters $PSCmdlet
     foreach ($index in @($InterfaceIndex)) {
         $adapter = Get-EmuAdapter $state $index $PSCmdlet
         if (-not $PSBoundParameters.ContainsKey('Dhcp') -or $adapter.dhcp -eq $Dhcp) { continue }
@@ -329,10 +335,7 @@ function New-NetIPAddress {
         [bool]$SkipAsSource,
         [string]$PolicyStore
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'New-NetIPAddress' $PSBoundParameters
-    Invoke-EmuFault $state 'New-NetIPAddress' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'New-NetIPAddress' $PSBoundParameters $PSCmdlet
     $adapter = Get-EmuAdapter $state $InterfaceIndex $PSCmdlet
     if ($adapter.dhcp -eq 'Enabled') {
         Stop-Emu $state $PSCmdlet (New-EmuErrorRecord (Get-EmuMessage $state 'DhcpEnabled') 'Windows System Error 87' InvalidArgument 'New-NetIPAddress')
@@ -359,10 +362,7 @@ function Set-NetIPAddress {
         [bool]$SkipAsSource,
         [string]$PolicyStore
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'Set-NetIPAddress' $PSBoundParameters
-    Invoke-EmuFault $state 'Set-NetIPAddress' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'Set-NetIPAddress' $PSBoundParameters $PSCmdlet
     $found = @($state.addresses | Where-Object { (Test-EmuFilter $_.ip $IPAddress) -and (Test-EmuFilter $_.ifIndex $InterfaceIndex) })
     if ($found.Count -eq 0) {
         Write-EmuNotFound $PSCmdlet $PSBoundParameters $state 'MSFT_NetIPAddress' ($IPAddress -join ',')
@@ -394,9 +394,7 @@ function Remove-NetIPAddress {
         return
     }
     if (-not $PSCmdlet.ShouldProcess(($IPAddress -join ','), 'Remove')) { return }
-    Add-EmuCall $state 'Remove-NetIPAddress' $PSBoundParameters
-    Invoke-EmuFault $state 'Remove-NetIPAddress' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $null = Enter-EmuChange $state 'Remove-NetIPAddress' $PSBoundParameters $PSCmdlet
     $state.addresses = @($state.addresses | Where-Object { -not ((Test-EmuFilter $_.ip $IPAddress) -and (Test-EmuFilter $_.ifIndex $InterfaceIndex)) })
     Save-EmuState $state
 }
@@ -438,10 +436,7 @@ function New-NetRoute {
         [ValidateSet('ActiveStore', 'PersistentStore')][string]$PolicyStore,
         [ValidateSet('No', 'Age', 'Yes')][string]$Publish
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'New-NetRoute' $PSBoundParameters
-    Invoke-EmuFault $state 'New-NetRoute' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'New-NetRoute' $PSBoundParameters $PSCmdlet
     $null = Get-EmuAdapter $state $InterfaceIndex $PSCmdlet
     $stores = @(if ($PolicyStore) { $PolicyStore } else { 'ActiveStore'; 'PersistentStore' })
     $same = @($state.routes | Where-Object { [int]$_.ifIndex -eq [int]$InterfaceIndex -and $_.prefix -eq $DestinationPrefix -and $_.nextHop -eq $NextHop })
@@ -471,10 +466,7 @@ function Set-NetRoute {
         [uint16]$RouteMetric,
         [ValidateSet('ActiveStore', 'PersistentStore')][string]$PolicyStore
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'Set-NetRoute' $PSBoundParameters
-    Invoke-EmuFault $state 'Set-NetRoute' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'Set-NetRoute' $PSBoundParameters $PSCmdlet
     $found = @($state.routes | Where-Object { (Test-EmuFilter $_.prefix $DestinationPrefix) -and (Test-EmuFilter $_.ifIndex $InterfaceIndex) -and (Test-EmuFilter $_.nextHop $NextHop) })
     if ($found.Count -eq 0) {
         Write-EmuNotFound $PSCmdlet $PSBoundParameters $state 'MSFT_NetRoute' ($DestinationPrefix -join ',')
@@ -503,9 +495,7 @@ function Remove-NetRoute {
         return
     }
     if (-not $PSCmdlet.ShouldProcess(($DestinationPrefix -join ','), 'Remove')) { return }
-    Add-EmuCall $state 'Remove-NetRoute' $PSBoundParameters
-    Invoke-EmuFault $state 'Remove-NetRoute' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $null = Enter-EmuChange $state 'Remove-NetRoute' $PSBoundParameters $PSCmdlet
     foreach ($route in $found) {
         $route.stores = @(@($route.stores) | Where-Object { $PolicyStore -and $_ -ne $PolicyStore })
     }
@@ -573,10 +563,7 @@ function Set-DnsClientServerAddress {
         [switch]$Validate,
         [switch]$ResetServerAddresses
     )
-    $state = Read-EmuState
-    Add-EmuCall $state 'Set-DnsClientServerAddress' $PSBoundParameters
-    Invoke-EmuFault $state 'Set-DnsClientServerAddress' $PSBoundParameters $PSCmdlet
-    Assert-EmuAdmin $state $PSCmdlet
+    $state = Enter-EmuChange (Read-EmuState) 'Set-DnsClientServerAddress' $PSBoundParameters $PSCmdlet
     foreach ($index in @($InterfaceIndex)) {
         $adapter = Get-EmuAdapter $state $index $PSCmdlet
         if ($ResetServerAddresses) { $adapter.dnsStatic = @() } else { $adapter.dnsStatic = @($ServerAddresses) }
