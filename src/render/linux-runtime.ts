@@ -1,0 +1,114 @@
+// What every Linux target wants live, whichever files it writes for the boot: addresses, policy rules and routes,
+// rp_filter and promote_secondaries, the checks. Pure.
+import type { InstanceModel, NicModel } from '../model/types.js';
+import { RULE_PRIORITY_BASE, SYSCTL_DROPIN } from './centos/paths.js';
+import { compileTemplate } from './handlebars.js';
+import type { DesiredSysctl, LinuxDesiredRuntime, RenderedFile, RoutingMode } from './types.js';
+import sysctlSource from '../../templates/centos/sysctl.hbs';
+
+/** Inputs of a Linux renderer besides the model. */
+export interface LinuxRenderOptions {
+  routing: RoutingMode;
+  /** Interface name per lower-case MAC. */
+  names: ReadonlyMap<string, string>;
+  /** Routing table id per secondary NIC index (policy mode). */
+  tables: ReadonlyMap<number, number>;
+}
+
+/** One address a NIC carries. */
+export interface HostAddress {
+  ip: string;
+  prefixLength: number;
+  netmask: string;
+}
+
+/** Per NIC, what its boot files describe: its device, its addresses, and (policy mode, secondary NIC) its table and rules. */
+export interface NicLayout {
+  nic: NicModel;
+  device: string;
+  addresses: HostAddress[];
+  /** Secondary NIC in policy mode: its table, the rule priority, and the sources its rules cover. */
+  policy?: { table: number; priority: number; sources: string[]; primaryIp: string };
+}
+
+const sysctl = compileTemplate<{ routing: RoutingMode; settings: DesiredSysctl[] }>(sysctlSource);
+
+const RP_LOOSE = 2;
+const RP_OFF = 0;
+const FILE_MODE = 0o644;
+
+/** Host addresses the NIC carries: its private IPs, then the public IPs routed to it directly. */
+function hostAddresses(nic: NicModel): HostAddress[] {
+  const privates = nic.addresses.map((a) => ({ ip: a.ip, prefixLength: nic.prefixLength, netmask: nic.netmask }));
+  const direct = nic.addresses
+    .filter((a) => a.publicMode === 'direct' && a.publicIp !== undefined)
+    .map((a) => ({ ip: a.publicIp as string, prefixLength: 32, netmask: '255.255.255.255' }));
+  return [...privates, ...direct];
+}
+
+function deviceOf(nic: NicModel, names: ReadonlyMap<string, string>): string {
+  const device = names.get(nic.macLower);
+  if (device === undefined) throw new Error(`no interface name for NIC ${nic.mac}`);
+  return device;
+}
+
+function tableOf(nic: NicModel, tables: ReadonlyMap<number, number>): number {
+  const table = tables.get(nic.index);
+  if (table === undefined) throw new Error(`no routing table for NIC ${nic.mac}`);
+  return table;
+}
+
+/** Each NIC's device, addresses and policy routing, in metadata order. */
+export function nicLayouts(model: InstanceModel, options: LinuxRenderOptions): NicLayout[] {
+  return model.nics.map((nic) => {
+    const device = deviceOf(nic, options.names);
+    const addresses = hostAddresses(nic);
+    if (options.routing !== 'policy' || nic.isPrimaryNic) return { nic, device, addresses };
+    const primaryIp = nic.addresses[0]?.ip ?? nic.gateway;
+    return { nic, device, addresses, policy: { table: tableOf(nic, options.tables), priority: RULE_PRIORITY_BASE + nic.index, sources: addresses.map((a) => a.ip), primaryIp } };
+  });
+}
+
+/** The live state the layouts describe. */
+export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode): LinuxDesiredRuntime {
+  const runtime: LinuxDesiredRuntime = { links: [], addresses: [], rules: [], routes: [], sysctls: [], rpFilter: [], pings: [], mainDefault: { gateway: '', dev: '' } };
+  for (const { nic, device, addresses, policy } of layouts) {
+    runtime.links.push({ ifname: device, mac: nic.macLower });
+    for (const a of addresses) runtime.addresses.push({ ifname: device, ip: a.ip, prefixLength: a.prefixLength });
+    for (const a of nic.addresses) runtime.pings.push({ ifname: device, source: a.ip, target: nic.gateway });
+    if (nic.isPrimaryNic) runtime.mainDefault = { gateway: nic.gateway, dev: device };
+    if (policy === undefined) continue;
+    runtime.routes.push({ table: policy.table, dst: nic.cidr, dev: device, src: policy.primaryIp });
+    runtime.routes.push({ table: policy.table, dst: 'default', dev: device, gateway: nic.gateway });
+    for (const from of policy.sources) runtime.rules.push({ dev: device, from, table: policy.table, priority: policy.priority });
+  }
+  if (routing === 'policy') {
+    runtime.sysctls.push({ key: 'net.ipv4.conf.default.rp_filter', value: String(RP_LOOSE) });
+    for (const { nic, device } of layouts) {
+      if (nic.isPrimaryNic) continue;
+      runtime.sysctls.push({ key: `net.ipv4.conf.${device}.rp_filter`, value: String(RP_LOOSE) });
+      runtime.rpFilter.push({ ifname: device, effective: RP_LOOSE });
+    }
+  } else {
+    runtime.sysctls.push({ key: 'net.ipv4.conf.default.rp_filter', value: String(RP_OFF) });
+    runtime.sysctls.push({ key: 'net.ipv4.conf.all.rp_filter', value: String(RP_OFF) });
+    for (const { device } of layouts) {
+      runtime.sysctls.push({ key: `net.ipv4.conf.${device}.rp_filter`, value: String(RP_OFF) });
+      runtime.rpFilter.push({ ifname: device, effective: RP_OFF });
+    }
+  }
+  // Deleting a subnet's primary address must promote a secondary, not delete every address of the subnet with it.
+  for (const { device } of layouts) runtime.sysctls.push({ key: `net.ipv4.conf.${device}.promote_secondaries`, value: '1' });
+  return runtime;
+}
+
+/** The sysctl drop-in that sets the runtime's sysctls at boot. */
+export function sysctlDropIn(routing: RoutingMode, runtime: LinuxDesiredRuntime): RenderedFile {
+  return { path: SYSCTL_DROPIN, mode: FILE_MODE, content: sysctl({ routing, settings: runtime.sysctls }) };
+}
+
+/** How a NIC's file describes its routing, for its header comment. */
+export function routingNote(layout: NicLayout): string {
+  if (layout.nic.isPrimaryNic) return 'primary NIC (main routing table)';
+  return layout.policy !== undefined ? `secondary NIC (policy routing, table ${layout.policy.table})` : 'secondary NIC (rp_filter off, main routing table)';
+}

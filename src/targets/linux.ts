@@ -1,0 +1,199 @@
+// The part every Linux target shares: the live state (read with `ip`, changed with `ip -batch`, watched with `ip
+// monitor`), ownership and removals, the plan of files. A target brings its renderer (which boot files) and its boot
+// check (would anything read them at boot).
+import { writeFiles } from '../apply/files.js';
+import type { LinuxLiveState } from '../apply/linux-state.js';
+import { readLinuxState, readSysctls } from '../apply/linux-state.js';
+import type { FileSnapshot, Plan, RuntimeChange } from '../apply/plan.js';
+import { emptyOwnership, planFiles, planRuntime } from '../apply/plan.js';
+import { planFileRemovals, planRemovals } from '../apply/removals.js';
+import { emptyState } from '../apply/state.js';
+import { insideRoot, underRoot } from '../apply/root.js';
+import { requirePrivileges } from '../apply/privileges.js';
+import { applyRuntime } from '../apply/runtime.js';
+import { promoteSecondariesKey } from '../apply/batch.js';
+import { driftFilterOf, watchLinux } from '../apply/monitor.js';
+import { foreignTables } from '../apply/tables-in-use.js';
+import { AgentError, ApplyError, HostError, MissingNicError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import { resolveInterfaceNames } from '../model/names.js';
+import type { InstanceModel } from '../model/types.js';
+import type { LinuxRenderOptions } from '../render/linux-runtime.js';
+import type { LinuxDesiredRuntime, LinuxDesiredState } from '../render/types.js';
+import { allocateTables } from '../render/centos/tables.js';
+import { verifyLinux } from '../verify/linux.js';
+import type { ApplyOutcome, Target, TargetName } from './target.js';
+
+const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
+const RT_TABLES_DIRS = ['/etc/iproute2/rt_tables.d', '/usr/share/iproute2/rt_tables.d'];
+
+async function readRtTables(host: Host, root: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const path of RT_TABLES) {
+    const text = await host.fs.readText(underRoot(root, path), { follow: true });
+    if (text !== null) texts.push(text);
+  }
+  for (const dir of RT_TABLES_DIRS) {
+    for (const name of (await host.fs.list(underRoot(root, dir))) ?? []) {
+      if (!name.endsWith('.conf')) continue;
+      const text = await host.fs.readText(underRoot(root, `${dir}/${name}`), { follow: true });
+      if (text !== null) texts.push(text);
+    }
+  }
+  return texts;
+}
+
+async function snapshotFiles(host: Host, root: string, paths: readonly string[]): Promise<Map<string, FileSnapshot>> {
+  const entries = await Promise.all(
+    paths.map(async (path): Promise<[string, FileSnapshot]> => {
+      const full = await insideRoot(host, root, path);
+      const [current, meta, bak, agentBak] = await Promise.all([
+        host.fs.readText(full),
+        host.fs.meta(full),
+        host.fs.readText(`${full}.bak`),
+        host.fs.readText(`${full}.eip-agent.bak`),
+      ]);
+      return [path, { current, meta, bak, agentBakExists: agentBak !== null }];
+    }),
+  );
+  return new Map(entries);
+}
+
+/** Reads the live state for a preview, which still works (naming NICs offline) without `ip`. */
+async function tryReadLinuxState(host: Host): Promise<LinuxLiveState | null> {
+  try {
+    return await readLinuxState(host);
+  } catch (error) {
+    if (error instanceof HostError) return null;
+    throw error;
+  }
+}
+
+function sysctlKeysFor(names: Iterable<string>): string[] {
+  const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
+  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name));
+  return keys;
+}
+
+/**
+ * Gratuitous ARP for each address just added, as initscripts' ifup does: an address that moved here
+ * from another server (an EIP failover) is reachable as soon as the neighbours' caches follow.
+ */
+function announceAddresses(host: Host, applied: readonly RuntimeChange[]): void {
+  for (const change of applied) {
+    if (change.owns?.kind !== 'address' || change.releases !== undefined) continue;
+    const { ifname, cidr } = change.owns.item;
+    const [ip, prefix] = cidr.split('/');
+    if (ip === undefined || prefix === '32') continue; // a /32 (direct EIP) is routed to the NIC, not resolved by ARP
+    host.runDetached(['arping', '-q', '-U', '-c', '1', '-I', ifname, ip]);
+  }
+}
+
+/** What makes one Linux target: its name, its files, and whether what it writes would be read at boot. */
+export interface LinuxTargetSpec {
+  name: TargetName;
+  render(model: InstanceModel, options: LinuxRenderOptions): LinuxDesiredState;
+  /** Reads the guest's boot stack: a description for plan and status, and a refusal when nothing would read the files. */
+  bootCheck(host: Host, root: string): Promise<{ description: Plan['bootStack']; refusal?: string }>;
+  /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
+  ownTables?(host: Host, root: string): Promise<Iterable<number>>;
+  /** After the files are written (and after they are put back): tell the stack that reads them. */
+  afterWrite?(host: Host, root: string, paths: readonly string[]): Promise<void>;
+}
+
+/** A Linux target from its spec: plan, apply, verify and watch as every Linux target does them. */
+export function linuxTarget(spec: LinuxTargetSpec): Target {
+  return {
+    name: spec.name,
+
+  async plan(host, model, options) {
+    const warnings: string[] = [];
+    // A preview may run where `ip` is missing; apply and verify may not.
+    const live = options.requireNics ? await readLinuxState(host) : await tryReadLinuxState(host);
+    const links = live?.links ?? null;
+    const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
+    if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
+    else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
+    // On the system the metadata describes, a plan of the runtime needs every NIC, as apply does; a preview elsewhere
+    // (or of files only) names a missing one as a fresh guest would.
+    const offline = options.previewMissingNics ?? (!options.requireNics && !(options.runtime && onThisSystem));
+    const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, offline);
+    if (resolution.missing.length > 0) {
+      throw new MissingNicError(
+        `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
+      );
+    }
+    warnings.push(...resolution.warnings);
+    const compareRuntime = options.runtime && onThisSystem && live !== null;
+    if (compareRuntime) live.sysctls = await readSysctls(host, sysctlKeysFor(resolution.names.values()));
+    const secondary = model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index);
+    const taken = foreignTables(live, await readRtTables(host, options.root));
+    // Tables the target's own boot files name are its own, whoever (NetworkManager at boot) filled them.
+    for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
+    const tables = allocateTables(secondary, taken);
+    const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
+    const state = options.state ?? emptyState();
+    const rendered = new Set(desired.files.map((f) => f.path));
+    const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
+    let ownership = emptyOwnership();
+    let removals: RuntimeChange[] = [];
+    if (compareRuntime) {
+      const primaryIfname = resolution.names.get(model.nics[0]?.macLower ?? '');
+      const metadataMacs = new Set(model.nics.map((n) => n.macLower));
+      ({ changes: removals, ownership } = planRemovals(desired, live, { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) }, warnings));
+      if (primaryIfname) ownership.primaryIfname = primaryIfname;
+    }
+    const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
+    const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
+    const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
+    const boot = await spec.bootCheck(host, options.root);
+    return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
+  },
+
+  async apply(host, plan, options): Promise<ApplyOutcome> {
+    requirePrivileges(host, plan, options);
+    const files = await writeFiles(host, options.root, plan.files);
+    const paths = files.written.map((w) => w.path);
+    const tell = async () => {
+      if (spec.afterWrite !== undefined && paths.length > 0) await spec.afterWrite(host, options.root, paths);
+    };
+    let runtimeUndo = async () => {};
+    let runtimeApplied: string[] = [];
+    try {
+      if (options.runtime) {
+        const tx = await applyRuntime(host, plan.runtime);
+        runtimeUndo = tx.undo;
+        runtimeApplied = [...tx.applied.map((c) => c.summary), ...tx.notes];
+        announceAddresses(host, tx.applied);
+      }
+      await tell();
+    } catch (error) {
+      await runtimeUndo();
+      await files.restore();
+      await tell().catch(() => undefined);
+      if (error instanceof AgentError) throw error;
+      throw new ApplyError(`runtime changes failed: ${(error as Error).message}`, { cause: error });
+    }
+    return {
+      filesWritten: paths,
+      runtimeApplied,
+      undo: async () => {
+        await runtimeUndo();
+        await files.restore();
+        await tell();
+      },
+    };
+  },
+
+  verify(host, plan) {
+    // A Linux target produced this plan, so its runtime is the Linux one.
+    return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
+  },
+
+  watch(host, plan, onDrift) {
+    const filterOf = (p: typeof plan) => driftFilterOf(p.desired.runtime as LinuxDesiredRuntime);
+    const watch = watchLinux(host, filterOf(plan), onDrift);
+    return { stop: watch.stop, exited: watch.exited, update: (next) => watch.update(filterOf(next)) };
+  },
+  };
+}
