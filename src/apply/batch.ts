@@ -13,7 +13,7 @@ export interface BatchOutcome {
 }
 
 const ADDRESS_DEL = /^address del (\S+) dev (\S+)$/;
-const ADDRESS_ADD = /^address add (\S+) dev (\S+)$/;
+const ADDRESS_ADD = /^address add (\S+) dev (\S+)(?: noprefixroute)?$/;
 
 /** The sysctl that makes the kernel promote a secondary address when its subnet's primary is deleted. */
 export function promoteSecondariesKey(ifname: string): string {

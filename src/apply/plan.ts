@@ -167,7 +167,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     changes.push({
       kind: 'address',
       summary: `add ${cidr} to ${want.ifname}`,
-      batch: `address add ${cidr} dev ${want.ifname}`,
+      batch: `address add ${cidr} dev ${want.ifname}${want.noPrefixRoute === true ? ' noprefixroute' : ''}`,
       undo: `address del ${cidr} dev ${want.ifname}`,
       owns: { kind: 'address', item: { ifname: want.ifname, mac: linkByName.get(want.ifname)?.mac ?? '', cidr } },
     });

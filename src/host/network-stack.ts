@@ -67,3 +67,16 @@ export function describeNetworkStack(stack: NetworkStack): string {
   const ci = stack.cloudInit.present ? `; cloud-init present${stack.cloudInit.networkDisabled ? ' (network config disabled)' : ''}` : '';
   return `network at boot: ${legacy}; ${nm}${ci}`;
 }
+
+/**
+ * Whether a NetworkManager answers on the system bus (`nmcli -t -f RUNNING general`): the pid file is not always where
+ * the agent looks (a container, a private /run). False when nmcli is missing or says anything else. Read-only.
+ */
+export async function networkManagerAnswers(host: Host): Promise<boolean> {
+  try {
+    const result = await host.run(['nmcli', '-t', '-f', 'RUNNING', 'general'], { timeoutMs: 10_000 });
+    return result.exitCode === 0 && result.stdout.trim() === 'running';
+  } catch {
+    return false;
+  }
+}

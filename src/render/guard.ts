@@ -27,3 +27,23 @@ export function assertShellAssignments(path: string, content: string): void {
 export function assertIpArgumentLines(path: string, content: string): void {
   assertLines(path, content, ARGUMENT_LINE);
 }
+
+/** A NetworkManager keyfile line: a [group], or key=value of plain characters (GLib's keyfile escapes nothing here). */
+const KEYFILE_LINE = /^(?:\[[a-z0-9-]+\]|[a-z0-9-]+=[A-Za-z0-9.:_/, -]*|)$/;
+
+/**
+ * Same guard for NetworkManager keyfiles, which NetworkManager (root) reads as its connection settings; a key that
+ * appears twice in a group (a value that smuggled in a line of its own) is refused too.
+ */
+export function assertKeyfileLines(path: string, content: string): void {
+  assertLines(path, content, KEYFILE_LINE);
+  let group = '';
+  const seen = new Set<string>();
+  content.split('\n').forEach((line, i) => {
+    if (line.startsWith('[')) group = line;
+    const key = /^([a-z0-9-]+)=/.exec(line)?.[1];
+    if (key === undefined) return;
+    if (seen.has(`${group}${key}`)) throw new Error(`render: ${path}:${i + 1}: refusing to write ${key} twice in ${group}`);
+    seen.add(`${group}${key}`);
+  });
+}

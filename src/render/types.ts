@@ -13,6 +13,8 @@ export interface DesiredAddress {
   ifname: string;
   ip: string;
   prefixLength: number;
+  /** Added without the kernel's prefix route in main: the NIC's prefix route lives in its own table (as NetworkManager's route-table= puts it). */
+  noPrefixRoute?: boolean;
 }
 
 /** A policy rule `from <ip>/32 table <table> priority <priority>`. */

@@ -5,6 +5,7 @@ export type { ApplyOutcome, Target, TargetName, TargetOptions } from './target.j
 /** Each target is loaded when first used: a Linux run never loads the Windows renderer and its templates. */
 const registry: Record<TargetName, () => Promise<Target>> = {
   centos: async () => (await import('./centos.js')).centosTarget,
+  networkmanager: async () => (await import('./networkmanager.js')).networkManagerTarget,
   windows: async () => (await import('./windows.js')).windowsTarget,
 };
 

@@ -43,6 +43,8 @@ export interface LabRunOptions {
   timeoutMs?: number;
   /** Text for the command's standard input. */
   input?: string;
+  /** Extra environment variables (e.g. the private system bus of a lab NetworkManager). */
+  env?: Record<string, string>;
 }
 
 /** A running lab; every method acts only inside the lab's own namespaces. */
@@ -82,7 +84,7 @@ async function run(argv: readonly string[], opts: LabRunOptions = {}): Promise<L
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('lab: empty argv');
   const timeout = opts.timeoutMs ?? 30_000;
-  const result = await execa(file, args, { reject: false, timeout, stripFinalNewline: false, ...(opts.input === undefined ? {} : { input: opts.input }) });
+  const result = await execa(file, args, { reject: false, timeout, stripFinalNewline: false, ...(opts.input === undefined ? {} : { input: opts.input }), ...(opts.env === undefined ? {} : { env: opts.env }) });
   if (result.timedOut) throw new Error(`lab: ${argv.join(' ')}: timed out after ${timeout} ms\n${result.stderr}`);
   if (result.exitCode !== undefined) return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   if (result.signal !== undefined) {

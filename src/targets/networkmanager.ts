@@ -1,0 +1,57 @@
+import { underRoot } from '../apply/root.js';
+import { ApplyError } from '../errors.js';
+import { describeNetworkStack, detectNetworkStack, networkManagerAnswers } from '../host/network-stack.js';
+import { isManaged } from '../apply/plan.js';
+import { PROFILE_PREFIX, renderNetworkManager, SYSTEM_CONNECTIONS_DIR } from '../render/networkmanager/render.js';
+import { linuxTarget } from './linux.js';
+
+function isProfile(path: string): boolean {
+  return path.startsWith(`${SYSTEM_CONNECTIONS_DIR}/`) && path.endsWith('.nmconnection');
+}
+
+/**
+ * Guests whose NICs NetworkManager owns (EL8, EL9, EL10, TencentOS 3/4, OpenCloudOS): one keyfile profile per NIC,
+ * `eip-agent-<device>`, bound by MAC. The live state is changed with `ip` as on every Linux target, and the changed
+ * profiles are handed to NetworkManager with `nmcli connection load`, which updates what it activates at the next boot
+ * without touching the device now (`up` or `reapply` would remove addresses the agent does not own).
+ */
+export const networkManagerTarget = linuxTarget({
+  name: 'networkmanager',
+  render: renderNetworkManager,
+  async bootCheck(host, root) {
+    const stack = await detectNetworkStack(host, root);
+    const running = stack.networkManager.running || (await networkManagerAnswers(host));
+    const description = describeNetworkStack({ ...stack, networkManager: { ...stack.networkManager, running } });
+    const plugins = stack.networkManager.plugins;
+    if (!running) {
+      const instead = stack.legacyNetwork === 'enabled' ? 'this guest boots with the legacy network service: use --target centos' : 'start it (systemctl enable --now NetworkManager)';
+      return { description, refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written` };
+    }
+    if (plugins !== undefined && !plugins.includes('keyfile')) {
+      return { description, refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written` };
+    }
+    return { description };
+  },
+  async ownTables(host, root) {
+    const tables: number[] = [];
+    for (const name of (await host.fs.list(underRoot(root, SYSTEM_CONNECTIONS_DIR))) ?? []) {
+      if (!name.startsWith(PROFILE_PREFIX) || !name.endsWith('.nmconnection')) continue;
+      const text = await host.fs.readText(underRoot(root, `${SYSTEM_CONNECTIONS_DIR}/${name}`)).catch(() => null);
+      if (!isManaged(text)) continue;
+      const table = /^route-table=(\d+)$/m.exec(text ?? '')?.[1];
+      if (table !== undefined) tables.push(Number(table));
+    }
+    return tables;
+  },
+  async afterWrite(host, root, paths) {
+    const profiles = paths.filter(isProfile).map((p) => underRoot(root, p));
+    if (profiles.length === 0) return;
+    // `load` of a file that is gone removes that profile from NetworkManager; of a changed one, re-reads it.
+    const argv = ['nmcli', 'connection', 'load', ...profiles];
+    const result = await host.run(argv, { timeoutMs: 30_000 });
+    if (result.exitCode !== 0) {
+      const said = (result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? '';
+      throw new ApplyError(`\`${argv.join(' ')}\` exited ${result.exitCode}${said ? `: ${said}` : ''}: NetworkManager would not use the new profiles at boot; changes undone`);
+    }
+  },
+});
