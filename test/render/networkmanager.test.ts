@@ -50,7 +50,7 @@ describe('NetworkManager profiles', () => {
 
   it('are bound by MAC, win over a cloud image\'s eth0 profile at boot, and keep their UUID across renders', () => {
     const { model, opts } = options(manualTree(), 'policy');
-    const [eth0, eth1] = renderNetworkManager(model, opts).files.map((f) => f.content);
+    const [eth0 = '', eth1 = ''] = renderNetworkManager(model, opts).files.map((f) => f.content);
     expect(eth0).toContain('\nmac-address=52:54:00:8A:7A:64\n');
     expect(eth1).toContain('\nmac-address=20:90:6F:F7:93:2E\n');
     expect(AUTOCONNECT_PRIORITY).toBeGreaterThan(120);
