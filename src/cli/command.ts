@@ -36,7 +36,7 @@ export function commonOptions(y: Argv): Argv {
     .option('metadata-url', { type: 'string', describe: 'metadata base URL (env EIP_AGENT_METADATA_URL)', defaultDescription: 'http://169.254.0.23/latest/meta-data/' })
     .option('metadata-file', { type: 'string', describe: 'read the metadata tree from a JSON file instead (offline preview)' })
     .option('root', { type: 'string', default: '/', describe: 'prefix for every file path read or written' })
-    .option('target', { choices: ['centos', 'networkmanager', 'windows'], describe: 'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), windows', defaultDescription: 'the running OS' })
+    .option('target', { choices: ['auto', 'centos', 'networkmanager', 'windows'], describe: 'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs', defaultDescription: 'the running OS' })
     .option('routing', { choices: ['policy', 'rp-filter'], describe: 'how secondary NICs route their replies', defaultDescription: 'policy' })
     .option('windows-flavor', { choices: ['powershell', 'netsh'], describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script', defaultDescription: 'powershell' })
     .option('config', { type: 'string', describe: 'config file (env EIP_AGENT_CONFIG)', defaultDescription: '/etc/eip-agent/config.json if present' })

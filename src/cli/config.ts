@@ -38,7 +38,7 @@ export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string 
 
 const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
-  target: ['centos', 'networkmanager', 'windows'],
+  target: ['auto', 'centos', 'networkmanager', 'windows'],
   reload: ['none', 'network', 'nmcli'],
   windowsFlavor: ['powershell', 'netsh'],
 };

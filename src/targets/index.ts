@@ -4,6 +4,7 @@ export type { ApplyOutcome, Target, TargetName, TargetOptions } from './target.j
 
 /** Each target is loaded when first used: a Linux run never loads the Windows renderer and its templates. */
 const registry: Record<TargetName, () => Promise<Target>> = {
+  auto: async () => (await import('./auto.js')).autoTarget,
   centos: async () => (await import('./centos.js')).centosTarget,
   networkmanager: async () => (await import('./networkmanager.js')).networkManagerTarget,
   windows: async () => (await import('./windows.js')).windowsTarget,
@@ -14,7 +15,7 @@ export function getTarget(name: TargetName): Promise<Target> {
   return registry[name]();
 }
 
-/** The target for the running OS. */
+/** The target for the running OS: on Linux chosen per plan from the guest's boot stack (see auto.ts). */
 export function defaultTargetName(platform: NodeJS.Platform): TargetName {
-  return platform === 'win32' ? 'windows' : 'centos';
+  return platform === 'win32' ? 'windows' : 'auto';
 }

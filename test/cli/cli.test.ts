@@ -302,7 +302,8 @@ describe('render', () => {
     expect(run.err).toBe('');
     expect(vol.toJSON()).toEqual({ ...before, ...Object.fromEntries(Object.entries(POLICY_FILES).map(([p, c]) => [`/out${p}`, c])) });
     expect(vol.readFileSync(ETH0, 'utf8')).toBe(CLOUD_INIT_ETH0);
-    expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
+    // Reads only: the live state, and (no legacy network service under /out) whether NetworkManager runs, to pick the target.
+    expect(kernel.commandLines()).toEqual(['nmcli -t -f RUNNING general', 'ip -j -d -batch -']);
   });
 });
 

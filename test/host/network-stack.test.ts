@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, main } from '../../src/cli/main.js';
 import { describeNetworkStack, detectNetworkStack } from '../../src/host/network-stack.js';
+import { chooseLinuxTarget } from '../../src/targets/auto.js';
 import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -58,7 +59,8 @@ describe('a guest where nothing reads ifcfg files with NM_CONTROLLED=no at boot'
     expect(err).toBe(`eip-agent: ${REFUSAL}\n`);
     const { '/run/eip-agent': _lock, ...after } = vol.toJSON();
     expect(after).toEqual(before);
-    expect(kernel.commandLines().filter((l) => !l.startsWith('ip -j'))).toEqual([]);
+    // Reads only: the live state, and whether NetworkManager runs (auto would pick networkmanager then; it does not).
+    expect(kernel.commandLines().filter((l) => !l.startsWith('ip -j'))).toEqual(['nmcli -t -f RUNNING general']);
   });
 
   it('plan says what is there and that apply refuses', async () => {
@@ -68,5 +70,27 @@ describe('a guest where nothing reads ifcfg files with NM_CONTROLLED=no at boot'
     expect(code).toBe(EXIT.pending);
     expect(out).toContain('\nNetwork at boot: no legacy network service; NetworkManager not running\n');
     expect(out).toContain(`\napply refuses: ${REFUSAL.slice('apply: '.length)}\n`);
+  });
+});
+
+describe('the default target on Linux (auto) follows the boot stack', () => {
+  const answering = (said: string | Error) =>
+    createTestHost({
+      async run(argv) {
+        if (argv.join(' ') !== 'nmcli -t -f RUNNING general') throw new Error(`unexpected ${argv.join(' ')}`);
+        if (said instanceof Error) throw said;
+        return { exitCode: 0, stdout: `${said}\n`, stderr: '' };
+      },
+    });
+
+  it('centos where the legacy network service starts at boot, without asking NetworkManager', async () => {
+    vol.fromJSON({ ...CENTOS7_BOOT_FILES, [CENTOS7_BOOT_LINK]: '' });
+    expect(await chooseLinuxTarget(answering(new Error('nmcli must not be asked')), '/')).toBe('centos');
+  });
+
+  it('networkmanager where NetworkManager answers on the bus, else centos (whose plan then refuses)', async () => {
+    expect(await chooseLinuxTarget(answering('running'), '/')).toBe('networkmanager');
+    expect(await chooseLinuxTarget(answering('starting'), '/')).toBe('centos');
+    expect(await chooseLinuxTarget(answering(Object.assign(new Error('spawn nmcli ENOENT'), { code: 'ENOENT' })), '/')).toBe('centos');
   });
 });

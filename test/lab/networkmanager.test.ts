@@ -1,8 +1,9 @@
 // The networkmanager target against a real NetworkManager 1.42 managing the lab guest (test/lab/networkmanager.ts):
 // the agent's profiles are what NetworkManager itself activates at boot, and every EIP answers.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
 import { manualTree, manualTreeWithout8 } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { cloudProfile, networkManagerAvailable, startNetworkManager, type LabNetworkManager } from './networkmanager.js';
@@ -23,10 +24,13 @@ const ALL = Object.fromEntries(EIPS.map((e) => [e, true]));
 describe.skipIf(!labOk || !nmOk)('the manual example on a NetworkManager guest', () => {
   let lab: Lab;
   let nm: LabNetworkManager;
-  const agent = (args: string[]) => lab.agent('a', [...args, '--target', 'networkmanager', '--root', lab.guestRoot('a')], { env: nm.env });
+  // No --target: on a guest without the legacy network service and with NetworkManager running, auto picks networkmanager.
+  const agent = (args: string[]) => lab.agent('a', [...args, '--root', lab.guestRoot('a')], { env: nm.env });
 
   beforeAll(async () => {
     lab = await startLab([{ name: 'a', tree: manualTree() }]);
+    // An EL9 guest: no initscripts (the lab seeds CentOS 7's), NetworkManager owning eth0 through a cloud-init profile.
+    for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) rmSync(join(lab.guestRoot('a'), path));
     nm = await startNetworkManager(lab, 'a', { 'cloud-init-eth0.nmconnection': cloudProfile('eth0', '10.0.0.2/24', '10.0.0.1') }, ['eth0']);
   }, 90_000);
   afterAll(async () => {
@@ -42,11 +46,17 @@ describe.skipIf(!labOk || !nmOk)('the manual example on a NetworkManager guest',
   const profileFile = (device: string) => `eip-agent-${device}:${nm.profileDir}/eip-agent-${device}.nmconnection`;
   const addresses = async (): Promise<string> => (await lab.exec(lab.guestNs('a'), ['ip', '-br', '-4', 'address'])).stdout;
 
-  it('refuses where NetworkManager is not running (no bus to reach it): one line, nothing written', async () => {
-    const apply = await lab.agent('a', ['apply', '--target', 'networkmanager', '--root', lab.guestRoot('a')], { env: { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/bus' } });
-    expect(apply.exitCode).toBe(1);
-    expect(apply.stderr).toBe('eip-agent: apply: target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; this guest boots with the legacy network service: use --target centos; nothing was written\n');
+  it('refuses where nothing would read its files at boot (NetworkManager out of reach, no legacy service): one line, nothing written', async () => {
+    const noBus = { env: { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/nonexistent/bus' } };
+    const nmApply = await lab.agent('a', ['apply', '--target', 'networkmanager', '--root', lab.guestRoot('a')], noBus);
+    expect([nmApply.exitCode, nmApply.stderr]).toEqual([1, 'eip-agent: apply: target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; start it (systemctl enable --now NetworkManager); nothing was written\n']);
+    // auto falls back to centos, whose ifcfg files nothing would read either.
+    const auto = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')], noBus);
+    expect(auto.exitCode).toBe(1);
+    expect(auto.stderr).toMatch(/^eip-agent: apply: target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has none/);
     expect(readdirSync(nm.profileDir)).toEqual(['cloud-init-eth0.nmconnection']);
+    expect(existsSync(join(lab.guestRoot('a'), 'etc/sysctl.d'))).toBe(false);
+    expect(readdirSync(join(lab.guestRoot('a'), 'etc/sysconfig/network-scripts'))).toEqual([]);
   });
 
   it('apply: every EIP answers, NetworkManager has loaded the profiles (0600), a hand-added address stays, a second apply changes nothing', async () => {
@@ -72,7 +82,8 @@ describe.skipIf(!labOk || !nmOk)('the manual example on a NetworkManager guest',
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
     const plan = await agent(['plan']);
     expect([plan.exitCode, plan.stdout], plan.stderr).toEqual([0, expect.stringContaining('In sync: nothing to do.')]);
-    expect(plan.stdout).toContain('Network at boot: legacy network service enabled; NetworkManager running (plugins keyfile)');
+    expect(plan.stdout).toContain('Plan for target networkmanager');
+    expect(plan.stdout).toContain('Network at boot: no legacy network service; NetworkManager running (plugins keyfile)');
   });
 
   it('a metadata change: the dropped address goes live and from the profile, a hand-added one stays, and the reboot agrees', async () => {

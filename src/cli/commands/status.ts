@@ -14,7 +14,7 @@ export const statusCommand: CliCommand = {
   builder: commonOptions,
   async run(host, io, args) {
     const options = { ...(await resolveOptions(host, args)), runtime: true };
-    if (options.target !== 'centos') throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);
+    if (options.target === 'windows') throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);
     const state = await loadState(host, options.root);
     const model = await readModel(host, options);
     const plan = await (await getTarget(options.target)).plan(host, model, { ...options, state, previewMissingNics: true });

@@ -1,0 +1,34 @@
+import { detectNetworkStack, networkManagerAnswers } from '../host/network-stack.js';
+import type { Host } from '../host/host.js';
+import { centosTarget } from './centos.js';
+import { networkManagerTarget } from './networkmanager.js';
+import type { Target } from './target.js';
+
+const LINUX = { centos: centosTarget, networkmanager: networkManagerTarget } as const;
+
+/**
+ * The Linux target whose files this guest reads at boot: centos where the legacy network service starts at boot
+ * (CentOS 7, TencentOS 2), networkmanager where NetworkManager runs (EL8 and later, TencentOS 3/4), else centos,
+ * whose plan then says what is missing. Read-only.
+ */
+export async function chooseLinuxTarget(host: Host, root: string): Promise<keyof typeof LINUX> {
+  const stack = await detectNetworkStack(host, root);
+  if (stack.legacyNetwork === 'enabled') return 'centos';
+  if (stack.networkManager.running || (await networkManagerAnswers(host))) return 'networkmanager';
+  return 'centos';
+}
+
+function targetOf(name: string): Target {
+  return name === 'networkmanager' ? LINUX.networkmanager : LINUX.centos;
+}
+
+/** The default on Linux: plans with the target chosen from the guest's boot stack; the plan names it, and the rest follows the plan. */
+export const autoTarget: Target = {
+  name: 'auto',
+  async plan(host, model, options) {
+    return LINUX[await chooseLinuxTarget(host, options.root)].plan(host, model, options);
+  },
+  apply: (host, plan, options) => targetOf(plan.target).apply(host, plan, options),
+  verify: (host, plan) => targetOf(plan.target).verify(host, plan),
+  watch: (host, plan, onDrift) => targetOf(plan.target).watch!(host, plan, onDrift),
+};
