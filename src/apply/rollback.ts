@@ -1,3 +1,4 @@
+import { loadProfiles } from './profiles.js';
 import { AgentError, HostError } from '../errors.js';
 import type { FileMeta, Host } from '../host/host.js';
 import { addressIndex, readLinuxState } from './linux-state.js';
@@ -65,12 +66,24 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   const warnings: string[] = [];
   const { done: runtime, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
   const files = await restoreFiles(host, root, snap.files, snap.meta);
+  const told = await tellProfiles(host, root, Object.keys(snap.files), warnings);
   const next: AgentState = { ...state, owned: snap.ownedBefore, absentOnce: [] };
   delete next.lastSnapshot;
   delete next.lastApply;
   next.counters = { ...state.counters, rollbacks: state.counters.rollbacks + 1 };
   await saveState(host, root, next);
-  return { files, runtime, warnings, complete };
+  return { files, runtime, warnings, complete: complete && told };
+}
+
+/** NetworkManager profiles put back are loaded again, so that the next boot uses them; false when that failed. */
+async function tellProfiles(host: Host, root: string, paths: readonly string[], warnings: string[]): Promise<boolean> {
+  try {
+    warnings.push(...(await loadProfiles(host, root, paths)));
+    return true;
+  } catch (error) {
+    warnings.push(`${(error as Error).message}: NetworkManager still has the profiles of before the rollback until it reloads them (nmcli connection reload)`);
+    return false;
+  }
 }
 
 /**
@@ -89,9 +102,10 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   for (const r of owned.rules) {
     if (live?.rules.some((l) => l.from === `${r.from}/32` && l.table === String(r.table) && l.priority === r.priority)) lines.push(`rule del from ${r.from}/32 table ${r.table} priority ${r.priority}`);
   }
-  // Routes of an interface that has gone went with it.
+  // Routes of an interface that has gone went with it; the same route of another protocol is not the agent's any more
+  // (NetworkManager put it there from a profile at boot, and takes it away with the profile).
   for (const r of owned.routes) {
-    const there = live?.routes.some((l) => l.table === String(r.table) && routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec);
+    const there = live?.routes.some((l) => l.table === String(r.table) && l.protocol === String(ROUTE_PROTO) && routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec);
     if (present.has(r.dev) && there) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);
   }
   const position = (a: { mac: string; cidr: string }) => addressIndex(live?.links.find((l) => l.mac === a.mac), a.cidr);
@@ -113,6 +127,7 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   }));
   const { done: runtime, complete } = await runUndo(host, lines, sysctls, warnings);
   const files = await restoreFiles(host, root, state.originalFiles, state.originalMeta);
+  const told = await tellProfiles(host, root, Object.keys(state.originalFiles), warnings);
   await saveState(host, root, { ...emptyState(), counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 } });
-  return { files, runtime, warnings, complete };
+  return { files, runtime, warnings, complete: complete && told };
 }

@@ -98,7 +98,7 @@ export interface LinuxTargetSpec {
   /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
   ownTables?(host: Host, root: string): Promise<Iterable<number>>;
   /** After the files are written (and after they are put back): tell the stack that reads them. */
-  afterWrite?(host: Host, root: string, paths: readonly string[]): Promise<void>;
+  afterWrite?(host: Host, root: string, paths: readonly string[]): Promise<string[]>;
 }
 
 /** A Linux target from its spec: plan, apply, verify and watch as every Linux target does them. */
@@ -154,9 +154,7 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
     requirePrivileges(host, plan, options);
     const files = await writeFiles(host, options.root, plan.files);
     const paths = files.written.map((w) => w.path);
-    const tell = async () => {
-      if (spec.afterWrite !== undefined && paths.length > 0) await spec.afterWrite(host, options.root, paths);
-    };
+    const tell = async (): Promise<string[]> => (spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : []);
     let runtimeUndo = async () => {};
     let runtimeApplied: string[] = [];
     try {
@@ -166,7 +164,7 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
         runtimeApplied = [...tx.applied.map((c) => c.summary), ...tx.notes];
         announceAddresses(host, tx.applied);
       }
-      await tell();
+      runtimeApplied.push(...(await tell()));
     } catch (error) {
       await runtimeUndo();
       await files.restore();

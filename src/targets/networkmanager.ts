@@ -1,13 +1,10 @@
+import { loadProfiles } from '../apply/profiles.js';
 import { underRoot } from '../apply/root.js';
 import { ApplyError } from '../errors.js';
 import { describeNetworkStack, detectNetworkStack, networkManagerAnswers } from '../host/network-stack.js';
 import { isManaged } from '../apply/plan.js';
 import { PROFILE_PREFIX, renderNetworkManager, SYSTEM_CONNECTIONS_DIR } from '../render/networkmanager/render.js';
 import { linuxTarget } from './linux.js';
-
-function isProfile(path: string): boolean {
-  return path.startsWith(`${SYSTEM_CONNECTIONS_DIR}/`) && path.endsWith('.nmconnection');
-}
 
 /**
  * Guests whose NICs NetworkManager owns (EL8, EL9, EL10, TencentOS 3/4, OpenCloudOS): one keyfile profile per NIC,
@@ -44,14 +41,10 @@ export const networkManagerTarget = linuxTarget({
     return tables;
   },
   async afterWrite(host, root, paths) {
-    const profiles = paths.filter(isProfile).map((p) => underRoot(root, p));
-    if (profiles.length === 0) return;
-    // `load` of a file that is gone removes that profile from NetworkManager; of a changed one, re-reads it.
-    const argv = ['nmcli', 'connection', 'load', ...profiles];
-    const result = await host.run(argv, { timeoutMs: 30_000 });
-    if (result.exitCode !== 0) {
-      const said = (result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? '';
-      throw new ApplyError(`\`${argv.join(' ')}\` exited ${result.exitCode}${said ? `: ${said}` : ''}: NetworkManager would not use the new profiles at boot; changes undone`);
+    try {
+      return await loadProfiles(host, root, paths);
+    } catch (error) {
+      throw new ApplyError(`${(error as Error).message}: NetworkManager would not use the new profiles at boot; changes undone`, { cause: error });
     }
   },
 });

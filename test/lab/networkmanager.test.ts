@@ -99,6 +99,29 @@ describe.skipIf(!labOk || !nmOk)('the manual example on a NetworkManager guest',
     expect(await pingAll(lab)).toEqual({ ...ALL, '203.0.113.13': false });
     expect((await agent(['verify'])).exitCode).toBe(0);
   });
+
+  it('rollback puts the last apply back, profile included; rollback --original never takes a live NIC down, and the reboot returns to the image', async () => {
+    const nmAddresses = async (profile: string) => (await nm.nmcli(['-g', 'ipv4.addresses', 'connection', 'show', profile])).stdout.trim();
+    const back = await agent(['rollback']);
+    expect(back.exitCode, back.stdout + back.stderr).toBe(0);
+    expect(await addresses()).toMatch(/^eth1@\S+\s+UP\s+10\.0\.0\.7\/24 10\.0\.0\.8\/24 $/m);
+    // NetworkManager's view of the profile is the file's (the last apply removed 10.0.0.8 live; the file changed earlier).
+    const file = readFileSync(join(nm.profileDir, 'eip-agent-eth1.nmconnection'), 'utf8');
+    expect(await nmAddresses('eip-agent-eth1')).toBe([...file.matchAll(/^address\d+=(.*)$/gm)].map((m) => m[1]).join(', '));
+
+    const original = await agent(['rollback', '--original']);
+    expect(original.exitCode, original.stdout + original.stderr).toBe(0);
+    // Both agent profiles are active: their files are gone, NetworkManager keeps them until the next boot.
+    expect(original.stderr).toContain(`${nm.profileDir}/eip-agent-eth0.nmconnection removed; NetworkManager keeps it active on its device until the next boot`);
+    expect(readdirSync(nm.profileDir)).toEqual(['cloud-init-eth0.nmconnection']);
+    expect(await addresses()).toMatch(/^eth0@\S+\s+UP\s+10\.0\.0\.2\/24 $/m);
+    expect(await lab.pingFromInternet('203.0.113.10')).toBe(true);
+    await nm.reboot();
+    expect((await nm.nmcli(['-t', '-f', 'NAME', 'connection', 'show', '--active'])).stdout).toMatch(/^System eth0$/m);
+    expect(await connections(false)).toEqual([]);
+    expect(await addresses()).toMatch(/^eth0@\S+\s+UP\s+10\.0\.0\.2\/24 $/m);
+    expect(await lab.pingFromInternet('203.0.113.10')).toBe(true);
+  });
 });
 
 /** The renderer's golden keyfile for the manual example (test/render/__golden__/manual/networkmanager/policy). */
