@@ -38,6 +38,7 @@ export function commonOptions(y: Argv): Argv {
     .option('root', { type: 'string', default: '/', describe: 'prefix for every file path read or written' })
     .option('target', { choices: ['auto', 'centos', 'networkmanager', 'windows'], describe: 'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs', defaultDescription: 'the running OS' })
     .option('routing', { choices: ['policy', 'rp-filter'], describe: 'how secondary NICs route their replies', defaultDescription: 'policy' })
+    .option('cloud-init', { choices: ['keep', 'disable'], describe: 'Linux: disable (write /etc/cloud/cloud.cfg.d/99-eip-agent-network.cfg, owned like every file) or keep cloud-init\'s network configuration', defaultDescription: 'keep' })
     .option('windows-flavor', { choices: ['powershell', 'netsh'], describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script', defaultDescription: 'powershell' })
     .option('config', { type: 'string', describe: 'config file (env EIP_AGENT_CONFIG)', defaultDescription: '/etc/eip-agent/config.json if present' })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' });

@@ -10,6 +10,8 @@ export interface FileConfig {
   metadataUrl?: string;
   routing?: RoutingMode;
   target?: TargetName;
+  /** Linux: write the drop-in that stops cloud-init's network configuration. */
+  cloudInit?: 'keep' | 'disable';
   reload?: ReloadMode;
   /** Windows target: PowerShell (NetTCPIP cmdlets) or netsh. */
   windowsFlavor?: 'powershell' | 'netsh';
@@ -38,6 +40,7 @@ export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string 
 
 const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
+  cloudInit: ['keep', 'disable'],
   target: ['auto', 'centos', 'networkmanager', 'windows'],
   reload: ['none', 'network', 'nmcli'],
   windowsFlavor: ['powershell', 'netsh'],

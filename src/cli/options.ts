@@ -21,6 +21,7 @@ export interface CommonArgs {
   config?: string;
   runtime?: boolean;
   windowsFlavor?: string;
+  cloudInit?: string;
 }
 
 /** Checks that a path option is absolute (on this OS: /srv/x here, C:\\x on Windows). */
@@ -64,6 +65,7 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
     root: args.root,
     target,
     routing: (args.routing ?? config.routing ?? 'policy') as RoutingMode,
+    cloudInit: (args.cloudInit ?? config.cloudInit ?? 'keep') as 'keep' | 'disable',
     reload,
     runtime: args.runtime ?? true,
     requireNics: false,

@@ -9,8 +9,8 @@ export interface NetworkStack {
   legacyNetwork: 'enabled' | 'disabled' | 'absent';
   /** NetworkManager: running (its pid file names a live process), and the settings plugins NetworkManager.conf lists. */
   networkManager: { running: boolean; plugins?: string[] };
-  /** cloud-init is installed, and whether a drop-in disables its network configuration. */
-  cloudInit: { present: boolean; networkDisabled: boolean };
+  /** cloud-init is installed, whether a drop-in disables its network configuration, whether it renders it at every boot. */
+  cloudInit: { present: boolean; networkDisabled: boolean; everyBoot?: boolean };
 }
 
 const INIT_SCRIPT = '/etc/rc.d/init.d/network';
@@ -46,12 +46,16 @@ async function networkManager(host: Host, root: string): Promise<NetworkStack['n
 async function cloudInit(host: Host, root: string): Promise<NetworkStack['cloudInit']> {
   const present = await exists(host, root, '/etc/cloud/cloud.cfg');
   let networkDisabled = false;
-  for (const name of (await host.fs.list(underRoot(root, '/etc/cloud/cloud.cfg.d'))) ?? []) {
-    if (!name.endsWith('.cfg')) continue;
-    const text = await host.fs.readText(underRoot(root, `/etc/cloud/cloud.cfg.d/${name}`), { follow: true }).catch(() => null);
-    if (text !== null && /network:\s*\{?\s*config:\s*disabled/.test(text)) networkDisabled = true;
+  let everyBoot = false;
+  const names = ((await host.fs.list(underRoot(root, '/etc/cloud/cloud.cfg.d'))) ?? []).filter((n) => n.endsWith('.cfg')).map((n) => `/etc/cloud/cloud.cfg.d/${n}`);
+  for (const path of ['/etc/cloud/cloud.cfg', ...names]) {
+    const text = await host.fs.readText(underRoot(root, path), { follow: true }).catch(() => null);
+    if (text === null) continue;
+    if (/network:\s*\{?\s*config:\s*disabled/.test(text)) networkDisabled = true;
+    // updates: network: when: [boot] (or boot-legacy): the network config is rendered again at every boot.
+    if (/updates:\s*\n\s+network:\s*\n\s+when:\s*\[[^\]]*\bboot(?:-legacy)?\b(?!-new)/.test(text)) everyBoot = true;
   }
-  return { present, networkDisabled };
+  return { present, networkDisabled, ...(everyBoot ? { everyBoot } : {}) };
 }
 
 /** Reads what configures the network at boot. Read-only. */

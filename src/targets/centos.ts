@@ -11,10 +11,11 @@ export const centosTarget = linuxTarget({
     // would leave the NICs (eth0 too) unconfigured, and the agent could not even reach the metadata to repair it.
     const stack = await detectNetworkStack(host, root);
     const description = describeNetworkStack(stack);
-    if (stack.legacyNetwork === 'enabled') return { description };
+    if (stack.legacyNetwork === 'enabled') return { description, stack };
     const has = stack.legacyNetwork === 'absent' ? 'none (/etc/rc.d/init.d/network and ifup-eth)' : 'it installed but not enabled';
     return {
       description,
+      stack,
       refusal: `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${has}: a reboot would leave its NICs unconfigured; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written`,
     };
   },

@@ -16,6 +16,8 @@ import { driftFilterOf, watchLinux } from '../apply/monitor.js';
 import { foreignTables } from '../apply/tables-in-use.js';
 import { AgentError, ApplyError, HostError, MissingNicError } from '../errors.js';
 import type { Host } from '../host/host.js';
+import type { NetworkStack } from '../host/network-stack.js';
+import { CLOUD_INIT_DROPIN, cloudInitDropIn } from '../render/cloud-init.js';
 import { resolveInterfaceNames } from '../model/names.js';
 import type { InstanceModel } from '../model/types.js';
 import type { LinuxRenderOptions } from '../render/linux-runtime.js';
@@ -94,7 +96,7 @@ export interface LinuxTargetSpec {
   name: TargetName;
   render(model: InstanceModel, options: LinuxRenderOptions): LinuxDesiredState;
   /** Reads the guest's boot stack: a description for plan and status, and a refusal when nothing would read the files. */
-  bootCheck(host: Host, root: string): Promise<{ description: Plan['bootStack']; refusal?: string }>;
+  bootCheck(host: Host, root: string): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
   /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
   ownTables?(host: Host, root: string): Promise<Iterable<number>>;
   /** After the files are written (and after they are put back): tell the stack that reads them. */
@@ -132,6 +134,14 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
     for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
     const tables = allocateTables(secondary, taken);
     const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
+    const boot = await spec.bootCheck(host, options.root);
+    const ci = boot.stack.cloudInit;
+    if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
+    else if (ci.present && !ci.networkDisabled) {
+      warnings.push(
+        `cloud-init is installed and its network configuration is on: ${ci.everyBoot === true ? 'with updates: network: when: [boot] it renders the network config again at every boot' : 'on a new instance (an image made of this guest) it renders the network config again'}, over what eip-agent writes; --cloud-init disable writes ${CLOUD_INIT_DROPIN} (network: {config: disabled}) to stop it`,
+      );
+    }
     const state = options.state ?? emptyState();
     const rendered = new Set(desired.files.map((f) => f.path));
     const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
@@ -146,7 +156,6 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
     const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
     const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
     const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
-    const boot = await spec.bootCheck(host, options.root);
     return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
   },
 

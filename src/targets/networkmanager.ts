@@ -22,12 +22,12 @@ export const networkManagerTarget = linuxTarget({
     const plugins = stack.networkManager.plugins;
     if (!running) {
       const instead = stack.legacyNetwork === 'enabled' ? 'this guest boots with the legacy network service: use --target centos' : 'start it (systemctl enable --now NetworkManager)';
-      return { description, refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written` };
+      return { description, stack, refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written` };
     }
     if (plugins !== undefined && !plugins.includes('keyfile')) {
-      return { description, refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written` };
+      return { description, stack, refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written` };
     }
-    return { description };
+    return { description, stack };
   },
   async ownTables(host, root) {
     const tables: number[] = [];

@@ -13,6 +13,8 @@ export interface TargetOptions {
   /** Prefix for every file path read or written. */
   root: string;
   routing: RoutingMode;
+  /** Linux: `disable` adds the drop-in that stops cloud-init from rewriting the network configuration. */
+  cloudInit?: 'keep' | 'disable';
   /** Whether the live runtime is compared and changed (false for --no-runtime and render). */
   runtime: boolean;
   /** Whether every metadata NIC must exist on the system (apply, verify); a preview names absent NICs offline. */

@@ -408,7 +408,7 @@ describe('bad input', () => {
     vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}');
     const run = await cli(['plan', ...META, '--config', '/cfg.json']);
     expect(run.err).toBe(
-      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, target, reload, windowsFlavor, metadataTimeoutMs, metadataConcurrency, metadataRetries, metadataMaxBytes, interval, metricsPort, ignoreNics, metricsTextfile)\n',
+      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, cloudInit, target, reload, windowsFlavor, metadataTimeoutMs, metadataConcurrency, metadataRetries, metadataMaxBytes, interval, metricsPort, ignoreNics, metricsTextfile)\n',
     );
   });
 });
