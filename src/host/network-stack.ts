@@ -9,6 +9,8 @@ export interface NetworkStack {
   legacyNetwork: 'enabled' | 'disabled' | 'absent';
   /** NetworkManager: running (its pid file names a live process), and the settings plugins NetworkManager.conf lists. */
   networkManager: { running: boolean; plugins?: string[] };
+  /** Other stacks that may own the NICs at boot: systemd-networkd enabled or configured, netplan configured (Ubuntu/Debian style). */
+  others?: ('systemd-networkd' | 'netplan')[];
   /** cloud-init is installed, whether a drop-in disables its network configuration, whether it renders it at every boot. */
   cloudInit: { present: boolean; networkDisabled: boolean; everyBoot?: boolean };
 }
@@ -58,10 +60,18 @@ async function cloudInit(host: Host, root: string): Promise<NetworkStack['cloudI
   return { present, networkDisabled, ...(everyBoot ? { everyBoot } : {}) };
 }
 
+async function otherStacks(host: Host, root: string): Promise<NonNullable<NetworkStack['others']>> {
+  const others: NonNullable<NetworkStack['others']> = [];
+  const networkFiles = ((await host.fs.list(underRoot(root, '/etc/systemd/network'))) ?? []).some((n) => n.endsWith('.network'));
+  if (networkFiles || (await exists(host, root, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service'))) others.push('systemd-networkd');
+  if (((await host.fs.list(underRoot(root, '/etc/netplan'))) ?? []).some((n) => n.endsWith('.yaml'))) others.push('netplan');
+  return others;
+}
+
 /** Reads what configures the network at boot. Read-only. */
 export async function detectNetworkStack(host: Host, root: string): Promise<NetworkStack> {
-  const [legacy, nm, ci] = await Promise.all([legacyNetwork(host, root), networkManager(host, root), cloudInit(host, root)]);
-  return { legacyNetwork: legacy, networkManager: nm, cloudInit: ci };
+  const [legacy, nm, ci, others] = await Promise.all([legacyNetwork(host, root), networkManager(host, root), cloudInit(host, root), otherStacks(host, root)]);
+  return { legacyNetwork: legacy, networkManager: nm, ...(others.length > 0 ? { others } : {}), cloudInit: ci };
 }
 
 /** One line for plan and status, e.g. `network at boot: legacy network service enabled; NetworkManager not running`. */
@@ -69,7 +79,8 @@ export function describeNetworkStack(stack: NetworkStack): string {
   const legacy = { enabled: 'legacy network service enabled', disabled: 'legacy network service installed but not enabled', absent: 'no legacy network service' }[stack.legacyNetwork];
   const nm = stack.networkManager.running ? `NetworkManager running${stack.networkManager.plugins ? ` (plugins ${stack.networkManager.plugins.join(', ')})` : ''}` : 'NetworkManager not running';
   const ci = stack.cloudInit.present ? `; cloud-init present${stack.cloudInit.networkDisabled ? ' (network config disabled)' : ''}` : '';
-  return `network at boot: ${legacy}; ${nm}${ci}`;
+  const others = (stack.others ?? []).map((o) => `; ${o} configured`).join('');
+  return `network at boot: ${legacy}; ${nm}${others}${ci}`;
 }
 
 /**

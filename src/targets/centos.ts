@@ -13,10 +13,11 @@ export const centosTarget = linuxTarget({
     const description = describeNetworkStack(stack);
     if (stack.legacyNetwork === 'enabled') return { description, stack };
     const has = stack.legacyNetwork === 'absent' ? 'none (/etc/rc.d/init.d/network and ifup-eth)' : 'it installed but not enabled';
+    const owner = stack.others !== undefined ? ` (${stack.others.join(' and ')} configured here: eip-agent does not write their files yet)` : '';
     return {
       description,
       stack,
-      refusal: `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${has}: a reboot would leave its NICs unconfigured; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written`,
+      refusal: `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${has}: a reboot would leave its NICs unconfigured${owner}; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written`,
     };
   },
 });

@@ -94,3 +94,19 @@ describe('the default target on Linux (auto) follows the boot stack', () => {
     expect(await chooseLinuxTarget(answering(Object.assign(new Error('spawn nmcli ENOENT'), { code: 'ENOENT' })), '/')).toBe('centos');
   });
 });
+
+describe('other stacks', () => {
+  it('names systemd-networkd and netplan when they are configured, and says in the refusal that they own the NICs', async () => {
+    vol.fromJSON({ '/etc/systemd/network/10-eth0.network': '[Match]\nName=eth0\n', '/etc/netplan/50-cloud-init.yaml': 'network: {version: 2}\n' });
+    const stack = await detectNetworkStack(createTestHost(), '/');
+    expect(stack.others).toEqual(['systemd-networkd', 'netplan']);
+    expect(describeNetworkStack(stack)).toBe('network at boot: no legacy network service; NetworkManager not running; systemd-networkd configured; netplan configured');
+    const refused = await chooseLinuxTarget(createTestHost({ run: async () => ({ exitCode: 8, stdout: '', stderr: 'Error: NetworkManager is not running.' }) }), '/');
+    expect(refused).toBe('centos');
+    vol.fromJSON(guestFiles());
+    for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) vol.rmSync(path);
+    let out = '';
+    await main(['plan', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run }), { out: (t) => (out += t), err: () => undefined });
+    expect(out).toContain('a reboot would leave its NICs unconfigured (systemd-networkd and netplan configured here: eip-agent does not write their files yet); install and enable it');
+  });
+});
