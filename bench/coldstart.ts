@@ -1,12 +1,12 @@
 // 3. Cold start: `eip-agent plan` on the quick-start example, as a user runs it, against `node -e 0` in the same run;
 // with a breakdown (importing the bundle alone, a CPU profile by package) that shows where the time goes.
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tempDir } from './cleanup.js';
 import { row, type Row, type SectionResult } from './report.js';
 import { profileByPackage } from './profile.js';
-import { CLI, exec, median, ms, progress, REPO, times } from './util.js';
+import { CLI, exec, median, ms, progress, releaseBuild, REPO, times } from './util.js';
 
 const SECTION = '3 cold start';
 
@@ -18,11 +18,11 @@ export async function coldStartSection(opts: { runs: number }): Promise<SectionR
     const manual = join(REPO, 'examples', 'manual.json');
     const bundle = pathToFileURL(join(REPO, 'dist', 'eip-agent.js')).href;
     // What ships: the release executable (`npm run release`), beside its own runtime's floor (`bun -e 0`).
-    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
-    const executable = join(REPO, 'release', `eip-agent-${version}-linux-x64`);
-    const bun = join(REPO, 'node_modules', '@oven', 'bun-linux-x64-baseline', 'bin', 'bun');
-    const shipped = existsSync(executable) && existsSync(bun);
-    if (!shipped) progress(`cold start: ${executable} not built (npm run release): measuring the development CLI only`);
+    const build = releaseBuild();
+    const shipped = build !== undefined;
+    const executable = build?.executable ?? '';
+    const bun = build?.bun ?? '';
+    if (!shipped) progress('cold start: the release executable is not built (npm run release): measuring the development CLI only');
     const commands = {
       node: [process.execPath, '-e', '0'],
       plan: [process.execPath, CLI, 'plan', '--metadata-file', manual, '--root', root],

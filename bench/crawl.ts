@@ -1,7 +1,7 @@
 // 1. Metadata crawl: the agent's HTTP source against the emulator (a separate process, as the real service is), at
 // 0, 1 and 5 ms of added latency, at the default concurrency (16) and sequentially (concurrency 1) in the same run.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeHost } from '../src/host/node.js';
 import { controlEmulator, httpMetadataSource } from '../src/metadata/index.js';
@@ -9,7 +9,7 @@ import type { MetaTree } from '../src/metadata/tree.js';
 import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
 import { row, type Row, type SectionResult } from './report.js';
 import { addressCount, fullCrawlRequests, nicSpecs, treeOf, type NicSpec } from './trees.js';
-import { CLI, delay, median, ms, now, progress, times } from './util.js';
+import { CLI, delay, exec, median, ms, now, progress, releaseBuild, times } from './util.js';
 
 const SECTION = '1 crawl';
 /** Round trips the walker needs whatever the size: top-level keys + `macs/`, then each NIC, then each address. */
@@ -147,9 +147,58 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
         }),
       );
     }
+    rows.push(...(await wholeProcess(emulator, dir.path, sizes[1]!.nics, opts.runs, data)));
   } finally {
     await emulator.stop();
     dir.remove();
   }
   return { name: SECTION, rows, data };
+}
+
+/**
+ * The crawl as a user meets it: one `eip-agent plan` process (start, crawl, render) of the large tree at 5 ms, at the
+ * default concurrency and with `metadataConcurrency: 1` in a config file, for the development CLI and what ships.
+ */
+async function wholeProcess(emulator: Emulator, dir: string, nics: NicSpec[], runs: number, data: Record<string, unknown>[]): Promise<Row[]> {
+  const latency = 5;
+  await controlEmulator(emulator.socket, 'PUT', '/tree', treeOf(nics));
+  await controlEmulator(emulator.socket, 'PUT', '/faults', { latencyMs: latency });
+  const root = join(dir, 'root');
+  mkdirSync(root, { recursive: true });
+  const sequential = join(dir, 'sequential.json');
+  const parallel = join(dir, 'parallel.json');
+  writeFileSync(sequential, JSON.stringify({ metadataConcurrency: 1 }));
+  writeFileSync(parallel, '{}');
+  const build = releaseBuild();
+  const agents: [string, string[]][] = [['development CLI', [process.execPath, CLI]], ...(build ? ([['release executable', [build.executable]]] as [string, string[]][]) : [])];
+  const rows: Row[] = [];
+  for (const [name, agent] of agents) {
+    const argv = (config: string) => [...agent, 'plan', '--target', 'centos', '--no-runtime', '--metadata-url', emulator.url, '--root', root, '--config', config];
+    const time = async (config: string): Promise<number> => {
+      const started = now();
+      const run = await exec(argv(config));
+      if (run.exitCode !== 0 && run.exitCode !== 2) throw new Error(`${argv(config).join(' ')}: exit ${run.exitCode}: ${run.stderr.trim()}`);
+      return now() - started;
+    };
+    await time(parallel);
+    const par: number[] = [];
+    const seq: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      if (i % 2 === 0) {
+        par.push(await time(parallel));
+        seq.push(await time(sequential));
+      } else {
+        seq.push(await time(sequential));
+        par.push(await time(parallel));
+      }
+    }
+    const p = median(par);
+    const s = median(seq);
+    progress(`crawl, whole process, ${name}: ${ms(p)}, sequential ${ms(s)}`);
+    rows.push(
+      row(SECTION, `large @${latency} ms, whole \`plan\` process, ${name}`, { value: ms(p), baseline: `metadataConcurrency 1: ${ms(s)}`, ratio: `${times(s / p)} faster`, target: '>= 12x faster', met: s / p >= 12 }),
+    );
+    data.push({ wholeProcess: name, latencyMs: latency, parallelMs: par, sequentialMs: seq, speedup: s / p });
+  }
+  return rows;
 }

@@ -12,7 +12,7 @@ import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
 import { addressesIn, createGuest, inNs, liveAddressCount } from './lab.js';
 import { row, type Row, type SectionResult } from './report.js';
 import { nicSpecs, treeOf, type NicSpec } from './trees.js';
-import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, times } from './util.js';
+import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, releaseBuild, times } from './util.js';
 
 const FOOTPRINT = '4 daemon footprint';
 const CONVERGENCE = '5 convergence';
@@ -135,6 +135,30 @@ function comm(pid: number): string {
   }
 }
 
+/** One daemon whose footprint is measured, beside the idle runtime it runs on. */
+interface Footprinted {
+  key: string;
+  label: string;
+  /** The agent's argv up to the command (`run` follows). */
+  agent: string[];
+  /** The same runtime, idle. */
+  idle: string[];
+  floor: string;
+  cpuTarget: number;
+  rssTarget(hwm: number, idleHwm: number): { target: string; met: boolean };
+}
+
+/** `ip netns exec` execs its command in place: the pid once it is no longer `ip`. */
+async function execedPid(proc: Proc): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const name = comm(proc.pid);
+    if (name !== '' && name !== 'ip') return proc.pid;
+    if (!proc.alive()) break;
+    await delay(20);
+  }
+  throw new Error(`pid ${proc.pid} never left \`ip netns exec\`: ${proc.output()}`);
+}
+
 /** `ip netns exec` execs its command in place; should it ever fork instead, the node process is its child. */
 async function nodePid(proc: Proc): Promise<number> {
   for (let i = 0; i < 100; i++) {
@@ -235,83 +259,93 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     const env = { ...process.env, PATH: `${writeShims(dir.path, spawnLog)}:${process.env.PATH ?? ''}` };
     const ticks = Number((await exec(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
 
-    // 4. Footprint: 1 s interval, in sync, for footprintSeconds.
-    const root = join(dir.path, 'root');
-    mkdirSync(root);
-    seedCentos7Boot(root);
-    try {
-      // As the systemd unit runs it, node flags included.
-      const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), env);
-      const idle = startProc(inNs(guest.ns, [process.execPath, '-e', 'setInterval(() => {}, 1000)']));
+    // 4. Footprint: 1 s interval, in sync, for footprintSeconds; the development CLI (as the unit runs it, node flags
+    // included) beside an idle node, then what ships (the release executable) beside an idle Bun, its own runtime.
+    const footprint = async (who: Footprinted): Promise<void> => {
+      const root = join(dir.path, `root-${who.key}`);
+      mkdirSync(root);
+      seedCentos7Boot(root);
       try {
-        const pid = await nodePid(daemon);
-        const idlePid = await nodePid(idle);
-        const convergedMs = await waitConverged(guest.ns, nics, daemon, 120_000);
-        // The addresses are live before the first pass ends: let its verification (pings) and state write finish.
-        const settle = now();
-        while (workersOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
-        await quiet(pid, 2000);
-        await delay(1500);
-        progress(`daemon: in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`);
-        // The monitor's CPU is not in the daemon's (a child's is added only once it is reaped): counted on its own.
-        const monitor = childrenOf(pid).find(isMonitor);
-        const monitorCpu = () => (monitor === undefined ? 0 : cpuSeconds(monitor, ticks));
-        const monitorCpu0 = monitorCpu();
-        const cpu0 = cpuSeconds(pid, ticks);
-        const idleCpu0 = cpuSeconds(idlePid, ticks);
-        const files0 = fileStates(root);
-        const log0 = lines(spawnLog).length;
-        const rss0 = statusKb(pid, 'VmRSS') / 1024;
-        const hwm0 = statusKb(pid, 'VmHWM') / 1024;
-        const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests;
-        const children = new Set<number>();
-        const poller = setInterval(() => workersOf(pid).forEach((p) => children.add(p)), 5);
-        const started = now();
-        await delay(opts.footprintSeconds * 1000);
-        clearInterval(poller);
-        const seconds = (now() - started) / 1000;
-        if (!daemon.alive()) throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
-        const cpu = cpuSeconds(pid, ticks) - cpu0 + (monitorCpu() - monitorCpu0);
-        const monitorRss = monitor === undefined ? 0 : statusKb(monitor, 'VmRSS') / 1024;
-        const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
-        const hwm = statusKb(pid, 'VmHWM') / 1024;
-        const rss1 = statusKb(pid, 'VmRSS') / 1024;
-        const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
-        const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
-        const files = changedFiles(files0, fileStates(root));
-        const spawned = lines(spawnLog).slice(log0);
-        const processes = Math.max(children.size, spawned.length);
-        const cpuPct = (cpu / seconds) * 100;
-        const idlePct = (idleCpu / seconds) * 100;
-        const rows: Row[] = [
-          row(FOOTPRINT, 'peak RSS (VmHWM), whole life', { value: `${hwm.toFixed(1)} MB`, baseline: `idle node: ${idleHwm.toFixed(1)} MB`, ratio: times(hwm / idleHwm), target: '< 70 MB', met: hwm < 70 }),
-          row(FOOTPRINT, `CPU in sync, ${Math.round(seconds)} s at --interval 1 (incl. children)`, {
-            value: `${cpuPct.toFixed(2)}% of a core (${cpu.toFixed(2)} s)`,
-            baseline: `idle node: ${idlePct.toFixed(2)}%`,
-            ratio: idlePct > 0 ? times(cpuPct / idlePct) : '',
-            target: '< 1% of a core',
-            met: cpuPct < 1,
-          }),
-          row(FOOTPRINT, 'RSS during the in-sync window', { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB)` }),
-          row(FOOTPRINT, 'the `ip monitor` watch (one child for the daemon\'s life)', { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
-          row(FOOTPRINT, `metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
-          row(FOOTPRINT, `files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
-          row(FOOTPRINT, `processes spawned in sync, ${Math.round(seconds)} s`, {
-            value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged; the live-state check at each full read, once a minute, is one \`ip -j\` read)`,
-            target: `<= ${Math.ceil(seconds / 60)} (one per full read)`,
-            met: processes <= Math.ceil(seconds / 60) && spawned.every((l) => /^ip -j /.test(l)),
-          }),
-        ];
-        results.push({ name: FOOTPRINT, rows, data: { seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
-      } finally {
-        await daemon.stop();
-        await idle.stop();
+        const daemon = startProc(inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), env);
+        const idle = startProc(inNs(guest.ns, who.idle));
+        try {
+          const pid = await execedPid(daemon);
+          const idlePid = await execedPid(idle);
+          const convergedMs = await waitConverged(guest.ns, nics, daemon, 120_000);
+          // The addresses are live before the first pass ends: let its verification (pings) and state write finish.
+          const settle = now();
+          while (workersOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
+          await quiet(pid, 2000);
+          await delay(1500);
+          progress(`daemon (${who.label}): in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`);
+          // The monitor's CPU is not in the daemon's (a child's is added only once it is reaped): counted on its own.
+          const monitor = childrenOf(pid).find(isMonitor);
+          const monitorCpu = () => (monitor === undefined ? 0 : cpuSeconds(monitor, ticks));
+          const monitorCpu0 = monitorCpu();
+          const cpu0 = cpuSeconds(pid, ticks);
+          const idleCpu0 = cpuSeconds(idlePid, ticks);
+          const files0 = fileStates(root);
+          const log0 = lines(spawnLog).length;
+          const rss0 = statusKb(pid, 'VmRSS') / 1024;
+          const hwm0 = statusKb(pid, 'VmHWM') / 1024;
+          const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests;
+          const children = new Set<number>();
+          const poller = setInterval(() => workersOf(pid).forEach((p) => children.add(p)), 5);
+          const started = now();
+          await delay(opts.footprintSeconds * 1000);
+          clearInterval(poller);
+          const seconds = (now() - started) / 1000;
+          if (!daemon.alive()) throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
+          const cpu = cpuSeconds(pid, ticks) - cpu0 + (monitorCpu() - monitorCpu0);
+          const monitorRss = monitor === undefined ? 0 : statusKb(monitor, 'VmRSS') / 1024;
+          const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
+          const hwm = statusKb(pid, 'VmHWM') / 1024;
+          const rss1 = statusKb(pid, 'VmRSS') / 1024;
+          const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
+          const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
+          const files = changedFiles(files0, fileStates(root));
+          const spawned = lines(spawnLog).slice(log0);
+          const processes = Math.max(children.size, spawned.length);
+          const cpuPct = (cpu / seconds) * 100;
+          const idlePct = (idleCpu / seconds) * 100;
+          const rows: Row[] = [
+            row(FOOTPRINT, `${who.label}: peak RSS (VmHWM), whole life`, { value: `${hwm.toFixed(1)} MB`, baseline: `idle ${who.floor}: ${idleHwm.toFixed(1)} MB`, ratio: times(hwm / idleHwm), ...who.rssTarget(hwm, idleHwm) }),
+            row(FOOTPRINT, `${who.label}: CPU in sync, ${Math.round(seconds)} s at --interval 1 (incl. children)`, {
+              value: `${cpuPct.toFixed(2)}% of a core (${cpu.toFixed(2)} s)`,
+              baseline: `idle ${who.floor}: ${idlePct.toFixed(2)}%`,
+              ratio: idlePct > 0 ? times(cpuPct / idlePct) : '',
+              target: `< ${who.cpuTarget}% of a core`,
+              met: cpuPct < who.cpuTarget,
+            }),
+            row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB)` }),
+            row(FOOTPRINT, `${who.label}: the \`ip monitor\` watch (one child for the daemon's life)`, { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
+            row(FOOTPRINT, `${who.label}: metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
+            row(FOOTPRINT, `${who.label}: files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
+            row(FOOTPRINT, `${who.label}: processes spawned in sync, ${Math.round(seconds)} s`, {
+              value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged; the live-state check at each full read, once a minute, is one \`ip -j\` read)`,
+              target: `<= ${Math.ceil(seconds / 60)} (one per full read)`,
+              met: processes <= Math.ceil(seconds / 60) && spawned.every((l) => /^ip -j /.test(l)),
+            }),
+          ];
+          results.push({ name: FOOTPRINT, rows, data: { agent: who.label, seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
+        } finally {
+          await daemon.stop();
+          await idle.stop();
+        }
+      } catch (error) {
+        results.push({ name: FOOTPRINT, rows: [row(FOOTPRINT, `${who.label}: error`, { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
       }
-    } catch (error) {
-      results.push({ name: FOOTPRINT, rows: [row(FOOTPRINT, 'error', { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
+    };
+    await footprint({ key: 'dev', label: 'development CLI', agent: [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI], idle: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], floor: 'node', cpuTarget: 1, rssTarget: (hwm) => ({ target: '< 70 MB', met: hwm < 70 }) });
+    const build = releaseBuild();
+    if (build === undefined) progress('daemon footprint: the release executable is not built (npm run release): development CLI only');
+    else {
+      // A fresh state on the guest the first daemon configured: its first pass plans the whole tree and finds it live.
+      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
     }
 
     // 5. Convergence at the default interval: an address added to eth1 through the emulator's control socket.
+    const root = join(dir.path, 'root-dev');
     try {
       const interval = opts.support.defaultInterval;
       if (interval === undefined) throw new Error('`run --help` shows no default for --interval');

@@ -1,5 +1,6 @@
 // Small helpers shared by the bench sections: processes, clocks, statistics, formatting.
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -91,4 +92,12 @@ export function progress(message: string): void {
 /** This bundle's own file, the entry of the helper processes (`--child`). */
 export function bundlePath(): string {
   return new URL(import.meta.url).pathname;
+}
+
+/** What ships (`npm run release`): the release executable and its own runtime (Bun), when both are built. */
+export function releaseBuild(): { executable: string; bun: string } | undefined {
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  const executable = join(REPO, 'release', `eip-agent-${version}-linux-x64`);
+  const bun = join(REPO, 'node_modules', '@oven', 'bun-linux-x64-baseline', 'bin', 'bun');
+  return existsSync(executable) && existsSync(bun) ? { executable, bun } : undefined;
 }

@@ -57,6 +57,8 @@ function prepareDirectories(version: number | undefined): string {
 
 /** What the agent writes besides its state and runtime directories. */
 const WRITABLE_DIRS = ['/etc/sysconfig/network-scripts', '/etc/sysctl.d'];
+/** Written only where their stack is installed (target networkmanager, --cloud-init disable): never created. */
+const STACK_DIRS = ['/etc/NetworkManager/system-connections', '/etc/cloud/cloud.cfg.d'];
 
 /** The version number in \`systemctl --version\`'s first line (\`systemd 252 (252.38-1~deb12u1)\`). */
 export function parseSystemdVersion(output: string): number | undefined {
@@ -124,7 +126,7 @@ RuntimeDirectory=eip-agent
 RuntimeDirectoryPreserve=yes
 StateDirectory=eip-agent
 ProtectSystem=strict
-ReadWritePaths=${WRITABLE_DIRS.map((d) => `-${d}`).join(' ')} ${[...textfileDirs].map((d) => `-${d}`).join(' ')}
+ReadWritePaths=${[...WRITABLE_DIRS, ...STACK_DIRS].map((d) => `-${d}`).join(' ')} ${[...textfileDirs].map((d) => `-${d}`).join(' ')}
 # Files get their modes explicitly (0644 for ifcfg and the metrics, 0600 for the state).
 UMask=0077
 
