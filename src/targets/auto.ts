@@ -1,4 +1,4 @@
-import { detectNetworkStack, networkManagerAnswers } from '../host/network-stack.js';
+import { detectNetworkStack, networkManagerAnswers, type NetworkStack } from '../host/network-stack.js';
 import type { Host } from '../host/host.js';
 import { centosTarget } from './centos.js';
 import { networkManagerTarget } from './networkmanager.js';
@@ -12,10 +12,16 @@ const LINUX = { centos: centosTarget, networkmanager: networkManagerTarget } as 
  * whose plan then says what is missing. Read-only.
  */
 export async function chooseLinuxTarget(host: Host, root: string): Promise<keyof typeof LINUX> {
+  return (await readBootStack(host, root)).choice;
+}
+
+/** The boot stack with NetworkManager's running resolved (asked on the bus only when the legacy service is not enabled), and the choice. */
+async function readBootStack(host: Host, root: string): Promise<{ choice: keyof typeof LINUX; stack: NetworkStack }> {
   const stack = await detectNetworkStack(host, root);
-  if (stack.legacyNetwork === 'enabled') return 'centos';
-  if (stack.networkManager.running || (await networkManagerAnswers(host))) return 'networkmanager';
-  return 'centos';
+  if (stack.legacyNetwork === 'enabled') return { choice: 'centos', stack };
+  const running = stack.networkManager.running || (await networkManagerAnswers(host));
+  const resolved = { ...stack, networkManager: { ...stack.networkManager, running } };
+  return { choice: running ? 'networkmanager' : 'centos', stack: resolved };
 }
 
 function targetOf(name: string): Target {
@@ -26,7 +32,8 @@ function targetOf(name: string): Target {
 export const autoTarget: Target = {
   name: 'auto',
   async plan(host, model, options) {
-    return LINUX[await chooseLinuxTarget(host, options.root)].plan(host, model, options);
+    const { choice, stack } = await readBootStack(host, options.root);
+    return LINUX[choice].plan(host, model, { ...options, knownStack: stack });
   },
   apply: (host, plan, options) => targetOf(plan.target).apply(host, plan, options),
   verify: (host, plan) => targetOf(plan.target).verify(host, plan),

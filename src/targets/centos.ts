@@ -6,10 +6,10 @@ import { linuxTarget } from './linux.js';
 export const centosTarget = linuxTarget({
   name: 'centos',
   render: renderCentos,
-  async bootCheck(host, root) {
+  async bootCheck(host, root, known) {
     // ifcfg files with NM_CONTROLLED=no are read at boot only by the legacy network service: without it, a reboot
     // would leave the NICs (eth0 too) unconfigured, and the agent could not even reach the metadata to repair it.
-    const stack = await detectNetworkStack(host, root);
+    const stack = known ?? (await detectNetworkStack(host, root));
     const description = describeNetworkStack(stack);
     if (stack.legacyNetwork === 'enabled') return { description, stack };
     const has = stack.legacyNetwork === 'absent' ? 'none (/etc/rc.d/init.d/network and ifup-eth)' : 'it installed but not enabled';

@@ -96,7 +96,7 @@ export interface LinuxTargetSpec {
   name: TargetName;
   render(model: InstanceModel, options: LinuxRenderOptions): LinuxDesiredState;
   /** Reads the guest's boot stack: a description for plan and status, and a refusal when nothing would read the files. */
-  bootCheck(host: Host, root: string): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
+  bootCheck(host: Host, root: string, known?: NetworkStack): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
   /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
   ownTables?(host: Host, root: string): Promise<Iterable<number>>;
   /** After the files are written (and after they are put back): tell the stack that reads them. */
@@ -134,7 +134,7 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
     for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
     const tables = allocateTables(secondary, taken);
     const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
-    const boot = await spec.bootCheck(host, options.root);
+    const boot = await spec.bootCheck(host, options.root, options.knownStack);
     const ci = boot.stack.cloudInit;
     if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
     else if (ci.present && !ci.networkDisabled) {

@@ -15,8 +15,8 @@ import { linuxTarget } from './linux.js';
 export const networkManagerTarget = linuxTarget({
   name: 'networkmanager',
   render: renderNetworkManager,
-  async bootCheck(host, root) {
-    const stack = await detectNetworkStack(host, root);
+  async bootCheck(host, root, known) {
+    const stack = known ?? (await detectNetworkStack(host, root));
     const running = stack.networkManager.running || (await networkManagerAnswers(host));
     const description = describeNetworkStack({ ...stack, networkManager: { ...stack.networkManager, running } });
     const plugins = stack.networkManager.plugins;

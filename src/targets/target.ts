@@ -1,6 +1,7 @@
 import type { Plan } from '../apply/plan.js';
 import type { AgentState } from '../apply/state.js';
 import type { Host } from '../host/host.js';
+import type { NetworkStack } from '../host/network-stack.js';
 import type { InstanceModel } from '../model/types.js';
 import type { RoutingMode } from '../render/types.js';
 import type { VerifyReport } from '../verify/report.js';
@@ -25,6 +26,8 @@ export interface TargetOptions {
   state?: AgentState;
   /** Windows target: PowerShell cmdlets (default) or a netsh .cmd script. */
   windowsFlavor?: 'powershell' | 'netsh';
+  /** The boot stack as `auto` already read it for this plan (NetworkManager's running resolved), so it is read once. */
+  knownStack?: NetworkStack;
   /** The metadata endpoint, for targets whose own script checks it after a change (Windows). */
   metadataUrl?: string;
 }
