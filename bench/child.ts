@@ -13,7 +13,7 @@ import { now } from './util.js';
 export const RESULT_MARK = 'EIPB-RESULT ';
 
 /** HostFs methods that only read; every other one (writeAtomic, remove, createExclusive, whatever is added) is recorded. */
-const FS_READS = /^(read|list|stat|exists)/;
+const FS_READS = /^(read|list|stat|exists|meta|realpath)/;
 
 /** A Host whose processes and file writes are recorded; everything still goes to the real host. */
 export function recordingHost(inner: Host): { host: Host; runs: string[][]; fileWrites: string[] } {
