@@ -10,3 +10,8 @@ export function releaseExecutable(): string {
   const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
   return join(REPO, 'release', `eip-agent-${version}-linux-x64`);
 }
+
+/** The tarball for other distributions, of this version. */
+export function releaseTarball(): string {
+  return `${releaseExecutable()}.tar.gz`;
+}

@@ -1,0 +1,130 @@
+// The service booted for real: the release tarball installed as README says into a Debian 12 VM (systemd 252,
+// NetworkManager 1.42 owning eth0 through a cloud-init-like profile), its NICs in the emulated VPC. The service
+// converges and verifies, every EIP answers from the internet host, and after a reboot NetworkManager brings it all
+// back from the agent's profiles and the service verifies again.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualTree } from '../lab/fixtures.js';
+import { labOk, requireLab } from '../lab/guard.js';
+import { cloudProfile } from '../lab/networkmanager.js';
+import { planTopology } from '../lab/topology.js';
+import { startLab, type Lab } from '../lab/vpc.js';
+import { releaseTarball } from '../release/paths.js';
+import { seedDisk, startVm, tapsFor, vmImage, vmProblem, type Vm } from './vm.js';
+
+requireLab('the service booted in a VM');
+const problem = vmProblem();
+if (problem !== undefined && process.env.CI === 'true') throw new Error(`the VM boot test cannot run: ${problem}; CI=true: not skipping`);
+
+const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+
+describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install from the release tarball, boot, reboot', () => {
+  const specs = [{ name: 'v', tree: manualTree() }];
+  const nics = planTopology(specs).guests[0]!.nics;
+  let lab: Lab;
+  let vm: Vm;
+  let dir: string;
+  const pingAll = async () => Object.fromEntries(await Promise.all(EIPS.map(async (e) => [e, await lab.pingFromInternet(e, 5)] as const)));
+  const all = Object.fromEntries(EIPS.map((e) => [e, true]));
+  /** Seconds until the service's journal says it verified an apply or found all in sync. */
+  const converged = async (since: number): Promise<number> => {
+    for (;;) {
+      const r = await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true');
+      if (Number(r.out.trim()) > 0) return (Date.now() - since) / 1000;
+      if (Date.now() - since > 120_000) throw new Error(`the service did not converge: ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -30')).out}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'eipvm-'));
+    const image = vmImage();
+    lab = await startLab(specs);
+    await tapsFor(lab, nics);
+    const tarball = releaseTarball();
+    const name = tarball.split('/').pop()!;
+    const setup = [
+      'set -e',
+      // The command channel starts early in the boot: let it finish, NetworkManager included.
+      'systemctl is-system-running --wait >/dev/null || true',
+      'i=0; until nmcli -t -f RUNNING general 2>/dev/null | grep -qx running; do i=$((i+1)); [ $i -lt 120 ]; sleep 0.5; done',
+      // The cloud image's eth0 profile, as cloud-init writes it, activated as at first boot.
+      'install -m 0600 /mnt/seed/cloud-init-eth0.nmconnection /etc/NetworkManager/system-connections/',
+      'nmcli connection load /etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection',
+      'nmcli connection up "System eth0"',
+      // README's "Other distributions (tarball)", as root.
+      `tar -xzf /mnt/seed/${name} -C /root`,
+      `/root/${name.replace(/\.tar\.gz$/, '')}/install.sh`,
+    ].join('\n');
+    const seed = seedDisk(dir, { 'setup.sh': `${setup}\n`, 'cloud-init-eth0.nmconnection': cloudProfile('eth0', '10.0.0.2/24', '10.0.0.1'), [name]: { copyOf: tarball } });
+    vm = startVm(lab, image, seed, nics, dir);
+    await vm.ready();
+  }, 600_000);
+  afterAll(async () => {
+    await vm?.stop();
+    await lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs from the tarball; the service runs, converges and verifies, every EIP answers, the journal has no error', { timeout: 300_000 }, async () => {
+    const started = Date.now();
+    const setup = await vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', 180_000);
+    expect(setup.code, setup.out).toBe(0);
+    console.log(`vm: installed and started, converged ${await converged(started)} s after the install began`);
+    expect((await vm.sh('systemctl is-active eip-agent')).out.trim()).toBe('active');
+    expect((await vm.sh('systemctl is-enabled eip-agent')).out.trim()).toBe('enabled');
+    expect(await pingAll()).toEqual(all);
+    const errors = await vm.sh('journalctl -u eip-agent -p err -o cat --no-pager');
+    expect(errors.out.trim()).toBe('');
+    const status = await vm.sh('eip-agent status');
+    console.log(status.out);
+  });
+
+  it('systemctl restart and kill -9 of the daemon converge again, a restart of NetworkManager leaves it verified, the unit rates as README says', { timeout: 300_000 }, async () => {
+    const journalCount = async () => Number((await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true')).out.trim());
+    const again = async (what: string, act: string) => {
+      const before = await journalCount();
+      const r = await vm.sh(act);
+      expect(r.code, `${what}: ${r.out}`).toBe(0);
+      const started = Date.now();
+      while ((await journalCount()) <= before) {
+        if (Date.now() - started > 90_000) throw new Error(`${what}: no converge; ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -20')).out}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      expect((await vm.sh('systemctl is-active eip-agent')).out.trim(), what).toBe('active');
+      expect(await pingAll(), what).toEqual(all);
+    };
+    await again('systemctl restart', 'systemctl restart eip-agent');
+    await again('kill -9', 'kill -9 "$(systemctl show -p MainPID --value eip-agent)"');
+    // NetworkManager's restart keeps the live state (no drift, so nothing new in the journal): the state verifies.
+    expect((await vm.sh('systemctl restart NetworkManager && sleep 3')).code).toBe(0);
+    const verify = await vm.sh('eip-agent verify');
+    expect(verify.code, verify.out).toBe(0);
+    expect(await pingAll()).toEqual(all);
+    const security = await vm.sh('systemd-analyze security eip-agent --no-pager | tail -1');
+    expect(security.out).toMatch(/Overall exposure level for eip-agent\.service: 2\.8 OK/);
+  });
+
+  it('after a reboot NetworkManager brings the addresses back from the agent\'s profiles and the service verifies again', { timeout: 300_000 }, async () => {
+    const bootId = async () => (await vm.sh('cat /proc/sys/kernel/random/boot_id', 5_000)).out.trim();
+    const before = await bootId();
+    await vm.sh('systemctl reboot', 10_000).catch(() => undefined);
+    const rebooted = Date.now();
+    // Up again once the command channel answers from a new boot.
+    for (;;) {
+      const now = await bootId().catch(() => before);
+      if (now !== before && now !== '') break;
+      if (Date.now() - rebooted > 240_000) throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const seconds = await converged(rebooted);
+    console.log(`vm: boot to verified ${seconds} s (reboot command to the service's first in-sync or apply)`);
+    expect(await pingAll()).toEqual(all);
+    const active = await vm.sh('nmcli -t -f NAME connection show --active');
+    expect(active.out).toContain('eip-agent-eth0');
+    expect(active.out).toContain('eip-agent-eth1');
+    expect((await vm.sh('journalctl -b -u eip-agent -p err -o cat --no-pager')).out.trim()).toBe('');
+  });
+});

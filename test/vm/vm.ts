@@ -1,0 +1,234 @@
+// A real boot for the service: a small Debian 12 VM (debootstrap from Debian's packages, systemd 252, NetworkManager
+// 1.42, Debian's cloud kernel booted with -kernel/-initrd), cached between runs by the hash of its recipe, started
+// under qemu (KVM when it works, else TCG) with its NICs on taps that take the places of a lab guest's ports, so the
+// lab's gateways, metadata emulator, EIP NAT and anti-spoofing serve it. A command channel: a shell on a virtio-serial
+// port, started by a unit of the image. No SSH, no passwords.
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Lab } from '../lab/vpc.js';
+import type { NicPlan } from '../lab/topology.js';
+
+const PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64'];
+const SUITE = 'bookworm';
+const MIRROR = 'http://deb.debian.org/debian';
+
+/** The shell on the command port: one per connection, restarted after each. */
+const CMD_UNIT = `[Unit]
+Description=eip-agent test command channel (a shell on the virtio-serial port eip.cmd)
+After=systemd-udevd.service
+
+[Service]
+ExecStartPre=/bin/sh -c 'until [ -e /dev/virtio-ports/eip.cmd ]; do sleep 0.2; done'
+ExecStart=/bin/sh -c 'exec /bin/sh 0<>/dev/virtio-ports/eip.cmd 1>&0 2>&0'
+Restart=always
+RestartSec=0.5
+
+[Install]
+WantedBy=multi-user.target
+`;
+
+/** NetworkManager as an EL9 cloud image has it: keyfiles, and no DHCP profiles made up for NICs without one. */
+const NM_CONF = '[main]\nplugins=keyfile\nno-auto-default=*\n';
+
+/** Changing any of this rebuilds the image. */
+const RECIPE = JSON.stringify({ PACKAGES, SUITE, MIRROR, CMD_UNIT, NM_CONF, version: 1 });
+
+function tool(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why a VM cannot be built or started here, or undefined. */
+export function vmProblem(): string | undefined {
+  for (const name of ['debootstrap', 'qemu-system-x86_64', 'mkfs.ext4']) if (!tool(name)) return `${name} is not installed (.ci/run installs debootstrap, qemu-system-x86 and e2fsprogs)`;
+  return undefined;
+}
+
+export interface VmImage {
+  disk: string;
+  kernel: string;
+  initrd: string;
+}
+
+/** Builds the image once per recipe (about a minute: debootstrap, then mkfs.ext4 -d), or returns the cached one. */
+export function vmImage(): VmImage {
+  const hash = createHash('sha256').update(RECIPE).digest('hex').slice(0, 16);
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'eip-agent-vm', hash);
+  const done = join(cache, 'disk.img');
+  if (!existsSync(done)) {
+    const work = mkdtempSync(join(tmpdir(), 'eipvm-build-'));
+    try {
+      const root = join(work, 'rootfs');
+      execFileSync('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, MIRROR], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+      writeFileSync(join(root, 'etc/fstab'), '/dev/vda / ext4 defaults 0 1\n');
+      writeFileSync(join(root, 'etc/hostname'), 'eip-vm\n');
+      writeFileSync(join(root, 'etc/systemd/system/eip-cmd.service'), CMD_UNIT);
+      mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+      execFileSync('ln', ['-sf', '/etc/systemd/system/eip-cmd.service', join(root, 'etc/systemd/system/multi-user.target.wants/eip-cmd.service')]);
+      writeFileSync(join(root, 'etc/NetworkManager/NetworkManager.conf'), NM_CONF);
+      mkdirSync(cache, { recursive: true });
+      const boot = readdirSync(join(root, 'boot'));
+      const kernel = boot.find((n) => n.startsWith('vmlinuz-'));
+      const initrd = boot.find((n) => n.startsWith('initrd.img-'));
+      if (kernel === undefined || initrd === undefined) throw new Error(`no kernel or initrd in the image: ${boot.join(' ')}`);
+      execFileSync('cp', [join(root, 'boot', kernel), join(cache, 'vmlinuz')]);
+      execFileSync('cp', [join(root, 'boot', initrd), join(cache, 'initrd.img')]);
+      execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', root, join(work, 'disk.img'), '2G']);
+      renameSync(join(work, 'disk.img'), done);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  return { disk: done, kernel: join(cache, 'vmlinuz'), initrd: join(cache, 'initrd.img') };
+}
+
+/** A disk with the files a run hands the VM (the release tarball, a setup script), mounted by that script's caller. */
+export function seedDisk(dir: string, files: Record<string, string | { copyOf: string }>): string {
+  const staging = join(dir, 'seed');
+  mkdirSync(staging);
+  for (const [name, content] of Object.entries(files)) {
+    if (typeof content === 'string') writeFileSync(join(staging, name), content);
+    else execFileSync('cp', [content.copyOf, join(staging, name)]);
+  }
+  const disk = join(dir, 'seed.img');
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'seed', '-d', staging, disk, '256M']);
+  return disk;
+}
+
+export interface Vm {
+  /** Runs a shell command in the guest as root; its output and exit code. */
+  sh(command: string, timeoutMs?: number): Promise<{ code: number; out: string }>;
+  /** Waits until the command channel answers (after a boot or a reboot). */
+  ready(timeoutMs?: number): Promise<void>;
+  /** The serial console so far, for messages. */
+  console(): string;
+  stop(): Promise<void>;
+}
+
+/** Takes a lab guest's ports for the VM: each veth pair goes, a tap with the port's name joins the same bridge. */
+export async function tapsFor(lab: Lab, nics: readonly NicPlan[]): Promise<void> {
+  for (const nic of nics) {
+    for (const argv of [
+      ['ip', 'link', 'del', nic.port],
+      ['ip', 'tuntap', 'add', 'dev', nic.port, 'mode', 'tap'],
+      ['ip', 'link', 'set', nic.port, 'master', nic.subnet.bridge, 'up'],
+    ]) {
+      const result = await lab.exec(lab.routerNs, argv);
+      if (result.exitCode !== 0) throw new Error(`${argv.join(' ')}: ${result.stderr.trim()}`);
+    }
+  }
+}
+
+/** KVM works when qemu, asked for it, stays up (stopped with -S) instead of exiting at once with an error. */
+function kvmWorks(): boolean {
+  try {
+    execFileSync('qemu-system-x86_64', ['-accel', 'kvm', '-machine', 'none', '-S', '-display', 'none', '-monitor', 'none', '-serial', 'none', '-parallel', 'none'], { stdio: 'ignore', timeout: 1500 });
+    return false;
+  } catch (error) {
+    return (error as { signal?: string }).signal === 'SIGTERM';
+  }
+}
+
+/** Boots the image with a throwaway overlay (-snapshot: the cached disk never changes), NICs on the lab's taps. */
+export function startVm(lab: Lab, image: VmImage, seed: string, nics: readonly NicPlan[], dir: string): Vm {
+  const socket = join(dir, 'cmd.sock');
+  const serial = join(dir, 'serial.log');
+  const accel = kvmWorks() ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
+  const args = [
+    ...accel,
+    '-m', '1024', '-smp', '2', '-nographic', '-monitor', 'none', '-display', 'none', '-snapshot',
+    '-kernel', image.kernel, '-initrd', image.initrd,
+    '-append', 'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet',
+    '-drive', `file=${image.disk},if=virtio,format=raw`,
+    '-drive', `file=${seed},if=virtio,format=raw,readonly=on`,
+    '-serial', `file:${serial}`,
+    '-device', 'virtio-serial-pci', '-chardev', `socket,id=cmd,path=${socket},server=on,wait=off`, '-device', 'virtserialport,chardev=cmd,name=eip.cmd',
+    ...nics.flatMap((nic, i) => ['-netdev', `tap,id=n${i},ifname=${nic.port},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n${i},mac=${nic.mac}`]),
+  ];
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', lab.routerNs, 'qemu-system-x86_64', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  const readConsole = (): string => {
+    try {
+      return execFileSync('tail', ['-c', '4000', serial], { encoding: 'utf8' });
+    } catch {
+      return '';
+    }
+  };
+  // One connection for the VM's life: the guest's shell ends when the host hangs up (and is restarted), so a command
+  // sent right after a hang-up could meet no shell. Across a reboot the connection stays; what is written while the
+  // guest's side is closed is lost, so only idempotent probes are sent then (ready, boot_id) and retried.
+  let seq = 0;
+  let conn: Socket | undefined;
+  let buffer = '';
+  const waiters = new Set<() => void>();
+  const connection = (): Socket => {
+    if (conn !== undefined && !conn.destroyed) return conn;
+    const c = createConnection(socket);
+    c.on('data', (b: Buffer) => {
+      buffer = (buffer + b.toString()).slice(-1_000_000);
+      for (const w of waiters) w();
+    });
+    c.on('error', () => undefined);
+    c.on('close', () => {
+      if (conn === c) conn = undefined;
+    });
+    conn = c;
+    return c;
+  };
+  const sh = (command: string, timeoutMs = 120_000): Promise<{ code: number; out: string }> =>
+    new Promise((resolve, reject) => {
+      const marker = `__EIP_DONE_${process.pid}_${++seq}__`;
+      const start = `__EIP_START_${process.pid}_${seq}__`;
+      const check = (): void => {
+        const from = buffer.indexOf(start);
+        const found = from < 0 ? null : new RegExp(`${marker} (\\d+)`).exec(buffer.slice(from));
+        if (found === null) return;
+        waiters.delete(check);
+        clearTimeout(timer);
+        const text = buffer.slice(from + start.length, from + found.index);
+        resolve({ code: Number(found[1]), out: text.replace(/\r/g, '').replace(/^\n/, '') });
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`vm: \`${command}\` timed out after ${timeoutMs} ms; output: ${buffer.slice(-2000)}`));
+      }, timeoutMs);
+      waiters.add(check);
+      // No command reads the channel as its stdin (it would eat what follows); the output goes through a file.
+      connection().write(`echo ${start}; { ${command}\n} </dev/null >/run/eip-cmd.out 2>&1; c=$?; cat /run/eip-cmd.out; echo "${marker} $c"\n`);
+    });
+  return {
+    sh,
+    async ready(timeoutMs = 180_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`qemu exited ${child.exitCode}: ${stderr}\nconsole:\n${readConsole()}`);
+        try {
+          const r = await sh('echo alive', 5_000);
+          if (r.out.includes('alive')) return;
+        } catch {
+          // not up yet
+        }
+        if (Date.now() > deadline) throw new Error(`the VM did not answer within ${timeoutMs} ms; console:\n${readConsole()}\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    },
+    console: readConsole,
+    async stop() {
+      conn?.destroy();
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
+  };
+}
