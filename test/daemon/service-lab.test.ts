@@ -808,6 +808,8 @@ describe.skipIf(!labOk)('60 s in sync: no write, no process but the once-a-minut
     // The safety net under the `ip monitor` watch: one read of the live state with each full metadata read (every 60 s).
     expect(logged.every((l) => l === 'ip -j -d -batch -'), logged.join('\n')).toBe(true);
     expect(logged.length).toBeLessThanOrEqual(2);
-    expect(window.every((c) => /(^|\/)ip -j -d -batch -$/.test(c.cmdline)), JSON.stringify(window)).toBe(true);
+    // A child the watcher saw but that exited before its cmdline was read is the one the wrappers logged.
+    expect(window.length).toBeLessThanOrEqual(logged.length);
+    expect(window.every((c) => c.cmdline === '(exited)' || /(^|\/)ip -j -d -batch -$/.test(c.cmdline)), JSON.stringify(window)).toBe(true);
   });
 });

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualTree } from '../lab/fixtures.js';
+import { manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { cloudProfile } from '../lab/networkmanager.js';
 import { planTopology } from '../lab/topology.js';
@@ -126,5 +126,17 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
     expect(active.out).toContain('eip-agent-eth0');
     expect(active.out).toContain('eip-agent-eth1');
     expect((await vm.sh('journalctl -b -u eip-agent -p err -o cat --no-pager')).out.trim()).toBe('');
+  });
+
+  it('a metadata change reaches the guest: 10.0.0.8 goes after the reads that agree, its EIP stops answering, the rest answers', { timeout: 180_000 }, async () => {
+    await lab.updateGuest('v', manualTreeWithout8());
+    const started = Date.now();
+    while ((await vm.sh('ip -br -4 address show dev eth1')).out.includes('10.0.0.8/')) {
+      if (Date.now() - started > 120_000) throw new Error(`10.0.0.8 still on eth1: ${(await vm.sh('journalctl -u eip-agent --no-pager | tail -20')).out}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    console.log(`vm: metadata change to 10.0.0.8 gone from eth1 in ${(Date.now() - started) / 1000} s`);
+    expect(await pingAll()).toEqual({ ...all, '203.0.113.13': false });
+    expect((await vm.sh('grep -c 10.0.0.8 /etc/NetworkManager/system-connections/eip-agent-eth1.nmconnection || true')).out.trim()).toBe('0');
   });
 });
