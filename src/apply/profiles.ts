@@ -4,6 +4,7 @@ import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { SYSTEM_CONNECTIONS_DIR } from '../render/networkmanager/render.js';
 import { underRoot } from './root.js';
+import { firstLine, runTool } from './run-ip.js';
 
 /** Whether a guest path is a NetworkManager keyfile profile. */
 export function isProfile(path: string): boolean {
@@ -12,7 +13,7 @@ export function isProfile(path: string): boolean {
 
 /** The files of the profiles NetworkManager has active now. */
 async function activeProfileFiles(host: Host): Promise<Set<string>> {
-  const result = await host.run(['nmcli', '-t', '-f', 'FILENAME', 'connection', 'show', '--active'], { timeoutMs: 30_000 });
+  const result = await runTool(host, ['nmcli', '-t', '-f', 'FILENAME', 'connection', 'show', '--active'], { timeoutMs: 30_000 });
   return new Set(result.exitCode === 0 ? result.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : []);
 }
 
@@ -31,10 +32,10 @@ export async function loadProfiles(host: Host, root: string, paths: readonly str
   const load = profiles.filter((p) => !kept.includes(p));
   if (load.length > 0) {
     const argv = ['nmcli', 'connection', 'load', ...load];
-    const result = await host.run(argv, { timeoutMs: 30_000 });
+    const result = await runTool(host, argv, { timeoutMs: 30_000 });
     if (result.exitCode !== 0) {
-      const said = (result.stderr.trim() || result.stdout.trim()).split('\n')[0] ?? '';
-      throw new ApplyError(`\`${argv.join(' ')}\` exited ${result.exitCode}${said ? `: ${said}` : ''}`);
+      const said = result.stderr.trim() || result.stdout.trim();
+      throw new ApplyError(`\`${argv.join(' ')}\` exited ${result.exitCode}${said ? `: ${firstLine(said)}` : ''}`);
     }
   }
   return kept.map((p) => `${p} removed; NetworkManager keeps it active on its device until the next boot (dropping it now would take the device down)`);
