@@ -108,99 +108,99 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
   return {
     name: spec.name,
 
-  async plan(host, model, options) {
-    const warnings: string[] = [];
-    // A preview may run where `ip` is missing; apply and verify may not.
-    const live = options.requireNics ? await readLinuxState(host) : await tryReadLinuxState(host);
-    const links = live?.links ?? null;
-    const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
-    if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
-    else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
-    // On the system the metadata describes, a plan of the runtime needs every NIC, as apply does; a preview elsewhere
-    // (or of files only) names a missing one as a fresh guest would.
-    const offline = options.previewMissingNics ?? (!options.requireNics && !(options.runtime && onThisSystem));
-    const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, offline);
-    if (resolution.missing.length > 0) {
-      throw new MissingNicError(
-        `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
-      );
-    }
-    warnings.push(...resolution.warnings);
-    const compareRuntime = options.runtime && onThisSystem && live !== null;
-    if (compareRuntime) live.sysctls = await readSysctls(host, sysctlKeysFor(resolution.names.values()));
-    const secondary = model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index);
-    const taken = foreignTables(live, await readRtTables(host, options.root));
-    // Tables the target's own boot files name are its own, whoever (NetworkManager at boot) filled them.
-    for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
-    const tables = allocateTables(secondary, taken);
-    const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
-    const boot = await spec.bootCheck(host, options.root, options.knownStack);
-    const ci = boot.stack.cloudInit;
-    if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
-    else if (ci.present && !ci.networkDisabled) {
-      warnings.push(
-        `cloud-init is installed and its network configuration is on: ${ci.everyBoot === true ? 'with updates: network: when: [boot] it renders the network config again at every boot' : 'on a new instance (an image made of this guest) it renders the network config again'}, over what eip-agent writes; --cloud-init disable writes ${CLOUD_INIT_DROPIN} (network: {config: disabled}) to stop it`,
-      );
-    }
-    const state = options.state ?? emptyState();
-    const rendered = new Set(desired.files.map((f) => f.path));
-    const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
-    let ownership = emptyOwnership();
-    let removals: RuntimeChange[] = [];
-    if (compareRuntime) {
-      const primaryIfname = resolution.names.get(model.nics[0]?.macLower ?? '');
-      const metadataMacs = new Set(model.nics.map((n) => n.macLower));
-      ({ changes: removals, ownership } = planRemovals(desired, live, { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) }, warnings));
-      if (primaryIfname) ownership.primaryIfname = primaryIfname;
-    }
-    const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
-    const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
-    const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
-    return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
-  },
-
-  async apply(host, plan, options): Promise<ApplyOutcome> {
-    requirePrivileges(host, plan, options);
-    const files = await writeFiles(host, options.root, plan.files);
-    const paths = files.written.map((w) => w.path);
-    const tell = async (): Promise<string[]> => (spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : []);
-    let runtimeUndo = async () => {};
-    let runtimeApplied: string[] = [];
-    try {
-      if (options.runtime) {
-        const tx = await applyRuntime(host, plan.runtime);
-        runtimeUndo = tx.undo;
-        runtimeApplied = [...tx.applied.map((c) => c.summary), ...tx.notes];
-        announceAddresses(host, tx.applied);
+    async plan(host, model, options) {
+      const warnings: string[] = [];
+      // A preview may run where `ip` is missing; apply and verify may not.
+      const live = options.requireNics ? await readLinuxState(host) : await tryReadLinuxState(host);
+      const links = live?.links ?? null;
+      const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
+      if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
+      else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
+      // On the system the metadata describes, a plan of the runtime needs every NIC, as apply does; a preview elsewhere
+      // (or of files only) names a missing one as a fresh guest would.
+      const offline = options.previewMissingNics ?? (!options.requireNics && !(options.runtime && onThisSystem));
+      const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, offline);
+      if (resolution.missing.length > 0) {
+        throw new MissingNicError(
+          `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
+        );
       }
-      runtimeApplied.push(...(await tell()));
-    } catch (error) {
-      await runtimeUndo();
-      await files.restore();
-      await tell().catch(() => undefined);
-      if (error instanceof AgentError) throw error;
-      throw new ApplyError(`runtime changes failed: ${(error as Error).message}`, { cause: error });
-    }
-    return {
-      filesWritten: paths,
-      runtimeApplied,
-      undo: async () => {
+      warnings.push(...resolution.warnings);
+      const compareRuntime = options.runtime && onThisSystem && live !== null;
+      if (compareRuntime) live.sysctls = await readSysctls(host, sysctlKeysFor(resolution.names.values()));
+      const secondary = model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index);
+      const taken = foreignTables(live, await readRtTables(host, options.root));
+      // Tables the target's own boot files name are its own, whoever (NetworkManager at boot) filled them.
+      for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
+      const tables = allocateTables(secondary, taken);
+      const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
+      const boot = await spec.bootCheck(host, options.root, options.knownStack);
+      const ci = boot.stack.cloudInit;
+      if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
+      else if (ci.present && !ci.networkDisabled) {
+        warnings.push(
+          `cloud-init is installed and its network configuration is on: ${ci.everyBoot === true ? 'with updates: network: when: [boot] it renders the network config again at every boot' : 'on a new instance (an image made of this guest) it renders the network config again'}, over what eip-agent writes; --cloud-init disable writes ${CLOUD_INIT_DROPIN} (network: {config: disabled}) to stop it`,
+        );
+      }
+      const state = options.state ?? emptyState();
+      const rendered = new Set(desired.files.map((f) => f.path));
+      const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
+      let ownership = emptyOwnership();
+      let removals: RuntimeChange[] = [];
+      if (compareRuntime) {
+        const primaryIfname = resolution.names.get(model.nics[0]?.macLower ?? '');
+        const metadataMacs = new Set(model.nics.map((n) => n.macLower));
+        ({ changes: removals, ownership } = planRemovals(desired, live, { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) }, warnings));
+        if (primaryIfname) ownership.primaryIfname = primaryIfname;
+      }
+      const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
+      const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
+      const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
+      return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
+    },
+
+    async apply(host, plan, options): Promise<ApplyOutcome> {
+      requirePrivileges(host, plan, options);
+      const files = await writeFiles(host, options.root, plan.files);
+      const paths = files.written.map((w) => w.path);
+      const tell = async (): Promise<string[]> => (spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : []);
+      let runtimeUndo = async () => {};
+      let runtimeApplied: string[] = [];
+      try {
+        if (options.runtime) {
+          const tx = await applyRuntime(host, plan.runtime);
+          runtimeUndo = tx.undo;
+          runtimeApplied = [...tx.applied.map((c) => c.summary), ...tx.notes];
+          announceAddresses(host, tx.applied);
+        }
+        runtimeApplied.push(...(await tell()));
+      } catch (error) {
         await runtimeUndo();
         await files.restore();
-        await tell();
-      },
-    };
-  },
+        await tell().catch(() => undefined);
+        if (error instanceof AgentError) throw error;
+        throw new ApplyError(`runtime changes failed: ${(error as Error).message}`, { cause: error });
+      }
+      return {
+        filesWritten: paths,
+        runtimeApplied,
+        undo: async () => {
+          await runtimeUndo();
+          await files.restore();
+          await tell();
+        },
+      };
+    },
 
-  verify(host, plan) {
-    // A Linux target produced this plan, so its runtime is the Linux one.
-    return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
-  },
+    verify(host, plan) {
+      // A Linux target produced this plan, so its runtime is the Linux one.
+      return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
+    },
 
-  watch(host, plan, onDrift) {
-    const filterOf = (p: typeof plan) => driftFilterOf(p.desired.runtime as LinuxDesiredRuntime);
-    const watch = watchLinux(host, filterOf(plan), onDrift);
-    return { stop: watch.stop, exited: watch.exited, update: (next) => watch.update(filterOf(next)) };
-  },
+    watch(host, plan, onDrift) {
+      const filterOf = (p: typeof plan) => driftFilterOf(p.desired.runtime as LinuxDesiredRuntime);
+      const watch = watchLinux(host, filterOf(plan), onDrift);
+      return { stop: watch.stop, exited: watch.exited, update: (next) => watch.update(filterOf(next)) };
+    },
   };
 }
