@@ -6,7 +6,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
@@ -15,10 +14,11 @@ import { WINDOWS_EXIT } from '../../src/render/windows/constants.js';
 import { renderWindows } from '../../src/render/windows/render.js';
 import { renderTaskInstall, renderTaskUninstall } from '../../src/render/windows/task.js';
 import { parseScriptResult, type ScriptResult } from '../../src/targets/windows.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
 import type { EmuGuest, EmuState } from './engine.js';
-import { EMULATION_MODULE, ENGINE_DLL, emulatedGuest, engineReady, fileArgs, guestDir, placeScript, reboot, runPowerShell } from './engine.js';
+import { ENGINE_DLL, emulatedGuest, engineEnv, engineReady, fileArgs, guestDir, placeScript, reboot, runPowerShell } from './engine.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
 const NIC1 = 12;
@@ -251,7 +251,7 @@ describe.skipIf(!engineReady())('the agent script in a real PowerShell engine', 
     const model = manual();
     const holder = join(guest.dir, 'hold.ps1');
     writeFileSync(holder, "$m = New-Object -TypeName System.Threading.Mutex -ArgumentList $false, 'Global\\eip-agent'\n$null = $m.WaitOne(0)\n[Console]::Out.WriteLine('held')\n$null = [Console]::In.ReadLine()\n");
-    const child = spawn('dotnet', [ENGINE_DLL, '-NoProfile', '-File', holder], { env: { PATH: process.env.PATH, HOME: guest.dir, DOTNET_NOLOGO: '1', EIP_EMULATION_MODULE: EMULATION_MODULE }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn('dotnet', [ENGINE_DLL, '-NoProfile', '-File', holder], { env: engineEnv(guest), stdio: ['pipe', 'pipe', 'inherit'] });
     try {
       await new Promise<void>((done, fail) => {
         createInterface({ input: child.stdout! }).on('line', (l) => l === 'held' && done());
@@ -341,12 +341,6 @@ function engineHost(target: EmuGuest): Host {
   });
 }
 
-async function cli(argv: string[], host: Host): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, host, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
 
 describe.skipIf(!engineReady())('eip-agent apply --target windows with the engine as powershell.exe', () => {
   const meta = (tree: MetaTree): void => {
@@ -360,25 +354,25 @@ describe.skipIf(!engineReady())('eip-agent apply --target windows with the engin
     meta(manualTree());
     const host = engineHost(guest);
     guest.write(emulatedGuest(manual(), { culture: 'zh-CN' }));
-    const first = await cli(APPLY, host);
+    const first = await runCli(APPLY, host);
     expect(first.code, first.err).toBe(0);
     expect(first.out).toContain('applied: ifIndex 12 (52:54:00:8A:7A:64): DHCP -> static 10.0.0.2/24');
-    const second = await cli(APPLY, host);
+    const second = await runCli(APPLY, host);
     expect(second.code, second.err).toBe(0);
 
     // The metadata drops 10.0.0.8; removing it fails with a localized message.
     meta(manualTreeWithout8());
     guest.write({ ...guest.read(), faults: [{ cmdlet: 'Remove-NetIPAddress', match: { IPAddress: '10.0.0.8' }, message: '拒绝访问。' }] });
-    const failed = await cli([...APPLY, '--skip-failed'], host);
+    const failed = await runCli([...APPLY, '--skip-failed'], host);
     expect(failed.code, failed.out + failed.err).toBe(3);
     expect(failed.out).toContain('removing 10.0.0.8 failed: 拒绝访问。');
     const runs = guest.read().calls.length;
-    const skipped = await cli([...APPLY, '--skip-failed'], host);
+    const skipped = await runCli([...APPLY, '--skip-failed'], host);
     expect(skipped.code).toBe(3);
     expect(skipped.err).toMatch(/^eip-agent: apply: not retrying model [0-9a-f]{12}, which failed verification at .*; waiting for the metadata to change \(`eip-agent apply` without --skip-failed retries it now\)\n$/);
     expect(guest.read().calls.length).toBe(runs);
     // By hand, without --skip-failed, it is retried; the fault was a one-off, so now 10.0.0.8 goes.
-    const retried = await cli(APPLY, host);
+    const retried = await runCli(APPLY, host);
     expect(retried.code, retried.out + retried.err).toBe(0);
     expect(guest.read().addresses.map((a) => a.ip)).not.toContain('10.0.0.8');
   });
@@ -405,7 +399,7 @@ describe.skipIf(!engineReady())('on Windows a config file that others can change
 
   it('uses a config that only SYSTEM and Administrators can change', async () => {
     withAcls({ [CONFIG]: restricted(), '/agent': restricted() });
-    const run = await cli(PLAN, engineHost(guest));
+    const run = await runCli(PLAN, engineHost(guest));
     // 2: the plan has something to write (the script), so the config was read and used.
     expect([run.code, run.err]).toEqual([2, '']);
     expect(run.out).toContain('eip-agent.ps1');
@@ -415,7 +409,7 @@ describe.skipIf(!engineReady())('on Windows a config file that others can change
     const folder = restricted();
     folder.rules.push({ sid: 'S-1-5-32-545', rights: 'CreateFiles, AppendData, Synchronize', type: 'Allow', propagation: 'None' });
     withAcls({ [CONFIG]: restricted(), '/agent': folder });
-    const run = await cli(PLAN, engineHost(guest));
+    const run = await runCli(PLAN, engineHost(guest));
     expect(run.code).toBe(1);
     expect(run.out).toBe('');
     expect(run.err).toBe(
@@ -425,11 +419,11 @@ describe.skipIf(!engineReady())('on Windows a config file that others can change
 
   it('refuses one owned by an ordinary user (an owner can rewrite the ACL), and one whose ACL cannot be read', async () => {
     withAcls({ [CONFIG]: restricted('S-1-5-21-1004336348-1177238915-682003330-1001'), '/agent': restricted() });
-    const owned = await cli(PLAN, engineHost(guest));
+    const owned = await runCli(PLAN, engineHost(guest));
     expect([owned.code, owned.err.split(':').slice(0, 4).join(':')]).toEqual([1, 'eip-agent: config: /agent/config.json: not used']);
     expect(owned.err).toContain('owner S-1-5-21-1004336348-1177238915-682003330-1001, and SYSTEM');
     withAcls({ '/agent': restricted() });
-    const unknown = await cli(PLAN, engineHost(guest));
+    const unknown = await runCli(PLAN, engineHost(guest));
     expect(unknown.code).toBe(1);
     expect(unknown.err).toBe("eip-agent: config: /agent/config.json: not used: cannot read who may write /agent/config.json: Cannot find path '/agent/config.json' because it does not exist.\n");
   });

@@ -226,9 +226,18 @@ export interface EngineRun {
   stderr: string;
 }
 
-/** Whether an argv is one the Windows target or the task commands would start (powershell.exe -File ...). */
-export function isPowerShellArgv(argv: readonly string[]): boolean {
-  return argv[0] === 'powershell.exe';
+/** The environment of an engine process on `guest`: the emulation module and state, its %ProgramData%, nothing else. */
+export function engineEnv(guest: EmuGuest, codePage?: number): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: guest.dir,
+    DOTNET_CLI_TELEMETRY_OPTOUT: '1',
+    DOTNET_NOLOGO: '1',
+    ProgramData: guest.programData,
+    EIP_EMULATION_STATE: guest.statePath,
+    EIP_EMULATION_MODULE: EMULATION_MODULE,
+    ...(codePage !== undefined ? { EIP_EMULATION_CODEPAGE: String(codePage) } : {}),
+  };
 }
 
 /**
@@ -237,16 +246,7 @@ export function isPowerShellArgv(argv: readonly string[]): boolean {
  * it as a Windows console with that OEM code page would (936: zh-CN).
  */
 export function runPowerShell(guest: EmuGuest, args: readonly string[], options: { codePage?: number; timeoutMs?: number } = {}): Promise<EngineRun> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: guest.dir,
-    DOTNET_CLI_TELEMETRY_OPTOUT: '1',
-    DOTNET_NOLOGO: '1',
-    ProgramData: guest.programData,
-    EIP_EMULATION_STATE: guest.statePath,
-    EIP_EMULATION_MODULE: EMULATION_MODULE,
-    ...(options.codePage !== undefined ? { EIP_EMULATION_CODEPAGE: String(options.codePage) } : {}),
-  };
+  const env = engineEnv(guest, options.codePage);
   return new Promise((done, fail) => {
     const child = spawn('dotnet', [ENGINE_DLL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
     const out: Buffer[] = [];

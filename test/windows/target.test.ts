@@ -1,9 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { EXIT, main } from '../../src/cli/main.js';
+import { EXIT } from '../../src/cli/main.js';
 import type { Host, RunOptions, RunResult } from '../../src/host/host.js';
 import { buildModel } from '../../src/model/index.js';
 import { WINDOWS_EXIT } from '../../src/render/windows/constants.js';
 import { agentDirectory, parseScriptResult, windowsTarget } from '../../src/targets/windows.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { manualTree } from '../lab/fixtures.js';
 
@@ -32,12 +33,6 @@ function windowsHost(exitCode: number, json: Record<string, unknown> | string, c
   });
 }
 
-async function cli(argv: string[], host: Host): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, host, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
 
 const CHANGED = {
   status: 'changed',
@@ -57,16 +52,16 @@ beforeEach(() => {
 
 describe('Windows target: plan and render work on any OS', () => {
   it('render --out DIR writes DIR/eip-agent.ps1 (UTF-8 with BOM) or DIR/eip-agent.netsh.cmd', async () => {
-    const ps = await cli(['render', '--target', 'windows', ...META, '--out', '/out'], createTestHost());
+    const ps = await runCli(['render', '--target', 'windows', ...META, '--out', '/out'], createTestHost());
     expect(ps).toMatchObject({ code: EXIT.ok, out: '/out/eip-agent.ps1\n' });
     expect(String(vol.readFileSync('/out/eip-agent.ps1', 'utf8')).startsWith('\uFEFF# Managed by eip-agent')).toBe(true);
-    const cmd = await cli(['render', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--out', '/out'], createTestHost());
+    const cmd = await runCli(['render', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--out', '/out'], createTestHost());
     expect(cmd).toMatchObject({ code: EXIT.ok, out: '/out/eip-agent.netsh.cmd\n' });
     expect(Object.keys(vol.toJSON('/out')).sort()).toEqual(['/out/eip-agent.netsh.cmd', '/out/eip-agent.ps1']);
   });
 
   it('plan lists the script, compares no runtime, and says the script decides at run time', async () => {
-    const { code, out } = await cli(['plan', '--target', 'windows', ...META, '--root', '/agent'], createTestHost());
+    const { code, out } = await runCli(['plan', '--target', 'windows', ...META, '--root', '/agent'], createTestHost());
     expect(code).toBe(EXIT.pending);
     expect(out).toContain('Plan for target windows, root /agent');
     expect(out).toMatch(/create\s+\/eip-agent\.ps1/);
@@ -94,7 +89,7 @@ describe('Windows target: plan and render work on any OS', () => {
   });
 
   it('apply off Windows is a clear error and writes nothing', async () => {
-    const { code, err } = await cli(['apply', '--target', 'windows', ...META, '--root', '/agent'], createTestHost());
+    const { code, err } = await runCli(['apply', '--target', 'windows', ...META, '--root', '/agent'], createTestHost());
     expect(code).toBe(EXIT.error);
     expect(err).toBe('eip-agent: host: applying the Windows target needs Windows; use `plan --target windows` or `render --target windows --out DIR` here\n');
     expect(vol.existsSync(SCRIPT)).toBe(false);
@@ -104,7 +99,7 @@ describe('Windows target: plan and render work on any OS', () => {
 describe('Windows target: apply on win32 runs the script and maps its result', () => {
   it('runs powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File on the written script', async () => {
     const calls: Call[] = [];
-    const { code, out } = await cli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.changed, CHANGED, calls));
+    const { code, out } = await runCli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.changed, CHANGED, calls));
     expect(calls.map((c) => c.argv)).toEqual([['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', '\\agent\\eip-agent.ps1', '-Mode', 'Apply']]);
     expect(calls[0]!.script?.startsWith('\uFEFF# Managed by eip-agent')).toBe(true);
     expect(calls[0]!.options?.timeoutMs).toBeGreaterThan(0);
@@ -116,7 +111,7 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
 
   it('runs the netsh flavor through cmd.exe', async () => {
     const calls: Call[] = [];
-    const { code } = await cli(['apply', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.inSync, { status: 'in-sync', changes: [], checks: [], errors: [] }, calls));
+    const { code } = await runCli(['apply', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.inSync, { status: 'in-sync', changes: [], checks: [], errors: [] }, calls));
     expect(code).toBe(EXIT.ok);
     expect(calls.map((c) => c.argv)).toEqual([['cmd.exe', '/d', '/c', '\\agent\\eip-agent.netsh.cmd', 'apply']]);
     expect(calls[0]!.script?.startsWith('@rem Managed by eip-agent')).toBe(true);
@@ -128,7 +123,7 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
   ])('exit %i: reported as not verified, and the script file is put back as it was', async (exitCode, detail) => {
     const calls: Call[] = [];
     const failed = { ...CHANGED, status: 'rolled-back', checks: [{ kind: 'ping', subject: 'gateway 10.0.0.1', ok: false, detail: 'TimedOut' }], errors: ['verification failed'] };
-    const { code, out, err } = await cli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(exitCode, failed, calls));
+    const { code, out, err } = await runCli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(exitCode, failed, calls));
     expect(code).toBe(EXIT.notVerified);
     expect(out).toContain('FAIL ping      gateway 10.0.0.1 — TimedOut');
     expect(out).toContain(`FAIL script    eip-agent.ps1 — ${detail}; verification failed`);
@@ -144,21 +139,21 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
     [7, 'unexpected exit code 7 (x): 0 adapter(s) have MAC 20:90:6F:F7:93:2E; expected exactly one'],
   ])('exit %i: an error naming the cause, nothing left written', async (exitCode, message) => {
     const result = { status: 'x', changes: [], checks: [], errors: ['0 adapter(s) have MAC 20:90:6F:F7:93:2E; expected exactly one'] };
-    const { code, err } = await cli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(exitCode, result, []));
+    const { code, err } = await runCli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(exitCode, result, []));
     expect(code).toBe(EXIT.error);
     expect(err).toBe(`eip-agent: apply: eip-agent.ps1: ${message}\n`);
     expect(vol.existsSync(SCRIPT)).toBe(false);
   });
 
   it('a script that prints no JSON is an error that quotes what it said', async () => {
-    const { code, err } = await cli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(1, 'Set-StrictMode : cannot bind\r\n', []));
+    const { code, err } = await runCli(['apply', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(1, 'Set-StrictMode : cannot bind\r\n', []));
     expect(code).toBe(EXIT.error);
     expect(err).toBe('eip-agent: apply: \\agent\\eip-agent.ps1 exited 1 without a JSON result: Set-StrictMode : cannot bind\n');
   });
 
   it('--no-runtime writes the script and runs nothing', async () => {
     const calls: Call[] = [];
-    const { code } = await cli(['apply', '--no-runtime', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(0, {}, calls));
+    const { code } = await runCli(['apply', '--no-runtime', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(0, {}, calls));
     expect(code).toBe(EXIT.ok);
     expect(calls).toEqual([]);
     expect(vol.existsSync(SCRIPT)).toBe(true);
@@ -167,7 +162,7 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
   it('verify runs a side copy of the rendered script in Verify mode, and removes it', async () => {
     const calls: Call[] = [];
     const notInSync = { status: 'not-as-desired', changes: [], checks: [{ kind: 'script', subject: 'ifIndex 12', ok: false, detail: 'DHCP is enabled' }], errors: [] };
-    const { code, out } = await cli(['verify', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.notAsDesired, notInSync, calls));
+    const { code, out } = await runCli(['verify', '--target', 'windows', ...META, '--root', '/agent'], windowsHost(WINDOWS_EXIT.notAsDesired, notInSync, calls));
     expect(code).toBe(EXIT.notVerified);
     expect(calls.map((c) => c.argv.slice(-3))).toEqual([['\\agent\\.verify-eip-agent.ps1', '-Mode', 'Verify']]);
     expect(calls[0]!.script?.startsWith('\uFEFF# Managed by eip-agent')).toBe(true);
@@ -213,7 +208,7 @@ describe('script results', () => {
 
 describe('install / uninstall --windows-task', () => {
   it('off Windows prints the registration script and runs nothing', async () => {
-    const { code, out, err } = await cli(['install', '--windows-task', '--interval', '3'], createTestHost());
+    const { code, out, err } = await runCli(['install', '--windows-task', '--interval', '3'], createTestHost());
     expect(code).toBe(EXIT.ok);
     expect(out.startsWith('# Managed by eip-agent: registers the scheduled task')).toBe(true);
     expect(out).toContain("IntervalMinutes  = 3\r\n");
@@ -222,7 +217,7 @@ describe('install / uninstall --windows-task', () => {
   });
 
   it('with --root DIR writes DIR/install-task.ps1', async () => {
-    const { code, out } = await cli(['install', '--windows-task', '--root', '/agent', '--windows-flavor', 'netsh'], createTestHost());
+    const { code, out } = await runCli(['install', '--windows-task', '--root', '/agent', '--windows-flavor', 'netsh'], createTestHost());
     expect({ code, out }).toEqual({ code: EXIT.ok, out: '/agent/install-task.ps1\n' });
     expect(String(vol.readFileSync('/agent/install-task.ps1', 'utf8'))).toContain("Arguments        = 'apply --target windows --windows-flavor netsh --skip-failed'");
   });
@@ -230,7 +225,7 @@ describe('install / uninstall --windows-task', () => {
   it('on Windows writes the script to the agent directory and runs it', async () => {
     const calls: Call[] = [];
     const host = windowsHost(0, { task: 'eip-agent', status: 'registered' }, calls);
-    const { code, out } = await cli(['install', '--windows-task', '--root', '/agent', '--node', 'C:\\node\\node.exe', '--bin', 'C:\\eip-agent\\dist\\eip-agent.js'], host);
+    const { code, out } = await runCli(['install', '--windows-task', '--root', '/agent', '--node', 'C:\\node\\node.exe', '--bin', 'C:\\eip-agent\\dist\\eip-agent.js'], host);
     expect(code).toBe(EXIT.ok);
     expect(calls.map((c) => c.argv)).toEqual([['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', '\\agent\\install-task.ps1']]);
     expect(calls[0]!.script).toContain("Agent            = 'C:\\eip-agent\\dist\\eip-agent.js'");
@@ -238,9 +233,9 @@ describe('install / uninstall --windows-task', () => {
   });
 
   it('uninstall on Windows runs the removal script; a failure is one line naming the cause', async () => {
-    const ok = await cli(['uninstall', '--windows-task', '--root', '/agent'], windowsHost(0, { task: 'eip-agent', status: 'absent' }, []));
+    const ok = await runCli(['uninstall', '--windows-task', '--root', '/agent'], windowsHost(0, { task: 'eip-agent', status: 'absent' }, []));
     expect(ok).toMatchObject({ code: EXIT.ok, out: 'scheduled task eip-agent: absent (\\agent\\uninstall-task.ps1)\n' });
-    const bad = await cli(['uninstall', '--windows-task', '--root', '/agent'], windowsHost(1, { task: 'eip-agent', status: 'error', error: 'Access is denied.' }, []));
+    const bad = await runCli(['uninstall', '--windows-task', '--root', '/agent'], windowsHost(1, { task: 'eip-agent', status: 'error', error: 'Access is denied.' }, []));
     expect(bad).toMatchObject({ code: EXIT.error, err: 'eip-agent: host: removing scheduled task eip-agent failed (exit 1): Access is denied.\n' });
   });
 
@@ -250,7 +245,7 @@ describe('install / uninstall --windows-task', () => {
     [['install', '--windows-task', '--node', "C:\\x'y\\node.exe"], 'eip-agent: config: --node "C:\\\\x\'y\\\\node.exe" must be an absolute Windows path (C:\\...) of letters, digits, spaces and . _ ( ) ~ + -\n'],
     [['uninstall', '--windows-task', '--systemd'], 'eip-agent: config: uninstall: --systemd and --windows-task exclude each other\n'],
   ])('%j is refused', async (argv, message) => {
-    const { code, err } = await cli(argv, createTestHost());
+    const { code, err } = await runCli(argv, createTestHost());
     expect({ code, err }).toEqual({ code: EXIT.error, err: message });
   });
 });
