@@ -1,18 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { buildModel } from '../../src/model/index.js';
-import { resolveInterfaceNames } from '../../src/model/names.js';
 import { renderCentos } from '../../src/render/centos/render.js';
-import { allocateTables } from '../../src/render/centos/tables.js';
 import type { RoutingMode } from '../../src/render/types.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
+import { GOLDEN_FIXTURES as fixtures, ROUTING_MODES as modes, renderInputs } from './inputs.js';
 
 function render(tree: MetaTree, routing: RoutingMode, taken: Set<number> = new Set()) {
-  const model = buildModel(tree);
-  const { names } = resolveInterfaceNames(model, null, true);
-  const tables = allocateTables(model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index), taken);
-  return renderCentos(model, { routing, names, tables });
+  const { model, options } = renderInputs(tree, routing, taken);
+  return renderCentos(model, options);
 }
 
 /** KEY=value lines of an ifcfg/sysctl file, comments and blank lines dropped, in order. */
@@ -23,11 +19,6 @@ function settings(text: string): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-const fixtures: [string, () => MetaTree][] = [
-  ['manual', manualTree],
-  ['three-nic', threeNicTree],
-];
-const modes: RoutingMode[] = ['policy', 'rp-filter'];
 
 describe('CentOS renderer golden files', () => {
   for (const [name, tree] of fixtures) {

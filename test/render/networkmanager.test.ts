@@ -1,25 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import { buildModel } from '../../src/model/index.js';
-import { resolveInterfaceNames } from '../../src/model/names.js';
 import { renderCentos } from '../../src/render/centos/render.js';
-import { allocateTables } from '../../src/render/centos/tables.js';
 import { AUTOCONNECT_PRIORITY, renderNetworkManager } from '../../src/render/networkmanager/render.js';
 import type { RoutingMode } from '../../src/render/types.js';
-import { manualTree, threeNicTree } from '../lab/fixtures.js';
+import { manualTree } from '../lab/fixtures.js';
+import { GOLDEN_FIXTURES as fixtures, ROUTING_MODES as modes, renderInputs } from './inputs.js';
 
-function options(tree: MetaTree, routing: RoutingMode, names?: Map<string, string>) {
-  const model = buildModel(tree);
-  const resolved = names ?? resolveInterfaceNames(model, null, true).names;
-  const tables = allocateTables(model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index), new Set());
-  return { model, opts: { routing, names: resolved, tables } };
+function options(tree: MetaTree, routing: RoutingMode) {
+  const { model, options: opts } = renderInputs(tree, routing);
+  return { model, opts };
 }
-
-const fixtures: [string, () => MetaTree][] = [
-  ['manual', manualTree],
-  ['three-nic', threeNicTree],
-];
-const modes: RoutingMode[] = ['policy', 'rp-filter'];
 
 describe('NetworkManager renderer golden files', () => {
   for (const [name, tree] of fixtures) {
