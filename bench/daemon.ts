@@ -148,27 +148,20 @@ interface Footprinted {
   rssTarget(hwm: number, idleHwm: number): { target: string; met: boolean };
 }
 
-/** `ip netns exec` execs its command in place: the pid once it is no longer `ip`. */
+/**
+ * The process `ip netns exec` runs: it execs the command in place, so the same pid once it is no longer `ip`; should
+ * it ever fork instead, its child.
+ */
 async function execedPid(proc: Proc): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const name = comm(proc.pid);
     if (name !== '' && name !== 'ip') return proc.pid;
-    if (!proc.alive()) break;
-    await delay(20);
-  }
-  throw new Error(`pid ${proc.pid} never left \`ip netns exec\`: ${proc.output()}`);
-}
-
-/** `ip netns exec` execs its command in place; should it ever fork instead, the node process is its child. */
-async function nodePid(proc: Proc): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    if (comm(proc.pid) === 'node') return proc.pid;
-    const child = childrenOf(proc.pid).find((p) => comm(p) === 'node');
+    const child = childrenOf(proc.pid).find((p) => comm(p) !== '');
     if (child !== undefined) return child;
     if (!proc.alive()) break;
     await delay(20);
   }
-  throw new Error(`no node process behind pid ${proc.pid}: ${proc.output()}`);
+  throw new Error(`pid ${proc.pid} never left \`ip netns exec\`: ${proc.output()}`);
 }
 
 /** Every file under `root` with what tells a rewrite (atomic rename: new inode; in place: mtime). */
@@ -351,7 +344,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
       if (interval === undefined) throw new Error('`run --help` shows no default for --interval');
       const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--metadata-url', url, '--root', root]), env);
       try {
-        const pid = await nodePid(daemon);
+        const pid = await execedPid(daemon);
         await waitConverged(guest.ns, nics, daemon, 120_000);
         // The first pass always applies and verifies (pings): let it finish, so that every change meets an idle daemon.
         const started = now();
