@@ -83,6 +83,12 @@ export function describeNetworkStack(stack: NetworkStack): string {
   return `network at boot: ${legacy}; ${nm}${others}${ci}`;
 }
 
+/** The stack with NetworkManager's `running` settled: its pid file, else asking it on the bus. */
+export async function withNetworkManagerAsked(host: Host, stack: NetworkStack): Promise<NetworkStack> {
+  if (stack.networkManager.running) return stack;
+  return { ...stack, networkManager: { ...stack.networkManager, running: await networkManagerAnswers(host) } };
+}
+
 /**
  * Whether a NetworkManager answers on the system bus (`nmcli -t -f RUNNING general`): the pid file is not always where
  * the agent looks (a container, a private /run). False when nmcli is missing or says anything else. Read-only.

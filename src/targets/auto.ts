@@ -1,4 +1,4 @@
-import { detectNetworkStack, networkManagerAnswers, type NetworkStack } from '../host/network-stack.js';
+import { detectNetworkStack, withNetworkManagerAsked, type NetworkStack } from '../host/network-stack.js';
 import type { Host } from '../host/host.js';
 import { centosTarget } from './centos.js';
 import { networkManagerTarget } from './networkmanager.js';
@@ -19,9 +19,8 @@ export async function chooseLinuxTarget(host: Host, root: string): Promise<keyof
 async function readBootStack(host: Host, root: string): Promise<{ choice: keyof typeof LINUX; stack: NetworkStack }> {
   const stack = await detectNetworkStack(host, root);
   if (stack.legacyNetwork === 'enabled') return { choice: 'centos', stack };
-  const running = stack.networkManager.running || (await networkManagerAnswers(host));
-  const resolved = { ...stack, networkManager: { ...stack.networkManager, running } };
-  return { choice: running ? 'networkmanager' : 'centos', stack: resolved };
+  const asked = await withNetworkManagerAsked(host, stack);
+  return { choice: asked.networkManager.running ? 'networkmanager' : 'centos', stack: asked };
 }
 
 function targetOf(name: string): Target {

@@ -1,7 +1,7 @@
 import { loadProfiles } from '../apply/profiles.js';
 import { underRoot } from '../apply/root.js';
 import { ApplyError } from '../errors.js';
-import { describeNetworkStack, detectNetworkStack, networkManagerAnswers } from '../host/network-stack.js';
+import { describeNetworkStack, detectNetworkStack, withNetworkManagerAsked } from '../host/network-stack.js';
 import { isManaged } from '../apply/plan.js';
 import { PROFILE_PREFIX, renderNetworkManager, SYSTEM_CONNECTIONS_DIR } from '../render/networkmanager/render.js';
 import { linuxTarget } from './linux.js';
@@ -16,11 +16,10 @@ export const networkManagerTarget = linuxTarget({
   name: 'networkmanager',
   render: renderNetworkManager,
   async bootCheck(host, root, known) {
-    const stack = known ?? (await detectNetworkStack(host, root));
-    const running = stack.networkManager.running || (await networkManagerAnswers(host));
-    const description = describeNetworkStack({ ...stack, networkManager: { ...stack.networkManager, running } });
+    const stack = await withNetworkManagerAsked(host, known ?? (await detectNetworkStack(host, root)));
+    const description = describeNetworkStack(stack);
     const plugins = stack.networkManager.plugins;
-    if (!running) {
+    if (!stack.networkManager.running) {
       const instead = stack.legacyNetwork === 'enabled' ? 'this guest boots with the legacy network service: use --target centos' : 'start it (systemctl enable --now NetworkManager)';
       return { description, stack, refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written` };
     }
