@@ -1,14 +1,15 @@
-import { IPv4CidrRange, IPv4Prefix } from 'ip-num';
-import type { IPv4 } from 'ip-num';
 import { ValidationError } from '../errors.js';
 import type { MetaTree } from '../metadata/tree.js';
+import { ipv4Text, prefixMask, subnetEnds, type Ipv4 } from './ipv4.js';
 import { optionalLeaf, requiredLeaf } from './nodes.js';
 import type { PrivateAddress, PublicIpMode } from './types.js';
 import { parseIpv4, parseNicNetmask, parsePublicIpv4, parsePublicMode } from './validate.js';
 
 /** The subnet every address of a NIC must sit in; the NIC's primary address fixes it. */
 export interface NicSubnet {
-  range: IPv4CidrRange;
+  /** Its network and broadcast addresses, as numbers. */
+  first: number;
+  last: number;
   prefixLength: number;
   netmask: string;
   network: string;
@@ -24,17 +25,20 @@ export interface SeenAddresses {
   publicIps: Map<string, string>;
 }
 
-function subnetOf(ip: IPv4, prefixLength: number, gateway: string): NicSubnet {
-  const range = new IPv4CidrRange(ip, new IPv4Prefix(BigInt(prefixLength)));
-  const network = range.getFirst().toString();
-  const netmask = range.getPrefix().toMask().toString();
-  return { range, prefixLength, netmask, network, cidr: `${network}/${prefixLength}`, gateway };
+function subnetOf(ip: Ipv4, prefixLength: number, gateway: string): NicSubnet {
+  const { first, last } = subnetEnds(ip.value, prefixLength);
+  const network = ipv4Text(first);
+  return { first, last, prefixLength, netmask: ipv4Text(prefixMask(prefixLength)), network, cidr: `${network}/${prefixLength}`, gateway };
+}
+
+function contains(subnet: NicSubnet, ip: Ipv4): boolean {
+  return ip.value >= subnet.first && ip.value <= subnet.last;
 }
 
 // Neither end of a subnet can be a host: the network address names the subnet, the broadcast reaches all of it.
-function checkHost(path: string, ip: IPv4, subnet: NicSubnet): void {
-  if (ip.isEquals(subnet.range.getFirst())) throw new ValidationError(path, ip.toString(), `is the network address of ${subnet.cidr}`);
-  if (ip.isEquals(subnet.range.getLast())) throw new ValidationError(path, ip.toString(), `is the broadcast address of ${subnet.cidr}`);
+function checkHost(path: string, ip: Ipv4, subnet: NicSubnet): void {
+  if (ip.value === subnet.first) throw new ValidationError(path, ip.text, `is the network address of ${subnet.cidr}`);
+  if (ip.value === subnet.last) throw new ValidationError(path, ip.text, `is the broadcast address of ${subnet.cidr}`);
 }
 
 /**
@@ -44,11 +48,11 @@ function checkHost(path: string, ip: IPv4, subnet: NicSubnet): void {
 export function buildAddress(
   dir: MetaTree,
   path: string,
-  ip: IPv4,
+  ip: Ipv4,
   nicSubnet: NicSubnet | undefined,
   seen: SeenAddresses,
 ): { address: PrivateAddress; subnet: NicSubnet } {
-  const ipText = ip.toString();
+  const ipText = ip.text;
   const first = seen.privateIps.get(ipText);
   if (first !== undefined) throw new ValidationError(path, ipText, `is already assigned at ${first}`);
   seen.privateIps.set(ipText, path);
@@ -63,7 +67,7 @@ export function buildAddress(
   if (nicSubnet === undefined) {
     subnet = subnetOf(ip, prefixLength, gatewayText);
     checkHost(path, ip, subnet);
-    if (!subnet.range.contains(gateway)) throw new ValidationError(dirPath + 'gateway', gatewayText, `is outside subnet ${subnet.cidr}`);
+    if (!contains(subnet, gateway)) throw new ValidationError(dirPath + 'gateway', gatewayText, `is outside subnet ${subnet.cidr}`);
     checkHost(dirPath + 'gateway', gateway, subnet);
   } else {
     subnet = nicSubnet;
@@ -73,7 +77,7 @@ export function buildAddress(
     if (gatewayText !== subnet.gateway) {
       throw new ValidationError(dirPath + 'gateway', gatewayText, `differs from the NIC's primary IP (${subnet.gateway})`);
     }
-    if (!subnet.range.contains(ip)) {
+    if (!contains(subnet, ip)) {
       const detail = `(gateway ${subnet.gateway}, mask ${subnet.netmask})`;
       throw new ValidationError(path, ipText, `is outside subnet ${subnet.cidr} ${detail}`);
     }

@@ -28,7 +28,7 @@ export function buildNic(dir: MetaTree, nicPath: string, mac: string, seen: Seen
     const ip = parseIpv4(namePath(listPath, name), name);
     return { ip, path: listPath + name, dir: requiredDir(list, listPath, name) };
   });
-  const primaryEntry = entries.find((e) => e.ip.toString() === primaryText);
+  const primaryEntry = entries.find((e) => e.ip.text === primaryText);
   if (entries.length === 0) throw new ValidationError(listPath, undefined, 'lists no addresses');
   if (primaryEntry === undefined) throw new ValidationError(nicPath + 'primary-local-ipv4', primaryText, 'is not listed in local-ipv4s/');
 

@@ -1,5 +1,5 @@
-import { IPv4, IPv4Mask } from 'ip-num';
 import { ValidationError } from '../errors.js';
+import { ipv4Value, maskPrefix, type Ipv4 } from './ipv4.js';
 import type { PublicIpMode } from './types.js';
 
 // Allow-lists, not deny-lists: these strings end up in files bash sources as root. JS `\d` is ASCII-only and
@@ -11,9 +11,9 @@ const ID_CHARS_RE = /^[A-Za-z0-9._-]*$/;
 const ID_MAX = 128;
 
 /** Parses a strict dotted quad (no leading zeros, no spaces); `path` and `value` name the culprit on failure. */
-export function parseIpv4(path: string, value: string): IPv4 {
+export function parseIpv4(path: string, value: string): Ipv4 {
   if (!IPV4_RE.test(value)) throw new ValidationError(path, value, 'is not a valid IPv4 address');
-  return new IPv4(value);
+  return { text: value, value: ipv4Value(value) };
 }
 
 /** Checks a MAC in colon notation; returns it unchanged because URLs must use the listed spelling. */
@@ -35,13 +35,8 @@ export function checkId(path: string, value: string): string {
 
 /** Parses a NIC subnet mask to its prefix length; /0 and /31–/32 leave no room for a gateway plus hosts. */
 export function parseNicNetmask(path: string, value: string): number {
-  parseIpv4(path, value);
-  let prefix: number;
-  try {
-    prefix = Number(new IPv4Mask(value).prefix);
-  } catch {
-    throw new ValidationError(path, value, 'is not a contiguous netmask');
-  }
+  const prefix = maskPrefix(parseIpv4(path, value).value);
+  if (prefix === undefined) throw new ValidationError(path, value, 'is not a contiguous netmask');
   if (prefix < 1 || prefix > 30) throw new ValidationError(path, value, 'is not a usable subnet mask for a NIC');
   return prefix;
 }
@@ -50,9 +45,9 @@ export function parseNicNetmask(path: string, value: string): number {
  * Parses an EIP. Any unicast address is accepted (tests use the RFC 5737 documentation ranges); only addresses
  * that can never be a host's public address are refused: 0/8, loopback, link-local (the metadata service), 224/3.
  */
-export function parsePublicIpv4(path: string, value: string): IPv4 {
+export function parsePublicIpv4(path: string, value: string): Ipv4 {
   const ip = parseIpv4(path, value);
-  const n = Number(ip.value);
+  const n = ip.value;
   const first = n >>> 24;
   const linkLocal = n >>> 16 === (169 << 8) + 254;
   if (first === 0 || first === 127 || first >= 224 || linkLocal) {
