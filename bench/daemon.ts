@@ -28,10 +28,7 @@ export interface RunSupport {
   help: string;
 }
 
-/**
- * Whether `eip-agent run` exists. `run --help` alone is not enough: with an unknown command yargs prints the global
- * help and exits 0, so the command's own help must also mention `--interval`.
- */
+/** Whether `eip-agent run` exists: its help exits 0 and lists `--interval` (with the default interval). */
 export async function runSupport(): Promise<RunSupport> {
   const help = await exec([process.execPath, AGENT_CLI, 'run', '--help']);
   const text = help.stdout + help.stderr;

@@ -16,7 +16,6 @@ interface CpuProfile {
 const GROUPS: [RegExp, string][] = [
   [/^(handlebars|source-map|neo-async|wordwrap|minimist|uglify-js)$/, 'handlebars (compiles the templates at run time)'],
   [/^(execa|cross-spawn|get-stream|human-signals|signal-exit|npm-run-path|path-key|shebang-command|shebang-regex|which|isexe|strip-final-newline|is-stream|figures|unicorn-magic|parse-ms|pretty-ms|yoctocolors|is-plain-obj|is-unicode-supported|@sindresorhus\/merge-streams|@sec-ant\/readable-stream)$/, 'execa'],
-  [/^(yargs|yargs-parser|cliui|string-width|strip-ansi|ansi-regex|ansi-styles|wrap-ansi|emoji-regex|get-east-asian-width|escalade|y18n|get-caller-file)$/, 'yargs (parsing + help text it renders on every run)'],
   [/^diff$/, 'diff'],
   [/^(write-file-atomic|imurmurhash|signal-exit@3)$/, 'write-file-atomic'],
   [/^(p-limit|yocto-queue)$/, 'p-limit'],

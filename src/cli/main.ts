@@ -1,7 +1,7 @@
-import yargs from 'yargs';
-import { AgentError, ConfigError } from '../errors.js';
+import { AgentError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { createNodeHost } from '../host/node.js';
+import { parseCommandLine } from './args.js';
 import type { Args, CliCommand, Io } from './command.js';
 import { EXIT } from './command.js';
 import { applyCommand } from './commands/apply.js';
@@ -22,6 +22,8 @@ export { EXIT } from './command.js';
 /** Every command, in the order `--help` lists them. */
 const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, rollbackCommand, statusCommand, runCommand, withWindowsTask(installCommand, 'install'), withWindowsTask(uninstallCommand, 'uninstall'), metadataCommand];
 
+const USAGE = 'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.';
+
 const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
 /** Runs the CLI with the given arguments and host; returns the exit code. Errors become one line on stderr. */
@@ -30,29 +32,13 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
     io.out(`eip-agent ${VERSION}\n`);
     return EXIT.ok;
   }
-  let code: number = EXIT.ok;
-  let parser = yargs([...argv])
-    .scriptName('eip-agent')
-    .usage('$0 <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.');
-  for (const cmd of COMMANDS) {
-    parser = parser.command(cmd.command, cmd.describe, cmd.builder, async (args: unknown) => {
-      code = await cmd.run(host, io, args as Args);
-    });
-  }
-  parser = parser
-    .demandCommand(1, `name a command (see --help): ${COMMANDS.map((c) => c.name ?? c.command).join(', ')}`)
-    .strict()
-    .help()
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns ?? 110))
-    .exitProcess(false)
-    .fail((message, error) => {
-      // yargs spreads some messages over several lines; a user gets one.
-      throw error ?? new ConfigError(message.replace(/\s*\n\s*/g, ' '));
-    });
   try {
-    await parser.parseAsync();
-    return code;
+    const parsed = parseCommandLine(argv, COMMANDS, { scriptName: 'eip-agent', usage: USAGE, columns: process.stdout.columns ?? 110 });
+    if (parsed.kind === 'help') {
+      io.out(parsed.text);
+      return EXIT.ok;
+    }
+    return await parsed.command.run(host, io, parsed.args as Args);
   } catch (error) {
     if (error instanceof AgentError) {
       io.err(`eip-agent: ${error.userLine}\n`);

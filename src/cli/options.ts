@@ -10,7 +10,7 @@ import { DEFAULT_METADATA_URL } from '../metadata/index.js';
 import { loadConfig, metadataUrlProblem, type FileConfig } from './config.js';
 
 
-/** Options shared by every command, as yargs parsed them. */
+/** Options shared by every command, as the command line parser gives them (args.ts). */
 export interface CommonArgs {
   metadataUrl?: string;
   metadataFile?: string;

@@ -1,6 +1,6 @@
 import { withLock } from '../../daemon/lock.js';
 import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
-import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../options.js';
 
@@ -8,11 +8,12 @@ import { resolveOptions } from '../options.js';
 export const applyCommand: CliCommand = {
   command: 'apply',
   describe: 'write the files, reconcile the runtime, verify; roll back if verification fails. Exit 0 applied and verified, 1 error (nothing changed), 3 verification failed (rolled back)',
-  builder: (y) =>
-    commonOptions(y)
-      .option('runtime', { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' })
-      .option('skip-failed', { type: 'boolean', default: false, describe: 'do not retry a model whose last apply failed verification and was rolled back, until the metadata changes (exit 3); the Windows task runs apply with it' })
-      .option('reload', { choices: ['none', 'network', 'nmcli'], describe: 'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`', defaultDescription: 'none' }),
+  options: {
+    ...COMMON_OPTIONS,
+    runtime: { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' },
+    'skip-failed': { type: 'boolean', default: false, describe: 'do not retry a model whose last apply failed verification and was rolled back, until the metadata changes (exit 3); the Windows task runs apply with it' },
+    reload: { choices: ['none', 'network', 'nmcli'], describe: 'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`', defaultDescription: 'none' },
+  },
   async run(host, io, args) {
     const options = await resolveOptions(host, args);
     // One agent at a time: the daemon, a hand-run apply and rollback share the lock.

@@ -5,6 +5,7 @@ import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, requireVisibleTo
 import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { Args, CliCommand, Io } from '../command.js';
+import type { OptionSpec } from '../args.js';
 import { EXIT } from '../command.js';
 import { loadConfig } from '../config.js';
 
@@ -30,22 +31,22 @@ function checkOwned(path: string, text: string | null): void {
   }
 }
 
-const rootOption = { type: 'string', default: '/', describe: 'prefix for the unit path; systemctl runs only when it is /' } as const;
+const ROOT_OPTION: OptionSpec = { type: 'string', default: '/', describe: 'prefix for the unit path; systemctl runs only when it is /' };
 
 /** `eip-agent install --systemd`: writes the unit for this installation, then enables and starts it. */
 export const installCommand: CliCommand = {
   command: 'install',
   describe: `install the daemon as a systemd service: write ${UNIT_PATH}, systemctl daemon-reload, enable --now`,
-  builder: (y) =>
-    y
-      .option('systemd', { type: 'boolean', describe: 'install the systemd service' })
-      .option('root', rootOption)
-      .option('config', { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' })
-      .option('node', { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' })
-      .option('bin', { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' })
-      .option('executable', { type: 'string', describe: 'the release executable for ExecStart (instead of --node and --bin)', defaultDescription: 'this one, when it is the release executable' })
-      .option('systemd-version', { type: 'string', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
+  options: {
+    systemd: { type: 'boolean', describe: 'install the systemd service' },
+    root: ROOT_OPTION,
+    config: { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' },
+    node: { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' },
+    bin: { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' },
+    executable: { type: 'string', describe: 'the release executable for ExecStart (instead of --node and --bin)', defaultDescription: 'this one, when it is the release executable' },
+    'systemd-version': { type: 'string', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' },
+    json: { type: 'boolean', default: false, describe: 'print JSON' },
+  },
   async run(host, io, args) {
     const root = requireSystemd(args, 'install');
     const config = await loadConfig(host, args.config);
@@ -91,7 +92,7 @@ export const installCommand: CliCommand = {
 export const uninstallCommand: CliCommand = {
   command: 'uninstall',
   describe: `remove the systemd service: systemctl disable --now, remove ${UNIT_PATH}, daemon-reload`,
-  builder: (y) => y.option('systemd', { type: 'boolean', describe: 'remove the systemd service' }).option('root', rootOption),
+  options: { systemd: { type: 'boolean', describe: 'remove the systemd service' }, root: ROOT_OPTION },
   async run(host, io, args) {
     const root = requireSystemd(args, 'uninstall');
     const path = underRoot(root, UNIT_PATH);

@@ -93,14 +93,15 @@ export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
   return {
     ...base,
     describe: `${base.describe}; or --windows-task: ${what}; the script is rendered anywhere and run on Windows`,
-    builder: (y) => {
-      const withBase = base.builder(y).option('windows-task', { type: 'boolean', describe: what });
-      if (verb === 'uninstall') return withBase.option('json', { type: 'boolean', default: false, describe: 'print JSON' });
-      return withBase
-        .option('windows-flavor', { choices: ['powershell', 'netsh'], describe: 'script the task runs (passed to apply)', defaultDescription: 'powershell' })
-        .option('interval', { type: 'number', describe: 'minutes between runs of the task', defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES) })
-        .option('metadata-url', { type: 'string', describe: 'metadata base URL the task passes to apply' })
-        .option('json', { type: 'boolean', default: false, describe: 'print JSON' });
+    options: {
+      ...base.options,
+      'windows-task': { type: 'boolean', describe: what },
+      ...(verb === 'install' && {
+        'windows-flavor': { choices: ['powershell', 'netsh'], describe: 'script the task runs (passed to apply)', defaultDescription: 'powershell' },
+        interval: { type: 'number', describe: 'minutes between runs of the task', defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES) },
+        'metadata-url': { type: 'string', describe: 'metadata base URL the task passes to apply' },
+      }),
+      json: { type: 'boolean', default: false, describe: 'print JSON' },
     },
     run(host, io, args) {
       if (args.windowsTask === true) {

@@ -7,13 +7,13 @@ export const metadataCommand: CliCommand = {
   command: 'metadata <action>',
   name: 'metadata serve',
   describe: 'serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews)',
-  builder: (y) =>
-    y
-      .positional('action', { choices: ['serve'], describe: 'serve: run the emulator' })
-      .option('fixture', { type: 'string', demandOption: true, describe: 'JSON tree to serve' })
-      .option('host', { type: 'string', default: '127.0.0.1' })
-      .option('port', { type: 'string', default: '8080', describe: 'TCP port, 0 for any free one' })
-      .option('control-socket', { type: 'string', describe: 'unix socket for the control API (PUT /tree, PUT /faults, GET /stats)' }),
+  options: {
+    fixture: { type: 'string', required: true, describe: 'JSON tree to serve' },
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '8080', describe: 'TCP port, 0 for any free one' },
+    'control-socket': { type: 'string', describe: 'unix socket for the control API (PUT /tree, PUT /faults, GET /stats)' },
+  },
+  positionals: { action: { choices: ['serve'], describe: 'serve: run the emulator' } },
   run: (host, io, args) => {
     const port = String(args.port);
     if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new ConfigError(`--port ${quoteShort(port)}: expected an integer from 0 to 65535`);

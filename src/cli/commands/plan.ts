@@ -1,6 +1,6 @@
 import { planChanges } from '../../apply/plan.js';
 import { makePlan } from '../../pipeline.js';
-import { commonOptions, EXIT, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
 import { formatPlan, planJson } from '../format.js';
 import { resolveOptions } from '../options.js';
 
@@ -8,7 +8,10 @@ import { resolveOptions } from '../options.js';
 export const planCommand: CliCommand = {
   command: 'plan',
   describe: 'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes pending, 1 error',
-  builder: (y) => commonOptions(y).option('runtime', { type: 'boolean', default: true, describe: 'compare the live addresses/rules/routes/sysctls (--no-runtime: files only)' }),
+  options: {
+    ...COMMON_OPTIONS,
+    runtime: { type: 'boolean', default: true, describe: 'compare the live addresses/rules/routes/sysctls (--no-runtime: files only)' },
+  },
   async run(host, io, args) {
     const { plan } = await makePlan(host, await resolveOptions(host, args));
     io.out(args.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : formatPlan(plan));

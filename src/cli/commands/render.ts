@@ -1,14 +1,17 @@
 import { underRoot } from '../../apply/root.js';
 import { ConfigError } from '../../errors.js';
 import { makePlan } from '../../pipeline.js';
-import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { requireAbsolute, resolveOptions } from '../options.js';
 
 /** `eip-agent render --out DIR`: the rendered files under DIR, nothing else. */
 export const renderCommand: CliCommand = {
   command: 'render',
   describe: 'write the rendered files under --out DIR as if DIR were the root; nothing else',
-  builder: (y) => commonOptions(y).option('out', { type: 'string', demandOption: true, describe: 'output directory (absolute)' }),
+  options: {
+    ...COMMON_OPTIONS,
+    out: { type: 'string', required: true, describe: 'output directory (absolute)' },
+  },
   async run(host, io, args) {
     const out = String(args.out ?? '');
     requireAbsolute('--out', out);

@@ -7,11 +7,11 @@ import { EXIT, printWarnings, type CliCommand } from '../command.js';
 export const rollbackCommand: CliCommand = {
   command: 'rollback',
   describe: 'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
-  builder: (y) =>
-    y
-      .option('original', { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' })
-      .option('root', { type: 'string', default: '/', describe: 'prefix for every file path read or written' })
-      .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
+  options: {
+    original: { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' },
+    root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
+    json: { type: 'boolean', default: false, describe: 'print JSON instead of text' },
+  },
   async run(host, io, args) {
     requireAbsolute('--root', args.root);
     const root = args.root;

@@ -10,7 +10,7 @@ import { resolveRunSettings, type RunArgs, type RunSettings } from '../../daemon
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { InstanceModel } from '../../model/types.js';
-import { commonOptions, EXIT, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
 
 /** What `run` needs from the process it runs in, beyond the Host: signals and where stderr goes. */
 export interface ProcessEdge {
@@ -105,11 +105,12 @@ export function createRunCommand(edge: () => ProcessEdge = processEdge): CliComm
   return {
     command: 'run',
     describe: 'the daemon: poll the metadata, apply and verify when it changes; SIGHUP reloads the config, SIGTERM stops',
-    builder: (y) =>
-      commonOptions(y)
-        .option('interval', { type: 'number', describe: 'seconds between metadata polls (config `interval`)', defaultDescription: '5' })
-        .option('reload', { choices: ['none', 'network', 'nmcli'], describe: 'after writing files (see apply)', defaultDescription: 'none' })
-        .option('log-format', { choices: ['auto', 'json', 'text'], default: 'auto', describe: 'json lines (journald) or short text lines; auto: text on a terminal' }),
+    options: {
+      ...COMMON_OPTIONS,
+      interval: { type: 'number', describe: 'seconds between metadata polls (config `interval`)', defaultDescription: '5' },
+      reload: { choices: ['none', 'network', 'nmcli'], describe: 'after writing files (see apply)', defaultDescription: 'none' },
+      'log-format': { choices: ['auto', 'json', 'text'], default: 'auto', describe: 'json lines (journald) or short text lines; auto: text on a terminal' },
+    },
     async run(host, io, args) {
       const proc = edge();
       const choice = String(args.logFormat ?? 'auto');

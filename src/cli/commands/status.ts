@@ -4,14 +4,14 @@ import { formatStatus, statusReport } from '../../daemon/status.js';
 import { HostError } from '../../errors.js';
 import { readModel } from '../../pipeline.js';
 import { getTarget } from '../../targets/index.js';
-import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { resolveOptions } from '../options.js';
 
 /** `eip-agent status`: the metadata's addresses next to the live system and the agent's own records. Read-only. */
 export const statusCommand: CliCommand = {
   command: 'status',
   describe: 'per address: interface, MAC, EIP and mode, owned or not, in sync or drift; last apply and last error. Exit 0 in sync, 2 drift, 1 error',
-  builder: commonOptions,
+  options: COMMON_OPTIONS,
   async run(host, io, args) {
     const options = { ...(await resolveOptions(host, args)), runtime: true };
     if (options.target === 'windows') throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);

@@ -1,5 +1,5 @@
 import { verifyOnly } from '../../pipeline.js';
-import { commonOptions, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../options.js';
 
@@ -7,7 +7,7 @@ import { resolveOptions } from '../options.js';
 export const verifyCommand: CliCommand = {
   command: 'verify',
   describe: 'check the live system and files against the metadata; ping each gateway from each address. Exit 0 verified, 3 not as desired, 1 error',
-  builder: commonOptions,
+  options: COMMON_OPTIONS,
   async run(host, io, args) {
     const { plan, report } = await verifyOnly(host, await resolveOptions(host, args));
     if (args.json) io.out(`${JSON.stringify({ ...report, warnings: plan.warnings }, null, 2)}\n`);
