@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
 import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write.js';
-import { httpGet } from './http-get.js';
+import { fetchGet, httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
 
@@ -196,7 +196,8 @@ export function createNodeHost(): Host {
     run,
     runDetached,
     watch,
-    httpGet,
+    // Each runtime's cheapest client: node:http on Node, the native fetch on Bun (the release executable).
+    httpGet: process.versions.bun === undefined ? httpGet : fetchGet,
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,

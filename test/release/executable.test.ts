@@ -1,11 +1,13 @@
 // The release executable (`npm run release`): what it needs from the system, and that it behaves exactly like the
 // development CLI. The lab tests run against it as well (the `release` project in vitest.config.ts).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { startMetadataEmulator, type MetadataFaults } from '../../src/metadata/emulator.js';
+import { manualTree } from '../metadata/fixture.js';
 import { releaseExecutable } from './paths.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,6 +50,46 @@ describe.skipIf(!built)('the release executable', () => {
     const sums = readFileSync(join(EXE, '..', 'SHA256SUMS'), 'utf8');
     const digest = execFileSync('sha256sum', [EXE], { encoding: 'utf8' }).split(' ')[0];
     expect(sums).toContain(`${digest}  ${EXE.split('/').at(-1)}\n`);
+  });
+});
+
+/** Runs a command without blocking this process (the emulator answers from here). */
+function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env, encoding: 'utf8' }, (error, stdout, stderr) => resolve({ status: error === null ? 0 : Number(error.code ?? -1), stdout, stderr }));
+  });
+}
+
+describe.skipIf(!built)('the release executable reading the metadata over HTTP', () => {
+  // Bun's fetch on one side, node:http on the other: the same answers and the same one-line failures.
+  const faults: [string, MetadataFaults | 'closed', RegExp][] = [
+    ['a healthy service', {}, /^$/],
+    ['HTTP 503 on every try', { status: { code: 503, match: 'primary-local-ipv4' } }, /: HTTP 503 after 2 attempts \(http:/],
+    ['a body cut short', { truncate: { match: 'meta-data/mac' } }, /^eip-agent: metadata: mac: truncated body \(.+\) after 2 attempts \(http:/],
+    ['a hang', { hang: { match: 'subnet-mask' } }, /: timed out after 400 ms \(2 attempts\) at http:/],
+    ['an answer over the cap', { body: { match: 'instance-id', base64: Buffer.from('i'.repeat(70_000)).toString('base64') } }, /^eip-agent: metadata: instance-id: answer larger than 65536 bytes \(metadataMaxBytes\) \(http:/],
+    ['invalid UTF-8', { body: { match: 'placement/region', base64: Buffer.from([0xff, 0xfe]).toString('base64') } }, /: body is not valid UTF-8 \(http:/],
+    ['a refused connection', 'closed', /: connection failed \(ECONNREFUSED\) after 2 attempts \(http:/],
+  ];
+
+  it.each(faults)('%s', async (_name, fault, stderr) => {
+    const emulator = await startMetadataEmulator({ tree: manualTree() });
+    const dir = mkdtempSync(join(tmpdir(), 'eip-release-http-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ metadataRetries: 1, metadataTimeoutMs: 400 }));
+      if (fault === 'closed') await emulator.close();
+      else emulator.setFaults(structuredClone(fault));
+      const args = ['plan', '--metadata-url', emulator.url, '--root', join(REPO, 'examples', 'centos7-root'), '--config', join(dir, 'config.json')];
+      const release = await run(EXE, args, {});
+      if (fault !== 'closed') emulator.setFaults(structuredClone(fault));
+      const dev = await run(process.execPath, [join(REPO, 'bin', 'eip-agent.js'), ...args], {});
+      expect(release.stderr).toMatch(stderr);
+      expect(release).toEqual(dev);
+      expect(release.status).toBe(fault === 'closed' || Object.keys(fault).length > 0 ? 1 : 2);
+    } finally {
+      if (fault !== 'closed') await emulator.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
