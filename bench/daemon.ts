@@ -3,7 +3,7 @@
 // eth0, as the real service is), starting from a fresh guest that the daemon's first pass brings in sync.
 import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
+import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlEmulator } from '../src/metadata/index.js';
@@ -140,6 +140,8 @@ interface Footprinted {
   agent: string[];
   /** The same runtime, idle. */
   idle: string[];
+  /** What the unit adds to the daemon's environment for this agent. */
+  env?: Readonly<Record<string, string>>;
   floor: string;
   cpuTarget: number;
   rssTarget(hwm: number, idleHwm: number): { target: string; met: boolean };
@@ -250,13 +252,14 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     const ticks = Number((await exec(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
 
     // 4. Footprint: 1 s interval, in sync, for footprintSeconds; the development CLI (as the unit runs it, node flags
-    // included) beside an idle node, then what ships (the release executable) beside an idle Bun, its own runtime.
+    // included) beside an idle node, then what ships (the release executable, with the unit's environment) beside an
+    // idle Bun, its own runtime.
     const footprint = async (who: Footprinted): Promise<void> => {
       const root = join(dir.path, `root-${who.key}`);
       mkdirSync(root);
       seedCentos7Boot(root);
       try {
-        const daemon = startProc(inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), env);
+        const daemon = startProc(inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), { ...env, ...who.env });
         const idle = startProc(inNs(guest.ns, who.idle));
         try {
           const pid = await execedPid(daemon);
@@ -291,6 +294,11 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
           const hwm = statusKb(pid, 'VmHWM') / 1024;
           const rss1 = statusKb(pid, 'VmRSS') / 1024;
+          // Anonymous (heap, JIT code) vs file-backed (pages of the executable and libraries the process touched).
+          const anon1 = statusKb(pid, 'RssAnon') / 1024;
+          const file1 = statusKb(pid, 'RssFile') / 1024;
+          const idleAnon = statusKb(idlePid, 'RssAnon') / 1024;
+          const idleFile = statusKb(idlePid, 'RssFile') / 1024;
           const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
           const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
           const files = changedFiles(files0, fileStates(root));
@@ -307,7 +315,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
               target: `< ${who.cpuTarget}% of a core`,
               met: cpuPct < who.cpuTarget,
             }),
-            row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB)` }),
+            row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB); at the end ${anon1.toFixed(1)} MB anonymous + ${file1.toFixed(1)} MB file-backed`, baseline: `idle ${who.floor}: ${idleAnon.toFixed(1)} + ${idleFile.toFixed(1)} MB` }),
             row(FOOTPRINT, `${who.label}: the \`ip monitor\` watch (one child for the daemon's life)`, { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
             row(FOOTPRINT, `${who.label}: metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
             row(FOOTPRINT, `${who.label}: files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
@@ -317,7 +325,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
               met: processes <= Math.ceil(seconds / 60) && spawned.every((l) => /^ip -j /.test(l)),
             }),
           ];
-          results.push({ name: FOOTPRINT, rows, data: { agent: who.label, seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
+          results.push({ name: FOOTPRINT, rows, data: { agent: who.label, seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, rssAnonEndMb: anon1, rssFileEndMb: file1, idleRssAnonMb: idleAnon, idleRssFileMb: idleFile, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
         } finally {
           await daemon.stop();
           await idle.stop();
@@ -333,7 +341,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     if (build === undefined) progress('daemon footprint: the release executable is not built (npm run release): development CLI only');
     else {
       // A fresh state on the guest the first daemon configured: its first pass plans the whole tree and finds it live.
-      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
+      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], env: DAEMON_EXECUTABLE_ENV, idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
     }
 
     if (releaseOnly) return results;

@@ -55,6 +55,12 @@ describe('renderUnit', () => {
     expect(text).toContain('\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n');
   });
 
+  it('gives the release executable its engine settings, and node none of them', () => {
+    const text = renderUnit({ ...DEFAULT_UNIT_OPTIONS, executable: '/usr/bin/eip-agent' });
+    expect(text).toContain('\nExecStart=/usr/bin/eip-agent run\n# The release executable\'s engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\nEnvironment=BUN_JSC_useDFGJIT=0\nExecReload=');
+    expect(renderUnit(DEFAULT_UNIT_OPTIONS)).not.toMatch(/^Environment=/m);
+  });
+
   it('leaves the system call allow-list out for a systemd older than 239 (CentOS 7 has 219)', () => {
     const old = renderUnit({ ...DEFAULT_UNIT_OPTIONS, systemdVersion: 219 });
     expect(old).not.toMatch(/^SystemCallFilter=/m);

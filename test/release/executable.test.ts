@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startMetadataEmulator, type MetadataFaults } from '../../src/metadata/emulator.js';
-import { manualTree } from '../metadata/fixture.js';
+import { IP8, NIC1, manualTree } from '../metadata/fixture.js';
 import { releaseExecutable } from './paths.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -61,12 +61,13 @@ function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 describe.skipIf(!built)('the release executable reading the metadata over HTTP', () => {
-  // Bun's fetch on one side, node:http on the other: the same answers and the same one-line failures.
+  // Bun's fetch on one side, node:http on the other: the same answers and the same one-line failures (each fault on
+  // one item, so that both name the same one).
   const faults: [string, MetadataFaults | 'closed', RegExp][] = [
     ['a healthy service', {}, /^$/],
-    ['HTTP 503 on every try', { status: { code: 503, match: 'primary-local-ipv4' } }, /: HTTP 503 after 2 attempts \(http:/],
+    ['HTTP 503 on every try', { status: { code: 503, match: `${NIC1}primary-local-ipv4` } }, /: HTTP 503 after 2 attempts \(http:/],
     ['a body cut short', { truncate: { match: 'meta-data/mac' } }, /^eip-agent: metadata: mac: truncated body \(.+\) after 2 attempts \(http:/],
-    ['a hang', { hang: { match: 'subnet-mask' } }, /: timed out after 400 ms \(2 attempts\) at http:/],
+    ['a hang', { hang: { match: `${IP8}subnet-mask` } }, /: timed out after 400 ms \(2 attempts\) at http:/],
     ['an answer over the cap', { body: { match: 'instance-id', base64: Buffer.from('i'.repeat(70_000)).toString('base64') } }, /^eip-agent: metadata: instance-id: answer larger than 65536 bytes \(metadataMaxBytes\) \(http:/],
     ['invalid UTF-8', { body: { match: 'placement/region', base64: Buffer.from([0xff, 0xfe]).toString('base64') } }, /: body is not valid UTF-8 \(http:/],
     ['a refused connection', 'closed', /: connection failed \(ECONNREFUSED\) after 2 attempts \(http:/],
@@ -109,6 +110,7 @@ describe.skipIf(!built)('install --systemd from the release executable', () => {
       const unit = readFileSync(join(image, 'etc/systemd/system/eip-agent.service'), 'utf8');
       expect(unit).toMatch(new RegExp(`^ExecStart=${EXE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} run$`, 'm'));
       expect(unit).not.toMatch(/--max-semi-space-size|bin\/eip-agent\.js/);
+      expect(unit).toMatch(/^Environment=BUN_JSC_useDFGJIT=0$/m);
     } finally {
       rmSync(image, { recursive: true, force: true });
     }
