@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
 import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write.js';
+import { bunRun, bunRuntime } from './bun-run.js';
 import { fetchGet, httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
@@ -191,13 +192,15 @@ function watch(argv: readonly string[], onLine: (line: string) => void): WatchHa
 
 /** The host of a real run: real files, processes, HTTP and clock. */
 export function createNodeHost(): Host {
+  const bun = bunRuntime();
   return {
     fs: nodeFs,
-    run,
+    // Short-lived processes (ip, ping, sysctl...) through the runtime's own spawn; long-lived ones stay on node's API.
+    run: bun === undefined ? run : bunRun(bun),
     runDetached,
     watch,
     // Each runtime's cheapest client: node:http on Node, the native fetch on Bun (the release executable).
-    httpGet: process.versions.bun === undefined ? httpGet : fetchGet,
+    httpGet: bun === undefined ? httpGet : fetchGet,
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,

@@ -1,5 +1,13 @@
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createNodeHost } from '../../src/host/node.js';
+import { RUN_CASES, outcome } from './run-cases.js';
+
+/** The Bun the release executable is built from (a development dependency). */
+const BUN = join(dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')), 'bin', 'bun');
 
 const host = createNodeHost();
 
@@ -24,5 +32,17 @@ describe('the node host runner', () => {
 
   it('survives a program that exits without reading its input', async () => {
     await expect(host.run(['true'], { input: 'x\n'.repeat(1 << 20) })).resolves.toMatchObject({ exitCode: 0 });
+  });
+
+  it('answers every case exactly as the Bun.spawn runner of the release executable does on a real Bun', async () => {
+    const node: Record<string, unknown> = {};
+    for (const c of RUN_CASES) node[c.name] = await outcome(host.run, c);
+    const driver = fileURLToPath(new URL('./bun-run-driver.ts', import.meta.url));
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(BUN, [driver], { encoding: 'utf8', maxBuffer: 1 << 20 }, (error, out, err) => (error ? reject(new Error(`${error.message}: ${err}`)) : resolve(out)));
+    });
+    expect(JSON.parse(stdout)).toEqual(node);
+    expect(node['a signal']).toEqual({ message: 'sh was killed by SIGTERM' });
+    expect(node['a missing program']).toEqual({ code: 'ENOENT' });
   });
 });
