@@ -12,7 +12,7 @@ import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
 import { addressesIn, createGuest, inNs, liveAddressCount } from './lab.js';
 import { row, type Row, type SectionResult } from './report.js';
 import { nicSpecs, treeOf, type NicSpec } from './trees.js';
-import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, releaseBuild, times } from './util.js';
+import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, releaseBuild, REPO, times } from './util.js';
 
 const FOOTPRINT = '4 daemon footprint';
 const CONVERGENCE = '5 convergence';
@@ -140,6 +140,8 @@ interface Footprinted {
   agent: string[];
   /** The same runtime, idle. */
   idle: string[];
+  /** The same runtime doing the least such a daemon does (bench/floor-poller.mjs), given the metadata URL. */
+  floorPoller?: (url: string) => string[];
   /** What the unit adds to the daemon's environment for this agent. */
   env?: Readonly<Record<string, string>>;
   floor: string;
@@ -261,6 +263,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
       try {
         const daemon = startProc(inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), { ...env, ...who.env });
         const idle = startProc(inNs(guest.ns, who.idle));
+        const floorProc = who.floorPoller === undefined ? undefined : startProc(inNs(guest.ns, who.floorPoller(url)), { ...process.env, ...who.env });
         try {
           const pid = await execedPid(daemon);
           const idlePid = await execedPid(idle);
@@ -299,6 +302,8 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const file1 = statusKb(pid, 'RssFile') / 1024;
           const idleAnon = statusKb(idlePid, 'RssAnon') / 1024;
           const idleFile = statusKb(idlePid, 'RssFile') / 1024;
+          const pollerPid = floorProc === undefined ? undefined : await execedPid(floorProc);
+          const pollerMb = (key: string) => (pollerPid === undefined ? 0 : statusKb(pollerPid, key) / 1024);
           const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
           const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
           const files = changedFiles(files0, fileStates(root));
@@ -316,6 +321,15 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
               met: cpuPct < who.cpuTarget,
             }),
             row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB); at the end ${anon1.toFixed(1)} MB anonymous + ${file1.toFixed(1)} MB file-backed`, baseline: `idle ${who.floor}: ${idleAnon.toFixed(1)} + ${idleFile.toFixed(1)} MB` }),
+            ...(floorProc === undefined
+              ? []
+              : [
+                  row(FOOTPRINT, `${who.label}: peak RSS vs ${who.floor} doing the least such a daemon does (10 GETs a second, one \`ip -j\` read a minute)`, {
+                    value: `${hwm.toFixed(1)} MB`,
+                    baseline: `${who.floor} poller: ${pollerMb('VmHWM').toFixed(1)} MB (${pollerMb('RssAnon').toFixed(1)} anonymous + ${pollerMb('RssFile').toFixed(1)} file-backed)`,
+                    ratio: times(hwm / pollerMb('VmHWM')),
+                  }),
+                ]),
             row(FOOTPRINT, `${who.label}: the \`ip monitor\` watch (one child for the daemon's life)`, { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
             row(FOOTPRINT, `${who.label}: metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
             row(FOOTPRINT, `${who.label}: files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
@@ -329,6 +343,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         } finally {
           await daemon.stop();
           await idle.stop();
+          await floorProc?.stop();
         }
       } catch (error) {
         results.push({ name: FOOTPRINT, rows: [row(FOOTPRINT, `${who.label}: error`, { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
@@ -341,7 +356,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     if (build === undefined) progress('daemon footprint: the release executable is not built (npm run release): development CLI only');
     else {
       // A fresh state on the guest the first daemon configured: its first pass plans the whole tree and finds it live.
-      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], env: DAEMON_EXECUTABLE_ENV, idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
+      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], env: DAEMON_EXECUTABLE_ENV, idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floorPoller: (metadataUrl) => [build.bun, join(REPO, 'bench', 'floor-poller.mjs'), metadataUrl], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
     }
 
     if (releaseOnly) return results;

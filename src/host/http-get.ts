@@ -90,32 +90,39 @@ export async function fetchGet(url: string, options: { timeoutMs: number; signal
   const target = new URL(url);
   if (target.protocol !== 'http:') throw new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL');
   if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
-  const controller = new AbortController();
-  let why: HttpGetError | undefined;
-  const stop = (error: HttpGetError) => {
-    why ??= error;
-    controller.abort();
-  };
-  const onAbort = () => stop(new HttpGetError('aborted', 'ABORT_ERR'));
-  const timer = setTimeout(() => stop(new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT')), options.timeoutMs);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+  const tooLarge = () => new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE');
   let response: Response | undefined;
   try {
-    response = await fetch(target, { method: 'GET', redirect: 'manual', signal: controller.signal });
+    response = await fetch(target, { method: 'GET', redirect: 'manual', signal });
     const declared = response.headers.get('content-length');
-    if (options.maxBytes !== undefined && Number(declared ?? 0) > options.maxBytes) throw new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE');
+    const length = declared === null ? undefined : Number(declared);
+    if (options.maxBytes !== undefined && length !== undefined && length > options.maxBytes) {
+      void response.body?.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    const headers: Record<string, string> = {};
+    response.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    // A declared length within the cap bounds the body: read it whole. Without one (chunked), chunk by chunk, and
+    // stop at once past the cap: a huge answer must not become a huge process.
+    if (options.maxBytes === undefined || length !== undefined || response.body === null) {
+      return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
+    }
     const chunks: Uint8Array[] = [];
     let received = 0;
-    if (response.body !== null) {
-      const reader = response.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        received += value.byteLength;
-        // Stop reading at once: a huge answer must not become a huge process.
-        if (options.maxBytes !== undefined && received > options.maxBytes) throw new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE');
-        chunks.push(value);
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      received += value.byteLength;
+      if (received > options.maxBytes) {
+        void reader.cancel().catch(() => undefined);
+        throw tooLarge();
       }
+      chunks.push(value);
     }
     const body = new Uint8Array(received);
     let at = 0;
@@ -123,22 +130,13 @@ export async function fetchGet(url: string, options: { timeoutMs: number; signal
       body.set(chunk, at);
       at += chunk.byteLength;
     }
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
-    });
     return { status: response.status, headers, body };
   } catch (error) {
-    if (why !== undefined) throw why;
-    if (error instanceof HttpGetError) {
-      controller.abort();
-      throw error;
-    }
+    if (error instanceof HttpGetError) throw error;
+    if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
+    if (timeout.aborted) throw new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT');
     // A failure after the status line is a body cut short; before it, the connection's.
     if (response !== undefined) throw new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED');
     throw new HttpGetError((error as Error).message, fetchErrorCode(error));
-  } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
   }
 }
