@@ -284,7 +284,9 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const log0 = lines(spawnLog).length;
           const rss0 = statusKb(pid, 'VmRSS') / 1024;
           const hwm0 = statusKb(pid, 'VmHWM') / 1024;
-          const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests;
+          // The floor poller asks the same emulator: its own count (the last it printed) is left out.
+          const pollerRequests = () => Number(/requests (\d+)\n(?![\s\S]*requests)/.exec(floorProc?.output() ?? '')?.[1] ?? 0);
+          const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - pollerRequests();
           const children = new Set<number>();
           const poller = setInterval(() => workersOf(pid).forEach((p) => children.add(p)), 5);
           const started = now();
@@ -304,7 +306,7 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const idleFile = statusKb(idlePid, 'RssFile') / 1024;
           const pollerPid = floorProc === undefined ? undefined : await execedPid(floorProc);
           const pollerMb = (key: string) => (pollerPid === undefined ? 0 : statusKb(pollerPid, key) / 1024);
-          const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - requests0;
+          const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - pollerRequests() - requests0;
           const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
           const files = changedFiles(files0, fileStates(root));
           const spawned = lines(spawnLog).slice(log0);
