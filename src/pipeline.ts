@@ -4,7 +4,7 @@ import type { ReloadMode } from './apply/reload.js';
 import { reloadNetwork } from './apply/reload.js';
 import type { Host } from './host/host.js';
 import { fileMetadataSource, httpMetadataSource } from './metadata/index.js';
-import type { MetadataSource } from './metadata/tree.js';
+import type { MetadataSource, MetaTree } from './metadata/tree.js';
 import { buildModel } from './model/index.js';
 import { withoutIgnoredNics } from './model/ignore.js';
 import { listingsOf } from './metadata/walker.js';
@@ -51,10 +51,14 @@ export async function readModel(host: Host, options: PipelineOptions): Promise<I
   return (await readModelAndListings(host, options)).model;
 }
 
-/** Reads and validates the metadata, and returns its listings (see metadataListings) with it. */
-export async function readModelAndListings(host: Host, options: PipelineOptions): Promise<{ model: InstanceModel; listings: string }> {
-  const tree = await metadataSource(host, options).read();
-  return { model: withoutIgnoredNics(buildModel(tree), options.ignoreNics ?? []), listings: listingsOf(tree) };
+/**
+ * Reads and validates the metadata, and returns its listings (see metadataListings) and the raw tree with it. With
+ * `previous` (the tree of an earlier complete read) it is a refresh where the source offers one (see MetadataSource).
+ */
+export async function readModelAndListings(host: Host, options: PipelineOptions, previous?: MetaTree): Promise<{ model: InstanceModel; listings: string; tree: MetaTree }> {
+  const source = metadataSource(host, options);
+  const tree = previous !== undefined && source.refresh !== undefined ? await source.refresh(previous) : await source.read();
+  return { model: withoutIgnoredNics(buildModel(tree), options.ignoreNics ?? []), listings: listingsOf(tree), tree };
 }
 
 /**

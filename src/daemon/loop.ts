@@ -3,6 +3,7 @@ import { loadState, saveState } from '../apply/state.js';
 import { stateAfterMetadataError } from '../apply/state-update.js';
 import { AgentError, MetadataError, MissingNicError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
+import type { MetaTree } from '../metadata/tree.js';
 import type { InstanceModel } from '../model/types.js';
 import { applyModel, metadataListings, modelHash, readModelAndListings, type ApplyResult, type PipelineOptions } from '../pipeline.js';
 import { planChanges, type Plan } from '../apply/plan.js';
@@ -70,10 +71,18 @@ function describeApply(result: ApplyResult): string {
 /**
  * Longest time between two full metadata reads while in sync. Between them a poll reads only the
  * listings (a handful of requests), which show an attached or detached ENI and an added, removed or
- * moved private IP at once; a change inside an address (an EIP bound in direct mode, a new gateway)
- * is picked up by the next full read.
+ * moved private IP at once; a change inside an address (an EIP bound, unbound or put in direct mode)
+ * is picked up by the next full read, a refresh (see COMPLETE_READ_MS).
  */
 export const FULL_READ_MS = 60_000;
+
+/**
+ * Longest time between two complete metadata reads. The reads in between are refreshes: the listings, each NIC's
+ * primary IP and every address's EIP and mode again, the rest (a NIC's VPC and subnet, an address's gateway and
+ * mask, which do not change while the listings show the same NIC and address) from the last complete read: on the
+ * 8 x 30 guest 266 requests instead of 765.
+ */
+export const COMPLETE_READ_MS = 10 * 60_000;
 
 /** How long after the first sign of drift the daemon waits for the rest of it (a network restart is many events). */
 export const DRIFT_DEBOUNCE_MS = 300;
@@ -108,6 +117,8 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   let model: InstanceModel | undefined;
   /** The listings of the last full read, and when it was. */
   let lastRead: { listings: string; at: number } | undefined;
+  /** The raw tree of the last read, and when the last complete read was (refreshes reuse its fixed keys). */
+  let complete: { tree: MetaTree; at: number } | undefined;
   const iso = () => new Date(host.now()).toISOString();
   /** The live-state watch of the target (Linux: one `ip monitor`), once something was applied. */
   let watch: { update(plan: Plan): void; stop(): void } | undefined;
@@ -217,8 +228,9 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       }
     }
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
+    const previous = complete !== undefined && host.now() - complete.at < COMPLETE_READ_MS ? complete : undefined;
     try {
-      read = await readModelAndListings(host, pipeline);
+      read = await readModelAndListings(host, pipeline, previous?.tree);
     } catch (error) {
       // The change may be what cut the metadata off: repair toward the model last verified, then report the error.
       if (drifted !== undefined && isMetadataError(error)) await checkLive(drifted);
@@ -226,6 +238,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     }
     const { model: next, listings } = read;
     lastRead = { listings, at: host.now() };
+    complete = { tree: read.tree, at: previous?.at ?? host.now() };
     model = next;
     context.onModel?.(next);
     const hash = modelHash(next);
@@ -284,8 +297,10 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     if (control.takeReload() && context.reload !== undefined) {
       try {
         options = await context.reload();
-        // Routing, target or ignored NICs may differ while the metadata does not: converge again.
+        // Routing, target or ignored NICs may differ while the metadata does not: converge again. The metadata
+        // URL may differ too: the next read is a complete one.
         applied = undefined;
+        complete = undefined;
         checkedStateFor = undefined;
         onEvent({ level: 'info', event: 'reload', msg: `configuration reloaded: every ${options.intervalMs / 1000} s, routing ${options.pipeline.routing}, target ${options.pipeline.target}` });
       } catch (error) {

@@ -82,5 +82,6 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
     },
     read: () => withCancel((signal) => readAgentTree(httpReader(base, context, signal))),
     listings: () => withCancel((signal) => readListings(httpReader(base, context, signal))),
+    refresh: (previous) => withCancel((signal) => readAgentTree(httpReader(base, context, signal), previous)),
   };
 }

@@ -18,4 +18,11 @@ export interface MetadataSource {
    * costs no more (a file).
    */
   listings?(): Promise<string>;
+  /**
+   * Reads again what can change while the listings stay the same (each NIC's primary IP, each address's EIP and its
+   * mode) and the listings,
+   * and takes the rest from `previous`, a complete read of this source: a third of a complete read's requests.
+   * Absent where a complete read costs no more (a file).
+   */
+  refresh?(previous: MetaTree): Promise<MetaTree>;
 }

@@ -72,10 +72,26 @@ async function eachDirectory(reader: MetaReader, dir: string, read: (path: strin
   return present(names.map((name, i) => [name, children[i]]));
 }
 
-async function readAddress(reader: MetaReader, dir: string): Promise<MetaTree> {
+/**
+ * The last complete read, for a refresh: what it gives for a path that cannot change while the listings show the
+ * same NIC and address (a NIC's VPC and subnet; an address's gateway and mask; the instance's own keys).
+ */
+type Known = (path: string) => string | undefined;
+
+/** A leaf from the last complete read when it is known there (present or, as absent, an empty known), else read. */
+function fixedLeaf(reader: MetaReader, known: Known | undefined, path: string, required: boolean): Promise<string | undefined> {
+  const kept = known?.(path);
+  return kept !== undefined ? Promise.resolve(kept === ABSENT ? undefined : kept) : leaf(reader, path, required);
+}
+
+/** How `known` says a leaf was absent from the last complete read. */
+const ABSENT = '\u0000absent';
+
+async function readAddress(reader: MetaReader, dir: string, known: Known | undefined): Promise<MetaTree> {
   const [gateway, mask, publicIp] = await Promise.all([
-    leaf(reader, `${dir}gateway`, true),
-    leaf(reader, `${dir}subnet-mask`, true),
+    fixedLeaf(reader, known, `${dir}gateway`, true),
+    fixedLeaf(reader, known, `${dir}subnet-mask`, true),
+    // An EIP is bound and unbound at any time: always read.
     leaf(reader, `${dir}public-ipv4`, false),
   ]);
   // The mode only means something for a bound EIP: most addresses have none, and asking would be a 404 each.
@@ -83,28 +99,51 @@ async function readAddress(reader: MetaReader, dir: string): Promise<MetaTree> {
   return present([['gateway', gateway], ['subnet-mask', mask], ['public-ipv4', publicIp], ['public-ipv4-mode', mode]]);
 }
 
-async function readNic(reader: MetaReader, dir: string): Promise<MetaTree> {
+async function readNic(reader: MetaReader, dir: string, known: Known | undefined): Promise<MetaTree> {
   const [primary, vpc, subnet, addresses] = await Promise.all([
+    // The cloud can make another listed address the NIC's primary: always read.
     leaf(reader, `${dir}primary-local-ipv4`, true),
-    leaf(reader, `${dir}vpc-id`, false),
-    leaf(reader, `${dir}subnet-id`, false),
+    fixedLeaf(reader, known, `${dir}vpc-id`, false),
+    fixedLeaf(reader, known, `${dir}subnet-id`, false),
     // Each NIC goes on to its addresses as soon as its own listing is in, not when every NIC's is.
-    eachDirectory(reader, `${dir}local-ipv4s/`, (path) => readAddress(reader, path)),
+    eachDirectory(reader, `${dir}local-ipv4s/`, (path) => readAddress(reader, path, known)),
   ]);
   return present([['primary-local-ipv4', primary], ['vpc-id', vpc], ['subnet-id', subnet], ['local-ipv4s', addresses]]);
 }
 
+/** What a complete read gave for each fixed leaf, by path: a listed NIC or address that it did not see is unknown. */
+function knownFrom(previous: MetaTree): Known {
+  return (path) => {
+    const segments = path.split('/');
+    let node: MetaTree | string | undefined = previous;
+    for (const segment of segments.slice(0, -1)) {
+      if (typeof node !== 'object' || !Object.hasOwn(node, segment)) return undefined;
+      node = node[segment];
+    }
+    if (typeof node !== 'object') return undefined;
+    const name = segments.at(-1) as string;
+    return Object.hasOwn(node, name) ? (node[name] as string) : ABSENT;
+  };
+}
+
 /**
  * Reads exactly the keys the agent uses, each level's requests at once (depth 3, 4 for an EIP's mode), and returns them as a
- * MetaTree; throws MetadataError on the first problem, never a partial tree.
+ * MetaTree; throws MetadataError on the first problem, never a partial tree. With `previous` (a complete read of
+ * the same service), a refresh: the listings (eth0's MAC included), each NIC's primary IP and every address's EIP and mode
+ * are read again, and
+ * what cannot change for a NIC or an address the listings still show is taken from `previous` (the instance's own
+ * keys too); a NIC or
+ * address that `previous` does not have is read whole.
  */
-export async function readAgentTree(reader: MetaReader): Promise<MetaTree> {
+export async function readAgentTree(reader: MetaReader, previous?: MetaTree): Promise<MetaTree> {
+  const known = previous === undefined ? undefined : knownFrom(previous);
   const [instanceId, mac, localIpv4, region, macs] = await Promise.all([
-    leaf(reader, 'instance-id', false),
+    fixedLeaf(reader, known, 'instance-id', false),
+    // eth0's MAC is part of the listings: always read, as they are.
     leaf(reader, 'mac', true),
-    leaf(reader, 'local-ipv4', false),
-    leaf(reader, 'placement/region', false),
-    eachDirectory(reader, MACS, (path) => readNic(reader, path)),
+    fixedLeaf(reader, known, 'local-ipv4', false),
+    fixedLeaf(reader, known, 'placement/region', false),
+    eachDirectory(reader, MACS, (path) => readNic(reader, path, known)),
   ]);
   return present([
     ['instance-id', instanceId],

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadState } from '../../src/apply/state.js';
 import { DaemonControl } from '../../src/daemon/control.js';
 import type { LogEvent } from '../../src/daemon/log.js';
-import { FULL_READ_MS, MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
+import { COMPLETE_READ_MS, FULL_READ_MS, MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import { startMetadataEmulator, type MetadataEmulator, type MetaTree } from '../../src/metadata/index.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
@@ -223,6 +223,27 @@ describe('runDaemon', () => {
     // Listings unchanged: quiet polls until a minute after the first read, then the full read applies the /32.
     expect(names(r.events)).toEqual(['start', 'apply', ...Array(polls - 1).fill('unchanged'), 'apply', 'stop']);
     expect(r.events.at(-2)).toMatchObject({ runtimeApplied: expect.arrayContaining(['add 203.0.113.99/32 to eth1']) });
+  });
+
+  it('makes the once-a-minute read a refresh (EIPs and listings), and a complete read every COMPLETE_READ_MS', async () => {
+    const r = rig();
+    const kinds: string[] = [];
+    let mark = 0;
+    const polls = COMPLETE_READ_MS / 5000;
+    r.onSleep = (n) => {
+      const asked = emulator.requestLog.slice(mark);
+      mark = emulator.requestLog.length;
+      kinds.push(asked.some((p) => p.endsWith('/gateway')) ? 'complete' : asked.some((p) => p.endsWith('/public-ipv4')) ? 'refresh' : 'listings');
+      if (n === polls + 1) r.control.stop('test');
+    };
+    await r.run();
+    // Sleep n follows poll n: the first read is complete, then a refresh each FULL_READ_MS until COMPLETE_READ_MS.
+    const refreshes = kinds.flatMap((kind, i) => (kind === 'refresh' ? [i + 1] : []));
+    expect(kinds[0]).toBe('complete');
+    expect(refreshes).toEqual(Array.from({ length: COMPLETE_READ_MS / FULL_READ_MS - 1 }, (_, i) => (i + 1) * (FULL_READ_MS / 5000) + 1));
+    expect(kinds.filter((kind) => kind === 'complete')).toHaveLength(2);
+    expect(kinds.at(-1)).toBe('complete');
+    expect(names(r.events).filter((e) => e !== 'unchanged')).toEqual(['start', 'apply', 'stop']);
   });
 
   it('converges again while removals are pending, then rests', async () => {

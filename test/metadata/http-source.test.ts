@@ -41,6 +41,35 @@ describe.each([
       expect(emulator.requestLog.filter((p) => /hostname|zone|other|ipv6s|extra|macs\/[^/]+\/mac$/u.test(p))).toEqual([]);
     });
 
+    it('refreshes: the listings, each primary IP and every EIP and mode again, the rest taken from the last complete read', async () => {
+      const src = source();
+      const complete = await src.read();
+      let mark = emulator.requestLog.length;
+      const asked = () => {
+        const paths = emulator.requestLog.slice(mark).map((p) => p.replace('/latest/meta-data/', ''));
+        mark = emulator.requestLog.length;
+        return paths.sort();
+      };
+      await expect(src.refresh!(complete)).resolves.toEqual(complete);
+      const ips = [`${NIC1}local-ipv4s/10.0.0.2/`, `${NIC1}local-ipv4s/10.0.0.3/`, `network/interfaces/macs/${MAC2}/local-ipv4s/10.0.0.7/`, IP8];
+      const listings = ['mac', 'network/interfaces/macs/', `${NIC1}local-ipv4s/`, `network/interfaces/macs/${MAC2}/local-ipv4s/`, `${NIC1}primary-local-ipv4`, `network/interfaces/macs/${MAC2}/primary-local-ipv4`];
+      expect(asked()).toEqual([...listings, ...ips.flatMap((ip) => [`${ip}public-ipv4`, `${ip}public-ipv4-mode`])].sort());
+
+      // What changes while the listings stay: 10.0.0.8's EIP unbound, 10.0.0.3's in direct mode now, 10.0.0.8 primary.
+      let tree = edit(edit(manualTree(), `${IP8}public-ipv4`, undefined), `network/interfaces/macs/${MAC2}/primary-local-ipv4`, '10.0.0.8');
+      tree = edit(edit(tree, `${IP8}public-ipv4-mode`, undefined), `${NIC1}local-ipv4s/10.0.0.3/public-ipv4-mode`, 'direct');
+      emulator.setTree(tree);
+      await expect(src.refresh!(complete)).resolves.toEqual(tree);
+      asked();
+
+      // A new address is read whole; a gateway changed under a known one waits for the next complete read.
+      tree = edit(tree, `${NIC1}local-ipv4s/10.0.0.4`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' });
+      emulator.setTree(edit(tree, `${NIC1}local-ipv4s/10.0.0.2/gateway`, '10.0.0.254'));
+      await expect(src.refresh!(complete)).resolves.toEqual(tree);
+      expect(asked().filter((p) => /gateway|subnet-mask/u.test(p))).toEqual([`${NIC1}local-ipv4s/10.0.0.4/gateway`, `${NIC1}local-ipv4s/10.0.0.4/subnet-mask`]);
+      await expect(src.read()).resolves.toEqual(edit(tree, `${NIC1}local-ipv4s/10.0.0.2/gateway`, '10.0.0.254'));
+    });
+
     it('adds the trailing slash to the base URL and counts requests across reads', async () => {
       const src = source({ baseUrl: emulator.url.slice(0, -1) });
       expect(src.describe).toBe(emulator.url);
