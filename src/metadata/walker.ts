@@ -1,4 +1,5 @@
 import { MetadataError, quoteShort } from '../errors.js';
+import { lookup } from './lookup.js';
 import type { MetaTree } from './tree.js';
 
 /** Raw access to a metadata tree by path relative to its root; the walker alone decides what is required. */
@@ -73,19 +74,17 @@ async function eachDirectory(reader: MetaReader, dir: string, read: (path: strin
 }
 
 /**
- * The last complete read, for a refresh: what it gives for a path that cannot change while the listings show the
- * same NIC and address (a NIC's VPC and subnet; an address's gateway and mask; the instance's own keys).
+ * The last complete read, for a refresh: what it gave for a path that cannot change while the listings show the
+ * same NIC and address (a NIC's VPC and subnet; an address's gateway and mask; the instance's own keys). `value` is
+ * undefined for a leaf it found absent; the result is undefined where it did not look (a NIC or address it did not see).
  */
-type Known = (path: string) => string | undefined;
+type Known = (path: string) => { value: string | undefined } | undefined;
 
-/** A leaf from the last complete read when it is known there (present or, as absent, an empty known), else read. */
+/** A leaf from the last complete read when it is known there, else read. */
 function fixedLeaf(reader: MetaReader, known: Known | undefined, path: string, required: boolean): Promise<string | undefined> {
   const kept = known?.(path);
-  return kept !== undefined ? Promise.resolve(kept === ABSENT ? undefined : kept) : leaf(reader, path, required);
+  return kept !== undefined ? Promise.resolve(kept.value) : leaf(reader, path, required);
 }
-
-/** How `known` says a leaf was absent from the last complete read. */
-const ABSENT = '\u0000absent';
 
 async function readAddress(reader: MetaReader, dir: string, known: Known | undefined): Promise<MetaTree> {
   const [gateway, mask, publicIp] = await Promise.all([
@@ -111,29 +110,23 @@ async function readNic(reader: MetaReader, dir: string, known: Known | undefined
   return present([['primary-local-ipv4', primary], ['vpc-id', vpc], ['subnet-id', subnet], ['local-ipv4s', addresses]]);
 }
 
-/** What a complete read gave for each fixed leaf, by path: a listed NIC or address that it did not see is unknown. */
+/** What a complete read gave for each fixed leaf, by path (see Known). */
 function knownFrom(previous: MetaTree): Known {
   return (path) => {
     const segments = path.split('/');
-    let node: MetaTree | string | undefined = previous;
-    for (const segment of segments.slice(0, -1)) {
-      if (typeof node !== 'object' || !Object.hasOwn(node, segment)) return undefined;
-      node = node[segment];
-    }
-    if (typeof node !== 'object') return undefined;
-    const name = segments.at(-1) as string;
-    return Object.hasOwn(node, name) ? (node[name] as string) : ABSENT;
+    const dir = lookup(previous, segments.slice(0, -1));
+    if (dir === undefined || typeof dir === 'string') return undefined;
+    const value = lookup(dir, segments.slice(-1));
+    return { value: typeof value === 'string' ? value : undefined };
   };
 }
 
 /**
  * Reads exactly the keys the agent uses, each level's requests at once (depth 3, 4 for an EIP's mode), and returns them as a
  * MetaTree; throws MetadataError on the first problem, never a partial tree. With `previous` (a complete read of
- * the same service), a refresh: the listings (eth0's MAC included), each NIC's primary IP and every address's EIP and mode
- * are read again, and
- * what cannot change for a NIC or an address the listings still show is taken from `previous` (the instance's own
- * keys too); a NIC or
- * address that `previous` does not have is read whole.
+ * the same service), a refresh: the listings (eth0's MAC included), each NIC's primary IP and every address's EIP
+ * and mode are read again, and what cannot change for a NIC or an address the listings still show is taken from
+ * `previous` (the instance's own keys too); a NIC or address that `previous` does not have is read whole.
  */
 export async function readAgentTree(reader: MetaReader, previous?: MetaTree): Promise<MetaTree> {
   const known = previous === undefined ? undefined : knownFrom(previous);

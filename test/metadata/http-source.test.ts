@@ -70,6 +70,19 @@ describe.each([
       await expect(src.read()).resolves.toEqual(edit(tree, `${NIC1}local-ipv4s/10.0.0.2/gateway`, '10.0.0.254'));
     });
 
+    it('refreshes an optional key the complete read found absent as absent, without asking again', async () => {
+      const tree = edit(edit(manualTree(), `${NIC1}subnet-id`, undefined), 'instance-id', undefined);
+      emulator.setTree(tree);
+      const src = source();
+      const complete = await src.read();
+      expect(complete).toEqual(tree);
+      const mark = emulator.requestLog.length;
+      // Present now: still taken from the complete read, which found it absent.
+      emulator.setTree(manualTree());
+      await expect(src.refresh!(complete)).resolves.toEqual(tree);
+      expect(emulator.requestLog.slice(mark).filter((p) => /subnet-id|instance-id/u.test(p))).toEqual([]);
+    });
+
     it('adds the trailing slash to the base URL and counts requests across reads', async () => {
       const src = source({ baseUrl: emulator.url.slice(0, -1) });
       expect(src.describe).toBe(emulator.url);
