@@ -115,10 +115,8 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   let firstConverge = true;
   let failures = 0;
   let model: InstanceModel | undefined;
-  /** The listings of the last full read, and when it was. */
-  let lastRead: { listings: string; at: number } | undefined;
-  /** The raw tree of the last read, and when the last complete read was (refreshes reuse its fixed keys). */
-  let complete: { tree: MetaTree; at: number } | undefined;
+  /** The last full read: its listings, its raw tree (a refresh reuses its fixed keys), when it was, and when the last complete read was. */
+  let lastRead: { listings: string; tree: MetaTree; at: number; completeAt: number } | undefined;
   const iso = () => new Date(host.now()).toISOString();
   /** The live-state watch of the target (Linux: one `ip monitor`), once something was applied. */
   let watch: { update(plan: Plan): void; stop(): void } | undefined;
@@ -228,7 +226,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       }
     }
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
-    const previous = complete !== undefined && host.now() - complete.at < COMPLETE_READ_MS ? complete : undefined;
+    const previous = lastRead !== undefined && host.now() - lastRead.completeAt < COMPLETE_READ_MS ? lastRead : undefined;
     try {
       read = await readModelAndListings(host, pipeline, previous?.tree);
     } catch (error) {
@@ -236,9 +234,8 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       if (drifted !== undefined && isMetadataError(error)) await checkLive(drifted);
       throw error;
     }
-    const { model: next, listings } = read;
-    lastRead = { listings, at: host.now() };
-    complete = { tree: read.tree, at: previous?.at ?? host.now() };
+    const { model: next, listings, tree } = read;
+    lastRead = { listings, tree, at: host.now(), completeAt: previous?.completeAt ?? host.now() };
     model = next;
     context.onModel?.(next);
     const hash = modelHash(next);
@@ -300,7 +297,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
         // Routing, target or ignored NICs may differ while the metadata does not: converge again. The metadata
         // URL may differ too: the next read is a complete one.
         applied = undefined;
-        complete = undefined;
+        lastRead = undefined;
         checkedStateFor = undefined;
         onEvent({ level: 'info', event: 'reload', msg: `configuration reloaded: every ${options.intervalMs / 1000} s, routing ${options.pipeline.routing}, target ${options.pipeline.target}` });
       } catch (error) {

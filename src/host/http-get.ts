@@ -124,13 +124,7 @@ export async function fetchGet(url: string, options: { timeoutMs: number; signal
       }
       chunks.push(value);
     }
-    const body = new Uint8Array(received);
-    let at = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, at);
-      at += chunk.byteLength;
-    }
-    return { status: response.status, headers, body };
+    return { status: response.status, headers, body: Buffer.concat(chunks) };
   } catch (error) {
     if (error instanceof HttpGetError) throw error;
     if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
