@@ -1,0 +1,57 @@
+// Both HTTP clients of the host against answers the metadata emulator never sends: bodies without a declared length.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchGet, httpGet } from '../../src/host/http-get.js';
+
+let server: Server;
+let base: string;
+/** Bytes the server managed to write for the last `/endless` answer before the client went away. */
+let endlessWritten = 0;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    // No Content-Length: chunked transfer encoding, as a proxy or another service might answer.
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    if (req.url === '/small') {
+      res.write('10.0.0.2/\n');
+      res.end('10.0.0.3/\n');
+      return;
+    }
+    endlessWritten = 0;
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const pump = () => {
+      while (!res.destroyed && endlessWritten < 64 * 1024 * 1024) {
+        endlessWritten += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+describe.each([
+  ['node:http', httpGet],
+  ['fetch', fetchGet],
+] as const)('%s with a body of no declared length', (_client, get) => {
+  it('reads it whole within the cap', async () => {
+    const response = await get(`${base}/small`, { timeoutMs: 2000, maxBytes: 1024 });
+    expect(response.status).toBe(200);
+    expect(response.headers['content-length']).toBeUndefined();
+    expect(new TextDecoder().decode(response.body)).toBe('10.0.0.2/\n10.0.0.3/\n');
+  });
+
+  it('gives up past the cap without reading the rest', async () => {
+    await expect(get(`${base}/endless`, { timeoutMs: 5000, maxBytes: 64 * 1024 })).rejects.toMatchObject({ code: 'ERR_TOO_LARGE' });
+    // The server stops well short of its 64 MiB: the client closed the connection.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(endlessWritten).toBeLessThan(16 * 1024 * 1024);
+  });
+});
