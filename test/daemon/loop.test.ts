@@ -246,6 +246,22 @@ describe('runDaemon', () => {
     expect(names(r.events).filter((e) => e !== 'unchanged')).toEqual(['start', 'apply', 'stop']);
   });
 
+  it('reads the tree whole again after a reload (the metadata URL may have changed), not as a refresh', async () => {
+    const r = rig();
+    const kinds: string[] = [];
+    let mark = 0;
+    r.onSleep = (n) => {
+      const asked = emulator.requestLog.slice(mark);
+      mark = emulator.requestLog.length;
+      kinds.push(asked.some((p) => p.endsWith('/gateway')) ? 'complete' : asked.some((p) => p.endsWith('/public-ipv4')) ? 'refresh' : 'listings');
+      if (n === 2) r.control.requestReload();
+      if (n === 4) r.control.stop('test');
+    };
+    await r.run(options(), { reload: async () => options() });
+    // Poll 2 is a quiet one (listings only); after the reload poll 3 reads the whole tree, then quiet again.
+    expect(kinds).toEqual(['complete', 'listings', 'complete', 'listings']);
+  });
+
   it('converges again while removals are pending, then rests', async () => {
     const r = rig();
     let callsAtRest = -1;
