@@ -17,7 +17,7 @@ import { loadState, restoreState, saveState } from './apply/state.js';
 import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './apply/state-update.js';
 import { requirePrivileges } from './apply/privileges.js';
 import { createHash } from 'node:crypto';
-import { ApplyError } from './errors.js';
+import { AgentError, ApplyError } from './errors.js';
 
 /** Everything one run of the pipeline needs to know. */
 export interface PipelineOptions extends TargetOptions {
@@ -86,6 +86,10 @@ export interface ApplyResult {
   rolledBack: boolean;
   /** Owned items the metadata no longer lists, removed if the next successful read agrees. */
   pendingRemovals: number;
+  /** Rolled back: the removals two metadata reads agreed on, which stay done. */
+  keptRemovals?: string[];
+  /** Checks that could not be made (no rollback on them): the change is kept and must be verified again. */
+  unverified?: Check[];
 }
 
 /** A stable fingerprint of a validated model: equal models, equal hashes. */
@@ -93,22 +97,38 @@ export function modelHash(model: InstanceModel): string {
   return createHash('sha256').update(JSON.stringify(model)).digest('hex');
 }
 
-/** Checks that the metadata endpoint still answers (the agent must never cut the guest off from it). */
+/** Pause before the n-th retry of the verification's metadata check (n from 1), as the metadata reads back off. */
+const METADATA_CHECK_BACKOFF_MS = 100;
+
+/**
+ * Checks that the metadata endpoint still answers (the agent must never cut the guest off from it). Any HTTP answer,
+ * a 503 too, proves the way there works. No answer after the retries every read has is not a failure of the network
+ * the agent configured, only a check that could not be made: `unknown`, so it neither passes nor rolls anything back.
+ */
 async function metadataCheck(host: Host, options: PipelineOptions): Promise<Check[]> {
   if (options.metadataFile !== undefined) return [];
   const url = `${options.metadataUrl.replace(/\/?$/, '/')}mac`;
-  try {
-    const response = await host.httpGet(url, { timeoutMs: options.metadataTimeoutMs ?? 2000 });
-    return [{ kind: 'metadata', subject: url, ok: response.status === 200, detail: `HTTP ${response.status}` }];
-  } catch (error) {
-    return [{ kind: 'metadata', subject: url, ok: false, detail: `not reachable: ${(error as Error).message}` }];
+  const retries = options.metadataRetries ?? 3;
+  let last = '';
+  for (let attempt = 0; attempt <= retries; attempt++) {
+    if (attempt > 0) await host.sleep(METADATA_CHECK_BACKOFF_MS * 2 ** (attempt - 1));
+    try {
+      const response = await host.httpGet(url, { timeoutMs: options.metadataTimeoutMs ?? 2000, maxBytes: options.metadataMaxBytes ?? 64 * 1024 });
+      const detail = response.status === 200 ? 'HTTP 200' : `HTTP ${response.status}: the endpoint answered, so it is reachable`;
+      return [{ kind: 'metadata', subject: url, ok: true, detail }];
+    } catch (error) {
+      last = (error as Error).message;
+    }
   }
+  return [{ kind: 'metadata', subject: url, ok: false, unknown: true, detail: `could not be checked: no answer after ${retries + 1} tries (${last})` }];
 }
 
 /**
  * Model -> plan -> apply -> verify, keeping the state file: what the agent owns, what is pending
- * removal, the snapshot `rollback` undoes. A failed verification (a gateway that does not answer,
- * the metadata endpoint out of reach) undoes this apply's changes so the guest stays as it was.
+ * removal, the snapshot `rollback` undoes. Verification that finds the network wrong (a gateway that does not answer,
+ * an address or rule missing) undoes this apply's changes, except removals two reads agreed on, and the model is
+ * tried again after a backoff. Verification that could not find out (no answer from the metadata endpoint, a check
+ * that could not run) proves nothing either way: the change stays and `unverified` says what to check again.
  */
 export async function applyModel(host: Host, options: PipelineOptions, model: InstanceModel): Promise<ApplyResult> {
   const state = await loadState(host, options.root);
@@ -142,32 +162,39 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
   const pendingRemovals = plan.ownership.absentNow.length;
   let report: VerifyReport | undefined;
   if (options.runtime) {
+    let checks: Check[];
     try {
-      const live = await target.verify(host, plan);
-      const checks = [...live.checks, ...(await metadataCheck(host, options))];
-      report = { ok: checks.every((c) => c.ok), checks };
+      checks = [...(await target.verify(host, plan)).checks, ...(await metadataCheck(host, options))];
     } catch (error) {
-      // A verification that cannot run proves nothing: leave the guest as it was.
-      await outcome.undo();
-      if (recorded) await restoreState(host, options.root, state).catch(() => undefined);
-      throw error;
+      // A verification that cannot run proves nothing, and neither does a rollback on it: the change stays.
+      checks = [{ kind: 'script', subject: 'verification', ok: false, unknown: true, detail: `could not run: ${error instanceof AgentError ? error.userLine : (error as Error).message}` }];
     }
-    if (!report.ok) {
-      await outcome.undo();
-      const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}`);
-      await saveState(host, options.root, stateAfterRollback(state, hash, now(), `verification failed (${failed.join('; ')}); rolled back`));
-      return { plan, outcome, report, rolledBack: true, pendingRemovals };
+    report = { ok: checks.every((c) => c.ok), checks };
+    const failed = checks.filter((c) => !c.ok && c.unknown !== true);
+    if (failed.length > 0) {
+      const kept = await outcome.undo({ keepRemovals: true });
+      const message = `verification failed (${failed.map((c) => `${c.kind} ${c.subject}`).join('; ')}); rolled back`;
+      await saveState(host, options.root, stateAfterRollback(state, plan, kept, hash, now(), message));
+      return { plan, outcome, report, rolledBack: true, pendingRemovals, ...(kept.length > 0 ? { keptRemovals: kept.map((c) => c.summary) } : {}) };
     }
   }
-  const next = stateAfterApply(state, plan, hash, now());
+  let next = stateAfterApply(state, plan, hash, now());
+  const unverified = report?.checks.filter((c) => c.unknown === true) ?? [];
+  if (unverified.length > 0) {
+    // Kept and owned, but not known good: the next run applies (and verifies) again instead of resting in sync.
+    const message = `verification could not finish (${unverified.map((c) => `${c.kind} ${c.subject}: ${c.detail}`).join('; ')}); the change is kept and verified again`;
+    next = { ...next, lastError: { at: now(), message } };
+  }
   if (JSON.stringify(next) !== JSON.stringify(state)) await saveState(host, options.root, next);
-  return { plan, outcome, ...(report ? { report } : {}), rolledBack: false, pendingRemovals };
+  return { plan, outcome, ...(report ? { report } : {}), rolledBack: false, pendingRemovals, ...(unverified.length > 0 ? { unverified } : {}) };
 }
 
 /** A model whose last apply failed verification and was rolled back, as the state file remembers it. */
 export interface FailedModel {
   hash: string;
   at: string;
+  /** When it is tried again (absent in a state file of an older version: when the metadata changes). */
+  retryAfter?: string;
 }
 
 /** Reads the metadata, then applies it (see applyModel). */
@@ -175,12 +202,18 @@ export async function applyAndVerify(host: Host, options: PipelineOptions): Prom
   return applyModel(host, options, await readModel(host, options));
 }
 
-/** applyAndVerify, except that a model whose last apply failed verification (and was rolled back) is not retried. */
+/**
+ * applyAndVerify, except that a model whose last apply failed verification (and was rolled back) is not tried again
+ * before its backoff ends (state `retryAfter`); a changed model is applied at once.
+ */
 export async function applyUnlessFailed(host: Host, options: PipelineOptions): Promise<ApplyResult | { skipped: FailedModel }> {
   const model = await readModel(host, options);
   const state = await loadState(host, options.root);
   const hash = modelHash(model);
-  if (state.failedModelHash === hash) return { skipped: { hash, at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run' } };
+  const retryAt = state.retryAfter !== undefined ? Date.parse(state.retryAfter) : NaN;
+  if (state.failedModelHash === hash && !(host.now() >= retryAt)) {
+    return { skipped: { hash, at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run', ...(state.retryAfter !== undefined ? { retryAfter: state.retryAfter } : {}) } };
+  }
   return applyModel(host, options, model);
 }
 

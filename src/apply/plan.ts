@@ -95,6 +95,11 @@ export function planChanges(plan: Plan): boolean {
   return plan.runtime.length > 0 || plan.files.some((f) => f.action !== 'unchanged');
 }
 
+/** Whether nothing is left to do: no change now and no removal waiting for the next read (which is not "in sync"). */
+export function planInSync(plan: Plan): boolean {
+  return !planChanges(plan) && plan.ownership.pending.length === 0;
+}
+
 /** Whether a file was written by the agent. */
 export function isManaged(content: string | null): boolean {
   // Windows scripts are saved with a UTF-8 BOM before the marker.

@@ -9,7 +9,11 @@ export interface RuntimeTransaction {
   applied: RuntimeChange[];
   /** Addresses the kernel took away with a deleted one, put back (see runGuardedBatch), and what went wrong around that. */
   notes: string[];
-  undo(): Promise<void>;
+  /**
+   * Undoes what was applied. With keepRemovals, removals of owned items (two metadata reads agreed the VPC took them
+   * away) stay done, and are returned: putting such an address back could clash with the machine that has it now.
+   */
+  undo(options?: { keepRemovals?: boolean }): Promise<RuntimeChange[]>;
 }
 
 const FAILED_LINE = /Command failed -:(\d+)/;
@@ -38,15 +42,17 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   const applied: RuntimeChange[] = [];
   const notes: string[] = [];
   // Addresses first, sysctls after: promote_secondaries must still be 1 while addresses are deleted.
-  const undo = async () => {
+  const undo = async (options: { keepRemovals?: boolean } = {}): Promise<RuntimeChange[]> => {
+    const kept = options.keepRemovals === true ? applied.filter((c) => c.releases !== undefined) : [];
     try {
-      await undoBatch(host, applied);
+      await undoBatch(host, applied.filter((c) => !kept.includes(c)));
     } finally {
       await setSysctls(
         host,
         applied.flatMap((c) => (c.sysctl?.previous != null ? [{ key: c.sysctl.key, value: c.sysctl.previous }] : [])),
       );
     }
+    return kept;
   };
 
   if (ipChanges.length > 0) {

@@ -1,4 +1,4 @@
-import type { OwnedRef, Plan } from './plan.js';
+import type { OwnedRef, Plan, RuntimeChange } from './plan.js';
 import { planChanges } from './plan.js';
 import type { AgentState, Owned, Snapshot } from './state.js';
 import { ownedKey } from './state.js';
@@ -76,6 +76,8 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     ...(Object.keys(originalMeta).length > 0 ? { originalMeta } : {}),
   };
   delete next.failedModelHash;
+  delete next.failedAttempts;
+  delete next.retryAfter;
   if (plan.ownership.primaryIfname) next.primaryIfname = plan.ownership.primaryIfname;
   if (!planChanges(plan) && state.lastApply?.ok && state.lastApply.modelHash === modelHash) return next;
   if (planChanges(plan)) {
@@ -88,7 +90,8 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     };
     const meta = Object.fromEntries(changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])));
     if (Object.keys(meta).length > 0) snapshot.meta = meta;
-    next.lastSnapshot = snapshot;
+    if (plan.ownership.absentNow.length > 0) snapshot.pending = [...plan.ownership.absentNow];
+    next.lastSnapshot = joinedSnapshot(state, confirmedRemovals(state, plan), snapshot);
     next.counters = { ...state.counters, applies: state.counters.applies + 1 };
   }
   next.lastApply = { at: now, modelHash, ok: true };
@@ -96,15 +99,73 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
   return next;
 }
 
-/** The state after an apply whose verification failed and was undone: remember not to retry the same model. */
-export function stateAfterRollback(state: AgentState, modelHash: string, now: string, message: string): AgentState {
+/** Keys of the removals this plan carries out that an earlier read marked pending (two reads agreed). */
+function confirmedRemovals(state: AgentState, plan: Plan): string[] {
+  const confirmed = new Set(state.absentOnce);
+  const runtime = plan.runtime.flatMap((c) => (c.releases !== undefined ? [keyOf(c.releases)] : []));
+  const files = plan.files.filter((f) => f.previousOwned && f.action !== 'unchanged').map((f) => ownedKey.file(f.path));
+  return [...runtime, ...files].filter((k) => confirmed.has(k));
+}
+
+/**
+ * A removal happens in two applies: the first read rewrites the files and marks the item pending, the second removes
+ * it live. So that `rollback` puts back files and live state together (a reboot then brings back what it reported),
+ * the apply that carries out such a removal joins the record of the apply that marked it: one snapshot undoes both.
+ */
+function joinedSnapshot(state: AgentState, confirmed: readonly string[], snapshot: Snapshot): Snapshot {
+  const earlier = state.lastSnapshot;
+  if (earlier?.pending === undefined || !confirmed.some((k) => earlier.pending?.includes(k))) return snapshot;
+  const meta = { ...snapshot.meta, ...earlier.meta };
   return {
+    at: snapshot.at,
+    // What was there before the earlier apply is what a rollback of both puts back.
+    files: { ...snapshot.files, ...earlier.files },
+    runtimeUndo: [...snapshot.runtimeUndo, ...earlier.runtimeUndo],
+    sysctls: { ...snapshot.sysctls, ...earlier.sysctls },
+    ...(Object.keys(meta).length > 0 ? { meta } : {}),
+    ownedBefore: earlier.ownedBefore,
+    ...(snapshot.pending !== undefined ? { pending: snapshot.pending } : {}),
+  };
+}
+
+/** First wait before a model that failed verification is tried again; it doubles with each failure in a row. */
+export const RETRY_BASE_MS = 30_000;
+/** The longest wait between two tries of a model that keeps failing verification. */
+export const RETRY_MAX_MS = 15 * 60_000;
+
+/** The wait after `attempts` failed verifications of one model in a row. */
+export function retryDelayMs(attempts: number): number {
+  return Math.min(RETRY_BASE_MS * 2 ** Math.max(0, attempts - 1), RETRY_MAX_MS);
+}
+
+/**
+ * The state after an apply whose verification failed and was undone: the model is tried again after a backoff (not
+ * frozen until the metadata changes). What the read said about removals still counts: pending items stay recorded as
+ * seen absent, and removals two reads agreed on (`kept`, which the undo left done) are the agent's no longer, with a
+ * record that `rollback` can undo. Pure.
+ */
+export function stateAfterRollback(state: AgentState, plan: Plan, kept: readonly RuntimeChange[], modelHash: string, now: string, message: string): AgentState {
+  let owned: Owned = structuredClone(state.owned);
+  for (const change of kept) if (change.releases) owned = withRef(owned, change.releases, false);
+  const stillOwned = ownedKeys(owned);
+  const attempts = state.failedModelHash === modelHash ? (state.failedAttempts ?? 1) + 1 : 1;
+  const next: AgentState = {
     ...state,
+    owned,
+    // Seen absent by this read, or confirmed by it and put back by the undo (an owned file): the next read agrees or not.
+    absentOnce: [...new Set([...plan.ownership.absentNow, ...confirmedRemovals(state, plan)])].filter((k) => stillOwned.has(k)),
     failedModelHash: modelHash,
+    failedAttempts: attempts,
+    retryAfter: new Date(Date.parse(now) + retryDelayMs(attempts)).toISOString(),
     lastApply: { at: now, modelHash, ok: false },
     lastError: { at: now, message },
     counters: { ...state.counters, verifyFailures: state.counters.verifyFailures + 1, rollbacks: state.counters.rollbacks + 1 },
   };
+  if (kept.length > 0) {
+    const snapshot: Snapshot = { at: now, files: {}, runtimeUndo: kept.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse(), sysctls: {}, ownedBefore: state.owned };
+    next.lastSnapshot = joinedSnapshot(state, kept.flatMap((c) => (c.releases !== undefined ? [keyOf(c.releases)] : [])), snapshot);
+  }
+  return next;
 }
 
 /** The state after a metadata read failed: nothing changed, the error is counted and kept for status. */

@@ -49,6 +49,8 @@ export interface Snapshot {
   meta?: Record<string, FileMeta>;
   /** What the agent owned before the apply. */
   ownedBefore: Owned;
+  /** Keys this apply marked pending removal: the apply that confirms them joins this record (see stateAfterApply). */
+  pending?: string[];
 }
 
 /** Counters exported as metrics. */
@@ -78,8 +80,12 @@ export interface AgentState {
   /** When an apply last ended verified (kept when a later one fails, for monitoring). */
   lastSuccessAt?: string;
   lastError?: { at: string; message: string };
-  /** A model whose apply failed verification and was rolled back: not retried until the metadata changes. */
+  /** A model whose apply failed verification and was rolled back: retried after `retryAfter`, or when the metadata changes. */
   failedModelHash?: string;
+  /** How many applies of failedModelHash in a row failed verification. */
+  failedAttempts?: number;
+  /** When failedModelHash may be tried again (ISO time); each failure in a row doubles the wait (see retryDelayMs). */
+  retryAfter?: string;
   counters: Counters;
 }
 
@@ -133,6 +139,8 @@ function badField(data: Record<string, unknown>): string | undefined {
     ['originalMeta', data.originalMeta === undefined || recordOf(data.originalMeta, isMeta)],
     ['primaryIfname', data.primaryIfname === undefined || LINE(data.primaryIfname)],
     ['failedModelHash', data.failedModelHash === undefined || LINE(data.failedModelHash)],
+    ['failedAttempts', data.failedAttempts === undefined || INT(data.failedAttempts)],
+    ['retryAfter', data.retryAfter === undefined || LINE(data.retryAfter)],
     ['counters', data.counters === undefined || recordOf(data.counters, INT)],
     ['lastApply', data.lastApply === undefined || (isObject(data.lastApply) && LINE(data.lastApply.at) && LINE(data.lastApply.modelHash) && typeof data.lastApply.ok === 'boolean')],
     ['lastSuccessAt', data.lastSuccessAt === undefined || LINE(data.lastSuccessAt)],
@@ -148,6 +156,7 @@ function badField(data: Record<string, unknown>): string | undefined {
         arrayOf(snap.runtimeUndo, LINE) &&
         recordOf(snap.sysctls, LINE) &&
         (snap.meta === undefined || recordOf(snap.meta, isMeta)) &&
+        (snap.pending === undefined || arrayOf(snap.pending, LINE)) &&
         isOwned(snap.ownedBefore)),
   ]);
   return checks.find(([, ok]) => !ok)?.[0];

@@ -3,7 +3,13 @@ import type { Host } from '../host/host.js';
 import type { CommonArgs } from './options.js';
 
 /** Exit codes, the same for every command. */
-export const EXIT = { ok: 0, error: 1, pending: 2, notVerified: 3 } as const;
+export const EXIT = { ok: 0, error: 1, pending: 2, notVerified: 3, unknown: 4 } as const;
+
+/** The exit code of a verification: 0 verified, 3 something is wrong, 4 nothing is known wrong but a check could not be made. */
+export function verifyExit(report: { ok: boolean; checks: readonly { ok: boolean; unknown?: boolean }[] }): number {
+  if (report.ok) return EXIT.ok;
+  return report.checks.some((c) => !c.ok && c.unknown !== true) ? EXIT.notVerified : EXIT.unknown;
+}
 
 /** Where a command prints: results to out, warnings and errors to err. */
 export interface Io {

@@ -1,6 +1,6 @@
 import { createTwoFilesPatch } from 'diff';
 import type { FileChange, Plan } from '../apply/plan.js';
-import { planChanges } from '../apply/plan.js';
+import { planChanges, planInSync } from '../apply/plan.js';
 import type { VerifyReport } from '../verify/report.js';
 
 /** Unified diff of one file change, as `diff -u` would print it (empty when unchanged). */
@@ -45,7 +45,10 @@ export function formatPlan(plan: Plan): string {
     for (const w of plan.warnings) out.push(`  ! ${w}`);
   }
   const pending = plan.files.filter((f) => f.action !== 'unchanged').length + plan.runtime.length;
-  out.push('', !planChanges(plan) ? 'In sync: nothing to do.' : `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
+  const removals = plan.ownership.pending.length;
+  if (planChanges(plan)) out.push('', `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
+  else if (removals > 0) out.push('', `Not in sync: ${removals} removal(s) pending; the next \`eip-agent apply\` (or the service's next read) whose metadata read agrees makes them.`);
+  else out.push('', 'In sync: nothing to do.');
   return `${out.join('\n')}\n`;
 }
 
@@ -54,7 +57,7 @@ export function planJson(plan: Plan): unknown {
   return {
     target: plan.target,
     root: plan.root,
-    inSync: !planChanges(plan),
+    inSync: planInSync(plan),
     files: plan.files.map((f) => ({ path: f.path, action: f.action, mode: f.mode.toString(8), ...(f.backupPath ? { backupPath: f.backupPath } : {}), diff: fileDiff(f) })),
     runtimePlanned: plan.runtimePlanned,
     runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),
@@ -67,7 +70,13 @@ export function planJson(plan: Plan): unknown {
 
 /** The verification report as a table of checks. */
 export function formatReport(report: VerifyReport): string {
-  const rows = report.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.kind.padEnd(9)} ${c.subject} — ${c.detail}`);
-  const failed = report.checks.filter((c) => !c.ok).length;
-  return `${rows.join('\n')}\n${report.ok ? `Verified: all ${report.checks.length} checks passed.` : `Not as desired: ${failed} of ${report.checks.length} checks failed.`}\n`;
+  const rows = report.checks.map((c) => `  ${c.ok ? 'ok  ' : c.unknown === true ? '??  ' : 'FAIL'} ${c.kind.padEnd(9)} ${c.subject} — ${c.detail}`);
+  const failed = report.checks.filter((c) => !c.ok && c.unknown !== true).length;
+  const unknown = report.checks.filter((c) => c.unknown === true).length;
+  const verdict = report.ok
+    ? `Verified: all ${report.checks.length} checks passed.`
+    : failed > 0
+      ? `Not as desired: ${failed} of ${report.checks.length} checks failed.`
+      : `Not verified: ${unknown} of ${report.checks.length} checks could not be made (the others passed); nothing was found wrong, so nothing was rolled back: \`eip-agent verify\` checks again.`;
+  return `${rows.join('\n')}\n${verdict}\n`;
 }

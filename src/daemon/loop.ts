@@ -60,6 +60,12 @@ function failedChecks(result: ApplyResult): string[] {
   return (result.report?.checks ?? []).filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
 }
 
+/** What could not be checked, and what happens next. */
+function describeUnverified(result: ApplyResult): string {
+  const checks = (result.unverified ?? []).map((c) => `${c.kind} ${c.subject}: ${c.detail}`);
+  return `verification could not finish (${checks.join('; ')}); nothing was found wrong, the change is kept and verified again after the backoff`;
+}
+
 function describeApply(result: ApplyResult): string {
   const files = result.outcome.filesWritten.length;
   const runtime = result.outcome.runtimeApplied.length;
@@ -99,7 +105,8 @@ function isMetadataError(error: unknown): boolean {
  * Runs until control.stop(): reads the metadata every interval (with jitter), and applies only
  * when the validated model differs from the one this process last applied and verified, or when
  * removals are pending. An unchanged model costs one metadata read: no process, no write. A model
- * whose apply failed verification is not retried until the metadata changes. Errors back off
+ * whose apply failed verification is tried again after a backoff (at once when the metadata changes); one whose
+ * verification could not finish is kept and verified again after the backoff. Errors back off
  * exponentially up to a minute and never change anything. The first poll always applies, so a
  * restart (after a crash or a reboot) converges whatever happened while the agent was not running.
  */
@@ -109,8 +116,8 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   let options = initial;
   /** What this process last applied and verified. */
   let applied: { hash: string; pendingRemovals: number } | undefined;
-  /** A model known to fail verification (from this process or the state file), and whether that was said. */
-  let failed: { hash: string; reported: boolean } | undefined;
+  /** A model known to fail verification (from this process or the state file), when it is tried again, and whether that was said. */
+  let failed: { hash: string; retryAt: number; reported: boolean } | undefined;
   let checkedStateFor: string | undefined;
   let firstConverge = true;
   let failures = 0;
@@ -174,10 +181,13 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     repairs.push(host.now());
     const fields = { modelHash: short(applied.hash), filesWritten: result.outcome.filesWritten, runtimeApplied: result.outcome.runtimeApplied, pendingRemovals: result.pendingRemovals, cause: why };
     if (result.rolledBack) {
-      failed = { hash: applied.hash, reported: true };
+      failed = await failedFromState(applied.hash);
       applied = undefined;
       const checks = failedChecks(result);
-      onEvent({ level: 'error', event: 'rollback', msg: `repairing drift failed verification, rolled back; not retried until the metadata changes (${checks.join('; ')})`, ...fields, failedChecks: checks });
+      onEvent({ level: 'error', event: 'rollback', msg: `repairing drift failed verification, rolled back; ${retryWhen(failed)} (${checks.join('; ')})`, ...fields, failedChecks: checks });
+    } else if (result.unverified !== undefined) {
+      applied = undefined;
+      onEvent({ level: 'warn', event: 'unverified', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}, but ${describeUnverified(result)}`, ...fields });
     } else {
       onEvent({ level: 'warn', event: 'repair', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}`, ...fields });
     }
@@ -201,6 +211,14 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     return false;
   };
 
+  /** The failed model as the state file records it after a rollback: when it is tried again. */
+  const failedFromState = async (hash: string): Promise<{ hash: string; retryAt: number; reported: boolean }> => {
+    const state = await loadState(host, options.pipeline.root);
+    const retryAt = state.failedModelHash === hash && state.retryAfter !== undefined ? Date.parse(state.retryAfter) : 0;
+    return { hash, retryAt: Number.isNaN(retryAt) ? 0 : retryAt, reported: true };
+  };
+  const retryWhen = (f: { retryAt: number }): string => `tried again in about ${Math.max(0, Math.round((f.retryAt - host.now()) / 1000))} s, or at once when the metadata changes`;
+
   const writeMetrics = async () => {
     if (options.metricsTextfile === undefined) return;
     try {
@@ -212,17 +230,18 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   };
 
   /**
-   * One poll; returns normally when it went well (including "nothing to do"), throws otherwise. `drifted` (what the
-   * watch saw) makes it a full read followed by a check of the live state, whatever the listings say.
+   * One poll; returns normally when it went well (including "nothing to do"), throws otherwise; `unverified` when an
+   * apply's verification could not finish (the change is kept and checked again after the backoff). `drifted` (what
+   * the watch saw) makes it a full read followed by a check of the live state, whatever the listings say.
    */
-  const poll = async (drifted?: string): Promise<void> => {
+  const poll = async (drifted?: string): Promise<'done' | 'unverified'> => {
     const pipeline = { ...options.pipeline, ignoreNics: options.ignoreNics };
     // In sync, a poll reads only the listings; a full read follows when they change, and at least every FULL_READ_MS.
     if (drifted === undefined && applied !== undefined && applied.pendingRemovals === 0 && lastRead !== undefined && host.now() - lastRead.at < FULL_READ_MS) {
       const listings = await metadataListings(host, pipeline);
       if (listings !== undefined && listings === lastRead.listings) {
         onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata listings unchanged', modelHash: short(applied.hash) });
-        return;
+        return 'done';
       }
     }
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
@@ -243,22 +262,22 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata unchanged', modelHash: short(hash) });
       // The safety net under the watch: at each full read, the live state is compared as well.
       await checkLive(drifted ?? 'periodic check');
-      return;
+      return 'done';
     }
     if (failed?.hash !== hash && checkedStateFor !== hash) {
       // One read of the state file per new model: a model that failed before a restart stays failed.
       checkedStateFor = hash;
       const state = await loadState(host, options.pipeline.root);
-      if (state.failedModelHash === hash) failed = { hash, reported: false };
+      if (state.failedModelHash === hash) failed = { ...(await failedFromState(hash)), reported: false };
     }
-    if (failed?.hash === hash) {
+    if (failed?.hash === hash && host.now() < failed.retryAt) {
       if (!failed.reported) {
-        onEvent({ level: 'warn', event: 'skip-failed', msg: 'not retrying a model that failed verification; waiting for the metadata to change (to retry it now: systemctl stop eip-agent, eip-agent apply, systemctl start eip-agent)', modelHash: short(hash) });
+        onEvent({ level: 'warn', event: 'skip-failed', msg: `not retrying yet a model that failed verification; ${retryWhen(failed)} (to retry it now: systemctl stop eip-agent, eip-agent apply, systemctl start eip-agent)`, modelHash: short(hash) });
         failed.reported = true;
       }
-      return;
+      return 'done';
     }
-    if (control.stopped) return;
+    if (control.stopped) return 'done';
     const result = await applyModel(host, options.pipeline, next);
     const changed = result.outcome.filesWritten.length + result.outcome.runtimeApplied.length > 0;
     const fields = {
@@ -267,11 +286,20 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       runtimeApplied: result.outcome.runtimeApplied,
       pendingRemovals: result.pendingRemovals,
     };
+    let outcome: 'done' | 'unverified' = 'done';
     if (result.rolledBack) {
       applied = undefined;
-      failed = { hash, reported: true };
+      failed = await failedFromState(hash);
       const checks = failedChecks(result);
-      onEvent({ level: 'error', event: 'rollback', msg: `verification failed, every change rolled back; not retried until the metadata changes (${checks.join('; ')})`, ...fields, failedChecks: checks });
+      const kept = result.keptRemovals !== undefined ? `every change rolled back but the removals two reads agreed on (${result.keptRemovals.join('; ')})` : 'every change rolled back';
+      onEvent({ level: 'error', event: 'rollback', msg: `verification failed, ${kept}; ${retryWhen(failed)} (${checks.join('; ')})`, ...fields, failedChecks: checks });
+    } else if (result.unverified !== undefined) {
+      // Kept and owned, but not known good: the next poll (after the backoff) applies again, which verifies again.
+      applied = undefined;
+      failed = undefined;
+      onEvent({ level: 'warn', event: 'unverified', msg: `${describeApply(result)}, but ${describeUnverified(result)}`, ...fields });
+      await follow(result.plan);
+      outcome = 'unverified';
     } else {
       applied = { hash, pendingRemovals: result.pendingRemovals };
       failed = undefined;
@@ -282,6 +310,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     }
     if (changed || result.rolledBack || firstConverge) await writeMetrics();
     firstConverge = false;
+    return outcome;
   };
 
   onEvent({
@@ -310,12 +339,11 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
         await host.sleep(DRIFT_DEBOUNCE_MS, control.signal);
         const why = drift;
         drift = undefined;
-        await poll(why);
+        failures = (await poll(why)) === 'unverified' ? failures + 1 : 0;
       } else {
         drift = undefined;
-        await poll();
+        failures = (await poll()) === 'unverified' ? failures + 1 : 0;
       }
-      failures = 0;
     } catch (error) {
       failures += 1;
       const delay = pollDelay(options.intervalMs, failures, 0.5);

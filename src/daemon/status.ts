@@ -4,6 +4,7 @@ import type { Plan } from '../apply/plan.js';
 import type { AgentState } from '../apply/state.js';
 import type { InstanceModel } from '../model/types.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
+import { FULL_READ_MS } from './loop.js';
 
 /** One private address of the metadata (with its EIP, if any) as the live system has it. */
 export interface AddressStatus {
@@ -40,6 +41,9 @@ export interface StatusReport {
   lastApply: NonNullable<AgentState['lastApply']> | null;
   lastError: NonNullable<AgentState['lastError']> | null;
   failedModelHash: string | null;
+  /** When the failed model is tried again, and how many times in a row it failed. */
+  retryAfter: string | null;
+  failedAttempts: number | null;
   counters: AgentState['counters'];
 }
 
@@ -92,7 +96,7 @@ export function statusReport({ model, plan, live, state, routing }: StatusInput)
     root: plan.root,
     target: plan.target,
     routing,
-    inSync: addresses.every((a) => a.inSync) && files.length === 0 && changes.length === 0,
+    inSync: addresses.every((a) => a.inSync) && files.length === 0 && changes.length === 0 && plan.ownership.pending.length === 0,
     addresses,
     files,
     runtime: changes,
@@ -102,6 +106,8 @@ export function statusReport({ model, plan, live, state, routing }: StatusInput)
     lastApply: state.lastApply ?? null,
     lastError: state.lastError ?? null,
     failedModelHash: state.failedModelHash ?? null,
+    retryAfter: state.failedModelHash !== undefined ? (state.retryAfter ?? null) : null,
+    failedAttempts: state.failedModelHash !== undefined ? (state.failedAttempts ?? 1) : null,
     counters: state.counters,
   };
 }
@@ -137,7 +143,12 @@ export function formatStatus(report: StatusReport): string {
   const last = report.lastApply;
   out.push(`Last apply:   ${last === null ? 'never' : `${last.at} ${last.ok ? 'ok' : 'FAILED (rolled back)'}, model ${last.modelHash.slice(0, 12)}`}`);
   out.push(`Last error:   ${report.lastError === null ? 'none' : `${report.lastError.at} ${report.lastError.message}`}`);
-  if (report.failedModelHash !== null) out.push(`Not retried:  model ${report.failedModelHash.slice(0, 12)} failed verification; \`eip-agent apply\` retries it (stop the service first)`);
+  if (report.failedModelHash !== null) {
+    const times = report.failedAttempts === 1 ? 'once' : `${report.failedAttempts} times in a row`;
+    const when = report.retryAfter !== null ? `the service tries it again after ${report.retryAfter} (the wait doubles with each failure, at most 15 min)` : 'the service tries it again at its next read';
+    out.push(`Retry:        model ${report.failedModelHash.slice(0, 12)} failed verification ${times} and was rolled back; ${when}, or at once when the metadata changes; \`eip-agent apply\` retries it now (stop the service first)`);
+  }
+  out.push(`Reads:        the service sees an ENI attached or detached and a private IP added, removed or moved within one interval; an EIP bound, unbound or put in direct mode and a NIC's primary IP swapped (the same addresses listed) at its next full read, at most ${FULL_READ_MS / 1000} s later`);
   const c = report.counters;
   out.push(`Counters:     ${c.applies} applies, ${c.verifyFailures} verify failures, ${c.rollbacks} rollbacks, ${c.metadataErrors} metadata errors`);
   out.push('', report.inSync ? 'In sync.' : 'Not in sync: `eip-agent plan` shows what apply would change.');

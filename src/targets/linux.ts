@@ -164,7 +164,7 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
       const files = await writeFiles(host, options.root, plan.files);
       const paths = files.written.map((w) => w.path);
       const tell = async (): Promise<string[]> => (spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : []);
-      let runtimeUndo = async () => {};
+      let runtimeUndo = async (_options?: { keepRemovals?: boolean }): Promise<RuntimeChange[]> => [];
       let runtimeApplied: string[] = [];
       try {
         if (options.runtime) {
@@ -184,10 +184,11 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
       return {
         filesWritten: paths,
         runtimeApplied,
-        undo: async () => {
-          await runtimeUndo();
+        undo: async (undoOptions) => {
+          const kept = await runtimeUndo(undoOptions);
           await files.restore();
           await tell();
+          return kept;
         },
       };
     },

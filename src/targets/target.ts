@@ -1,4 +1,4 @@
-import type { Plan } from '../apply/plan.js';
+import type { Plan, RuntimeChange } from '../apply/plan.js';
 import type { AgentState } from '../apply/state.js';
 import type { Host } from '../host/host.js';
 import type { NetworkStack } from '../host/network-stack.js';
@@ -36,8 +36,11 @@ export interface TargetOptions {
 export interface ApplyOutcome {
   filesWritten: string[];
   runtimeApplied: string[];
-  /** Undoes everything this apply changed (files and runtime). */
-  undo(): Promise<void>;
+  /**
+   * Undoes everything this apply changed (files and runtime). With keepRemovals, removals of owned runtime items that
+   * two metadata reads agreed on stay done; returns the changes left done.
+   */
+  undo(options?: { keepRemovals?: boolean }): Promise<RuntimeChange[]>;
 }
 
 /** One guest OS: how to plan, apply and verify a model on it. Neutral code only talks to this. */

@@ -186,7 +186,10 @@ export const windowsTarget: Target = {
       filesWritten: files.written.map((w) => w.path),
       runtimeApplied,
       // The script restored the adapters itself when it failed; what is left to undo is the script file.
-      undo: () => files.restore(),
+      undo: async () => {
+        await files.restore();
+        return [];
+      },
     });
     if (!options.runtime) return outcome([]);
     let result: ScriptResult;

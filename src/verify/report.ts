@@ -3,6 +3,8 @@ export interface Check {
   kind: 'file' | 'metadata' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'ping' | 'script';
   subject: string;
   ok: boolean;
+  /** The check could not be made (no answer, a tool that did not run): not ok, and no proof that anything is wrong. */
+  unknown?: boolean;
   detail: string;
 }
 

@@ -4,7 +4,7 @@ import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
-import { applyAndVerify, makePlan, verifyOnly } from '../../src/pipeline.js';
+import { applyAndVerify, applyModel, makePlan, verifyOnly } from '../../src/pipeline.js';
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -22,6 +22,7 @@ import {
   freshKernel,
   freshOriginals,
   guestFiles,
+  manualOwned,
   manualState,
   GUEST_OPTIONS,
 } from '../helpers/manual-guest.js';
@@ -82,6 +83,8 @@ function stateMode(): number {
 }
 
 /** lastError of a fresh apply whose pings all failed. */
+/** The first retry of a model that failed verification: 30 s after NOW. */
+const RETRY_AT = new Date(Date.parse(NOW_ISO) + 30_000).toISOString();
 const VERIFY_FAILED =
   'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0); ping 10.0.0.1 from 10.0.0.3 (eth0); ping 10.0.0.1 from 10.0.0.7 (eth1); ping 10.0.0.1 from 10.0.0.8 (eth1)); rolled back';
 
@@ -294,6 +297,8 @@ describe('applyAndVerify when something fails', () => {
     expect(after.state).toEqual<AgentState>({
       ...emptyState(),
       failedModelHash: MANUAL_HASH,
+      failedAttempts: 1,
+      retryAfter: RETRY_AT,
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
       lastError: { at: NOW_ISO, message: VERIFY_FAILED },
       counters: { applies: 0, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },
@@ -302,16 +307,40 @@ describe('applyAndVerify when something fails', () => {
     expect(readSysctl('net.ipv4.conf.eth1.rp_filter')).toBe('1');
   });
 
-  // Product bug: applyAndVerify undoes only when verification reports a failure, not when it throws (src/pipeline.ts).
-  it('rolls back the runtime and the files when verification cannot run (ping not installed)', async () => {
+  // A verification that cannot run (ping not installed) found nothing wrong: no rollback, the change is kept and owned.
+  it('keeps the change, owned, when verification cannot run (ping not installed), and says it is unverified', async () => {
     const { kernel, host } = guest();
     kernel.missing.add('ping');
-    const before = files();
-    const state = structuredClone(kernel.state);
 
-    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new HostError('`ping` was not found on PATH: install iputils-ping'));
-    expect(kernel.state).toEqual(state);
-    expect(files()).toEqual(before);
+    const result = await applyAndVerify(host, OPTIONS);
+
+    expect(result.rolledBack).toBe(false);
+    expect(result.unverified?.map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual(['script verification: could not run: host: `ping` was not found on PATH: install iputils-ping']);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-')).toEqual([]);
+    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
+    const { state } = splitState();
+    expect(state!.owned).toEqual(manualOwned());
+    expect(state!.failedModelHash).toBeUndefined();
+    expect(state!.lastError?.message).toMatch(/^verification could not finish \(script verification: could not run: /);
+  });
+
+  it('keeps the change when the metadata endpoint does not answer the check: retried, then unknown, not a failure', async () => {
+    const { kernel, host } = guest();
+    const asked: string[] = [];
+    const slept: number[] = [];
+    const offline = { ...host, httpGet: async (url: string) => { asked.push(url); throw new Error('connect ECONNREFUSED 169.254.0.23:80'); }, sleep: async (ms: number) => void slept.push(ms) };
+
+    const { model } = await makePlan(host, OPTIONS);
+    const { metadataFile: _file, ...overHttp } = OPTIONS;
+    const result = await applyModel(offline, { ...overHttp, metadataUrl: 'http://169.254.0.23/latest/meta-data/', metadataRetries: 3 }, model);
+
+    expect(result.rolledBack).toBe(false);
+    expect(asked).toEqual(Array(4).fill('http://169.254.0.23/latest/meta-data/mac'));
+    expect(slept).toEqual([100, 200, 400]);
+    expect(result.unverified).toEqual([
+      { kind: 'metadata', subject: 'http://169.254.0.23/latest/meta-data/mac', ok: false, unknown: true, detail: 'could not be checked: no answer after 4 tries (connect ECONNREFUSED 169.254.0.23:80)' },
+    ]);
+    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
   });
 
   it('puts every file back and changes no runtime state when a file cannot be written', async () => {
@@ -350,6 +379,8 @@ describe('applyAndVerify when something fails', () => {
     expect(after.state).toEqual<AgentState>({
       ...manualState(),
       failedModelHash: MANUAL_HASH,
+      failedAttempts: 1,
+      retryAfter: RETRY_AT,
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
       lastError: { at: NOW_ISO, message: VERIFY_FAILED },
       counters: { applies: 1, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },

@@ -394,24 +394,30 @@ describe('rollbackLast', () => {
     expect(readState()).toEqual(state);
   });
 
-  it('puts back an address and rule that the last apply removed, and owns them again', async () => {
+  it('puts back an address and rule that the last apply removed, with the files the apply before it rewrote, and owns them again', async () => {
     const { kernel, host } = guest();
     await applyTree(host, manualTree());
-    await applyTree(host, treeWithout8());
     const disk = guestDisk();
+    await applyTree(host, treeWithout8()); // the files lose 10.0.0.8; live, it is pending
     const runtime = structuredClone(kernel.state);
-    await applyTree(host, treeWithout8());
+    await applyTree(host, treeWithout8()); // the second read removes it live
     expect(link(kernel, 'eth1').addresses.map((a) => a.ip)).toEqual(['10.0.0.7']);
 
     const result = await rollbackLast(host, '/');
 
-    expect(result).toEqual({ files: [], runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001'], warnings: [], complete: true });
+    // One record: the files and the live state come back together, so a reboot brings back what rollback reported.
+    expect(result).toEqual({
+      files: [`restored ${ETH1}`, `restored ${RULE1}`],
+      runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
+      warnings: [],
+      complete: true,
+    });
     expect(kernel.state).toEqual(runtime);
     expect(guestDisk()).toEqual(disk);
     expect(readState().owned).toEqual(manualOwned());
     expect(readState().absentOnce).toEqual([]);
 
-    // Ownership is back, and so is the two-read rule: the next read only marks it pending again.
+    // Ownership is back, and so is the two-read rule: the next read only marks it pending again (and rewrites the files).
     kernel.calls.length = 0;
     const again = await applyTree(host, treeWithout8());
     expect(again.plan.ownership.pending).toEqual(PENDING_8);

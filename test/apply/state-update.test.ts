@@ -4,7 +4,7 @@ import { emptyOwnership, planFiles, planRuntime } from '../../src/apply/plan.js'
 import type { AgentState, Owned, OwnedAddress } from '../../src/apply/state.js';
 import { emptyState } from '../../src/apply/state.js';
 import { planChanges } from '../../src/apply/plan.js';
-import { stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
+import { retryDelayMs, stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import {
   CLOUD_INIT_ETH0,
@@ -218,17 +218,79 @@ describe('stateAfterApply', () => {
 });
 
 describe('stateAfterRollback', () => {
-  it('remembers the failed model and counts the failure, keeping ownership, pending removals and the last snapshot', () => {
+  it('remembers the failed model with a retry time, counts the failure, and keeps ownership and the last snapshot', () => {
     const state = applied(manualOwned(), { absentOnce: ['rule 10.0.0.8 10001'], originalFiles: { [ETH0]: CLOUD_INIT_ETH0 }, lastSnapshot: manualState().lastSnapshot });
-    const once = stateAfterRollback(state, OTHER_HASH, LATER, 'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0)); rolled back');
+    // The read behind the failed apply still found the rule absent (not yet confirmed: this read is its first).
+    const read = plan({ ownership: { ...emptyOwnership(), absentNow: ['rule 10.0.0.8 10001'] } });
+    const once = stateAfterRollback(state, read, [], OTHER_HASH, LATER, 'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0)); rolled back');
     expect(once).toEqual<AgentState>({
       ...state,
       failedModelHash: OTHER_HASH,
+      failedAttempts: 1,
+      retryAfter: '2025-01-02T04:00:30.000Z',
       lastApply: { at: LATER, modelHash: OTHER_HASH, ok: false },
       lastError: { at: LATER, message: 'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0)); rolled back' },
       counters: { applies: 3, verifyFailures: 2, rollbacks: 2, metadataErrors: 2 },
     });
-    expect(stateAfterRollback(once, OTHER_HASH, LATER, 'again').counters).toEqual({ applies: 3, verifyFailures: 3, rollbacks: 3, metadataErrors: 2 });
+    const twice = stateAfterRollback(once, read, [], OTHER_HASH, LATER, 'again');
+    expect(twice.counters).toEqual({ applies: 3, verifyFailures: 3, rollbacks: 3, metadataErrors: 2 });
+    expect([twice.failedAttempts, twice.retryAfter]).toEqual([2, '2025-01-02T04:01:00.000Z']);
+  });
+
+  it.each<[number, number]>([
+    [1, 30_000],
+    [2, 60_000],
+    [5, 480_000],
+    [6, 900_000],
+    [40, 900_000],
+  ])('after %i failures in a row the model is tried again after %i ms', (attempts, ms) => {
+    expect(retryDelayMs(attempts)).toBe(ms);
+  });
+
+  it('a different model starts the backoff over; a verified apply forgets the failure', () => {
+    const failedTwice = applied(manualOwned(), { failedModelHash: MANUAL_HASH, failedAttempts: 2, retryAfter: LATER });
+    expect(stateAfterRollback(failedTwice, plan({}), [], OTHER_HASH, LATER, 'x').failedAttempts).toBe(1);
+    const ok = stateAfterApply(failedTwice, plan({ runtime: [addAddress(A7)] }), OTHER_HASH, LATER);
+    expect([ok.failedModelHash, ok.failedAttempts, ok.retryAfter]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('a removal two reads agreed on stays done through the rollback: released, and undone only by `rollback`', () => {
+    const state = applied(owned({ addresses: [A3, A7, A8] }), { absentOnce: [`address 10.0.0.8/24 ${MAC1}`] });
+    const removal = delAddress(A8);
+    const read = plan({ runtime: [removal, addAddress({ ifname: 'eth1', mac: MAC1, cidr: '10.0.0.9/24' })] });
+    const next = stateAfterRollback(state, read, [removal], OTHER_HASH, LATER, 'verification failed');
+    expect(next.owned.addresses).toEqual([A3, A7]);
+    expect(next.absentOnce).toEqual([]);
+    expect(next.lastSnapshot).toEqual({ at: LATER, files: {}, runtimeUndo: ['address add 10.0.0.8/24 dev eth1'], sysctls: {}, ownedBefore: state.owned });
+  });
+});
+
+describe('a removal and the apply that marked it pending are one rollback record', () => {
+  it('the first read rewrites ifcfg-eth1 and marks 10.0.0.8 pending; the second removes it live; the snapshot undoes both', () => {
+    const start = applied(owned({ addresses: [A3, A7, A8], files: [ETH1] }));
+    const first = plan({
+      files: [{ ...file(ETH1, 'update', 'ETH1 WITH 10.0.0.8', true) }],
+      rendered: [ETH1],
+      ownership: { ...emptyOwnership(), absentNow: [`address 10.0.0.8/24 ${MAC1}`], pending: ['remove 10.0.0.8/24 from eth1'] },
+    });
+    const afterFirst = stateAfterApply(start, first, OTHER_HASH, NOW_ISO);
+    expect(afterFirst.lastSnapshot?.pending).toEqual([`address 10.0.0.8/24 ${MAC1}`]);
+    const second = plan({ runtime: [delAddress(A8)], rendered: [ETH1] });
+    const afterSecond = stateAfterApply(afterFirst, second, OTHER_HASH, LATER);
+    expect(afterSecond.owned.addresses).toEqual([A3, A7]);
+    expect(afterSecond.lastSnapshot).toEqual({
+      at: LATER,
+      files: { [ETH1]: 'ETH1 WITH 10.0.0.8' },
+      runtimeUndo: ['address add 10.0.0.8/24 dev eth1'],
+      sysctls: {},
+      ownedBefore: start.owned,
+    });
+  });
+
+  it('an apply whose removals nobody marked in its record keeps a record of its own', () => {
+    const start = applied(owned({ addresses: [A3, A7, A8] }), { absentOnce: [`address 10.0.0.8/24 ${MAC1}`], lastSnapshot: { ...manualState().lastSnapshot!, pending: ['rule 10.0.0.7 10001'] } });
+    const next = stateAfterApply(start, plan({ runtime: [delAddress(A8)] }), OTHER_HASH, LATER);
+    expect(next.lastSnapshot).toEqual({ at: LATER, files: {}, runtimeUndo: ['address add 10.0.0.8/24 dev eth1'], sysctls: {}, ownedBefore: start.owned });
   });
 });
 

@@ -146,10 +146,12 @@ describe('plan', () => {
     expect(run.err).toBe('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');
     const { [STATE_PATH]: stateText, ...others } = vol.toJSON();
     expect(others).toEqual(before);
-    // Only the state file is new: it owns nothing and remembers not to retry this model.
+    // Only the state file is new: it owns nothing and remembers when to try this model again.
     expect(JSON.parse(stateText ?? 'null')).toEqual({
       ...emptyState(),
       failedModelHash: MANUAL_HASH,
+      failedAttempts: 1,
+      retryAfter: new Date(NOW + 30_000).toISOString(),
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
       lastError: {
         at: NOW_ISO,
@@ -252,6 +254,58 @@ describe('rollback', () => {
     const run = await cli(['rollback', '--json'], kernel);
     expect(run.code).toBe(EXIT.ok);
     expect(JSON.parse(run.out)).toEqual({ files: FILES, runtime: [], warnings: [], complete: true });
+  });
+
+  it('after a removal made in two reads, puts back the file and the live state together; plan then is not in sync', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    const withEight = String(vol.readFileSync(`${SCRIPTS}/ifcfg-eth1`, 'utf8'));
+    seedTree(treeWithout8());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok); // rewrites ifcfg-eth1, 10.0.0.8 pending
+    expect(String(vol.readFileSync(`${SCRIPTS}/ifcfg-eth1`, 'utf8'))).not.toContain('10.0.0.8');
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok); // the second read removes it live
+    const eth1 = () => kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip);
+    expect(eth1()).toEqual(['10.0.0.7']);
+
+    const run = await cli(['rollback'], kernel);
+
+    expect(run.code).toBe(EXIT.ok);
+    expect(run.out).toContain(`restored ${SCRIPTS}/ifcfg-eth1\n`);
+    expect(eth1()).toEqual(['10.0.0.7', '10.0.0.8']);
+    // What a reboot reads says the same as the live state.
+    expect(String(vol.readFileSync(`${SCRIPTS}/ifcfg-eth1`, 'utf8'))).toBe(withEight);
+    const plan = await cli(['plan', ...META], kernel);
+    expect(plan.code).toBe(EXIT.pending);
+    expect(plan.out).not.toContain('In sync');
+    expect(plan.out).toContain('  - remove 10.0.0.8/24 from eth1\n');
+  });
+
+  it('plan with only a removal pending says so, not "in sync", and exits 2', async () => {
+    const kernel = new FakeKernel(freshKernel());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    seedTree(treeWithout8());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    const run = await cli(['plan', ...META], kernel);
+    // The second read would remove it: changes pending, never in sync.
+    expect(run.code).toBe(EXIT.pending);
+    expect(run.out).not.toContain('In sync');
+  });
+
+  it.each<[string, string, number, string]>([
+    ['a valid config file', '{"routing": "policy", "ignoreNics": []}', EXIT.ok, ''],
+    ['a config file with an unknown key', '{"rooting": "policy"}', EXIT.error, 'eip-agent: config: /etc/eip-agent/custom.json: unknown setting "rooting"'],
+  ])('takes --config like every command: %s', async (_name, content, code, err) => {
+    const kernel = new FakeKernel(freshKernel());
+    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    vol.mkdirSync('/etc/eip-agent', { recursive: true });
+    vol.writeFileSync('/etc/eip-agent/custom.json', content);
+    const state = structuredClone(kernel.state);
+    const run = await cli(['rollback', '--config', '/etc/eip-agent/custom.json'], kernel);
+    expect(run.code).toBe(code);
+    if (code !== EXIT.ok) {
+      expect(run.err.split('\n')[0]).toContain(err);
+      expect(kernel.state).toEqual(state);
+    } else expect(run.out).toContain('Rolled back the last apply.');
   });
 
   it.each<[string, string[], boolean, boolean, string]>([

@@ -279,21 +279,57 @@ describe('runDaemon', () => {
     expect(names(r.events).slice(-3)).toEqual(['unchanged', 'unchanged', 'stop']);
   });
 
-  it('does not retry a model that failed verification, in this process or after a restart, until the metadata changes', async () => {
+  it('a metadata check that gets no answer during verification undoes nothing: the change stays, is verified again after the backoff', async () => {
     const r = rig();
-    r.kernel.pingOk = false;
-    let callsAfterRollback = 0;
+    const real = r.host.httpGet;
+    let dropped = 0;
+    // The endpoint answers every read, but not the check verification makes once the pings ran (once).
+    r.host.httpGet = async (url, opts) => {
+      const verifying = r.kernel.calls.some((c) => c.argv[0] === 'ping');
+      if (url.endsWith('/mac') && verifying && dropped === 0) {
+        dropped += 1;
+        throw new Error('socket hang up');
+      }
+      return real(url, opts);
+    };
     r.onSleep = (n) => {
-      if (n === 1) callsAfterRollback = r.kernel.calls.length;
-      if (n === 4) r.control.stop('test');
+      if (n === 2) r.control.stop('test');
     };
     await r.run();
-    expect(r.kernel.calls).toHaveLength(callsAfterRollback);
-    expect(names(r.events)).toEqual(['start', 'rollback', 'stop']);
-    expect(r.events[1]).toMatchObject({ level: 'error' });
-    expect(r.events[1]!.msg).toMatch(/^verification failed, every change rolled back; not retried until the metadata changes \(ping /);
+    expect(names(r.events)).toEqual(['start', 'unverified', 'in-sync', 'stop']);
+    expect(r.events[1]).toMatchObject({ level: 'warn' });
+    expect(r.events[1]!.msg).toMatch(/^applied: .* but verification could not finish \(metadata http:.*\/mac: could not be checked: no answer after 1 tries \(socket hang up\)\); nothing was found wrong, the change is kept and verified again after the backoff$/);
+    expect(r.sleeps[0]).toBe(10_000); // backed off as after an error
+    expect(r.events[2]!.msg).toBe('in sync with the metadata: nothing to change, verified');
+    expect(r.kernel.callsOf('ip', '-force', '-batch', '-')).toEqual([]); // nothing was ever undone
+    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
+    const state = await loadState(r.host, '/');
+    expect(state.failedModelHash).toBeUndefined();
+    expect(state.owned.addresses.map((a) => a.cidr)).toEqual(['10.0.0.3/24', '10.0.0.7/24', '10.0.0.8/24']);
+  });
 
-    // A restarted daemon reads the failed model from the state file: still no process.
+  it('tries a model that failed verification again after a backoff that doubles, in this process and after a restart; at once when the metadata changes', async () => {
+    const r = rig();
+    r.kernel.pingOk = false;
+    const callsAt: number[] = [];
+    r.onSleep = (n) => {
+      callsAt.push(r.kernel.calls.length);
+      if (n === 14) r.control.stop('test');
+    };
+    await r.run();
+    // Polls every 5 s: the first apply at 0 s fails, the retry at 30 s fails, the next would be at 90 s.
+    expect(names(r.events)).toEqual(['start', 'rollback', 'rollback', 'stop']);
+    expect(r.events[1]).toMatchObject({ level: 'error' });
+    expect(r.events[1]!.msg).toMatch(/^verification failed, every change rolled back; tried again in about 30 s, or at once when the metadata changes \(ping /);
+    expect(r.events[2]!.msg).toMatch(/^verification failed, every change rolled back; tried again in about 60 s, /);
+    // No process between the tries: after the rollback at 0 s nothing until the 30 s poll, then nothing again.
+    // callsAt[k] is read at the (k+1)-th sleep, i.e. after the poll at k * 5 s.
+    expect(callsAt[5]).toBe(callsAt[0]);
+    expect(callsAt[6]).toBeGreaterThan(callsAt[5]!);
+    expect(callsAt[13]).toBe(callsAt[6]);
+    expect(await loadState(r.host, '/')).toMatchObject({ failedAttempts: 2, retryAfter: '2025-01-01T00:01:30.000Z' });
+
+    // A restarted daemon (its clock back at 0 s) reads the failed model and its retry time from the state file: no process.
     const again = rig(r.kernel);
     const callsBefore = r.kernel.calls.length;
     again.onSleep = (n) => {

@@ -79,6 +79,17 @@ describe('eip-agent status', () => {
     expect(report.runtime).toEqual(['add 10.0.0.8/24 to eth1', 'rule from 10.0.0.8/32 table 10001 priority 30001']);
   });
 
+  it('after a rolled-back apply: when the service tries the model again, and how often it failed', async () => {
+    const g = guest();
+    g.kernel.pingOk = false;
+    expect((await g.cli(['apply', ...META])).code).toBe(EXIT.notVerified);
+    expect((await g.cli(['apply', ...META])).code).toBe(EXIT.notVerified);
+    const status = await g.cli(['status', ...META]);
+    expect(status.out).toMatch(/^Retry: {8}model [0-9a-f]{12} failed verification 2 times in a row and was rolled back; the service tries it again after 2025-01-01T00:01:00\.000Z \(the wait doubles with each failure, at most 15 min\), or at once when the metadata changes; `eip-agent apply` retries it now \(stop the service first\)$/m);
+    const report = JSON.parse((await g.cli(['status', '--json', ...META])).out) as StatusReport;
+    expect([report.failedAttempts, report.retryAfter]).toEqual([2, '2025-01-01T00:01:00.000Z']);
+  });
+
   it('shows a NIC that is not attached, and writes or changes nothing', async () => {
     const kernel = new FakeKernel(freshKernel());
     kernel.state.links = kernel.state.links.filter((l) => l.ifname !== 'eth1');

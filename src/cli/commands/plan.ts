@@ -1,4 +1,4 @@
-import { planChanges } from '../../apply/plan.js';
+import { planInSync } from '../../apply/plan.js';
 import { makePlan } from '../../pipeline.js';
 import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
 import { formatPlan, planJson } from '../format.js';
@@ -7,7 +7,7 @@ import { resolveOptions } from '../options.js';
 /** `eip-agent plan`: the dry run. */
 export const planCommand: CliCommand = {
   command: 'plan',
-  describe: 'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes pending, 1 error',
+  describe: 'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes or removals pending, 1 error',
   options: {
     ...COMMON_OPTIONS,
     runtime: { type: 'boolean', default: true, describe: 'compare the live addresses/rules/routes/sysctls (--no-runtime: files only)' },
@@ -15,6 +15,6 @@ export const planCommand: CliCommand = {
   async run(host, io, args) {
     const { plan } = await makePlan(host, await resolveOptions(host, args));
     io.out(args.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : formatPlan(plan));
-    return planChanges(plan) ? EXIT.pending : EXIT.ok;
+    return planInSync(plan) ? EXIT.ok : EXIT.pending;
   },
 };

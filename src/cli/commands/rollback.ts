@@ -1,4 +1,5 @@
 import { requireAbsolute } from '../options.js';
+import { loadConfig } from '../config.js';
 import { rollbackLast, rollbackOriginal } from '../../apply/rollback.js';
 import { withLock } from '../../daemon/lock.js';
 import { EXIT, printWarnings, type CliCommand } from '../command.js';
@@ -10,10 +11,13 @@ export const rollbackCommand: CliCommand = {
   options: {
     original: { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' },
     root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
+    config: { type: 'string', describe: 'config file (env EIP_AGENT_CONFIG); checked like every command\'s, though a rollback undoes only what the agent recorded, whatever it says', defaultDescription: '/etc/eip-agent/config.json if present' },
     json: { type: 'boolean', default: false, describe: 'print JSON instead of text' },
   },
   async run(host, io, args) {
     requireAbsolute('--root', args.root);
+    // A config file with a mistake is refused here as by every other command, before anything changes.
+    await loadConfig(host, args.config);
     const root = args.root;
     const result = await withLock(host, root, () => (args.original ? rollbackOriginal(host, root) : rollbackLast(host, root)));
     if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);

@@ -1,12 +1,12 @@
 import { verifyOnly } from '../../pipeline.js';
-import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, printWarnings, verifyExit, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../options.js';
 
 /** `eip-agent verify`: compare files and live state with the metadata; change nothing. */
 export const verifyCommand: CliCommand = {
   command: 'verify',
-  describe: 'check the live system and files against the metadata; ping each gateway from each address. Exit 0 verified, 3 not as desired, 1 error',
+  describe: 'check the live system and files against the metadata; ping each gateway from each address. Exit 0 verified, 3 not as desired, 4 a check could not be made (nothing found wrong), 1 error',
   options: COMMON_OPTIONS,
   async run(host, io, args) {
     const { plan, report } = await verifyOnly(host, await resolveOptions(host, args));
@@ -15,6 +15,6 @@ export const verifyCommand: CliCommand = {
       printWarnings(io, plan.warnings);
       io.out(formatReport(report));
     }
-    return report.ok ? EXIT.ok : EXIT.notVerified;
+    return verifyExit(report);
   },
 };
