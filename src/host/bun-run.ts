@@ -13,7 +13,7 @@ interface BunSubprocess {
 }
 
 export interface BunSpawner {
-  spawn(options: { cmd: string[]; stdin: 'ignore' | Uint8Array; stdout: 'pipe'; stderr: 'pipe' }): BunSubprocess;
+  spawn(options: { cmd: string[]; stdin: 'ignore' | Uint8Array; stdout: 'pipe'; stderr: 'pipe'; env?: Record<string, string | undefined> }): BunSubprocess;
 }
 
 /** Bun's global when this runs on Bun, else undefined. */
@@ -31,7 +31,9 @@ export function bunRun(bun: BunSpawner): (argv: readonly string[], options?: Run
     const file = argv[0];
     if (file === undefined) throw new Error('empty argv');
     // A missing program throws here, with code ENOENT, as spawn's error event does on node.
-    const child = bun.spawn({ cmd: [...argv], stdin: options.input === undefined ? 'ignore' : new TextEncoder().encode(options.input), stdout: 'pipe', stderr: 'pipe' });
+    // env given explicitly: Bun looks a program up on the PATH of the env it is handed, and its default is the
+    // environment the process started with, not process.env as the agent completed it (see withSystemPath).
+    const child = bun.spawn({ cmd: [...argv], stdin: options.input === undefined ? 'ignore' : new TextEncoder().encode(options.input), stdout: 'pipe', stderr: 'pipe', env: process.env });
     let timedOut = false;
     const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;

@@ -190,9 +190,23 @@ function watch(argv: readonly string[], onLine: (line: string) => void): WatchHa
   };
 }
 
+/** Where Linux keeps system tools (`sysctl` and `ip` are in an sbin on most distributions). */
+const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/**
+ * PATH with the system directories it lacks appended: cron, `env -i` or a bare unit may start the agent with an
+ * empty or user PATH, where `sysctl` (in /sbin or /usr/sbin) would not be found. The caller's directories come first.
+ */
+export function withSystemPath(path: string | undefined): string {
+  const dirs = (path ?? '').split(':').filter((d) => d !== '');
+  return [...dirs, ...SYSTEM_DIRS.filter((d) => !dirs.includes(d))].join(':');
+}
+
 /** The host of a real run: real files, processes, HTTP and clock. */
 export function createNodeHost(): Host {
   const bun = bunRuntime();
+  // Every child (node's spawn and Bun.spawn alike) is looked up on the process's PATH.
+  if (process.platform !== 'win32') process.env.PATH = withSystemPath(process.env.PATH);
   return {
     fs: nodeFs,
     // Short-lived processes (ip, ping, sysctl...) through the runtime's own spawn; long-lived ones stay on node's API.

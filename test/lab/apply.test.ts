@@ -9,6 +9,7 @@ import { manualTree, threeNicTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { isBootStandIn } from '../helpers/centos-boot.js';
 import { startLab, type Lab } from './vpc.js';
+import { agentCommand } from './agent-command.js';
 
 requireLab('eip-agent in the emulated VPC');
 
@@ -170,9 +171,10 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
     await lab?.destroy();
   });
 
-  it('apply makes the NAT and the direct EIP answer and verifies', async () => {
+  it('apply, started with an empty environment as cron or `env -i` does (no PATH), makes the NAT and the direct EIP answer and verifies', async () => {
     expect(await lab.pingFromInternet('203.0.113.21', 1)).toBe(false);
-    const apply = await lab.agent('t', ['apply', '--root', lab.guestRoot('t')]);
+    // No PATH at all: the agent must still find `ip`, `sysctl` (in an sbin directory) and `ping`.
+    const apply = await lab.exec(lab.guestNs('t'), ['env', '-i', ...agentCommand(), 'apply', '--root', lab.guestRoot('t')], { timeoutMs: 60_000 });
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     const live = await addresses(lab, lab.guestNs('t'));
     expect(live.eth0).toEqual(['10.1.3.4/20', '10.1.15.200/20']);
