@@ -126,6 +126,29 @@ describe.skipIf(!existsSync(DIR))('the tarball', () => {
   });
 });
 
+describe.skipIf(!existsSync(DIR))('the tarball\'s install.sh where systemd does not run', () => {
+  it('installs the executable and the config, says why no service was installed, and exits 0', () => {
+    const name = EXE.split('/').at(-1)!;
+    const out = join(scratch, 'tarball-nosystemd');
+    mkdirSync(out);
+    execFileSync('tar', ['-C', out, '-xzf', join(DIR, `${name}.tar.gz`)]);
+    // A PATH with only what the script needs, and no systemctl; DESTDIR keeps it inside the scratch directory.
+    const bin = join(out, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['install', 'dirname']) execFileSync('ln', ['-s', execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool)]);
+    const image = join(out, 'image');
+    const run = spawnSync('/bin/sh', [join(out, name, 'install.sh')], { env: { PATH: bin, DESTDIR: image }, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^install\.sh: installed .*\/usr\/local\/bin\/eip-agent and .*\/etc\/eip-agent\/config\.json; no service installed, since systemd is not running here: /);
+    expect(readFileSync(join(image, 'usr/local/bin/eip-agent')).equals(readFileSync(EXE))).toBe(true);
+    expect(readFileSync(join(image, 'etc/eip-agent/config.json'), 'utf8')).toBe(readFileSync(join(out, name, 'config.json'), 'utf8'));
+    // A second run keeps the config an operator edited.
+    writeFileSync(join(image, 'etc/eip-agent/config.json'), '{"routing": "policy"}\n');
+    expect(spawnSync('/bin/sh', [join(out, name, 'install.sh')], { env: { PATH: bin, DESTDIR: image } }).status).toBe(0);
+    expect(readFileSync(join(image, 'etc/eip-agent/config.json'), 'utf8')).toBe('{"routing": "policy"}\n');
+  });
+});
+
 const ZIP = existsSync(DIR) ? readdirSync(DIR).find((n) => n.endsWith('-windows-x64.zip')) : undefined;
 describe.skipIf(ZIP === undefined && process.env.CI !== 'true')('the Windows zip', () => {
   it('holds node.exe, the agent, a config and an install script that parses as Windows PowerShell 5.1', async () => {
