@@ -22,8 +22,8 @@ const MAC1 = '52:54:00:00:00:41';
 const INTERVAL = 2;
 
 /**
- * The ENI is in a subnet of its own: with it in eth0's subnet, detaching it left eth0 without the metadata for about
- * 40 s in two of four runs here (cause not found yet; see the issue note), which this test is not about.
+ * The ENI is in eth0's subnet, as in the manual. (An outage of about 40 s after its detach, seen here before, was the
+ * lab's gateway bridge changing its MAC with its ports; the lab's gateways now have fixed MACs, as a VPC's do.)
  */
 function tree(withEni: boolean): MetaTree {
   const address = (gateway: string, eip: string): MetaTree => ({ gateway, 'subnet-mask': '255.255.255.0', 'public-ipv4': eip, 'public-ipv4-mode': 'NAT' });
@@ -31,7 +31,7 @@ function tree(withEni: boolean): MetaTree {
   return {
     'instance-id': 'ins-lab0000n',
     mac: MAC0,
-    network: { interfaces: { macs: { [MAC0]: nic('10.0.0.40', '10.0.0.1', '203.0.113.40'), ...(withEni ? { [MAC1]: nic('10.0.1.41', '10.0.1.1', '203.0.113.41') } : {}) } } },
+    network: { interfaces: { macs: { [MAC0]: nic('10.0.0.40', '10.0.0.1', '203.0.113.40'), ...(withEni ? { [MAC1]: nic('10.0.0.41', '10.0.0.1', '203.0.113.41') } : {}) } } },
   };
 }
 
@@ -85,7 +85,7 @@ describe.skipIf(!labOk || !nmOk)('eip-agent run on a NetworkManager guest: hot-p
     await must(['ip', 'link', 'add', eni.port, 'type', 'veth', 'peer', 'name', eni.guestIf, 'address', eni.mac, 'netns', lab.guestNs('n')]);
     await must(['ip', 'link', 'set', eni.port, 'master', eni.subnet.bridge, 'up']);
     await lab.updateGuest('n', tree(true));
-    const { event } = await d.waitForEvent('the apply', seen, (e) => e.event === 'apply' && (e.runtimeApplied ?? []).includes('add 10.0.1.41/24 to eth1'), 20_000);
+    const { event } = await d.waitForEvent('the apply', seen, (e) => e.event === 'apply' && (e.runtimeApplied ?? []).includes('add 10.0.0.41/24 to eth1'), 20_000);
     expect(event.filesWritten).toContain('/etc/NetworkManager/system-connections/eip-agent-eth1.nmconnection');
     expect(await answers('203.0.113.41')).toBe(true);
     expect(await profiles(false)).toEqual(['eip-agent-eth0', 'eip-agent-eth1']);
@@ -99,7 +99,7 @@ describe.skipIf(!labOk || !nmOk)('eip-agent run on a NetworkManager guest: hot-p
     expect(await answers('203.0.113.40')).toBe(true);
     expect(await answers('203.0.113.41')).toBe(true);
     expect(d.events.slice(seen).filter((e) => e.level === 'error'), d.describe()).toEqual([]);
-    expect(await addresses(lab, 'n', 'eth1')).toEqual(['10.0.1.41/24']);
+    expect(await addresses(lab, 'n', 'eth1')).toEqual(['10.0.0.41/24']);
   });
 
   it('detach: after two reads the profile is gone from disk and from NetworkManager, eth0 untouched', { timeout: 120_000 }, async () => {

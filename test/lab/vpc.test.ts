@@ -156,6 +156,17 @@ describe.skipIf(!labOk)('emulated VPC: the product manual example', () => {
     expect((await interfaces(lab, ns())).get('eth0')?.inet).toEqual(['10.0.0.2/24']);
   });
 
+  it('keeps each gateway\'s MAC fixed when a port with a lower MAC joins its bridge and leaves it, as a VPC gateway does', async () => {
+    const before = (await interfaces(lab, lab.routerNs)).get('br-0')?.mac;
+    expect(before).toBe('02:ee:00:00:00:00');
+    const add = await lab.exec(lab.routerNs, ['ip', 'link', 'add', 'lowmac0', 'address', '00:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'lowmac1']);
+    expect(add.exitCode, add.stderr).toBe(0);
+    expect((await lab.exec(lab.routerNs, ['ip', 'link', 'set', 'lowmac0', 'master', 'br-0', 'up'])).exitCode).toBe(0);
+    expect((await interfaces(lab, lab.routerNs)).get('br-0')?.mac).toBe(before);
+    expect((await lab.exec(lab.routerNs, ['ip', 'link', 'del', 'lowmac0'])).exitCode).toBe(0);
+    expect((await interfaces(lab, lab.routerNs)).get('br-0')?.mac).toBe(before);
+  });
+
   it('bridges guests of one subnet', async () => {
     expect(await pingFromGuest(lab, 'a', '10.0.0.2', '10.0.0.20')).toBe(true);
   });
