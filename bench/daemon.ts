@@ -42,14 +42,35 @@ export function unavailable(reason: string): SectionResult[] {
   return [FOOTPRINT, CONVERGENCE].map((name) => ({ name, unavailable: reason, rows: [row(name, name === FOOTPRINT ? 'peak RSS, CPU, writes, processes in sync' : 'metadata change -> address live', { value: reason })], data: { available: false, reason } }));
 }
 
-interface Proc {
+/**
+ * The metadata emulator serving `tree` in the router namespace on the gateway of eth0 (reached over eth0, as the real
+ * service is), with its control socket in dir; resolves once it answers.
+ */
+export async function startEmulator(router: string, gateway: string, dir: string, tree: MetaTree): Promise<{ proc: Proc; socket: string; url: string }> {
+  const fixture = join(dir, 'tree.json');
+  const socket = join(dir, 'control.sock');
+  writeFileSync(fixture, JSON.stringify(tree));
+  const proc = startProc(inNs(router, [process.execPath, CLI, 'metadata', 'serve', '--fixture', fixture, '--host', gateway, '--port', String(METADATA_PORT), '--control-socket', socket]));
+  for (let i = 0; ; i++) {
+    try {
+      await controlEmulator(socket, 'GET', '/stats');
+      break;
+    } catch (error) {
+      if (i > 300 || !proc.alive()) throw new Error(`metadata emulator not ready: ${String(error)} ${proc.output()}`);
+      await delay(50);
+    }
+  }
+  return { proc, socket, url: `http://${gateway}:${METADATA_PORT}/latest/meta-data/` };
+}
+
+export interface Proc {
   pid: number;
   output(): string;
   alive(): boolean;
   stop(): Promise<void>;
 }
 
-function startProc(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Proc {
+export function startProc(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Proc {
   const [file, ...args] = argv;
   // Resolved with the bench's own PATH: the daemon's PATH starts with the logging shims, which are for it alone.
   const real = (process.env.PATH ?? '').split(':').map((d) => join(d, file ?? '')).find((p) => p.startsWith('/') && existsSync(p));
@@ -89,7 +110,7 @@ function cpuSeconds(pid: number, ticks: number): number {
   return ((fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
 }
 
-function statusKb(pid: number, key: string): number {
+export function statusKb(pid: number, key: string): number {
   const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? NaN);
 }
@@ -153,7 +174,7 @@ interface Footprinted {
  * The process `ip netns exec` runs: it execs the command in place, so the same pid once it is no longer `ip`; should
  * it ever fork instead, its child.
  */
-async function execedPid(proc: Proc): Promise<number> {
+export async function execedPid(proc: Proc): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const name = comm(proc.pid);
     if (name !== '' && name !== 'ip') return proc.pid;
@@ -235,20 +256,9 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
   const results: SectionResult[] = [];
   let emulator: Proc | undefined;
   try {
-    const fixture = join(dir.path, 'tree.json');
-    const socket = join(dir.path, 'control.sock');
-    writeFileSync(fixture, JSON.stringify(tree));
-    emulator = startProc(inNs(guest.router, [process.execPath, CLI, 'metadata', 'serve', '--fixture', fixture, '--host', eth0.gateway, '--port', String(METADATA_PORT), '--control-socket', socket]));
-    for (let i = 0; ; i++) {
-      try {
-        await controlEmulator(socket, 'GET', '/stats');
-        break;
-      } catch (error) {
-        if (i > 300 || !emulator.alive()) throw new Error(`metadata emulator not ready: ${String(error)} ${emulator.output()}`);
-        await delay(50);
-      }
-    }
-    const url = `http://${eth0.gateway}:${METADATA_PORT}/latest/meta-data/`;
+    const started = await startEmulator(guest.router, eth0.gateway, dir.path, tree);
+    emulator = started.proc;
+    const { socket, url } = started;
     const spawnLog = join(dir.path, 'spawn.log');
     const env = { ...process.env, PATH: `${writeShims(dir.path, spawnLog)}:${process.env.PATH ?? ''}` };
     const ticks = Number((await exec(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;

@@ -1,5 +1,6 @@
 // `npm run bench`: measures the agent against baselines measured in the same run, prints a markdown table and writes
-// bench/results.json. Timing is never part of `npm test`. Options: --only crawl,apply,cold,daemon  --quick
+// bench/results.json. Timing is never part of `npm test`. Options: --only crawl,apply,cold,daemon,churn  --quick (churn
+// runs only when named: it takes 10 minutes)
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -10,14 +11,17 @@ import { runChild } from './child.js';
 import { ownNamespaces, sweepStale } from './cleanup.js';
 
 export { registerCleanup } from './cleanup.js';
+import { churnSection } from './churn.js';
 import { coldStartSection } from './coldstart.js';
 import { crawlSection } from './crawl.js';
 import { daemonSections, NOT_IMPLEMENTED, runSupport, unavailable } from './daemon.js';
 import { markdownTable, row, type SectionResult } from './report.js';
 import { exec, now, progress, REPO } from './util.js';
 
-const SECTIONS = ['crawl', 'apply', 'cold', 'daemon'] as const;
+const SECTIONS = ['crawl', 'apply', 'cold', 'daemon', 'churn'] as const;
 type SectionName = (typeof SECTIONS)[number];
+/** Run unless --only names them: the churn section takes 10 minutes of its own (`--only churn`, or 1 with --quick). */
+const ON_REQUEST: readonly SectionName[] = ['churn'];
 /** The whole bench must finish within this; the convergence section sizes itself to what is left. */
 const BUDGET_MS = 9.5 * 60_000;
 
@@ -58,7 +62,7 @@ export async function runBench(argv: readonly string[]): Promise<number> {
   const started = now();
   const quick = argv.includes('--quick');
   const onlyArg = argv[argv.indexOf('--only') + 1];
-  const only = new Set<SectionName>(argv.includes('--only') && onlyArg ? (onlyArg.split(',') as SectionName[]) : SECTIONS);
+  const only = new Set<SectionName>(argv.includes('--only') && onlyArg ? (onlyArg.split(',') as SectionName[]) : SECTIONS.filter((s) => !ON_REQUEST.includes(s)));
   for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`--only: unknown section ${name} (known: ${SECTIONS.join(', ')})`);
   const runs = quick ? 3 : 5;
 
@@ -82,6 +86,11 @@ export async function runBench(argv: readonly string[]): Promise<number> {
       const left = BUDGET_MS - (now() - started) - (footprintSeconds + 60) * 1000;
       results.push(...(await guarded('4/5 daemon', () => daemonSections({ support, footprintSeconds, convergenceBudgetMs: Math.max(0, left) }))));
     }
+  }
+
+  if (only.has('churn')) {
+    if (nsProblem) results.push({ name: '7 churn memory', unavailable: nsProblem, rows: [row('7 churn memory', 'RSS under churn', { value: `not available: ${nsProblem}` })], data: null });
+    else results.push(...(await guarded('7 churn memory', () => churnSection({ minutes: Number(process.env.EIP_BENCH_CHURN_MINUTES) || (quick ? 1 : 10) }))));
   }
 
   const rows = results.flatMap((r) => r.rows);
