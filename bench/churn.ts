@@ -38,6 +38,8 @@ interface Churned {
   /** RSS in MB after the first pass (minute 0), then at the end of each minute. */
   rssMb: number[];
   slopeMbPerMin: number;
+  /** The slope from minute 1 on: what is left once the runtime has warmed up to the churn. */
+  steadySlopeMbPerMin: number;
 }
 
 export async function churnSection(opts: { minutes: number }): Promise<SectionResult> {
@@ -92,7 +94,8 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
       });
       progress(`churn: minute ${minute}: ${runs.map((r, i) => `${r.agent.label} ${rss[i]!.at(-1)!.toFixed(1)} MB`).join(', ')}`);
     }
-    const results: Churned[] = runs.map((r, i) => ({ label: r.agent.label, rssMb: rss[i]!, slopeMbPerMin: slope(rss[i]!.map((y, x) => ({ x, y }))) }));
+    const fit = (values: number[], from: number) => slope(values.slice(from).map((y, x) => ({ x, y })));
+    const results: Churned[] = runs.map((r, i) => ({ label: r.agent.label, rssMb: rss[i]!, slopeMbPerMin: fit(rss[i]!, 0), steadySlopeMbPerMin: fit(rss[i]!, 1) }));
     const rows = results.flatMap((c) => [
       row(SECTION, `${c.label}: RSS at minutes 0..${opts.minutes} (MB)`, { value: c.rssMb.map((v) => v.toFixed(1)).join(', ') }),
       row(SECTION, `${c.label}: RSS slope`, {
@@ -100,6 +103,7 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
         baseline: `${c.rssMb[0]!.toFixed(1)} MB at minute 0`,
         ratio: `${(c.rssMb.at(-1)! / c.rssMb[0]!).toFixed(2)}x at the end`,
       }),
+      row(SECTION, `${c.label}: RSS slope from minute 1`, { value: `${c.steadySlopeMbPerMin.toFixed(2)} MB/min`, baseline: `${c.rssMb[1]?.toFixed(1) ?? '-'} MB at minute 1` }),
     ]);
     return { name: SECTION, rows, data: { minutes: opts.minutes, metadataChanges: second, agents: results } };
   } finally {

@@ -23,7 +23,13 @@ export interface LiveRule {
   priority: number;
   /** Source prefix, e.g. 10.0.0.7/32; `all` when the rule has none. */
   from: string;
+  /** Destination prefix, e.g. 10.0.0.0/24; absent when the rule has none. */
+  to?: string;
   table: string;
+  /** `suppress_prefixlength`, when the rule has one. */
+  suppressPrefixLength?: number;
+  /** Other selectors (fwmark, iif, oif...) make it a rule of another kind than the agent's. */
+  other?: boolean;
 }
 
 /** One IPv4 route, from `ip -4 -j route show table all`. */
@@ -59,7 +65,20 @@ interface IpRuleJson {
   priority: number;
   src?: string;
   srclen?: number;
+  dst?: string;
+  dstlen?: number;
   table?: string;
+  suppress_prefixlen?: number;
+  fwmark?: string;
+  iif?: string;
+  oif?: string;
+  not?: null | boolean;
+  uidrange?: string;
+  ipproto?: string;
+  dport?: unknown;
+  sport?: unknown;
+  l3mdev?: unknown;
+  tos?: string;
 }
 interface IpRouteJson {
   dst: string;
@@ -82,6 +101,9 @@ export async function readSysctls(host: Host, keys: readonly string[]): Promise<
   return new Map(keys.map((key, i) => [key, values[i] ?? null]));
 }
 
+/** Selectors a rule of the agent's never has. */
+const OTHER_SELECTORS = ['fwmark', 'iif', 'oif', 'not', 'uidrange', 'ipproto', 'dport', 'sport', 'l3mdev', 'tos'] as const;
+
 /** The three reads, in one `ip -batch` process: one JSON array per line of output. */
 const READS = ['address show', 'rule show', 'route show table all'];
 
@@ -103,7 +125,10 @@ export async function readLinuxState(host: Host, sysctlKeys: readonly string[] =
     rules: rules.map((r) => ({
       priority: r.priority,
       from: r.src === undefined || r.src === 'all' ? 'all' : `${r.src}/${r.srclen ?? 32}`,
+      ...(r.dst !== undefined && r.dst !== 'all' ? { to: `${r.dst}/${r.dstlen ?? 32}` } : {}),
       table: r.table ?? 'main',
+      ...(r.suppress_prefixlen !== undefined ? { suppressPrefixLength: r.suppress_prefixlen } : {}),
+      ...(OTHER_SELECTORS.some((k) => r[k] !== undefined) ? { other: true } : {}),
     })),
     routes: routes.map((r) => ({
       table: r.table ?? 'main',

@@ -2,6 +2,7 @@
 // reapply, a DHCP renewal, an `ip addr flush`): one long-lived `ip monitor` whose lines are matched against it.
 import type { Host, WatchHandle } from '../host/host.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
+import { MAIN_TABLE } from '../render/rule-spec.js';
 
 /** Which monitor lines concern the desired state: its interfaces and its routing tables. */
 export interface DriftFilter {
@@ -11,6 +12,7 @@ export interface DriftFilter {
 
 /** What a desired Linux runtime makes relevant. Pure. */
 export function driftFilterOf(runtime: LinuxDesiredRuntime): DriftFilter {
+  // The main rule's table is main: its own changes show as `lookup main`, which only rule events print.
   return { ifnames: runtime.links.map((l) => l.ifname), tables: [...new Set([...runtime.routes, ...runtime.rules].map((r) => r.table))] };
 }
 
@@ -30,7 +32,7 @@ export function concernsDrift(line: string, filter: DriftFilter): boolean {
     if (names.test(line)) return true;
   }
   if (filter.tables.length > 0) {
-    const tables = new RegExp(`\\b(?:table|lookup) (?:${filter.tables.join('|')})\\b`);
+    const tables = new RegExp(`\\b(?:table|lookup) (?:${filter.tables.map((t) => (t === MAIN_TABLE ? 'main' : String(t))).join('|')})\\b`);
     if (tables.test(line)) return true;
   }
   return false;

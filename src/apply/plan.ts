@@ -3,6 +3,8 @@ import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
 import type { LinuxLiveState } from './linux-state.js';
 import type { OwnedAddress, OwnedRoute, OwnedRule } from './state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
+import { isLiveRule } from './rules.js';
+import { ruleSpec } from '../render/rule-spec.js';
 import type { FileMeta } from '../host/host.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
@@ -139,6 +141,22 @@ export function routeSpec(table: number | string, dst: string, dev: string, gate
 }
 
 /**
+ * Says so when someone else's rule sits among the agent's (between its subnet rules and its last `from` rule): it
+ * takes effect before some of them, so the agent's routing may not be what the guest gets.
+ */
+function warnForeignRules(runtime: LinuxDesiredState['runtime'], live: LinuxLiveState, warnings: string[]): void {
+  if (runtime.rules.length === 0) return;
+  const first = Math.min(...runtime.rules.map((r) => r.priority));
+  const last = Math.max(...runtime.rules.map((r) => r.priority));
+  // A rule into one of the agent's own tables is the agent's (an earlier model's, on its way out by the two-read rule).
+  const own = new Set(runtime.rules.filter((r) => r.suppressPrefixLength === undefined).map((r) => String(r.table)));
+  for (const rule of live.rules) {
+    if (rule.priority <= first || rule.priority >= last || own.has(rule.table) || runtime.rules.some((r) => isLiveRule(rule, r))) continue;
+    warnings.push(`rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`);
+  }
+}
+
+/**
  * Compares the desired runtime with the live state and lists what is missing, in the order it
  * must be applied: links up, addresses, table routes, rules (last, so no traffic is steered into
  * an unfinished table), then sysctls. Adds only; nothing is removed. Pure.
@@ -205,14 +223,15 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
 
   for (const want of runtime.rules) {
     if (!linkByName.has(want.dev)) continue;
+    if (live.rules.some((r) => isLiveRule(r, want))) continue;
     const from = `${want.from}/32`;
-    const present = live.rules.some((r) => r.from === from && r.table === String(want.table));
-    if (present) continue;
-    const stale = live.rules.find((r) => r.from === from && isOwnRulePriority(r.priority));
+    const stale = want.to === undefined && want.from !== 'all' ? live.rules.find((r) => r.from === from && r.to === undefined && r.other !== true && isOwnRulePriority(r.priority)) : undefined;
     if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
-    const spec = `from ${from} table ${want.table} priority ${want.priority}`;
-    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}`, owns: { kind: 'rule', item: { from: want.from, table: want.table, priority: want.priority } } });
+    const spec = ruleSpec(want);
+    const { dev: _dev, ...item } = want;
+    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}`, owns: { kind: 'rule', item } });
   }
+  warnForeignRules(runtime, live, warnings);
 
   for (const want of runtime.sysctls) {
     if (!live.sysctls.has(want.key)) continue;

@@ -5,6 +5,8 @@ import type { FileChange, OwnedRef, OwnershipPlan, RuntimeChange } from './plan.
 import { emptyOwnership, isManaged, routeSpec } from './plan.js';
 import type { AgentState } from './state.js';
 import { ownedKey } from './state.js';
+import { isLiveRule } from './rules.js';
+import { ruleSpec } from '../render/rule-spec.js';
 
 /** What the removal planner needs besides the desired and live state. */
 export interface RemovalInputs {
@@ -29,7 +31,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
   const { runtime } = desired;
   const macOf = new Map(runtime.links.map((l) => [l.ifname, l.mac]));
   const wantAddresses = new Set(runtime.addresses.map((a) => `${a.ip}/${a.prefixLength} ${macOf.get(a.ifname)}`));
-  const wantRules = new Set(runtime.rules.map((r) => `${r.from} ${r.table}`));
+  const wantRules = new Set(runtime.rules.map((r) => ownedKey.rule(r)));
   const wantRoutes = new Set(runtime.routes.map((r) => routeSpec(r.table, r.dst, r.dev, r.gateway, r.src)));
   const liveByMac = new Map(live.links.map((l) => [l.mac, l]));
 
@@ -103,14 +105,14 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
   }
 
   for (const item of state.owned.rules) {
-    if (wantRules.has(`${item.from} ${item.table}`)) continue;
+    if (wantRules.has(ownedKey.rule(item))) continue;
     const ref: OwnedRef = { kind: 'rule', item };
-    const spec = `from ${item.from}/32 table ${item.table} priority ${item.priority}`;
-    if (!live.rules.some((r) => r.from === `${item.from}/32` && r.table === String(item.table))) {
+    const spec = ruleSpec(item);
+    if (!live.rules.some((r) => isLiveRule(r, item))) {
       ownership.forget.push(ref);
       continue;
     }
-    const holder = live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
+    const holder = item.from === 'all' ? undefined : live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
     if (holder !== undefined && !metadataMacs.has(holder.mac)) {
       disown(ownedKey.rule(item), ref, `rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`);
       continue;

@@ -9,6 +9,8 @@ import { emptyState, loadState, saveState, statePath } from './state.js';
 import type { AgentState } from './state.js';
 import { ROUTE_PROTO } from '../render/centos/paths.js';
 import { routeSpec } from './plan.js';
+import { isLiveRule } from './rules.js';
+import { ruleSpec } from '../render/rule-spec.js';
 
 /** What a rollback did. */
 export interface RollbackResult {
@@ -100,7 +102,7 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   const lines: string[] = [];
   // What is already gone needs no removal (and removing it would fail).
   for (const r of owned.rules) {
-    if (live?.rules.some((l) => l.from === `${r.from}/32` && l.table === String(r.table) && l.priority === r.priority)) lines.push(`rule del from ${r.from}/32 table ${r.table} priority ${r.priority}`);
+    if (live?.rules.some((l) => isLiveRule(l, r) && l.priority === r.priority)) lines.push(`rule del ${ruleSpec(r)}`);
   }
   // Routes of an interface that has gone went with it; the same route of another protocol is not the agent's any more
   // (NetworkManager put it there from a profile at boot, and takes it away with the profile).

@@ -14,11 +14,13 @@ export interface OwnedAddress {
   cidr: string;
 }
 
-/** A policy rule the agent added. */
+/** A policy rule the agent added (see RuleShape: a `from` rule, a subnet rule with `to`, or the main rule). */
 export interface OwnedRule {
   from: string;
+  to?: string;
   table: number;
   priority: number;
+  suppressPrefixLength?: number;
 }
 
 /** A route the agent added to one of its tables; `spec` is the `ip route` argument list without `proto`. */
@@ -122,7 +124,7 @@ function isOwned(v: unknown): boolean {
   return (
     isObject(v) &&
     arrayOf(v.addresses, (a) => isObject(a) && LINE(a.ifname) && LINE(a.mac) && LINE(a.cidr)) &&
-    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && INT(r.table) && INT(r.priority)) &&
+    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && (r.to === undefined || LINE(r.to)) && INT(r.table) && INT(r.priority) && (r.suppressPrefixLength === undefined || INT(r.suppressPrefixLength))) &&
     arrayOf(v.routes, (r) => isObject(r) && INT(r.table) && LINE(r.spec) && LINE(r.dev)) &&
     arrayOf(v.files, LINE)
   );
@@ -206,7 +208,7 @@ export async function saveState(host: Host, root: string, state: AgentState): Pr
 /** Stable keys for owned items, used to track absence across reads. */
 export const ownedKey = {
   address: (a: OwnedAddress) => `address ${a.cidr} ${a.mac}`,
-  rule: (r: OwnedRule) => `rule ${r.from} ${r.table}`,
+  rule: (r: OwnedRule) => `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}`,
   route: (r: OwnedRoute) => `route ${r.spec}`,
   file: (path: string) => `file ${path}`,
 };

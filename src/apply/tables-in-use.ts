@@ -1,12 +1,12 @@
-import { ROUTE_PROTO, RULE_PRIORITY_BASE } from '../render/centos/paths.js';
+import { ROUTE_PROTO, RULE_PRIORITY_BASE, SUBNET_RULE_PRIORITY_BASE } from '../render/centos/paths.js';
 import type { LinuxLiveState } from './linux-state.js';
 
 const RESERVED = new Set(['local', 'main', 'default', 'unspec']);
 const OWN_PRIORITY_SPAN = 1000;
 
-/** Whether a rule's priority lies in the band the agent uses, which marks it as the agent's. */
+/** Whether a rule's priority lies in the band the agent uses (29000-30999), which marks it as the agent's. */
 export function isOwnRulePriority(priority: number): boolean {
-  return priority >= RULE_PRIORITY_BASE && priority < RULE_PRIORITY_BASE + OWN_PRIORITY_SPAN;
+  return priority >= SUBNET_RULE_PRIORITY_BASE && priority < RULE_PRIORITY_BASE + OWN_PRIORITY_SPAN;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { AgentState } from '../apply/state.js';
 import type { InstanceModel } from '../model/types.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import { FULL_READ_MS } from './loop.js';
+import { isLiveRule } from '../apply/rules.js';
 
 /** One private address of the metadata (with its EIP, if any) as the live system has it. */
 export interface AddressStatus {
@@ -73,7 +74,7 @@ export function statusReport({ model, plan, live, state, routing }: StatusInput)
           if (found === undefined) drift.push(`${w.ip}/${w.prefixLength} not on ${link.ifname}`);
           else if (found.prefixLength !== w.prefixLength) drift.push(`${w.ip} is /${found.prefixLength} on ${link.ifname}, not /${w.prefixLength}`);
           for (const rule of runtime.rules.filter((r) => r.from === w.ip)) {
-            if (!live.rules.some((r) => r.from === `${w.ip}/32` && r.table === String(rule.table))) drift.push(`no rule from ${w.ip}/32 to table ${rule.table}`);
+            if (!live.rules.some((r) => isLiveRule(r, rule))) drift.push(rule.to !== undefined ? `no rule from ${w.ip}/32 to ${rule.to} lookup ${rule.table}` : `no rule from ${w.ip}/32 to table ${rule.table}`);
           }
         }
       }

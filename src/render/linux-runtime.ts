@@ -1,9 +1,10 @@
 // What every Linux target wants live, whichever files it writes for the boot: addresses, policy rules and routes,
 // rp_filter and promote_secondaries, the checks. Pure.
 import type { InstanceModel, NicModel } from '../model/types.js';
-import { RULE_PRIORITY_BASE, SYSCTL_DROPIN } from './centos/paths.js';
+import { RULE_PRIORITY_BASE, SUBNET_RULE_PRIORITY_BASE, SYSCTL_DROPIN } from './centos/paths.js';
+import { MAIN_TABLE } from './rule-spec.js';
 import { compileTemplate } from './handlebars.js';
-import type { DesiredSysctl, LinuxDesiredRuntime, RenderedFile, RoutingMode } from './types.js';
+import type { DesiredRule, DesiredSysctl, LinuxDesiredRuntime, RenderedFile, RoutingMode } from './types.js';
 import sysctlSource from '../../templates/centos/sysctl.hbs';
 
 /** Inputs of a Linux renderer besides the model. */
@@ -27,8 +28,11 @@ export interface NicLayout {
   nic: NicModel;
   device: string;
   addresses: HostAddress[];
-  /** Secondary NIC in policy mode: its table, the rule priority, and the sources its rules cover. */
-  policy?: { table: number; priority: number; sources: string[]; primaryIp: string };
+  /**
+   * Secondary NIC in policy mode: its table, the priority of its `from` rules and of its subnet rules (`from <ip> to
+   * <subnet>`), and the sources its rules cover.
+   */
+  policy?: { table: number; priority: number; subnetPriority: number; sources: string[]; primaryIp: string };
 }
 
 const sysctl = compileTemplate<{ routing: RoutingMode; settings: DesiredSysctl[] }>(sysctlSource);
@@ -65,8 +69,26 @@ export function nicLayouts(model: InstanceModel, options: LinuxRenderOptions): N
     const addresses = hostAddresses(nic);
     if (options.routing !== 'policy' || nic.isPrimaryNic) return { nic, device, addresses };
     const primaryIp = nic.addresses[0]?.ip ?? nic.gateway;
-    return { nic, device, addresses, policy: { table: tableOf(nic, options.tables), priority: RULE_PRIORITY_BASE + nic.index, sources: addresses.map((a) => a.ip), primaryIp } };
+    const policy = { table: tableOf(nic, options.tables), priority: RULE_PRIORITY_BASE + nic.index, subnetPriority: SUBNET_RULE_PRIORITY_BASE + nic.index, sources: addresses.map((a) => a.ip), primaryIp };
+    return { nic, device, addresses, policy };
   });
+}
+
+/**
+ * The rule that lets main's own routes win over the agent's tables, all but main's default route: a container bridge,
+ * a CNI's pod routes, a VPN or a peering route in main still carries the replies to them from a secondary NIC's
+ * address. Listed first, so it is in place before any `from` rule steers traffic. `dev`: the primary NIC.
+ */
+export function mainRule(dev: string): DesiredRule {
+  return { dev, from: 'all', table: MAIN_TABLE, priority: RULE_PRIORITY_BASE, suppressPrefixLength: 0 };
+}
+
+/** A secondary NIC's rules: per address, its own subnet to its table (ahead of the main rule), then everything else. */
+export function nicRules(dev: string, cidr: string, policy: NonNullable<NicLayout['policy']>): DesiredRule[] {
+  return [
+    ...policy.sources.map((from) => ({ dev, from, to: cidr, table: policy.table, priority: policy.subnetPriority })),
+    ...policy.sources.map((from) => ({ dev, from, table: policy.table, priority: policy.priority })),
+  ];
 }
 
 /** The live state the layouts describe. */
@@ -80,8 +102,10 @@ export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode
     if (policy === undefined) continue;
     runtime.routes.push({ table: policy.table, dst: nic.cidr, dev: device, src: policy.primaryIp });
     runtime.routes.push({ table: policy.table, dst: 'default', dev: device, gateway: nic.gateway });
-    for (const from of policy.sources) runtime.rules.push({ dev: device, from, table: policy.table, priority: policy.priority });
+    runtime.rules.push(...nicRules(device, nic.cidr, policy));
   }
+  const primary = layouts.find((l) => l.nic.isPrimaryNic);
+  if (layouts.some((l) => l.policy !== undefined) && primary !== undefined) runtime.rules.unshift(mainRule(primary.device));
   if (routing === 'policy') {
     runtime.sysctls.push({ key: 'net.ipv4.conf.default.rp_filter', value: String(RP_LOOSE) });
     for (const { nic, device } of layouts) {
@@ -99,7 +123,22 @@ export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode
   }
   // Deleting a subnet's primary address must promote a secondary, not delete every address of the subnet with it.
   for (const { device } of layouts) runtime.sysctls.push({ key: `net.ipv4.conf.${device}.promote_secondaries`, value: '1' });
+  // Each address answered by the NIC that owns it: with the kernel's defaults every NIC answers ARP for every address
+  // of the host, so the VPC's router may reach eth0's address through eth1 (and lose it when eth1 is detached).
+  // arp_announce 1, not 2: with 2 a NIC whose first address is not the VPC's (a user's) announces that one, and the
+  // VPC's anti-spoofing drops the ARP (measured in the lab); 1 keeps the packet's own source when it is in the subnet.
+  for (const { device } of layouts) runtime.sysctls.push({ key: arpIgnoreKey(device), value: '1' }, { key: arpAnnounceKey(device), value: '1' });
   return runtime;
+}
+
+/** arp_ignore=1: answer ARP only for addresses configured on the interface the request came in on. */
+export function arpIgnoreKey(device: string): string {
+  return `net.ipv4.conf.${device}.arp_ignore`;
+}
+
+/** arp_announce=1: an ARP request's sender address is in the target's subnet on the interface it leaves by (the packet's own when it is). */
+export function arpAnnounceKey(device: string): string {
+  return `net.ipv4.conf.${device}.arp_announce`;
 }
 
 /** The sysctl drop-in that sets the runtime's sysctls at boot. */

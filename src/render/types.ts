@@ -17,13 +17,19 @@ export interface DesiredAddress {
   noPrefixRoute?: boolean;
 }
 
-/** A policy rule `from <ip>/32 table <table> priority <priority>`. */
+/**
+ * A policy rule: `from <ip>/32 [to <subnet>] table <table> priority <priority>` for a secondary NIC's address, or the
+ * one `from all table 254 suppress_prefixlength 0` that lets main's more specific routes win (see RuleShape).
+ */
 export interface DesiredRule {
-  /** The interface whose addresses the rule covers. */
+  /** The interface whose addresses the rule covers (the primary NIC for the main rule). */
   dev: string;
+  /** An address, or `all`. */
   from: string;
+  to?: string;
   table: number;
   priority: number;
+  suppressPrefixLength?: number;
 }
 
 /** A route in one of the agent's tables; `dst` is `default` or a CIDR. */

@@ -20,7 +20,7 @@ import type { NetworkStack } from '../host/network-stack.js';
 import { CLOUD_INIT_DROPIN, cloudInitDropIn } from '../render/cloud-init.js';
 import { resolveInterfaceNames } from '../model/names.js';
 import type { InstanceModel } from '../model/types.js';
-import type { LinuxRenderOptions } from '../render/linux-runtime.js';
+import { arpAnnounceKey, arpIgnoreKey, type LinuxRenderOptions } from '../render/linux-runtime.js';
 import type { LinuxDesiredRuntime, LinuxDesiredState } from '../render/types.js';
 import { allocateTables } from '../render/centos/tables.js';
 import { verifyLinux } from '../verify/linux.js';
@@ -73,7 +73,7 @@ async function tryReadLinuxState(host: Host): Promise<LinuxLiveState | null> {
 
 function sysctlKeysFor(names: Iterable<string>): string[] {
   const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
-  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name));
+  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name), arpIgnoreKey(name), arpAnnounceKey(name));
   return keys;
 }
 

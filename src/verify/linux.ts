@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import type { LinuxLiveState } from '../apply/linux-state.js';
 import { readLinuxState } from '../apply/linux-state.js';
 import { runTool } from '../apply/run-ip.js';
+import { isLiveRule } from '../apply/rules.js';
 import type { Host } from '../host/host.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import type { Check, VerifyReport } from './report.js';
@@ -28,8 +29,9 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
     checks.push({ kind: 'address', subject: `${a.ip}/${a.prefixLength} ${a.ifname}`, ok, detail });
   }
   for (const r of want.rules) {
-    const ok = live.rules.some((x) => x.from === `${r.from}/32` && x.table === String(r.table));
-    checks.push({ kind: 'rule', subject: `from ${r.from} table ${r.table}`, ok, detail: ok ? 'present' : 'missing' });
+    const ok = live.rules.some((x) => isLiveRule(x, r));
+    const subject = r.suppressPrefixLength !== undefined ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}` : `from ${r.from}${r.to !== undefined ? ` to ${r.to}` : ''} table ${r.table}`;
+    checks.push({ kind: 'rule', subject, ok, detail: ok ? 'present' : 'missing' });
   }
   for (const r of want.routes) {
     const ok = live.routes.some((x) => x.table === String(r.table) && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway);

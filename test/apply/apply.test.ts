@@ -123,6 +123,9 @@ describe('applyAndVerify on a fresh guest', () => {
       'add 10.0.0.8/24 to eth1',
       'route 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
       'route default via 10.0.0.1 dev eth1 table 10001',
+      'rule from all table 254 suppress_prefixlength 0 priority 30000',
+      'rule from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+      'rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
       'rule from 10.0.0.7/32 table 10001 priority 30001',
       'rule from 10.0.0.8/32 table 10001 priority 30001',
       'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
@@ -160,6 +163,9 @@ describe('applyAndVerify on a fresh guest', () => {
       'ok address 10.0.0.3/24 eth0',
       'ok address 10.0.0.7/24 eth1',
       'ok address 10.0.0.8/24 eth1',
+      'ok rule from all lookup main suppress_prefixlength 0 priority 30000',
+      'ok rule from 10.0.0.7 to 10.0.0.0/24 table 10001',
+      'ok rule from 10.0.0.8 to 10.0.0.0/24 table 10001',
       'ok rule from 10.0.0.7 table 10001',
       'ok rule from 10.0.0.8 table 10001',
       'ok route 10.0.0.0/24 dev eth1 table 10001',
@@ -205,11 +211,15 @@ describe('applyAndVerify on a fresh guest', () => {
       `file ${SCRIPTS}/ifcfg-eth1: missing`,
       `file ${SCRIPTS}/route-eth1: missing`,
       `file ${SCRIPTS}/rule-eth1: missing`,
+      `file ${SCRIPTS}/rule-eth0: missing`,
       'file /etc/sysctl.d/99-zz-eip-agent.conf: missing',
       'link eth1: interface is down',
       'address 10.0.0.3/24 eth0: missing from eth0',
       'address 10.0.0.7/24 eth1: missing from eth1',
       'address 10.0.0.8/24 eth1: missing from eth1',
+      'rule from all lookup main suppress_prefixlength 0 priority 30000: missing',
+      'rule from 10.0.0.7 to 10.0.0.0/24 table 10001: missing',
+      'rule from 10.0.0.8 to 10.0.0.0/24 table 10001: missing',
       'rule from 10.0.0.7 table 10001: missing',
       'rule from 10.0.0.8 table 10001: missing',
       'route 10.0.0.0/24 dev eth1 table 10001: missing',
@@ -269,7 +279,7 @@ describe('applyAndVerify when something fails', () => {
     const state = structuredClone(kernel.state);
 
     await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new ApplyError('sysctl failed (exit 255): sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"'));
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(FRESH_UNDO.length)]);
     expect(kernel.state).toEqual(state);
     expect(files()).toEqual(before);
   });
@@ -290,7 +300,7 @@ describe('applyAndVerify when something fails', () => {
       ),
     );
     expect(sysctlWrites(kernel)).toEqual([SYSCTLS_SET, SYSCTLS_UNDO]);
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(8)]);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(FRESH_UNDO.length)]);
     expect(kernel.state).toEqual(state);
     const after = splitState();
     expect(after.others).toEqual(before);
@@ -442,7 +452,7 @@ describe('applyAndVerify with --no-runtime', () => {
     // It owns the files it wrote, and nothing at runtime.
     expect(after.state).toEqual<AgentState>({
       ...emptyState(),
-      owned: { ...emptyState().owned, files: WRITTEN },
+      owned: { ...emptyState().owned, files: [...WRITTEN].sort() },
       originalFiles: freshOriginals(),
       originalMeta: { [ETH0]: ETH0_META },
       lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, meta: { [ETH0]: ETH0_META }, ownedBefore: emptyState().owned },
@@ -488,6 +498,9 @@ describe('makePlan', () => {
     const { host } = guest(state);
     const { plan } = await makePlan(host, OPTIONS);
     expect(plan.runtime.filter((c) => c.kind === 'rule').map((c) => c.batch)).toEqual([
+      'rule add from all table 254 suppress_prefixlength 0 priority 30000',
+      'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10101 priority 29001',
+      'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10101 priority 29001',
       'rule add from 10.0.0.7/32 table 10101 priority 30001',
       'rule add from 10.0.0.8/32 table 10101 priority 30001',
     ]);

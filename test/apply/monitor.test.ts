@@ -7,7 +7,8 @@ const FILTER = driftFilterOf(manualDesired('policy').runtime);
 
 describe('concernsDrift', () => {
   it('follows the managed interfaces and the agent\'s tables', () => {
-    expect(FILTER).toEqual({ ifnames: ['eth0', 'eth1'], tables: [10001] });
+    // 254: main, for the rule that lets main's own routes win (`lookup main` in rule events).
+    expect(FILTER).toEqual({ ifnames: ['eth0', 'eth1'], tables: [10001, 254] });
   });
 
   it.each<[string, boolean]>([
@@ -16,6 +17,7 @@ describe('concernsDrift', () => {
     ['Deleted 10.0.0.0/24 dev eth1 proto kernel scope link src 10.0.0.7 ', true],
     ['Deleted default via 10.0.0.1 dev eth0 proto dhcp ', true],
     ['Deleted 30001:\tfrom 10.0.0.7 lookup 10001', true],
+    ['Deleted 30000:\tfrom all lookup main suppress_prefixlength 0', true],
     ['default via 10.0.0.1 dev eth1 table 10001 proto 234 ', true],
     ['3: eth1@if9: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN group default ', true],
     // Not ours: another interface, another table, IPv6, continuation lines.

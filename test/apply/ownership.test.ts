@@ -42,10 +42,12 @@ const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
 const ETH1 = `${SCRIPTS}/ifcfg-eth1`;
 const ROUTE1 = `${SCRIPTS}/route-eth1`;
 const RULE1 = `${SCRIPTS}/rule-eth1`;
+const RULE0 = `${SCRIPTS}/rule-eth0`;
 const A8 = `address 10.0.0.8/24 ${MAC1}`;
 const R8 = 'rule 10.0.0.8 10001';
-const DEL_8 = 'rule del from 10.0.0.8/32 table 10001 priority 30001\naddress del 10.0.0.8/24 dev eth1\n';
-const PENDING_8 = ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'];
+const R8_SUBNET = 'rule 10.0.0.8 10001 to 10.0.0.0/24';
+const DEL_8 = 'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 table 10001 priority 30001\naddress del 10.0.0.8/24 dev eth1\n';
+const PENDING_8 = ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'];
 
 interface Guest {
   kernel: FakeKernel;
@@ -134,8 +136,8 @@ describe('an address the metadata no longer lists', () => {
       treeWithDirectEip,
       manualTree,
       '203.0.113.13',
-      'rule del from 203.0.113.13/32 table 10001 priority 30001\naddress del 203.0.113.13/32 dev eth1\n',
-      ['remove 203.0.113.13/32 from eth1', 'remove rule from 203.0.113.13/32 table 10001 priority 30001'],
+      'rule del from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 203.0.113.13/32 table 10001 priority 30001\naddress del 203.0.113.13/32 dev eth1\n',
+      ['remove 203.0.113.13/32 from eth1', 'remove rule from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 203.0.113.13/32 table 10001 priority 30001'],
     ],
   ])('%s: pending after the first read, removed with its rule after the second, everything else kept', async (_name, before, after, ip, removal, pending) => {
     const { kernel, host } = guest();
@@ -146,7 +148,7 @@ describe('an address the metadata no longer lists', () => {
     const first = await applyTree(host, after());
     expect(first.rolledBack).toBe(false);
     expect(first.plan.ownership.pending).toEqual(pending);
-    expect(first.pendingRemovals).toBe(2);
+    expect(first.pendingRemovals).toBe(3);
     expect(first.plan.runtime).toEqual([]);
     expect(batches(kernel)).toEqual([]);
     expect(kernel.state).toEqual(converged);
@@ -176,13 +178,13 @@ describe('an address the metadata no longer lists', () => {
     await applyTree(host, treeWithout8());
     const pending = readState();
     expect(pending.owned).toEqual(manualOwned());
-    expect(pending.absentOnce).toEqual([A8, R8]);
+    expect(pending.absentOnce).toEqual([A8, R8_SUBNET, R8]);
 
     await applyTree(host, treeWithout8());
     const removed = readState();
-    expect(removed.owned).toEqual({ ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.slice(0, 1) });
+    expect(removed.owned).toEqual({ ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.filter((r) => r.from !== '10.0.0.8') });
     expect(removed.absentOnce).toEqual([]);
-    expect(removed.lastSnapshot?.runtimeUndo).toEqual(['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001']);
+    expect(removed.lastSnapshot?.runtimeUndo).toEqual(['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001']);
     expect(removed.lastSnapshot?.ownedBefore).toEqual(manualOwned());
     expect(removed.counters.applies).toBe(3);
   });
@@ -193,7 +195,7 @@ describe('an address the metadata no longer lists', () => {
     const first = await applyTree(host, treeWithout8());
     expect(first.outcome.filesWritten).toEqual([ETH1, RULE1]);
     expect(vol.readFileSync(ETH1, 'utf8')).toBe(String(POLICY_FILES[ETH1]).replace('IPADDR1=10.0.0.8\nNETMASK1=255.255.255.0\n', ''));
-    expect(vol.readFileSync(RULE1, 'utf8')).toBe(String(POLICY_FILES[RULE1]).replace('from 10.0.0.8/32 table 10001 priority 30001\n', ''));
+    expect(vol.readFileSync(RULE1, 'utf8')).toBe(String(POLICY_FILES[RULE1]).replace('from 10.0.0.8/32 table 10001 priority 30001\n', '').replace('from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\n', ''));
     const second = await applyTree(host, treeWithout8());
     expect(second.outcome.filesWritten).toEqual([]);
   });
@@ -280,7 +282,7 @@ describe('an address the metadata no longer lists', () => {
 });
 
 describe('an ENI that is detached', () => {
-  const DROPIN_WITHOUT_ETH1 = String(POLICY_FILES[SYSCTL_DROPIN]).replace('net.ipv4.conf.eth1.rp_filter = 2\n', '').replace('net.ipv4.conf.eth1.promote_secondaries = 1\n', '');
+  const DROPIN_WITHOUT_ETH1 = ['rp_filter = 2', 'promote_secondaries = 1', 'arp_ignore = 1', 'arp_announce = 1'].reduce((text, setting) => text.replace(`net.ipv4.conf.eth1.${setting}\n`, ''), String(POLICY_FILES[SYSCTL_DROPIN]));
 
   it('forgets what went with the interface, removes its rules and files after two reads, re-renders the sysctl drop-in', async () => {
     const { kernel, host } = guest();
@@ -291,11 +293,16 @@ describe('an ENI that is detached', () => {
 
     const first = await applyTree(host, treeWithoutEth1());
     expect(first.rolledBack).toBe(false);
+    // Without a policy-routed NIC the main rule and rule-eth0 go too.
     expect(first.plan.ownership.pending).toEqual([
+      'remove rule from all table 254 suppress_prefixlength 0 priority 30000',
+      'remove rule from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+      'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
       'remove rule from 10.0.0.7/32 table 10001 priority 30001',
       'remove rule from 10.0.0.8/32 table 10001 priority 30001',
       `remove ${ETH1}`,
       `remove ${ROUTE1}`,
+      `remove ${RULE0}`,
       `remove ${RULE1}`,
     ]);
     expect(first.outcome.filesWritten).toEqual([SYSCTL_DROPIN]);
@@ -305,11 +312,11 @@ describe('an ENI that is detached', () => {
 
     const second = await applyTree(host, treeWithoutEth1());
     expect(second.rolledBack).toBe(false);
-    expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE1]);
-    expect(batches(kernel)).toEqual(['rule del from 10.0.0.7/32 table 10001 priority 30001\nrule del from 10.0.0.8/32 table 10001 priority 30001\n']);
+    expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE0, RULE1]);
+    expect(batches(kernel)).toEqual(['rule del from all table 254 suppress_prefixlength 0 priority 30000\nrule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.7/32 table 10001 priority 30001\nrule del from 10.0.0.8/32 table 10001 priority 30001\n']);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
 
-    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
+    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [RULE0]: _m, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
     expect(guestDisk()).toEqual({ ...kept, [SYSCTL_DROPIN]: DROPIN_WITHOUT_ETH1 });
     expect(readState().owned).toEqual({ addresses: manualOwned().addresses.slice(0, 1), rules: [], routes: [], files: [ETH0, SYSCTL_DROPIN] });
     expect(readState().absentOnce).toEqual([]);
@@ -380,11 +387,11 @@ describe('rollbackLast', () => {
 
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['rule del from 10.0.0.9/32 table 10001 priority 30001', 'address del 10.0.0.9/24 dev eth1'],
+      runtime: ['rule del from 10.0.0.9/32 table 10001 priority 30001', 'rule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001', 'address del 10.0.0.9/24 dev eth1'],
       warnings: [],
       complete: true,
     });
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual(['rule del from 10.0.0.9/32 table 10001 priority 30001\naddress del 10.0.0.9/24 dev eth1\n']);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual(['rule del from 10.0.0.9/32 table 10001 priority 30001\nrule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\naddress del 10.0.0.9/24 dev eth1\n']);
     expect(kernel.callsOf('sysctl')).toEqual([]);
     expect(kernel.state).toEqual(runtime);
     expect(guestDisk()).toEqual(disk);
@@ -408,7 +415,7 @@ describe('rollbackLast', () => {
     // One record: the files and the live state come back together, so a reboot brings back what rollback reported.
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
+      runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
       warnings: [],
       complete: true,
     });
@@ -429,7 +436,7 @@ describe('rollbackLast', () => {
     vol.writeFileSync('/meta.json', JSON.stringify(manualTree()));
     await applyAndVerify(host, { ...OPTIONS, runtime: false });
     const result = await rollbackLast(host, '/');
-    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
+    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${RULE0}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
     expect(guestDisk()).toEqual(freshDisk());
     expect(kernel.state).toEqual(freshKernel());
   });
@@ -468,6 +475,9 @@ describe('rollbackLast', () => {
 
 describe('rollbackOriginal', () => {
   const ORIGINAL_RUNTIME = [
+    'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+    'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
@@ -495,7 +505,7 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     expect(result).toEqual({
-      files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`],
+      files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${RULE0}`, `removed ${SYSCTL_DROPIN}`],
       runtime: [...ORIGINAL_RUNTIME, ...ORIGINAL_SYSCTLS],
       warnings: [],
       complete: true,

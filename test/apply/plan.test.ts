@@ -106,6 +106,20 @@ describe('planRuntime', () => {
       },
       {
         kind: 'rule',
+        summary: 'rule from all table 254 suppress_prefixlength 0 priority 30000',
+        batch: 'rule add from all table 254 suppress_prefixlength 0 priority 30000',
+        undo: 'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+        owns: { kind: 'rule', item: { from: 'all', table: 254, priority: 30000, suppressPrefixLength: 0 } },
+      },
+      ...['10.0.0.7', '10.0.0.8'].map((ip): RuntimeChange => ({
+        kind: 'rule',
+        summary: `rule from ${ip}/32 to 10.0.0.0/24 table 10001 priority 29001`,
+        batch: `rule add from ${ip}/32 to 10.0.0.0/24 table 10001 priority 29001`,
+        undo: `rule del from ${ip}/32 to 10.0.0.0/24 table 10001 priority 29001`,
+        owns: { kind: 'rule', item: { from: ip, to: '10.0.0.0/24', table: 10001, priority: 29001 } },
+      })),
+      {
+        kind: 'rule',
         summary: 'rule from 10.0.0.7/32 table 10001 priority 30001',
         batch: 'rule add from 10.0.0.7/32 table 10001 priority 30001',
         undo: 'rule del from 10.0.0.7/32 table 10001 priority 30001',
@@ -182,7 +196,7 @@ describe('planRuntime', () => {
     [
       'a rule of the agent pointing at another table',
       (live) => {
-        live.rules = live.rules.map((r) => (r.from === '10.0.0.8/32' ? { ...r, table: '10101' } : r));
+        live.rules = live.rules.map((r) => (r.from === '10.0.0.8/32' && r.to === undefined ? { ...r, table: '10101' } : r));
       },
       ['rule add from 10.0.0.8/32 table 10001 priority 30001'],
       ['rule from 10.0.0.8/32 points at table 10101, expected 10001'],
@@ -213,7 +227,35 @@ describe('planRuntime', () => {
     live.sysctls.set('net.ipv4.conf.eth1.rp_filter', null);
     live.sysctls.set('net.ipv4.conf.eth1.promote_secondaries', null);
     const changes = planRuntime(manualDesired('policy'), live, []);
-    expect(changes.map((c) => c.batch ?? c.sysctl?.key)).toEqual(['address add 10.0.0.3/24 dev eth0', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.eth0.promote_secondaries']);
+    // The main rule is eth0's: planned with it (it changes nothing while no table has a rule).
+    expect(changes.map((c) => c.batch ?? c.sysctl?.key)).toEqual(['address add 10.0.0.3/24 dev eth0', 'rule add from all table 254 suppress_prefixlength 0 priority 30000', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.conf.eth0.promote_secondaries']);
+  });
+
+  it('sets arp_ignore and arp_announce on every managed NIC, remembering what they were', () => {
+    const live = freshLive();
+    for (const dev of ['eth0', 'eth1']) live.sysctls.set(`net.ipv4.conf.${dev}.arp_ignore`, '0').set(`net.ipv4.conf.${dev}.arp_announce`, '0');
+    const arp = planRuntime(manualDesired('policy'), live, []).filter((c) => /arp_/.test(c.sysctl?.key ?? ''));
+    expect(arp.map((c) => c.sysctl)).toEqual([
+      { key: 'net.ipv4.conf.eth0.arp_ignore', value: '1', previous: '0' },
+      { key: 'net.ipv4.conf.eth0.arp_announce', value: '1', previous: '0' },
+      { key: 'net.ipv4.conf.eth1.arp_ignore', value: '1', previous: '0' },
+      { key: 'net.ipv4.conf.eth1.arp_announce', value: '1', previous: '0' },
+    ]);
+  });
+
+  it('adds the main rule when only another tool\'s has the same selector at another priority (wg-quick\'s 32764)', () => {
+    const live = convergedLive();
+    live.rules = live.rules.filter((r) => r.suppressPrefixLength === undefined);
+    live.rules.push({ priority: 32764, from: 'all', table: 'main', suppressPrefixLength: 0 });
+    expect(batchLines(planRuntime(manualDesired('policy'), live, []))).toEqual(['rule add from all table 254 suppress_prefixlength 0 priority 30000']);
+  });
+
+  it('says so when a rule of someone else sits among the agent\'s, and leaves it alone', () => {
+    const live = convergedLive();
+    live.rules.push({ priority: 29500, from: 'all', table: '200', other: true });
+    const warnings: string[] = [];
+    expect(planRuntime(manualDesired('policy'), live, warnings)).toEqual([]);
+    expect(warnings).toEqual(['rule 29500 (from all with other selectors lookup 200) is not the agent\'s and sits among its rules (29001-30001): it is consulted before some of them']);
   });
 
   it('skips a sysctl that was not read', () => {
@@ -230,7 +272,7 @@ describe('foreignTables', () => {
     ['nothing', null, [], []],
     ['the fresh guest', freshLive(), [RT_TABLES], [0, 253, 254, 255]],
     ['the converged guest', convergedLive(), [], []],
-    ['a rule below the agent\'s band', live([{ priority: 29999, from: '10.0.0.9/32', table: '10001' }]), [], [10001]],
+    ['a rule below the agent\'s band', live([{ priority: 28999, from: '10.0.0.9/32', table: '10001' }]), [], [10001]],
     ['a rule at the first priority of the band', live([{ priority: 30000, from: '10.0.0.9/32', table: '10001' }]), [], []],
     ['a rule at the last priority of the band', live([{ priority: 30999, from: '10.0.0.9/32', table: '10002' }]), [], []],
     ['a rule just above the band', live([{ priority: 31000, from: '10.0.0.9/32', table: '10002' }]), [], [10002]],

@@ -101,8 +101,17 @@ interface Expected {
   warnings: string[];
 }
 
+/**
+ * What the agent owns in these cases: manualOwned() without its subnet rules and main rule, which the cases below do
+ * not concern (those are in the desired state and live, and not owned here, so nothing happens to them); the case
+ * 'no NIC needs policy routing any more' covers them.
+ */
+function owned(): Owned {
+  return { ...manualOwned(), rules: manualOwned().rules.filter((r) => r.to === undefined && r.from !== 'all') };
+}
+
 function plan(c: Case): Expected {
-  const state: AgentState = { ...emptyState(), owned: c.owned ?? manualOwned(), absentOnce: c.absentOnce ?? [] };
+  const state: AgentState = { ...emptyState(), owned: c.owned ?? owned(), absentOnce: c.absentOnce ?? [] };
   const warnings: string[] = [];
   const result = planRemovals(c.desired, c.live, { state, metadataMacs: new Set(c.macs ?? [MAC0, MAC1]), primaryIfname: 'eth0' }, warnings);
   return { ...result, warnings };
@@ -144,7 +153,7 @@ describe('planRemovals', () => {
       {
         desired: manualDesired('policy', treeWithout8()),
         live: convergedLive(),
-        owned: { ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.slice(0, 1) },
+        owned: { ...owned(), addresses: owned().addresses.slice(0, 2), rules: owned().rules.slice(0, 1) },
         absentOnce: [A8, R8],
       },
       NOTHING,
@@ -156,12 +165,12 @@ describe('planRemovals', () => {
     ],
     [
       'eth0\'s primary address recorded as owned and absent from the desired state',
-      { desired: desiredWithoutAddresses('10.0.0.2'), live: convergedLive(), owned: { ...manualOwned(), addresses: [ADDR2.item, ...manualOwned().addresses] }, absentOnce: [A2] },
+      { desired: desiredWithoutAddresses('10.0.0.2'), live: convergedLive(), owned: { ...owned(), addresses: [ADDR2.item, ...owned().addresses] }, absentOnce: [A2] },
       { changes: [], ownership: forgotten(ADDR2), warnings: ['10.0.0.2/24 is the primary address of eth0: never removed'] },
     ],
     [
       'addresses on a NIC the metadata no longer lists but that is still attached: left in place, disowned only when a second read agrees',
-      { desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), owned: { ...manualOwned(), rules: [], routes: [] }, macs: [MAC0], absentOnce: [A8] },
+      { desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), owned: { ...owned(), rules: [], routes: [] }, macs: [MAC0], absentOnce: [A8] },
       {
         changes: [],
         ownership: { ...forgotten(ADDR8), absentNow: [A7], pending: [`stop owning ${A7} (left in place)`] },
@@ -187,7 +196,7 @@ describe('planRemovals', () => {
     ],
     [
       'a detached ENI, second read: its rules removed',
-      { desired: manualDesired('policy', treeWithoutEth1()), live: detachedLive(), macs: [MAC0], owned: { ...manualOwned(), addresses: manualOwned().addresses.slice(0, 1), routes: [] }, absentOnce: [R7, R8] },
+      { desired: manualDesired('policy', treeWithoutEth1()), live: detachedLive(), macs: [MAC0], owned: { ...owned(), addresses: owned().addresses.slice(0, 1), routes: [] }, absentOnce: [R7, R8] },
       { changes: [delRule(RULE7), delRule(RULE8)], ownership: emptyOwnership(), warnings: [] },
     ],
     [
@@ -234,6 +243,24 @@ describe('planRemovals', () => {
     expect(plan(c)).toEqual(expected);
   });
 
+  it('no NIC needs policy routing any more: the main rule and the subnet rules go after two reads like the others', () => {
+    const rules = manualOwned().rules;
+    const keys = ['rule all 254 suppress 0', 'rule 10.0.0.7 10001 to 10.0.0.0/24', 'rule 10.0.0.8 10001 to 10.0.0.0/24'];
+    const first = plan({ desired: manualDesired('rp-filter'), live: convergedLive(), owned: { ...owned(), rules, routes: [] }, absentOnce: [R7, R8] });
+    expect(first.ownership.absentNow).toEqual(keys);
+    expect(first.changes.map((c) => c.batch)).toEqual(['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule del from 10.0.0.8/32 table 10001 priority 30001']);
+    const second = plan({ desired: manualDesired('rp-filter'), live: convergedLive(), owned: { ...owned(), rules, routes: [] }, absentOnce: [...keys, R7, R8] });
+    expect(second.changes.map((c) => [c.batch, c.undo])).toEqual([
+      ['rule del from all table 254 suppress_prefixlength 0 priority 30000', 'rule add from all table 254 suppress_prefixlength 0 priority 30000'],
+      ['rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001'],
+      ['rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
+      ['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule add from 10.0.0.7/32 table 10001 priority 30001'],
+      ['rule del from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
+    ]);
+    // Its file goes the same way: rule-eth0 is rendered only while some NIC is policy-routed.
+    expect(manualDesired('rp-filter').files.map((f) => f.path)).not.toContain(RULE0);
+  });
+
   // Product bug: routes (dev eth1) and rules (from eth1's addresses) of a NIC the metadata no longer lists, but that is
   // still attached, are removed after two reads while its addresses are kept (src/apply/removals.ts, routes and rules loops).
   it('removes no route or rule of a NIC the metadata no longer lists while it is still attached, and disowns them only on the second read', () => {
@@ -251,12 +278,16 @@ describe('planRemovals', () => {
 const ETH1 = `${SCRIPTS}/ifcfg-eth1`;
 const ROUTE1 = `${SCRIPTS}/route-eth1`;
 const RULE1 = `${SCRIPTS}/rule-eth1`;
+const RULE0 = `${SCRIPTS}/rule-eth0`;
 const HAND_ETH1 = 'DEVICE=eth1\nBOOTPROTO=dhcp\nONBOOT=yes\n';
 
 describe('planFileRemovals', () => {
   const renderedWithoutEth1 = new Set(manualDesired('policy', treeWithoutEth1()).files.map((f) => f.path));
   const onDisk = (): Map<string, string | null> => new Map(Object.entries(POLICY_FILES));
   const remove = (path: string): FileChange => ({ path, mode: 0o644, content: '', action: 'remove', previous: POLICY_FILES[path] ?? null, previousOwned: true });
+
+  // The files of the NIC; rule-eth0 (the main rule, there while some NIC is policy-routed) has a case of its own.
+  const ownedFiles = manualOwned().files.filter((p) => p !== RULE0);
 
   it('renders the manual tree without eth1 as ifcfg-eth0 and the sysctl drop-in only', () => {
     expect([...renderedWithoutEth1]).toEqual([`${SCRIPTS}/ifcfg-eth0`, SYSCTL_DROPIN]);
@@ -306,7 +337,7 @@ describe('planFileRemovals', () => {
     ],
   ])('%s', (_name, rendered, current, state, changes, ownership) => {
     const plan = emptyOwnership();
-    expect(planFileRemovals(manualOwned().files, rendered, current, { ...emptyState(), ...state }, plan)).toEqual(changes);
+    expect(planFileRemovals(ownedFiles, rendered, current, { ...emptyState(), ...state }, plan)).toEqual(changes);
     expect(plan).toEqual(ownership);
   });
 

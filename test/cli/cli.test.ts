@@ -74,7 +74,7 @@ describe('plan', () => {
     expect(pending.code).toBe(EXIT.pending);
     expect(pending.err).toBe('');
     const lines = pending.out.split('\n');
-    expect(lines.slice(0, 9)).toEqual([
+    expect(lines.slice(0, 10)).toEqual([
       'Plan for target centos, root /',
       'Network at boot: legacy network service enabled; NetworkManager not running',
       '',
@@ -83,6 +83,7 @@ describe('plan', () => {
       `  create    ${SCRIPTS}/ifcfg-eth1`,
       `  create    ${SCRIPTS}/route-eth1`,
       `  create    ${SCRIPTS}/rule-eth1`,
+      `  create    ${SCRIPTS}/rule-eth0`,
       '  create    /etc/sysctl.d/99-zz-eip-agent.conf',
     ]);
     expect(lines).toEqual(
@@ -95,19 +96,23 @@ describe('plan', () => {
         '--- /dev/null',
         `+++ b${SCRIPTS}/rule-eth1`,
         '+from 10.0.0.8/32 table 10001 priority 30001',
+        `+++ b${SCRIPTS}/rule-eth0`,
+        '+from all table 254 suppress_prefixlength 0 priority 30000',
         '  + bring eth1 up',
+        '  + rule from all table 254 suppress_prefixlength 0 priority 30000',
+        '  + rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
         '  + rule from 10.0.0.8/32 table 10001 priority 30001',
         '  + sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
       ]),
     );
-    expect(lines.at(-2)).toBe('17 change(s) pending; `eip-agent apply` makes them.');
+    expect(lines.at(-2)).toBe('21 change(s) pending; `eip-agent apply` makes them.');
     expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
 
     const apply = await cli(['apply', ...META], kernel);
     expect(apply.err).toBe('');
     expect(apply.code).toBe(EXIT.ok);
     expect(apply.out).toContain(`wrote ${ETH0}\n`);
-    expect(apply.out).toContain('Verified: all 16 checks passed.\n');
+    expect(apply.out).toContain('Verified: all 19 checks passed.\n');
 
     const synced = await cli(['plan', ...META], kernel);
     expect(synced.code).toBe(EXIT.ok);
@@ -127,9 +132,10 @@ describe('plan', () => {
       [`${SCRIPTS}/ifcfg-eth1`, 'create', undefined],
       [`${SCRIPTS}/route-eth1`, 'create', undefined],
       [`${SCRIPTS}/rule-eth1`, 'create', undefined],
+      [`${SCRIPTS}/rule-eth0`, 'create', undefined],
       ['/etc/sysctl.d/99-zz-eip-agent.conf', 'create', undefined],
     ]);
-    expect(plan.runtime).toHaveLength(12);
+    expect(plan.runtime).toHaveLength(15);
 
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const synced = await cli(['plan', '--json', ...META], kernel);
@@ -178,6 +184,7 @@ describe('plan with pending removals', () => {
         '',
         'Pending removal (no longer in the metadata; removed when the next successful read agrees):',
         '  - remove 10.0.0.8/24 from eth1',
+        '  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
         '  - remove rule from 10.0.0.8/32 table 10001 priority 30001',
         '',
         '2 change(s) pending; `eip-agent apply` makes them.',
@@ -185,7 +192,7 @@ describe('plan with pending removals', () => {
       ].join('\n'),
     );
     const json = await cli(['plan', '--json', ...META], kernel);
-    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'] });
+    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'] });
   });
 
   it('marks removals with "-" once the second read confirms them', async () => {
@@ -195,7 +202,7 @@ describe('plan with pending removals', () => {
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const run = await cli(['plan', ...META], kernel);
     expect(run.code).toBe(EXIT.pending);
-    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n\n');
+    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001 (no longer in the metadata)\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n\n');
     expect(run.out).not.toContain('Pending removal');
   });
 });
@@ -204,6 +211,9 @@ describe('rollback', () => {
   const UNDO_LAST = [
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
+    'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from all table 254 suppress_prefixlength 0 priority 30000',
     'route del default via 10.0.0.1 dev eth1 table 10001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
     'address del 10.0.0.8/24 dev eth1',
@@ -212,6 +222,9 @@ describe('rollback', () => {
     'link set dev eth1 down',
   ];
   const UNDO_ORIGINAL = [
+    'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+    'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
@@ -226,7 +239,7 @@ describe('rollback', () => {
     'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
     'sysctl net.ipv4.conf.eth1.promote_secondaries=0',
   ];
-  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
+  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, `removed ${SCRIPTS}/rule-eth0`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
 
   it.each<[string, string[], string[], string]>([
     ['rollback', [], [...UNDO_LAST, ...SYSCTLS], 'Rolled back the last apply.'],

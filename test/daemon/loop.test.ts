@@ -146,7 +146,7 @@ describe('runDaemon', () => {
     expect(emulator.requests).toBeGreaterThan(requestsAfterFirst); // the polls did read the metadata
     expect(r.sleeps).toEqual(Array(11).fill(5000));
     expect(names(r.events)).toEqual(['start', 'apply', ...Array(10).fill('unchanged'), 'stop']);
-    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 12 runtime changes, verified', pendingRemovals: 0 });
+    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 7 files written, 15 runtime changes, verified', pendingRemovals: 0 });
     expect(r.events.at(-1)).toMatchObject({ msg: 'stopped (test)' });
   });
 
@@ -193,7 +193,7 @@ describe('runDaemon', () => {
     await r.run();
     const batches = r.kernel.callsOf('ip', '-batch', '-').map((c) => c.input);
     expect(batches).toHaveLength(2);
-    expect(batches[1]).toBe('address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 table 10001 priority 30001\n');
+    expect(batches[1]).toBe('address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\nrule add from 10.0.0.9/32 table 10001 priority 30001\n');
     expect(names(r.events)).toEqual(['start', 'apply', 'apply', 'unchanged', 'stop']);
   });
 

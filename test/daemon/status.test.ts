@@ -72,11 +72,11 @@ describe('eip-agent status', () => {
       mode: 'NAT',
       owned: true,
       inSync: false,
-      drift: ['10.0.0.8/24 not on eth1', 'no rule from 10.0.0.8/32 to table 10001'],
+      drift: ['10.0.0.8/24 not on eth1', 'no rule from 10.0.0.8/32 to 10.0.0.0/24 lookup 10001', 'no rule from 10.0.0.8/32 to table 10001'],
     });
     expect(report.addresses.filter((a) => a.inSync).map((a) => a.address)).toEqual(['10.0.0.2/24', '10.0.0.3/24', '10.0.0.7/24']);
     expect(report.lastApply).toEqual({ at: '2025-01-01T00:00:00.000Z', modelHash: expect.stringMatching(/^[0-9a-f]{64}$/), ok: true });
-    expect(report.runtime).toEqual(['add 10.0.0.8/24 to eth1', 'rule from 10.0.0.8/32 table 10001 priority 30001']);
+    expect(report.runtime).toEqual(['add 10.0.0.8/24 to eth1', 'rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule from 10.0.0.8/32 table 10001 priority 30001']);
   });
 
   it('after a rolled-back apply: when the service tries the model again, and how often it failed', async () => {

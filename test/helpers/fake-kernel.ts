@@ -147,9 +147,11 @@ export class FakeKernel {
     return [...this.state.rules]
       .sort((a, b) => a.priority - b.priority)
       .map((r) => {
-        if (r.from === 'all') return { priority: r.priority, src: 'all', table: r.table };
+        const [dst, dstlen] = (r.to ?? '').split('/');
+        const rest = { ...(r.to !== undefined ? { dst, ...(dstlen !== '32' ? { dstlen: Number(dstlen) } : {}) } : {}), table: r.table, ...(r.suppressPrefixLength !== undefined ? { suppress_prefixlen: r.suppressPrefixLength } : {}) };
+        if (r.from === 'all') return { priority: r.priority, src: 'all', ...rest };
         const [src, len] = r.from.split('/');
-        return { priority: r.priority, src, ...(len !== '32' ? { srclen: Number(len) } : {}), table: r.table };
+        return { priority: r.priority, src, ...(len !== '32' ? { srclen: Number(len) } : {}), ...rest };
       });
   }
 
@@ -207,7 +209,7 @@ export class FakeKernel {
     const positional: string[] = [];
     for (let i = 0; i < rest.length; i++) {
       const word = rest[i] ?? '';
-      if (['dev', 'via', 'src', 'table', 'proto', 'from', 'priority'].includes(word)) opts.set(word, rest[++i] ?? '');
+      if (['dev', 'via', 'src', 'table', 'proto', 'from', 'to', 'priority', 'suppress_prefixlength'].includes(word)) opts.set(word, rest[++i] ?? '');
       else positional.push(word);
     }
     if (object === 'link' && verb === 'set') {
@@ -234,11 +236,23 @@ export class FakeKernel {
       return;
     }
     if (object === 'rule' && (verb === 'add' || verb === 'del')) {
-      const rule: FakeRule = { priority: Number(opts.get('priority') ?? 0), from: opts.get('from') ?? 'all', table: opts.get('table') ?? 'main' };
-      const index = this.state.rules.findIndex((r) => r.priority === rule.priority && r.from === rule.from && r.table === rule.table);
+      const table = opts.get('table') ?? 'main';
+      const to = opts.get('to');
+      const suppress = opts.get('suppress_prefixlength');
+      const rule: FakeRule = {
+        priority: Number(opts.get('priority') ?? 0),
+        from: opts.get('from') ?? 'all',
+        ...(to !== undefined ? { to } : {}),
+        // As the kernel reports it: table 254 is main.
+        table: table === '254' ? 'main' : table,
+        ...(suppress !== undefined ? { suppressPrefixLength: Number(suppress) } : {}),
+      };
+      const index = this.state.rules.findIndex((r) => r.priority === rule.priority && r.from === rule.from && r.to === rule.to && r.table === rule.table && r.suppressPrefixLength === rule.suppressPrefixLength);
       if (verb === 'add') {
         if (index >= 0) throw new BatchError('RTNETLINK answers: File exists');
-        this.state.rules.push(rule);
+        // As the kernel keeps them: by priority, a new rule after those of the same priority.
+        const after = this.state.rules.findIndex((r) => r.priority > rule.priority);
+        this.state.rules.splice(after < 0 ? this.state.rules.length : after, 0, rule);
       } else {
         if (index < 0) throw new BatchError('RTNETLINK answers: No such file or directory');
         this.state.rules.splice(index, 1);

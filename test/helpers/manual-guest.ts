@@ -145,19 +145,33 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
   ].join('\n'),
   [`${SCRIPTS}/rule-eth1`]: [
     MANAGED,
-    '# Traffic from the addresses of eth1 (NIC 20:90:6F:F7:93:2E) is routed by table 10001.',
+    '# Traffic from the addresses of eth1 (NIC 20:90:6F:F7:93:2E) is routed by table 10001: to its own subnet 10.0.0.0/24 first, then the rest.',
+    'from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
     'from 10.0.0.7/32 table 10001 priority 30001',
     'from 10.0.0.8/32 table 10001 priority 30001',
+    '',
+  ].join('\n'),
+  [`${SCRIPTS}/rule-eth0`]: [
+    MANAGED,
+    "# Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables; only main's default",
+    "# route is skipped, so replies from a secondary NIC's address leave through that NIC's table.",
+    'from all table 254 suppress_prefixlength 0 priority 30000',
     '',
   ].join('\n'),
   [SYSCTL_DROPIN]: [
     MANAGED,
     '# Reverse-path filtering for routing mode "policy". The kernel uses max(all, <interface>).',
     "# promote_secondaries: deleting a subnet's first address keeps the others (the kernel default deletes them all).",
+    "# arp_ignore, arp_announce: each address is answered only by the NIC that holds it, and ARP asks from an address in the target's subnet.",
     'net.ipv4.conf.default.rp_filter = 2',
     'net.ipv4.conf.eth1.rp_filter = 2',
     'net.ipv4.conf.eth0.promote_secondaries = 1',
     'net.ipv4.conf.eth1.promote_secondaries = 1',
+    'net.ipv4.conf.eth0.arp_ignore = 1',
+    'net.ipv4.conf.eth0.arp_announce = 1',
+    'net.ipv4.conf.eth1.arp_ignore = 1',
+    'net.ipv4.conf.eth1.arp_announce = 1',
     '',
   ].join('\n'),
 };
@@ -170,6 +184,9 @@ export const FRESH_BATCH = [
   'address add 10.0.0.8/24 dev eth1',
   'route replace 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
   'route replace default via 10.0.0.1 dev eth1 table 10001 proto 234',
+  'rule add from all table 254 suppress_prefixlength 0 priority 30000',
+  'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+  'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
   'rule add from 10.0.0.7/32 table 10001 priority 30001',
   'rule add from 10.0.0.8/32 table 10001 priority 30001',
 ];
@@ -182,6 +199,9 @@ export const FRESH_UNDO = [
   'address del 10.0.0.8/24 dev eth1',
   'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001',
   'route del default via 10.0.0.1 dev eth1 table 10001',
+  'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+  'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+  'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
   'rule del from 10.0.0.7/32 table 10001 priority 30001',
   'rule del from 10.0.0.8/32 table 10001 priority 30001',
 ];
@@ -202,6 +222,9 @@ export function manualOwned(): Owned {
       { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.8/24' },
     ],
     rules: [
+      { from: 'all', table: 254, priority: 30000, suppressPrefixLength: 0 },
+      { from: '10.0.0.7', to: '10.0.0.0/24', table: 10001, priority: 29001 },
+      { from: '10.0.0.8', to: '10.0.0.0/24', table: 10001, priority: 29001 },
       { from: '10.0.0.7', table: 10001, priority: 30001 },
       { from: '10.0.0.8', table: 10001, priority: 30001 },
     ],
@@ -209,14 +232,14 @@ export function manualOwned(): Owned {
       { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' },
       { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' },
     ],
-    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
+    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth0`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
   };
 }
 
 /** The files on a fresh guest that the first apply of the manual tree replaces (null: absent). */
 export function freshOriginals(): Record<string, string | null> {
   // The backup the first apply makes is the agent's own file: before it, there was none.
-  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [SYSCTL_DROPIN]: null };
+  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [`${SCRIPTS}/rule-eth0`]: null, [SYSCTL_DROPIN]: null };
 }
 
 /** Mode and owner of the cloud-init ifcfg-eth0 the first apply replaces (memfs files are 0666, owned by the test's user). */
@@ -331,6 +354,9 @@ export function convergedLive(): LinuxLiveState {
     ],
     rules: [
       { priority: 0, from: 'all', table: 'local' },
+      { priority: 29001, from: '10.0.0.7/32', to: '10.0.0.0/24', table: '10001' },
+      { priority: 29001, from: '10.0.0.8/32', to: '10.0.0.0/24', table: '10001' },
+      { priority: 30000, from: 'all', table: 'main', suppressPrefixLength: 0 },
       { priority: 30001, from: '10.0.0.7/32', table: '10001' },
       { priority: 30001, from: '10.0.0.8/32', table: '10001' },
       { priority: 32766, from: 'all', table: 'main' },

@@ -184,11 +184,16 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
     expect(etcFiles(lab.guestRoot('t'))).toEqual(golden('three-nic', 'policy'));
     const rules = await lab.exec(lab.guestNs('t'), ['ip', '-j', 'rule']);
     const tables = (JSON.parse(rules.stdout) as { src?: string; table: string }[]).filter((r) => r.table.startsWith('100'));
+    // Each NIC's own subnet first (29000 + n), main's routes but its default (30000), then the rest (30000 + n).
     expect(tables).toEqual([
-      expect.objectContaining({ src: '10.1.16.5', table: '10001' }),
-      expect.objectContaining({ src: '203.0.113.21', table: '10001' }),
-      expect.objectContaining({ src: '172.16.5.10', table: '10002' }),
+      expect.objectContaining({ priority: 29001, src: '10.1.16.5', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
+      expect.objectContaining({ priority: 29001, src: '203.0.113.21', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
+      expect.objectContaining({ priority: 29002, src: '172.16.5.10', dst: '172.16.5.0', dstlen: 24, table: '10002' }),
+      expect.objectContaining({ priority: 30001, src: '10.1.16.5', table: '10001' }),
+      expect.objectContaining({ priority: 30001, src: '203.0.113.21', table: '10001' }),
+      expect.objectContaining({ priority: 30002, src: '172.16.5.10', table: '10002' }),
     ]);
+    expect((JSON.parse(rules.stdout) as { priority: number }[]).find((r) => r.priority === 30000)).toEqual({ priority: 30000, src: 'all', table: 'main', suppress_prefixlen: 0 });
   });
 
   it('a boot keeps the main default route on eth0: no secondary NIC\'s file lets ifup-eth replace it', async () => {

@@ -16,7 +16,9 @@ async function inet(lab: Lab, guest: string, dev: string): Promise<string[]> {
 
 async function rules(lab: Lab, guest: string): Promise<string[]> {
   const result = await lab.exec(lab.guestNs(guest), ['ip', '-j', 'rule']);
-  return (JSON.parse(result.stdout) as { src?: string; table: string }[]).filter((r) => r.src !== undefined && r.src !== 'all').map((r) => `${r.src} ${r.table}`);
+  return (JSON.parse(result.stdout) as { src?: string; dst?: string; dstlen?: number; table: string }[])
+    .filter((r) => r.src !== undefined && r.src !== 'all')
+    .map((r) => `${r.src}${r.dst !== undefined ? ` to ${r.dst}/${r.dstlen ?? 32}` : ''} ${r.table}`);
 }
 
 describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
@@ -64,7 +66,7 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     expect(apply.stdout).toContain('remove 10.0.0.8/24 from eth1');
     expect(await inet(lab, 'a', 'eth1')).toEqual(['10.0.0.7/24']);
     expect(await inet(lab, 'a', 'eth0')).toEqual(['10.0.0.2/24', '10.0.0.3/24', '10.0.0.99/24']);
-    expect(await rules(lab, 'a')).toEqual(['10.0.0.7 10001']);
+    expect(await rules(lab, 'a')).toEqual(['10.0.0.7 to 10.0.0.0/24 10001', '10.0.0.7 10001']);
     expect(await lab.pingFromInternet('203.0.113.12')).toBe(true);
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
@@ -122,7 +124,7 @@ describe.skipIf(!labOk)('a user\'s address in the subnet of an address the agent
     const second = await run(['apply']);
     expect(second.stdout).toContain('remove 10.0.0.7/24 from eth1');
     expect(await inet(lab, 'u', 'eth1')).toEqual(['10.0.0.8/24', '10.0.0.99/24']);
-    expect(await rules(lab, 'u')).toEqual(['10.0.0.8 10001']);
+    expect(await rules(lab, 'u')).toEqual(['10.0.0.8 to 10.0.0.0/24 10001', '10.0.0.8 10001']);
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
 });

@@ -41,11 +41,19 @@ describe('--routing rp-filter reproduces the manual', () => {
   const manual = (file: string) => readFileSync(new URL(`../fixtures/manual/${file}`, import.meta.url), 'utf8');
   // Where the agent knowingly differs from the manual: HWADDR binds each file to its NIC (the manual comments it
   // out only because its eth1 file is a copy of eth0's), DEFROUTE=no keeps ifup-eth at boot from moving the main
-  // default route to a secondary NIC, and promote_secondaries keeps a subnet's addresses when its first one goes.
+  // default route to a secondary NIC, promote_secondaries keeps a subnet's addresses when its first one goes, and
+  // arp_ignore/arp_announce make each address answered only by the NIC that holds it.
   const additions: Record<string, string[]> = {
     'ifcfg-eth0': ['HWADDR=52:54:00:8A:7A:64'],
     'ifcfg-eth1': ['HWADDR=20:90:6F:F7:93:2E', 'DEFROUTE=no'],
-    'sysctl-rp_filter.conf': ['net.ipv4.conf.eth0.promote_secondaries = 1', 'net.ipv4.conf.eth1.promote_secondaries = 1'],
+    'sysctl-rp_filter.conf': [
+      'net.ipv4.conf.eth0.promote_secondaries = 1',
+      'net.ipv4.conf.eth1.promote_secondaries = 1',
+      'net.ipv4.conf.eth0.arp_ignore = 1',
+      'net.ipv4.conf.eth0.arp_announce = 1',
+      'net.ipv4.conf.eth1.arp_ignore = 1',
+      'net.ipv4.conf.eth1.arp_announce = 1',
+    ],
   };
   const wanted = (file: string) => [...settings(manual(file)), ...(additions[file] ?? [])];
 
@@ -61,7 +69,7 @@ describe('--routing rp-filter reproduces the manual', () => {
     expect(settings(byPath.get('/etc/sysconfig/network-scripts/ifcfg-eth0') ?? '')).toEqual(manualOrder);
   });
 
-  it('the sysctl drop-in holds the four rp_filter lines of the manual, in its order, then promote_secondaries', () => {
+  it('the sysctl drop-in holds the four rp_filter lines of the manual, in its order, then promote_secondaries and the ARP settings', () => {
     expect(settings(byPath.get('/etc/sysctl.d/99-zz-eip-agent.conf') ?? '')).toEqual(wanted('sysctl-rp_filter.conf'));
   });
 
@@ -89,9 +97,14 @@ describe('policy routing', () => {
     const ifcfg1 = files.find((f) => f.path.endsWith('ifcfg-eth1'))?.content ?? '';
     expect(settings(ifcfg1)).toContain('DEFROUTE=no');
     expect(settings(files.find((f) => f.path.endsWith('ifcfg-eth0'))?.content ?? '')).not.toContain('DEFROUTE=no');
+    // Main's own routes first (all but its default), each NIC's subnet ahead of that, then the NIC's table for the rest.
     expect(runtime.rules).toEqual([
+      { dev: 'eth0', from: 'all', table: 254, priority: 30000, suppressPrefixLength: 0 },
+      { dev: 'eth1', from: '10.1.16.5', to: '10.1.16.0/24', table: 10001, priority: 29001 },
+      { dev: 'eth1', from: '203.0.113.21', to: '10.1.16.0/24', table: 10001, priority: 29001 },
       { dev: 'eth1', from: '10.1.16.5', table: 10001, priority: 30001 },
       { dev: 'eth1', from: '203.0.113.21', table: 10001, priority: 30001 },
+      { dev: 'eth2', from: '172.16.5.10', to: '172.16.5.0/24', table: 10002, priority: 29002 },
       { dev: 'eth2', from: '172.16.5.10', table: 10002, priority: 30002 },
     ]);
     expect(runtime.routes).toEqual([
@@ -107,6 +120,10 @@ describe('policy routing', () => {
       { key: 'net.ipv4.conf.eth0.promote_secondaries', value: '1' },
       { key: 'net.ipv4.conf.eth1.promote_secondaries', value: '1' },
       { key: 'net.ipv4.conf.eth2.promote_secondaries', value: '1' },
+      ...['eth0', 'eth1', 'eth2'].flatMap((dev) => [
+        { key: `net.ipv4.conf.${dev}.arp_ignore`, value: '1' },
+        { key: `net.ipv4.conf.${dev}.arp_announce`, value: '1' },
+      ]),
     ]);
     expect(runtime.rpFilter).toEqual([
       { ifname: 'eth1', effective: 2 },
@@ -122,7 +139,7 @@ describe('policy routing', () => {
 
   it('never picks a table id that something else uses', () => {
     const { runtime } = render(manualTree(), 'policy', new Set([10001, 10101]));
-    expect(new Set(runtime.rules.map((r) => r.table))).toEqual(new Set([10201]));
+    expect(new Set(runtime.rules.map((r) => r.table))).toEqual(new Set([254, 10201]));
     expect(new Set(runtime.routes.map((r) => r.table))).toEqual(new Set([10201]));
   });
 

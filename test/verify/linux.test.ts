@@ -37,6 +37,9 @@ describe('checkState', () => {
       { kind: 'address', subject: '10.0.0.3/24 eth0', ok: true, detail: 'on eth0' },
       { kind: 'address', subject: '10.0.0.7/24 eth1', ok: true, detail: 'on eth1' },
       { kind: 'address', subject: '10.0.0.8/24 eth1', ok: true, detail: 'on eth1' },
+      { kind: 'rule', subject: 'from all lookup main suppress_prefixlength 0 priority 30000', ok: true, detail: 'present' },
+      { kind: 'rule', subject: 'from 10.0.0.7 to 10.0.0.0/24 table 10001', ok: true, detail: 'present' },
+      { kind: 'rule', subject: 'from 10.0.0.8 to 10.0.0.0/24 table 10001', ok: true, detail: 'present' },
       { kind: 'rule', subject: 'from 10.0.0.7 table 10001', ok: true, detail: 'present' },
       { kind: 'rule', subject: 'from 10.0.0.8 table 10001', ok: true, detail: 'present' },
       { kind: 'route', subject: '10.0.0.0/24 dev eth1 table 10001', ok: true, detail: 'present' },
@@ -145,15 +148,31 @@ describe('checkState', () => {
       'a missing rule',
       'policy',
       (live) => {
-        live.rules = live.rules.filter((r) => r.from !== '10.0.0.8/32');
+        live.rules = live.rules.filter((r) => r.from !== '10.0.0.8/32' || r.to !== undefined);
       },
       [{ kind: 'rule', subject: 'from 10.0.0.8 table 10001', detail: 'missing' }],
+    ],
+    [
+      'a missing subnet rule',
+      'policy',
+      (live) => {
+        live.rules = live.rules.filter((r) => !(r.from === '10.0.0.8/32' && r.to !== undefined));
+      },
+      [{ kind: 'rule', subject: 'from 10.0.0.8 to 10.0.0.0/24 table 10001', detail: 'missing' }],
+    ],
+    [
+      'the main rule missing (only wg-quick\'s, at 32764)',
+      'policy',
+      (live) => {
+        live.rules = live.rules.map((r) => (r.suppressPrefixLength !== undefined ? { ...r, priority: 32764 } : r));
+      },
+      [{ kind: 'rule', subject: 'from all lookup main suppress_prefixlength 0 priority 30000', detail: 'missing' }],
     ],
     [
       'a rule pointing at another table',
       'policy',
       (live) => {
-        live.rules = live.rules.map((r) => (r.from === '10.0.0.7/32' ? { ...r, table: '10101' } : r));
+        live.rules = live.rules.map((r) => (r.from === '10.0.0.7/32' && r.to === undefined ? { ...r, table: '10101' } : r));
       },
       [{ kind: 'rule', subject: 'from 10.0.0.7 table 10001', detail: 'missing' }],
     ],

@@ -369,7 +369,7 @@ describe.skipIf(!engineReady())('eip-agent apply --target windows with the engin
     const runs = guest.read().calls.length;
     const skipped = await runCli([...APPLY, '--skip-failed'], host);
     expect(skipped.code).toBe(3);
-    expect(skipped.err).toMatch(/^eip-agent: apply: not retrying model [0-9a-f]{12}, which failed verification at .*; waiting for the metadata to change \(`eip-agent apply` without --skip-failed retries it now\)\n$/);
+    expect(skipped.err).toMatch(/^eip-agent: apply: not retrying model [0-9a-f]{12} yet, which failed verification at .*; tried again after \S+ or when the metadata changes \(`eip-agent apply` without --skip-failed retries it now\)\n$/);
     expect(guest.read().calls.length).toBe(runs);
     // By hand, without --skip-failed, it is retried; the fault was a one-off, so now 10.0.0.8 goes.
     const retried = await runCli(APPLY, host);

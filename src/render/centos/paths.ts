@@ -13,8 +13,17 @@ export const ROUTE_PROTO = 234;
 /** First candidate routing table id; NIC n (n >= 1) starts at TABLE_BASE + n. */
 export const TABLE_BASE = 10000;
 
-/** Rule priority base; below `main` (32766) so the per-NIC tables are consulted first. */
+/**
+ * Rule priority base; below `main` (32766) so the per-NIC tables are consulted first. At the base itself: the rule
+ * that lets main's own routes (a container bridge, a VPN, a peering route) win over the tables, all but its default.
+ */
 export const RULE_PRIORITY_BASE = 30000;
+
+/**
+ * Base of the rules that send a secondary NIC's own subnet to its table from its addresses, ahead of the main rule:
+ * where eth0 shares the subnet, main's prefix route would otherwise send eth1's traffic there out of eth0.
+ */
+export const SUBNET_RULE_PRIORITY_BASE = 29000;
 
 /** First line of every file the agent writes; a file without it is not the agent's. */
 export const MANAGED_MARKER = '# Managed by eip-agent';

@@ -2,7 +2,8 @@ import type { InstanceModel } from '../../model/types.js';
 import { compileTemplate } from '../handlebars.js';
 import { assertIpArgumentLines, assertShellAssignments } from '../guard.js';
 import type { LinuxRenderOptions } from '../linux-runtime.js';
-import { linuxRuntime, nicLayouts, routingNote, sysctlDropIn } from '../linux-runtime.js';
+import { linuxRuntime, nicLayouts, nicRules, routingNote, sysctlDropIn } from '../linux-runtime.js';
+import { ruleSpec } from '../rule-spec.js';
 import type { LinuxDesiredState, RenderedFile } from '../types.js';
 import { networkScript, ROUTE_PROTO } from './paths.js';
 import ifcfgSource from '../../../templates/centos/ifcfg.hbs';
@@ -25,7 +26,7 @@ interface IfcfgData {
 
 const ifcfg = compileTemplate<IfcfgData>(ifcfgSource);
 const route = compileTemplate<{ table: number; device: string; mac: string; cidr: string; primaryIp: string; gateway: string; proto: number }>(routeSource);
-const rule = compileTemplate<{ table: number; device: string; mac: string; sources: string[]; priority: number }>(ruleSource);
+const rule = compileTemplate<{ notes: string[]; rules: string[] }>(ruleSource);
 
 const FILE_MODE = 0o644;
 
@@ -52,13 +53,23 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
       }),
     });
     if (policy === undefined) continue;
-    const { table, priority, sources, primaryIp } = policy;
+    const { table, primaryIp } = policy;
     files.push({
       path: networkScript('route', device),
       mode: FILE_MODE,
       content: route({ table, device, mac: nic.mac, cidr: nic.cidr, primaryIp, gateway: nic.gateway, proto: ROUTE_PROTO }),
     });
-    files.push({ path: networkScript('rule', device), mode: FILE_MODE, content: rule({ table, device, mac: nic.mac, sources, priority }) });
+    const notes = [`Traffic from the addresses of ${device} (NIC ${nic.mac}) is routed by table ${table}: to its own subnet ${nic.cidr} first, then the rest.`];
+    files.push({ path: networkScript('rule', device), mode: FILE_MODE, content: rule({ notes, rules: nicRules(device, nic.cidr, policy).map(ruleSpec) }) });
+  }
+  // The rule that lets main's own routes win goes with the primary NIC, which is never taken down.
+  const main = runtime.rules.find((r) => r.suppressPrefixLength !== undefined);
+  if (main !== undefined) {
+    const notes = [
+      "Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables; only main's default",
+      "route is skipped, so replies from a secondary NIC's address leave through that NIC's table.",
+    ];
+    files.push({ path: networkScript('rule', main.dev), mode: FILE_MODE, content: rule({ notes, rules: [ruleSpec(main)] }) });
   }
   files.push(sysctlDropIn(options.routing, runtime));
   for (const file of files) {

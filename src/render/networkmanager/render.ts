@@ -4,7 +4,7 @@ import { assertIpArgumentLines, assertKeyfileLines } from '../guard.js';
 import { compileTemplate } from '../handlebars.js';
 import type { LinuxRenderOptions, NicLayout } from '../linux-runtime.js';
 import { linuxRuntime, nicLayouts, routingNote, sysctlDropIn } from '../linux-runtime.js';
-import type { LinuxDesiredState } from '../types.js';
+import type { DesiredRule, LinuxDesiredState } from '../types.js';
 import connectionSource from '../../../templates/networkmanager/connection.hbs';
 
 /** Where NetworkManager's keyfile plugin reads connection profiles. */
@@ -33,7 +33,7 @@ interface ConnectionData {
   primaryNic: boolean;
   gateway: string;
   policy?: { table: number };
-  rules: { n: number; priority: number; from: string; table: number }[];
+  rules: { n: number; rule: string }[];
 }
 
 const connection = compileTemplate<ConnectionData>(connectionSource);
@@ -52,7 +52,13 @@ function uuidFor(mac: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-function profile(layout: NicLayout): string {
+/** A rule as NetworkManager's routing-rule property spells it (`from 0.0.0.0/0` for all; a bare address is a /32). */
+function nmRule(rule: DesiredRule): string {
+  const from = rule.from === 'all' ? '0.0.0.0/0' : rule.from;
+  return [`priority ${rule.priority} from ${from}`, ...(rule.to !== undefined ? [`to ${rule.to}`] : []), `table ${rule.table}`, ...(rule.suppressPrefixLength !== undefined ? [`suppress_prefixlength ${rule.suppressPrefixLength}`] : [])].join(' ');
+}
+
+function profile(layout: NicLayout, rules: readonly DesiredRule[]): string {
   const { nic, device, addresses, policy } = layout;
   return connection({
     id: `${PROFILE_PREFIX}${device}`,
@@ -67,7 +73,7 @@ function profile(layout: NicLayout): string {
     primaryNic: nic.isPrimaryNic,
     gateway: nic.gateway,
     ...(policy !== undefined ? { policy: { table: policy.table } } : {}),
-    rules: (policy?.sources ?? []).map((from, i) => ({ n: i + 1, priority: policy!.priority, from, table: policy!.table })),
+    rules: rules.map((rule, i) => ({ n: i + 1, rule: nmRule(rule) })),
   });
 }
 
@@ -82,7 +88,8 @@ export function renderNetworkManager(model: InstanceModel, options: LinuxRenderO
   // secondary NIC's prefix route in main (metric 0) would otherwise win over eth0's (NetworkManager's metric 100).
   const tabled = new Set(layouts.filter((l) => l.policy !== undefined).map((l) => l.device));
   for (const address of runtime.addresses) if (tabled.has(address.ifname)) address.noPrefixRoute = true;
-  const files = layouts.map((layout) => ({ path: profilePath(layout.device), mode: KEYFILE_MODE, content: profile(layout) }));
+  // Each profile carries the rules of its NIC; the primary NIC's, the main rule (NetworkManager adds them at activation).
+  const files = layouts.map((layout) => ({ path: profilePath(layout.device), mode: KEYFILE_MODE, content: profile(layout, runtime.rules.filter((r) => r.dev === layout.device)) }));
   for (const file of files) assertKeyfileLines(file.path, file.content);
   const drop = sysctlDropIn(options.routing, runtime);
   assertIpArgumentLines(drop.path, drop.content.replaceAll(' = ', ' '));
