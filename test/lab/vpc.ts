@@ -64,6 +64,11 @@ export interface Lab {
   exec(ns: string, argv: readonly string[], opts?: LabRunOptions): Promise<LabRun>;
   /** `ping -c1 -W1` from the internet host, up to `attempts` times (default 3); true when a reply came back. */
   pingFromInternet(address: string, attempts?: number): Promise<boolean>;
+  /**
+   * A namespace of the lab's own beside the guests (a container, a VPN peer), empty but for its loopback; torn down with
+   * the lab. Its name is returned; link it to a guest with `ip link add ... netns <name>`.
+   */
+  addNamespace(name: string): Promise<string>;
   /** Changes what the cloud says about a guest: its emulator's tree, the router's EIP NAT and routes, anti-spoofing. */
   updateGuest(name: string, tree: MetaTree): Promise<void>;
   /** Stops the emulators, deletes every namespace and temp dir; throws if a namespace is left. Idempotent. */
@@ -179,6 +184,17 @@ class VpcLab implements Lab {
       if (result.exitCode === 0) return true;
     }
     return false;
+  }
+
+  async addNamespace(name: string): Promise<string> {
+    if (!/^[a-z]{1,8}$/.test(name)) throw new Error(`lab: namespace name ${name}: 1-8 lower-case letters`);
+    const ns = `${this.id}-x-${name}`;
+    if (this.namespaces.includes(ns)) throw new Error(`lab: namespace ${ns} exists`);
+    await must(['ip', 'netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await sysctls(ns, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
+    await ipBatch(ns, ['link set lo up']);
+    return ns;
   }
 
   async updateGuest(name: string, tree: MetaTree): Promise<void> {

@@ -1,0 +1,122 @@
+// The agent among the other actors of a real guest: a Docker-style bridge with a container behind NAT, a port the
+// user publishes with their own nftables DNAT, a VPN-like route in main and a rule of the user's. After `apply`, the
+// agent's policy routing must not take over any of their traffic, and it must leave their rules and tables as they were.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manualTree } from './fixtures.js';
+import { labOk, requireLab } from './guard.js';
+import { startLab, type Lab } from './vpc.js';
+
+requireLab('eip-agent beside containers, a VPN route and the user\'s own nftables');
+
+/** The user's own NAT: the containers' masquerade out of eth0, and TCP 8080 on the host published to the container. */
+const USER_NFT = `table ip usernat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local tcp dport 8080 dnat to 172.17.0.2:80
+	}
+	chain postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 172.17.0.0/16 oifname != "docker0" masquerade
+	}
+}
+`;
+
+describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VPN route and a rule of the user\'s', () => {
+  let lab: Lab;
+  let guest: string;
+  let ctr: string;
+  let server: ChildProcess | undefined;
+  const must = async (ns: string, argv: string[], input?: string): Promise<string> => {
+    const result = await lab.exec(ns, argv, input === undefined ? {} : { input });
+    if (result.exitCode !== 0) throw new Error(`${argv.join(' ')}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const pingFrom = async (ns: string, target: string): Promise<boolean> => {
+    for (let i = 0; i < 3; i++) if ((await lab.exec(ns, ['ping', '-n', '-c1', '-W1', target])).exitCode === 0) return true;
+    return false;
+  };
+  /** The user's state the agent must leave byte for byte: their nftables table, their rule. */
+  const userState = async () => ({ nft: await must(guest, ['nft', 'list', 'table', 'ip', 'usernat']), rule: (await must(guest, ['ip', 'rule', 'show', 'priority', '1000'])).trim() });
+  /** GET http://<address>:8080/ from the internet host; the body, or the error. */
+  const fetchFromInternet = async (address: string): Promise<string> => {
+    const script = `fetch('http://${address}:8080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message));`;
+    return (await lab.exec(lab.internetNs, [process.execPath, '-e', script], { timeoutMs: 10_000 })).stdout;
+  };
+
+  beforeAll(async () => {
+    lab = await startLab([{ name: 'd', tree: manualTree() }]);
+    guest = lab.guestNs('d');
+    ctr = await lab.addNamespace('ctr');
+    // What Docker sets up: a bridge, a container on a veth behind it, forwarding, masquerade.
+    await must(guest, ['ip', '-batch', '-'], [
+      'link add docker0 type bridge',
+      'address add 172.17.0.1/16 dev docker0',
+      'link set docker0 up',
+      `link add vethctr type veth peer name eth0 netns ${ctr}`,
+      'link set vethctr master docker0',
+      'link set vethctr up',
+      // A VPN's route (WireGuard, OpenVPN) in main, on a veth standing in for its tunnel device, and a rule of the user's.
+      'link add wg0 type veth peer name wgpeer',
+      'link set wgpeer up',
+      'link set wg0 up',
+      'address add 10.99.0.1/16 dev wg0',
+      'rule add from 192.0.2.0/24 lookup 100 priority 1000',
+    ].join('\n') + '\n');
+    await must(guest, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await must(guest, ['nft', '-f', '-'], USER_NFT);
+    await must(ctr, ['ip', '-batch', '-'], 'address add 172.17.0.2/16 dev eth0\nlink set eth0 up\nroute add default via 172.17.0.1\n');
+    // The published service: an HTTP server in the container on :80.
+    server = spawn('ip', ['netns', 'exec', ctr, process.execPath, '-e', "require('node:http').createServer((q, r) => r.end('from the container')).listen(80)"], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && (await lab.exec(ctr, ['ss', '-Htln', 'sport = :80'])).stdout.trim() === ''; i++) await new Promise((r) => setTimeout(r, 50));
+  });
+  afterAll(async () => {
+    server?.kill('SIGKILL');
+    await lab?.destroy();
+  });
+
+  it('apply configures the NICs and verifies', async () => {
+    const apply = await lab.agent('d', ['apply', '--root', lab.guestRoot('d')]);
+    expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
+  });
+
+  it('the container reaches every address of the guest, eth1\'s too: main\'s route to the bridge wins over the agent\'s table', async () => {
+    for (const address of ['172.17.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.7', '10.0.0.8']) expect(await pingFrom(ctr, address), address).toBe(true);
+  });
+
+  it('without the main rule the replies to the container from eth1\'s addresses are hijacked to the VPC gateway; apply puts the rule back', async () => {
+    await must(guest, ['ip', 'rule', 'del', 'priority', '30000']);
+    expect(await must(guest, ['ip', 'route', 'get', '172.17.0.2', 'from', '10.0.0.7'])).toMatch(/via 10\.0\.0\.1 dev eth1 table 10001/);
+    expect(await pingFrom(ctr, '10.0.0.7')).toBe(false);
+    const repair = await lab.agent('d', ['apply', '--root', lab.guestRoot('d')]);
+    expect(repair.exitCode, repair.stdout + repair.stderr).toBe(0);
+    expect(repair.stdout).toContain('applied: rule from all table 254 suppress_prefixlength 0 priority 30000');
+    expect(await must(guest, ['ip', 'route', 'get', '172.17.0.2', 'from', '10.0.0.7'])).toMatch(/172\.17\.0\.2 from 10\.0\.0\.7 dev docker0/);
+    expect(await pingFrom(ctr, '10.0.0.7')).toBe(true);
+  });
+
+  it('the container reaches the internet host through the user\'s masquerade on eth0', async () => {
+    expect(await pingFrom(ctr, '198.51.100.2')).toBe(true);
+  });
+
+  it('traffic from a secondary NIC\'s address to the VPN\'s network goes where main says; to the internet it leaves by its NIC', async () => {
+    expect(await must(guest, ['ip', 'route', 'get', '10.99.1.1', 'from', '10.0.0.8'])).toMatch(/10\.99\.1\.1 from 10\.0\.0\.8 dev wg0/);
+    expect(await must(guest, ['ip', 'route', 'get', '198.51.100.2', 'from', '10.0.0.8'])).toMatch(/via 10\.0\.0\.1 dev eth1 table 10001/);
+    // Its own subnet too, though eth0 shares it and main's prefix route is eth0's.
+    expect(await must(guest, ['ip', 'route', 'get', '10.0.0.1', 'from', '10.0.0.8'])).toMatch(/dev eth1 table 10001/);
+  });
+
+  it('the port published on eth0\'s EIPs answers from the internet host', async () => {
+    for (const eip of ['203.0.113.10', '203.0.113.11']) expect(await fetchFromInternet(eip), eip).toBe('from the container');
+  });
+
+  it('the user\'s nftables table and rule are as they were, and a second apply changes nothing', async () => {
+    const before = await userState();
+    const again = await lab.agent('d', ['apply', '--root', lab.guestRoot('d')]);
+    expect(again.exitCode, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toContain('Already in sync: nothing written, nothing changed.');
+    expect(await userState()).toEqual(before);
+    expect(before.rule).toBe('1000:\tfrom 192.0.2.0/24 lookup 100');
+    expect(before.nft).toContain('dnat to 172.17.0.2:80');
+  });
+});
