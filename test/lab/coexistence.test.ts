@@ -110,6 +110,19 @@ describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VP
     for (const eip of ['203.0.113.10', '203.0.113.11']) expect(await fetchFromInternet(eip), eip).toBe('from the container');
   });
 
+  it('each address is answered by the NIC that holds it: an ARP request for eth0\'s address gets eth0\'s MAC alone, and eth1\'s eth1\'s', async () => {
+    const macs = { eth0: '52:54:00:8a:7a:64', eth1: '20:90:6f:f7:93:2e' };
+    const expected: Record<string, string> = { '10.0.0.2': macs.eth0, '10.0.0.3': macs.eth0, '10.0.0.7': macs.eth1, '10.0.0.8': macs.eth1 };
+    // A VPC that neither filters nor answers ARP itself (the lab's filters ARP per port): let every ARP frame through.
+    await must(lab.routerNs, ['nft', 'insert', 'rule', 'bridge', 'eipspoof', 'prerouting', 'ether', 'type', 'arp', 'accept']);
+    // Both NICs hear every request on the shared subnet; with the kernel's defaults (arp_ignore=0) both answer each.
+    for (const [address, mac] of Object.entries(expected)) {
+      const result = await lab.exec(lab.routerNs, ['arping', '-c', '2', '-I', 'br-0', address]);
+      const answered = new Set([...result.stdout.matchAll(/reply from \S+ \[([0-9A-Fa-f:]+)\]/g)].map((m) => m[1]!.toLowerCase()));
+      expect([...answered], `${address}: ${result.stdout}`).toEqual([mac]);
+    }
+  });
+
   it('the user\'s nftables table and rule are as they were, and a second apply changes nothing', async () => {
     const before = await userState();
     const again = await lab.agent('d', ['apply', '--root', lab.guestRoot('d')]);
