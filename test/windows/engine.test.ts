@@ -17,7 +17,7 @@ import { parseScriptResult, type ScriptResult } from '../../src/targets/windows.
 import { runCli } from '../helpers/cli.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
-import type { EmuGuest, EmuState } from './engine.js';
+import type { EmuGuest, EmuRoute, EmuState } from './engine.js';
 import { ENGINE_DLL, emulatedGuest, engineEnv, engineReady, fileArgs, guestDir, placeScript, reboot, runPowerShell } from './engine.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
@@ -101,6 +101,24 @@ describe.skipIf(!engineReady())('the agent script in a real PowerShell engine', 
     expect(verify.exitCode, JSON.stringify(verify.result.checks.filter((c) => !c.ok))).toBe(WINDOWS_EXIT.inSync);
     expect(verify.changes).toEqual([]);
     expect(booted.adapters.filter((a) => a.ifIndex !== 4).map((a) => a.dnsDhcp.length + a.dnsStatic.length)).toEqual([2, 2]);
+  });
+
+  it('leaves routes more specific than the default alone: a Hyper-V/WSL/Docker NAT switch\'s and a user\'s on a managed NIC', async () => {
+    const model = manual();
+    const guest = emulatedGuest(model);
+    const theirs: EmuRoute[] = [
+      // vEthernet (WSL), the adapter the metadata does not list, and a user's route to a peered network on eth0's NIC.
+      { ifIndex: 4, prefix: '172.20.0.0/20', nextHop: '0.0.0.0', metric: 256, protocol: 'NetMgmt', stores: ['ActiveStore'] },
+      { ifIndex: NIC1, prefix: '10.50.0.0/16', nextHop: '10.0.0.1', metric: 5, protocol: 'NetMgmt', stores: ['ActiveStore', 'PersistentStore'] },
+    ];
+    guest.routes.push(...structuredClone(theirs));
+    const run = await runAgent(model, guest);
+    expect(run.exitCode, run.result.errors.join('; ')).toBe(WINDOWS_EXIT.changed);
+    expect(run.state.routes.filter((r) => r.prefix !== '0.0.0.0/0')).toEqual(theirs);
+    // Every route the script added, changed or removed is a NIC's default route: Windows prefers the longer prefix, so
+    // those more specific routes keep their traffic.
+    expect(run.changes.filter((c) => /-NetRoute /.test(c)).every((c) => c.includes("-DestinationPrefix 0.0.0.0/0"))).toBe(true);
+    expect(run.changes.some((c) => /-NetRoute /.test(c))).toBe(true);
   });
 
   it('puts the default route back straight after the primary, before any secondary, so the guest is never long without one', async () => {
