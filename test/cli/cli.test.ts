@@ -293,17 +293,6 @@ describe('rollback', () => {
     expect(plan.out).toContain('  - remove 10.0.0.8/24 from eth1\n');
   });
 
-  it('plan with only a removal pending says so, not "in sync", and exits 2', async () => {
-    const kernel = new FakeKernel(freshKernel());
-    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
-    seedTree(treeWithout8());
-    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
-    const run = await cli(['plan', ...META], kernel);
-    // The second read would remove it: changes pending, never in sync.
-    expect(run.code).toBe(EXIT.pending);
-    expect(run.out).not.toContain('In sync');
-  });
-
   it.each<[string, string, number, string]>([
     ['a valid config file', '{"routing": "policy", "ignoreNics": []}', EXIT.ok, ''],
     ['a config file with an unknown key', '{"rooting": "policy"}', EXIT.error, 'eip-agent: config: /etc/eip-agent/custom.json: unknown setting "rooting"'],
