@@ -19,7 +19,9 @@ const BOUND_MS = (INTERVAL_S + 2) * 1000;
 
 async function rules(lab: Lab): Promise<string[]> {
   const result = await lab.exec(lab.guestNs('g'), ['ip', '-j', 'rule']);
-  return (JSON.parse(result.stdout) as { src?: string; table: string }[]).filter((r) => r.src !== undefined && r.src !== 'all').map((r) => `${r.src} ${r.table}`);
+  return (JSON.parse(result.stdout) as { src?: string; dst?: string; dstlen?: number; table: string }[])
+    .filter((r) => r.src !== undefined && r.src !== 'all')
+    .map((r) => `${r.src}${r.dst !== undefined ? ` to ${r.dst}/${r.dstlen ?? 32}` : ''} ${r.table}`);
 }
 
 describe.skipIf(!labOk)('eip-agent run repairs drift of what it manages', () => {
@@ -60,12 +62,21 @@ describe.skipIf(!labOk)('eip-agent run repairs drift of what it manages', () => 
     await d.waitFor('the daemon to rest', () => d.events.at(-1)?.event === 'unchanged', BOUND_MS * 2);
     const from = d.events.length;
     const started = Date.now();
-    expect((await ip('rule', 'del', 'from', '10.0.0.7', 'table', '10001')).exitCode).toBe(0);
+    expect((await ip('rule', 'del', 'from', '10.0.0.7', 'table', '10001', 'priority', '30001')).exitCode).toBe(0);
     const { event } = await d.waitForEvent('the repair', from, (e) => e.event === 'repair', BOUND_MS);
     console.log(`deleted rule repaired in ${Date.now() - started} ms`);
     expect(event.runtimeApplied).toEqual(['rule from 10.0.0.7/32 table 10001 priority 30001']);
-    expect((await rules(lab)).sort()).toEqual(['10.0.0.7 10001', '10.0.0.8 10001']);
+    expect((await rules(lab)).sort()).toEqual(['10.0.0.7 10001', '10.0.0.7 to 10.0.0.0/24 10001', '10.0.0.8 10001', '10.0.0.8 to 10.0.0.0/24 10001']);
     expect(await lab.pingFromInternet('203.0.113.12')).toBe(true);
+  });
+
+  it('a deleted main rule (main\'s own routes first) is repaired within the interval + 2 s', async () => {
+    await d.waitFor('the daemon to rest', () => d.events.at(-1)?.event === 'unchanged', BOUND_MS * 2);
+    const from = d.events.length;
+    expect((await ip('rule', 'del', 'priority', '30000')).exitCode).toBe(0);
+    const { event } = await d.waitForEvent('the repair', from, (e) => e.event === 'repair', BOUND_MS);
+    expect(event.runtimeApplied).toEqual(['rule from all table 254 suppress_prefixlength 0 priority 30000']);
+    expect((await ip('rule', 'show', 'priority', '30000')).stdout.trim()).toBe('30000:\tfrom all lookup main suppress_prefixlength 0');
   });
 
   it('a user adding and deleting an address of their own causes no action', async () => {
@@ -91,7 +102,7 @@ describe.skipIf(!labOk)('eip-agent run repairs drift of what it manages', () => 
     await d.waitFor('the daemon to rest', () => d.events.at(-1)?.event === 'unchanged', BOUND_MS * 2);
     expect(d.events.slice(from).filter((e) => e.event === 'rollback' || e.event === 'apply-error'), d.describe()).toEqual([]);
     expect(await addresses(lab, 'g', 'eth1')).toEqual(['10.0.0.8/24', '10.0.0.99/24']);
-    expect(await rules(lab)).toEqual(['10.0.0.8 10001']);
+    expect(await rules(lab)).toEqual(['10.0.0.8 to 10.0.0.0/24 10001', '10.0.0.8 10001']);
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
 });
