@@ -223,7 +223,7 @@ describe.skipIf(!labOk)('ENI hot-plug: a running guest gets eth1, then loses it'
     expect(event.event).toBe('apply');
     expect(event.runtimeApplied).toEqual(expect.arrayContaining(['bring eth1 up', 'add 10.0.0.31/24 to eth1']));
     for (const file of ['ifcfg-eth1', 'route-eth1', 'rule-eth1']) expect(existsSync(join(s.root('h'), NETWORK_SCRIPTS_DIR, file)), file).toBe(true);
-    expect(await rulesFrom(s.lab, 'h', '10.0.0.31')).toHaveLength(1);
+    expect(await rulesFrom(s.lab, 'h', '10.0.0.31')).toHaveLength(2);
   });
 
   it('detach: after two reads its rules and files are gone', { timeout: 60_000 }, async () => {
