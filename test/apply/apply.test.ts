@@ -211,7 +211,6 @@ describe('applyAndVerify on a fresh guest', () => {
       `file ${SCRIPTS}/ifcfg-eth1: missing`,
       `file ${SCRIPTS}/route-eth1: missing`,
       `file ${SCRIPTS}/rule-eth1: missing`,
-      `file ${SCRIPTS}/rule-eth0: missing`,
       'file /etc/sysctl.d/99-zz-eip-agent.conf: missing',
       'link eth1: interface is down',
       'address 10.0.0.3/24 eth0: missing from eth0',

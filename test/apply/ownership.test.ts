@@ -42,7 +42,6 @@ const ETH0 = `${SCRIPTS}/ifcfg-eth0`;
 const ETH1 = `${SCRIPTS}/ifcfg-eth1`;
 const ROUTE1 = `${SCRIPTS}/route-eth1`;
 const RULE1 = `${SCRIPTS}/rule-eth1`;
-const RULE0 = `${SCRIPTS}/rule-eth0`;
 const A8 = `address 10.0.0.8/24 ${MAC1}`;
 const R8 = 'rule 10.0.0.8 10001';
 const R8_SUBNET = 'rule 10.0.0.8 10001 to 10.0.0.0/24';
@@ -293,7 +292,7 @@ describe('an ENI that is detached', () => {
 
     const first = await applyTree(host, treeWithoutEth1());
     expect(first.rolledBack).toBe(false);
-    // Without a policy-routed NIC the main rule and rule-eth0 go too.
+    // Without a policy-routed NIC the main rule goes too.
     expect(first.plan.ownership.pending).toEqual([
       'remove rule from all table 254 suppress_prefixlength 0 priority 30000',
       'remove rule from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
@@ -302,7 +301,6 @@ describe('an ENI that is detached', () => {
       'remove rule from 10.0.0.8/32 table 10001 priority 30001',
       `remove ${ETH1}`,
       `remove ${ROUTE1}`,
-      `remove ${RULE0}`,
       `remove ${RULE1}`,
     ]);
     expect(first.outcome.filesWritten).toEqual([SYSCTL_DROPIN]);
@@ -312,11 +310,11 @@ describe('an ENI that is detached', () => {
 
     const second = await applyTree(host, treeWithoutEth1());
     expect(second.rolledBack).toBe(false);
-    expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE0, RULE1]);
+    expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE1]);
     expect(batches(kernel)).toEqual(['rule del from all table 254 suppress_prefixlength 0 priority 30000\nrule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.7/32 table 10001 priority 30001\nrule del from 10.0.0.8/32 table 10001 priority 30001\n']);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
 
-    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [RULE0]: _m, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
+    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
     expect(guestDisk()).toEqual({ ...kept, [SYSCTL_DROPIN]: DROPIN_WITHOUT_ETH1 });
     expect(readState().owned).toEqual({ addresses: manualOwned().addresses.slice(0, 1), rules: [], routes: [], files: [ETH0, SYSCTL_DROPIN] });
     expect(readState().absentOnce).toEqual([]);
@@ -436,7 +434,7 @@ describe('rollbackLast', () => {
     vol.writeFileSync('/meta.json', JSON.stringify(manualTree()));
     await applyAndVerify(host, { ...OPTIONS, runtime: false });
     const result = await rollbackLast(host, '/');
-    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${RULE0}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
+    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
     expect(guestDisk()).toEqual(freshDisk());
     expect(kernel.state).toEqual(freshKernel());
   });
@@ -505,7 +503,7 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     expect(result).toEqual({
-      files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${RULE0}`, `removed ${SYSCTL_DROPIN}`],
+      files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`],
       runtime: [...ORIGINAL_RUNTIME, ...ORIGINAL_SYSCTLS],
       warnings: [],
       complete: true,

@@ -257,8 +257,9 @@ describe('planRemovals', () => {
       ['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule add from 10.0.0.7/32 table 10001 priority 30001'],
       ['rule del from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
     ]);
-    // Its file goes the same way: rule-eth0 is rendered only while some NIC is policy-routed.
-    expect(manualDesired('rp-filter').files.map((f) => f.path)).not.toContain(RULE0);
+    // In the files it is the first policy-routed NIC's rule file, which goes the same way.
+    expect(manualDesired('policy').files.find((f) => f.path === RULE1)?.content).toContain('from all table 254 suppress_prefixlength 0 priority 30000\n');
+    expect(manualDesired('rp-filter').files.map((f) => f.path)).not.toContain(RULE1);
   });
 
   // Product bug: routes (dev eth1) and rules (from eth1's addresses) of a NIC the metadata no longer lists, but that is
@@ -278,7 +279,6 @@ describe('planRemovals', () => {
 const ETH1 = `${SCRIPTS}/ifcfg-eth1`;
 const ROUTE1 = `${SCRIPTS}/route-eth1`;
 const RULE1 = `${SCRIPTS}/rule-eth1`;
-const RULE0 = `${SCRIPTS}/rule-eth0`;
 const HAND_ETH1 = 'DEVICE=eth1\nBOOTPROTO=dhcp\nONBOOT=yes\n';
 
 describe('planFileRemovals', () => {
@@ -286,8 +286,7 @@ describe('planFileRemovals', () => {
   const onDisk = (): Map<string, string | null> => new Map(Object.entries(POLICY_FILES));
   const remove = (path: string): FileChange => ({ path, mode: 0o644, content: '', action: 'remove', previous: POLICY_FILES[path] ?? null, previousOwned: true });
 
-  // The files of the NIC; rule-eth0 (the main rule, there while some NIC is policy-routed) has a case of its own.
-  const ownedFiles = manualOwned().files.filter((p) => p !== RULE0);
+  const ownedFiles = manualOwned().files;
 
   it('renders the manual tree without eth1 as ifcfg-eth0 and the sysctl drop-in only', () => {
     expect([...renderedWithoutEth1]).toEqual([`${SCRIPTS}/ifcfg-eth0`, SYSCTL_DROPIN]);

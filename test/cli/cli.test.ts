@@ -74,7 +74,7 @@ describe('plan', () => {
     expect(pending.code).toBe(EXIT.pending);
     expect(pending.err).toBe('');
     const lines = pending.out.split('\n');
-    expect(lines.slice(0, 10)).toEqual([
+    expect(lines.slice(0, 9)).toEqual([
       'Plan for target centos, root /',
       'Network at boot: legacy network service enabled; NetworkManager not running',
       '',
@@ -83,7 +83,6 @@ describe('plan', () => {
       `  create    ${SCRIPTS}/ifcfg-eth1`,
       `  create    ${SCRIPTS}/route-eth1`,
       `  create    ${SCRIPTS}/rule-eth1`,
-      `  create    ${SCRIPTS}/rule-eth0`,
       '  create    /etc/sysctl.d/99-zz-eip-agent.conf',
     ]);
     expect(lines).toEqual(
@@ -96,7 +95,6 @@ describe('plan', () => {
         '--- /dev/null',
         `+++ b${SCRIPTS}/rule-eth1`,
         '+from 10.0.0.8/32 table 10001 priority 30001',
-        `+++ b${SCRIPTS}/rule-eth0`,
         '+from all table 254 suppress_prefixlength 0 priority 30000',
         '  + bring eth1 up',
         '  + rule from all table 254 suppress_prefixlength 0 priority 30000',
@@ -105,7 +103,7 @@ describe('plan', () => {
         '  + sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
       ]),
     );
-    expect(lines.at(-2)).toBe('21 change(s) pending; `eip-agent apply` makes them.');
+    expect(lines.at(-2)).toBe('20 change(s) pending; `eip-agent apply` makes them.');
     expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
 
     const apply = await cli(['apply', ...META], kernel);
@@ -132,7 +130,6 @@ describe('plan', () => {
       [`${SCRIPTS}/ifcfg-eth1`, 'create', undefined],
       [`${SCRIPTS}/route-eth1`, 'create', undefined],
       [`${SCRIPTS}/rule-eth1`, 'create', undefined],
-      [`${SCRIPTS}/rule-eth0`, 'create', undefined],
       ['/etc/sysctl.d/99-zz-eip-agent.conf', 'create', undefined],
     ]);
     expect(plan.runtime).toHaveLength(15);
@@ -239,7 +236,7 @@ describe('rollback', () => {
     'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
     'sysctl net.ipv4.conf.eth1.promote_secondaries=0',
   ];
-  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, `removed ${SCRIPTS}/rule-eth0`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
+  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
 
   it.each<[string, string[], string[], string]>([
     ['rollback', [], [...UNDO_LAST, ...SYSCTLS], 'Rolled back the last apply.'],

@@ -146,7 +146,7 @@ describe('runDaemon', () => {
     expect(emulator.requests).toBeGreaterThan(requestsAfterFirst); // the polls did read the metadata
     expect(r.sleeps).toEqual(Array(11).fill(5000));
     expect(names(r.events)).toEqual(['start', 'apply', ...Array(10).fill('unchanged'), 'stop']);
-    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 7 files written, 15 runtime changes, verified', pendingRemovals: 0 });
+    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 15 runtime changes, verified', pendingRemovals: 0 });
     expect(r.events.at(-1)).toMatchObject({ msg: 'stopped (test)' });
   });
 

@@ -451,7 +451,7 @@ class ChildWatcher {
 // ---------------------------------------------------------------------------------------------------------------
 // 5. kill -9 in the middle of applies
 
-const EXPECTED_SCRIPTS = new Set(['ifcfg-eth0', 'ifcfg-eth1', 'route-eth1', 'rule-eth0', 'rule-eth1']);
+const EXPECTED_SCRIPTS = new Set(['ifcfg-eth0', 'ifcfg-eth1', 'route-eth1', 'rule-eth1']);
 const EXPECTED_SYSCTL = new Set([SYSCTL_DROPIN.split('/').at(-1)!]);
 
 /** What is wrong with the agent's directories in root: unexpected names (temp files), files that are not whole. */

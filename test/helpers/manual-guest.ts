@@ -146,17 +146,12 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
   [`${SCRIPTS}/rule-eth1`]: [
     MANAGED,
     '# Traffic from the addresses of eth1 (NIC 20:90:6F:F7:93:2E) is routed by table 10001: to its own subnet 10.0.0.0/24 first, then the rest.',
+    "# Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables, all but main's default route.",
+    'from all table 254 suppress_prefixlength 0 priority 30000',
     'from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
     'from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
     'from 10.0.0.7/32 table 10001 priority 30001',
     'from 10.0.0.8/32 table 10001 priority 30001',
-    '',
-  ].join('\n'),
-  [`${SCRIPTS}/rule-eth0`]: [
-    MANAGED,
-    "# Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables; only main's default",
-    "# route is skipped, so replies from a secondary NIC's address leave through that NIC's table.",
-    'from all table 254 suppress_prefixlength 0 priority 30000',
     '',
   ].join('\n'),
   [SYSCTL_DROPIN]: [
@@ -232,14 +227,14 @@ export function manualOwned(): Owned {
       { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' },
       { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' },
     ],
-    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth0`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
+    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
   };
 }
 
 /** The files on a fresh guest that the first apply of the manual tree replaces (null: absent). */
 export function freshOriginals(): Record<string, string | null> {
   // The backup the first apply makes is the agent's own file: before it, there was none.
-  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [`${SCRIPTS}/rule-eth0`]: null, [SYSCTL_DROPIN]: null };
+  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [SYSCTL_DROPIN]: null };
 }
 
 /** Mode and owner of the cloud-init ifcfg-eth0 the first apply replaces (memfs files are 0666, owned by the test's user). */

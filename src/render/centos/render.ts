@@ -35,6 +35,8 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
   const layouts = nicLayouts(model, options);
   const runtime = linuxRuntime(layouts, options.routing);
   const files: RenderedFile[] = [];
+  const main = runtime.rules.find((r) => r.suppressPrefixLength !== undefined);
+  let mainWritten = false;
   for (const layout of layouts) {
     const { nic, device, addresses, policy } = layout;
     files.push({
@@ -60,16 +62,15 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
       content: route({ table, device, mac: nic.mac, cidr: nic.cidr, primaryIp, gateway: nic.gateway, proto: ROUTE_PROTO }),
     });
     const notes = [`Traffic from the addresses of ${device} (NIC ${nic.mac}) is routed by table ${table}: to its own subnet ${nic.cidr} first, then the rest.`];
-    files.push({ path: networkScript('rule', device), mode: FILE_MODE, content: rule({ notes, rules: nicRules(device, nic.cidr, policy).map(ruleSpec) }) });
-  }
-  // The rule that lets main's own routes win goes with the primary NIC, which is never taken down.
-  const main = runtime.rules.find((r) => r.suppressPrefixLength !== undefined);
-  if (main !== undefined) {
-    const notes = [
-      "Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables; only main's default",
-      "route is skipped, so replies from a secondary NIC's address leave through that NIC's table.",
-    ];
-    files.push({ path: networkScript('rule', main.dev), mode: FILE_MODE, content: rule({ notes, rules: [ruleSpec(main)] }) });
+    const rules = nicRules(device, nic.cidr, policy);
+    // The rule that lets main's own routes win goes in the first policy-routed NIC's file, a file the agent writes
+    // anyway (a rule-eth0 may be the user's own, which the agent never replaces).
+    if (main !== undefined && !mainWritten) {
+      notes.push("Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables, all but main's default route.");
+      rules.unshift(main);
+      mainWritten = true;
+    }
+    files.push({ path: networkScript('rule', device), mode: FILE_MODE, content: rule({ notes, rules: rules.map(ruleSpec) }) });
   }
   files.push(sysctlDropIn(options.routing, runtime));
   for (const file of files) {
