@@ -7,7 +7,7 @@ import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write
 import { bunRun, bunRuntime } from './bun-run.js';
 import { fetchGet, httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
-import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
+import { MAX_TOOL_OUTPUT_BYTES, outputCapError, type Host, type HostFs, type RunOptions, type RunResult, type WatchHandle } from './host.js';
 
 function isMissing(error: unknown): boolean {
   const code = (error as { code?: string }).code;
@@ -137,8 +137,22 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
     const child = spawn(file, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], windowsHide: true });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
+    let overCap = false;
+    const keep = (into: Buffer[]) => {
+      let bytes = 0;
+      return (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > cap) {
+          if (!overCap) child.kill('SIGKILL');
+          overCap = true;
+          return;
+        }
+        into.push(chunk);
+      };
+    };
+    child.stdout?.on('data', keep(stdout));
+    child.stderr?.on('data', keep(stderr));
     let timedOut = false;
     const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;
@@ -151,6 +165,10 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (overCap) {
+        reject(outputCapError(file, cap));
+        return;
+      }
       if (code === null) {
         reject(new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${signal}`));
         return;

@@ -11,6 +11,7 @@ export const RUN_CASES: { name: string; argv: string[]; options?: RunOptions }[]
   { name: 'input never read', argv: ['true'], options: { input: 'x\n'.repeat(1 << 20) } },
   { name: 'a signal', argv: ['sh', '-c', 'kill -TERM $$'] },
   { name: 'a large output', argv: ['head', '-c', String(4 << 20), '/dev/zero'] },
+  { name: 'an output over the cap', argv: ['head', '-c', String(4 << 20), '/dev/zero'], options: { maxOutputBytes: 1 << 20 } },
 ];
 
 /** What a runner did with one case: its result, or how it failed (the code when there is one, else the message). */

@@ -44,5 +44,7 @@ describe('the node host runner', () => {
     expect(JSON.parse(stdout)).toEqual(node);
     expect(node['a signal']).toEqual({ message: 'sh was killed by SIGTERM' });
     expect(node['a missing program']).toEqual({ code: 'ENOENT' });
+    // A tool's output is capped like every other input: past it the tool is stopped and the run fails.
+    expect(node['an output over the cap']).toEqual({ message: `head printed more than ${1 << 20} bytes; stopped it` });
   });
 });
