@@ -109,6 +109,18 @@ export function formatMetrics(input: MetricsInput): string {
     { name: 'eip_agent_verify_failures_total', type: 'counter', help: 'Applies whose verification failed.', samples: single(String(state.counters.verifyFailures)) },
     { name: 'eip_agent_rollbacks_total', type: 'counter', help: 'Applies rolled back after a failed verification.', samples: single(String(state.counters.rollbacks)) },
     { name: 'eip_agent_metadata_errors_total', type: 'counter', help: 'Metadata reads that failed or returned invalid metadata.', samples: single(String(state.counters.metadataErrors)) },
+    {
+      name: 'eip_agent_failed_model_attempts',
+      type: 'gauge',
+      help: 'Applies in a row of the current metadata that failed verification and were rolled back (absent: none).',
+      samples: single(state.failedModelHash === undefined ? undefined : String(state.failedAttempts ?? 1)),
+    },
+    {
+      name: 'eip_agent_failed_model_retry_timestamp_seconds',
+      type: 'gauge',
+      help: 'When a model that failed verification is tried again, Unix time (absent: none waiting).',
+      samples: single(state.failedModelHash === undefined ? undefined : seconds(state.retryAfter)),
+    },
   ];
   const lines: string[] = [];
   for (const f of families) {

@@ -64,6 +64,15 @@ describe('formatMetrics', () => {
     await expect(formatMetrics(input())).toMatchFileSnapshot('__golden__/metrics-manual.prom');
   });
 
+  it('says how often the current metadata failed verification and when it is tried again; nothing while none waits', () => {
+    const waiting = input();
+    waiting.state = { ...waiting.state, failedModelHash: 'f'.repeat(64), failedAttempts: 3, retryAfter: '2025-01-01T00:02:00.000Z' };
+    const families = parseExposition(formatMetrics(waiting));
+    expect(families.get('eip_agent_failed_model_attempts')?.samples).toEqual(['eip_agent_failed_model_attempts 3']);
+    expect(families.get('eip_agent_failed_model_retry_timestamp_seconds')?.samples).toEqual([`eip_agent_failed_model_retry_timestamp_seconds ${Date.parse('2025-01-01T00:02:00.000Z') / 1000}`]);
+    expect(parseExposition(formatMetrics(input())).get('eip_agent_failed_model_attempts')?.samples).toEqual([]);
+  });
+
   it('is valid exposition text: HELP and TYPE for every family, counters end in _total', () => {
     const families = parseExposition(formatMetrics(input()));
     expect(families.get('eip_agent_address_configured')?.samples).toContain(
