@@ -210,8 +210,9 @@ export async function applyUnlessFailed(host: Host, options: PipelineOptions): P
   const model = await readModel(host, options);
   const state = await loadState(host, options.root);
   const hash = modelHash(model);
-  const retryAt = state.retryAfter !== undefined ? Date.parse(state.retryAfter) : NaN;
-  if (state.failedModelHash === hash && !(host.now() >= retryAt)) {
+  // A state file of an older version records no retry time: the model is tried again now, as the service does.
+  const retryAt = state.retryAfter !== undefined ? Date.parse(state.retryAfter) : 0;
+  if (state.failedModelHash === hash && host.now() < retryAt) {
     return { skipped: { hash, at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run', ...(state.retryAfter !== undefined ? { retryAfter: state.retryAfter } : {}) } };
   }
   return applyModel(host, options, model);

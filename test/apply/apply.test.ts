@@ -4,7 +4,7 @@ import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
-import { applyAndVerify, applyModel, makePlan, verifyOnly } from '../../src/pipeline.js';
+import { applyAndVerify, applyModel, applyUnlessFailed, makePlan, verifyOnly } from '../../src/pipeline.js';
 import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -510,5 +510,27 @@ describe('makePlan', () => {
     const first = await makePlan(host, OPTIONS);
     const second = await makePlan(host, OPTIONS);
     expect(second.plan).toEqual(first.plan);
+  });
+});
+
+describe('applyUnlessFailed (the Windows task, `apply --skip-failed`)', () => {
+  it.each<[string, Partial<AgentState>, boolean]>([
+    ['before the retry time of the failed model: skipped', { retryAfter: new Date(NOW + 1000).toISOString() }, true],
+    ['at the retry time: tried again', { retryAfter: NOW_ISO }, false],
+    ['with no retry time (a state file of an older version): tried again', {}, false],
+  ])('%s', async (_name, extra, skipped) => {
+    const { kernel, host } = guest();
+    vol.mkdirSync('/var/lib/eip-agent', { recursive: true });
+    vol.writeFileSync(STATE_PATH, JSON.stringify({ ...emptyState(), failedModelHash: MANUAL_HASH, failedAttempts: 1, ...extra }));
+    const result = await applyUnlessFailed(host, OPTIONS);
+    expect('skipped' in result).toBe(skipped);
+    expect(kernel.callsOf('ip', '-batch', '-').length > 0).toBe(!skipped);
+  });
+
+  it('a changed model is applied at once, whatever the retry time of the failed one', async () => {
+    const { host } = guest();
+    vol.mkdirSync('/var/lib/eip-agent', { recursive: true });
+    vol.writeFileSync(STATE_PATH, JSON.stringify({ ...emptyState(), failedModelHash: 'f'.repeat(64), failedAttempts: 4, retryAfter: new Date(NOW + 600_000).toISOString() }));
+    expect('skipped' in (await applyUnlessFailed(host, OPTIONS))).toBe(false);
   });
 });
