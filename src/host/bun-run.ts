@@ -1,6 +1,7 @@
 // Processes on Bun (the release executable): Bun.spawn is native, where node:child_process on Bun is a layer over
 // it; for the 240 pings of a verification on the 8 x 30 guest that is half the CPU and a third of the memory.
-import { MAX_TOOL_OUTPUT_BYTES, outputCapError, type RunOptions, type RunResult } from './host.js';
+import type { RunOptions, RunResult } from './host.js';
+import { MAX_TOOL_OUTPUT_BYTES, cappedOutput, outputCapError, type CappedOutput } from './capped-output.js';
 
 /** The part of Bun's spawn API the runner uses. */
 interface BunSubprocess {
@@ -39,25 +40,17 @@ export function bunRun(bun: BunSpawner): (argv: readonly string[], options?: Run
       child.kill('SIGKILL');
     }, options.timeoutMs);
     const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
-    let overCap = false;
-    // Read chunk by chunk, counting: past the cap the child is killed and what it printed is dropped.
-    const text = async (stream: ReadableStream<Uint8Array>): Promise<string> => {
-      const chunks: Uint8Array[] = [];
-      let bytes = 0;
-      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-        bytes += chunk.length;
-        if (bytes > cap) {
-          if (!overCap) child.kill('SIGKILL');
-          overCap = true;
-          continue;
-        }
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks).toString('utf8');
+    const stop = () => child.kill('SIGKILL');
+    const out = cappedOutput(cap, stop);
+    const err = cappedOutput(cap, stop);
+    // Read chunk by chunk, so that past the cap the child is killed instead of its output held whole.
+    const drain = async (stream: ReadableStream<Uint8Array>, into: CappedOutput): Promise<string> => {
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) into.add(chunk);
+      return into.text();
     };
     try {
-      const [stdout, stderr] = await Promise.all([text(child.stdout), text(child.stderr), child.exited]);
-      if (overCap) throw outputCapError(file, cap);
+      const [stdout, stderr] = await Promise.all([drain(child.stdout, out), drain(child.stderr, err), child.exited]);
+      if (out.over || err.over) throw outputCapError(file, cap);
       if (child.exitCode === null) throw new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${child.signalCode}`);
       return { exitCode: child.exitCode, stdout, stderr };
     } finally {

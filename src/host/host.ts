@@ -11,16 +11,8 @@ export interface RunOptions {
   /** Text fed to the process's standard input (e.g. an `ip -batch -` script). */
   input?: string;
   timeoutMs?: number;
-  /** Most bytes read from stdout, and from stderr, before the process is killed and the run fails (default 32 MiB). */
+  /** Most bytes read from stdout, and from stderr, before the process is killed and the run fails (default MAX_TOOL_OUTPUT_BYTES). */
   maxOutputBytes?: number;
-}
-
-/** The cap of a tool's output, like every other input: `ip -j` of 64 NICs x 256 addresses is about 5 MB. */
-export const MAX_TOOL_OUTPUT_BYTES = 32 * 1024 * 1024;
-
-/** The error of a run whose output went over the cap. */
-export function outputCapError(file: string, cap: number): Error {
-  return new Error(`${file} printed more than ${cap} bytes; stopped it`);
 }
 
 /** Permission bits and owner of a file, kept when the agent backs it up or puts it back. */

@@ -7,7 +7,8 @@ import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write
 import { bunRun, bunRuntime } from './bun-run.js';
 import { fetchGet, httpGet } from './http-get.js';
 import { createInterface } from 'node:readline';
-import { MAX_TOOL_OUTPUT_BYTES, outputCapError, type Host, type HostFs, type RunOptions, type RunResult, type WatchHandle } from './host.js';
+import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
+import { MAX_TOOL_OUTPUT_BYTES, cappedOutput, outputCapError } from './capped-output.js';
 
 function isMissing(error: unknown): boolean {
   const code = (error as { code?: string }).code;
@@ -135,24 +136,12 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
     const [file, ...args] = argv;
     if (file === undefined) return reject(new Error('empty argv'));
     const child = spawn(file, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], windowsHide: true });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
     const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
-    let overCap = false;
-    const keep = (into: Buffer[]) => {
-      let bytes = 0;
-      return (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > cap) {
-          if (!overCap) child.kill('SIGKILL');
-          overCap = true;
-          return;
-        }
-        into.push(chunk);
-      };
-    };
-    child.stdout?.on('data', keep(stdout));
-    child.stderr?.on('data', keep(stderr));
+    const stop = () => child.kill('SIGKILL');
+    const stdout = cappedOutput(cap, stop);
+    const stderr = cappedOutput(cap, stop);
+    child.stdout?.on('data', (chunk: Buffer) => stdout.add(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
     let timedOut = false;
     const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;
@@ -165,7 +154,7 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (overCap) {
+      if (stdout.over || stderr.over) {
         reject(outputCapError(file, cap));
         return;
       }
@@ -173,7 +162,7 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
         reject(new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${signal}`));
         return;
       }
-      resolve({ exitCode: code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+      resolve({ exitCode: code, stdout: stdout.text(), stderr: stderr.text() });
     });
     // A program that exits without reading all its input must not crash the agent with EPIPE.
     child.stdin?.on('error', () => undefined);
