@@ -1,5 +1,5 @@
 // The daemon: poll the metadata, and only when the validated model changed, plan -> apply -> verify.
-import { loadState, saveState } from '../apply/state.js';
+import { loadState, saveState, type AgentState } from '../apply/state.js';
 import { stateAfterMetadataError } from '../apply/state-update.js';
 import { AgentError, MetadataError, MissingNicError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
@@ -45,6 +45,12 @@ export function pollDelay(intervalMs: number, failures: number, random: number):
   const nominal = failures === 0 ? intervalMs : Math.min(intervalMs * 2 ** failures, Math.max(MAX_BACKOFF_MS, intervalMs));
   const jittered = nominal * (1 + JITTER * (2 * random - 1));
   return Math.round(failures === 0 ? jittered : Math.min(jittered, Math.max(MAX_BACKOFF_MS, intervalMs)));
+}
+
+/** A model the state file records as failed, and when it may be tried again (0: now, as for an older state file). */
+function failedModel(state: AgentState, hash: string): { hash: string; retryAt: number } {
+  const retryAt = state.failedModelHash === hash && state.retryAfter !== undefined ? Date.parse(state.retryAfter) : 0;
+  return { hash, retryAt: Number.isNaN(retryAt) ? 0 : retryAt };
 }
 
 function short(hash: string): string {
@@ -212,11 +218,10 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   };
 
   /** The failed model as the state file records it after a rollback: when it is tried again. */
-  const failedFromState = async (hash: string): Promise<{ hash: string; retryAt: number; reported: boolean }> => {
-    const state = await loadState(host, options.pipeline.root);
-    const retryAt = state.failedModelHash === hash && state.retryAfter !== undefined ? Date.parse(state.retryAfter) : 0;
-    return { hash, retryAt: Number.isNaN(retryAt) ? 0 : retryAt, reported: true };
-  };
+  const failedFromState = async (hash: string): Promise<{ hash: string; retryAt: number; reported: boolean }> => ({
+    ...failedModel(await loadState(host, options.pipeline.root), hash),
+    reported: true,
+  });
   const retryWhen = (f: { retryAt: number }): string => `tried again in about ${Math.max(0, Math.round((f.retryAt - host.now()) / 1000))} s, or at once when the metadata changes`;
 
   const writeMetrics = async () => {
@@ -268,7 +273,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       // One read of the state file per new model: a model that failed before a restart stays failed.
       checkedStateFor = hash;
       const state = await loadState(host, options.pipeline.root);
-      if (state.failedModelHash === hash) failed = { ...(await failedFromState(hash)), reported: false };
+      if (state.failedModelHash === hash) failed = { ...failedModel(state, hash), reported: false };
     }
     if (failed?.hash === hash && host.now() < failed.retryAt) {
       if (!failed.reported) {
