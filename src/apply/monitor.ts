@@ -2,7 +2,7 @@
 // reapply, a DHCP renewal, an `ip addr flush`): one long-lived `ip monitor` whose lines are matched against it.
 import type { Host, WatchHandle } from '../host/host.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
-import { MAIN_TABLE } from '../render/rule-spec.js';
+import { tableName } from '../render/rule-spec.js';
 
 /** Which monitor lines concern the desired state: its interfaces and its routing tables. */
 export interface DriftFilter {
@@ -32,7 +32,7 @@ export function concernsDrift(line: string, filter: DriftFilter): boolean {
     if (names.test(line)) return true;
   }
   if (filter.tables.length > 0) {
-    const tables = new RegExp(`\\b(?:table|lookup) (?:${filter.tables.map((t) => (t === MAIN_TABLE ? 'main' : String(t))).join('|')})\\b`);
+    const tables = new RegExp(`\\b(?:table|lookup) (?:${filter.tables.map(tableName).join('|')})\\b`);
     if (tables.test(line)) return true;
   }
   return false;

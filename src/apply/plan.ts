@@ -4,7 +4,7 @@ import type { LinuxLiveState } from './linux-state.js';
 import type { OwnedAddress, OwnedRoute, OwnedRule } from './state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
 import { isLiveRule } from './rules.js';
-import { ruleSpec } from '../render/rule-spec.js';
+import { ruleSource, ruleSpec } from '../render/rule-spec.js';
 import type { FileMeta } from '../host/host.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
@@ -224,7 +224,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
   for (const want of runtime.rules) {
     if (!linkByName.has(want.dev)) continue;
     if (live.rules.some((r) => isLiveRule(r, want))) continue;
-    const from = `${want.from}/32`;
+    const from = ruleSource(want);
     const stale = want.to === undefined && want.from !== 'all' ? live.rules.find((r) => r.from === from && r.to === undefined && r.other !== true && isOwnRulePriority(r.priority)) : undefined;
     if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
     const spec = ruleSpec(want);

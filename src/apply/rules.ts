@@ -1,11 +1,6 @@
 // Whether a live policy rule is one the agent wants.
 import type { LiveRule } from './linux-state.js';
-import { MAIN_TABLE, type RuleShape } from '../render/rule-spec.js';
-
-/** How `ip -j rule` names a table. */
-function liveTable(table: number): string {
-  return table === MAIN_TABLE ? 'main' : String(table);
-}
+import { ruleSource, tableName, type RuleShape } from '../render/rule-spec.js';
 
 /**
  * Whether a live rule is this rule. A `from` rule is the agent's at whatever priority (as it always was); the main
@@ -14,9 +9,9 @@ function liveTable(table: number): string {
 export function isLiveRule(live: LiveRule, rule: RuleShape): boolean {
   return (
     live.other !== true &&
-    live.from === (rule.from === 'all' ? 'all' : `${rule.from}/32`) &&
+    live.from === ruleSource(rule) &&
     live.to === rule.to &&
-    live.table === liveTable(rule.table) &&
+    live.table === tableName(rule.table) &&
     live.suppressPrefixLength === rule.suppressPrefixLength &&
     (rule.suppressPrefixLength === undefined || live.priority === rule.priority)
   );

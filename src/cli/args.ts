@@ -39,7 +39,8 @@ export type Parsed<C extends CommandSpec> = { kind: 'run'; command: C; args: Rec
 
 const HELP = new Set(['--help', '-h']);
 
-function camel(name: string): string {
+/** An option's name as the parsed arguments key it: `control-socket` -> `controlSocket`. */
+export function camel(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 

@@ -18,11 +18,21 @@ export interface RuleShape {
   suppressPrefixLength?: number;
 }
 
+/** A rule's source as `ip` spells it and `ip -j rule` reads back: `all`, or the address as a /32. */
+export function ruleSource(rule: Pick<RuleShape, 'from'>): string {
+  return rule.from === 'all' ? 'all' : `${rule.from}/32`;
+}
+
+/** A table as `ip` names it: `main` for 254, else its id. */
+export function tableName(table: number): string {
+  return table === MAIN_TABLE ? 'main' : String(table);
+}
+
 /** The `ip rule add|del` arguments of a rule, which are also the lines of a `rule-ethN` file. */
 export function ruleSpec(rule: RuleShape): string {
   return [
     'from',
-    rule.from === 'all' ? 'all' : `${rule.from}/32`,
+    ruleSource(rule),
     ...(rule.to !== undefined ? ['to', rule.to] : []),
     'table',
     String(rule.table),

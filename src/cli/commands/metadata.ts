@@ -1,6 +1,8 @@
 import { ConfigError, quoteShort } from '../../errors.js';
 import { metadataSource } from '../../pipeline.js';
-import type { Args, CliCommand } from '../command.js';
+import { camel } from '../args.js';
+import type { Args, CliCommand, Io } from '../command.js';
+import type { Host } from '../../host/host.js';
 import { loadConfig } from '../config.js';
 import { optionsFrom, requireAbsolute } from '../options.js';
 import { serveMetadata } from '../serve.js';
@@ -11,15 +13,11 @@ const ONLY: Record<'serve' | 'dump', readonly string[]> = {
   dump: ['metadata-url', 'config', 'out'],
 };
 
-function camel(name: string): string {
-  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 /**
  * `eip-agent metadata dump`: the tree as the agent reads it (the same keys, caps, retries and errors), in the
  * `--metadata-file` format, so `plan --metadata-file` replays this VM anywhere. Refuses to overwrite a file.
  */
-async function dumpMetadata(host: Parameters<CliCommand['run']>[0], io: Parameters<CliCommand['run']>[1], args: Args): Promise<number> {
+async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
   const options = optionsFrom(host, { root: '/', ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}) }, await loadConfig(host, args.config));
   const tree = await metadataSource(host, options).read();
   const text = `${JSON.stringify(tree, null, 2)}\n`;
