@@ -97,6 +97,11 @@ export function planChanges(plan: Plan): boolean {
   return plan.runtime.length > 0 || plan.files.some((f) => f.action !== 'unchanged');
 }
 
+/** The `ip -batch` lines that undo changes, last change first. */
+export function undoLines(changes: readonly RuntimeChange[]): string[] {
+  return changes.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse();
+}
+
 /** Whether nothing is left to do: no change now and no removal waiting for the next read (which is not "in sync"). */
 export function planInSync(plan: Plan): boolean {
   return !planChanges(plan) && plan.ownership.pending.length === 0;

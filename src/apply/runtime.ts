@@ -1,6 +1,6 @@
 import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import type { RuntimeChange } from './plan.js';
+import { undoLines, type RuntimeChange } from './plan.js';
 import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
 
@@ -25,7 +25,7 @@ async function setSysctls(host: Host, pairs: { key: string; value: string }[]): 
 }
 
 async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise<void> {
-  const lines = changes.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse();
+  const lines = undoLines(changes);
   if (lines.length === 0) return;
   // -force: undo as much as possible even if one line fails, then say so.
   const { result } = await runGuardedBatch(host, lines, { force: true });

@@ -1,5 +1,5 @@
 import type { OwnedRef, Plan, RuntimeChange } from './plan.js';
-import { planChanges } from './plan.js';
+import { planChanges, undoLines } from './plan.js';
 import type { AgentState, Owned, Snapshot } from './state.js';
 import { ownedKey } from './state.js';
 
@@ -84,7 +84,7 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     const snapshot: Snapshot = {
       at: now,
       files: Object.fromEntries(changedFiles.flatMap((f) => [[f.path, f.previous], ...(f.backupPath !== undefined ? [[f.backupPath, null]] : [])])),
-      runtimeUndo: plan.runtime.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse(),
+      runtimeUndo: undoLines(plan.runtime),
       sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
       ownedBefore: state.owned,
     };
@@ -99,10 +99,15 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
   return next;
 }
 
+/** Keys of the owned items these changes remove. */
+function releasedKeys(changes: readonly RuntimeChange[]): string[] {
+  return changes.flatMap((c) => (c.releases !== undefined ? [keyOf(c.releases)] : []));
+}
+
 /** Keys of the removals this plan carries out that an earlier read marked pending (two reads agreed). */
 function confirmedRemovals(state: AgentState, plan: Plan): string[] {
   const confirmed = new Set(state.absentOnce);
-  const runtime = plan.runtime.flatMap((c) => (c.releases !== undefined ? [keyOf(c.releases)] : []));
+  const runtime = releasedKeys(plan.runtime);
   const files = plan.files.filter((f) => f.previousOwned && f.action !== 'unchanged').map((f) => ownedKey.file(f.path));
   return [...runtime, ...files].filter((k) => confirmed.has(k));
 }
@@ -162,8 +167,8 @@ export function stateAfterRollback(state: AgentState, plan: Plan, kept: readonly
     counters: { ...state.counters, verifyFailures: state.counters.verifyFailures + 1, rollbacks: state.counters.rollbacks + 1 },
   };
   if (kept.length > 0) {
-    const snapshot: Snapshot = { at: now, files: {}, runtimeUndo: kept.flatMap((c) => (c.undo !== undefined ? [c.undo] : [])).reverse(), sysctls: {}, ownedBefore: state.owned };
-    next.lastSnapshot = joinedSnapshot(state, kept.flatMap((c) => (c.releases !== undefined ? [keyOf(c.releases)] : [])), snapshot);
+    const snapshot: Snapshot = { at: now, files: {}, runtimeUndo: undoLines(kept), sysctls: {}, ownedBefore: state.owned };
+    next.lastSnapshot = joinedSnapshot(state, releasedKeys(kept), snapshot);
   }
   return next;
 }
