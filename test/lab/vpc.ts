@@ -293,7 +293,7 @@ class VpcLab implements Lab {
       // router end has a lower MAC changes the gateway's MAC, and detaching it black-holes the subnet until the
       // guests' neighbour entries age out (30-40 s).
       const mac = `02:ee:00:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
-      lines.push(`link add ${subnet.bridge} address ${mac} type bridge`, `link set ${subnet.bridge} address ${mac}`, `address add ${subnet.gateway}/${subnet.prefix} dev ${subnet.bridge}`, `link set ${subnet.bridge} up`);
+      lines.push(`link add ${subnet.bridge} address ${mac} type bridge`, `address add ${subnet.gateway}/${subnet.prefix} dev ${subnet.bridge}`, `link set ${subnet.bridge} up`);
     }
     lines.push(`link add ${WAN_IF} type veth peer name eth0 netns ${this.internetNs}`, `address add ${ROUTER_WAN_IP}/${WAN_PREFIX} dev ${WAN_IF}`, `link set ${WAN_IF} up`);
     for (const guest of this.plan.guests) {
