@@ -28,7 +28,9 @@ export interface LiveRule {
   table: string;
   /** `suppress_prefixlength`, when the rule has one. */
   suppressPrefixLength?: number;
-  /** Other selectors (fwmark, iif, oif...) make it a rule of another kind than the agent's. */
+  /** `fwmark` with its mask as `ip rule` prints it (`0x1000000/0xf000000`), when the rule has one. */
+  fwmark?: string;
+  /** Other selectors (iif, oif, not...) make it a rule of another kind than the agent's. */
   other?: boolean;
 }
 
@@ -70,6 +72,7 @@ interface IpRuleJson {
   table?: string;
   suppress_prefixlen?: number;
   fwmark?: string;
+  fwmask?: string;
   iif?: string;
   oif?: string;
   not?: null | boolean;
@@ -102,7 +105,7 @@ export async function readSysctls(host: Host, keys: readonly string[]): Promise<
 }
 
 /** Selectors a rule of the agent's never has. */
-const OTHER_SELECTORS = ['fwmark', 'iif', 'oif', 'not', 'uidrange', 'ipproto', 'dport', 'sport', 'l3mdev', 'tos'] as const;
+const OTHER_SELECTORS = ['iif', 'oif', 'not', 'uidrange', 'ipproto', 'dport', 'sport', 'l3mdev', 'tos'] as const;
 
 /** The three reads, in one `ip -batch` process: one JSON array per line of output. */
 const READS = ['address show', 'rule show', 'route show table all'];
@@ -128,6 +131,7 @@ export async function readLinuxState(host: Host, sysctlKeys: readonly string[] =
       ...(r.dst !== undefined && r.dst !== 'all' ? { to: `${r.dst}/${r.dstlen ?? 32}` } : {}),
       table: r.table ?? 'main',
       ...(r.suppress_prefixlen !== undefined ? { suppressPrefixLength: r.suppress_prefixlen } : {}),
+      ...(r.fwmark !== undefined ? { fwmark: r.fwmask !== undefined ? `${r.fwmark}/${r.fwmask}` : r.fwmark } : {}),
       ...(OTHER_SELECTORS.some((k) => r[k] !== undefined) ? { other: true } : {}),
     })),
     routes: routes.map((r) => ({

@@ -1,7 +1,7 @@
 import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
 import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
 import type { LinuxLiveState } from './linux-state.js';
-import type { OwnedAddress, OwnedRoute, OwnedRule } from './state.js';
+import type { OwnedAddress, OwnedMark, OwnedRoute, OwnedRule } from './state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
 import { isLiveRule } from './rules.js';
 import { ruleSource, ruleSpec } from '../render/rule-spec.js';
@@ -14,7 +14,12 @@ export interface DesiredState {
 }
 
 /** A runtime item the agent owns, as a change adds or releases it. */
-export type OwnedRef = { kind: 'address'; item: OwnedAddress } | { kind: 'rule'; item: OwnedRule } | { kind: 'route'; item: OwnedRoute };
+export type OwnedRef =
+  | { kind: 'address'; item: OwnedAddress }
+  | { kind: 'rule'; item: OwnedRule }
+  | { kind: 'route'; item: OwnedRoute }
+  /** The whole of the agent's nftables table: the entries it holds once the change is made. */
+  | { kind: 'marks'; item: OwnedMark[] };
 
 /** What exists at a rendered file's path today, and at its possible backup paths. */
 export interface FileSnapshot {
@@ -43,13 +48,17 @@ export interface FileChange extends RenderedFile {
   backupPath?: string;
 }
 
-/** One runtime change; `batch` and `undo` are `ip -batch` lines, `sysctl` a key with its old and new values. */
+/**
+ * One runtime change; `batch` and `undo` are `ip -batch` lines, `sysctl` a key with its old and new values, `nft` the
+ * `nft -f` scripts that replace the agent's nftables table and put it back.
+ */
 export interface RuntimeChange {
-  kind: 'link' | 'address' | 'route' | 'rule' | 'sysctl';
+  kind: 'link' | 'address' | 'route' | 'rule' | 'sysctl' | 'marks';
   summary: string;
   batch?: string;
   undo?: string;
   sysctl?: { key: string; value: string; previous: string | null };
+  nft?: { script: string; undo: string };
   /** What the agent owns once this change is made (an item it added). */
   owns?: OwnedRef;
   /** What the agent no longer owns once this change is made (an item it removed). */
@@ -157,7 +166,7 @@ function warnForeignRules(runtime: LinuxDesiredState['runtime'], live: LinuxLive
   const own = new Set(runtime.rules.filter((r) => r.suppressPrefixLength === undefined).map((r) => String(r.table)));
   for (const rule of live.rules) {
     if (rule.priority <= first || rule.priority >= last || own.has(rule.table) || runtime.rules.some((r) => isLiveRule(rule, r))) continue;
-    warnings.push(`rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`);
+    warnings.push(`rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`);
   }
 }
 
@@ -230,7 +239,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     if (!linkByName.has(want.dev)) continue;
     if (live.rules.some((r) => isLiveRule(r, want))) continue;
     const from = ruleSource(want);
-    const stale = want.to === undefined && want.from !== 'all' ? live.rules.find((r) => r.from === from && r.to === undefined && r.other !== true && isOwnRulePriority(r.priority)) : undefined;
+    const stale = want.to === undefined && want.from !== 'all' ? live.rules.find((r) => r.from === from && r.to === undefined && r.fwmark === undefined && r.other !== true && isOwnRulePriority(r.priority)) : undefined;
     if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
     const spec = ruleSpec(want);
     const { dev: _dev, ...item } = want;

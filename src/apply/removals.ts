@@ -128,7 +128,7 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
 
   // Runtime removals run before any addition, and rules first so no traffic is steered into a table being emptied.
   // Addresses go in reverse of the kernel's order, so a subnet's primary goes after its secondaries.
-  const order = { rule: 0, route: 1, address: 2, link: 3, sysctl: 4 } as const;
+  const order = { rule: 0, route: 1, address: 2, link: 3, sysctl: 4, marks: 5 } as const;
   const position = (c: RuntimeChange): number => {
     if (c.releases?.kind !== 'address') return 0;
     const { mac, cidr } = c.releases.item;

@@ -11,6 +11,22 @@ import { ROUTE_PROTO } from '../render/centos/paths.js';
 import { routeSpec } from './plan.js';
 import { isLiveRule } from './rules.js';
 import { ruleSpec } from '../render/rule-spec.js';
+import { marksScript, readMarks, runNft } from './marks.js';
+
+const UNDO_NEEDS_ROOT = 'rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)';
+
+/** Runs an nftables undo script; a failure is a warning (false), as for the other runtime undo. */
+async function undoMarks(host: Host, script: string | undefined, warnings: string[]): Promise<{ done: string[]; complete: boolean }> {
+  if (script === undefined) return { done: [], complete: true };
+  if (!host.isPrivileged()) throw new HostError(UNDO_NEEDS_ROOT);
+  try {
+    await runNft(host, script);
+    return { done: ['nftables table inet eip-agent put back'], complete: true };
+  } catch (error) {
+    warnings.push(`the connection marks could not be put back: ${(error as Error).message}`);
+    return { done: [], complete: false };
+  }
+}
 
 /** What a rollback did. */
 export interface RollbackResult {
@@ -35,7 +51,7 @@ async function restoreFiles(host: Host, root: string, files: Record<string, stri
 
 async function runUndo(host: Host, lines: string[], sysctls: Record<string, string>, warnings: string[]): Promise<{ done: string[]; complete: boolean }> {
   if ((lines.length > 0 || Object.keys(sysctls).length > 0) && !host.isPrivileged()) {
-    throw new HostError('rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)');
+    throw new HostError(UNDO_NEEDS_ROOT);
   }
   const done = [...lines];
   let complete = true;
@@ -66,7 +82,9 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   const snap = state.lastSnapshot;
   if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
-  const { done: runtime, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
+  const marks = await undoMarks(host, snap.marksUndo, warnings);
+  const { done, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
+  const runtime = [...marks.done, ...done];
   const files = await restoreFiles(host, root, snap.files, snap.meta);
   const told = await tellProfiles(host, root, Object.keys(snap.files), warnings);
   const next: AgentState = { ...state, owned: snap.ownedBefore, absentOnce: [] };
@@ -74,7 +92,7 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   delete next.lastApply;
   next.counters = { ...state.counters, rollbacks: state.counters.rollbacks + 1 };
   await saveState(host, root, next);
-  return { files, runtime, warnings, complete: complete && told };
+  return { files, runtime, warnings, complete: complete && marks.complete && told };
 }
 
 /** NetworkManager profiles put back are loaded again, so that the next boot uses them; false when that failed. */
@@ -127,7 +145,12 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
     const iface = /^net\.ipv4\.conf\.([^.]+)\./.exec(key)?.[1];
     return iface === undefined || iface === 'all' || iface === 'default' || present.has(iface);
   }));
-  const { done: runtime, complete } = await runUndo(host, lines, sysctls, warnings);
+  // The agent's table goes first, before the rules that route what it marks.
+  const table = (state.owned.marks?.length ?? 0) > 0 ? await readMarks(host) : undefined;
+  const marks = table?.tool === 'nft' && table.listing !== null ? await undoMarks(host, marksScript([]), warnings) : { done: [], complete: true };
+  const { done, complete: ipComplete } = await runUndo(host, lines, sysctls, warnings);
+  const runtime = [...marks.done.map(() => 'nftables table inet eip-agent deleted'), ...done];
+  const complete = ipComplete && marks.complete;
   const files = await restoreFiles(host, root, state.originalFiles, state.originalMeta);
   const told = await tellProfiles(host, root, Object.keys(state.originalFiles), warnings);
   await saveState(host, root, { ...emptyState(), counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 } });

@@ -3,8 +3,9 @@ import type { LiveRule } from './linux-state.js';
 import { ruleSource, tableName, type RuleShape } from '../render/rule-spec.js';
 
 /**
- * Whether a live rule is this rule. A `from` rule is the agent's at whatever priority (as it always was); the main
- * rule only at its own, since others add the same selector elsewhere (wg-quick at 32764, after the agent's tables).
+ * Whether a live rule is this rule. A `from <ip>` rule is the agent's at whatever priority (as it always was); a rule
+ * from `all` (the main rule, a mark rule) only at its own, since others add the same selectors elsewhere (wg-quick's
+ * main rule at 32764, after the agent's tables).
  */
 export function isLiveRule(live: LiveRule, rule: RuleShape): boolean {
   return (
@@ -13,6 +14,7 @@ export function isLiveRule(live: LiveRule, rule: RuleShape): boolean {
     live.to === rule.to &&
     live.table === tableName(rule.table) &&
     live.suppressPrefixLength === rule.suppressPrefixLength &&
-    (rule.suppressPrefixLength === undefined || live.priority === rule.priority)
+    live.fwmark === rule.fwmark &&
+    (rule.from !== 'all' || live.priority === rule.priority)
   );
 }

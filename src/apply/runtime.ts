@@ -3,6 +3,7 @@ import type { Host } from '../host/host.js';
 import { undoLines, type RuntimeChange } from './plan.js';
 import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
+import { runNft } from './marks.js';
 
 /** Runtime changes carried out, so that they can be undone. */
 export interface RuntimeTransaction {
@@ -38,6 +39,7 @@ async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise
  */
 export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]): Promise<RuntimeTransaction> {
   const ipChanges = changes.filter((c) => c.batch !== undefined);
+  const nftChanges = changes.filter((c) => c.nft !== undefined);
   const sysctlChanges = changes.filter((c) => c.sysctl !== undefined);
   const applied: RuntimeChange[] = [];
   const notes: string[] = [];
@@ -45,6 +47,8 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   const undo = async (options: { keepRemovals?: boolean } = {}): Promise<RuntimeChange[]> => {
     const kept = options.keepRemovals === true ? applied.filter((c) => c.releases !== undefined) : [];
     try {
+      // The table before the rules it serves, as it was made after them.
+      for (const c of applied.filter((a) => a.nft !== undefined).reverse()) await runNft(host, c.nft!.undo);
       await undoBatch(host, applied.filter((c) => !kept.includes(c)));
     } finally {
       await setSysctls(
@@ -65,6 +69,16 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
       throw new ApplyError(`\`ip ${failed?.batch ?? '-batch'}\` failed: ${firstLine(result.stderr)}; runtime changes undone`);
     }
     applied.push(...ipChanges);
+  }
+  // The connection marks after the rules and tables that route what they mark.
+  for (const change of nftChanges) {
+    try {
+      await runNft(host, change.nft!.script);
+    } catch (error) {
+      await undo().catch(() => undefined); // the original failure is the one to report
+      throw new ApplyError(`${(error as Error).message}; runtime changes undone`);
+    }
+    applied.push(change);
   }
   try {
     await setSysctls(host, sysctlChanges.map((c) => ({ key: c.sysctl!.key, value: c.sysctl!.value })));

@@ -11,20 +11,33 @@ function keyOf(ref: OwnedRef): string {
       return ownedKey.rule(ref.item);
     case 'route':
       return ownedKey.route(ref.item);
+    case 'marks':
+      return 'marks';
   }
 }
 
 function ownedKeys(owned: Owned): Set<string> {
-  return new Set([...owned.addresses.map(ownedKey.address), ...owned.rules.map(ownedKey.rule), ...owned.routes.map(ownedKey.route), ...owned.files.map(ownedKey.file)]);
+  return new Set([
+    ...owned.addresses.map(ownedKey.address),
+    ...owned.rules.map(ownedKey.rule),
+    ...owned.routes.map(ownedKey.route),
+    ...owned.files.map(ownedKey.file),
+    ...(owned.marks ?? []).map(ownedKey.mark),
+  ]);
 }
 
 function withRef(owned: Owned, ref: OwnedRef, add: boolean): Owned {
+  if (ref.kind === 'marks') {
+    const { marks: _marks, ...rest } = owned;
+    return add && ref.item.length > 0 ? { ...rest, marks: ref.item } : rest;
+  }
   const key = keyOf(ref);
   const next: Owned = {
     addresses: owned.addresses.filter((a) => ownedKey.address(a) !== key),
     rules: owned.rules.filter((r) => ownedKey.rule(r) !== key),
     routes: owned.routes.filter((r) => ownedKey.route(r) !== key),
     files: owned.files,
+    ...(owned.marks !== undefined ? { marks: owned.marks } : {}),
   };
   if (!add) return next;
   if (ref.kind === 'address') next.addresses.push(ref.item);
@@ -88,6 +101,8 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
       sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
       ownedBefore: state.owned,
     };
+    const marksUndo = plan.runtime.find((c) => c.nft !== undefined)?.nft?.undo;
+    if (marksUndo !== undefined) snapshot.marksUndo = marksUndo;
     const meta = Object.fromEntries(changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])));
     if (Object.keys(meta).length > 0) snapshot.meta = meta;
     if (plan.ownership.absentNow.length > 0) snapshot.pending = [...plan.ownership.absentNow];
@@ -127,6 +142,7 @@ function joinedSnapshot(state: AgentState, confirmed: readonly string[], snapsho
     files: { ...snapshot.files, ...earlier.files },
     runtimeUndo: [...snapshot.runtimeUndo, ...earlier.runtimeUndo],
     sysctls: { ...snapshot.sysctls, ...earlier.sysctls },
+    ...(earlier.marksUndo !== undefined || snapshot.marksUndo !== undefined ? { marksUndo: earlier.marksUndo ?? snapshot.marksUndo } : {}),
     ...(Object.keys(meta).length > 0 ? { meta } : {}),
     ownedBefore: earlier.ownedBefore,
     ...(snapshot.pending !== undefined ? { pending: snapshot.pending } : {}),
@@ -196,5 +212,7 @@ export function stateBeforeApply(state: AgentState, plan: Plan): AgentState {
     routes: union(state.owned.routes, after.owned.routes, ownedKey.route),
     files: union(state.owned.files, after.owned.files, (p) => p).sort(),
   };
+  const marks = union(state.owned.marks ?? [], after.owned.marks ?? [], ownedKey.mark);
+  if (marks.length > 0) owned.marks = marks;
   return { ...state, owned, originalFiles: after.originalFiles, originalSysctls: after.originalSysctls, ...(after.originalMeta !== undefined ? { originalMeta: after.originalMeta } : {}) };
 }

@@ -21,6 +21,13 @@ export interface OwnedRule {
   table: number;
   priority: number;
   suppressPrefixLength?: number;
+  fwmark?: string;
+}
+
+/** A connection mark the agent keeps in its nftables table: new connections to `ip` get `mark` (see marks.ts). */
+export interface OwnedMark {
+  ip: string;
+  mark: number;
 }
 
 /** A route the agent added to one of its tables; `spec` is the `ip route` argument list without `proto`. */
@@ -36,6 +43,8 @@ export interface Owned {
   rules: OwnedRule[];
   routes: OwnedRoute[];
   files: string[];
+  /** The entries of the agent's nftables table (absent: it has none). */
+  marks?: OwnedMark[];
 }
 
 /** What one apply changed, enough to undo it later (`eip-agent rollback`). */
@@ -47,6 +56,8 @@ export interface Snapshot {
   runtimeUndo: string[];
   /** Previous values of the sysctls the apply changed. */
   sysctls: Record<string, string>;
+  /** The nftables script that puts the agent's table back as it was before the apply, when the apply changed it. */
+  marksUndo?: string;
   /** Mode and owner of each previous file that existed. */
   meta?: Record<string, FileMeta>;
   /** What the agent owned before the apply. */
@@ -115,6 +126,8 @@ export function statePath(host: Host, root: string): string {
 /** A one-line value (no newline or NUL): state strings end up in `ip -batch` lines and messages. */
 const LINE = (v: unknown): v is string => typeof v === 'string' && !/[\0\n\r]/.test(v);
 const INT = (v: unknown): v is number => Number.isSafeInteger(v);
+/** A dotted IPv4 address: a mark's address ends up in an nftables script. */
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const arrayOf = (v: unknown, item: (x: unknown) => boolean) => Array.isArray(v) && v.every(item);
 const recordOf = (v: unknown, value: (x: unknown) => boolean) => isObject(v) && Object.values(v).every(value);
@@ -124,9 +137,10 @@ function isOwned(v: unknown): boolean {
   return (
     isObject(v) &&
     arrayOf(v.addresses, (a) => isObject(a) && LINE(a.ifname) && LINE(a.mac) && LINE(a.cidr)) &&
-    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && (r.to === undefined || LINE(r.to)) && INT(r.table) && INT(r.priority) && (r.suppressPrefixLength === undefined || INT(r.suppressPrefixLength))) &&
+    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && (r.to === undefined || LINE(r.to)) && INT(r.table) && INT(r.priority) && (r.suppressPrefixLength === undefined || INT(r.suppressPrefixLength)) && (r.fwmark === undefined || LINE(r.fwmark))) &&
     arrayOf(v.routes, (r) => isObject(r) && INT(r.table) && LINE(r.spec) && LINE(r.dev)) &&
-    arrayOf(v.files, LINE)
+    arrayOf(v.files, LINE) &&
+    (v.marks === undefined || arrayOf(v.marks, (m) => isObject(m) && typeof m.ip === 'string' && IPV4.test(m.ip) && INT(m.mark) && m.mark > 0))
   );
 }
 
@@ -157,6 +171,7 @@ function badField(data: Record<string, unknown>): string | undefined {
         recordOf(snap.files, (x) => x === null || typeof x === 'string') &&
         arrayOf(snap.runtimeUndo, LINE) &&
         recordOf(snap.sysctls, LINE) &&
+        (snap.marksUndo === undefined || typeof snap.marksUndo === 'string') &&
         (snap.meta === undefined || recordOf(snap.meta, isMeta)) &&
         (snap.pending === undefined || arrayOf(snap.pending, LINE)) &&
         isOwned(snap.ownedBefore)),
@@ -208,7 +223,8 @@ export async function saveState(host: Host, root: string, state: AgentState): Pr
 /** Stable keys for owned items, used to track absence across reads. */
 export const ownedKey = {
   address: (a: OwnedAddress) => `address ${a.cidr} ${a.mac}`,
-  rule: (r: OwnedRule) => `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}`,
+  rule: (r: OwnedRule) => `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''}`,
+  mark: (m: OwnedMark) => `mark ${m.ip} 0x${m.mark.toString(16)}`,
   route: (r: OwnedRoute) => `route ${r.spec}`,
   file: (path: string) => `file ${path}`,
 };

@@ -9,6 +9,8 @@ import type { TargetName } from '../targets/index.js';
 export interface FileConfig {
   metadataUrl?: string;
   routing?: RoutingMode;
+  /** Linux, policy mode: mark connections to a secondary NIC's addresses so that their NATed replies leave by it. */
+  connectionMarks?: 'on' | 'off';
   target?: TargetName;
   /** Linux: write the drop-in that stops cloud-init's network configuration. */
   cloudInit?: 'keep' | 'disable';
@@ -40,6 +42,7 @@ export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string 
 
 const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
+  connectionMarks: ['on', 'off'],
   cloudInit: ['keep', 'disable'],
   target: ['auto', 'centos', 'networkmanager', 'windows'],
   reload: ['none', 'network', 'nmcli'],

@@ -17,6 +17,7 @@ export interface CommonArgs {
   root: string;
   target?: string;
   routing?: string;
+  connectionMarks?: string;
   reload?: string;
   config?: string;
   runtime?: boolean;
@@ -65,6 +66,7 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
     root: args.root,
     target,
     routing: (args.routing ?? config.routing ?? 'policy') as RoutingMode,
+    connectionMarks: (args.connectionMarks ?? config.connectionMarks ?? 'on') === 'on',
     cloudInit: (args.cloudInit ?? config.cloudInit ?? 'keep') as 'keep' | 'disable',
     reload,
     runtime: args.runtime ?? true,

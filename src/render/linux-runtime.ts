@@ -2,7 +2,7 @@
 // rp_filter and promote_secondaries, the checks. Pure.
 import type { InstanceModel, NicModel } from '../model/types.js';
 import { RULE_PRIORITY_BASE, SUBNET_RULE_PRIORITY_BASE, SYSCTL_DROPIN } from './centos/paths.js';
-import { MAIN_TABLE } from './rule-spec.js';
+import { fwmarkSelector, MAIN_TABLE, markOf } from './rule-spec.js';
 import { compileTemplate } from './handlebars.js';
 import type { DesiredRule, DesiredSysctl, LinuxDesiredRuntime, RenderedFile, RoutingMode } from './types.js';
 import sysctlSource from '../../templates/centos/sysctl.hbs';
@@ -14,6 +14,8 @@ export interface LinuxRenderOptions {
   names: ReadonlyMap<string, string>;
   /** Routing table id per secondary NIC index (policy mode). */
   tables: ReadonlyMap<number, number>;
+  /** Policy mode: mark the connections to a secondary NIC's addresses, so that their replies leave by it (default on). */
+  connectionMarks?: boolean;
 }
 
 /** One address a NIC carries. */
@@ -32,7 +34,7 @@ export interface NicLayout {
    * Secondary NIC in policy mode: its table, the priority of its `from` rules and of its subnet rules (`from <ip> to
    * <subnet>`), and the sources its rules cover.
    */
-  policy?: { table: number; priority: number; subnetPriority: number; sources: string[]; primaryIp: string };
+  policy?: { table: number; priority: number; subnetPriority: number; sources: string[]; primaryIp: string; mark?: number };
 }
 
 const sysctl = compileTemplate<{ routing: RoutingMode; settings: DesiredSysctl[] }>(sysctlSource);
@@ -69,7 +71,15 @@ export function nicLayouts(model: InstanceModel, options: LinuxRenderOptions): N
     const addresses = hostAddresses(nic);
     if (options.routing !== 'policy' || nic.isPrimaryNic) return { nic, device, addresses };
     const primaryIp = nic.addresses[0]?.ip ?? nic.gateway;
-    const policy = { table: tableOf(nic, options.tables), priority: RULE_PRIORITY_BASE + nic.index, subnetPriority: SUBNET_RULE_PRIORITY_BASE + nic.index, sources: addresses.map((a) => a.ip), primaryIp };
+    const mark = options.connectionMarks === false ? undefined : markOf(nic.index);
+    const policy = {
+      table: tableOf(nic, options.tables),
+      priority: RULE_PRIORITY_BASE + nic.index,
+      subnetPriority: SUBNET_RULE_PRIORITY_BASE + nic.index,
+      sources: addresses.map((a) => a.ip),
+      primaryIp,
+      ...(mark !== undefined ? { mark } : {}),
+    };
     return { nic, device, addresses, policy };
   });
 }
@@ -83,17 +93,24 @@ export function mainRule(dev: string): DesiredRule {
   return { dev, from: 'all', table: MAIN_TABLE, priority: RULE_PRIORITY_BASE, suppressPrefixLength: 0 };
 }
 
-/** A secondary NIC's rules: per address, its own subnet to its table (ahead of the main rule), then everything else. */
+/**
+ * A secondary NIC's rules: per address, its own subnet to its table (ahead of the main rule), then everything else;
+ * with a connection mark, the replies that carry it likewise (to its subnet first, then everything main does not
+ * route more specifically: a reply to a container on a bridge in main still goes to the bridge).
+ */
 export function nicRules(dev: string, cidr: string, policy: NonNullable<NicLayout['policy']>): DesiredRule[] {
+  const fwmark = policy.mark !== undefined ? fwmarkSelector(policy.mark) : undefined;
   return [
     ...policy.sources.map((from) => ({ dev, from, to: cidr, table: policy.table, priority: policy.subnetPriority })),
+    ...(fwmark !== undefined ? [{ dev, from: 'all', to: cidr, fwmark, table: policy.table, priority: policy.subnetPriority }] : []),
     ...policy.sources.map((from) => ({ dev, from, table: policy.table, priority: policy.priority })),
+    ...(fwmark !== undefined ? [{ dev, from: 'all', fwmark, table: policy.table, priority: policy.priority }] : []),
   ];
 }
 
 /** The live state the layouts describe. */
-export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode): LinuxDesiredRuntime {
-  const runtime: LinuxDesiredRuntime = { links: [], addresses: [], rules: [], routes: [], sysctls: [], rpFilter: [], pings: [], mainDefault: { gateway: '', dev: '' } };
+export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode, connectionMarks = true): LinuxDesiredRuntime {
+  const runtime: LinuxDesiredRuntime = { links: [], addresses: [], rules: [], routes: [], sysctls: [], marks: [], unmarked: [], rpFilter: [], pings: [], mainDefault: { gateway: '', dev: '' } };
   for (const { nic, device, addresses, policy } of layouts) {
     runtime.links.push({ ifname: device, mac: nic.macLower });
     for (const a of addresses) runtime.addresses.push({ ifname: device, ip: a.ip, prefixLength: a.prefixLength });
@@ -103,6 +120,9 @@ export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode
     runtime.routes.push({ table: policy.table, dst: nic.cidr, dev: device, src: policy.primaryIp });
     runtime.routes.push({ table: policy.table, dst: 'default', dev: device, gateway: nic.gateway });
     runtime.rules.push(...nicRules(device, nic.cidr, policy));
+    const { mark } = policy;
+    if (mark !== undefined) runtime.marks.push(...policy.sources.map((ip) => ({ dev: device, ip, mark })));
+    else if (connectionMarks) runtime.unmarked.push(device);
   }
   const primary = layouts.find((l) => l.nic.isPrimaryNic);
   if (layouts.some((l) => l.policy !== undefined) && primary !== undefined) runtime.rules.unshift(mainRule(primary.device));

@@ -30,6 +30,15 @@ export interface DesiredRule {
   table: number;
   priority: number;
   suppressPrefixLength?: number;
+  /** A packet mark with the agent's mask (see RuleShape): the replies of the NIC's connections. */
+  fwmark?: string;
+}
+
+/** A connection mark: new connections to `ip` (a secondary NIC's address on `dev`) get `mark`, and so do their replies. */
+export interface DesiredMark {
+  dev: string;
+  ip: string;
+  mark: number;
 }
 
 /** A route in one of the agent's tables; `dst` is `default` or a CIDR. */
@@ -70,6 +79,10 @@ export interface LinuxDesiredRuntime {
   /** Added to the main table only when it has no default route at all (DHCP normally left one). */
   mainDefault: { gateway: string; dev: string };
   sysctls: DesiredSysctl[];
+  /** Connection marks of the policy-routed NICs (empty when connection marks are off). */
+  marks: DesiredMark[];
+  /** Policy-routed NICs that get no mark (an index past the mask's values), for a warning. */
+  unmarked: string[];
   rpFilter: RpFilterExpectation[];
   pings: PingCheck[];
 }

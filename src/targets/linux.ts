@@ -14,6 +14,8 @@ import { applyRuntime } from '../apply/runtime.js';
 import { promoteSecondariesKey } from '../apply/batch.js';
 import { driftFilterOf, watchLinux } from '../apply/monitor.js';
 import { foreignTables } from '../apply/tables-in-use.js';
+import { planMarks, readMarks } from '../apply/marks.js';
+import { MAX_MARKED_INDEX } from '../render/rule-spec.js';
 import { AgentError, ApplyError, HostError, MissingNicError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { NetworkStack } from '../host/network-stack.js';
@@ -133,7 +135,8 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
       // Tables the target's own boot files name are its own, whoever (NetworkManager at boot) filled them.
       for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
       const tables = allocateTables(secondary, taken);
-      const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables });
+      const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables, connectionMarks: options.connectionMarks !== false });
+      for (const dev of desired.runtime.unmarked) warnings.push(`${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; replies of forwarded or NATed connections to its addresses leave by the primary NIC`);
       const boot = await spec.bootCheck(host, options.root, options.knownStack);
       const ci = boot.stack.cloudInit;
       if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
@@ -156,6 +159,15 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
       const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
       const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
       const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
+      if (compareRuntime) {
+        const wantsMarks = desired.runtime.marks.length > 0 || (state.owned.marks?.length ?? 0) > 0;
+        // nftables is read only as root; a preview without root says that the marks were not compared.
+        if (wantsMarks && !host.isPrivileged()) warnings.push('connection marks (nftables table inet eip-agent) are read only as root: not compared');
+        const marks = planMarks(desired.runtime.marks, wantsMarks && host.isPrivileged() ? await readMarks(host) : undefined, state, warnings);
+        if (marks.change !== undefined) runtime.push(marks.change);
+        ownership.absentNow.push(...marks.absentNow);
+        ownership.pending.push(...marks.pending);
+      }
       return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
     },
 

@@ -14,6 +14,8 @@ export interface TargetOptions {
   /** Prefix for every file path read or written. */
   root: string;
   routing: RoutingMode;
+  /** Linux, policy mode: mark connections to a secondary NIC's addresses so that their NATed replies leave by it (default true). */
+  connectionMarks?: boolean;
   /** Linux: `disable` adds the drop-in that stops cloud-init from rewriting the network configuration. */
   cloudInit?: 'keep' | 'disable';
   /** Whether the live runtime is compared and changed (false for --no-runtime and render). */

@@ -6,6 +6,7 @@ import { isLiveRule } from '../apply/rules.js';
 import type { Host } from '../host/host.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import type { Check, VerifyReport } from './report.js';
+import { expectedComments, liveComments, readMarks, type LiveMarks } from '../apply/marks.js';
 import { report } from './report.js';
 
 const PING_ATTEMPTS = 3;
@@ -30,7 +31,7 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
   }
   for (const r of want.rules) {
     const ok = live.rules.some((x) => isLiveRule(x, r));
-    const subject = r.suppressPrefixLength !== undefined ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}` : `from ${r.from}${r.to !== undefined ? ` to ${r.to}` : ''} table ${r.table}`;
+    const subject = r.suppressPrefixLength !== undefined ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}` : `from ${r.from}${r.to !== undefined ? ` to ${r.to}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''} table ${r.table}`;
     checks.push({ kind: 'rule', subject, ok, detail: ok ? 'present' : 'missing' });
   }
   for (const r of want.routes) {
@@ -57,6 +58,24 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
   return checks;
 }
 
+/**
+ * Per NIC with connection marks: its rules are in the agent's nftables table. Where `nft` is missing there is no check
+ * (plan says so); where the table cannot be read, the check is unknown.
+ */
+export function checkMarks(want: LinuxDesiredRuntime, live: LiveMarks): Check[] {
+  if (live.tool === 'none') return [];
+  const devices = [...new Set(want.marks.map((m) => m.dev))];
+  return devices.map((dev) => {
+    const entries = want.marks.filter((m) => m.dev === dev);
+    const subject = `connection marks ${dev} (${entries.map((e) => e.ip).join(', ')})`;
+    if (live.tool === 'unreadable') return { kind: 'marks', subject, ok: false, unknown: true, detail: `nftables table could not be read: ${live.reason}` };
+    const have = new Set(live.listing === null ? [] : liveComments(live.listing));
+    const missing = expectedComments(entries).filter((c) => !have.has(c));
+    const detail = live.listing === null ? 'nftables table inet eip-agent is missing' : missing.length === 0 ? 'present' : `missing: ${missing.join('; ')}`;
+    return { kind: 'marks', subject, ok: missing.length === 0 && live.listing !== null, detail };
+  });
+}
+
 async function ping(host: Host, source: string, target: string): Promise<{ ok: boolean; detail: string }> {
   let last = '';
   for (let attempt = 1; attempt <= PING_ATTEMPTS; attempt++) {
@@ -72,6 +91,7 @@ export async function verifyLinux(host: Host, want: LinuxDesiredRuntime): Promis
   const keys = ['net.ipv4.conf.all.rp_filter', ...want.rpFilter.map((r) => `net.ipv4.conf.${r.ifname}.rp_filter`)];
   const live = await readLinuxState(host, keys);
   const checks = checkState(want, live);
+  if (want.marks.length > 0) checks.push(...checkMarks(want, await readMarks(host)));
   const limit = pLimit(PING_CONCURRENCY);
   const pings = await Promise.all(
     want.pings.map((p) =>

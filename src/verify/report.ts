@@ -1,6 +1,6 @@
 /** One verification check and its outcome. */
 export interface Check {
-  kind: 'file' | 'metadata' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'ping' | 'script';
+  kind: 'file' | 'metadata' | 'link' | 'address' | 'rule' | 'route' | 'rp_filter' | 'marks' | 'ping' | 'script';
   subject: string;
   ok: boolean;
   /** The check could not be made (no answer, a tool that did not run): not ok, and no proof that anything is wrong. */

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { planChanges } from '../../src/apply/plan.js';
+import { marksScript } from '../../src/apply/marks.js';
 import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState } from '../../src/apply/state.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
@@ -9,6 +10,8 @@ import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import {
+  MANUAL_MARKS,
+  MANUAL_NFT_TABLE,
   CLOUD_INIT_ETH0,
   ETH0_META,
   FRESH_BATCH,
@@ -104,10 +107,14 @@ describe('applyAndVerify on a fresh guest', () => {
     expect(sysctlWrites(kernel)).toEqual([SYSCTLS_SET]);
     expect(kernel.commandLines().filter((l) => !l.startsWith('ping '))).toEqual([
       'ip -j -d -batch -',
+      'nft list table inet eip-agent',
       'ip -batch -',
+      'nft -f -',
       `sysctl -q -w ${SYSCTLS_SET}`,
       'ip -j -d -batch -',
+      'nft list table inet eip-agent',
     ]);
+    expect(kernel.callsOf('nft', '-f', '-').map((c) => c.input)).toEqual([marksScript(MANUAL_MARKS)]);
     expect(kernel.commandLines().filter((l) => l.startsWith('ping ')).sort()).toEqual([
       'ping -n -q -c 1 -W 1 -I 10.0.0.2 10.0.0.1',
       'ping -n -q -c 1 -W 1 -I 10.0.0.3 10.0.0.1',
@@ -126,8 +133,11 @@ describe('applyAndVerify on a fresh guest', () => {
       'rule from all table 254 suppress_prefixlength 0 priority 30000',
       'rule from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
       'rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+      'rule from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
       'rule from 10.0.0.7/32 table 10001 priority 30001',
       'rule from 10.0.0.8/32 table 10001 priority 30001',
+      'rule from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+      'nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7, 10.0.0.8',
       'sysctl net.ipv4.conf.default.rp_filter 1 -> 2',
       'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
       'sysctl net.ipv4.conf.eth0.promote_secondaries 0 -> 1',
@@ -149,7 +159,9 @@ describe('applyAndVerify on a fresh guest', () => {
     expect(kernel.state.rules.filter((r) => r.priority === 30001)).toEqual([
       { priority: 30001, from: '10.0.0.7/32', table: '10001' },
       { priority: 30001, from: '10.0.0.8/32', table: '10001' },
+      { priority: 30001, from: 'all', fwmark: '0x1000000/0xf000000', table: '10001' },
     ]);
+    expect(kernel.nftTable).toBe(MANUAL_NFT_TABLE);
     expect(kernel.state.routes.filter((r) => r.table === '10001')).toEqual([
       { table: '10001', dst: '10.0.0.0/24', dev: 'eth1', protocol: '234', prefsrc: '10.0.0.7' },
       { table: '10001', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: '234' },
@@ -166,12 +178,15 @@ describe('applyAndVerify on a fresh guest', () => {
       'ok rule from all lookup main suppress_prefixlength 0 priority 30000',
       'ok rule from 10.0.0.7 to 10.0.0.0/24 table 10001',
       'ok rule from 10.0.0.8 to 10.0.0.0/24 table 10001',
+      'ok rule from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001',
       'ok rule from 10.0.0.7 table 10001',
       'ok rule from 10.0.0.8 table 10001',
+      'ok rule from all fwmark 0x1000000/0xf000000 table 10001',
       'ok route 10.0.0.0/24 dev eth1 table 10001',
       'ok route default via 10.0.0.1 dev eth1 table 10001',
       'ok route default via 10.0.0.1 dev eth0 (main table)',
       'ok rp_filter eth1',
+      'ok marks connection marks eth1 (10.0.0.7, 10.0.0.8)',
       'ok ping 10.0.0.1 from 10.0.0.2 (eth0)',
       'ok ping 10.0.0.1 from 10.0.0.3 (eth0)',
       'ok ping 10.0.0.1 from 10.0.0.7 (eth1)',
@@ -219,11 +234,14 @@ describe('applyAndVerify on a fresh guest', () => {
       'rule from all lookup main suppress_prefixlength 0 priority 30000: missing',
       'rule from 10.0.0.7 to 10.0.0.0/24 table 10001: missing',
       'rule from 10.0.0.8 to 10.0.0.0/24 table 10001: missing',
+      'rule from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001: missing',
       'rule from 10.0.0.7 table 10001: missing',
       'rule from 10.0.0.8 table 10001: missing',
+      'rule from all fwmark 0x1000000/0xf000000 table 10001: missing',
       'route 10.0.0.0/24 dev eth1 table 10001: missing',
       'route default via 10.0.0.1 dev eth1 table 10001: missing',
       'rp_filter eth1: effective 1 (all 1, eth1 1), expected 2',
+      'marks connection marks eth1 (10.0.0.7, 10.0.0.8): nftables table inet eip-agent is missing',
     ]);
   });
 });
@@ -361,7 +379,7 @@ describe('applyAndVerify when something fails', () => {
     // The provisional state file is removed again with everything else.
     expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ETH0, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, ETH0]);
     expect(files()).toEqual(before);
-    expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
+    expect(kernel.commandLines()).toEqual(['ip -j -d -batch -', 'nft list table inet eip-agent']);
   });
 
   // Product bug: a `route replace` is undone by `route del`, so a route it replaced is gone after a rollback (src/apply/plan.ts).
@@ -500,8 +518,10 @@ describe('makePlan', () => {
       'rule add from all table 254 suppress_prefixlength 0 priority 30000',
       'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10101 priority 29001',
       'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10101 priority 29001',
+      'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10101 priority 29001',
       'rule add from 10.0.0.7/32 table 10101 priority 30001',
       'rule add from 10.0.0.8/32 table 10101 priority 30001',
+      'rule add from all fwmark 0x1000000/0xf000000 table 10101 priority 30001',
     ]);
   });
 

@@ -2,6 +2,7 @@
 // reads agree it is gone from the metadata, and undone by `rollback` (last apply) or `rollback --original`.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { planChanges } from '../../src/apply/plan.js';
+import { liveComments } from '../../src/apply/marks.js';
 import { rollbackLast, rollbackOriginal } from '../../src/apply/rollback.js';
 import type { AgentState } from '../../src/apply/state.js';
 import { STATE_PATH, emptyState, saveState } from '../../src/apply/state.js';
@@ -14,6 +15,8 @@ import type { KernelState } from '../helpers/fake-kernel.js';
 import { FakeKernel, procSysPath, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import {
+  MANUAL_MARKS,
+  MANUAL_NFT_TABLE,
   CLOUD_INIT_ETH0,
   MAC0,
   MAC1,
@@ -46,7 +49,8 @@ const A8 = `address 10.0.0.8/24 ${MAC1}`;
 const R8 = 'rule 10.0.0.8 10001';
 const R8_SUBNET = 'rule 10.0.0.8 10001 to 10.0.0.0/24';
 const DEL_8 = 'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 table 10001 priority 30001\naddress del 10.0.0.8/24 dev eth1\n';
-const PENDING_8 = ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'];
+const PENDING_8 = ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001', 'stop marking connections to 10.0.0.8'];
+const M8 = 'mark 10.0.0.8 0x1000000';
 
 interface Guest {
   kernel: FakeKernel;
@@ -136,7 +140,7 @@ describe('an address the metadata no longer lists', () => {
       manualTree,
       '203.0.113.13',
       'rule del from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 203.0.113.13/32 table 10001 priority 30001\naddress del 203.0.113.13/32 dev eth1\n',
-      ['remove 203.0.113.13/32 from eth1', 'remove rule from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 203.0.113.13/32 table 10001 priority 30001'],
+      ['remove 203.0.113.13/32 from eth1', 'remove rule from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 203.0.113.13/32 table 10001 priority 30001', 'stop marking connections to 203.0.113.13'],
     ],
   ])('%s: pending after the first read, removed with its rule after the second, everything else kept', async (_name, before, after, ip, removal, pending) => {
     const { kernel, host } = guest();
@@ -147,7 +151,7 @@ describe('an address the metadata no longer lists', () => {
     const first = await applyTree(host, after());
     expect(first.rolledBack).toBe(false);
     expect(first.plan.ownership.pending).toEqual(pending);
-    expect(first.pendingRemovals).toBe(3);
+    expect(first.pendingRemovals).toBe(4);
     expect(first.plan.runtime).toEqual([]);
     expect(batches(kernel)).toEqual([]);
     expect(kernel.state).toEqual(converged);
@@ -160,6 +164,9 @@ describe('an address the metadata no longer lists', () => {
     expect(batches(kernel)).toEqual([removal]);
     expect(kernel.callsOf('ip', '-force')).toEqual([]);
     expect(readState().absentOnce).toEqual([]);
+    // The connection mark of the address goes with it; the other addresses keep theirs.
+    expect(liveComments(kernel.nftTable ?? '').filter((c) => c.includes(ip))).toEqual([]);
+    expect(liveComments(kernel.nftTable ?? '')).toContain('eip-agent new 10.0.0.7 0x01000000');
 
     // Exactly the address and its rule are gone.
     const expected = structuredClone(converged);
@@ -177,11 +184,11 @@ describe('an address the metadata no longer lists', () => {
     await applyTree(host, treeWithout8());
     const pending = readState();
     expect(pending.owned).toEqual(manualOwned());
-    expect(pending.absentOnce).toEqual([A8, R8_SUBNET, R8]);
+    expect(pending.absentOnce).toEqual([A8, R8_SUBNET, R8, M8]);
 
     await applyTree(host, treeWithout8());
     const removed = readState();
-    expect(removed.owned).toEqual({ ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.filter((r) => r.from !== '10.0.0.8') });
+    expect(removed.owned).toEqual({ ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.filter((r) => r.from !== '10.0.0.8'), marks: MANUAL_MARKS.slice(0, 1) });
     expect(removed.absentOnce).toEqual([]);
     expect(removed.lastSnapshot?.runtimeUndo).toEqual(['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001']);
     expect(removed.lastSnapshot?.ownedBefore).toEqual(manualOwned());
@@ -297,11 +304,15 @@ describe('an ENI that is detached', () => {
       'remove rule from all table 254 suppress_prefixlength 0 priority 30000',
       'remove rule from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
       'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+      'remove rule from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
       'remove rule from 10.0.0.7/32 table 10001 priority 30001',
       'remove rule from 10.0.0.8/32 table 10001 priority 30001',
+      'remove rule from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
       `remove ${ETH1}`,
       `remove ${ROUTE1}`,
       `remove ${RULE1}`,
+      'stop marking connections to 10.0.0.7',
+      'stop marking connections to 10.0.0.8',
     ]);
     expect(first.outcome.filesWritten).toEqual([SYSCTL_DROPIN]);
     expect(batches(kernel)).toEqual([]);
@@ -311,8 +322,20 @@ describe('an ENI that is detached', () => {
     const second = await applyTree(host, treeWithoutEth1());
     expect(second.rolledBack).toBe(false);
     expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE1]);
-    expect(batches(kernel)).toEqual(['rule del from all table 254 suppress_prefixlength 0 priority 30000\nrule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.7/32 table 10001 priority 30001\nrule del from 10.0.0.8/32 table 10001 priority 30001\n']);
+    expect(batches(kernel)).toEqual([
+      [
+        'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+        'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+        'rule del from 10.0.0.7/32 table 10001 priority 30001',
+        'rule del from 10.0.0.8/32 table 10001 priority 30001',
+        'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        '',
+      ].join('\n'),
+    ]);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
+    expect(kernel.nftTable).toBeNull();
 
     const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
     expect(guestDisk()).toEqual({ ...kept, [SYSCTL_DROPIN]: DROPIN_WITHOUT_ETH1 });
@@ -385,7 +408,7 @@ describe('rollbackLast', () => {
 
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['rule del from 10.0.0.9/32 table 10001 priority 30001', 'rule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001', 'address del 10.0.0.9/24 dev eth1'],
+      runtime: ['nftables table inet eip-agent put back', 'rule del from 10.0.0.9/32 table 10001 priority 30001', 'rule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001', 'address del 10.0.0.9/24 dev eth1'],
       warnings: [],
       complete: true,
     });
@@ -413,11 +436,14 @@ describe('rollbackLast', () => {
     // One record: the files and the live state come back together, so a reboot brings back what rollback reported.
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
+      runtime: ['nftables table inet eip-agent put back', 'address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
       warnings: [],
       complete: true,
     });
-    expect(kernel.state).toEqual(runtime);
+    // The same rules, each put back after the others of its priority.
+    const byPriority = (s: KernelState) => ({ ...s, rules: [...s.rules].sort((a, b) => a.priority - b.priority || JSON.stringify(a).localeCompare(JSON.stringify(b))) });
+    expect(byPriority(kernel.state)).toEqual(byPriority(runtime));
+    expect(kernel.nftTable).toBe(MANUAL_NFT_TABLE);
     expect(guestDisk()).toEqual(disk);
     expect(readState().owned).toEqual(manualOwned());
     expect(readState().absentOnce).toEqual([]);
@@ -473,11 +499,14 @@ describe('rollbackLast', () => {
 
 describe('rollbackOriginal', () => {
   const ORIGINAL_RUNTIME = [
+    'nftables table inet eip-agent deleted',
     'rule del from all table 254 suppress_prefixlength 0 priority 30000',
     'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
+    'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
     // Secondaries before the primary of their subnet.
@@ -508,7 +537,8 @@ describe('rollbackOriginal', () => {
       warnings: [],
       complete: true,
     });
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([`${ORIGINAL_RUNTIME.join('\n')}\n`]);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([`${ORIGINAL_RUNTIME.slice(1).join('\n')}\n`]);
+    expect(kernel.nftTable).toBeNull();
     // eth1 stays up: bringing a link up is not something the agent owns.
     const original = freshKernel();
     const eth1 = original.links.find((l) => l.ifname === 'eth1');

@@ -120,6 +120,13 @@ describe('planRuntime', () => {
       })),
       {
         kind: 'rule',
+        summary: 'rule from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+        batch: 'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+        undo: 'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+        owns: { kind: 'rule', item: { from: 'all', to: '10.0.0.0/24', fwmark: '0x1000000/0xf000000', table: 10001, priority: 29001 } },
+      },
+      {
+        kind: 'rule',
         summary: 'rule from 10.0.0.7/32 table 10001 priority 30001',
         batch: 'rule add from 10.0.0.7/32 table 10001 priority 30001',
         undo: 'rule del from 10.0.0.7/32 table 10001 priority 30001',
@@ -131,6 +138,13 @@ describe('planRuntime', () => {
         batch: 'rule add from 10.0.0.8/32 table 10001 priority 30001',
         undo: 'rule del from 10.0.0.8/32 table 10001 priority 30001',
         owns: { kind: 'rule', item: { from: '10.0.0.8', table: 10001, priority: 30001 } },
+      },
+      {
+        kind: 'rule',
+        summary: 'rule from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        batch: 'rule add from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        undo: 'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        owns: { kind: 'rule', item: { from: 'all', fwmark: '0x1000000/0xf000000', table: 10001, priority: 30001 } },
       },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.default.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.default.rp_filter', value: '2', previous: '1' } },
       { kind: 'sysctl', summary: 'sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2', sysctl: { key: 'net.ipv4.conf.eth1.rp_filter', value: '2', previous: '1' } },

@@ -245,7 +245,7 @@ describe('planRemovals', () => {
 
   it('no NIC needs policy routing any more: the main rule and the subnet rules go after two reads like the others', () => {
     const rules = manualOwned().rules;
-    const keys = ['rule all 254 suppress 0', 'rule 10.0.0.7 10001 to 10.0.0.0/24', 'rule 10.0.0.8 10001 to 10.0.0.0/24'];
+    const keys = ['rule all 254 suppress 0', 'rule 10.0.0.7 10001 to 10.0.0.0/24', 'rule 10.0.0.8 10001 to 10.0.0.0/24', 'rule all 10001 to 10.0.0.0/24 fwmark 0x1000000/0xf000000', 'rule all 10001 fwmark 0x1000000/0xf000000'];
     const first = plan({ desired: manualDesired('rp-filter'), live: convergedLive(), owned: { ...owned(), rules, routes: [] }, absentOnce: [R7, R8] });
     expect(first.ownership.absentNow).toEqual(keys);
     expect(first.changes.map((c) => c.batch)).toEqual(['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule del from 10.0.0.8/32 table 10001 priority 30001']);
@@ -254,8 +254,10 @@ describe('planRemovals', () => {
       ['rule del from all table 254 suppress_prefixlength 0 priority 30000', 'rule add from all table 254 suppress_prefixlength 0 priority 30000'],
       ['rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001'],
       ['rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
+      ['rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001', 'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001'],
       ['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule add from 10.0.0.7/32 table 10001 priority 30001'],
       ['rule del from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
+      ['rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001', 'rule add from all fwmark 0x1000000/0xf000000 table 10001 priority 30001'],
     ]);
     // In the files it is the first policy-routed NIC's rule file, which goes the same way.
     expect(manualDesired('policy').files.find((f) => f.path === RULE1)?.content).toContain('from all table 254 suppress_prefixlength 0 priority 30000\n');

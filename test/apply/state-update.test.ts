@@ -1,3 +1,4 @@
+import { planMarks } from '../../src/apply/marks.js';
 import { describe, expect, it } from 'vitest';
 import type { FileChange, FileSnapshot, OwnedRef, OwnershipPlan, Plan, RuntimeChange } from '../../src/apply/plan.js';
 import { emptyOwnership, planFiles, planRuntime } from '../../src/apply/plan.js';
@@ -74,7 +75,10 @@ describe('stateAfterApply', () => {
   it('records the first apply of the manual tree to a fresh guest: ownership, originals, snapshot, counters', () => {
     const desired = manualDesired();
     const snapshots = new Map<string, FileSnapshot>([[ETH0, { current: CLOUD_INIT_ETH0, meta: ETH0_META, bak: null, agentBakExists: false }]]);
-    const fresh = plan({ files: planFiles(desired.files, snapshots), runtime: planRuntime(desired, freshLive(), []), desired, ownership: { ...emptyOwnership(), primaryIfname: 'eth0' } });
+    const marks = planMarks(desired.runtime.marks, { tool: 'nft', listing: null }, emptyState(), []).change;
+    expect(marks).toBeDefined();
+    const runtime = [...planRuntime(desired, freshLive(), []), marks!];
+    const fresh = plan({ files: planFiles(desired.files, snapshots), runtime, desired, ownership: { ...emptyOwnership(), primaryIfname: 'eth0' } });
     expect(stateAfterApply(emptyState(), fresh, MANUAL_HASH, NOW_ISO)).toEqual(manualState());
   });
 

@@ -100,17 +100,19 @@ describe('plan', () => {
         '  + rule from all table 254 suppress_prefixlength 0 priority 30000',
         '  + rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
         '  + rule from 10.0.0.8/32 table 10001 priority 30001',
+        '  + rule from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        '  + nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7, 10.0.0.8',
         '  + sysctl net.ipv4.conf.eth1.rp_filter 1 -> 2',
       ]),
     );
-    expect(lines.at(-2)).toBe('20 change(s) pending; `eip-agent apply` makes them.');
+    expect(lines.at(-2)).toBe('23 change(s) pending; `eip-agent apply` makes them.');
     expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
 
     const apply = await cli(['apply', ...META], kernel);
     expect(apply.err).toBe('');
     expect(apply.code).toBe(EXIT.ok);
     expect(apply.out).toContain(`wrote ${ETH0}\n`);
-    expect(apply.out).toContain('Verified: all 19 checks passed.\n');
+    expect(apply.out).toContain('Verified: all 22 checks passed.\n');
 
     const synced = await cli(['plan', ...META], kernel);
     expect(synced.code).toBe(EXIT.ok);
@@ -132,7 +134,7 @@ describe('plan', () => {
       [`${SCRIPTS}/rule-eth1`, 'create', undefined],
       ['/etc/sysctl.d/99-zz-eip-agent.conf', 'create', undefined],
     ]);
-    expect(plan.runtime).toHaveLength(15);
+    expect(plan.runtime).toHaveLength(18);
 
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const synced = await cli(['plan', '--json', ...META], kernel);
@@ -183,13 +185,14 @@ describe('plan with pending removals', () => {
         '  - remove 10.0.0.8/24 from eth1',
         '  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
         '  - remove rule from 10.0.0.8/32 table 10001 priority 30001',
+        '  - stop marking connections to 10.0.0.8',
         '',
         '2 change(s) pending; `eip-agent apply` makes them.',
         '',
       ].join('\n'),
     );
     const json = await cli(['plan', '--json', ...META], kernel);
-    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'] });
+    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001', 'stop marking connections to 10.0.0.8'] });
   });
 
   it('marks removals with "-" once the second read confirms them', async () => {
@@ -199,15 +202,18 @@ describe('plan with pending removals', () => {
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const run = await cli(['plan', ...META], kernel);
     expect(run.code).toBe(EXIT.pending);
-    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001 (no longer in the metadata)\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n\n');
+    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001 (no longer in the metadata)\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n  + nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7\n\n');
     expect(run.out).not.toContain('Pending removal');
   });
 });
 
 describe('rollback', () => {
   const UNDO_LAST = [
+    'nftables table inet eip-agent put back',
+    'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
+    'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
     'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from all table 254 suppress_prefixlength 0 priority 30000',
@@ -219,11 +225,14 @@ describe('rollback', () => {
     'link set dev eth1 down',
   ];
   const UNDO_ORIGINAL = [
+    'nftables table inet eip-agent deleted',
     'rule del from all table 254 suppress_prefixlength 0 priority 30000',
     'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
     'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
     'rule del from 10.0.0.7/32 table 10001 priority 30001',
     'rule del from 10.0.0.8/32 table 10001 priority 30001',
+    'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
     'address del 10.0.0.3/24 dev eth0',
@@ -460,7 +469,7 @@ describe('bad input', () => {
     vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}');
     const run = await cli(['plan', ...META, '--config', '/cfg.json']);
     expect(run.err).toBe(
-      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, cloudInit, target, reload, windowsFlavor, metadataTimeoutMs, metadataConcurrency, metadataRetries, metadataMaxBytes, interval, metricsPort, ignoreNics, metricsTextfile)\n',
+      'eip-agent: config: /cfg.json: unknown setting "colour" (known: metadataUrl, routing, connectionMarks, cloudInit, target, reload, windowsFlavor, metadataTimeoutMs, metadataConcurrency, metadataRetries, metadataMaxBytes, interval, metricsPort, ignoreNics, metricsTextfile)\n',
     );
   });
 });

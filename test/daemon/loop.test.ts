@@ -146,7 +146,7 @@ describe('runDaemon', () => {
     expect(emulator.requests).toBeGreaterThan(requestsAfterFirst); // the polls did read the metadata
     expect(r.sleeps).toEqual(Array(11).fill(5000));
     expect(names(r.events)).toEqual(['start', 'apply', ...Array(10).fill('unchanged'), 'stop']);
-    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 15 runtime changes, verified', pendingRemovals: 0 });
+    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 18 runtime changes, verified', pendingRemovals: 0 });
     expect(r.events.at(-1)).toMatchObject({ msg: 'stopped (test)' });
   });
 
@@ -167,8 +167,8 @@ describe('runDaemon', () => {
     await r.run();
     expect(r.sleeps).toEqual([5000, 10_000, 20_000, 40_000, 60_000, 60_000, 5000, 5000]);
     // Reads only (`ip -j` for the address metrics, and the live-state check of the full read once the metadata
-    // answers again): no ip -batch, no sysctl -w.
-    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual(Array(6).fill('ip -j'));
+    // answers again, with the agent's nftables table): no ip -batch, no sysctl -w, no nft -f.
+    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual([...Array(6).fill('ip -j'), 'nft list']);
     expect(vol.toJSON('/etc')).toEqual(filesBefore);
     // Only the agent's own records change: the error counter and the metrics.
     expect(new Set(r.writes)).toEqual(new Set(['/var/lib/eip-agent/state.json', TEXTFILE]));

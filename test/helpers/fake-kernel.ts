@@ -81,6 +81,10 @@ export class FakeKernel {
   pingOk = true;
   /** When set, `sysctl -w` fails with this message (after writing nothing). */
   sysctlFailure: string | undefined;
+  /** The agent's nftables table as `nft list table inet eip-agent` prints it (null: absent). */
+  nftTable: string | null = null;
+  /** When set, `nft -f` fails with this message (changing nothing, as nft's transactions do). */
+  nftFailure: string | undefined;
 
   constructor(public state: KernelState) {}
 
@@ -106,6 +110,7 @@ export class FakeKernel {
     }
     if (program === 'sysctl' && args[0] === '-q' && args[1] === '-w') return this.sysctl(args.slice(2));
     if (program === 'ping') return this.ping(args);
+    if (program === 'nft') return this.nft(line, options?.input ?? '');
     throw new Error(`FakeKernel: unexpected process ${JSON.stringify(argv)}`);
   };
 
@@ -148,7 +153,13 @@ export class FakeKernel {
       .sort((a, b) => a.priority - b.priority)
       .map((r) => {
         const [dst, dstlen] = (r.to ?? '').split('/');
-        const rest = { ...(r.to !== undefined ? { dst, ...(dstlen !== '32' ? { dstlen: Number(dstlen) } : {}) } : {}), table: r.table, ...(r.suppressPrefixLength !== undefined ? { suppress_prefixlen: r.suppressPrefixLength } : {}) };
+        const [fwmark, fwmask] = (r.fwmark ?? '').split('/');
+        const rest = {
+          ...(r.to !== undefined ? { dst, ...(dstlen !== '32' ? { dstlen: Number(dstlen) } : {}) } : {}),
+          ...(r.fwmark !== undefined ? { fwmark, ...(fwmask !== undefined ? { fwmask } : {}) } : {}),
+          table: r.table,
+          ...(r.suppressPrefixLength !== undefined ? { suppress_prefixlen: r.suppressPrefixLength } : {}),
+        };
         if (r.from === 'all') return { priority: r.priority, src: 'all', ...rest };
         const [src, len] = r.from.split('/');
         return { priority: r.priority, src, ...(len !== '32' ? { srclen: Number(len) } : {}), ...rest };
@@ -209,7 +220,7 @@ export class FakeKernel {
     const positional: string[] = [];
     for (let i = 0; i < rest.length; i++) {
       const word = rest[i] ?? '';
-      if (['dev', 'via', 'src', 'table', 'proto', 'from', 'to', 'priority', 'suppress_prefixlength'].includes(word)) opts.set(word, rest[++i] ?? '');
+      if (['dev', 'via', 'src', 'table', 'proto', 'from', 'to', 'priority', 'suppress_prefixlength', 'fwmark'].includes(word)) opts.set(word, rest[++i] ?? '');
       else positional.push(word);
     }
     if (object === 'link' && verb === 'set') {
@@ -239,6 +250,7 @@ export class FakeKernel {
       const table = opts.get('table') ?? 'main';
       const to = opts.get('to');
       const suppress = opts.get('suppress_prefixlength');
+      const fwmark = opts.get('fwmark');
       const rule: FakeRule = {
         priority: Number(opts.get('priority') ?? 0),
         from: opts.get('from') ?? 'all',
@@ -246,8 +258,11 @@ export class FakeKernel {
         // As the kernel reports it: table 254 is main.
         table: table === '254' ? 'main' : table,
         ...(suppress !== undefined ? { suppressPrefixLength: Number(suppress) } : {}),
+        ...(fwmark !== undefined ? { fwmark } : {}),
       };
-      const index = this.state.rules.findIndex((r) => r.priority === rule.priority && r.from === rule.from && r.to === rule.to && r.table === rule.table && r.suppressPrefixLength === rule.suppressPrefixLength);
+      const index = this.state.rules.findIndex(
+        (r) => r.priority === rule.priority && r.from === rule.from && r.to === rule.to && r.table === rule.table && r.suppressPrefixLength === rule.suppressPrefixLength && r.fwmark === rule.fwmark,
+      );
       if (verb === 'add') {
         if (index >= 0) throw new BatchError('RTNETLINK answers: File exists');
         // As the kernel keeps them: by priority, a new rule after those of the same priority.
@@ -302,6 +317,24 @@ export class FakeKernel {
       this.state.routes.push(route);
     } else if (sameKey >= 0) this.state.routes[sameKey] = route;
     else this.state.routes.push(route);
+  }
+
+  /**
+   * `nft list table inet eip-agent` and `nft -f -` of the agent's scripts: the table is whatever the last `table inet
+   * eip-agent { ... }` block of a script says, or absent when the script ends by deleting it.
+   */
+  private nft(line: string, input: string): RunResult {
+    if (line === 'list table inet eip-agent') {
+      if (this.nftTable === null) return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory\nlist table inet eip-agent\n' };
+      return { exitCode: 0, stdout: this.nftTable, stderr: '' };
+    }
+    if (line === '-f -') {
+      if (this.nftFailure !== undefined) return { exitCode: 1, stdout: '', stderr: `${this.nftFailure}\n` };
+      const start = input.lastIndexOf('table inet eip-agent {');
+      this.nftTable = start < 0 ? null : input.slice(start);
+      return ok('');
+    }
+    throw new Error(`FakeKernel: unexpected nft ${JSON.stringify(line)}`);
   }
 
   private sysctl(pairs: string[]): RunResult {

@@ -5,6 +5,7 @@ import type { PipelineOptions } from '../../src/pipeline.js';
 import type { LinuxLiveState } from '../../src/apply/linux-state.js';
 import type { AgentState, Owned } from '../../src/apply/state.js';
 import { emptyState } from '../../src/apply/state.js';
+import { marksScript } from '../../src/apply/marks.js';
 import { buildModel } from '../../src/model/index.js';
 import { modelHash } from '../../src/pipeline.js';
 import { renderCentos } from '../../src/render/centos/render.js';
@@ -146,12 +147,15 @@ export const POLICY_FILES: Readonly<Record<string, string>> = {
   [`${SCRIPTS}/rule-eth1`]: [
     MANAGED,
     '# Traffic from the addresses of eth1 (NIC 20:90:6F:F7:93:2E) is routed by table 10001: to its own subnet 10.0.0.0/24 first, then the rest.',
+    "# Replies of connections to them that were forwarded or NATed (a container's published port) carry mark 0x1000000/0xf000000 (nftables table inet eip-agent) and take the same table.",
     "# Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables, all but main's default route.",
     'from all table 254 suppress_prefixlength 0 priority 30000',
     'from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
     'from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+    'from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
     'from 10.0.0.7/32 table 10001 priority 30001',
     'from 10.0.0.8/32 table 10001 priority 30001',
+    'from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
     '',
   ].join('\n'),
   [SYSCTL_DROPIN]: [
@@ -182,8 +186,10 @@ export const FRESH_BATCH = [
   'rule add from all table 254 suppress_prefixlength 0 priority 30000',
   'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
   'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+  'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
   'rule add from 10.0.0.7/32 table 10001 priority 30001',
   'rule add from 10.0.0.8/32 table 10001 priority 30001',
+  'rule add from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
 ];
 
 /** The undo line of each FRESH_BATCH line, index for index. */
@@ -197,8 +203,10 @@ export const FRESH_UNDO = [
   'rule del from all table 254 suppress_prefixlength 0 priority 30000',
   'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
   'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+  'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
   'rule del from 10.0.0.7/32 table 10001 priority 30001',
   'rule del from 10.0.0.8/32 table 10001 priority 30001',
+  'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
 ];
 
 /** The clock of test hosts that record state (timestamps in the state file), and its ISO form. */
@@ -220,16 +228,28 @@ export function manualOwned(): Owned {
       { from: 'all', table: 254, priority: 30000, suppressPrefixLength: 0 },
       { from: '10.0.0.7', to: '10.0.0.0/24', table: 10001, priority: 29001 },
       { from: '10.0.0.8', to: '10.0.0.0/24', table: 10001, priority: 29001 },
+      { from: 'all', to: '10.0.0.0/24', fwmark: '0x1000000/0xf000000', table: 10001, priority: 29001 },
       { from: '10.0.0.7', table: 10001, priority: 30001 },
       { from: '10.0.0.8', table: 10001, priority: 30001 },
+      { from: 'all', fwmark: '0x1000000/0xf000000', table: 10001, priority: 30001 },
     ],
     routes: [
       { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' },
       { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' },
     ],
     files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
+    marks: MANUAL_MARKS,
   };
 }
+
+/** The connection marks of the manual tree: eth1 is NIC 1, so its addresses get 0x1000000. */
+export const MANUAL_MARKS = [
+  { ip: '10.0.0.7', mark: 0x1000000 },
+  { ip: '10.0.0.8', mark: 0x1000000 },
+];
+
+/** The agent's nftables table once the manual tree is applied, as the fake kernel keeps it. */
+export const MANUAL_NFT_TABLE = marksScript(MANUAL_MARKS).slice(marksScript(MANUAL_MARKS).indexOf('table inet eip-agent {'));
 
 /** The files on a fresh guest that the first apply of the manual tree replaces (null: absent). */
 export function freshOriginals(): Record<string, string | null> {
@@ -255,7 +275,7 @@ export function manualState(): AgentState {
     originalSysctls: sysctls,
     originalMeta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META },
     primaryIfname: 'eth0',
-    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, meta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META }, ownedBefore: emptyState().owned },
+    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, marksUndo: marksScript([]), meta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META }, ownedBefore: emptyState().owned },
     lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
     lastSuccessAt: NOW_ISO,
     counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
@@ -351,9 +371,11 @@ export function convergedLive(): LinuxLiveState {
       { priority: 0, from: 'all', table: 'local' },
       { priority: 29001, from: '10.0.0.7/32', to: '10.0.0.0/24', table: '10001' },
       { priority: 29001, from: '10.0.0.8/32', to: '10.0.0.0/24', table: '10001' },
+      { priority: 29001, from: 'all', to: '10.0.0.0/24', fwmark: '0x1000000/0xf000000', table: '10001' },
       { priority: 30000, from: 'all', table: 'main', suppressPrefixLength: 0 },
       { priority: 30001, from: '10.0.0.7/32', table: '10001' },
       { priority: 30001, from: '10.0.0.8/32', table: '10001' },
+      { priority: 30001, from: 'all', fwmark: '0x1000000/0xf000000', table: '10001' },
       { priority: 32766, from: 'all', table: 'main' },
       { priority: 32767, from: 'all', table: 'default' },
     ],

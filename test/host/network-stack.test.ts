@@ -59,8 +59,9 @@ describe('a guest where nothing reads ifcfg files with NM_CONTROLLED=no at boot'
     expect(err).toBe(`eip-agent: ${REFUSAL}\n`);
     const { '/run/eip-agent': _lock, ...after } = vol.toJSON();
     expect(after).toEqual(before);
-    // Reads only: the live state, and whether NetworkManager runs (auto would pick networkmanager then; it does not).
-    expect(kernel.commandLines().filter((l) => !l.startsWith('ip -j'))).toEqual(['nmcli -t -f RUNNING general']);
+    // Reads only: the live state (with the agent's nftables table), and whether NetworkManager runs (auto would pick
+    // networkmanager then; it does not).
+    expect(kernel.commandLines().filter((l) => !l.startsWith('ip -j'))).toEqual(['nmcli -t -f RUNNING general', ...(args.includes('--no-runtime') ? [] : ['nft list table inet eip-agent'])]);
   });
 
   it('plan says what is there and that apply refuses', async () => {

@@ -1,6 +1,7 @@
 // The agent among the other actors of a real guest: a Docker-style bridge with a container behind NAT, a port the
 // user publishes with their own nftables DNAT, a VPN-like route in main and a rule of the user's. After `apply`, the
-// agent's policy routing must not take over any of their traffic, and it must leave their rules and tables as they were.
+// agent's policy routing must not take over any of their traffic, and it must leave their rules and tables as they were;
+// the port published through a secondary NIC's EIP answers too (connection marks).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualTree } from './fixtures.js';
@@ -22,6 +23,9 @@ const USER_NFT = `table ip usernat {
 }
 `;
 
+/** The EIPs of the manual's addresses: 10.0.0.2 and 10.0.0.3 on eth0, 10.0.0.7 and 10.0.0.8 on eth1. */
+const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+
 describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VPN route and a rule of the user\'s', () => {
   let lab: Lab;
   let guest: string;
@@ -38,9 +42,9 @@ describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VP
   };
   /** The user's state the agent must leave byte for byte: their nftables table, their rule. */
   const userState = async () => ({ nft: await must(guest, ['nft', 'list', 'table', 'ip', 'usernat']), rule: (await must(guest, ['ip', 'rule', 'show', 'priority', '1000'])).trim() });
-  /** GET http://<address>:8080/ from the internet host; the body, or the error. */
+  /** GET http://<address>:8080/ from the internet host; the body, or the error (a connection never answered is not waited for). */
   const fetchFromInternet = async (address: string): Promise<string> => {
-    const script = `fetch('http://${address}:8080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message));`;
+    const script = `fetch('http://${address}:8080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message)).finally(() => process.exit(0));`;
     return (await lab.exec(lab.internetNs, [process.execPath, '-e', script], { timeoutMs: 10_000 })).stdout;
   };
 
@@ -106,8 +110,20 @@ describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VP
     expect(await must(guest, ['ip', 'route', 'get', '10.0.0.1', 'from', '10.0.0.8'])).toMatch(/dev eth1 table 10001/);
   });
 
-  it('the port published on eth0\'s EIPs answers from the internet host', async () => {
-    for (const eip of ['203.0.113.10', '203.0.113.11']) expect(await fetchFromInternet(eip), eip).toBe('from the container');
+  it('the port published on every EIP answers from the internet host, eth1\'s too: the reply takes its connection\'s mark', async () => {
+    for (const eip of EIPS) expect(await fetchFromInternet(eip), eip).toBe('from the container');
+  });
+
+  it('without the agent\'s nftables table the replies through eth1\'s EIPs leave by eth0 and are dropped; apply puts the table back', async () => {
+    // What a restart of the user's firewall does: the whole ruleset flushed, their own tables loaded again.
+    await must(guest, ['nft', 'flush', 'ruleset']);
+    await must(guest, ['nft', '-f', '-'], USER_NFT);
+    expect(await fetchFromInternet('203.0.113.12')).toMatch(/^failed: /);
+    expect(await fetchFromInternet('203.0.113.10')).toBe('from the container');
+    const repair = await lab.agent('d', ['apply', '--root', lab.guestRoot('d')]);
+    expect(repair.exitCode, repair.stdout + repair.stderr).toBe(0);
+    expect(repair.stdout).toContain('applied: nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7, 10.0.0.8');
+    for (const eip of EIPS) expect(await fetchFromInternet(eip), eip).toBe('from the container');
   });
 
   it('each address is answered by the NIC that holds it: an ARP request for eth0\'s address gets eth0\'s MAC alone, and eth1\'s eth1\'s', async () => {
@@ -131,5 +147,14 @@ describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VP
     expect(await userState()).toEqual(before);
     expect(before.rule).toBe('1000:\tfrom 192.0.2.0/24 lookup 100');
     expect(before.nft).toContain('dnat to 172.17.0.2:80');
+  });
+
+  it('rollback --original deletes the agent\'s nftables table and leaves the user\'s', async () => {
+    const before = await userState();
+    const rollback = await lab.agent('d', ['rollback', '--original', '--root', lab.guestRoot('d')]);
+    expect(rollback.exitCode, rollback.stdout + rollback.stderr).toBe(0);
+    expect((await lab.exec(guest, ['nft', 'list', 'table', 'inet', 'eip-agent'])).exitCode).not.toBe(0);
+    expect(await must(guest, ['ip', 'rule'])).not.toContain('fwmark');
+    expect(await userState()).toEqual(before);
   });
 });

@@ -102,10 +102,20 @@ describe('policy routing', () => {
       { dev: 'eth0', from: 'all', table: 254, priority: 30000, suppressPrefixLength: 0 },
       { dev: 'eth1', from: '10.1.16.5', to: '10.1.16.0/24', table: 10001, priority: 29001 },
       { dev: 'eth1', from: '203.0.113.21', to: '10.1.16.0/24', table: 10001, priority: 29001 },
+      // The replies of connections to its addresses (a container's published port), by their mark, likewise.
+      { dev: 'eth1', from: 'all', to: '10.1.16.0/24', fwmark: '0x1000000/0xf000000', table: 10001, priority: 29001 },
       { dev: 'eth1', from: '10.1.16.5', table: 10001, priority: 30001 },
       { dev: 'eth1', from: '203.0.113.21', table: 10001, priority: 30001 },
+      { dev: 'eth1', from: 'all', fwmark: '0x1000000/0xf000000', table: 10001, priority: 30001 },
       { dev: 'eth2', from: '172.16.5.10', to: '172.16.5.0/24', table: 10002, priority: 29002 },
+      { dev: 'eth2', from: 'all', to: '172.16.5.0/24', fwmark: '0x2000000/0xf000000', table: 10002, priority: 29002 },
       { dev: 'eth2', from: '172.16.5.10', table: 10002, priority: 30002 },
+      { dev: 'eth2', from: 'all', fwmark: '0x2000000/0xf000000', table: 10002, priority: 30002 },
+    ]);
+    expect(runtime.marks).toEqual([
+      { dev: 'eth1', ip: '10.1.16.5', mark: 0x1000000 },
+      { dev: 'eth1', ip: '203.0.113.21', mark: 0x1000000 },
+      { dev: 'eth2', ip: '172.16.5.10', mark: 0x2000000 },
     ]);
     expect(runtime.routes).toEqual([
       { table: 10001, dst: '10.1.16.0/24', dev: 'eth1', src: '10.1.16.5' },

@@ -3,7 +3,7 @@ import { compileTemplate } from '../handlebars.js';
 import { assertIpArgumentLines, assertShellAssignments } from '../guard.js';
 import type { LinuxRenderOptions } from '../linux-runtime.js';
 import { linuxRuntime, nicLayouts, nicRules, routingNote, sysctlDropIn } from '../linux-runtime.js';
-import { ruleSpec } from '../rule-spec.js';
+import { fwmarkSelector, ruleSpec } from '../rule-spec.js';
 import type { LinuxDesiredState, RenderedFile } from '../types.js';
 import { networkScript, ROUTE_PROTO } from './paths.js';
 import ifcfgSource from '../../../templates/centos/ifcfg.hbs';
@@ -33,7 +33,7 @@ const FILE_MODE = 0o644;
 /** Renders the CentOS files (ifcfg/route/rule, sysctl drop-in) and the runtime state they describe. Pure. */
 export function renderCentos(model: InstanceModel, options: CentosRenderOptions): LinuxDesiredState {
   const layouts = nicLayouts(model, options);
-  const runtime = linuxRuntime(layouts, options.routing);
+  const runtime = linuxRuntime(layouts, options.routing, options.connectionMarks !== false);
   const files: RenderedFile[] = [];
   const main = runtime.rules.find((r) => r.suppressPrefixLength !== undefined);
   let mainWritten = false;
@@ -62,6 +62,9 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
       content: route({ table, device, mac: nic.mac, cidr: nic.cidr, primaryIp, gateway: nic.gateway, proto: ROUTE_PROTO }),
     });
     const notes = [`Traffic from the addresses of ${device} (NIC ${nic.mac}) is routed by table ${table}: to its own subnet ${nic.cidr} first, then the rest.`];
+    if (policy.mark !== undefined) {
+      notes.push(`Replies of connections to them that were forwarded or NATed (a container's published port) carry mark ${fwmarkSelector(policy.mark)} (nftables table inet eip-agent) and take the same table.`);
+    }
     const rules = nicRules(device, nic.cidr, policy);
     // The rule that lets main's own routes win goes in the first policy-routed NIC's file, a file the agent writes
     // anyway (a rule-eth0 may be the user's own, which the agent never replaces).

@@ -55,7 +55,7 @@ function uuidFor(mac: string): string {
 /** A rule as NetworkManager's routing-rule property spells it (`from 0.0.0.0/0` for all; a bare address is a /32). */
 function nmRule(rule: DesiredRule): string {
   const from = rule.from === 'all' ? '0.0.0.0/0' : rule.from;
-  return [`priority ${rule.priority} from ${from}`, ...(rule.to !== undefined ? [`to ${rule.to}`] : []), `table ${rule.table}`, ...(rule.suppressPrefixLength !== undefined ? [`suppress_prefixlength ${rule.suppressPrefixLength}`] : [])].join(' ');
+  return [`priority ${rule.priority} from ${from}`, ...(rule.to !== undefined ? [`to ${rule.to}`] : []), ...(rule.fwmark !== undefined ? [`fwmark ${rule.fwmark}`] : []), `table ${rule.table}`, ...(rule.suppressPrefixLength !== undefined ? [`suppress_prefixlength ${rule.suppressPrefixLength}`] : [])].join(' ');
 }
 
 function profile(layout: NicLayout, rules: readonly DesiredRule[]): string {
@@ -83,7 +83,7 @@ function profile(layout: NicLayout, rules: readonly DesiredRule[]): string {
  */
 export function renderNetworkManager(model: InstanceModel, options: LinuxRenderOptions): LinuxDesiredState {
   const layouts = nicLayouts(model, options);
-  const runtime = linuxRuntime(layouts, options.routing);
+  const runtime = linuxRuntime(layouts, options.routing, options.connectionMarks !== false);
   // With route-table= NetworkManager puts a NIC's prefix routes in its table, none in main: live, the same. A
   // secondary NIC's prefix route in main (metric 0) would otherwise win over eth0's (NetworkManager's metric 100).
   const tabled = new Set(layouts.filter((l) => l.policy !== undefined).map((l) => l.device));
