@@ -11,6 +11,7 @@ import { manualTree, treeWith8AsPrimary } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
 import { Daemon, addresses } from './daemon-process.js';
+import { FULL_READ_MS } from '../../src/daemon/loop.js';
 
 requireLab('drift repair by eip-agent run in the emulated VPC');
 
@@ -77,6 +78,20 @@ describe.skipIf(!labOk)('eip-agent run repairs drift of what it manages', () => 
     const { event } = await d.waitForEvent('the repair', from, (e) => e.event === 'repair', BOUND_MS);
     expect(event.runtimeApplied).toEqual(['rule from all table 254 suppress_prefixlength 0 priority 30000']);
     expect((await ip('rule', 'show', 'priority', '30000')).stdout.trim()).toBe('30000:\tfrom all lookup main suppress_prefixlength 0');
+  });
+
+  it('a flushed nftables ruleset (a firewall restart) gets the agent\'s table back at the next full read', { timeout: FULL_READ_MS + BOUND_MS * 3 }, async () => {
+    await d.waitFor('the daemon to rest', () => d.events.at(-1)?.event === 'unchanged', BOUND_MS * 2);
+    const nft = (...args: string[]) => lab.exec(lab.guestNs('g'), ['nft', ...args]);
+    expect((await nft('list', 'table', 'inet', 'eip-agent')).exitCode).toBe(0);
+    const from = d.events.length;
+    const started = Date.now();
+    expect((await nft('flush', 'ruleset')).exitCode).toBe(0);
+    // `ip monitor` does not see nftables: the live state compared at each full read (at most FULL_READ_MS apart) does.
+    const { event } = await d.waitForEvent('the repair', from, (e) => e.event === 'repair' || e.event === 'apply', FULL_READ_MS + BOUND_MS);
+    console.log(`flushed ruleset repaired in ${Date.now() - started} ms`);
+    expect(event.runtimeApplied).toEqual(['nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7, 10.0.0.8']);
+    expect((await nft('list', 'table', 'inet', 'eip-agent')).stdout).toContain('comment "eip-agent new 10.0.0.8 0x01000000"');
   });
 
   it('a user adding and deleting an address of their own causes no action', async () => {
