@@ -13,9 +13,8 @@ import { join } from 'node:path';
 import type { Lab } from '../lab/vpc.js';
 import type { NicPlan } from '../lab/topology.js';
 
-// nftables for the agent's connection marks; Docker (with busybox for a tiny image made without a registry) as the
-// other actor whose published port must answer on every EIP.
-const PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64', 'kmod', 'nftables', 'docker.io', 'busybox-static'];
+// nftables for the agent's connection marks.
+const PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64', 'nftables'];
 const SUITE = 'bookworm';
 const MIRROR = 'http://deb.debian.org/debian';
 
