@@ -9,13 +9,20 @@ export interface NetworkStack {
   legacyNetwork: 'enabled' | 'disabled' | 'absent';
   /** NetworkManager: running (its pid file names a live process), and the settings plugins NetworkManager.conf lists. */
   networkManager: { running: boolean; plugins?: string[] };
-  /** Other stacks that may own the NICs at boot: systemd-networkd enabled or configured, netplan configured (Ubuntu/Debian style). */
-  others?: ('systemd-networkd' | 'netplan')[];
+  /**
+   * Other stacks that may own the NICs at boot: systemd-networkd enabled or configured, netplan configured (Ubuntu/Debian
+   * style), ifupdown configuring an interface besides lo in /etc/network/interfaces or interfaces.d (Debian 12 and older).
+   */
+  others?: OtherStack[];
   /** cloud-init is installed, whether a drop-in disables its network configuration, whether it renders it at every boot. */
   cloudInit: { present: boolean; networkDisabled: boolean; everyBoot?: boolean };
 }
 
+/** A network stack besides the two the agent writes for. */
+export type OtherStack = 'systemd-networkd' | 'netplan' | 'ifupdown';
+
 const INIT_SCRIPT = '/etc/rc.d/init.d/network';
+const IFUPDOWN = '/etc/network/interfaces';
 const IFUP_ETH = '/etc/sysconfig/network-scripts/ifup-eth';
 const RC_DIRS = ['/etc/rc.d/rc2.d', '/etc/rc.d/rc3.d', '/etc/rc.d/rc4.d', '/etc/rc.d/rc5.d'];
 const SYSTEMD_WANTS = '/etc/systemd/system/multi-user.target.wants/network.service';
@@ -65,7 +72,18 @@ async function otherStacks(host: Host, root: string): Promise<NonNullable<Networ
   const networkFiles = ((await host.fs.list(underRoot(root, '/etc/systemd/network'))) ?? []).some((n) => n.endsWith('.network'));
   if (networkFiles || (await exists(host, root, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service'))) others.push('systemd-networkd');
   if (((await host.fs.list(underRoot(root, '/etc/netplan'))) ?? []).some((n) => n.endsWith('.yaml'))) others.push('netplan');
+  if (await ifupdownConfigures(host, root)) others.push('ifupdown');
   return others;
+}
+
+/** Whether ifupdown's files configure an interface other than lo (`iface eth0 inet dhcp`, as Debian's cloud images have). */
+async function ifupdownConfigures(host: Host, root: string): Promise<boolean> {
+  const parts = ((await host.fs.list(underRoot(root, `${IFUPDOWN}.d`))) ?? []).map((n) => `${IFUPDOWN}.d/${n}`);
+  for (const path of [IFUPDOWN, ...parts]) {
+    const text = await host.fs.readText(underRoot(root, path), { follow: true }).catch(() => null);
+    if (text !== null && /^\s*iface\s+(?!lo\s)\S+\s+inet6?\s/m.test(text)) return true;
+  }
+  return false;
 }
 
 /** Reads what configures the network at boot. Read-only. */

@@ -13,11 +13,13 @@ export const centosTarget = linuxTarget({
     const description = describeNetworkStack(stack);
     if (stack.legacyNetwork === 'enabled') return { description, stack };
     const has = stack.legacyNetwork === 'absent' ? 'none (/etc/rc.d/init.d/network and ifup-eth)' : 'it installed but not enabled';
-    const owner = stack.others !== undefined ? ` (${stack.others.join(' and ')} configured here: eip-agent does not write their files yet)` : '';
-    return {
-      description,
-      stack,
-      refusal: `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${has}: a reboot would leave its NICs unconfigured${owner}; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written`,
-    };
+    const refusal = `target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has ${has}: a reboot would leave its NICs unconfigured`;
+    if (stack.others !== undefined) {
+      // A Debian or Ubuntu guest: the legacy service is not the way; NetworkManager is, until the agent writes for these.
+      const owner = `${stack.others.join(' and ')} configured here: eip-agent does not write their files yet`;
+      const todo = 'configure the NICs by hand (`eip-agent plan` shows what they need), or have NetworkManager manage them (apt-get install network-manager, take them out of the other stack\'s files) and use --target networkmanager';
+      return { description, stack, refusal: `${refusal} (${owner}); ${todo}; nothing was written` };
+    }
+    return { description, stack, refusal: `${refusal}; install and enable it (EL8: dnf install network-scripts && systemctl enable network), nothing was written` };
   },
 });

@@ -108,6 +108,24 @@ describe('other stacks', () => {
     for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) vol.rmSync(path);
     let out = '';
     await main(['plan', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run }), { out: (t) => (out += t), err: () => undefined });
-    expect(out).toContain('a reboot would leave its NICs unconfigured (systemd-networkd and netplan configured here: eip-agent does not write their files yet); install and enable it');
+    expect(out).toContain('a reboot would leave its NICs unconfigured (systemd-networkd and netplan configured here: eip-agent does not write their files yet); configure the NICs by hand');
+    expect(out).toContain('use --target networkmanager; nothing was written');
+  });
+
+  it('names ifupdown where /etc/network/interfaces (or a file in interfaces.d) configures a NIC, not for lo alone', async () => {
+    vol.fromJSON({ '/etc/network/interfaces': 'auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n' });
+    expect((await detectNetworkStack(createTestHost(), '/')).others).toBeUndefined();
+    vol.fromJSON({ '/etc/network/interfaces.d/50-cloud-init': 'auto eth0\niface eth0 inet dhcp\n' });
+    const stack = await detectNetworkStack(createTestHost(), '/');
+    expect(stack.others).toEqual(['ifupdown']);
+    expect(describeNetworkStack(stack)).toBe('network at boot: no legacy network service; NetworkManager not running; ifupdown configured');
+    vol.fromJSON(guestFiles());
+    for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) vol.rmSync(path);
+    let err = '';
+    const code = await main(['apply', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run, isPrivileged: () => true }), { out: () => undefined, err: (t) => (err += t) });
+    expect(code).toBe(1);
+    expect(err).toBe(
+      'eip-agent: apply: target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has none (/etc/rc.d/init.d/network and ifup-eth): a reboot would leave its NICs unconfigured (ifupdown configured here: eip-agent does not write their files yet); configure the NICs by hand (`eip-agent plan` shows what they need), or have NetworkManager manage them (apt-get install network-manager, take them out of the other stack\'s files) and use --target networkmanager; nothing was written\n',
+    );
   });
 });
