@@ -3,7 +3,10 @@
 // reply: it carries the container's address until the un-DNAT after routing. So a new connection whose original
 // destination (before DNAT) is one of the NIC's addresses gets a connection mark; packets in the reply direction take
 // it as their packet mark, and a `fwmark` rule sends them to the NIC's table. The agent keeps this in an nftables table
-// of its own, `inet eip-agent`, which nothing else writes and the agent never leaves half made (one `nft -f`).
+// of its own, `inet eip-agent`, which nothing else writes and the agent never leaves half made (one `nft -f`). Where
+// the guest has no `nft` (CentOS 7 without the nftables package), the same rules go in two chains of its own in
+// iptables' mangle table, EIP-AGENT-PRE and EIP-AGENT-OUT, jumped to from PREROUTING and OUTPUT (one
+// `iptables-restore --noflush`).
 import { ApplyError, HostError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { DesiredMark } from '../render/types.js';
@@ -33,10 +36,11 @@ function ruleLines(entries: readonly OwnedMark[]): { prerouting: string[]; outpu
   return { prerouting: [...prerouting, ...marks.map((m) => reply(m, 'reply'))], output: marks.map((m) => reply(m, 'reply-local')) };
 }
 
-/** The comments of the entries' rules, sorted: what a live table must carry to be in sync. */
-export function expectedComments(entries: readonly OwnedMark[]): string[] {
+/** The comments of the entries' rules, sorted: what a live table must carry to be in sync (iptables: with the jumps). */
+export function expectedComments(entries: readonly OwnedMark[], tool: MarksTool = 'nft'): string[] {
   const { prerouting, output } = ruleLines(entries);
-  return [...prerouting, ...output].map((line) => /comment "([^"]*)"$/.exec(line)?.[1] ?? '').sort();
+  const jumps = tool === 'iptables' && entries.length > 0 ? JUMPS.map(([, , what]) => `${COMMENT_PREFIX}${what}`) : [];
+  return [...[...prerouting, ...output].map((line) => /comment "([^"]*)"$/.exec(line)?.[1] ?? ''), ...jumps].sort();
 }
 
 /** The comments of the agent's rules in a listing of its table, sorted. */
@@ -77,27 +81,106 @@ export function restoreScript(listing: string | null): string {
   return listing === null ? DROP : `${DROP}${listing.endsWith('\n') ? listing : `${listing}\n`}`;
 }
 
-/** The agent's table as the guest has it: `nft` missing, unreadable (e.g. not root), absent, or its listing. */
-export type LiveMarks = { tool: 'none' } | { tool: 'nft'; listing: string | null } | { tool: 'unreadable'; reason: string };
+/** The agent's chains in iptables' mangle table, where the guest has no nftables. */
+export const IPTABLES_CHAINS = { prerouting: 'EIP-AGENT-PRE', output: 'EIP-AGENT-OUT' } as const;
+const JUMPS = [
+  ['PREROUTING', IPTABLES_CHAINS.prerouting, 'jump-pre'],
+  ['OUTPUT', IPTABLES_CHAINS.output, 'jump-out'],
+] as const;
 
-/** Reads the agent's nftables table. Read-only. */
-export async function readMarks(host: Host): Promise<LiveMarks> {
-  let result;
-  try {
-    result = await runTool(host, ['nft', 'list', 'table', ...MARKS_TABLE.split(' ')]);
-  } catch (error) {
-    if (error instanceof HostError && /was not found on PATH/.test(error.message)) return { tool: 'none' };
-    throw error;
-  }
-  if (result.exitCode === 0) return { tool: 'nft', listing: result.stdout };
-  if (/No such file or directory/.test(result.stderr)) return { tool: 'nft', listing: null };
-  return { tool: 'unreadable', reason: firstLine(result.stderr) };
+/** The mangle rules (`iptables -S` spelling, without `-A <chain>`) of the entries, each with its comment. */
+function iptablesRules(entries: readonly OwnedMark[]): { prerouting: string[]; output: string[] } {
+  const mask = hex(MARK_MASK);
+  const marks = [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
+  const reply = (mark: number, where: string) =>
+    `-m conntrack --ctdir REPLY -m connmark --mark ${hex(mark)}/${mask} -m comment --comment "${COMMENT_PREFIX}${where} ${hex(mark)}" -j MARK --set-xmark ${hex(mark)}/${mask}`;
+  return {
+    prerouting: [
+      ...entries.map((e) => `-d ${e.ip}/32 -m conntrack --ctstate NEW -m comment --comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}" -j CONNMARK --set-xmark ${hex(e.mark)}/${mask}`),
+      ...marks.map((m) => reply(m, 'reply')),
+    ],
+    output: marks.map((m) => reply(m, 'reply-local')),
+  };
 }
 
-/** Runs an `nft -f -` script. */
-export async function runNft(host: Host, script: string): Promise<void> {
-  const result = await runTool(host, ['nft', '-f', '-'], { input: script });
-  if (result.exitCode !== 0) throw new ApplyError(`\`nft -f -\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+/** The jump into one of the agent's chains, as `iptables -S` prints it. */
+const jumpRule = ([from, to, what]: (typeof JUMPS)[number]): string => `-A ${from} -m comment --comment "${COMMENT_PREFIX}${what}" -j ${to}`;
+
+/** The lines of an `iptables -t mangle -S` listing that are the agent's: its chains, their rules, the jumps into them. */
+export function iptablesListing(listing: string): string | null {
+  const own = listing.split('\n').filter((l) => /^-[NA] /.test(l) && l.includes('EIP-AGENT-'));
+  return own.length === 0 ? null : `${own.join('\n')}\n`;
+}
+
+/**
+ * The `iptables-restore --noflush` script that makes the agent's chains hold the entries' rules (or, with none, removes
+ * the chains and the jumps): the jumps in `live` (the agent's lines of the listing now) are deleted, the chains
+ * declared (which empties them) and filled, and one jump into each put first in PREROUTING and OUTPUT.
+ */
+export function iptablesScript(entries: readonly OwnedMark[], live: string | null): string {
+  const jumpsNow = (live ?? '').split('\n').filter((l) => /^-A (PREROUTING|OUTPUT) /.test(l));
+  const lines = ['*mangle', ...jumpsNow.map((l) => l.replace(/^-A /, '-D ')), `:${IPTABLES_CHAINS.prerouting} - [0:0]`, `:${IPTABLES_CHAINS.output} - [0:0]`];
+  if (entries.length === 0) {
+    lines.push(`-X ${IPTABLES_CHAINS.prerouting}`, `-X ${IPTABLES_CHAINS.output}`);
+  } else {
+    const { prerouting, output } = iptablesRules(entries);
+    lines.push(...prerouting.map((r) => `-A ${IPTABLES_CHAINS.prerouting} ${r}`), ...output.map((r) => `-A ${IPTABLES_CHAINS.output} ${r}`));
+    lines.push(...JUMPS.map((j) => jumpRule(j).replace(/^-A (\S+) /, '-I $1 1 ')));
+  }
+  return [...lines, 'COMMIT', ''].join('\n');
+}
+
+/** The script that puts the agent's chains back as `previous` (its lines of a listing) had them, from what `entries` made. */
+function iptablesRestore(previous: string | null, entries: readonly OwnedMark[]): string {
+  const made = entries.length === 0 ? null : JUMPS.map(jumpRule).join('\n');
+  if (previous === null) return iptablesScript([], made);
+  const lines = previous.split('\n').filter((l) => l.startsWith('-A '));
+  const chains = lines.filter((l) => !/^-A (PREROUTING|OUTPUT) /.test(l));
+  const jumps = lines.filter((l) => /^-A (PREROUTING|OUTPUT) /.test(l));
+  const drop = (made ?? '').split('\n').filter(Boolean).map((l) => l.replace(/^-A /, '-D '));
+  return ['*mangle', ...drop, `:${IPTABLES_CHAINS.prerouting} - [0:0]`, `:${IPTABLES_CHAINS.output} - [0:0]`, ...chains, ...jumps, 'COMMIT', ''].join('\n');
+}
+
+/** Which tool holds the agent's marks: nftables, or iptables where the guest has no `nft`. */
+export type MarksTool = 'nft' | 'iptables';
+
+/** The agent's table as the guest has it: no tool, unreadable (e.g. not root), or its listing (null: absent). */
+export type LiveMarks = { tool: 'none' } | { tool: MarksTool; listing: string | null } | { tool: 'unreadable'; reason: string };
+
+/** Runs a tool; undefined when it is not installed. */
+async function runIfInstalled(host: Host, argv: string[]): Promise<Awaited<ReturnType<typeof runTool>> | undefined> {
+  try {
+    return await runTool(host, argv);
+  } catch (error) {
+    if (error instanceof HostError && /was not found on PATH/.test(error.message)) return undefined;
+    throw error;
+  }
+}
+
+/** Reads the agent's nftables table, or its iptables chains where there is no `nft`. Read-only. */
+export async function readMarks(host: Host): Promise<LiveMarks> {
+  const nft = await runIfInstalled(host, ['nft', 'list', 'table', ...MARKS_TABLE.split(' ')]);
+  if (nft !== undefined) {
+    if (nft.exitCode === 0) return { tool: 'nft', listing: nft.stdout };
+    if (/No such file or directory/.test(nft.stderr)) return { tool: 'nft', listing: null };
+    return { tool: 'unreadable', reason: firstLine(nft.stderr) };
+  }
+  const iptables = await runIfInstalled(host, ['iptables', '-t', 'mangle', '-S']);
+  if (iptables === undefined) return { tool: 'none' };
+  if (iptables.exitCode !== 0) return { tool: 'unreadable', reason: firstLine(iptables.stderr) };
+  return { tool: 'iptables', listing: iptablesListing(iptables.stdout) };
+}
+
+/** Runs a script of the marks' tool: `nft -f -`, or `iptables-restore --noflush`. */
+export async function runMarksScript(host: Host, tool: MarksTool, script: string): Promise<void> {
+  const argv = tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
+  const result = await runTool(host, argv, { input: script });
+  if (result.exitCode !== 0) throw new ApplyError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+}
+
+/** Where the marks live, for messages. */
+export function marksPlace(tool: MarksTool): string {
+  return tool === 'nft' ? `nftables table ${MARKS_TABLE}` : `iptables mangle chains ${IPTABLES_CHAINS.prerouting} and ${IPTABLES_CHAINS.output}`;
 }
 
 const entryKey = (e: OwnedMark): string => ownedKey.mark(e);
@@ -129,23 +212,25 @@ export function planMarks(desired: readonly DesiredMark[], live: LiveMarks | und
   }
   if (live === undefined) return plan;
   if (live.tool === 'none') {
-    if (desired.length > 0) warnings.push(`\`nft\` was not found on PATH: replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; install nftables to have them leave by their own NIC`);
+    if (desired.length > 0) warnings.push(`neither \`nft\` nor \`iptables\` was found on PATH: replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; install nftables to have them leave by their own NIC`);
     return plan;
   }
   if (live.tool === 'unreadable') {
-    warnings.push(`nftables table ${MARKS_TABLE} could not be read (${live.reason}): connection marks are not compared`);
+    warnings.push(`the connection marks (nftables table ${MARKS_TABLE}, or iptables' mangle table) could not be read (${live.reason}): they are not compared`);
     return plan;
   }
-  const want = expectedComments(entries);
+  const { tool } = live;
+  const want = expectedComments(entries, tool);
   const have = live.listing === null ? null : liveComments(live.listing);
   const inSync = entries.length === 0 ? have === null || have.length === 0 : have !== null && want.join('\n') === have.join('\n');
   // A table of that name without one of the agent's comments is someone else's: never touched.
   if (inSync || (entries.length === 0 && (have?.length ?? 0) === 0)) return plan;
   const groups = [...new Set(entries.map((e) => e.mark))].map((mark) => `mark ${fwmarkSelector(mark)} on connections to ${entries.filter((e) => e.mark === mark).map((e) => e.ip).join(', ')}`);
+  const scripts = tool === 'nft' ? { script: marksScript(entries), undo: restoreScript(live.listing) } : { script: iptablesScript(entries, live.listing), undo: iptablesRestore(live.listing, entries) };
   plan.change = {
     kind: 'marks',
-    summary: entries.length === 0 ? `delete nftables table ${MARKS_TABLE}` : `nftables table ${MARKS_TABLE}: ${groups.join('; ')}`,
-    nft: { script: marksScript(entries), undo: restoreScript(live.listing) },
+    summary: entries.length === 0 ? `delete ${marksPlace(tool)}` : `${marksPlace(tool)}: ${groups.join('; ')}`,
+    marks: { tool, ...scripts },
     owns: { kind: 'marks', item: entries },
   };
   return plan;

@@ -6,6 +6,7 @@ import { isOwnRulePriority } from './tables-in-use.js';
 import { isLiveRule } from './rules.js';
 import { ruleSource, ruleSpec } from '../render/rule-spec.js';
 import type { FileMeta } from '../host/host.js';
+import type { MarksTool } from './marks.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
 export interface DesiredState {
@@ -49,8 +50,8 @@ export interface FileChange extends RenderedFile {
 }
 
 /**
- * One runtime change; `batch` and `undo` are `ip -batch` lines, `sysctl` a key with its old and new values, `nft` the
- * `nft -f` scripts that replace the agent's nftables table and put it back.
+ * One runtime change; `batch` and `undo` are `ip -batch` lines, `sysctl` a key with its old and new values, `marks` the
+ * scripts (`nft -f`, or `iptables-restore --noflush`) that replace the agent's connection marks and put them back.
  */
 export interface RuntimeChange {
   kind: 'link' | 'address' | 'route' | 'rule' | 'sysctl' | 'marks';
@@ -58,7 +59,7 @@ export interface RuntimeChange {
   batch?: string;
   undo?: string;
   sysctl?: { key: string; value: string; previous: string | null };
-  nft?: { script: string; undo: string };
+  marks?: { tool: MarksTool; script: string; undo: string };
   /** What the agent owns once this change is made (an item it added). */
   owns?: OwnedRef;
   /** What the agent no longer owns once this change is made (an item it removed). */

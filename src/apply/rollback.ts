@@ -11,17 +11,17 @@ import { ROUTE_PROTO } from '../render/centos/paths.js';
 import { routeSpec } from './plan.js';
 import { isLiveRule } from './rules.js';
 import { ruleSpec } from '../render/rule-spec.js';
-import { marksScript, readMarks, runNft } from './marks.js';
+import { iptablesScript, marksPlace, marksScript, readMarks, runMarksScript, type MarksTool } from './marks.js';
 
 const UNDO_NEEDS_ROOT = 'rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)';
 
-/** Runs an nftables undo script; a failure is a warning (false), as for the other runtime undo. */
-async function undoMarks(host: Host, script: string | undefined, warnings: string[]): Promise<{ done: string[]; complete: boolean }> {
+/** Runs the connection marks' undo script; a failure is a warning (false), as for the other runtime undo. */
+async function undoMarks(host: Host, tool: MarksTool, script: string | undefined, warnings: string[], done = 'put back'): Promise<{ done: string[]; complete: boolean }> {
   if (script === undefined) return { done: [], complete: true };
   if (!host.isPrivileged()) throw new HostError(UNDO_NEEDS_ROOT);
   try {
-    await runNft(host, script);
-    return { done: ['nftables table inet eip-agent put back'], complete: true };
+    await runMarksScript(host, tool, script);
+    return { done: [`${marksPlace(tool)} ${done}`], complete: true };
   } catch (error) {
     warnings.push(`the connection marks could not be put back: ${(error as Error).message}`);
     return { done: [], complete: false };
@@ -82,7 +82,7 @@ export async function rollbackLast(host: Host, root: string): Promise<RollbackRe
   const snap = state.lastSnapshot;
   if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
-  const marks = await undoMarks(host, snap.marksUndo, warnings);
+  const marks = await undoMarks(host, snap.marksTool ?? 'nft', snap.marksUndo, warnings);
   const { done, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
   const runtime = [...marks.done, ...done];
   const files = await restoreFiles(host, root, snap.files, snap.meta);
@@ -147,9 +147,12 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   }));
   // The agent's table goes first, before the rules that route what it marks.
   const table = (state.owned.marks?.length ?? 0) > 0 ? await readMarks(host) : undefined;
-  const marks = table?.tool === 'nft' && table.listing !== null ? await undoMarks(host, marksScript([]), warnings) : { done: [], complete: true };
+  const marks =
+    (table?.tool === 'nft' || table?.tool === 'iptables') && table.listing !== null
+      ? await undoMarks(host, table.tool, table.tool === 'nft' ? marksScript([]) : iptablesScript([], table.listing), warnings, 'deleted')
+      : { done: [], complete: true };
   const { done, complete: ipComplete } = await runUndo(host, lines, sysctls, warnings);
-  const runtime = [...marks.done.map(() => 'nftables table inet eip-agent deleted'), ...done];
+  const runtime = [...marks.done, ...done];
   const complete = ipComplete && marks.complete;
   const files = await restoreFiles(host, root, state.originalFiles, state.originalMeta);
   const told = await tellProfiles(host, root, Object.keys(state.originalFiles), warnings);

@@ -3,7 +3,7 @@ import type { Host } from '../host/host.js';
 import { undoLines, type RuntimeChange } from './plan.js';
 import { runGuardedBatch } from './batch.js';
 import { firstLine, runTool } from './run-ip.js';
-import { runNft } from './marks.js';
+import { runMarksScript } from './marks.js';
 
 /** Runtime changes carried out, so that they can be undone. */
 export interface RuntimeTransaction {
@@ -39,7 +39,7 @@ async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise
  */
 export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]): Promise<RuntimeTransaction> {
   const ipChanges = changes.filter((c) => c.batch !== undefined);
-  const nftChanges = changes.filter((c) => c.nft !== undefined);
+  const marksChanges = changes.filter((c) => c.marks !== undefined);
   const sysctlChanges = changes.filter((c) => c.sysctl !== undefined);
   const applied: RuntimeChange[] = [];
   const notes: string[] = [];
@@ -48,7 +48,7 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
     const kept = options.keepRemovals === true ? applied.filter((c) => c.releases !== undefined) : [];
     try {
       // The table before the rules it serves, as it was made after them.
-      for (const c of applied.filter((a) => a.nft !== undefined).reverse()) await runNft(host, c.nft!.undo);
+      for (const c of applied.filter((a) => a.marks !== undefined).reverse()) await runMarksScript(host, c.marks!.tool, c.marks!.undo);
       await undoBatch(host, applied.filter((c) => !kept.includes(c)));
     } finally {
       await setSysctls(
@@ -71,9 +71,9 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
     applied.push(...ipChanges);
   }
   // The connection marks after the rules and tables that route what they mark.
-  for (const change of nftChanges) {
+  for (const change of marksChanges) {
     try {
-      await runNft(host, change.nft!.script);
+      await runMarksScript(host, change.marks!.tool, change.marks!.script);
     } catch (error) {
       await undo().catch(() => undefined); // the original failure is the one to report
       throw new ApplyError(`${(error as Error).message}; runtime changes undone`);

@@ -101,8 +101,11 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
       sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
       ownedBefore: state.owned,
     };
-    const marksUndo = plan.runtime.find((c) => c.nft !== undefined)?.nft?.undo;
-    if (marksUndo !== undefined) snapshot.marksUndo = marksUndo;
+    const marks = plan.runtime.find((c) => c.marks !== undefined)?.marks;
+    if (marks !== undefined) {
+      snapshot.marksUndo = marks.undo;
+      if (marks.tool === 'iptables') snapshot.marksTool = 'iptables';
+    }
     const meta = Object.fromEntries(changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])));
     if (Object.keys(meta).length > 0) snapshot.meta = meta;
     if (plan.ownership.absentNow.length > 0) snapshot.pending = [...plan.ownership.absentNow];
@@ -142,7 +145,8 @@ function joinedSnapshot(state: AgentState, confirmed: readonly string[], snapsho
     files: { ...snapshot.files, ...earlier.files },
     runtimeUndo: [...snapshot.runtimeUndo, ...earlier.runtimeUndo],
     sysctls: { ...snapshot.sysctls, ...earlier.sysctls },
-    ...(earlier.marksUndo !== undefined || snapshot.marksUndo !== undefined ? { marksUndo: earlier.marksUndo ?? snapshot.marksUndo } : {}),
+    ...(earlier.marksUndo !== undefined ? { marksUndo: earlier.marksUndo, ...(earlier.marksTool !== undefined ? { marksTool: earlier.marksTool } : {}) } : {}),
+    ...(earlier.marksUndo === undefined && snapshot.marksUndo !== undefined ? { marksUndo: snapshot.marksUndo, ...(snapshot.marksTool !== undefined ? { marksTool: snapshot.marksTool } : {}) } : {}),
     ...(Object.keys(meta).length > 0 ? { meta } : {}),
     ownedBefore: earlier.ownedBefore,
     ...(snapshot.pending !== undefined ? { pending: snapshot.pending } : {}),

@@ -24,7 +24,7 @@ export interface OwnedRule {
   fwmark?: string;
 }
 
-/** A connection mark the agent keeps in its nftables table: new connections to `ip` get `mark` (see marks.ts). */
+/** A connection mark the agent keeps (nftables, or iptables): new connections to `ip` get `mark` (see marks.ts). */
 export interface OwnedMark {
   ip: string;
   mark: number;
@@ -43,7 +43,7 @@ export interface Owned {
   rules: OwnedRule[];
   routes: OwnedRoute[];
   files: string[];
-  /** The entries of the agent's nftables table (absent: it has none). */
+  /** The entries of the agent's connection marks (absent: it has none). */
   marks?: OwnedMark[];
 }
 
@@ -56,8 +56,10 @@ export interface Snapshot {
   runtimeUndo: string[];
   /** Previous values of the sysctls the apply changed. */
   sysctls: Record<string, string>;
-  /** The nftables script that puts the agent's table back as it was before the apply, when the apply changed it. */
+  /** The script that puts the agent's connection marks back as they were before the apply, when the apply changed them. */
   marksUndo?: string;
+  /** The tool that runs marksUndo (absent: nft). */
+  marksTool?: 'iptables';
   /** Mode and owner of each previous file that existed. */
   meta?: Record<string, FileMeta>;
   /** What the agent owned before the apply. */
@@ -126,7 +128,7 @@ export function statePath(host: Host, root: string): string {
 /** A one-line value (no newline or NUL): state strings end up in `ip -batch` lines and messages. */
 const LINE = (v: unknown): v is string => typeof v === 'string' && !/[\0\n\r]/.test(v);
 const INT = (v: unknown): v is number => Number.isSafeInteger(v);
-/** A dotted IPv4 address: a mark's address ends up in an nftables script. */
+/** A dotted IPv4 address: a mark's address ends up in an nftables or iptables script. */
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const arrayOf = (v: unknown, item: (x: unknown) => boolean) => Array.isArray(v) && v.every(item);
@@ -172,6 +174,7 @@ function badField(data: Record<string, unknown>): string | undefined {
         arrayOf(snap.runtimeUndo, LINE) &&
         recordOf(snap.sysctls, LINE) &&
         (snap.marksUndo === undefined || typeof snap.marksUndo === 'string') &&
+        (snap.marksTool === undefined || snap.marksTool === 'iptables') &&
         (snap.meta === undefined || recordOf(snap.meta, isMeta)) &&
         (snap.pending === undefined || arrayOf(snap.pending, LINE)) &&
         isOwned(snap.ownedBefore)),

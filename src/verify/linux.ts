@@ -6,7 +6,7 @@ import { isLiveRule } from '../apply/rules.js';
 import type { Host } from '../host/host.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import type { Check, VerifyReport } from './report.js';
-import { expectedComments, liveComments, readMarks, type LiveMarks } from '../apply/marks.js';
+import { expectedComments, liveComments, marksPlace, readMarks, type LiveMarks } from '../apply/marks.js';
 import { report } from './report.js';
 
 const PING_ATTEMPTS = 3;
@@ -59,7 +59,7 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
 }
 
 /**
- * Per NIC with connection marks: its rules are in the agent's nftables table. Where `nft` is missing there is no check
+ * Per NIC with connection marks: its rules are in the agent's nftables table (or iptables chains). Where neither tool is there is no check
  * (plan says so); where the table cannot be read, the check is unknown.
  */
 export function checkMarks(want: LinuxDesiredRuntime, live: LiveMarks): Check[] {
@@ -68,10 +68,10 @@ export function checkMarks(want: LinuxDesiredRuntime, live: LiveMarks): Check[] 
   return devices.map((dev) => {
     const entries = want.marks.filter((m) => m.dev === dev);
     const subject = `connection marks ${dev} (${entries.map((e) => e.ip).join(', ')})`;
-    if (live.tool === 'unreadable') return { kind: 'marks', subject, ok: false, unknown: true, detail: `nftables table could not be read: ${live.reason}` };
+    if (live.tool === 'unreadable') return { kind: 'marks', subject, ok: false, unknown: true, detail: `the connection marks could not be read: ${live.reason}` };
     const have = new Set(live.listing === null ? [] : liveComments(live.listing));
-    const missing = expectedComments(entries).filter((c) => !have.has(c));
-    const detail = live.listing === null ? 'nftables table inet eip-agent is missing' : missing.length === 0 ? 'present' : `missing: ${missing.join('; ')}`;
+    const missing = expectedComments(entries, live.tool).filter((c) => !have.has(c));
+    const detail = live.listing === null ? `${marksPlace(live.tool)}: missing` : missing.length === 0 ? 'present' : `missing: ${missing.join('; ')}`;
     return { kind: 'marks', subject, ok: missing.length === 0 && live.listing !== null, detail };
   });
 }

@@ -241,7 +241,7 @@ describe('applyAndVerify on a fresh guest', () => {
       'route 10.0.0.0/24 dev eth1 table 10001: missing',
       'route default via 10.0.0.1 dev eth1 table 10001: missing',
       'rp_filter eth1: effective 1 (all 1, eth1 1), expected 2',
-      'marks connection marks eth1 (10.0.0.7, 10.0.0.8): nftables table inet eip-agent is missing',
+      'marks connection marks eth1 (10.0.0.7, 10.0.0.8): nftables table inet eip-agent: missing',
     ]);
   });
 });
