@@ -582,7 +582,7 @@ describe.skipIf(!labOk)('kill -9 at random moments while the metadata flips ever
 function toolWrappers(dir: string, log: string): string {
   const bin = join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
-  for (const tool of ['ip', 'ping', 'arping', 'sysctl']) {
+  for (const tool of ['ip', 'ping', 'arping', 'sysctl', 'nft', 'iptables', 'iptables-restore']) {
     const path = join(bin, tool);
     writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> '${log}'\nexec '${which(tool)}' "$@"\n`);
     chmodSync(path, 0o755);
@@ -594,7 +594,7 @@ describe.skipIf(!labOk)('60 s in sync: no write, no process but the once-a-minut
   const s = scenario([{ name: 'q', tree: manualTree() }]);
   const WINDOW_MS = 60_000;
 
-  it('no file is written and no tool is run while the metadata does not change, but one `ip` read per full metadata read', { timeout: WINDOW_MS + 30_000 }, async () => {
+  it('no file is written and no tool is run while the metadata does not change, but one `ip` and one `nft` read per full metadata read', { timeout: WINDOW_MS + 30_000 }, async () => {
     const log = join(s.dir, 'spawns.log');
     writeFileSync(log, '');
     const bin = toolWrappers(s.dir, log);
@@ -629,11 +629,14 @@ describe.skipIf(!labOk)('60 s in sync: no write, no process but the once-a-minut
     // No `ip` that changes anything (`-j` reads aside).
     expect(window.filter((c) => /(^|\/)ip\b.*\b(batch|add|del|replace|flush)\b/.test(c.cmdline) && !/ -j /.test(c.cmdline))).toEqual([]);
     expect(logged.filter((l) => /^ip\b.*\b(batch|add|del|replace|flush)\b/.test(l) && !/ -j /.test(l))).toEqual([]);
-    // The safety net under the `ip monitor` watch: one read of the live state with each full metadata read (every 60 s).
-    expect(logged.every((l) => l === 'ip -j -d -batch -'), logged.join('\n')).toBe(true);
-    expect(logged.length).toBeLessThanOrEqual(2);
-    // A child the watcher saw but that exited before its cmdline was read is the one the wrappers logged.
-    expect(window.length).toBeLessThanOrEqual(logged.length);
-    expect(window.every((c) => c.cmdline === '(exited)' || /(^|\/)ip -j -d -batch -$/.test(c.cmdline)), JSON.stringify(window)).toBe(true);
+    // The safety net under the `ip monitor` watch: one read of the live state with each full metadata read (every 60 s),
+    // the agent's nftables table with it.
+    const reads = ['ip -j -d -batch -', 'nft list table inet eip-agent'];
+    expect(logged.every((l) => reads.includes(l)), logged.join('\n')).toBe(true);
+    expect(logged.length).toBeLessThanOrEqual(4);
+    // A child the watcher saw but that exited before its cmdline was read is the one the wrappers logged (a wrapper and
+    // the tool it execs are one process, seen once or twice).
+    expect(new Set(window.map((c) => c.pid)).size, JSON.stringify(window)).toBeLessThanOrEqual(logged.length);
+    expect(window.every((c) => c.cmdline === '(exited)' || /(^|\/)(ip -j -d -batch -|nft list table inet eip-agent)$/.test(c.cmdline)), JSON.stringify(window)).toBe(true);
   });
 });
