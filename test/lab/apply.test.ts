@@ -184,14 +184,19 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
     expect(etcFiles(lab.guestRoot('t'))).toEqual(golden('three-nic', 'policy'));
     const rules = await lab.exec(lab.guestNs('t'), ['ip', '-j', 'rule']);
     const tables = (JSON.parse(rules.stdout) as { src?: string; table: string }[]).filter((r) => r.table.startsWith('100'));
-    // Each NIC's own subnet first (29000 + n), main's routes but its default (30000), then the rest (30000 + n).
+    // Each NIC's own subnet first (29000 + n), main's routes but its default (30000), then the rest (30000 + n); with
+    // each, the replies of the NIC's connections by their mark.
     expect(tables).toEqual([
       expect.objectContaining({ priority: 29001, src: '10.1.16.5', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
       expect.objectContaining({ priority: 29001, src: '203.0.113.21', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
+      expect.objectContaining({ priority: 29001, src: 'all', dst: '10.1.16.0', dstlen: 24, fwmark: '0x1000000', fwmask: '0xf000000', table: '10001' }),
       expect.objectContaining({ priority: 29002, src: '172.16.5.10', dst: '172.16.5.0', dstlen: 24, table: '10002' }),
+      expect.objectContaining({ priority: 29002, src: 'all', dst: '172.16.5.0', dstlen: 24, fwmark: '0x2000000', fwmask: '0xf000000', table: '10002' }),
       expect.objectContaining({ priority: 30001, src: '10.1.16.5', table: '10001' }),
       expect.objectContaining({ priority: 30001, src: '203.0.113.21', table: '10001' }),
+      expect.objectContaining({ priority: 30001, src: 'all', fwmark: '0x1000000', fwmask: '0xf000000', table: '10001' }),
       expect.objectContaining({ priority: 30002, src: '172.16.5.10', table: '10002' }),
+      expect.objectContaining({ priority: 30002, src: 'all', fwmark: '0x2000000', fwmask: '0xf000000', table: '10002' }),
     ]);
     expect((JSON.parse(rules.stdout) as { priority: number }[]).find((r) => r.priority === 30000)).toEqual({ priority: 30000, src: 'all', table: 'main', suppress_prefixlen: 0 });
   });
