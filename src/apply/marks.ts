@@ -12,7 +12,7 @@ import type { Host } from '../host/host.js';
 import type { DesiredMark } from '../render/types.js';
 import type { RuntimeChange } from './plan.js';
 import { firstLine, runTool } from './run-ip.js';
-import type { AgentState, OwnedMark } from './state.js';
+import type { AgentState, MarksTool, OwnedMark } from './state.js';
 import { ownedKey } from './state.js';
 import { fwmarkSelector, MARK_MASK } from '../render/rule-spec.js';
 
@@ -140,9 +140,6 @@ function iptablesRestore(previous: string | null, entries: readonly OwnedMark[])
   const drop = (made ?? '').split('\n').filter(Boolean).map((l) => l.replace(/^-A /, '-D '));
   return ['*mangle', ...drop, `:${IPTABLES_CHAINS.prerouting} - [0:0]`, `:${IPTABLES_CHAINS.output} - [0:0]`, ...chains, ...jumps, 'COMMIT', ''].join('\n');
 }
-
-/** Which tool holds the agent's marks: nftables, or iptables where the guest has no `nft`. */
-export type MarksTool = 'nft' | 'iptables';
 
 /** The agent's table as the guest has it: no tool, unreadable (e.g. not root), or its listing (null: absent). */
 export type LiveMarks = { tool: 'none' } | { tool: MarksTool; listing: string | null } | { tool: 'unreadable'; reason: string };

@@ -1,12 +1,11 @@
 import { MANAGED_MARKER, ROUTE_PROTO } from '../render/centos/paths.js';
 import type { LinuxDesiredState, RenderedFile } from '../render/types.js';
 import type { LinuxLiveState } from './linux-state.js';
-import type { OwnedAddress, OwnedMark, OwnedRoute, OwnedRule } from './state.js';
+import type { MarksTool, OwnedAddress, OwnedMark, OwnedRoute, OwnedRule } from './state.js';
 import { isOwnRulePriority } from './tables-in-use.js';
 import { isLiveRule } from './rules.js';
 import { ruleSource, ruleSpec } from '../render/rule-spec.js';
 import type { FileMeta } from '../host/host.js';
-import type { MarksTool } from './marks.js';
 
 /** A target's desired state: the files every target renders, and runtime state that only the same target reads back. */
 export interface DesiredState {

@@ -11,7 +11,8 @@ import { ROUTE_PROTO } from '../render/centos/paths.js';
 import { routeSpec } from './plan.js';
 import { isLiveRule } from './rules.js';
 import { ruleSpec } from '../render/rule-spec.js';
-import { iptablesScript, marksPlace, marksScript, readMarks, runMarksScript, type MarksTool } from './marks.js';
+import { iptablesScript, marksPlace, marksScript, readMarks, runMarksScript } from './marks.js';
+import type { MarksTool } from './state.js';
 
 const UNDO_NEEDS_ROOT = 'rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)';
 

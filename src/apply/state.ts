@@ -24,6 +24,9 @@ export interface OwnedRule {
   fwmark?: string;
 }
 
+/** Which tool holds the agent's connection marks: nftables, or iptables where the guest has no `nft`. */
+export type MarksTool = 'nft' | 'iptables';
+
 /** A connection mark the agent keeps (nftables, or iptables): new connections to `ip` get `mark` (see marks.ts). */
 export interface OwnedMark {
   ip: string;
