@@ -24,10 +24,13 @@ const COMMENT_PREFIX = 'eip-agent ';
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
+/** The entries' marks, once each, in order. */
+const distinctMarks = (entries: readonly OwnedMark[]): number[] => [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
+
 /** The nftables rules of the entries: one comment per rule, in the order they are written. */
 function ruleLines(entries: readonly OwnedMark[]): { prerouting: string[]; output: string[] } {
   const keep = hex(~MARK_MASK);
-  const marks = [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
+  const marks = distinctMarks(entries);
   const prerouting = entries.map(
     (e) => `ct state new ip daddr ${e.ip} ct mark set ct mark and ${keep} or ${hex(e.mark)} comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}"`,
   );
@@ -91,7 +94,7 @@ const JUMPS = [
 /** The mangle rules (`iptables -S` spelling, without `-A <chain>`) of the entries, each with its comment. */
 function iptablesRules(entries: readonly OwnedMark[]): { prerouting: string[]; output: string[] } {
   const mask = hex(MARK_MASK);
-  const marks = [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
+  const marks = distinctMarks(entries);
   const reply = (mark: number, where: string) =>
     `-m conntrack --ctdir REPLY -m connmark --mark ${hex(mark)}/${mask} -m comment --comment "${COMMENT_PREFIX}${where} ${hex(mark)}" -j MARK --set-xmark ${hex(mark)}/${mask}`;
   return {
@@ -144,12 +147,12 @@ function iptablesRestore(previous: string | null, entries: readonly OwnedMark[])
 /** The agent's table as the guest has it: no tool, unreadable (e.g. not root), or its listing (null: absent). */
 export type LiveMarks = { tool: 'none' } | { tool: MarksTool; listing: string | null } | { tool: 'unreadable'; reason: string };
 
-/** Runs a tool; undefined when it is not installed. */
+/** Runs a tool; undefined when it is not installed (runTool's HostError caused by ENOENT). */
 async function runIfInstalled(host: Host, argv: string[]): Promise<Awaited<ReturnType<typeof runTool>> | undefined> {
   try {
     return await runTool(host, argv);
   } catch (error) {
-    if (error instanceof HostError && /was not found on PATH/.test(error.message)) return undefined;
+    if (error instanceof HostError && (error.cause as { code?: string } | undefined)?.code === 'ENOENT') return undefined;
     throw error;
   }
 }
@@ -173,6 +176,11 @@ export async function runMarksScript(host: Host, tool: MarksTool, script: string
   const argv = tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
   const result = await runTool(host, argv, { input: script });
   if (result.exitCode !== 0) throw new ApplyError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+}
+
+/** The script of `tool` that makes the agent's marks those of `entries` (none: removes them), from its `listing` now. */
+export function replaceScript(tool: MarksTool, entries: readonly OwnedMark[], listing: string | null): string {
+  return tool === 'nft' ? marksScript(entries) : iptablesScript(entries, listing);
 }
 
 /** Where the marks live, for messages. */
@@ -219,15 +227,15 @@ export function planMarks(desired: readonly DesiredMark[], live: LiveMarks | und
   const { tool } = live;
   const want = expectedComments(entries, tool);
   const have = live.listing === null ? null : liveComments(live.listing);
-  const inSync = entries.length === 0 ? have === null || have.length === 0 : have !== null && want.join('\n') === have.join('\n');
-  // A table of that name without one of the agent's comments is someone else's: never touched.
-  if (inSync || (entries.length === 0 && (have?.length ?? 0) === 0)) return plan;
-  const groups = [...new Set(entries.map((e) => e.mark))].map((mark) => `mark ${fwmarkSelector(mark)} on connections to ${entries.filter((e) => e.mark === mark).map((e) => e.ip).join(', ')}`);
-  const scripts = tool === 'nft' ? { script: marksScript(entries), undo: restoreScript(live.listing) } : { script: iptablesScript(entries, live.listing), undo: iptablesRestore(live.listing, entries) };
+  // With no entry, a table of that name without one of the agent's comments is someone else's: never touched.
+  const inSync = entries.length === 0 ? (have?.length ?? 0) === 0 : have !== null && want.join('\n') === have.join('\n');
+  if (inSync) return plan;
+  const groups = distinctMarks(entries).map((mark) => `mark ${fwmarkSelector(mark)} on connections to ${entries.filter((e) => e.mark === mark).map((e) => e.ip).join(', ')}`);
+  const undo = tool === 'nft' ? restoreScript(live.listing) : iptablesRestore(live.listing, entries);
   plan.change = {
     kind: 'marks',
     summary: entries.length === 0 ? `delete ${marksPlace(tool)}` : `${marksPlace(tool)}: ${groups.join('; ')}`,
-    marks: { tool, ...scripts },
+    marks: { tool, script: replaceScript(tool, entries, live.listing), undo },
     owns: { kind: 'marks', item: entries },
   };
   return plan;

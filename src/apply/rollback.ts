@@ -11,7 +11,7 @@ import { ROUTE_PROTO } from '../render/centos/paths.js';
 import { routeSpec } from './plan.js';
 import { isLiveRule } from './rules.js';
 import { ruleSpec } from '../render/rule-spec.js';
-import { iptablesScript, marksPlace, marksScript, readMarks, runMarksScript } from './marks.js';
+import { marksPlace, readMarks, replaceScript, runMarksScript } from './marks.js';
 import type { MarksTool } from './state.js';
 
 const UNDO_NEEDS_ROOT = 'rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)';
@@ -150,7 +150,7 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   const table = (state.owned.marks?.length ?? 0) > 0 ? await readMarks(host) : undefined;
   const marks =
     (table?.tool === 'nft' || table?.tool === 'iptables') && table.listing !== null
-      ? await undoMarks(host, table.tool, table.tool === 'nft' ? marksScript([]) : iptablesScript([], table.listing), warnings, 'deleted')
+      ? await undoMarks(host, table.tool, replaceScript(table.tool, [], table.listing), warnings, 'deleted')
       : { done: [], complete: true };
   const { done, complete: ipComplete } = await runUndo(host, lines, sysctls, warnings);
   const runtime = [...marks.done, ...done];

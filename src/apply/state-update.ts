@@ -145,12 +145,17 @@ function joinedSnapshot(state: AgentState, confirmed: readonly string[], snapsho
     files: { ...snapshot.files, ...earlier.files },
     runtimeUndo: [...snapshot.runtimeUndo, ...earlier.runtimeUndo],
     sysctls: { ...snapshot.sysctls, ...earlier.sysctls },
-    ...(earlier.marksUndo !== undefined ? { marksUndo: earlier.marksUndo, ...(earlier.marksTool !== undefined ? { marksTool: earlier.marksTool } : {}) } : {}),
-    ...(earlier.marksUndo === undefined && snapshot.marksUndo !== undefined ? { marksUndo: snapshot.marksUndo, ...(snapshot.marksTool !== undefined ? { marksTool: snapshot.marksTool } : {}) } : {}),
+    // The marks as they were before the earlier apply, when it changed them; else as before this one.
+    ...marksUndoOf(earlier.marksUndo !== undefined ? earlier : snapshot),
     ...(Object.keys(meta).length > 0 ? { meta } : {}),
     ownedBefore: earlier.ownedBefore,
     ...(snapshot.pending !== undefined ? { pending: snapshot.pending } : {}),
   };
+}
+
+/** A snapshot's marks undo with its tool, to copy into another. */
+function marksUndoOf(snap: Snapshot): Pick<Snapshot, 'marksUndo' | 'marksTool'> {
+  return { ...(snap.marksUndo !== undefined ? { marksUndo: snap.marksUndo } : {}), ...(snap.marksTool !== undefined ? { marksTool: snap.marksTool } : {}) };
 }
 
 /** First wait before a model that failed verification is tried again; it doubles with each failure in a row. */

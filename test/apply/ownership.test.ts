@@ -16,6 +16,7 @@ import { FakeKernel, procSysPath, readSysctl } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import {
   MANUAL_MARKS,
+  RULE_UNDO,
   MANUAL_NFT_TABLE,
   CLOUD_INIT_ETH0,
   MAC0,
@@ -323,16 +324,7 @@ describe('an ENI that is detached', () => {
     expect(second.rolledBack).toBe(false);
     expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE1]);
     expect(batches(kernel)).toEqual([
-      [
-        'rule del from all table 254 suppress_prefixlength 0 priority 30000',
-        'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
-        'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
-        'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
-        'rule del from 10.0.0.7/32 table 10001 priority 30001',
-        'rule del from 10.0.0.8/32 table 10001 priority 30001',
-        'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
-        '',
-      ].join('\n'),
+      [...RULE_UNDO, ''].join('\n'),
     ]);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
     expect(kernel.nftTable).toBeNull();
@@ -500,13 +492,7 @@ describe('rollbackLast', () => {
 describe('rollbackOriginal', () => {
   const ORIGINAL_RUNTIME = [
     'nftables table inet eip-agent deleted',
-    'rule del from all table 254 suppress_prefixlength 0 priority 30000',
-    'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
-    'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
-    'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
-    'rule del from 10.0.0.7/32 table 10001 priority 30001',
-    'rule del from 10.0.0.8/32 table 10001 priority 30001',
-    'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+    ...RULE_UNDO,
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
     // Secondaries before the primary of their subnet.

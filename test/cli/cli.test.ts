@@ -5,7 +5,7 @@ import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
-import { CLOUD_INIT_ETH0, MANUAL_HASH, NOW, NOW_ISO, POLICY_FILES, SCRIPTS, freshKernel, guestFiles, treeWithout8 } from '../helpers/manual-guest.js';
+import { CLOUD_INIT_ETH0, MANUAL_HASH, NOW, NOW_ISO, POLICY_FILES, RULE_UNDO, SCRIPTS, freshKernel, guestFiles, treeWithout8 } from '../helpers/manual-guest.js';
 import { manualTree } from '../lab/fixtures.js';
 
 const META = ['--metadata-file', '/meta.json'];
@@ -226,13 +226,7 @@ describe('rollback', () => {
   ];
   const UNDO_ORIGINAL = [
     'nftables table inet eip-agent deleted',
-    'rule del from all table 254 suppress_prefixlength 0 priority 30000',
-    'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
-    'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
-    'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
-    'rule del from 10.0.0.7/32 table 10001 priority 30001',
-    'rule del from 10.0.0.8/32 table 10001 priority 30001',
-    'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+    ...RULE_UNDO,
     'route del 10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001 proto 234',
     'route del default via 10.0.0.1 dev eth1 table 10001 proto 234',
     'address del 10.0.0.3/24 dev eth0',

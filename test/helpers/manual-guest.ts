@@ -209,6 +209,9 @@ export const FRESH_UNDO = [
   'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
 ];
 
+/** The `rule del` lines of FRESH_UNDO, in the order of the rules (main's, the subnet rules, the `from` rules). */
+export const RULE_UNDO = FRESH_UNDO.filter((line) => line.startsWith('rule del '));
+
 /** The clock of test hosts that record state (timestamps in the state file), and its ISO form. */
 export const NOW = Date.UTC(2025, 0, 2, 3, 4, 5);
 export const NOW_ISO = '2025-01-02T03:04:05.000Z';
