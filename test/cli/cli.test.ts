@@ -400,6 +400,8 @@ describe('bad input', () => {
     ['a NIC listed under a MAC with a newline', META, () => seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E\nDEVICE=lo'))],
     ['an address listed under a name with a backtick', META, () => seedTree(rename(manualTree(), `${NIC1}/local-ipv4s`, '10.0.0.8', '10.0.0.8`reboot`'))],
     ['an unknown --routing', [...META, '--routing', 'loose'], undefined],
+    ['an unknown --connection-marks', [...META, '--connection-marks', 'maybe'], undefined],
+    ['an unknown connectionMarks in the config', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "yes"}')],
     ['an unknown --target', [...META, '--target', 'freebsd'], undefined],
     ['a relative --root', [...META, '--root', 'srv/guest'], undefined],
     ['an unknown config key', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}')],
@@ -420,6 +422,22 @@ describe('bad input', () => {
     expectOneLineFailure(run);
     expect(vol.toJSON()).toEqual(before);
     expect(kernel.callsOf('ip', '-batch', '-')).toEqual([]);
+    expect(kernel.callsOf('nft', '-f', '-')).toEqual([]);
+  });
+
+  it.each([
+    ['--connection-marks off', ['--connection-marks', 'off'], undefined],
+    ['"connectionMarks": "off" in the config', ['--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "off"}')],
+  ])('apply with %s: no mark rule, no nftables table, verified', async (_name, args, setup) => {
+    setup?.();
+    const kernel = new FakeKernel(freshKernel());
+    const run = await cli(['apply', ...META, ...args], kernel);
+    expect(run.code, run.err).toBe(EXIT.ok);
+    expect(run.out).not.toContain('fwmark');
+    expect(kernel.state.rules.filter((r) => r.fwmark !== undefined)).toEqual([]);
+    expect(kernel.callsOf('nft')).toEqual([]);
+    expect(kernel.nftTable).toBeNull();
+    expect(String(vol.readFileSync(`${SCRIPTS}/rule-eth1`, 'utf8'))).not.toContain('fwmark');
   });
 
   // Product bug: the JSON shape check prints key names raw (src/metadata/shape.ts), so a key with a newline splits the message.
