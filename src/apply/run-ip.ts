@@ -8,7 +8,7 @@ export async function runTool(host: Host, argv: readonly string[], options?: { i
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ENOENT') {
-      const pkg = { ip: 'iproute2', ping: 'iputils-ping', sysctl: 'procps', systemctl: 'systemd', nmcli: 'NetworkManager' }[argv[0] ?? ''] ?? argv[0];
+      const pkg = { ip: 'iproute2', ping: 'iputils-ping', sysctl: 'procps', systemctl: 'systemd', nmcli: 'NetworkManager', netplan: 'netplan.io', networkctl: 'systemd' }[argv[0] ?? ''] ?? argv[0];
       throw new HostError(`\`${argv[0]}\` was not found on PATH: install ${pkg}`, { cause: error });
     }
     throw new HostError(`could not run \`${argv.join(' ')}\`: ${(error as Error).message}`, { cause: error });

@@ -44,7 +44,7 @@ const ENUMS: Record<string, readonly string[]> = {
   routing: ['policy', 'rp-filter'],
   connectionMarks: ['on', 'off'],
   cloudInit: ['keep', 'disable'],
-  target: ['auto', 'centos', 'networkmanager', 'windows'],
+  target: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'],
   reload: ['none', 'network', 'nmcli'],
   windowsFlavor: ['powershell', 'netsh'],
 };

@@ -57,8 +57,10 @@ function prepareDirectories(version: number | undefined): string {
 
 /** What the agent writes besides its state and runtime directories. */
 const WRITABLE_DIRS = ['/etc/sysconfig/network-scripts', '/etc/sysctl.d'];
-/** Written only where their stack is installed (target networkmanager, --cloud-init disable): never created. */
-const STACK_DIRS = ['/etc/NetworkManager/system-connections', '/etc/cloud/cloud.cfg.d'];
+/** Where `netplan generate` writes networkd's and udev's files from the agent's netplan file (target netplan). */
+const NETPLAN_GENERATED_DIRS = ['/run/systemd/network', '/run/systemd/system', '/run/udev/rules.d'];
+/** Written only where their stack is installed (target networkmanager or netplan, --cloud-init disable): never created. */
+const STACK_DIRS = ['/etc/NetworkManager/system-connections', '/etc/cloud/cloud.cfg.d', '/etc/netplan', '/etc/systemd/network', ...NETPLAN_GENERATED_DIRS];
 
 /** The version number in \`systemctl --version\`'s first line (\`systemd 252 (252.38-1~deb12u1)\`). */
 export function parseSystemdVersion(output: string): number | undefined {

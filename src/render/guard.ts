@@ -47,3 +47,11 @@ export function assertKeyfileLines(path: string, content: string): void {
     seen.add(`${group}${key}`);
   });
 }
+
+/** A systemd-networkd drop-in line: a [Section], or Key=value of plain characters (no specifier, no quote, no escape). */
+const NETWORKD_LINE = /^(?:\[[A-Za-z]+\]|[A-Za-z]+=[A-Za-z0-9.:/]+|)$/;
+
+/** Same guard for the systemd-networkd drop-ins that networkd (root) reads as its configuration. */
+export function assertNetworkdLines(path: string, content: string): void {
+  assertLines(path, content, NETWORKD_LINE);
+}

@@ -91,4 +91,6 @@ export interface LinuxDesiredRuntime {
 export interface LinuxDesiredState {
   files: RenderedFile[];
   runtime: LinuxDesiredRuntime;
+  /** What the guest's own configuration does that works against the agent's (for plan). */
+  warnings?: string[];
 }

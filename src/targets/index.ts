@@ -7,6 +7,7 @@ const registry: Record<TargetName, () => Promise<Target>> = {
   auto: async () => (await import('./auto.js')).autoTarget,
   centos: async () => (await import('./centos.js')).centosTarget,
   networkmanager: async () => (await import('./networkmanager.js')).networkManagerTarget,
+  netplan: async () => (await import('./netplan.js')).netplanTarget,
   windows: async () => (await import('./windows.js')).windowsTarget,
 };
 

@@ -94,11 +94,14 @@ function announceAddresses(host: Host, applied: readonly RuntimeChange[]): void 
 }
 
 /** What makes one Linux target: its name, its files, and whether what it writes would be read at boot. */
-export interface LinuxTargetSpec {
+export interface LinuxTargetSpec<G = undefined> {
   name: TargetName;
-  render(model: InstanceModel, options: LinuxRenderOptions): LinuxDesiredState;
+  /** `guest`: what readGuest read (undefined without it). */
+  render(model: InstanceModel, options: LinuxRenderOptions, guest: G): LinuxDesiredState;
+  /** Reads what the renderer needs from the guest's own configuration besides the live state (netplan: its other files). */
+  readGuest?(host: Host, root: string): Promise<G>;
   /** Reads the guest's boot stack: a description for plan and status, and a refusal when nothing would read the files. */
-  bootCheck(host: Host, root: string, known?: NetworkStack): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
+  bootCheck(host: Host, root: string, known: NetworkStack | undefined, guest: G): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
   /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
   ownTables?(host: Host, root: string): Promise<Iterable<number>>;
   /** After the files are written (and after they are put back): tell the stack that reads them. */
@@ -106,7 +109,7 @@ export interface LinuxTargetSpec {
 }
 
 /** A Linux target from its spec: plan, apply, verify and watch as every Linux target does them. */
-export function linuxTarget(spec: LinuxTargetSpec): Target {
+export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
   return {
     name: spec.name,
 
@@ -135,9 +138,11 @@ export function linuxTarget(spec: LinuxTargetSpec): Target {
       // Tables the target's own boot files name are its own, whoever (NetworkManager at boot) filled them.
       for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
       const tables = allocateTables(secondary, taken);
-      const desired = spec.render(model, { routing: options.routing, names: resolution.names, tables, connectionMarks: options.connectionMarks !== false });
+      const guest = (spec.readGuest !== undefined ? await spec.readGuest(host, options.root) : undefined) as G;
+      const { warnings: renderWarnings = [], ...desired } = spec.render(model, { routing: options.routing, names: resolution.names, tables, connectionMarks: options.connectionMarks !== false }, guest);
+      warnings.push(...renderWarnings);
       for (const dev of desired.runtime.unmarked) warnings.push(`${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; replies of forwarded or NATed connections to its addresses leave by the primary NIC`);
-      const boot = await spec.bootCheck(host, options.root, options.knownStack);
+      const boot = await spec.bootCheck(host, options.root, options.knownStack, guest);
       const ci = boot.stack.cloudInit;
       if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
       else if (ci.present && !ci.networkDisabled) {

@@ -7,7 +7,7 @@ import type { RoutingMode } from '../render/types.js';
 import type { VerifyReport } from '../verify/report.js';
 
 /** The guest operating systems the agent can configure. */
-export type TargetName = 'auto' | 'centos' | 'networkmanager' | 'windows';
+export type TargetName = 'auto' | 'centos' | 'networkmanager' | 'netplan' | 'windows';
 
 /** What every target needs to know besides the model. */
 export interface TargetOptions {

@@ -31,7 +31,7 @@ describe('the shipped unit', () => {
       'Restart=always',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
-      'ReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/var/lib/node_exporter/textfile_collector',
+      'ReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/etc/netplan -/etc/systemd/network -/run/systemd/network -/run/systemd/system -/run/udev/rules.d -/var/lib/node_exporter/textfile_collector',
       'StateDirectory=eip-agent',
       'RuntimeDirectory=eip-agent',
       'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
@@ -52,7 +52,7 @@ describe('renderUnit', () => {
   it('passes --config and makes the metrics directory writable', () => {
     const text = renderUnit({ node: '/opt/node/bin/node', bin: '/opt/eip/bin/eip-agent.js', config: '/srv/eip.json', metricsTextfile: '/srv/metrics/eip.prom' });
     expect(text).toContain('\nExecStart=/opt/node/bin/node --max-semi-space-size=1 /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n');
-    expect(text).toContain('\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n');
+    expect(text).toContain('\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/etc/netplan -/etc/systemd/network -/run/systemd/network -/run/systemd/system -/run/udev/rules.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n');
   });
 
   it('gives the release executable its engine settings, and node none of them', () => {

@@ -97,19 +97,21 @@ describe('the default target on Linux (auto) follows the boot stack', () => {
 });
 
 describe('other stacks', () => {
-  it('names systemd-networkd and netplan when they are configured, and says in the refusal that they own the NICs', async () => {
+  it('names systemd-networkd and netplan when they are configured; auto chooses netplan where it is configured, and centos refuses a bare networkd guest saying what to do', async () => {
     vol.fromJSON({ '/etc/systemd/network/10-eth0.network': '[Match]\nName=eth0\n', '/etc/netplan/50-cloud-init.yaml': 'network: {version: 2}\n' });
     const stack = await detectNetworkStack(createTestHost(), '/');
     expect(stack.others).toEqual(['systemd-networkd', 'netplan']);
     expect(describeNetworkStack(stack)).toBe('network at boot: no legacy network service; NetworkManager not running; systemd-networkd configured; netplan configured');
-    const refused = await chooseLinuxTarget(createTestHost({ run: async () => ({ exitCode: 8, stdout: '', stderr: 'Error: NetworkManager is not running.' }) }), '/');
-    expect(refused).toBe('centos');
+    const noNm = createTestHost({ run: async () => ({ exitCode: 8, stdout: '', stderr: 'Error: NetworkManager is not running.' }) });
+    expect(await chooseLinuxTarget(noNm, '/')).toBe('netplan');
+    vol.rmSync('/etc/netplan/50-cloud-init.yaml');
+    expect(await chooseLinuxTarget(noNm, '/')).toBe('centos');
     vol.fromJSON(guestFiles());
     for (const path of [...Object.keys(CENTOS7_BOOT_FILES), CENTOS7_BOOT_LINK]) vol.rmSync(path);
     let out = '';
     await main(['plan', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run }), { out: (t) => (out += t), err: () => undefined });
-    expect(out).toContain('a reboot would leave its NICs unconfigured (systemd-networkd and netplan configured here: eip-agent does not write their files yet); configure the NICs by hand');
-    expect(out).toContain('use --target networkmanager; nothing was written');
+    expect(out).toContain('a reboot would leave its NICs unconfigured (systemd-networkd configured here); eip-agent writes for netplan, NetworkManager and the legacy network service, not for bare systemd-networkd or ifupdown: configure the NICs by hand');
+    expect(out).toContain('use --target netplan or networkmanager; nothing was written');
   });
 
   it('names ifupdown where /etc/network/interfaces (or a file in interfaces.d) configures a NIC, not for lo alone', async () => {
@@ -125,7 +127,7 @@ describe('other stacks', () => {
     const code = await main(['apply', '--metadata-file', '/meta.json'], createTestHost({ run: new FakeKernel(freshKernel()).run, isPrivileged: () => true }), { out: () => undefined, err: (t) => (err += t) });
     expect(code).toBe(1);
     expect(err).toBe(
-      'eip-agent: apply: target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has none (/etc/rc.d/init.d/network and ifup-eth): a reboot would leave its NICs unconfigured (ifupdown configured here: eip-agent does not write their files yet); configure the NICs by hand (`eip-agent plan` shows what they need), or have NetworkManager manage them (apt-get install network-manager, take them out of the other stack\'s files) and use --target networkmanager; nothing was written\n',
+      'eip-agent: apply: target centos writes ifcfg files with NM_CONTROLLED=no, which only the legacy network service reads at boot, and this guest has none (/etc/rc.d/init.d/network and ifup-eth): a reboot would leave its NICs unconfigured (ifupdown configured here); eip-agent writes for netplan, NetworkManager and the legacy network service, not for bare systemd-networkd or ifupdown: configure the NICs by hand (`eip-agent plan` shows what they need), or have netplan or NetworkManager manage them (apt-get install netplan.io or network-manager, take them out of the other stack\'s files) and use --target netplan or networkmanager; nothing was written\n',
     );
   });
 });

@@ -1,0 +1,155 @@
+// The netplan renderer, and netplan itself (Debian's netplan.io) generating systemd-networkd's files from what it
+// renders, beside a cloud-init file like an Ubuntu cloud image's: golden files of both.
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { MetaTree } from '../../src/metadata/tree.js';
+import { renderCentos } from '../../src/render/centos/render.js';
+import type { NetplanDefinition } from '../../src/render/netplan/render.js';
+import { definitionFor, dropInPath, NETPLAN_FILE, renderNetplan } from '../../src/render/netplan/render.js';
+import type { RoutingMode } from '../../src/render/types.js';
+import { cloudInitNetplan } from '../helpers/netplan.js';
+import { manualTree } from '../lab/fixtures.js';
+import { GOLDEN_FIXTURES as fixtures, ROUTING_MODES as modes, renderInputs } from './inputs.js';
+
+const CLOUD_INIT_FILE = '/etc/netplan/50-cloud-init.yaml';
+
+function render(tree: MetaTree, routing: RoutingMode, definitions?: NetplanDefinition[]) {
+  const { model, options } = renderInputs(tree, routing);
+  return { model, ...renderNetplan(model, { ...options, ...(definitions !== undefined ? { definitions } : {}) }) };
+}
+
+const netplanMissing = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v netplan'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'netplan is not installed (.ci/run installs netplan.io)';
+  }
+})();
+if (netplanMissing !== undefined && process.env.CI === 'true') throw new Error(`${netplanMissing}; CI=true: not skipping`);
+
+const roots: string[] = [];
+afterAll(() => {
+  for (const root of roots) rmSync(root, { recursive: true, force: true });
+});
+
+/** Runs `netplan generate --root-dir` on the files, returns what it wrote under /run (path -> content). */
+function generate(files: { path: string; mode: number; content: string }[]): Map<string, string> {
+  const root = mkdtempSync(join(tmpdir(), 'eip-netplan-'));
+  roots.push(root);
+  for (const file of files) {
+    mkdirSync(join(root, dirname(file.path)), { recursive: true });
+    writeFileSync(join(root, file.path), file.content, { mode: file.mode });
+  }
+  execFileSync('netplan', ['generate', '--root-dir', root], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const out = new Map<string, string>();
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(join(root, dir))) {
+      const path = `${dir}/${name}`;
+      const kind = lstatSync(join(root, path));
+      if (kind.isDirectory()) walk(path);
+      else if (kind.isSymbolicLink()) continue;
+      else out.set(path, readFileSync(join(root, path), 'utf8'));
+    }
+  };
+  walk('/run');
+  return out;
+}
+
+describe('netplan renderer golden files', () => {
+  for (const [name, tree] of fixtures) {
+    for (const routing of modes) {
+      it(`${name} / ${routing}: the netplan file (0600), a networkd drop-in per NIC with rules, the sysctl drop-in`, async () => {
+        const { files } = render(tree(), routing);
+        expect(files[0]).toMatchObject({ path: NETPLAN_FILE, mode: 0o600 });
+        for (const file of files.slice(1)) expect(file.mode).toBe(0o644);
+        for (const file of files) await expect(file.content).toMatchFileSnapshot(`__golden__/${name}/netplan/${routing}${file.path}`);
+      });
+    }
+  }
+
+  it('manual / policy beside cloud-init\'s eth0: eth0 keeps cloud-init\'s id and DHCP, the agent adds its addresses under that id', async () => {
+    const definitions = [{ id: 'eth0', file: CLOUD_INIT_FILE, mac: '52:54:00:8a:7a:64', dhcp4: true }];
+    const { files } = render(manualTree(), 'policy', definitions);
+    for (const file of files) await expect(file.content).toMatchFileSnapshot(`__golden__/manual/netplan/cloud-init${file.path}`);
+    const yaml = files[0]!.content;
+    expect(yaml).toMatch(/\n {4}eth0:\n {6}addresses:\n/); // no match: of its own, no gateway: cloud-init's definition has them
+    expect(yaml).toMatch(/\n {4}eth1:\n {6}match:\n {8}macaddress: "20:90:6f:f7:93:2e"\n/);
+  });
+});
+
+describe.skipIf(netplanMissing !== undefined)('netplan generate reads what the renderer writes', () => {
+  for (const [name, tree] of fixtures) {
+    for (const routing of modes) {
+      it(`${name} / ${routing}: beside cloud-init's eth0, netplan generates one networkd file per NIC, and each drop-in sits beside the file it extends`, async () => {
+        const { model, files } = render(tree(), routing, [{ id: 'eth0', file: CLOUD_INIT_FILE, mac: model0Mac(tree), dhcp4: true }]);
+        const generated = generate([{ path: CLOUD_INIT_FILE, mode: 0o600, content: cloudInitNetplan(model.nics[0]!.mac.toLowerCase()) }, ...files]);
+        const networkFiles = [...generated.keys()].filter((p) => p.startsWith('/run/systemd/network/') && p.endsWith('.network')).sort();
+        expect(networkFiles).toEqual(model.nics.map((_, i) => `/run/systemd/network/10-netplan-eth${i}.network`));
+        for (const file of files.filter((f) => f.path.includes('.network.d/'))) {
+          const extended = `/run/systemd/network/${file.path.split('/').at(-2)!.replace(/\.d$/, '')}`;
+          expect(generated.has(extended), `${file.path} extends ${extended}`).toBe(true);
+        }
+        for (const path of networkFiles) await expect(generated.get(path)).toMatchFileSnapshot(`__golden__/${name}/netplan-generated/${routing}${path}`);
+        // eth0: cloud-init's DHCP and the agent's addresses in one file, the metadata's primary first.
+        const eth0 = generated.get('/run/systemd/network/10-netplan-eth0.network')!;
+        expect(eth0).toContain('DHCP=ipv4');
+        expect(eth0.match(/^Address=.*$/gm)![0]).toBe(`Address=${model.nics[0]!.addresses[0]!.ip}/${model.nics[0]!.prefixLength}`);
+      });
+    }
+  }
+});
+
+function model0Mac(tree: () => MetaTree): string {
+  return renderInputs(tree(), 'policy').model.nics[0]!.macLower;
+}
+
+describe('netplan renderer', () => {
+  it('wants the same live state as the centos target', () => {
+    const { model, options } = renderInputs(manualTree(), 'policy');
+    expect(renderNetplan(model, options).runtime).toEqual(renderCentos(model, options).runtime);
+  });
+
+  it('puts the main rule with the primary NIC and every secondary NIC\'s rules in its own drop-in', () => {
+    const { files } = render(manualTree(), 'policy');
+    const eth0 = files.find((f) => f.path === dropInPath('eth0'))!.content;
+    expect(eth0).toContain('[RoutingPolicyRule]\nTable=254\nPriority=30000\nSuppressPrefixLength=0\n');
+    const eth1 = files.find((f) => f.path === dropInPath('eth1'))!.content;
+    expect(eth1).toContain('[RoutingPolicyRule]\nFirewallMark=0x1000000/0xf000000\nTable=10001\nPriority=30001\n');
+    expect(eth1).toContain('[RoutingPolicyRule]\nFrom=10.0.0.8\nTo=10.0.0.0/24\nTable=10001\nPriority=29001\n');
+    const rp = render(manualTree(), 'rp-filter');
+    expect(rp.files.some((f) => f.path.includes('.network.d/'))).toBe(false);
+  });
+
+  it('finds the definition networkd will use for a NIC: by MAC, by name glob, by id without match; the first id of several', () => {
+    const defs: NetplanDefinition[] = [
+      { id: 'ens5', file: 'a', name: 'ens5', dhcp4: true },
+      { id: 'byname', file: 'a', name: 'eth*', dhcp4: false },
+      { id: 'bymac', file: 'a', mac: '52:54:00:8a:7a:64', dhcp4: true },
+    ];
+    expect(definitionFor(defs, '52:54:00:8a:7a:64', 'eth0')?.id).toBe('bymac'); // both match: 10-netplan-bymac sorts first
+    expect(definitionFor(defs, '52:54:00:8a:7a:64', 'ens9')?.id).toBe('bymac');
+    expect(definitionFor(defs, '02:00:00:00:00:01', 'ens5')?.id).toBe('ens5');
+    expect(definitionFor(defs, '02:00:00:00:00:01', 'ens6')).toBeUndefined();
+  });
+
+  it('warns when the guest gives a secondary NIC DHCP, and names its own definition apart from a guest id it does not match', () => {
+    const { model, options } = renderInputs(manualTree(), 'policy');
+    const dhcp = renderNetplan(model, { ...options, definitions: [{ id: 'eth1', file: '/etc/netplan/60-user.yaml', mac: model.nics[1]!.macLower, dhcp4: true }] });
+    expect(dhcp.warnings).toEqual(['eth1: /etc/netplan/60-user.yaml gives it DHCP (eth1: dhcp4: true): its lease\'s default route in main competes with the primary NIC\'s; take it out of that file']);
+    const other = renderNetplan(model, { ...options, definitions: [{ id: 'eth1', file: '/etc/netplan/60-user.yaml', mac: '02:00:00:00:00:09', dhcp4: false }] });
+    expect(other.files[0]!.content).toContain('\n    eip-agent-eth1:\n');
+    expect(other.files.map((f) => f.path)).toContain(dropInPath('eip-agent-eth1'));
+  });
+
+  it('refuses a device name or a guest id that would change the YAML or a path', () => {
+    const { model, options } = renderInputs(manualTree(), 'policy');
+    const names = new Map(options.names);
+    names.set(model.nics[1]!.macLower, 'eth1:\n      dhcp4: true\n    x');
+    expect(() => renderNetplan(model, { ...options, names })).toThrow(/^render: /);
+    expect(() => renderNetplan(model, { ...options, definitions: [{ id: '../../x', file: 'f', name: 'eth0', dhcp4: true }] })).toThrow('render: netplan id "../../x" in f: not a name the agent writes into a path');
+  });
+});
