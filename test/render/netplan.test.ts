@@ -108,9 +108,15 @@ function model0Mac(tree: () => MetaTree): string {
 }
 
 describe('netplan renderer', () => {
-  it('wants the same live state as the centos target', () => {
+  it('wants the same live state as the centos target, but a tabled NIC\'s addresses without a prefix route in main (in its drop-in, not the YAML)', () => {
     const { model, options } = renderInputs(manualTree(), 'policy');
-    expect(renderNetplan(model, options).runtime).toEqual(renderCentos(model, options).runtime);
+    const { runtime, files } = renderNetplan(model, options);
+    expect({ ...runtime, addresses: runtime.addresses.map(({ noPrefixRoute: _n, ...a }) => a) }).toEqual(renderCentos(model, options).runtime);
+    expect(runtime.addresses.map((a) => `${a.ifname} ${a.ip} ${a.noPrefixRoute === true}`)).toEqual(['eth0 10.0.0.2 false', 'eth0 10.0.0.3 false', 'eth1 10.0.0.7 true', 'eth1 10.0.0.8 true']);
+    expect(files.find((f) => f.path === dropInPath('eth1'))!.content).toContain('\n[Address]\nAddress=10.0.0.8/24\nAddPrefixRoute=no\n');
+    expect(files[0]!.content).not.toContain('10.0.0.8');
+    const rp = renderInputs(manualTree(), 'rp-filter');
+    expect(renderNetplan(rp.model, rp.options).runtime.addresses.some((a) => a.noPrefixRoute === true)).toBe(false);
   });
 
   it('puts the main rule with the primary NIC and every secondary NIC\'s rules in its own drop-in', () => {

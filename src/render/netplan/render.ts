@@ -44,7 +44,7 @@ export interface NetplanRenderOptions extends LinuxRenderOptions {
 /** An id netplan writes into a file name (`10-netplan-<id>.network`) and the agent into a drop-in's directory. */
 export const SAFE_ID = /^[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,63}$/;
 
-/** The drop-in with a definition's rules. */
+/** The drop-in with a definition's rules (and a tabled NIC's addresses). */
 export function dropInPath(id: string): string {
   return `${NETWORKD_DIR}/10-netplan-${id}.network.d/${DROPIN_NAME}`;
 }
@@ -74,7 +74,7 @@ interface NicData {
 }
 
 const yamlTemplate = compileTemplate<{ dropInName: string; nics: NicData[] }>(yamlSource);
-const rulesTemplate = compileTemplate<{ device: string; mac: string; id: string; yamlName: string; rules: { lines: string[] }[] }>(rulesSource);
+const rulesTemplate = compileTemplate<{ device: string; mac: string; id: string; yamlName: string; addresses: string[]; rules: { lines: string[] }[] }>(rulesSource);
 
 /** fnmatch as netplan applies `match: name` (`*`, `?`, `[...]`). */
 function globMatches(glob: string, name: string): boolean {
@@ -124,7 +124,8 @@ function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | un
     cidr: nic.cidr,
     routingNote: routingNote(layout),
     ...(existing === undefined ? { matchMac: nic.macLower } : {}),
-    addresses: addresses.map((a) => `${a.ip}/${a.prefixLength}`),
+    // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main.
+    addresses: policy !== undefined ? [] : addresses.map((a) => `${a.ip}/${a.prefixLength}`),
     routes,
   };
 }
@@ -135,7 +136,7 @@ function expectedDocument(nics: readonly NicData[]): unknown {
   for (const n of nics) {
     ethernets[n.id] = {
       ...(n.matchMac !== undefined ? { match: { macaddress: n.matchMac } } : {}),
-      addresses: n.addresses,
+      ...(n.addresses.length > 0 ? { addresses: n.addresses } : {}),
       ...(n.routes.length > 0
         ? { routes: n.routes.map((r) => ({ to: r.to, ...(r.via !== undefined ? { via: r.via } : {}), ...(r.scopeLink ? { scope: 'link' } : {}), ...(r.from !== undefined ? { from: r.from } : {}), ...(r.table !== undefined ? { table: r.table } : {}) })) }
         : {}),
@@ -155,6 +156,11 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
   for (const d of definitions) if (!SAFE_ID.test(d.id)) throw new Error(`render: netplan id ${JSON.stringify(d.id)} in ${d.file}: not a name the agent writes into a path`);
   const layouts = nicLayouts(model, options);
   const runtime = linuxRuntime(layouts, options.routing, options.connectionMarks !== false);
+  // A tabled NIC's addresses go without a prefix route in main (its prefix route is in its table), live and at boot:
+  // networkd configures the NICs in parallel, and a secondary NIC's prefix route in main added before eth0's would
+  // carry eth0's traffic to its own subnet out of the secondary NIC, where the VPC drops it (measured in the lab).
+  const tabled = new Set(layouts.filter((l) => l.policy !== undefined).map((l) => l.device));
+  for (const address of runtime.addresses) if (tabled.has(address.ifname)) address.noPrefixRoute = true;
   const warnings: string[] = [];
   const nics: NicData[] = [];
   const dropIns: RenderedFile[] = [];
@@ -165,9 +171,10 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
       warnings.push(`${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`);
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);
-    if (rules.length === 0) continue;
+    const unrouted = tabled.has(layout.device) ? layout.addresses : [];
+    if (rules.length === 0 && unrouted.length === 0) continue;
     const path = dropInPath(id);
-    const content = rulesTemplate({ device: layout.device, mac: layout.nic.mac, id, yamlName: NETPLAN_FILE.split('/').at(-1)!, rules: rules.map((r) => ({ lines: ruleLines(r) })) });
+    const content = rulesTemplate({ device: layout.device, mac: layout.nic.mac, id, yamlName: NETPLAN_FILE.split('/').at(-1)!, addresses: unrouted.map((a) => `${a.ip}/${a.prefixLength}`), rules: rules.map((r) => ({ lines: ruleLines(r) })) });
     assertNetworkdLines(path, content);
     dropIns.push({ path, mode: DROPIN_MODE, content });
   }

@@ -1,0 +1,140 @@
+// A real systemd-networkd (Debian's systemd 252) managing one lab guest: in the guest's namespace, in a private mount
+// namespace where /sys is read-only (so it runs without udev, as in a container), /run/systemd a tmpfs, and
+// /etc/systemd/network and /run/systemd/network bound from the guest's --root, so it reads what the agent and
+// `netplan generate --root-dir` wrote there. No D-Bus: `networkctl` cannot reach it, a start reads the files. Stopped
+// by pid, never by name.
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Lab } from './vpc.js';
+
+const NETWORKD = '/lib/systemd/systemd-networkd';
+
+/** Whether systemd-networkd and netplan are installed (.ci/run installs netplan.io; networkd comes with systemd). */
+export function networkdAvailable(): boolean {
+  try {
+    execFileSync('sh', ['-c', `test -x ${NETWORKD} && command -v netplan && getent passwd systemd-network`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface LabNetworkd {
+  /** `systemctl restart systemd-networkd`: stopped and started on the files as they are. */
+  restart(): Promise<void>;
+  /** A reboot as networkd sees it: stopped, the guest's addresses, rules and tables flushed, `netplan generate`, started. */
+  reboot(): Promise<void>;
+  /** What networkd logged lately. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Flushes what a boot would not find: every address but lo's, every rule but the kernel's three, their tables. */
+async function flushGuest(lab: Lab, ns: string): Promise<void> {
+  const rules = JSON.parse((await lab.exec(ns, ['ip', '-j', '-4', 'rule'])).stdout) as { priority: number; table: string }[];
+  const lines: string[] = [];
+  const tables = new Set<string>();
+  for (const r of rules) {
+    if ([0, 32766, 32767].includes(r.priority)) continue;
+    lines.push(`rule del priority ${r.priority}`);
+    tables.add(r.table);
+  }
+  for (const t of tables) lines.push(`route flush table ${t}`);
+  const links = JSON.parse((await lab.exec(ns, ['ip', '-j', 'link'])).stdout) as { ifname: string }[];
+  for (const l of links) if (l.ifname !== 'lo') lines.push(`address flush dev ${l.ifname}`);
+  const result = await lab.exec(ns, ['ip', '-batch', '-'], { input: `${lines.join('\n')}\n` });
+  if (result.exitCode !== 0) throw new Error(`flushing the guest failed: ${result.stderr}`);
+}
+
+/**
+ * Starts networkd for `guest` as a boot does: `netplan generate --root-dir` on the guest's root, the guest flushed,
+ * networkd started; waits until `ready` (a check of the live state, as a boot waits for the network to be online) holds.
+ */
+export async function startNetworkd(lab: Lab, guest: string, ready: () => Promise<boolean>): Promise<LabNetworkd> {
+  const dir = mkdtempSync(join(tmpdir(), 'eipnd-'));
+  const root = lab.guestRoot(guest);
+  const ns = lab.guestNs(guest);
+  for (const sub of ['etc/systemd/network', 'run/systemd/network']) mkdirSync(join(root, sub), { recursive: true });
+  const script = join(dir, 'run-networkd.sh');
+  writeFileSync(
+    script,
+    [
+      '#!/bin/sh',
+      'set -e',
+      'mount -o remount,ro /sys 2>/dev/null || { mount --bind /sys /sys; mount -o remount,ro,bind /sys; }',
+      'mount -t tmpfs tmpfs /run/systemd',
+      'mkdir -p /run/systemd/netif /run/systemd/network',
+      'chown systemd-network:systemd-network /run/systemd/netif',
+      `mount --bind ${root}/run/systemd/network /run/systemd/network`,
+      `mount --bind ${root}/etc/systemd/network /etc/systemd/network`,
+      `exec ${NETWORKD}`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(script, 0o755);
+  let networkd: ChildProcess | undefined;
+  let log = '';
+  const start = async (): Promise<void> => {
+    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SYSTEMD_LOG_LEVEL: 'info' } });
+    networkd = child;
+    child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
+    const deadline = Date.now() + 30_000;
+    while (!(await ready())) {
+      if (child.exitCode !== null) throw new Error(`systemd-networkd exited ${child.exitCode}:\n${log.slice(-3000)}`);
+      if (Date.now() > deadline) throw new Error(`systemd-networkd did not configure the guest within 30 s:\n${log.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const stopNetworkd = async (): Promise<void> => {
+    if (networkd === undefined) return;
+    networkd.kill('SIGTERM');
+    await waitExit(networkd, 10_000);
+    networkd = undefined;
+  };
+  const generate = (): void => {
+    execFileSync('netplan', ['generate', '--root-dir', root], { stdio: ['ignore', 'ignore', 'pipe'] });
+  };
+  try {
+    generate();
+    await flushGuest(lab, ns);
+    await start();
+  } catch (error) {
+    await stopNetworkd();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    async restart() {
+      await stopNetworkd();
+      await start();
+    },
+    async reboot() {
+      await stopNetworkd();
+      await flushGuest(lab, ns);
+      generate();
+      await start();
+    },
+    log: () => log,
+    async stop() {
+      await stopNetworkd();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
