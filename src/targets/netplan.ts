@@ -69,19 +69,17 @@ async function netplanInstalled(host: Host, root: string): Promise<boolean> {
 
 /**
  * After the agent's netplan files changed: `netplan generate` writes networkd's files from them (in /run, as at every
- * boot), and `networkctl reload` has networkd read them, so that what it configures from now on (a restart, a
- * carrier change) is what the agent set live. A reload reconfigures only the NICs whose files changed, in place.
+ * boot), so that networkd configures what the agent set live whenever it starts (a boot, a restart, `netplan apply`).
+ * Not `networkctl reload`: it has networkd reconfigure the changed NICs at once, and measured against a real networkd
+ * that took the agent's live addresses and rules away for a moment, long enough for a verification to fail.
  */
-async function generateAndReload(host: Host, root: string, paths: readonly string[]): Promise<string[]> {
+async function generate(host: Host, root: string, paths: readonly string[]): Promise<string[]> {
   if (!paths.some(isNetplanPath)) return [];
-  const generate = ['netplan', 'generate', ...(root !== '/' ? ['--root-dir', root] : [])];
-  const generated = await runTool(host, generate, { timeoutMs: 60_000 });
+  const argv = ['netplan', 'generate', ...(root !== '/' ? ['--root-dir', root] : [])];
+  const generated = await runTool(host, argv, { timeoutMs: 60_000 });
   if (generated.exitCode !== 0) {
-    throw new ApplyError(`\`${generate.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: systemd-networkd would not use the new files at boot; changes undone`);
+    throw new ApplyError(`\`${argv.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: systemd-networkd would not use the new files at boot; changes undone`);
   }
-  if (root !== '/') return [];
-  const reload = await runTool(host, ['networkctl', 'reload'], { timeoutMs: 60_000 }).catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
-  if (reload.exitCode !== 0) return [`networkctl reload: ${firstLine(reload.stderr || reload.stdout)}: systemd-networkd reads the new files when it starts next`];
   return [];
 }
 
@@ -108,5 +106,5 @@ export const netplanTarget = linuxTarget<NetplanGuest>({
     if (!isManaged(text)) return [];
     return [...(text ?? '').matchAll(/^\s+table: (\d+)$/gm)].map((m) => Number(m[1]));
   },
-  afterWrite: generateAndReload,
+  afterWrite: generate,
 });

@@ -1,13 +1,14 @@
 // A real systemd-networkd (Debian's systemd 252) managing one lab guest: in the guest's namespace, in a private mount
 // namespace where /sys is read-only (so it runs without udev, as in a container), /run/systemd a tmpfs, and
 // /etc/systemd/network and /run/systemd/network bound from the guest's --root, so it reads what the agent and
-// `netplan generate --root-dir` wrote there. No D-Bus: `networkctl` cannot reach it, a start reads the files. Stopped
-// by pid, never by name.
+// `netplan generate --root-dir` wrote there. Its own system bus (a private dbus-daemon, as the NetworkManager lab has):
+// `networkctl` and the agent reach it with DBUS_SYSTEM_BUS_ADDRESS. Stopped by pid, never by name.
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BUS_CONFIG } from './networkmanager.js';
 import type { Lab } from './vpc.js';
 
 const NETWORKD = '/lib/systemd/systemd-networkd';
@@ -23,6 +24,8 @@ export function networkdAvailable(): boolean {
 }
 
 export interface LabNetworkd {
+  /** DBUS_SYSTEM_BUS_ADDRESS of its bus: pass it to the agent and to networkctl. */
+  readonly env: Record<string, string>;
   /** `systemctl restart systemd-networkd`: stopped and started on the files as they are. */
   restart(): Promise<void>;
   /** A reboot as networkd sees it: stopped, the guest's addresses, rules and tables flushed, `netplan generate`, started. */
@@ -72,6 +75,12 @@ export async function startNetworkd(lab: Lab, guest: string, ready: () => Promis
   const root = lab.guestRoot(guest);
   const ns = lab.guestNs(guest);
   for (const sub of ['etc/systemd/network', 'run/systemd/network']) mkdirSync(join(root, sub), { recursive: true });
+  // networkd drops to the systemd-network user before it connects to the bus: the socket's directory must let it in.
+  chmodSync(dir, 0o755);
+  const socket = join(dir, 'bus');
+  writeFileSync(join(dir, 'bus.conf'), BUS_CONFIG(socket));
+  const env = { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${socket}` };
+  const bus = spawn('dbus-daemon', [`--config-file=${join(dir, 'bus.conf')}`, '--nofork'], { stdio: 'ignore' });
   const script = join(dir, 'run-networkd.sh');
   writeFileSync(
     script,
@@ -92,7 +101,7 @@ export async function startNetworkd(lab: Lab, guest: string, ready: () => Promis
   let networkd: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
-    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SYSTEMD_LOG_LEVEL: 'info' } });
+    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env, SYSTEMD_LOG_LEVEL: 'info' } });
     networkd = child;
     child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
     const deadline = Date.now() + 30_000;
@@ -117,10 +126,12 @@ export async function startNetworkd(lab: Lab, guest: string, ready: () => Promis
     await start();
   } catch (error) {
     await stopNetworkd();
+    bus.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   return {
+    env,
     async restart() {
       await stopNetworkd();
       await start();
@@ -134,6 +145,8 @@ export async function startNetworkd(lab: Lab, guest: string, ready: () => Promis
     log: () => log,
     async stop() {
       await stopNetworkd();
+      bus.kill('SIGTERM');
+      await waitExit(bus, 5_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
