@@ -1,4 +1,4 @@
-import { chmod, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -24,11 +24,36 @@ export function processRunning(pid: number): boolean {
   }
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's start time (USER_HZ, 100 on every Linux architecture that matters). */
+const USER_HZ = 100;
+
+/**
+ * Whether the process pid can still be the writer of a temp file last changed at mtimeMs: it runs, is not a zombie
+ * (killed, not yet reaped by its parent), and started before that time (else the pid was reused by another process).
+ * Where /proc cannot say (not Linux), whether the pid runs.
+ */
+async function writerAlive(pid: number, mtimeMs: number): Promise<boolean> {
+  if (!processRunning(pid)) return false;
+  try {
+    const [stat, procStat] = await Promise.all([readFile(`/proc/${pid}/stat`, 'utf8'), readFile('/proc/stat', 'utf8')]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return false;
+    const bootTime = Number(/^btime (\d+)$/m.exec(procStat)?.[1]);
+    const startedMs = (bootTime + Number(fields[19]) / USER_HZ) * 1000;
+    // btime is whole seconds: a margin of 2 s keeps a writer that started just before its temp file.
+    return !(Number.isFinite(startedMs) && startedMs > mtimeMs + 2000);
+  } catch {
+    return true;
+  }
+}
+
 /** Removes temp files that a killed agent left in dir (their writer is gone; the real file was never replaced). */
 async function removeStaleTemps(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     const match = TEMP.exec(name);
-    if (match && !processRunning(Number(match[2]))) await rm(join(dir, name), { force: true });
+    if (match === null) continue;
+    const info = await stat(join(dir, name)).catch(() => null);
+    if (info !== null && !(await writerAlive(Number(match[2]), info.mtimeMs))) await rm(join(dir, name), { force: true });
   }
 }
 

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -53,6 +54,20 @@ describe('writeFileAtomic', () => {
     writeFileSync(join(dir, live), 'in progress');
     await writeFileAtomic(join(dir, 'ifcfg-eth0'), 'DEVICE=eth0\n', 0o644);
     expect(readdirSync(dir).sort()).toEqual([live, 'ifcfg-eth0'].sort());
+  });
+
+  it('removes a temp file whose pid now belongs to a process that started after it was written (a reused pid)', async () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const reused = join(dir, `.ifcfg-eth0.eip-agent-tmp-${other.pid}-0`);
+      writeFileSync(reused, 'half');
+      const past = new Date(Date.now() - 60_000);
+      utimesSync(reused, past, past);
+      await writeFileAtomic(join(dir, 'ifcfg-eth0'), 'DEVICE=eth0\n', 0o644);
+      expect(readdirSync(dir)).toEqual(['ifcfg-eth0']);
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 
   it.each(['ifcfg-eth0', 'route-eth1', 'rule-eth1', '99-zz-eip-agent.conf'])('names the temp file of %s so that no initscripts or sysctl.d glob matches it', (base) => {
