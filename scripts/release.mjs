@@ -1,5 +1,5 @@
 // `npm run release`: into release/, with SHA-256 sums: the self-contained Linux executable (Bun's runtime with the
-// bundled CLI and its precompiled templates inside; needs glibc 2.17, no Node, npm or network), an RPM, and a
+// bundled CLI and its precompiled templates inside; needs glibc 2.17, no Node, npm or network), an RPM, a .deb, and a
 // tarball with an install script for other distributions.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDeb } from './deb.mjs';
 import { buildRpm } from './rpm.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,6 +33,7 @@ rmSync(scratch, { recursive: true, force: true });
 const config = '{}\n';
 
 buildRpm({ executable, unit, config, version, release: '1', outDir: out });
+buildDeb({ executable, unit, config, version, outDir: out });
 
 // Other distributions: the executable, the default config and an install script, in one tarball.
 const name = `eip-agent-${version}-linux-x64`;

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM module of the release script, no type declarations
+import { DEB_DEPENDS, MAINTAINER_SCRIPTS } from '../../scripts/deb.mjs';
+// @ts-expect-error plain ESM module of the release script, no type declarations
 import { RPM_REQUIRES, SCRIPTLETS, buildRpm } from '../../scripts/rpm.mjs';
 import { releaseExecutable } from './paths.js';
 
@@ -73,19 +75,23 @@ describe.skipIf(!ready)('the RPM', () => {
   });
 });
 
-/** Runs a scriptlet as rpm would (`sh -c SCRIPT sh $1`) in a private mount namespace with its own /run and /etc/systemd. */
-function scriptlet(script: string, arg: number, options: { systemdRunning: boolean; systemdVersion: number }): { calls: string[]; dropIn: string | null } {
+/**
+ * Runs a scriptlet as rpm (`sh SCRIPT $1`) or a maintainer script as dpkg (`SCRIPT ACTION [VERSION]`) would, in a
+ * private mount namespace with its own /run and /etc/systemd.
+ */
+function scriptlet(script: string, arg: number | string, options: { systemdRunning: boolean; systemdVersion: number }): { calls: string[]; dropIn: string | null; stateKept: boolean } {
   const dir = mkdtempSync(join(scratch, 'scriptlet-'));
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${dir}/calls'\n[ "$1" = --version ] && echo 'systemd ${options.systemdVersion} (${options.systemdVersion})'\nexit 0\n`);
   chmodSync(join(bin, 'systemctl'), 0o755);
   writeFileSync(join(dir, 'script'), script);
-  const setup = ['mount -t tmpfs tmpfs /run', 'mount -t tmpfs tmpfs /etc/systemd/system', ...(options.systemdRunning ? ['mkdir -p /run/systemd/system'] : [])].join(' && ');
-  const body = `${setup} && PATH='${bin}':$PATH sh '${dir}/script' ${arg}; cat /etc/systemd/system/eip-agent.service.d/10-eip-agent-old-systemd.conf > '${dir}/dropin' 2>/dev/null || true`;
+  // The agent's state, in a /var/lib of the namespace's own: what is left of it after the script.
+  const setup = ['mount -t tmpfs tmpfs /run', 'mount -t tmpfs tmpfs /etc/systemd/system', 'mount -t tmpfs tmpfs /var/lib', 'mkdir /var/lib/eip-agent', 'echo {} > /var/lib/eip-agent/state.json', ...(options.systemdRunning ? ['mkdir -p /run/systemd/system'] : [])].join(' && ');
+  const body = `${setup} && PATH='${bin}':$PATH sh '${dir}/script' ${arg}; cat /etc/systemd/system/eip-agent.service.d/10-eip-agent-old-systemd.conf > '${dir}/dropin' 2>/dev/null || true; [ -e /var/lib/eip-agent/state.json ] && touch '${dir}/state-kept' || true`;
   execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', body]);
   const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : null);
-  return { calls: (read('calls') ?? '').split('\n').filter(Boolean), dropIn: read('dropin') || null };
+  return { calls: (read('calls') ?? '').split('\n').filter(Boolean), dropIn: read('dropin') || null, stateKept: existsSync(join(dir, 'state-kept')) };
 }
 
 const canUnshare = process.getuid?.() === 0 && spawnSync('unshare', ['--mount', 'true']).status === 0;
@@ -172,5 +178,54 @@ describe.skipIf(ZIP === undefined && process.env.CI !== 'true')('the Windows zip
     expect(commands).toEqual(expect.arrayContaining(['icacls.exe', 'copy-item', 'new-item']));
     expect(script).toContain('install --windows-task --node $node --bin $bin');
     expect(script).toContain("/inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F'");
+  });
+});
+
+const DEB = existsSync(DIR) ? readdirSync(DIR).find((n) => n.endsWith('_amd64.deb')) : undefined;
+const haveLintian = spawnSync('lintian', ['--version']).status === 0;
+if ((DEB === undefined || !haveLintian) && process.env.CI === 'true') throw new Error(`the .deb or lintian is missing (${DEB ?? 'no .deb in release/'}; lintian ${haveLintian ? 'found' : 'not found'}): npm test runs npm run release first, .ci/run installs lintian`);
+
+describe.skipIf(DEB === undefined)('the .deb', () => {
+  const deb = join(DIR, DEB ?? '');
+  it('holds the executable, the unit and the config as a conffile, depends only on what the agent runs', () => {
+    const listing = execFileSync('dpkg-deb', ['-c', deb], { encoding: 'utf8' }).trim().split('\n');
+    expect(listing.filter((l) => !l.startsWith('d')).map((l) => l.split(/\s+/).at(-1)).sort()).toEqual([
+      './etc/eip-agent/config.json',
+      './lib/systemd/system/eip-agent.service',
+      './usr/bin/eip-agent',
+      './usr/share/doc/eip-agent/changelog.gz',
+      './usr/share/doc/eip-agent/copyright',
+      './usr/share/lintian/overrides/eip-agent',
+    ]);
+    expect(listing.every((l) => l.includes(' root/root '))).toBe(true);
+    expect(execFileSync('dpkg-deb', ['-f', deb, 'Depends'], { encoding: 'utf8' }).trim()).toBe(DEB_DEPENDS.join(', '));
+    const out = join(scratch, 'deb');
+    execFileSync('dpkg-deb', ['-R', deb, out]);
+    expect(readFileSync(join(out, 'DEBIAN/conffiles'), 'utf8')).toBe('/etc/eip-agent/config.json\n');
+    expect(readFileSync(join(out, 'usr/bin/eip-agent')).equals(readFileSync(EXE))).toBe(true);
+    expect(readFileSync(join(out, 'lib/systemd/system/eip-agent.service'), 'utf8')).toContain('\nExecStart=/usr/bin/eip-agent run\n');
+  });
+
+  it.skipIf(!haveLintian)('lintian (Debian\'s package checker) reports no error', () => {
+    const run = spawnSync('lintian', ['--tag-display-limit', '0', deb], { encoding: 'utf8' });
+    const errors = run.stdout.split('\n').filter((l) => l.startsWith('E:'));
+    console.log(`lintian on ${DEB}: ${run.stdout.split('\n').filter(Boolean).length} lines, ${errors.length} errors\n${run.stdout}`);
+    expect(errors).toEqual([]);
+  });
+});
+
+describe.skipIf(!canUnshare && process.env.CI !== 'true')('the .deb maintainer scripts', () => {
+  it('install: enable --now where systemd runs, only enable in a chroot or image build; upgrade: try-restart', () => {
+    expect(scriptlet(MAINTAINER_SCRIPTS.postinst, 'configure', { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['daemon-reload', 'enable --now eip-agent.service']);
+    expect(scriptlet(MAINTAINER_SCRIPTS.postinst, 'configure', { systemdRunning: false, systemdVersion: 252 }).calls).toEqual(['enable eip-agent.service']);
+    expect(scriptlet(MAINTAINER_SCRIPTS.postinst, 'configure 0.0.9', { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['daemon-reload', 'try-restart eip-agent.service']);
+  });
+
+  it('remove stops and disables, an upgrade does not; remove keeps the state, purge clears it', () => {
+    expect(scriptlet(MAINTAINER_SCRIPTS.prerm, 'remove', { systemdRunning: true, systemdVersion: 252 }).calls).toEqual(['disable --now eip-agent.service']);
+    expect(scriptlet(MAINTAINER_SCRIPTS.prerm, 'upgrade 0.2.0', { systemdRunning: true, systemdVersion: 252 }).calls).toEqual([]);
+    expect(scriptlet(MAINTAINER_SCRIPTS.postrm, 'remove', { systemdRunning: true, systemdVersion: 252 })).toMatchObject({ calls: ['daemon-reload'], stateKept: true });
+    expect(scriptlet(MAINTAINER_SCRIPTS.postrm, 'purge', { systemdRunning: true, systemdVersion: 252 })).toMatchObject({ stateKept: false });
+    expect(scriptlet(MAINTAINER_SCRIPTS.postrm, 'upgrade 0.2.0', { systemdRunning: true, systemdVersion: 252 })).toMatchObject({ calls: [], stateKept: true });
   });
 });
