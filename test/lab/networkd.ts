@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUS_CONFIG } from './networkmanager.js';
+import { BUS_CONFIG, flushGuest, waitExit } from './guest-daemon.js';
 import type { Lab } from './vpc.js';
 
 const NETWORKD = '/lib/systemd/systemd-networkd';
@@ -33,37 +33,6 @@ export interface LabNetworkd {
   /** What networkd logged lately. */
   log(): string;
   stop(): Promise<void>;
-}
-
-function waitExit(child: ChildProcess, ms: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve();
-    }, ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-/** Flushes what a boot would not find: every address but lo's, every rule but the kernel's three, their tables. */
-async function flushGuest(lab: Lab, ns: string): Promise<void> {
-  const rules = JSON.parse((await lab.exec(ns, ['ip', '-j', '-4', 'rule'])).stdout) as { priority: number; table: string }[];
-  const lines: string[] = [];
-  const tables = new Set<string>();
-  for (const r of rules) {
-    if ([0, 32766, 32767].includes(r.priority)) continue;
-    lines.push(`rule del priority ${r.priority}`);
-    tables.add(r.table);
-  }
-  for (const t of tables) lines.push(`route flush table ${t}`);
-  const links = JSON.parse((await lab.exec(ns, ['ip', '-j', 'link'])).stdout) as { ifname: string }[];
-  for (const l of links) if (l.ifname !== 'lo') lines.push(`address flush dev ${l.ifname}`);
-  const result = await lab.exec(ns, ['ip', '-batch', '-'], { input: `${lines.join('\n')}\n` });
-  if (result.exitCode !== 0) throw new Error(`flushing the guest failed: ${result.stderr}`);
 }
 
 /**

@@ -7,6 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BUS_CONFIG, flushGuest, waitExit } from './guest-daemon.js';
 import type { Lab, LabRun } from './vpc.js';
 
 const NM = '/usr/sbin/NetworkManager';
@@ -35,27 +36,6 @@ export interface LabNetworkManager {
   stop(): Promise<void>;
 }
 
-/** A system bus for one lab daemon: its own socket, everyone allowed (the lab's processes are root anyway). */
-export const BUS_CONFIG = (socket: string) => `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=${socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="*"/>
-  </policy>
-</busconfig>
-`;
 
 /** What a cloud image ships for eth0 (cloud-init's "System eth0", priority 120): the primary as the lease left it. */
 export function cloudProfile(device: string, cidr: string, gateway: string): string {
@@ -78,19 +58,6 @@ export function cloudProfile(device: string, cidr: string, gateway: string): str
   ].join('\n');
 }
 
-function waitExit(child: ChildProcess, ms: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve();
-    }, ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 /**
  * Starts NetworkManager for `guest` as a boot does: the guest's addresses flushed, `profiles` (file name -> keyfile) in
@@ -155,25 +122,11 @@ export async function startNetworkManager(lab: Lab, guest: string, profiles: Rec
     nm = undefined;
   };
 
-  const flushGuest = async (): Promise<void> => {
-    const rules = JSON.parse((await lab.exec(ns, ['ip', '-j', '-4', 'rule'])).stdout) as { priority: number; table: string }[];
-    const lines: string[] = [];
-    const tables = new Set<string>();
-    for (const r of rules) {
-      if ([0, 32766, 32767].includes(r.priority)) continue;
-      lines.push(`rule del priority ${r.priority} table ${r.table}`);
-      tables.add(r.table);
-    }
-    for (const t of tables) lines.push(`route flush table ${t}`);
-    const links = JSON.parse((await lab.exec(ns, ['ip', '-j', 'link'])).stdout) as { ifname: string }[];
-    for (const l of links) if (l.ifname !== 'lo') lines.push(`address flush dev ${l.ifname}`);
-    const result = await lab.exec(ns, ['ip', '-batch', '-'], { input: `${lines.join('\n')}\n` });
-    if (result.exitCode !== 0) throw new Error(`flushing the guest failed: ${result.stderr}`);
-  };
+
 
   try {
     // As at boot: NetworkManager configures eth0 from its profile (on a configured NIC it would only assume it).
-    await flushGuest();
+    await flushGuest(lab, ns);
     await start();
   } catch (error) {
     await stopNm();
@@ -188,7 +141,7 @@ export async function startNetworkManager(lab: Lab, guest: string, profiles: Rec
     nmcli,
     async reboot() {
       await stopNm();
-      await flushGuest();
+      await flushGuest(lab, ns);
       await start();
     },
     async stop() {
