@@ -138,6 +138,26 @@ describe('planRemovals', () => {
       { changes: [delRule(RULE8), delAddress(ADDR8, 'eth1')], ownership: emptyOwnership(), warnings: [] },
     ],
     [
+      '10.0.0.8 gone, second read, its rule there twice (networkd added a copy from the agent\'s drop-in): both copies go',
+      {
+        desired: manualDesired('policy', treeWithout8()),
+        live: live((l) => {
+          const rule = l.rules.find((r) => r.from === '10.0.0.8/32' && r.priority === 30001)!;
+          l.rules.push({ ...rule, protocol: 'static' });
+        }),
+        absentOnce: [A8, R8],
+      },
+      {
+        changes: [
+          delRule(RULE8),
+          { kind: 'rule', summary: 'remove rule from 10.0.0.8/32 table 10001 priority 30001 (a copy added from the agent\'s file)', batch: 'rule del from 10.0.0.8/32 table 10001 priority 30001', undo: 'rule add from 10.0.0.8/32 table 10001 priority 30001' },
+          delAddress(ADDR8, 'eth1'),
+        ],
+        ownership: emptyOwnership(),
+        warnings: [],
+      },
+    ],
+    [
       'only the address confirmed: the address goes, the rule is pending',
       { desired: manualDesired('policy', treeWithout8()), live: convergedLive(), absentOnce: [A8] },
       { changes: [delAddress(ADDR8, 'eth1')], ownership: { forget: [], forgetFiles: [], absentNow: [R8], pending: ['remove rule from 10.0.0.8/32 table 10001 priority 30001'] }, warnings: [] },
