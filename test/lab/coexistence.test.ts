@@ -42,11 +42,7 @@ describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VP
   };
   /** The user's state the agent must leave byte for byte: their nftables table, their rule. */
   const userState = async () => ({ nft: await must(guest, ['nft', 'list', 'table', 'ip', 'usernat']), rule: (await must(guest, ['ip', 'rule', 'show', 'priority', '1000'])).trim() });
-  /** GET http://<address>:8080/ from the internet host; the body, or the error (a connection never answered is not waited for). */
-  const fetchFromInternet = async (address: string): Promise<string> => {
-    const script = `fetch('http://${address}:8080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message)).finally(() => process.exit(0));`;
-    return (await lab.exec(lab.internetNs, [process.execPath, '-e', script], { timeoutMs: 10_000 })).stdout;
-  };
+  const fetchFromInternet = (address: string): Promise<string> => lab.fetchFromInternet(address, 8080);
 
   beforeAll(async () => {
     lab = await startLab([{ name: 'd', tree: manualTree() }]);

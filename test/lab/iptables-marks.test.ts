@@ -30,10 +30,7 @@ describe.skipIf(!labOk)('a guest without nft, with Docker-style iptables NAT', (
   const fetchAll = async () =>
     Object.fromEntries(
       await Promise.all(
-        EIPS.map(async (eip) => {
-          const script = `fetch('http://${eip}:8080/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message)).finally(() => process.exit(0));`;
-          return [eip, (await lab.exec(lab.internetNs, [process.execPath, '-e', script], { timeoutMs: 10_000 })).stdout] as const;
-        }),
+        EIPS.map(async (eip) => [eip, await lab.fetchFromInternet(eip, 8080)] as const),
       ),
     );
   const served = Object.fromEntries(EIPS.map((e) => [e, 'from the container']));

@@ -64,6 +64,8 @@ export interface Lab {
   exec(ns: string, argv: readonly string[], opts?: LabRunOptions): Promise<LabRun>;
   /** `ping -c1 -W1` from the internet host, up to `attempts` times (default 3); true when a reply came back. */
   pingFromInternet(address: string, attempts?: number): Promise<boolean>;
+  /** GET http://<address>:<port>/ from the internet host: the body, or `failed: <why>` (gives up after 3 s). */
+  fetchFromInternet(address: string, port: number): Promise<string>;
   /**
    * A namespace of the lab's own beside the guests (a container, a VPN peer), empty but for its loopback; torn down with
    * the lab. Its name is returned; link it to a guest with `ip link add ... netns <name>`.
@@ -184,6 +186,12 @@ class VpcLab implements Lab {
       if (result.exitCode === 0) return true;
     }
     return false;
+  }
+
+  async fetchFromInternet(address: string, port: number): Promise<string> {
+    if (ipv4ToInt(address) === undefined) throw new Error(`lab: fetchFromInternet: ${address} is not an IPv4 address`);
+    const script = `fetch('http://${address}:${port}/', { signal: AbortSignal.timeout(3000) }).then((r) => r.text()).then((t) => process.stdout.write(t), (e) => process.stdout.write('failed: ' + e.message)).finally(() => process.exit(0));`;
+    return (await this.exec(this.internetNs, [process.execPath, '-e', script], { timeoutMs: 10_000 })).stdout;
   }
 
   async addNamespace(name: string): Promise<string> {
