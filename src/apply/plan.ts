@@ -201,6 +201,10 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     }
     for (const other of holders) warnings.push(`${want.ip} is also on ${other.ifname}, which the metadata does not assign it to`);
     const cidr = `${want.ip}/${want.prefixLength}`;
+    if (want.lease === true) {
+      warnings.push(`${cidr} is not on ${want.ifname}: it comes from the DHCP lease, which the guest's DHCP client puts back; the agent does not add it`);
+      continue;
+    }
     changes.push({
       kind: 'address',
       summary: `add ${cidr} to ${want.ifname}`,
@@ -212,7 +216,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
 
   const main = runtime.mainDefault;
   const hasMainDefault = live.routes.some((r) => r.table === 'main' && r.dst === 'default');
-  if (!hasMainDefault && main.dev !== '' && linkByName.has(main.dev)) {
+  if (!hasMainDefault && main.dev !== '' && main.lease !== true && linkByName.has(main.dev)) {
     changes.push({
       kind: 'route',
       summary: `add default route via ${main.gateway} dev ${main.dev} (main table has none)`,

@@ -15,6 +15,11 @@ export interface DesiredAddress {
   prefixLength: number;
   /** Added without the kernel's prefix route in main: the NIC's prefix route lives in its own table (as NetworkManager's route-table= puts it). */
   noPrefixRoute?: boolean;
+  /**
+   * The guest's DHCP client holds it (the primary address of a NIC whose lease gives it): verified, never added by the
+   * agent, which would turn the lease into a permanent address the DHCP client then fails to configure.
+   */
+  lease?: boolean;
 }
 
 /**
@@ -76,8 +81,11 @@ export interface LinuxDesiredRuntime {
   addresses: DesiredAddress[];
   rules: DesiredRule[];
   routes: DesiredRoute[];
-  /** Added to the main table only when it has no default route at all (DHCP normally left one). */
-  mainDefault: { gateway: string; dev: string };
+  /**
+   * Added to the main table only when it has no default route at all (DHCP normally left one); never where the primary
+   * NIC's DHCP lease gives it (`lease`): that one is the DHCP client's to put back.
+   */
+  mainDefault: { gateway: string; dev: string; lease?: boolean };
   sysctls: DesiredSysctl[];
   /** Connection marks of the policy-routed NICs (empty when connection marks are off). */
   marks: DesiredMark[];

@@ -235,6 +235,22 @@ describe('planRuntime', () => {
     expect(batchLines(planRuntime(manualDesired('policy'), live, []))).toEqual([...FRESH_BATCH.slice(0, 4), 'route add default via 10.0.0.1 dev eth0', ...FRESH_BATCH.slice(4)]);
   });
 
+  it('never adds what the primary NIC\'s DHCP lease gives (its primary address, the main default route) while the lease is away; says so', () => {
+    const desired = manualDesired('policy');
+    desired.runtime.addresses.find((a) => a.ip === '10.0.0.2')!.lease = true;
+    desired.runtime.mainDefault.lease = true;
+    // A restart of the DHCP client: its address and its default route are gone for a moment.
+    const live = converged((l) => {
+      link(l, 'eth0').addresses = link(l, 'eth0').addresses.filter((a) => a.ip !== '10.0.0.2');
+      l.routes = l.routes.filter((r) => !(r.table === 'main' && r.dst === 'default'));
+    });
+    const warnings: string[] = [];
+    expect(batchLines(planRuntime(desired, live, warnings))).toEqual([]);
+    expect(warnings).toEqual(['10.0.0.2/24 is not on eth0: it comes from the DHCP lease, which the guest\'s DHCP client puts back; the agent does not add it']);
+    // Without the lease, the agent puts both back.
+    expect(batchLines(planRuntime(manualDesired('policy'), live, []))).toEqual(['address add 10.0.0.2/24 dev eth0', 'route add default via 10.0.0.1 dev eth0']);
+  });
+
   it('skips the addresses, routes, rules and sysctls of a NIC absent from the system', () => {
     const live = freshLive();
     live.links = live.links.filter((l) => l.ifname !== 'eth1');

@@ -143,7 +143,7 @@ describe('planRemovals', () => {
         desired: manualDesired('policy', treeWithout8()),
         live: live((l) => {
           const rule = l.rules.find((r) => r.from === '10.0.0.8/32' && r.priority === 30001)!;
-          l.rules.push({ ...rule, protocol: 'static' });
+          l.rules.push({ ...rule });
         }),
         absentOnce: [A8, R8],
       },

@@ -74,7 +74,7 @@ interface NicData {
 }
 
 const yamlTemplate = compileTemplate<{ dropInName: string; nics: NicData[] }>(yamlSource);
-const rulesTemplate = compileTemplate<{ device: string; mac: string; id: string; yamlName: string; addresses: string[]; rules: { lines: string[] }[] }>(rulesSource);
+const rulesTemplate = compileTemplate<{ device: string; mac: string; id: string; yamlName: string; keep: boolean; addresses: string[]; rules: { lines: string[] }[] }>(rulesSource);
 
 /** fnmatch as netplan applies `match: name` (`*`, `?`, `[...]`). */
 function globMatches(glob: string, name: string): boolean {
@@ -108,6 +108,11 @@ function idFor(layout: NicLayout, definitions: readonly NetplanDefinition[]): { 
   return { id: taken ? `eip-agent-${layout.device}` : layout.device };
 }
 
+/** Whether the guest's own definition gives this primary NIC its address and default route by DHCP (cloud-init's eth0). */
+function leased(layout: NicLayout, existing: NetplanDefinition | undefined): boolean {
+  return layout.nic.isPrimaryNic && existing?.dhcp4 === true;
+}
+
 function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | undefined): NicData {
   const { nic, addresses, policy } = layout;
   const routes: RouteData[] = [];
@@ -124,8 +129,10 @@ function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | un
     cidr: nic.cidr,
     routingNote: routingNote(layout),
     ...(existing === undefined ? { matchMac: nic.macLower } : {}),
-    // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main.
-    addresses: policy !== undefined ? [] : addresses.map((a) => `${a.ip}/${a.prefixLength}`),
+    // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main. A
+    // NIC whose lease gives its primary address gets only the others: where the leased address is also a static one,
+    // networkd fails to configure the NIC and its DHCP client stops (measured in the VM: "Numerical result out of range").
+    addresses: policy !== undefined ? [] : addresses.filter((a) => !leased(layout, existing) || a.ip !== nic.addresses[0]?.ip).map((a) => `${a.ip}/${a.prefixLength}`),
     routes,
   };
 }
@@ -167,14 +174,21 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
   for (const layout of layouts) {
     const { id, existing } = idFor(layout, definitions);
     nics.push(nicData(layout, id, existing));
+    if (leased(layout, existing)) {
+      const primary = runtime.addresses.find((a) => a.ifname === layout.device && a.ip === layout.nic.addresses[0]?.ip);
+      if (primary !== undefined) primary.lease = true;
+      runtime.mainDefault.lease = true;
+    }
     if (existing?.dhcp4 === true && !layout.nic.isPrimaryNic) {
       warnings.push(`${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`);
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);
     const unrouted = tabled.has(layout.device) ? layout.addresses : [];
-    if (rules.length === 0 && unrouted.length === 0) continue;
+    // A NIC the agent brings to networkd keeps a hand-added address over a networkd restart, as before.
+    const keep = existing === undefined;
+    if (rules.length === 0 && unrouted.length === 0 && !keep) continue;
     const path = dropInPath(id);
-    const content = rulesTemplate({ device: layout.device, mac: layout.nic.mac, id, yamlName: NETPLAN_FILE.split('/').at(-1)!, addresses: unrouted.map((a) => `${a.ip}/${a.prefixLength}`), rules: rules.map((r) => ({ lines: ruleLines(r) })) });
+    const content = rulesTemplate({ device: layout.device, mac: layout.nic.mac, id, yamlName: NETPLAN_FILE.split('/').at(-1)!, keep, addresses: unrouted.map((a) => `${a.ip}/${a.prefixLength}`), rules: rules.map((r) => ({ lines: ruleLines(r) })) });
     assertNetworkdLines(path, content);
     dropIns.push({ path, mode: DROPIN_MODE, content });
   }
