@@ -292,6 +292,8 @@ export function renderRuleset(policy: CloudPolicy): string {
     // Only frames entering from guest ports are checked; the router's own frames never pass prerouting.
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority filter; policy accept;',
+    // A DHCP client's discover and request come from 0.0.0.0 before it has an address; the cloud's DHCP answers them.
+    '\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept',
   );
   for (const { port, ips } of policy.allowed) {
     if (ips.length > 0) lines.push(`\t\tiifname "${port}" ip saddr ${set(ips)} accept`);
