@@ -63,9 +63,11 @@ export function statusReport({ model, plan, live, state, routing }: StatusInput)
   const addresses = model.nics.flatMap((nic) => {
     const link = live.links.find((l) => l.mac === nic.macLower);
     return nic.addresses.map((a): AddressStatus => {
-      const cidr = `${a.ip}/${nic.prefixLength}`;
+      // The target's own prefix where it chose one (netplan gives a NIC on a DHCP lease its other addresses as /32).
+      const prefixLength = runtime.addresses.find((x) => x.ip === a.ip)?.prefixLength ?? nic.prefixLength;
+      const cidr = `${a.ip}/${prefixLength}`;
       const drift: string[] = [];
-      const wanted = [{ ip: a.ip, prefixLength: nic.prefixLength }];
+      const wanted = [{ ip: a.ip, prefixLength }];
       if (a.publicIp !== undefined && a.publicMode === 'direct') wanted.push({ ip: a.publicIp, prefixLength: 32 });
       if (link === undefined) drift.push('NIC not attached');
       else {

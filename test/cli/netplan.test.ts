@@ -50,10 +50,10 @@ describe.skipIf(!netplanOk)('target netplan under --root, with the real netplan 
     expect(readFileSync(join(root, 'etc/netplan/50-cloud-init.yaml'), 'utf8')).toBe(cloudInitNetplan('52:54:00:8a:7a:64'));
     const eth0 = readFileSync(generated('10-netplan-eth0.network'), 'utf8');
     expect(eth0).toContain('DHCP=ipv4');
-    // The lease gives eth0 its primary 10.0.0.2; the agent adds only the secondary address.
-    expect(eth0.match(/^Address=.*$/gm)).toEqual(['Address=10.0.0.3/24']);
+    // The lease gives eth0 its primary 10.0.0.2; the agent adds only the secondary address, as a /32.
+    expect(eth0.match(/^Address=.*$/gm)).toEqual(['Address=10.0.0.3/32']);
     expect(readFileSync(generated('10-netplan-eth1.network'), 'utf8')).toContain('Table=10001');
-    expect(readFileSync(join(root, 'etc/systemd/network/10-netplan-eth1.network.d/90-eip-agent.conf'), 'utf8')).toContain('Address=10.0.0.8/24\nAddPrefixRoute=no\n');
+    expect(readFileSync(join(root, 'etc/systemd/network/10-netplan-eth1.network.d/90-eip-agent.conf'), 'utf8')).toContain('Address=10.0.0.8/32\nAddPrefixRoute=no\n');
     expect(readFileSync(join(root, 'etc/systemd/network/10-netplan-eth0.network.d/90-eip-agent.conf'), 'utf8')).toContain('SuppressPrefixLength=0');
     expect(existsSync(join(root, 'etc/systemd/network/10-netplan-eth1.network.d/90-eip-agent.conf'))).toBe(true);
 

@@ -80,6 +80,7 @@ describe.skipIf(!netplanOk)('netplan generate reads what the renderer writes', (
         const { model, files, runtime } = render(tree(), routing, [{ id: 'eth0', file: CLOUD_INIT_FILE, mac: model0Mac(tree), dhcp4: true }]);
         // Live, the lease's primary address and default route are checked, never added by the agent.
         expect(runtime.addresses.filter((a) => a.lease === true).map((a) => a.ip)).toEqual([model.nics[0]!.addresses[0]!.ip]);
+        expect(runtime.addresses.filter((a) => a.ifname === 'eth0' && a.lease !== true).map((a) => `${a.ip}/${a.prefixLength}`)).toEqual(model.nics[0]!.addresses.slice(1).map((a) => `${a.ip}/32`));
         expect(runtime.mainDefault.lease).toBe(true);
         const generated = generate([{ path: CLOUD_INIT_FILE, mode: 0o600, content: cloudInitNetplan(model.nics[0]!.mac.toLowerCase()) }, ...files]);
         const networkFiles = [...generated.keys()].filter((p) => p.startsWith('/run/systemd/network/') && p.endsWith('.network')).sort();
@@ -89,11 +90,11 @@ describe.skipIf(!netplanOk)('netplan generate reads what the renderer writes', (
           expect(generated.has(extended), `${file.path} extends ${extended}`).toBe(true);
         }
         for (const path of networkFiles) await expect(generated.get(path)).toMatchFileSnapshot(`__golden__/${name}/netplan-generated/${routing}${path}`);
-        // eth0: cloud-init's DHCP and the agent's other addresses in one file; the primary is the lease's alone (a static
-        // copy of it makes networkd fail the NIC and stop its DHCP client).
+        // eth0: cloud-init's DHCP and the agent's other addresses in one file, each a /32; the primary is the lease's
+        // alone (with a static copy of it, or a static address in its subnet, networkd fails the NIC at its restart).
         const eth0 = generated.get('/run/systemd/network/10-netplan-eth0.network')!;
         expect(eth0).toContain('DHCP=ipv4');
-        expect(eth0.match(/^Address=.*$/gm)).toEqual(model.nics[0]!.addresses.slice(1).map((a) => `Address=${a.ip}/${model.nics[0]!.prefixLength}`));
+        expect(eth0.match(/^Address=.*$/gm)).toEqual(model.nics[0]!.addresses.slice(1).map((a) => `Address=${a.ip}/32`));
       });
     }
   }
@@ -104,12 +105,14 @@ function model0Mac(tree: () => MetaTree): string {
 }
 
 describe('netplan renderer', () => {
-  it('wants the same live state as the centos target, but a tabled NIC\'s addresses without a prefix route in main (in its drop-in, not the YAML)', () => {
+  it('wants the same live state as the centos target, but a NIC\'s other addresses as /32s and a tabled NIC\'s without a prefix route in main (in its drop-in, not the YAML)', () => {
     const { model, options } = renderInputs(manualTree(), 'policy');
     const { runtime, files } = renderNetplan(model, options);
-    expect({ ...runtime, addresses: runtime.addresses.map(({ noPrefixRoute: _n, ...a }) => a) }).toEqual(renderCentos(model, options).runtime);
-    expect(runtime.addresses.map((a) => `${a.ifname} ${a.ip} ${a.noPrefixRoute === true}`)).toEqual(['eth0 10.0.0.2 false', 'eth0 10.0.0.3 false', 'eth1 10.0.0.7 true', 'eth1 10.0.0.8 true']);
-    expect(files.find((f) => f.path === dropInPath('eth1'))!.content).toContain('\n[Address]\nAddress=10.0.0.8/24\nAddPrefixRoute=no\n');
+    const centos = renderCentos(model, options).runtime;
+    expect({ ...runtime, addresses: [] }).toEqual({ ...centos, addresses: [] });
+    expect(runtime.addresses.map((a) => `${a.ifname} ${a.ip}/${a.prefixLength} ${a.noPrefixRoute === true}`)).toEqual(['eth0 10.0.0.2/24 false', 'eth0 10.0.0.3/32 false', 'eth1 10.0.0.7/24 true', 'eth1 10.0.0.8/32 true']);
+    expect(centos.addresses.map((a) => `${a.ifname} ${a.ip}`)).toEqual(runtime.addresses.map((a) => `${a.ifname} ${a.ip}`));
+    expect(files.find((f) => f.path === dropInPath('eth1'))!.content).toContain('\n[Address]\nAddress=10.0.0.8/32\nAddPrefixRoute=no\n');
     expect(files[0]!.content).not.toContain('10.0.0.8');
     const rp = renderInputs(manualTree(), 'rp-filter');
     expect(renderNetplan(rp.model, rp.options).runtime.addresses.some((a) => a.noPrefixRoute === true)).toBe(false);

@@ -113,8 +113,22 @@ function leased(layout: NicLayout, existing: NetplanDefinition | undefined): boo
   return layout.nic.isPrimaryNic && existing?.dhcp4 === true;
 }
 
+/**
+ * A NIC's addresses as this target writes them and sets them live: its first address with the subnet's prefix, every
+ * other one a /32, so that no two of them share a subnet and the kernel never ranks one secondary to another. Measured
+ * with networkd 252 in the VM: where a static address was secondary to another (a DHCP lease's or a static one), and
+ * the other went or came back (`systemctl restart systemd-networkd` on a DHCP NIC, `netplan apply`), networkd kept
+ * configuring it again until it failed the NIC ("Failed to configure address: Numerical result out of range") and
+ * stopped its DHCP client; and after a boot eth0's static address came before the lease's and became the subnet route's
+ * source. A /32 is delivered the same: the VPC's router asks for it by ARP on the subnet and the NIC holding it answers.
+ */
+function netplanAddresses(layout: NicLayout): NicLayout['addresses'] {
+  const first = layout.nic.addresses[0]?.ip;
+  return layout.addresses.map((a) => (a.ip === first ? a : { ...a, prefixLength: 32 }));
+}
+
 function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | undefined): NicData {
-  const { nic, addresses, policy } = layout;
+  const { nic, policy } = layout;
   const routes: RouteData[] = [];
   if (policy !== undefined) {
     routes.push({ to: nic.cidr, scopeLink: true, from: policy.primaryIp, table: policy.table }, { to: 'default', via: nic.gateway, table: policy.table });
@@ -130,9 +144,8 @@ function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | un
     routingNote: routingNote(layout),
     ...(existing === undefined ? { matchMac: nic.macLower } : {}),
     // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main. A
-    // NIC whose lease gives its primary address gets only the others: where the leased address is also a static one,
-    // networkd fails to configure the NIC and its DHCP client stops (measured in the VM: "Numerical result out of range").
-    addresses: policy !== undefined ? [] : addresses.filter((a) => !leased(layout, existing) || a.ip !== nic.addresses[0]?.ip).map((a) => `${a.ip}/${a.prefixLength}`),
+    // NIC on a DHCP lease gets all but the lease's (with a static copy of it networkd fails the NIC at its restart).
+    addresses: policy !== undefined ? [] : netplanAddresses(layout).filter((a) => !leased(layout, existing) || a.ip !== nic.addresses[0]?.ip).map((a) => `${a.ip}/${a.prefixLength}`),
     routes,
   };
 }
@@ -174,16 +187,17 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
   for (const layout of layouts) {
     const { id, existing } = idFor(layout, definitions);
     nics.push(nicData(layout, id, existing));
-    if (leased(layout, existing)) {
-      const primary = runtime.addresses.find((a) => a.ifname === layout.device && a.ip === layout.nic.addresses[0]?.ip);
-      if (primary !== undefined) primary.lease = true;
-      runtime.mainDefault.lease = true;
+    const prefixes = new Map(netplanAddresses(layout).map((a) => [a.ip, a.prefixLength]));
+    for (const address of runtime.addresses.filter((a) => a.ifname === layout.device)) {
+      address.prefixLength = prefixes.get(address.ip) ?? address.prefixLength;
+      if (leased(layout, existing) && address.ip === layout.nic.addresses[0]?.ip) address.lease = true;
     }
+    if (leased(layout, existing)) runtime.mainDefault.lease = true;
     if (existing?.dhcp4 === true && !layout.nic.isPrimaryNic) {
       warnings.push(`${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`);
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);
-    const unrouted = tabled.has(layout.device) ? layout.addresses : [];
+    const unrouted = tabled.has(layout.device) ? netplanAddresses(layout) : [];
     // A NIC the agent brings to networkd keeps a hand-added address over a networkd restart, as before.
     const keep = existing === undefined;
     if (rules.length === 0 && unrouted.length === 0 && !keep) continue;
