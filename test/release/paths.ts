@@ -15,3 +15,9 @@ export function releaseExecutable(): string {
 export function releaseTarball(): string {
   return `${releaseExecutable()}.tar.gz`;
 }
+
+/** The .deb of this version (Debian's file name: eip-agent_VERSION_amd64.deb). */
+export function releaseDeb(): string {
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  return join(REPO, 'release', `eip-agent_${version}_amd64.deb`);
+}

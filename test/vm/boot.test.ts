@@ -12,7 +12,7 @@ import { cloudProfile } from '../lab/networkmanager.js';
 import { planTopology } from '../lab/topology.js';
 import { startLab, type Lab } from '../lab/vpc.js';
 import { releaseTarball } from '../release/paths.js';
-import { seedDisk, startVm, tapsFor, vmImage, vmProblem, type Vm } from './vm.js';
+import { convergeCount, convergedAfter, reboot, seedDisk, startVm, tapsFor, vmImage, vmProblem, type Vm } from './vm.js';
 
 requireLab('the service booted in a VM');
 const problem = vmProblem();
@@ -28,16 +28,6 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
   let dir: string;
   const pingAll = async () => Object.fromEntries(await Promise.all(EIPS.map(async (e) => [e, await lab.pingFromInternet(e, 5)] as const)));
   const all = Object.fromEntries(EIPS.map((e) => [e, true]));
-  /** Seconds until the service's journal says it verified an apply or found all in sync. */
-  const converged = async (since: number): Promise<number> => {
-    for (;;) {
-      const r = await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true');
-      if (Number(r.out.trim()) > 0) return (Date.now() - since) / 1000;
-      if (Date.now() - since > 120_000) throw new Error(`the service did not converge: ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -30')).out}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
-
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'eipvm-'));
     const image = vmImage();
@@ -72,7 +62,7 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
     const started = Date.now();
     const setup = await vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', 180_000);
     expect(setup.code, setup.out).toBe(0);
-    console.log(`vm: installed and started, converged ${await converged(started)} s after the install began`);
+    console.log(`vm: installed and started, converged ${await convergedAfter(vm, 0, started, 'install')} s after the install began`);
     expect((await vm.sh('systemctl is-active eip-agent')).out.trim()).toBe('active');
     expect((await vm.sh('systemctl is-enabled eip-agent')).out.trim()).toBe('enabled');
     expect(await pingAll()).toEqual(all);
@@ -84,16 +74,11 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
   });
 
   it('systemctl restart and kill -9 of the daemon converge again, a restart of NetworkManager leaves it verified, the unit rates as README says', { timeout: 300_000 }, async () => {
-    const journalCount = async () => Number((await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true')).out.trim());
     const again = async (what: string, act: string) => {
-      const before = await journalCount();
+      const before = await convergeCount(vm);
       const r = await vm.sh(act);
       expect(r.code, `${what}: ${r.out}`).toBe(0);
-      const started = Date.now();
-      while ((await journalCount()) <= before) {
-        if (Date.now() - started > 90_000) throw new Error(`${what}: no converge; ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -20')).out}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+      await convergedAfter(vm, before, Date.now(), what, 90_000);
       expect((await vm.sh('systemctl is-active eip-agent')).out.trim(), what).toBe('active');
       expect(await pingAll(), what).toEqual(all);
     };
@@ -109,18 +94,8 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
   });
 
   it('after a reboot NetworkManager brings the addresses back from the agent\'s profiles and the service verifies again', { timeout: 300_000 }, async () => {
-    const bootId = async () => (await vm.sh('cat /proc/sys/kernel/random/boot_id', 5_000)).out.trim();
-    const before = await bootId();
-    await vm.sh('systemctl reboot', 10_000).catch(() => undefined);
-    const rebooted = Date.now();
-    // Up again once the command channel answers from a new boot.
-    for (;;) {
-      const now = await bootId().catch(() => before);
-      if (now !== before && now !== '') break;
-      if (Date.now() - rebooted > 240_000) throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const seconds = await converged(rebooted);
+    const rebooted = await reboot(vm);
+    const seconds = await convergedAfter(vm, 0, rebooted, 'reboot');
     console.log(`vm: boot to verified ${seconds} s (reboot command to the service's first in-sync or apply)`);
     expect(await pingAll()).toEqual(all);
     const active = await vm.sh('nmcli -t -f NAME connection show --active');

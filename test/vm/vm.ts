@@ -1,8 +1,9 @@
-// A real boot for the service: a small Debian 12 VM (debootstrap from Debian's packages, systemd 252, NetworkManager
-// 1.42, Debian's cloud kernel booted with -kernel/-initrd), cached between runs by the hash of its recipe, started
-// under qemu (KVM when it works, else TCG) with its NICs on taps that take the places of a lab guest's ports, so the
-// lab's gateways, metadata emulator, EIP NAT and anti-spoofing serve it. A command channel: a shell on a virtio-serial
-// port, started by a unit of the image. No SSH, no passwords.
+// A real boot for the service: small Debian 12 VMs (debootstrap from Debian's packages, systemd 252, Debian's cloud
+// kernel booted with -kernel/-initrd; one image with NetworkManager 1.42, one with netplan, systemd-networkd and Docker),
+// each cached between runs by the hash of its recipe, started under qemu (KVM when it works, else TCG) with its NICs on
+// taps that take the places of a lab guest's ports, so the lab's gateways, metadata emulator, EIP NAT and anti-spoofing
+// serve it, and dnsmasq in the router's namespace can be its DHCP. A command channel: a shell on a virtio-serial port,
+// started by a unit of the image. No SSH, no passwords.
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,8 +14,15 @@ import { join } from 'node:path';
 import type { Lab } from '../lab/vpc.js';
 import type { NicPlan } from '../lab/topology.js';
 
-// nftables for the agent's connection marks.
-const PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64', 'nftables'];
+/** What an image is built from: Debian's packages, and what is written into the tree before it becomes a disk. */
+interface Recipe {
+  packages: string[];
+  /** Files to write (path inside the image -> content). */
+  files: Record<string, string>;
+  /** Units to enable with `systemctl --root`. */
+  enable: string[];
+}
+
 const SUITE = 'bookworm';
 const MIRROR = 'http://deb.debian.org/debian';
 
@@ -36,8 +44,32 @@ WantedBy=multi-user.target
 /** NetworkManager as an EL9 cloud image has it: keyfiles, and no DHCP profiles made up for NICs without one. */
 const NM_CONF = '[main]\nplugins=keyfile\nno-auto-default=*\n';
 
-/** Changing any of this rebuilds the image. */
-const RECIPE = JSON.stringify({ PACKAGES, SUITE, MIRROR, CMD_UNIT, NM_CONF, version: 1 });
+/**
+ * The images: `networkmanager`, an EL-like guest whose NetworkManager owns the NICs (nftables for the agent's
+ * connection marks); `netplan`, an Ubuntu-like guest where netplan renders systemd-networkd's files and
+ * NetworkManager is absent, with Docker (Debian's docker.io; AppArmor, without which the kernel's AppArmor keeps every container in "Created") and busybox for a container's web server.
+ */
+const RECIPES = {
+  networkmanager: {
+    packages: ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64', 'nftables'],
+    files: { 'etc/NetworkManager/NetworkManager.conf': NM_CONF },
+    enable: [],
+  },
+  netplan: {
+    packages: ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'iputils-arping', 'procps', 'linux-image-cloud-amd64', 'nftables', 'netplan.io', 'docker.io', 'apparmor', 'busybox-static'],
+    files: {},
+    enable: ['systemd-networkd.service'],
+  },
+} satisfies Record<string, Recipe>;
+
+export type VmFlavour = keyof typeof RECIPES;
+
+/** Changing any of this rebuilds the image (the networkmanager recipe hashes as it did before there were two). */
+function recipeKey(flavour: VmFlavour): string {
+  const r = RECIPES[flavour];
+  if (flavour === 'networkmanager') return JSON.stringify({ PACKAGES: r.packages, SUITE, MIRROR, CMD_UNIT, NM_CONF, version: 1 });
+  return JSON.stringify({ flavour, ...r, SUITE, MIRROR, CMD_UNIT, version: 1 });
+}
 
 function tool(name: string): boolean {
   try {
@@ -50,7 +82,7 @@ function tool(name: string): boolean {
 
 /** Why a VM cannot be built or started here, or undefined. */
 export function vmProblem(): string | undefined {
-  for (const name of ['debootstrap', 'qemu-system-x86_64', 'mkfs.ext4']) if (!tool(name)) return `${name} is not installed (.ci/run installs debootstrap, qemu-system-x86 and e2fsprogs)`;
+  for (const name of ['debootstrap', 'qemu-system-x86_64', 'mkfs.ext4', 'dnsmasq']) if (!tool(name)) return `${name} is not installed (.ci/run installs debootstrap, qemu-system-x86, e2fsprogs and dnsmasq-base)`;
   return undefined;
 }
 
@@ -61,21 +93,23 @@ export interface VmImage {
 }
 
 /** Builds the image once per recipe (about a minute: debootstrap, then mkfs.ext4 -d), or returns the cached one. */
-export function vmImage(): VmImage {
-  const hash = createHash('sha256').update(RECIPE).digest('hex').slice(0, 16);
+export function vmImage(flavour: VmFlavour = 'networkmanager'): VmImage {
+  const recipe: Recipe = RECIPES[flavour];
+  const hash = createHash('sha256').update(recipeKey(flavour)).digest('hex').slice(0, 16);
   const cache = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'eip-agent-vm', hash);
   const done = join(cache, 'disk.img');
   if (!existsSync(done)) {
     const work = mkdtempSync(join(tmpdir(), 'eipvm-build-'));
     try {
       const root = join(work, 'rootfs');
-      execFileSync('debootstrap', ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE, root, MIRROR], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+      execFileSync('debootstrap', ['--variant=minbase', `--include=${recipe.packages.join(',')}`, SUITE, root, MIRROR], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
       writeFileSync(join(root, 'etc/fstab'), '/dev/vda / ext4 defaults 0 1\n');
       writeFileSync(join(root, 'etc/hostname'), 'eip-vm\n');
       writeFileSync(join(root, 'etc/systemd/system/eip-cmd.service'), CMD_UNIT);
       mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
       execFileSync('ln', ['-sf', '/etc/systemd/system/eip-cmd.service', join(root, 'etc/systemd/system/multi-user.target.wants/eip-cmd.service')]);
-      writeFileSync(join(root, 'etc/NetworkManager/NetworkManager.conf'), NM_CONF);
+      for (const [path, content] of Object.entries(recipe.files)) writeFileSync(join(root, path), content);
+      for (const unit of recipe.enable) execFileSync('systemctl', ['--root', root, 'enable', unit], { stdio: 'ignore' });
       mkdirSync(cache, { recursive: true });
       const boot = readdirSync(join(root, 'boot'));
       const kernel = boot.find((n) => n.startsWith('vmlinuz-'));
@@ -232,4 +266,74 @@ export function startVm(lab: Lab, image: VmImage, seed: string, nics: readonly N
       }
     },
   };
+}
+
+/** The cloud's DHCP for a VM's NIC: dnsmasq in the router's namespace on the NIC's subnet bridge, one static lease. */
+export interface Dhcp {
+  /** What dnsmasq logged (the leases it gave). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** Serves `nic` its primary address, the subnet's mask and gateway as its router; DNS off. Needs dnsmasq (dnsmasq-base). */
+export function serveDhcp(lab: Lab, nic: NicPlan): Dhcp {
+  const { subnet } = nic;
+  const mask = prefixMask(subnet.prefix);
+  const network = subnet.cidr.split('/')[0]!;
+  const child = spawn(
+    'ip',
+    [
+      'netns', 'exec', lab.routerNs,
+      'dnsmasq', '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--port=0', '--no-resolv', '--no-hosts', '--leasefile-ro', '--conf-file=/dev/null',
+      `--interface=${subnet.bridge}`, '--bind-interfaces',
+      `--dhcp-range=${network},static,${mask},12h`, `--dhcp-host=${nic.mac},${nic.primaryIp}`, `--dhcp-option=option:router,${subnet.gateway}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  const keep = (b: Buffer): void => void (log = (log + b.toString()).slice(-20_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return {
+    log: () => log,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
+  };
+}
+
+function prefixMask(prefix: number): string {
+  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 0xff).join('.');
+}
+
+/** How many times the service's journal of this boot says it verified an apply or found everything in sync. */
+export async function convergeCount(vm: Vm): Promise<number> {
+  return Number((await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true')).out.trim());
+}
+
+/** Waits until the service's journal has more than `before` converges (within `timeoutMs`); the seconds since `since`. */
+export async function convergedAfter(vm: Vm, before: number, since: number, what: string, timeoutMs = 120_000): Promise<number> {
+  while ((await convergeCount(vm)) <= before) {
+    if (Date.now() - since > timeoutMs) throw new Error(`${what}: the service did not converge: ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -20')).out}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return (Date.now() - since) / 1000;
+}
+
+/** `systemctl reboot`, then waits for the command channel to answer from a new boot; the time the reboot began. */
+export async function reboot(vm: Vm): Promise<number> {
+  const bootId = async () => (await vm.sh('cat /proc/sys/kernel/random/boot_id', 5_000)).out.trim();
+  const before = await bootId();
+  await vm.sh('systemctl reboot', 10_000).catch(() => undefined);
+  const rebooted = Date.now();
+  for (;;) {
+    const now = await bootId().catch(() => before);
+    if (now !== before && now !== '') return rebooted;
+    if (Date.now() - rebooted > 240_000) throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
