@@ -600,9 +600,10 @@ describe.skipIf(!labOk)('60 s in sync: no write, no process but the once-a-minut
     const bin = toolWrappers(s.dir, log);
     const d = s.start('q', { interval: 1, env: { PATH: `${bin}:${process.env.PATH ?? ''}` } });
     const watcher = new ChildWatcher(d.pid, 20);
-    const daemonCmdline = readFileSync(`/proc/${d.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
     s.onCleanup(() => watcher.stop());
     const { index } = await d.waitForEvent('the first apply', 0, (e) => e.event === 'apply');
+    // Read once the daemon logs: right after the spawn the pid can still be `ip netns exec`, not yet node.
+    const daemonCmdline = readFileSync(`/proc/${d.pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
     await d.waitForEvent('a quiet poll', index + 1, (e) => e.event === 'unchanged');
     await delay(1500); // the gratuitous ARPs run detached after the apply
     const seenAtStart = watcher.seen.length;
