@@ -127,8 +127,8 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
     // The same rule more than once: a copy a network service added from the agent's own file (systemd-networkd adds
     // the drop-in's rules with `proto static` beside the agent's live ones when it starts). It is the agent's rule in
     // the agent's table at the agent's priority, so it goes with it, or the table keeps steering the address.
-    const copies = live.rules.filter((r) => isLiveRule(r, item) && r.priority === item.priority).length;
     if (confirmed.has(ownedKey.rule(item))) {
+      const copies = live.rules.filter((r) => isLiveRule(r, item) && r.priority === item.priority).length;
       for (let i = 1; i < copies; i++) changes.push({ kind: 'rule', summary: `remove rule ${spec} (a copy added from the agent's file)`, batch: `rule del ${spec}`, undo: `rule add ${spec}` });
     }
   }

@@ -127,7 +127,8 @@ function netplanAddresses(layout: NicLayout): NicLayout['addresses'] {
   return layout.addresses.map((a) => (a.ip === first ? a : { ...a, prefixLength: 32 }));
 }
 
-function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | undefined): NicData {
+/** `addresses`: what the agent writes for the NIC (netplanAddresses, without a lease's own). */
+function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | undefined, addresses: NicLayout['addresses']): NicData {
   const { nic, policy } = layout;
   const routes: RouteData[] = [];
   if (policy !== undefined) {
@@ -143,9 +144,8 @@ function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | un
     cidr: nic.cidr,
     routingNote: routingNote(layout),
     ...(existing === undefined ? { matchMac: nic.macLower } : {}),
-    // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main. A
-    // NIC on a DHCP lease gets all but the lease's (with a static copy of it networkd fails the NIC at its restart).
-    addresses: policy !== undefined ? [] : netplanAddresses(layout).filter((a) => !leased(layout, existing) || a.ip !== nic.addresses[0]?.ip).map((a) => `${a.ip}/${a.prefixLength}`),
+    // A tabled NIC's addresses are in its drop-in, where networkd can be told not to add their prefix route to main.
+    addresses: policy !== undefined ? [] : addresses.map((a) => `${a.ip}/${a.prefixLength}`),
     routes,
   };
 }
@@ -186,18 +186,22 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
   const dropIns: RenderedFile[] = [];
   for (const layout of layouts) {
     const { id, existing } = idFor(layout, definitions);
-    nics.push(nicData(layout, id, existing));
-    const prefixes = new Map(netplanAddresses(layout).map((a) => [a.ip, a.prefixLength]));
+    const addresses = netplanAddresses(layout);
+    // A NIC on a DHCP lease: the lease's address is the DHCP client's (with a static copy of it networkd fails the NIC
+    // at its restart), and so is the default route.
+    const leasedIp = leased(layout, existing) ? layout.nic.addresses[0]?.ip : undefined;
+    nics.push(nicData(layout, id, existing, addresses.filter((a) => a.ip !== leasedIp)));
+    const prefixes = new Map(addresses.map((a) => [a.ip, a.prefixLength]));
     for (const address of runtime.addresses.filter((a) => a.ifname === layout.device)) {
       address.prefixLength = prefixes.get(address.ip) ?? address.prefixLength;
-      if (leased(layout, existing) && address.ip === layout.nic.addresses[0]?.ip) address.lease = true;
+      if (address.ip === leasedIp) address.lease = true;
     }
-    if (leased(layout, existing)) runtime.mainDefault.lease = true;
+    if (leasedIp !== undefined) runtime.mainDefault.lease = true;
     if (existing?.dhcp4 === true && !layout.nic.isPrimaryNic) {
       warnings.push(`${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`);
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);
-    const unrouted = tabled.has(layout.device) ? netplanAddresses(layout) : [];
+    const unrouted = tabled.has(layout.device) ? addresses : [];
     // A NIC the agent brings to networkd keeps a hand-added address over a networkd restart, as before.
     const keep = existing === undefined;
     if (rules.length === 0 && unrouted.length === 0 && !keep) continue;
