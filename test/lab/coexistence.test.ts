@@ -4,7 +4,7 @@
 // the port published through a secondary NIC's EIP answers too (connection marks).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualTree } from './fixtures.js';
+import { MANUAL_EIPS, manualTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
 
@@ -24,7 +24,7 @@ const USER_NFT = `table ip usernat {
 `;
 
 /** The EIPs of the manual's addresses: 10.0.0.2 and 10.0.0.3 on eth0, 10.0.0.7 and 10.0.0.8 on eth1. */
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 
 describe.skipIf(!labOk)('a guest with a container bridge, a published port, a VPN route and a rule of the user\'s', () => {
   let lab: Lab;

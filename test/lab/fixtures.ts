@@ -12,6 +12,9 @@ function address(gateway: string, mask: string, publicIp?: string, mode: 'NAT' |
 }
 
 /** The product manual's example: eth0 10.0.0.2 + .3, eth1 10.0.0.7 + .8 in 10.0.0.0/24, NAT EIPs 203.0.113.10..13 in that order. */
+/** The EIPs of manualTree(): eth0's 10.0.0.2 and 10.0.0.3, eth1's 10.0.0.7 and 10.0.0.8. */
+export const MANUAL_EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'] as const;
+
 export function manualTree(): MetaTree {
   const a = (publicIp: string): MetaTree => address('10.0.0.1', '255.255.255.0', publicIp);
   return {

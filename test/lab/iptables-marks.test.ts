@@ -3,13 +3,13 @@
 // connection marks in two chains of its own in iptables' mangle table, and the port answers through every EIP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentCommand } from './agent-command.js';
-import { manualTree } from './fixtures.js';
+import { MANUAL_EIPS, manualTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
 
 requireLab('eip-agent\'s connection marks in iptables where there is no nft');
 
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 /**
  * The agent as it runs on a guest without nft: in a private mount namespace whose /usr/sbin (and so /sbin) is a copy
  * without `nft`, on a tmpfs over /mnt that goes with the namespace.

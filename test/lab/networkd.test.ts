@@ -5,7 +5,7 @@ import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
-import { manualTree, manualTreeWithout8 } from './fixtures.js';
+import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { networkdAvailable, startNetworkd, type LabNetworkd } from './networkd.js';
 import { startLab, type Lab } from './vpc.js';
@@ -14,7 +14,7 @@ requireLab('the netplan target with a real systemd-networkd');
 const ndOk = networkdAvailable();
 if (!ndOk && process.env.CI === 'true') throw new Error('systemd-networkd and netplan (netplan.io) are needed: .ci/run installs them; CI=true: not skipping');
 
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 const ALL = Object.fromEntries(EIPS.map((e) => [e, true]));
 
 /**

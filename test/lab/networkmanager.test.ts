@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
-import { manualTree, manualTreeWithout8 } from './fixtures.js';
+import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { cloudProfile, networkManagerAvailable, startNetworkManager, type LabNetworkManager } from './networkmanager.js';
 import { startLab, type Lab } from './vpc.js';
@@ -13,7 +13,7 @@ requireLab('the networkmanager target with a real NetworkManager');
 const nmOk = networkManagerAvailable();
 if (!nmOk && process.env.CI === 'true') throw new Error('NetworkManager (network-manager) and dbus-daemon are needed: .ci/run installs them; CI=true: not skipping');
 
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 
 async function pingAll(lab: Lab): Promise<Record<string, boolean>> {
   return Object.fromEntries(await Promise.all(EIPS.map(async (eip) => [eip, await lab.pingFromInternet(eip)] as const)));

@@ -2,37 +2,27 @@
 // NetworkManager 1.42 owning eth0 through a cloud-init-like profile), its NICs in the emulated VPC. The service
 // converges and verifies, every EIP answers from the internet host, and after a reboot NetworkManager brings it all
 // back from the agent's profiles and the service verifies again.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
+import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { cloudProfile } from '../lab/networkmanager.js';
-import { planTopology } from '../lab/topology.js';
-import { startLab, type Lab } from '../lab/vpc.js';
+import type { Lab } from '../lab/vpc.js';
 import { releaseTarball } from '../release/paths.js';
-import { convergeCount, convergedAfter, reboot, seedDisk, startVm, tapsFor, vmImage, vmProblem, type Vm } from './vm.js';
+import { convergeCount, convergedAfter, reboot, startVmLab, vmProblem, type Vm, type VmLab } from './vm.js';
 
 requireLab('the service booted in a VM');
 const problem = vmProblem();
 if (problem !== undefined && process.env.CI === 'true') throw new Error(`the VM boot test cannot run: ${problem}; CI=true: not skipping`);
 
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 
 describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install from the release tarball, boot, reboot', () => {
-  const specs = [{ name: 'v', tree: manualTree() }];
-  const nics = planTopology(specs).guests[0]!.nics;
   let lab: Lab;
   let vm: Vm;
-  let dir: string;
+  let env: VmLab | undefined;
   const pingAll = async () => Object.fromEntries(await Promise.all(EIPS.map(async (e) => [e, await lab.pingFromInternet(e, 5)] as const)));
   const all = Object.fromEntries(EIPS.map((e) => [e, true]));
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eipvm-'));
-    const image = vmImage();
-    lab = await startLab(specs);
-    await tapsFor(lab, nics);
     const tarball = releaseTarball();
     const name = tarball.split('/').pop()!;
     const setup = [
@@ -48,19 +38,16 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a VM: install f
       `tar -xzf /mnt/seed/${name} -C /root`,
       `/root/${name.replace(/\.tar\.gz$/, '')}/install.sh`,
     ].join('\n');
-    const seed = seedDisk(dir, { 'setup.sh': `${setup}\n`, 'cloud-init-eth0.nmconnection': cloudProfile('eth0', '10.0.0.2/24', '10.0.0.1'), [name]: { copyOf: tarball } });
-    vm = startVm(lab, image, seed, nics, dir);
-    await vm.ready();
+    env = await startVmLab('networkmanager', { name: 'v', tree: manualTree() }, () => ({ 'setup.sh': `${setup}\n`, 'cloud-init-eth0.nmconnection': cloudProfile('eth0', '10.0.0.2/24', '10.0.0.1'), [name]: { copyOf: tarball } }));
+    ({ lab, vm } = env);
   }, 600_000);
   afterAll(async () => {
-    await vm?.stop();
-    await lab?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.stop();
   });
 
   it('installs from the tarball; the service runs, converges and verifies, every EIP answers, the journal has no error', { timeout: 300_000 }, async () => {
     const started = Date.now();
-    const setup = await vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', 180_000);
+    const setup = await env!.runSetup(180_000);
     expect(setup.code, setup.out).toBe(0);
     console.log(`vm: installed and started, converged ${await convergedAfter(vm, 0, started, 'install')} s after the install began`);
     expect((await vm.sh('systemctl is-active eip-agent')).out.trim()).toBe('active');

@@ -3,34 +3,28 @@
 // apt-get as README says, Docker publishing a container's port. Every EIP answers ping and the container's port from
 // the internet host after the install, a restart of networkd, `netplan apply`, a restart of Docker, a metadata change
 // and a reboot; eth0 keeps its lease throughout; an address added by hand to eth1 survives every agent action.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
+import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
-import { planTopology } from '../lab/topology.js';
-import { startLab, type Lab } from '../lab/vpc.js';
+import type { NicPlan } from '../lab/topology.js';
+import type { Lab } from '../lab/vpc.js';
 import { cloudInitNetplan } from '../helpers/netplan.js';
 import { releaseDeb } from '../release/paths.js';
-import { convergeCount, convergedAfter, reboot, seedDisk, serveDhcp, startVm, tapsFor, vmImage, vmProblem, type Dhcp, type Vm } from './vm.js';
+import { convergeCount, convergedAfter, reboot, startVmLab, vmProblem, type Vm, type VmLab } from './vm.js';
 
 requireLab('the service booted in a netplan VM');
 const problem = vmProblem();
 if (problem !== undefined && process.env.CI === 'true') throw new Error(`the netplan VM test cannot run: ${problem}; CI=true: not skipping`);
 
-const EIPS = ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'];
+const EIPS = MANUAL_EIPS;
 /** An address an operator added to eth1 by hand (not the VPC's): the agent must leave it. */
 const BY_HAND = '192.0.2.77/32';
 const CONTAINER = 'from the container';
 
 describe.skipIf(!labOk || problem !== undefined)('the service in a netplan + systemd-networkd VM: the .deb, Docker, DHCP on eth0', () => {
-  const specs = [{ name: 'n', tree: manualTree() }];
-  const nics = planTopology(specs).guests[0]!.nics;
   let lab: Lab;
   let vm: Vm;
-  let dhcp: Dhcp;
-  let dir: string;
+  let env: VmLab | undefined;
   const all = Object.fromEntries(EIPS.map((e) => [e, true]));
   const served = Object.fromEntries(EIPS.map((e) => [e, CONTAINER]));
   const pingAll = async () => Object.fromEntries(await Promise.all(EIPS.map(async (e) => [e, await lab.pingFromInternet(e, 5)] as const)));
@@ -65,11 +59,6 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a netplan + sys
   const byHand = async (): Promise<boolean> => (await must('ip -4 -o address show dev eth1')).includes(`inet ${BY_HAND} `);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'eipvm-'));
-    const image = vmImage('netplan');
-    lab = await startLab(specs);
-    await tapsFor(lab, nics);
-    dhcp = serveDhcp(lab, nics[0]!);
     const deb = releaseDeb();
     const name = deb.split('/').pop()!;
     const setup = [
@@ -88,20 +77,17 @@ describe.skipIf(!labOk || problem !== undefined)('the service in a netplan + sys
       `cp /mnt/seed/${name} /root/`,
       `DEBIAN_FRONTEND=noninteractive apt-get install -y -q /root/${name}`,
     ].join('\n');
-    const seed = seedDisk(dir, { 'setup.sh': `${setup}\n`, '50-cloud-init.yaml': cloudInitNetplan(nics[0]!.mac), [name]: { copyOf: deb } });
-    vm = startVm(lab, image, seed, nics, dir);
-    await vm.ready();
+    const seed = (nics: readonly NicPlan[]) => ({ 'setup.sh': `${setup}\n`, '50-cloud-init.yaml': cloudInitNetplan(nics[0]!.mac), [name]: { copyOf: deb } });
+    env = await startVmLab('netplan', { name: 'n', tree: manualTree() }, seed, { dhcp: true });
+    ({ lab, vm } = env);
   }, 600_000);
   afterAll(async () => {
-    await vm?.stop();
-    await dhcp?.stop();
-    await lab?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await env?.stop();
   });
 
   it('apt-get installs the .deb; the service chooses netplan, converges and verifies; every EIP answers ping and the container\'s port', { timeout: 300_000 }, async () => {
     const started = Date.now();
-    const setup = await vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', 300_000);
+    const setup = await env!.runSetup(300_000);
     expect(setup.code, setup.out).toBe(0);
     const installed = (Date.now() - started) / 1000;
     console.log(`vm (netplan): set up and installed in ${installed} s, converged ${await convergedAfter(vm, 0, Date.now(), 'install')} s later`);

@@ -11,8 +11,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, wr
 import { createConnection, type Socket } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Lab } from '../lab/vpc.js';
-import type { NicPlan } from '../lab/topology.js';
+import { startLab, type Lab } from '../lab/vpc.js';
+import { planTopology, type LabGuestSpec, type NicPlan } from '../lab/topology.js';
 
 /** What an image is built from: Debian's packages, and what is written into the tree before it becomes a disk. */
 interface Recipe {
@@ -336,4 +336,56 @@ export async function reboot(vm: Vm): Promise<number> {
     if (Date.now() - rebooted > 240_000) throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+/** One lab guest with a VM in its place, its seed disk holding setup.sh and the files it needs. */
+export interface VmLab {
+  readonly lab: Lab;
+  readonly vm: Vm;
+  readonly nics: readonly NicPlan[];
+  /** Mounts the seed disk and runs its setup.sh as root. */
+  runSetup(timeoutMs: number): Promise<{ code: number; out: string }>;
+  /** Stops the VM (and the DHCP), tears the lab down, removes the run's files. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a lab for `spec`, boots the image of `flavour` in the guest's place with `seed(nics)` on its seed disk (with
+ * the cloud's DHCP for eth0 when `dhcp`), and waits until the VM answers. Whatever it started is stopped if it fails.
+ */
+export async function startVmLab(
+  flavour: VmFlavour,
+  spec: LabGuestSpec,
+  seed: (nics: readonly NicPlan[]) => Record<string, string | { copyOf: string }>,
+  options: { dhcp?: boolean } = {},
+): Promise<VmLab> {
+  const nics = planTopology([spec]).guests[0]!.nics;
+  const dir = mkdtempSync(join(tmpdir(), 'eipvm-'));
+  let lab: Lab | undefined;
+  let vm: Vm | undefined;
+  let dhcp: Dhcp | undefined;
+  const stop = async (): Promise<void> => {
+    await vm?.stop();
+    await dhcp?.stop();
+    await lab?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const image = vmImage(flavour);
+    lab = await startLab([spec]);
+    await tapsFor(lab, nics);
+    if (options.dhcp === true) dhcp = serveDhcp(lab, nics[0]!);
+    vm = startVm(lab, image, seedDisk(dir, seed(nics)), nics, dir);
+    await vm.ready();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const started = { lab, vm };
+  return {
+    ...started,
+    nics,
+    runSetup: (timeoutMs) => started.vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', timeoutMs),
+    stop,
+  };
 }
