@@ -1,7 +1,7 @@
 // 2. Runtime apply: 240 addresses into a fresh namespace through the agent's apply path (one `ip -batch`) against one
 // `ip addr add` process per address, each in its own fresh namespace, in the same run; then the real CLI twice in a
 // fresh guest: the second apply must make no `ip` writes (counted by a recording Host and, if present, strace).
-import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
+import { seedCentos7Boot } from '../src/sandbox/guest-root.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childResult, isLockFile, isWrite } from './child.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
 import { controlEmulator, type MetadataFaults } from '../src/metadata/index.js';
 import type { MetaTree } from '../src/metadata/tree.js';
-import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
+import { seedCentos7Boot } from '../src/sandbox/guest-root.js';
 import { tempDir } from './cleanup.js';
 import { execedPid, startEmulator, startProc, statusKb } from './daemon.js';
 import { createGuest, inNs, liveAddressCount } from './lab.js';

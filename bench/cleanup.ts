@@ -2,7 +2,7 @@
 // `eipb<pid>-...`, registered here and removed in `finally`, on exit and on SIGINT/SIGTERM/SIGHUP; leftovers of a
 // bench that was killed outright are swept at the next start (the lab tests' convention, with their own prefix).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { killAndDeleteNamespace, listNamespaces, sweepStale as sweepStaleOf } from '../test/lab/netns.js';
+import { killAndDeleteNamespace, listNamespaces, sweepStale as sweepStaleOf } from '../src/sandbox/namespaces.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 

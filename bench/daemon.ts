@@ -1,7 +1,7 @@
 // 4. Daemon footprint and 5. convergence, for `eip-agent run --interval SECONDS [--metadata-url URL] [--root DIR]`.
 // Both run the daemon in a guest namespace against the metadata emulator in the router namespace (reached over
 // eth0, as the real service is), starting from a fresh guest that the daemon's first pass brings in sync.
-import { seedCentos7Boot } from '../test/helpers/centos-boot.js';
+import { seedCentos7Boot } from '../src/sandbox/guest-root.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';

@@ -9,7 +9,7 @@ import { STATE_PATH } from '../../src/apply/state.js';
 import { LOCK_PATH } from '../../src/daemon/lock.js';
 import { controlEmulator, type MetadataFaults } from '../../src/metadata/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import { isBootStandIn } from '../helpers/centos-boot.js';
+import { isBootStandIn } from '../../src/sandbox/guest-root.js';
 import { startLab, type Lab, type LabGuestSpec } from '../lab/vpc.js';
 import { Daemon, type DaemonEvent, type DaemonOptions } from './daemon-process.js';
 

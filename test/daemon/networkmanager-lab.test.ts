@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../../src/sandbox/guest-root.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { cloudProfile, networkManagerAvailable, startNetworkManager, type LabNetworkManager } from '../lab/networkmanager.js';
-import { planTopology } from '../lab/topology.js';
+import { planTopology } from '../../src/sandbox/topology.js';
 import { startLab, type Lab } from '../lab/vpc.js';
 import { Daemon, addresses, type DaemonEvent } from './daemon-process.js';
 

@@ -14,7 +14,7 @@ import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';
 import type { KernelState } from './fake-kernel.js';
 import { sysctlFiles } from './fake-kernel.js';
-import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from './centos-boot.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../../src/sandbox/guest-root.js';
 
 export const MAC0 = '52:54:00:8a:7a:64';
 export const MAC1 = '20:90:6f:f7:93:2e';

@@ -7,7 +7,7 @@ import { controlEmulator } from '../../src/metadata/index.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
-import { isBootStandIn } from '../helpers/centos-boot.js';
+import { isBootStandIn } from '../../src/sandbox/guest-root.js';
 import { startLab, type Lab } from './vpc.js';
 import { agentCommand } from './agent-command.js';
 

@@ -1,6 +1,6 @@
 // Namespaces, processes and temp dirs of a lab must not outlive the test process, even one that crashes or is
 // killed: live labs are torn down on exit and on signals, and labs of dead processes are swept at the next start.
-import { killAndDeleteNamespace, sweepStale } from './netns.js';
+import { killAndDeleteNamespace, sweepStale } from '../../src/sandbox/namespaces.js';
 
 /** Something torn down synchronously, because an 'exit' handler cannot wait. */
 export interface SyncTeardown {
@@ -55,7 +55,7 @@ export function untrack(item: SyncTeardown): void {
   if (live.size === 0) removeHooks();
 }
 
-export { listNamespaces } from './netns.js';
+export { listNamespaces } from '../../src/sandbox/namespaces.js';
 
 /** Kills what is left in one of the lab's namespaces and deletes it. */
 export function deleteNamespaceSync(ns: string): void {

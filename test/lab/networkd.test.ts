@@ -4,7 +4,7 @@
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../../src/sandbox/guest-root.js';
 import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { networkdAvailable, startNetworkd, type LabNetworkd } from './networkd.js';

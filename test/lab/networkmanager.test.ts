@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../helpers/centos-boot.js';
+import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../../src/sandbox/guest-root.js';
 import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { cloudProfile, networkManagerAvailable, startNetworkManager, type LabNetworkManager } from './networkmanager.js';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from './fixtures.js';
-import { cloudPolicy, planTopology, renderRuleset, type LabGuestSpec } from './topology.js';
+import { cloudPolicy, planTopology, renderRuleset, type LabGuestSpec } from '../../src/sandbox/topology.js';
 
 function nicsDir(tree: MetaTree): MetaTree {
   return ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
@@ -64,7 +64,7 @@ describe('planTopology', () => {
     ['two gateways in one subnet', (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7').gateway = '10.0.0.254'), 'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/10.0.0.7/gateway: 10.0.0.254, but another NIC in 10.0.0.0/24 has gateway 10.0.0.1'],
     ['a primary IP that is not listed', (t) => void ((nicsDir(t)['20:90:6F:F7:93:2E'] as MetaTree)['primary-local-ipv4'] = '10.0.0.9'), 'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/: no primary address'],
     ['a top-level mac that is not listed', (t) => void (t.mac = '52:54:00:00:00:99'), 'lab: guest a: top-level mac is not one of network/interfaces/macs/'],
-    ['overlapping subnets', (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7')['subnet-mask'] = '255.255.0.0'), 'lab: subnets 10.0.0.0/24 and 10.0.0.0/16 overlap'],
+    ['overlapping subnets', (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7')['subnet-mask'] = '255.255.0.0'), 'local-ipv4s/10.0.0.7/subnet-mask: 10.0.0.0/16 overlaps 10.0.0.0/24 of another NIC'],
   ];
   it.each(broken)('refuses %s', (_what, breakIt, message) => {
     const tree = manualTree();

@@ -1,34 +1,18 @@
-// An emulated VPC made of network namespaces, built from the guests' metadata trees: a router with one bridge per
-// subnet, EIP NAT and per-port anti-spoofing, an internet host, one namespace per guest and a real metadata
-// emulator per guest. Nothing in it is connected to the host's network: traffic cannot leave the lab.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// The lab the tests run in: the emulated VPC of src/sandbox/vpc.ts (the one `eip-agent sandbox` builds), named and
+// torn down per test process, with the agent under test (the development CLI or the release executable) run in it.
+import { execFileSync } from 'node:child_process';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
-import { controlEmulator } from '../../src/metadata/emulator.js';
+import { createNodeHost } from '../../src/host/node.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
+import { Vpc } from '../../src/sandbox/vpc.js';
+import { ipv4ToInt, type LabGuestSpec } from '../../src/sandbox/topology.js';
 import { agentCommand } from './agent-command.js';
-import { seedCentos7Boot } from '../helpers/centos-boot.js';
 import { OWN_PREFIX, deleteNamespaceSync, listNamespaces, sweepStaleLabs, track, untrack } from './cleanup.js';
-import {
-  INTERNET_IP,
-  METADATA_IP,
-  ROUTER_WAN_IP,
-  WAN_IF,
-  WAN_PREFIX,
-  cloudPolicy,
-  ipv4ToInt,
-  planTopology,
-  renderRuleset,
-  type GuestPlan,
-  type LabGuestSpec,
-  type TopologyPlan,
-} from './topology.js';
 
-export type { LabGuestSpec } from './topology.js';
+export type { LabGuestSpec } from '../../src/sandbox/topology.js';
 export { sweepStaleLabs } from './cleanup.js';
 
 /** What a command run inside the lab returned. */
@@ -78,15 +62,12 @@ export interface Lab {
 }
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
+/** The emulators always run the development CLI: they are the cloud, not the agent under test. */
 const CLI = join(REPO, 'bin', 'eip-agent.js');
-const EMULATOR_READY_MS = 15_000;
-const EMULATOR_STOP_MS = 3_000;
-/** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
-const MAX_SOCKET_PATH = 107;
 
 let labCount = 0;
 
-/** Runs argv on the host (only `ip` and `nft` aimed at the lab's namespaces); throws on timeout or if it cannot start. */
+/** Runs argv on the host (only `ip` aimed at the lab's namespaces); throws on timeout or if it cannot start. */
 async function run(argv: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('lab: empty argv');
@@ -101,70 +82,35 @@ async function run(argv: readonly string[], opts: LabRunOptions = {}): Promise<L
   throw new Error(`lab: ${argv.join(' ')}: ${result.message}`);
 }
 
-/** Like run, but a non-zero exit is an error naming the command and its stderr. */
-async function must(argv: readonly string[], input?: string): Promise<LabRun> {
-  const result = await run(argv, input === undefined ? {} : { input });
-  if (result.exitCode !== 0) {
-    const script = input === undefined ? '' : `\n--- input ---\n${input}`;
-    throw new Error(`lab: ${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}${script}`);
-  }
-  return result;
-}
-
-/** `ip -n NS -batch -`: many changes in one process, stopping at the first that fails. */
-async function ipBatch(ns: string, lines: readonly string[]): Promise<void> {
-  if (lines.length > 0) await must(['ip', '-n', ns, '-batch', '-'], `${lines.join('\n')}\n`);
-}
-
-async function sysctls(ns: string, settings: Record<string, string>): Promise<void> {
-  const pairs = Object.entries(settings).map(([key, value]) => `${key}=${value}`);
-  // -e: the bridge keys exist only while br_netfilter is loaded; net.* keys are per namespace.
-  await must(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-e', '-w', ...pairs]);
-}
-
-/** A metadata emulator process in the router namespace. */
-interface Emulator {
-  child: ChildProcess;
-  /** The last of its stdout and stderr, for the error when it dies. */
-  output: string;
-  exited: Promise<void>;
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
 class VpcLab implements Lab {
-  readonly id: string;
-  readonly internetNs: string;
-  readonly routerNs: string;
-  private readonly dir: string;
-  private readonly trees = new Map<string, MetaTree>();
-  private readonly emulators = new Map<string, Emulator>();
-  /** Namespaces in the order they were created, so a half-built lab tears down exactly what exists. */
-  private readonly namespaces: string[] = [];
-  private directRoutes: string[] = [];
   private destroyed = false;
 
-  constructor(private readonly plan: TopologyPlan, guests: readonly LabGuestSpec[]) {
-    this.id = `${OWN_PREFIX}${++labCount}`;
-    this.internetNs = `${this.id}-inet`;
-    this.routerNs = `${this.id}-rtr`;
-    for (const guest of guests) this.trees.set(guest.name, structuredClone(guest.tree));
-    this.dir = mkdtempSync(join(tmpdir(), `${this.id}-`));
+  constructor(private readonly vpc: Vpc) {
     track(this);
   }
 
+  get id(): string {
+    return this.vpc.record.id;
+  }
+
+  get internetNs(): string {
+    return this.vpc.internetNs;
+  }
+
+  get routerNs(): string {
+    return this.vpc.routerNs;
+  }
+
   guestNs(name: string): string {
-    return `${this.id}-g-${this.guest(name).name}`;
+    return this.vpc.guestNs(name);
   }
 
   guestRoot(name: string): string {
-    return join(this.dir, `root-${this.guest(name).name}`);
+    return this.vpc.guestRoot(name);
   }
 
   metadataControlSocket(name: string): string {
-    return join(this.dir, `${this.guest(name).name}.sock`);
+    return this.vpc.metadataControlSocket(name);
   }
 
   async agent(guest: string, args: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
@@ -173,19 +119,14 @@ class VpcLab implements Lab {
 
   async exec(ns: string, argv: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
     // Without this check a typo would run the command in the host's namespace, outside the lab.
-    if (!this.namespaces.includes(ns)) throw new Error(`lab: ${ns} is not a namespace of lab ${this.id}`);
+    if (!this.vpc.namespaces().includes(ns)) throw new Error(`lab: ${ns} is not a namespace of lab ${this.id}`);
     if (this.destroyed) throw new Error(`lab ${this.id}: destroyed`);
     return run(['ip', 'netns', 'exec', ns, ...argv], opts);
   }
 
   async pingFromInternet(address: string, attempts = 3): Promise<boolean> {
-    // A literal only: a name would be looked up, and the lab never sends anything outside itself.
-    if (ipv4ToInt(address) === undefined) throw new Error(`lab: pingFromInternet: ${address} is not an IPv4 address`);
-    for (let i = 0; i < attempts; i++) {
-      const result = await this.exec(this.internetNs, ['ping', '-n', '-c1', '-W1', address]);
-      if (result.exitCode === 0) return true;
-    }
-    return false;
+    if (this.destroyed) throw new Error(`lab ${this.id}: destroyed`);
+    return (await this.vpc.ping(address, attempts)).answered;
   }
 
   async fetchFromInternet(address: string, port: number): Promise<string> {
@@ -195,27 +136,15 @@ class VpcLab implements Lab {
   }
 
   async addNamespace(name: string): Promise<string> {
-    if (!/^[a-z]{1,8}$/.test(name)) throw new Error(`lab: namespace name ${name}: 1-8 lower-case letters`);
-    const ns = `${this.id}-x-${name}`;
-    if (this.namespaces.includes(ns)) throw new Error(`lab: namespace ${ns} exists`);
-    await must(['ip', 'netns', 'add', ns]);
-    this.namespaces.push(ns);
-    await sysctls(ns, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
-    await ipBatch(ns, ['link set lo up']);
-    return ns;
+    return this.vpc.addNamespace(name);
   }
 
   async updateGuest(name: string, tree: MetaTree): Promise<void> {
-    this.guest(name);
-    await controlEmulator(this.metadataControlSocket(name), 'PUT', '/tree', tree);
-    this.trees.set(name, structuredClone(tree));
-    await this.applyPolicy();
+    await this.vpc.updateGuest(name, tree);
   }
 
   async destroy(): Promise<void> {
     if (this.destroyed) return;
-    this.destroyed = true;
-    await Promise.all([...this.emulators.values()].map((emulator) => this.stopEmulator(emulator)));
     try {
       this.teardownSync();
     } finally {
@@ -228,174 +157,7 @@ class VpcLab implements Lab {
   /** Kills, deletes and removes everything without waiting: for destroy and for process exit. */
   teardownSync(): void {
     this.destroyed = true;
-    for (const { child } of this.emulators.values()) if (!hasExited(child)) child.kill('SIGKILL');
-    const errors: unknown[] = [];
-    for (const ns of [...this.namespaces].reverse()) {
-      try {
-        deleteNamespaceSync(ns);
-      } catch (error) {
-        errors.push(error);
-      }
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-    if (errors.length > 0) throw new AggregateError(errors, `lab ${this.id}: teardown failed`);
-  }
-
-  /** Builds everything; on failure the caller destroys the half-built lab. */
-  async build(): Promise<void> {
-    const longest = join(this.dir, `${'x'.repeat(8)}.sock`);
-    if (longest.length > MAX_SOCKET_PATH) throw new Error(`lab: temp dir ${this.dir} is too long for unix sockets; set TMPDIR shorter`);
-    await this.createNamespaces();
-    await this.buildRouter();
-    await Promise.all(this.plan.guests.map((guest) => this.buildGuest(guest)));
-    await ipBatch(this.internetNs, [
-      'link set lo up',
-      `address add ${INTERNET_IP}/${WAN_PREFIX} dev eth0`,
-      'link set eth0 up',
-      `route add default via ${ROUTER_WAN_IP}`,
-    ]);
-    await this.applyPolicy();
-    await Promise.all(this.plan.guests.map((guest) => this.startEmulator(guest)));
-  }
-
-  private guest(name: string): GuestPlan {
-    const guest = this.plan.guests.find((g) => g.name === name);
-    if (guest === undefined) throw new Error(`lab ${this.id}: no guest named ${name}`);
-    return guest;
-  }
-
-  private async createNamespaces(): Promise<void> {
-    for (const ns of [this.routerNs, this.internetNs, ...this.plan.guests.map((g) => this.guestNs(g.name))]) {
-      await must(['ip', 'netns', 'add', ns]);
-      this.namespaces.push(ns);
-    }
-    const noIpv6 = { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' };
-    await sysctls(this.routerNs, {
-      ...noIpv6,
-      'net.ipv4.ip_forward': '1',
-      'net.ipv4.conf.all.rp_filter': '0',
-      'net.ipv4.conf.default.rp_filter': '0',
-      // A VPC router routes; with br_netfilter loaded on the host, bridged frames would also cross the ip hooks.
-      'net.bridge.bridge-nf-call-iptables': '0',
-      'net.bridge.bridge-nf-call-ip6tables': '0',
-      'net.bridge.bridge-nf-call-arptables': '0',
-    });
-    await sysctls(this.internetNs, noIpv6);
-    for (const guest of this.plan.guests) {
-      // CentOS 7's defaults (strict reverse-path filter, promoted secondaries) and an IPv4-only image; set before
-      // the NICs arrive, because a new interface copies `default`.
-      await sysctls(this.guestNs(guest.name), {
-        ...noIpv6,
-        'net.ipv4.conf.all.rp_filter': '1',
-        'net.ipv4.conf.default.rp_filter': '1',
-        'net.ipv4.conf.all.promote_secondaries': '1',
-        'net.ipv4.conf.default.promote_secondaries': '1',
-      });
-    }
-  }
-
-  private async buildRouter(): Promise<void> {
-    const lines = ['link set lo up', `address add ${METADATA_IP}/32 dev lo`];
-    for (const [index, subnet] of this.plan.subnets.entries()) {
-      // A fixed MAC, as a real VPC gateway has: a bridge otherwise takes its lowest port's, so attaching an ENI whose
-      // router end has a lower MAC changes the gateway's MAC, and detaching it black-holes the subnet until the
-      // guests' neighbour entries age out (30-40 s).
-      const mac = `02:ee:00:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
-      lines.push(`link add ${subnet.bridge} address ${mac} type bridge`, `address add ${subnet.gateway}/${subnet.prefix} dev ${subnet.bridge}`, `link set ${subnet.bridge} up`);
-    }
-    lines.push(`link add ${WAN_IF} type veth peer name eth0 netns ${this.internetNs}`, `address add ${ROUTER_WAN_IP}/${WAN_PREFIX} dev ${WAN_IF}`, `link set ${WAN_IF} up`);
-    for (const guest of this.plan.guests) {
-      for (const nic of guest.nics) {
-        lines.push(
-          `link add ${nic.port} type veth peer name ${nic.guestIf} netns ${this.guestNs(guest.name)}`,
-          `link set ${nic.port} master ${nic.subnet.bridge}`,
-          `link set ${nic.port} up`,
-        );
-      }
-    }
-    await ipBatch(this.routerNs, lines);
-  }
-
-  /** What DHCP leaves on a fresh VM: eth0 up with its primary IP and the default route; attached ENIs down, bare. */
-  private async buildGuest(guest: GuestPlan): Promise<void> {
-    mkdirSync(this.guestRoot(guest.name));
-    seedCentos7Boot(this.guestRoot(guest.name));
-    const lines = ['link set lo up', ...guest.nics.map((nic) => `link set ${nic.guestIf} address ${nic.mac}`)];
-    const eth0 = guest.nics[0];
-    if (eth0 !== undefined) {
-      lines.push(
-        `address add ${eth0.primaryIp}/${eth0.subnet.prefix} dev ${eth0.guestIf}`,
-        `link set ${eth0.guestIf} up`,
-        `route add default via ${eth0.subnet.gateway} dev ${eth0.guestIf}`,
-      );
-    }
-    await ipBatch(this.guestNs(guest.name), lines);
-  }
-
-  /** Rebuilds the router's nftables tables atomically and reconciles the routes of `direct` EIPs. */
-  private async applyPolicy(): Promise<void> {
-    const policy = cloudPolicy(this.plan, this.trees);
-    await must(['ip', 'netns', 'exec', this.routerNs, 'nft', '-f', '-'], renderRuleset(policy));
-    const wanted = new Map(policy.direct.map((d) => [`${d.publicIp}/32`, `via ${d.privateIp} dev ${d.bridge}`]));
-    const lines = [
-      ...this.directRoutes.filter((dst) => !wanted.has(dst)).map((dst) => `route del ${dst}`),
-      ...[...wanted].map(([dst, how]) => `route replace ${dst} ${how}`),
-    ];
-    await ipBatch(this.routerNs, lines);
-    this.directRoutes = [...wanted.keys()];
-  }
-
-  private async startEmulator(guest: GuestPlan): Promise<void> {
-    const fixture = join(this.dir, `${guest.name}.json`);
-    const socket = this.metadataControlSocket(guest.name);
-    writeFileSync(fixture, JSON.stringify(this.trees.get(guest.name)));
-    const argv = ['netns', 'exec', this.routerNs, process.execPath, CLI, 'metadata', 'serve'];
-    argv.push('--fixture', fixture, '--host', METADATA_IP, '--port', String(guest.metadataPort), '--control-socket', socket);
-    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const emulator: Emulator = {
-      child,
-      output: '',
-      exited: new Promise((resolve) => {
-        child.once('close', () => resolve());
-        child.once('error', (error) => {
-          emulator.output += `\n${error.message}`;
-          resolve();
-        });
-      }),
-    };
-    const keep = (chunk: Buffer): void => {
-      emulator.output = (emulator.output + chunk.toString('utf8')).slice(-16_384);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.emulators.set(guest.name, emulator);
-
-    const deadline = Date.now() + EMULATOR_READY_MS;
-    for (;;) {
-      if (hasExited(child) || child.pid === undefined) {
-        await emulator.exited;
-        throw new Error(`lab: metadata emulator of guest ${guest.name} exited before it answered: ${emulator.output.trim()}`);
-      }
-      try {
-        await controlEmulator(socket, 'GET', '/stats');
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) {
-          throw new Error(`lab: metadata emulator of guest ${guest.name} not ready after ${EMULATOR_READY_MS} ms: ${String(error)}\n${emulator.output}`);
-        }
-      }
-      await delay(50);
-    }
-  }
-
-  private async stopEmulator(emulator: Emulator): Promise<void> {
-    if (hasExited(emulator.child)) return;
-    emulator.child.kill('SIGTERM');
-    const stopped = await Promise.race([emulator.exited.then(() => true), delay(EMULATOR_STOP_MS, false)]);
-    if (!stopped) {
-      emulator.child.kill('SIGKILL');
-      await emulator.exited;
-    }
+    this.vpc.destroy();
   }
 }
 
@@ -406,16 +168,11 @@ class VpcLab implements Lab {
 export async function startLab(guests: readonly LabGuestSpec[]): Promise<Lab> {
   const availability = labAvailable();
   if (!availability.ok) throw new Error(`lab: not available: ${availability.reason}`);
-  const plan = planTopology(guests);
   sweepStaleLabs();
-  const lab = new VpcLab(plan, guests);
-  try {
-    await lab.build();
-  } catch (error) {
-    await lab.destroy().catch(() => undefined);
-    throw error;
-  }
-  return lab;
+  const id = `${OWN_PREFIX}${++labCount}`;
+  // Named like the namespaces, so that the sweep of a later run removes it if this process dies.
+  const dir = join(tmpdir(), `${id}-lab`);
+  return new VpcLab(await Vpc.create(createNodeHost(), { id, dir, guests, agent: [process.execPath, CLI] }));
 }
 
 let availability: { ok: true } | { ok: false; reason: string } | undefined;

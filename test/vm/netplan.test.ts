@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANUAL_EIPS, manualTree, manualTreeWithout8 } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
-import type { NicPlan } from '../lab/topology.js';
+import type { NicPlan } from '../../src/sandbox/topology.js';
 import type { Lab } from '../lab/vpc.js';
 import { cloudInitNetplan } from '../helpers/netplan.js';
 import { releaseDeb } from '../release/paths.js';

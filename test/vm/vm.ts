@@ -12,7 +12,7 @@ import { createConnection, type Socket } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../lab/vpc.js';
-import { planTopology, type LabGuestSpec, type NicPlan } from '../lab/topology.js';
+import { planTopology, type LabGuestSpec, type NicPlan } from '../../src/sandbox/topology.js';
 
 /** What an image is built from: Debian's packages, and what is written into the tree before it becomes a disk. */
 interface Recipe {

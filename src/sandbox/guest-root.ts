@@ -1,5 +1,6 @@
 // What makes a guest root a CentOS 7 guest for the agent's boot check: initscripts' `network` service, installed and
-// enabled. Only their presence matters (the agent reads no line of them), so the files are short stand-ins.
+// enabled. Only their presence matters (the agent reads no line of them), so the files are short stand-ins; the
+// sandbox and the lab tests give each guest root them.
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 

@@ -1,6 +1,6 @@
-// The pure half of the lab: what the emulated cloud builds from the guests' metadata trees (links, NAT, anti-spoofing).
+// The pure half of the emulated VPC (the sandbox and the lab tests): what the cloud builds from the guests' metadata trees (links, NAT, anti-spoofing).
 // Kept free of side effects so that it is tested without root and vpc.ts only carries it out.
-import type { MetaTree } from '../../src/metadata/tree.js';
+import type { MetaTree } from '../metadata/tree.js';
 
 /** The metadata service address, as guests of the real cloud use it. */
 export const METADATA_IP = '169.254.0.23';
@@ -158,15 +158,62 @@ function readEnis(tree: MetaTree): EniView[] {
   return enis;
 }
 
+/** Subnets by CIDR and MAC owners by MAC: what the NICs planned so far use, for the checks of the next one. */
+interface PlanIndex {
+  subnets: Map<string, SubnetPlan>;
+  macOwners: Map<string, string>;
+}
+
+/**
+ * One NIC's link: strict where the link needs it (a MAC used nowhere else, the primary IP with a gateway and a
+ * contiguous mask); `fail` throws an Error naming the guest and the metadata path otherwise.
+ */
+function planNic(index: PlanIndex, guest: string, eni: EniView, guestIf: string, port: string, fail: (what: string) => never): NicPlan {
+  const path = `network/interfaces/macs/${eni.listedMac}/`;
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(eni.mac)) fail(`${path}: not a MAC address`);
+  const owner = index.macOwners.get(eni.mac);
+  if (owner !== undefined) fail(`${path}: MAC already used by guest ${owner}`);
+  const primary = eni.addresses.find((a) => a.ip === eni.primaryIp);
+  if (primary === undefined) return fail(`${path}local-ipv4s/: no primary address`);
+  const at = `${path}local-ipv4s/${primary.ip}/`;
+  const prefix = primary.mask === undefined ? undefined : maskToPrefix(primary.mask);
+  if (prefix === undefined || prefix > 30) return fail(`${at}subnet-mask: ${String(primary.mask)} is not a usable netmask`);
+  const gateway = primary.gateway;
+  if (!isIpv4(gateway)) return fail(`${at}gateway: ${String(gateway)} is not an IPv4 address`);
+  const network = networkOf(ipv4ToInt(primary.ip) as number, prefix);
+  if (networkOf(ipv4ToInt(gateway) as number, prefix) !== network) fail(`${at}gateway: ${gateway} is outside the subnet`);
+  const cidr = `${intToIpv4(network)}/${prefix}`;
+  let subnet = index.subnets.get(cidr);
+  if (subnet === undefined) {
+    subnet = { cidr, prefix, gateway, bridge: `br-${index.subnets.size}` };
+    for (const other of index.subnets.values()) {
+      // Overlapping bridges would give the router two connected routes for one address: a broken VPC, not a test.
+      const shorter = Math.min(subnet.prefix, other.prefix);
+      const [a, b] = [subnet, other].map((s) => ipv4ToInt(s.cidr.split('/')[0] as string) as number) as [number, number];
+      if (networkOf(a, shorter) === networkOf(b, shorter)) fail(`${at}subnet-mask: ${cidr} overlaps ${other.cidr} of another NIC`);
+    }
+    index.subnets.set(cidr, subnet);
+  } else if (subnet.gateway !== gateway) {
+    fail(`${at}gateway: ${gateway}, but another NIC in ${cidr} has gateway ${subnet.gateway}`);
+  }
+  index.macOwners.set(eni.mac, guest);
+  return { mac: eni.mac, guestIf, port, primaryIp: primary.ip, subnet };
+}
+
+function indexOf(plan: TopologyPlan): PlanIndex {
+  const macOwners = new Map<string, string>();
+  for (const guest of plan.guests) for (const nic of guest.nics) macOwners.set(nic.mac, guest.name);
+  return { subnets: new Map(plan.subnets.map((s) => [s.cidr, s])), macOwners };
+}
+
 /**
  * The lab's links from the guests' initial trees. Strict where the links need it (each NIC's primary IP with a
  * gateway and a contiguous mask); throws an Error naming the guest and the metadata path otherwise.
  */
 export function planTopology(guests: readonly LabGuestSpec[]): TopologyPlan {
-  const subnets = new Map<string, SubnetPlan>();
-  const macOwners = new Map<string, string>();
+  const index: PlanIndex = { subnets: new Map(), macOwners: new Map() };
   const names = new Set<string>();
-  const plans = guests.map((guest, index): GuestPlan => {
+  const plans = guests.map((guest, i): GuestPlan => {
     const fail = (what: string): never => {
       throw new Error(`lab: guest ${guest.name}: ${what}`);
     };
@@ -176,43 +223,45 @@ export function planTopology(guests: readonly LabGuestSpec[]): TopologyPlan {
     const enis = readEnis(guest.tree);
     const primaryMac = leaf(guest.tree, 'mac')?.toLowerCase();
     if (enis[0] === undefined || enis[0].mac !== primaryMac) fail('top-level mac is not one of network/interfaces/macs/');
-    const nics = enis.map((eni, i): NicPlan => {
-      const path = `network/interfaces/macs/${eni.listedMac}/`;
-      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(eni.mac)) fail(`${path}: not a MAC address`);
-      const owner = macOwners.get(eni.mac);
-      if (owner !== undefined) fail(`${path}: MAC already used by guest ${owner}`);
-      macOwners.set(eni.mac, guest.name);
-      const primary = eni.addresses.find((a) => a.ip === eni.primaryIp);
-      if (primary === undefined) return fail(`${path}local-ipv4s/: no primary address`);
-      const at = `${path}local-ipv4s/${primary.ip}/`;
-      const prefix = primary.mask === undefined ? undefined : maskToPrefix(primary.mask);
-      if (prefix === undefined || prefix > 30) return fail(`${at}subnet-mask: ${String(primary.mask)} is not a usable netmask`);
-      const gateway = primary.gateway;
-      if (!isIpv4(gateway)) return fail(`${at}gateway: ${String(gateway)} is not an IPv4 address`);
-      const network = networkOf(ipv4ToInt(primary.ip) as number, prefix);
-      if (networkOf(ipv4ToInt(gateway) as number, prefix) !== network) fail(`${at}gateway: ${gateway} is outside the subnet`);
-      const cidr = `${intToIpv4(network)}/${prefix}`;
-      let subnet = subnets.get(cidr);
-      if (subnet === undefined) {
-        subnet = { cidr, prefix, gateway, bridge: `br-${subnets.size}` };
-        subnets.set(cidr, subnet);
-      } else if (subnet.gateway !== gateway) {
-        fail(`${at}gateway: ${gateway}, but another NIC in ${cidr} has gateway ${subnet.gateway}`);
-      }
-      return { mac: eni.mac, guestIf: `eth${i}`, port: `${guest.name}${i}`, primaryIp: primary.ip, subnet };
-    });
-    return { name: guest.name, metadataPort: FIRST_METADATA_PORT + index, nics };
+    const nics = enis.map((eni, n) => planNic(index, guest.name, eni, `eth${n}`, `${guest.name}${n}`, fail));
+    return { name: guest.name, metadataPort: FIRST_METADATA_PORT + i, nics };
   });
-  const list = [...subnets.values()];
-  // Overlapping bridges would give the router two connected routes for one address: a broken VPC, not a test.
-  for (const [i, a] of list.entries()) {
-    for (const b of list.slice(i + 1)) {
-      const [na, nb] = [a, b].map((s) => ipv4ToInt(s.cidr.split('/')[0] as string) as number) as [number, number];
-      const shorter = Math.min(a.prefix, b.prefix);
-      if (networkOf(na, shorter) === networkOf(nb, shorter)) throw new Error(`lab: subnets ${a.cidr} and ${b.cidr} overlap`);
-    }
-  }
-  return { subnets: list, guests: plans };
+  return { subnets: [...index.subnets.values()], guests: plans };
+}
+
+/**
+ * Adds the link of an ENI that `tree` (the guest's new tree) lists under `mac` and the plan does not have yet, as a
+ * cloud attaches an ENI to a running VM: the guest sees the first free ethN. Returns the new NIC; the plan is changed
+ * in place. Throws like planTopology.
+ */
+export function attachNic(plan: TopologyPlan, guestName: string, tree: MetaTree, mac: string): NicPlan {
+  const guest = plan.guests.find((g) => g.name === guestName);
+  const fail = (what: string): never => {
+    throw new Error(`lab: guest ${guestName}: ${what}`);
+  };
+  if (guest === undefined) return fail('no such guest');
+  const eni = readEnis(tree).find((e) => e.mac === mac.toLowerCase());
+  if (eni === undefined) return fail(`network/interfaces/macs/${mac}/: not in the tree`);
+  const index = indexOf(plan);
+  const used = new Set(guest.nics.map((n) => n.guestIf));
+  let n = 0;
+  while (used.has(`eth${n}`)) n++;
+  const ports = new Set(plan.guests.flatMap((g) => g.nics.map((nic) => nic.port)));
+  let p = guest.nics.length;
+  while (ports.has(`${guest.name}${p}`)) p++;
+  const nic = planNic(index, guest.name, eni, `eth${n}`, `${guest.name}${p}`, fail);
+  guest.nics.push(nic);
+  plan.subnets = [...index.subnets.values()];
+  return nic;
+}
+
+/** Removes a NIC's link from the plan, as a cloud detaches an ENI; returns it. Never the guest's eth0. */
+export function detachNic(plan: TopologyPlan, guestName: string, mac: string): NicPlan {
+  const guest = plan.guests.find((g) => g.name === guestName);
+  const at = guest?.nics.findIndex((n) => n.mac === mac.toLowerCase()) ?? -1;
+  if (guest === undefined || at < 0) throw new Error(`lab: guest ${guestName}: no NIC with MAC ${mac}`);
+  if (at === 0) throw new Error(`lab: guest ${guestName}: ${mac} is the primary NIC (eth0); a cloud cannot detach it`);
+  return guest.nics.splice(at, 1)[0] as NicPlan;
 }
 
 /**

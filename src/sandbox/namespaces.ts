@@ -1,5 +1,5 @@
-// Network namespace housekeeping shared by the lab tests and the benchmarks: each names what it creates
-// with its own prefix and pid (`eipt<pid>-`, `eipb<pid>-`) and uses these to remove it.
+// Network namespace housekeeping shared by the sandbox, the lab tests and the benchmarks: each names what it creates
+// with its own prefix (`eips-<name>-`; `eipt<pid>-`, `eipb<pid>-` with the pid of the run) and uses these to remove it.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
