@@ -12,6 +12,7 @@ import { planCommand } from './commands/plan.js';
 import { renderCommand } from './commands/render.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { runCommand } from './commands/run.js';
+import { sandboxCommand } from './commands/sandbox.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 
@@ -20,7 +21,7 @@ import { VERSION } from '../version.js';
 export { EXIT } from './command.js';
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, rollbackCommand, statusCommand, runCommand, withWindowsTask(installCommand, 'install'), withWindowsTask(uninstallCommand, 'uninstall'), metadataCommand];
+const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, rollbackCommand, statusCommand, runCommand, withWindowsTask(installCommand, 'install'), withWindowsTask(uninstallCommand, 'uninstall'), metadataCommand, sandboxCommand];
 
 const USAGE = 'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.';
 

@@ -8,8 +8,8 @@ export const METADATA_IP = '169.254.0.23';
 export const ROUTER_WAN_IP = '198.51.100.1';
 /** The internet host (RFC 5737): the only "public" machine in a lab. */
 export const INTERNET_IP = '198.51.100.2';
-/** Prefix length of the router-internet link. */
-export const WAN_PREFIX = 24;
+/** Prefix length of the router-internet link: a /30, so that every other address of 198.51.100.0/24 can be an EIP. */
+export const WAN_PREFIX = 30;
 /** Router-side interface name of the internet link; port names always end in a digit, so it cannot clash. */
 export const WAN_IF = 'wan';
 /** First emulator port in the router namespace; guest i gets FIRST_METADATA_PORT + i. */
@@ -292,6 +292,40 @@ export function cloudPolicy(plan: TopologyPlan, trees: ReadonlyMap<string, MetaT
     }
   }
   return policy;
+}
+
+/** Whether an address belongs to the emulated cloud itself (the internet link, the metadata service): never an EIP. */
+export function cloudOwned(ip: string): boolean {
+  const value = ipv4ToInt(ip);
+  const wan = ipv4ToInt(ROUTER_WAN_IP) as number;
+  return value !== undefined && (networkOf(value, WAN_PREFIX) === networkOf(wan, WAN_PREFIX) || ip === METADATA_IP);
+}
+
+/** Whether `ip` is a host address of the subnet: inside it, and neither its network, broadcast nor gateway address. */
+export function hostOf(subnet: SubnetPlan, ip: string): boolean {
+  const value = ipv4ToInt(ip);
+  const network = ipv4ToInt(subnet.cidr.split('/')[0] as string) as number;
+  if (value === undefined || networkOf(value, subnet.prefix) !== network) return false;
+  return value !== network && value !== network + 2 ** (32 - subnet.prefix) - 1 && ip !== subnet.gateway;
+}
+
+/** One EIP of a guest as the cloud serves it: where it points, and on which of the guest's NICs that is. */
+export interface PublicAddress {
+  publicIp: string;
+  privateIp: string;
+  /** The guest's interface (ethN), or undefined for an ENI the guest has no link for. */
+  guestIf: string | undefined;
+  mac: string;
+  direct: boolean;
+}
+
+/** The guest's EIPs in the tree, NIC by NIC (eth0 first) in listing order. */
+export function publicAddresses(guest: GuestPlan, tree: MetaTree): PublicAddress[] {
+  return readEnis(tree).flatMap((eni) =>
+    eni.addresses.flatMap((a) =>
+      a.publicIp === undefined ? [] : [{ publicIp: a.publicIp, privateIp: a.ip, guestIf: guest.nics.find((n) => n.mac === eni.mac)?.guestIf, mac: eni.mac, direct: a.direct }],
+    ),
+  );
 }
 
 /** `{ a, b }`, the anonymous-set syntax of nft. */
