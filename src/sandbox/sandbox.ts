@@ -10,6 +10,7 @@ import { AgentError, ConfigError, HostError, quoteShort } from '../errors.js';
 import type { Host, RunResult } from '../host/host.js';
 import { fileMetadataSource } from '../metadata/file-source.js';
 import type { MetaTree } from '../metadata/tree.js';
+import { FULL_READ_MS } from '../daemon/loop.js';
 import { buildModel } from '../model/index.js';
 import { applyChange, type SandboxChange } from './changes.js';
 import { listNamespaces, processAlive } from './namespaces.js';
@@ -25,8 +26,11 @@ export const SANDBOX_DIR = '/run/eip-agent/sandbox';
  */
 export const SANDBOX_TARGETS = ['centos'] as const;
 export type SandboxTarget = (typeof SANDBOX_TARGETS)[number];
-/** How long `run` and `change` wait for the daemons to converge: a few poll intervals and a verification. */
-const CONVERGE_MS = 60_000;
+/**
+ * How long `run` and `change` wait for the daemons to converge: the daemon's own bound, a full metadata read (which
+ * is how a change inside an address, an EIP bound in direct mode, reaches it), plus an apply and a verification.
+ */
+const CONVERGE_MS = FULL_READ_MS + 30_000;
 const AGENT_MS = 120_000;
 
 /** What a sandbox is, as its directory keeps it. */
@@ -325,6 +329,9 @@ export async function sandboxChange(host: Host, io: { out(t: string): void; err(
   io.err(`eip-agent: sandbox ${name}: ${result.description}\n`);
   const guests = [...new Set(result.trees.map((t) => t.guest))];
   const withDaemon = guests.filter((g) => running(record, g) !== undefined);
+  if (withDaemon.length > 0 && (change.op === 'bind-eip' || change.op === 'unbind-eip')) {
+    io.err(`eip-agent: a daemon's poll reads the listings; a change inside an address (an EIP, its mode) reaches it at its next full read, within ${FULL_READ_MS / 1000} s\n`);
+  }
   for (const guest of guests.filter((g) => !withDaemon.includes(g))) {
     const applied = await agent(vpc, record, guest, ['apply']);
     io.err(`eip-agent: no daemon runs in guest ${guest} (eip-agent sandbox run starts one): ran apply once, exit ${applied.exitCode}\n`);

@@ -76,8 +76,9 @@ async function hostNetwork(): Promise<string> {
     const result = await execa(argv[0] as string, argv.slice(1), { reject: false });
     parts.push(`$ ${argv.join(' ')}\n${result.stdout.replace(/counter packets \d+ bytes \d+/g, 'counter')}`);
   }
-  for (const key of ['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', 'net/ipv4/conf/all/arp_ignore']) {
-    parts.push(`${key} = ${readFileSync(`/proc/sys/${key}`, 'utf8').trim()}`);
+  // The bridge keys exist while br_netfilter is loaded; the sandbox's router sets them in its own namespace.
+  for (const key of ['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', 'net/ipv4/conf/all/arp_ignore', 'net/bridge/bridge-nf-call-iptables']) {
+    parts.push(`${key} = ${existsSync(`/proc/sys/${key}`) ? readFileSync(`/proc/sys/${key}`, 'utf8').trim() : 'absent'}`);
   }
   return parts.join('\n');
 }
