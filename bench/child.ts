@@ -1,7 +1,7 @@
 // What the bench runs inside a namespace, as `ip netns exec NS node <bench bundle> --child MODE ...`: the product's
 // own code (src/) on the real host, wrapped only to record which processes it starts and which files it writes.
-import { applyRuntime } from '../src/apply/runtime.js';
-import type { RuntimeChange } from '../src/apply/plan.js';
+import { applyRuntime } from '../src/targets/linux/runtime.js';
+import type { RuntimeChange } from '../src/plan/plan.js';
 import { main } from '../src/cli/main.js';
 import type { Host } from '../src/host/host.js';
 import { createNodeHost } from '../src/host/node.js';

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
-import { controlEmulator, type MetadataFaults } from '../src/metadata/index.js';
+import { controlEmulator, type MetadataFaults } from '../src/sandbox/emulator.js';
 import type { MetaTree } from '../src/metadata/tree.js';
 import { seedCentos7Boot } from '../src/sandbox/guest-root.js';
 import { tempDir } from './cleanup.js';

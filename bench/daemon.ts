@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { controlEmulator } from '../src/metadata/index.js';
+import { controlEmulator } from '../src/sandbox/emulator.js';
 import type { MetaTree } from '../src/metadata/tree.js';
 import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
 import { addressesIn, createGuest, inNs, liveAddressCount } from './lab.js';

@@ -1,7 +1,7 @@
 // The whole flow on one screen: metadata -> model -> plan (render + diff) -> apply -> verify.
-import type { Plan } from './apply/plan.js';
-import type { ReloadMode } from './apply/reload.js';
-import { reloadNetwork } from './apply/reload.js';
+import type { Plan } from './plan/plan.js';
+import type { ReloadMode } from './targets/linux/reload.js';
+import { reloadNetwork } from './targets/linux/reload.js';
 import type { Host } from './host/host.js';
 import { fileMetadataSource, httpMetadataSource } from './metadata/index.js';
 import type { MetadataSource, MetaTree } from './metadata/tree.js';
@@ -12,10 +12,10 @@ import type { InstanceModel } from './model/types.js';
 import type { ApplyOutcome, Target, TargetOptions } from './targets/index.js';
 import { getTarget } from './targets/index.js';
 import type { TargetName } from './targets/target.js';
-import type { Check, VerifyReport } from './verify/report.js';
-import { loadState, restoreState, saveState } from './apply/state.js';
-import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './apply/state-update.js';
-import { requirePrivileges } from './apply/privileges.js';
+import type { Check, VerifyReport } from './plan/verify-report.js';
+import { loadState, restoreState, saveState } from './plan/record.js';
+import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './plan/record-update.js';
+import { requirePrivileges } from './plan/privileges.js';
 import { createHash } from 'node:crypto';
 import { AgentError, ApplyError } from './errors.js';
 

@@ -1,6 +1,6 @@
 import type { CommandSpec, OptionSpecs } from './args.js';
 import type { Host } from '../host/host.js';
-import type { CommonArgs } from './options.js';
+import type { CommonArgs } from '../config/options.js';
 
 /** Exit codes, the same for every command. */
 export const EXIT = { ok: 0, error: 1, pending: 2, notVerified: 3, unknown: 4 } as const;

@@ -1,7 +1,7 @@
 import { createTwoFilesPatch } from 'diff';
-import type { FileChange, Plan } from '../apply/plan.js';
-import { planChanges, planInSync } from '../apply/plan.js';
-import type { VerifyReport } from '../verify/report.js';
+import type { FileChange, Plan } from '../plan/plan.js';
+import { planChanges, planInSync } from '../plan/plan.js';
+import type { VerifyReport } from '../plan/verify-report.js';
 
 /** Unified diff of one file change, as `diff -u` would print it (empty when unchanged). */
 export function fileDiff(change: FileChange): string {

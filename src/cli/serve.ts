@@ -21,7 +21,7 @@ export async function serveMetadata(
   if (args.controlSocket !== undefined && (await host.fs.meta(dirname(args.controlSocket))) === null) {
     throw new ConfigError(`--control-socket ${args.controlSocket}: directory ${dirname(args.controlSocket)} does not exist`);
   }
-  const { startMetadataEmulator } = await import('../metadata/emulator.js');
+  const { startMetadataEmulator } = await import('../sandbox/emulator.js');
   let emulator;
   try {
     emulator = await startMetadataEmulator({ tree, host: args.host, port: args.port, ...(args.controlSocket ? { controlSocket: args.controlSocket } : {}) });

@@ -1,12 +1,12 @@
 // The daemon: poll the metadata, and only when the validated model changed, plan -> apply -> verify.
-import { loadState, saveState, type AgentState } from '../apply/state.js';
-import { stateAfterMetadataError } from '../apply/state-update.js';
+import { loadState, saveState, type AgentState } from '../plan/record.js';
+import { stateAfterMetadataError } from '../plan/record-update.js';
 import { AgentError, MetadataError, MissingNicError, ValidationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { MetaTree } from '../metadata/tree.js';
 import type { InstanceModel } from '../model/types.js';
 import { applyModel, metadataListings, modelHash, readModelAndListings, type ApplyResult, type PipelineOptions } from '../pipeline.js';
-import { planChanges, type Plan } from '../apply/plan.js';
+import { planChanges, type Plan } from '../plan/plan.js';
 import { getTarget } from '../targets/index.js';
 import type { DaemonControl } from './control.js';
 import type { LogEvent } from './log.js';

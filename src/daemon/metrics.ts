@@ -1,9 +1,9 @@
 // Prometheus text exposition (format 0.0.4) of what the agent manages: NIC traffic, whether each
 // address is on its NIC, when it last applied, and its counters.
-import type { LiveLink } from '../apply/linux-state.js';
-import { readLinuxState } from '../apply/linux-state.js';
-import { underRoot } from '../apply/root.js';
-import type { AgentState } from '../apply/state.js';
+import type { LiveLink } from '../targets/linux/live-state.js';
+import { readLinuxState } from '../targets/linux/live-state.js';
+import { underRoot } from '../plan/root.js';
+import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
 

@@ -1,11 +1,11 @@
 // `eip-agent status`: per address, where it is, whether the agent owns it and whether the live system matches.
-import type { LinuxLiveState } from '../apply/linux-state.js';
-import type { Plan } from '../apply/plan.js';
-import type { AgentState } from '../apply/state.js';
+import type { LinuxLiveState } from '../targets/linux/live-state.js';
+import type { Plan } from '../plan/plan.js';
+import type { AgentState } from '../plan/record.js';
 import type { InstanceModel } from '../model/types.js';
 import type { LinuxDesiredRuntime } from '../render/types.js';
 import { FULL_READ_MS } from './loop.js';
-import { isLiveRule } from '../apply/rules.js';
+import { isLiveRule } from '../targets/linux/rules.js';
 
 /** One private address of the metadata (with its EIP, if any) as the live system has it. */
 export interface AddressStatus {

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { getText, type GetContext } from './http-get.js';
+import { getText, type GetContext } from './get-item.js';
 import type { MetadataSource } from './tree.js';
 import { readAgentTree, readListings, type MetaReader } from './walker.js';
 

@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } f
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Host, RunOptions, RunResult } from '../host/host.js';
-import { controlEmulator } from '../metadata/emulator.js';
+import { controlEmulator } from './emulator.js';
 import type { MetaTree } from '../metadata/tree.js';
 import { seedCentos7Boot } from './guest-root.js';
 import { killAndDeleteNamespace, listNamespaces } from './namespaces.js';

@@ -4,11 +4,11 @@ export type { ApplyOutcome, Target, TargetName, TargetOptions } from './target.j
 
 /** Each target is loaded when first used: a Linux run never loads the Windows renderer and its templates. */
 const registry: Record<TargetName, () => Promise<Target>> = {
-  auto: async () => (await import('./auto.js')).autoTarget,
-  centos: async () => (await import('./centos.js')).centosTarget,
-  networkmanager: async () => (await import('./networkmanager.js')).networkManagerTarget,
-  netplan: async () => (await import('./netplan.js')).netplanTarget,
-  windows: async () => (await import('./windows.js')).windowsTarget,
+  auto: async () => (await import('./linux/auto.js')).autoTarget,
+  centos: async () => (await import('./linux/centos/target.js')).centosTarget,
+  networkmanager: async () => (await import('./linux/networkmanager/target.js')).networkManagerTarget,
+  netplan: async () => (await import('./linux/netplan/target.js')).netplanTarget,
+  windows: async () => (await import('./windows/target.js')).windowsTarget,
 };
 
 /** The implementation of a target. */

@@ -1,10 +1,10 @@
-import type { Plan, RuntimeChange } from '../apply/plan.js';
-import type { AgentState } from '../apply/state.js';
+import type { Plan, RuntimeChange } from '../plan/plan.js';
+import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
-import type { NetworkStack } from '../host/network-stack.js';
+import type { NetworkStack } from './linux/boot-stack.js';
 import type { InstanceModel } from '../model/types.js';
 import type { RoutingMode } from '../render/types.js';
-import type { VerifyReport } from '../verify/report.js';
+import type { VerifyReport } from '../plan/verify-report.js';
 
 /** The guest operating systems the agent can configure. */
 export type TargetName = 'auto' | 'centos' | 'networkmanager' | 'netplan' | 'windows';

@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { planChanges } from '../../src/apply/plan.js';
-import { marksScript } from '../../src/apply/marks.js';
-import type { AgentState } from '../../src/apply/state.js';
-import { STATE_PATH, emptyState } from '../../src/apply/state.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { marksScript } from '../../src/targets/linux/marks.js';
+import type { AgentState } from '../../src/plan/record.js';
+import { STATE_PATH, emptyState } from '../../src/plan/record.js';
 import { AgentError, ApplyError, HostError } from '../../src/errors.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import { applyAndVerify, applyModel, applyUnlessFailed, makePlan, verifyOnly } from '../../src/pipeline.js';
@@ -382,7 +382,7 @@ describe('applyAndVerify when something fails', () => {
     expect(kernel.commandLines()).toEqual(['ip -j -d -batch -', 'nft list table inet eip-agent']);
   });
 
-  // Product bug: a `route replace` is undone by `route del`, so a route it replaced is gone after a rollback (src/apply/plan.ts).
+  // Product bug: a `route replace` is undone by `route del`, so a route it replaced is gone after a rollback (src/targets/linux/plan-runtime.ts).
   it('puts back a table route that apply replaced when verification fails', async () => {
     const { kernel, host } = guest();
     await applyAndVerify(host, OPTIONS);

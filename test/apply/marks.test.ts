@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { expectedComments, iptablesListing, iptablesScript, liveComments, marksScript, planMarks, restoreScript, type LiveMarks } from '../../src/apply/marks.js';
-import { emptyState, type AgentState } from '../../src/apply/state.js';
+import { expectedComments, iptablesListing, iptablesScript, liveComments, marksScript, planMarks, restoreScript, type LiveMarks } from '../../src/targets/linux/marks.js';
+import { emptyState, type AgentState } from '../../src/plan/record.js';
 import { manualDesired, MANUAL_MARKS, MANUAL_NFT_TABLE } from '../helpers/manual-guest.js';
-import { renderCentos } from '../../src/render/centos/render.js';
+import { renderCentos } from '../../src/targets/linux/centos/render.js';
 import { buildModel } from '../../src/model/index.js';
 import { manualTree } from '../lab/fixtures.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { concernsDrift, driftFilterOf } from '../../src/apply/monitor.js';
+import { concernsDrift, driftFilterOf } from '../../src/targets/linux/monitor.js';
 import { manualDesired } from '../helpers/manual-guest.js';
 
 // Lines as `ip monitor address route rule link` (iproute2 6.1) prints them.

@@ -1,11 +1,11 @@
 // Ownership end to end: what the agent added is recorded in its state file, removed only after two successful
 // reads agree it is gone from the metadata, and undone by `rollback` (last apply) or `rollback --original`.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { planChanges } from '../../src/apply/plan.js';
-import { liveComments } from '../../src/apply/marks.js';
-import { rollbackLast, rollbackOriginal } from '../../src/apply/rollback.js';
-import type { AgentState } from '../../src/apply/state.js';
-import { STATE_PATH, emptyState, saveState } from '../../src/apply/state.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { liveComments } from '../../src/targets/linux/marks.js';
+import { rollbackLast, rollbackOriginal } from '../../src/targets/linux/rollback.js';
+import type { AgentState } from '../../src/plan/record.js';
+import { STATE_PATH, emptyState, saveState } from '../../src/plan/record.js';
 import { AgentError, HostError, MetadataError } from '../../src/errors.js';
 import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';

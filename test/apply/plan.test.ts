@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { LinuxLiveState } from '../../src/apply/linux-state.js';
-import type { FileChange, FileSnapshot, RuntimeChange } from '../../src/apply/plan.js';
-import { planFiles, planRuntime } from '../../src/apply/plan.js';
-import { foreignTables } from '../../src/apply/tables-in-use.js';
+import type { LinuxLiveState } from '../../src/targets/linux/live-state.js';
+import type { FileChange, FileSnapshot, RuntimeChange } from '../../src/plan/plan.js';
+import { planFiles } from '../../src/plan/plan.js';
+import { planRuntime } from '../../src/targets/linux/plan-runtime.js';
+import { foreignTables } from '../../src/targets/linux/tables-in-use.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import { CLOUD_INIT_ETH0, FRESH_BATCH, MAC0, MAC1, RT_TABLES, convergedLive, freshLive, manualDesired } from '../helpers/manual-guest.js';
 

@@ -1,6 +1,6 @@
 // Handing changed NetworkManager profiles to NetworkManager (`nmcli connection load`), and what it must not do.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { loadProfiles } from '../../src/apply/profiles.js';
+import { loadProfiles } from '../../src/targets/linux/networkmanager/profiles.js';
 import type { RunResult } from '../../src/host/host.js';
 import { createTestHost, vol } from '../helpers/host.js';
 

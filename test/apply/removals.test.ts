@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { LinuxLiveState } from '../../src/apply/linux-state.js';
-import type { FileChange, OwnedRef, OwnershipPlan, RuntimeChange } from '../../src/apply/plan.js';
-import { emptyOwnership } from '../../src/apply/plan.js';
-import { planFileRemovals, planRemovals } from '../../src/apply/removals.js';
-import type { AgentState, Owned } from '../../src/apply/state.js';
-import { emptyState } from '../../src/apply/state.js';
+import type { LinuxLiveState } from '../../src/targets/linux/live-state.js';
+import type { FileChange, OwnedRef, OwnershipPlan, RuntimeChange } from '../../src/plan/plan.js';
+import { emptyOwnership } from '../../src/plan/plan.js';
+import { planFileRemovals, planRemovals } from '../../src/targets/linux/removals.js';
+import type { AgentState, Owned } from '../../src/plan/record.js';
+import { emptyState } from '../../src/plan/record.js';
 import type { LinuxDesiredState } from '../../src/render/types.js';
 import {
   MAC0,
@@ -285,7 +285,7 @@ describe('planRemovals', () => {
   });
 
   // Product bug: routes (dev eth1) and rules (from eth1's addresses) of a NIC the metadata no longer lists, but that is
-  // still attached, are removed after two reads while its addresses are kept (src/apply/removals.ts, routes and rules loops).
+  // still attached, are removed after two reads while its addresses are kept (src/targets/linux/removals.ts, routes and rules loops).
   it('removes no route or rule of a NIC the metadata no longer lists while it is still attached, and disowns them only on the second read', () => {
     const keys = [RT_SUBNET, RT_DEFAULT, R7, R8];
     const first = plan({ desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), macs: [MAC0] });

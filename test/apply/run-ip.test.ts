@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ipJsonBatch } from '../../src/apply/run-ip.js';
+import { ipJsonBatch } from '../../src/host/run-tool.js';
 import type { RunResult } from '../../src/host/host.js';
 import { createTestHost } from '../helpers/host.js';
 

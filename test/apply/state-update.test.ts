@@ -1,11 +1,12 @@
-import { planMarks } from '../../src/apply/marks.js';
+import { planMarks } from '../../src/targets/linux/marks.js';
 import { describe, expect, it } from 'vitest';
-import type { FileChange, FileSnapshot, OwnedRef, OwnershipPlan, Plan, RuntimeChange } from '../../src/apply/plan.js';
-import { emptyOwnership, planFiles, planRuntime } from '../../src/apply/plan.js';
-import type { AgentState, Owned, OwnedAddress } from '../../src/apply/state.js';
-import { emptyState } from '../../src/apply/state.js';
-import { planChanges } from '../../src/apply/plan.js';
-import { retryDelayMs, stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/apply/state-update.js';
+import type { FileChange, FileSnapshot, OwnedRef, OwnershipPlan, Plan, RuntimeChange } from '../../src/plan/plan.js';
+import { emptyOwnership, planFiles } from '../../src/plan/plan.js';
+import { planRuntime } from '../../src/targets/linux/plan-runtime.js';
+import type { AgentState, Owned, OwnedAddress } from '../../src/plan/record.js';
+import { emptyState } from '../../src/plan/record.js';
+import { planChanges } from '../../src/plan/plan.js';
+import { retryDelayMs, stateAfterApply, stateAfterMetadataError, stateAfterRollback } from '../../src/plan/record-update.js';
 import type { RenderedFile } from '../../src/render/types.js';
 import {
   CLOUD_INIT_ETH0,

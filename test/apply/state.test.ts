@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { emptyState, loadState, saveState, statePath } from '../../src/apply/state.js';
+import { emptyState, loadState, saveState, statePath } from '../../src/plan/record.js';
 import { createTestHost, vol } from '../helpers/host.js';
 
 describe('statePath', () => {

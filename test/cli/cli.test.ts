@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { STATE_PATH, emptyState } from '../../src/apply/state.js';
+import { STATE_PATH, emptyState } from '../../src/plan/record.js';
 import { EXIT, main } from '../../src/cli/main.js';
 import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';

@@ -2,7 +2,7 @@
 // writes the drop-in that stops it, a file the agent owns like every other (rollback --original removes it).
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, main } from '../../src/cli/main.js';
-import { CLOUD_INIT_DROPIN } from '../../src/render/cloud-init.js';
+import { CLOUD_INIT_DROPIN } from '../../src/targets/linux/cloud-init.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { NOW, freshKernel, guestFiles } from '../helpers/manual-guest.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { STATE_PATH } from '../../src/apply/state.js';
+import { STATE_PATH } from '../../src/plan/record.js';
 import { EXIT, main } from '../../src/cli/main.js';
 import type { Host } from '../../src/host/host.js';
 import { createNodeHost } from '../../src/host/node.js';

@@ -2,7 +2,7 @@
 // snapshot is the plan of the VM. Against the metadata emulator on port 0.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, main } from '../../src/cli/main.js';
-import { startMetadataEmulator, type MetadataEmulator } from '../../src/metadata/index.js';
+import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { freshKernel, guestFiles } from '../helpers/manual-guest.js';

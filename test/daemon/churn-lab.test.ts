@@ -5,7 +5,7 @@
 // left rolled back.
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import type { MetadataFaults } from '../../src/metadata/emulator.js';
+import type { MetadataFaults } from '../../src/sandbox/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { defaultConfigPath, parseConfig } from '../../src/cli/config.js';
-import { DEFAULT_INTERVAL_SECONDS, resolveRunSettings, type RunArgs } from '../../src/daemon/options.js';
+import { defaultConfigPath, parseConfig } from '../../src/config/file.js';
+import { DEFAULT_INTERVAL_SECONDS, resolveRunSettings, type RunArgs } from '../../src/config/run.js';
 import { createTestHost, vol } from '../helpers/host.js';
 
 const PATH = '/etc/eip-agent/config.json';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { LOCK_PATH, parseLock, withLock } from '../../src/daemon/lock.js';
+import { LOCK_PATH, parseLock, withLock } from '../../src/plan/lock.js';
 import { createNodeHost, nodeFs } from '../../src/host/node.js';
 import { createTestHost, vol } from '../helpers/host.js';
 

@@ -1,12 +1,13 @@
 // The daemon against a real metadata emulator on port 0, an in-memory guest (memfs) and a fake
 // kernel that records every process, with a fake clock: each sleep advances it and lets the test act.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadState } from '../../src/apply/state.js';
+import { loadState } from '../../src/plan/record.js';
 import { DaemonControl } from '../../src/daemon/control.js';
 import type { LogEvent } from '../../src/daemon/log.js';
 import { COMPLETE_READ_MS, FULL_READ_MS, MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
 import type { Host, HostFs } from '../../src/host/host.js';
-import { startMetadataEmulator, type MetadataEmulator, type MetaTree } from '../../src/metadata/index.js';
+import type { MetaTree } from '../../src/metadata/index.js';
+import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { MAC0, MAC1, SCRIPTS, freshKernel, guestFiles } from '../helpers/manual-guest.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { emptyState, type AgentState } from '../../src/apply/state.js';
+import { emptyState, type AgentState } from '../../src/plan/record.js';
 import { escapeLabel, formatMetrics, readNicCounters, type MetricsInput } from '../../src/daemon/metrics.js';
 import { METRICS_CONTENT_TYPE, startMetricsServer, type MetricsServer } from '../../src/daemon/metrics-server.js';
 import { buildModel } from '../../src/model/index.js';

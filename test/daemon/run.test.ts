@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Args } from '../../src/cli/command.js';
 import { createRunCommand, type ProcessEdge } from '../../src/cli/commands/run.js';
-import { LOCK_PATH } from '../../src/daemon/lock.js';
+import { LOCK_PATH } from '../../src/plan/lock.js';
 import type { Host } from '../../src/host/host.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';

@@ -6,10 +6,11 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { STATE_PATH } from '../../src/apply/state.js';
-import type { MetadataFaults } from '../../src/metadata/emulator.js';
+import { STATE_PATH } from '../../src/plan/record.js';
+import type { MetadataFaults } from '../../src/sandbox/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import { MANAGED_MARKER, NETWORK_SCRIPTS_DIR, SYSCTL_DROPIN } from '../../src/render/centos/paths.js';
+import { MANAGED_MARKER } from '../../src/plan/plan.js';
+import { NETWORK_SCRIPTS_DIR, SYSCTL_DROPIN } from '../../src/targets/linux/paths.js';
 import { manualTree } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { isBootStandIn } from '../../src/sandbox/guest-root.js';

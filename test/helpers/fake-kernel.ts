@@ -1,7 +1,7 @@
 // An in-memory model of the parts of a Linux guest the agent touches through processes: `ip -j` reads,
 // `ip [-force] -batch -` changes, `sysctl -q -w` and `ping`. Every process is recorded (argv + stdin).
 // Sysctls live in the memfs volume under /proc/sys, because the agent reads them through host.fs.
-import type { LiveRoute, LiveRule } from '../../src/apply/linux-state.js';
+import type { LiveRoute, LiveRule } from '../../src/targets/linux/live-state.js';
 import type { RunOptions, RunResult } from '../../src/host/host.js';
 import { vol } from './host.js';
 

@@ -2,13 +2,13 @@ import type { PipelineOptions } from '../../src/pipeline.js';
 // The product manual's instance (test/lab/fixtures.ts manualTree()) as a guest: a fresh CentOS 7 boot
 // (cloud-init DHCP on eth0, eth1 attached but down), the files the agent must write for it in policy
 // mode, and hand-made live states for the pure planners and the verifier.
-import type { LinuxLiveState } from '../../src/apply/linux-state.js';
-import type { AgentState, Owned } from '../../src/apply/state.js';
-import { emptyState } from '../../src/apply/state.js';
-import { marksScript } from '../../src/apply/marks.js';
+import type { LinuxLiveState } from '../../src/targets/linux/live-state.js';
+import type { AgentState, Owned } from '../../src/plan/record.js';
+import { emptyState } from '../../src/plan/record.js';
+import { marksScript } from '../../src/targets/linux/marks.js';
 import { buildModel } from '../../src/model/index.js';
 import { modelHash } from '../../src/pipeline.js';
-import { renderCentos } from '../../src/render/centos/render.js';
+import { renderCentos } from '../../src/targets/linux/centos/render.js';
 import type { LinuxDesiredState, RoutingMode } from '../../src/render/types.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree } from '../lab/fixtures.js';

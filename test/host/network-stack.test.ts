@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, main } from '../../src/cli/main.js';
-import { describeNetworkStack, detectNetworkStack } from '../../src/host/network-stack.js';
-import { chooseLinuxTarget } from '../../src/targets/auto.js';
+import { describeNetworkStack, detectNetworkStack } from '../../src/targets/linux/boot-stack.js';
+import { chooseLinuxTarget } from '../../src/targets/linux/auto.js';
 import { CENTOS7_BOOT_FILES, CENTOS7_BOOT_LINK } from '../../src/sandbox/guest-root.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';

@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlEmulator } from '../../src/metadata/index.js';
+import { controlEmulator } from '../../src/sandbox/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from './fixtures.js';
 import { labOk, requireLab } from './guard.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { controlEmulator, startMetadataEmulator, type MetadataEmulator } from '../../src/metadata/emulator.js';
+import { controlEmulator, startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
 import { MAC1, MAC2, NIC1, manualTree } from './fixture.js';
 
 let dir: string;

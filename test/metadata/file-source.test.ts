@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MetadataError } from '../../src/errors.js';
 import { fileMetadataSource } from '../../src/metadata/file-source.js';
 import { httpMetadataSource } from '../../src/metadata/http-source.js';
-import { startMetadataEmulator, type MetadataEmulator } from '../../src/metadata/emulator.js';
+import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { IP8, NIC1, edit, manualTree, manualWithExtras } from './fixture.js';

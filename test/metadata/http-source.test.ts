@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MetadataError } from '../../src/errors.js';
 import { httpMetadataSource, type HttpSourceOptions } from '../../src/metadata/http-source.js';
-import { startMetadataEmulator, type MetadataEmulator } from '../../src/metadata/emulator.js';
+import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { fetchGet, httpGet } from '../../src/host/http-get.js';
 import { createTestHost } from '../helpers/host.js';

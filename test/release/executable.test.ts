@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { startMetadataEmulator, type MetadataFaults } from '../../src/metadata/emulator.js';
+import { startMetadataEmulator, type MetadataFaults } from '../../src/sandbox/emulator.js';
 import { IP8, NIC1, manualTree } from '../metadata/fixture.js';
 import { releaseExecutable } from './paths.js';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { renderCentos } from '../../src/render/centos/render.js';
+import { renderCentos } from '../../src/targets/linux/centos/render.js';
 import type { RoutingMode } from '../../src/render/types.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';

@@ -4,8 +4,8 @@ import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
 import type { InstanceModel } from '../../src/model/types.js';
 import { resolveInterfaceNames } from '../../src/model/names.js';
-import { allocateTables } from '../../src/render/centos/tables.js';
-import type { LinuxRenderOptions } from '../../src/render/linux-runtime.js';
+import { allocateTables } from '../../src/targets/linux/tables.js';
+import type { LinuxRenderOptions } from '../../src/targets/linux/desired-runtime.js';
 import type { RoutingMode } from '../../src/render/types.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
-import { renderCentos } from '../../src/render/centos/render.js';
-import { AUTOCONNECT_PRIORITY, renderNetworkManager } from '../../src/render/networkmanager/render.js';
+import { renderCentos } from '../../src/targets/linux/centos/render.js';
+import { AUTOCONNECT_PRIORITY, renderNetworkManager } from '../../src/targets/linux/networkmanager/render.js';
 import type { RoutingMode } from '../../src/render/types.js';
 import { manualTree } from '../lab/fixtures.js';
 import { GOLDEN_FIXTURES as fixtures, ROUTING_MODES as modes, renderInputs } from './inputs.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { LinuxLiveState } from '../../src/apply/linux-state.js';
+import type { LinuxLiveState } from '../../src/targets/linux/live-state.js';
 import type { RoutingMode } from '../../src/render/types.js';
-import type { Check } from '../../src/verify/report.js';
-import { checkState } from '../../src/verify/linux.js';
+import type { Check } from '../../src/plan/verify-report.js';
+import { checkState } from '../../src/targets/linux/verify.js';
 import { MAC1, convergedLive, manualDesired } from '../helpers/manual-guest.js';
 
 function link(live: LinuxLiveState, name: string): LinuxLiveState['links'][number] {

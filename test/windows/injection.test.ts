@@ -4,9 +4,9 @@ import { ConfigError } from '../../src/errors.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
 import type { InstanceModel } from '../../src/model/types.js';
-import { assertAsciiScript, assertSafeData, windowsPath } from '../../src/render/windows/guard.js';
-import { renderWindows } from '../../src/render/windows/render.js';
-import { renderTaskInstall } from '../../src/render/windows/task.js';
+import { assertAsciiScript, assertSafeData, windowsPath } from '../../src/targets/windows/guard.js';
+import { renderWindows } from '../../src/targets/windows/render.js';
+import { renderTaskInstall } from '../../src/targets/windows/task.js';
 import { createTestHost, vol } from '../helpers/host.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 

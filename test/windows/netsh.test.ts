@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
-import { renderWindows } from '../../src/render/windows/render.js';
+import { renderWindows } from '../../src/targets/windows/render.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 import { parsePowerShell, powershell7Only, syntaxProblems } from './powershell.js';
 

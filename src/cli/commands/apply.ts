@@ -1,8 +1,8 @@
-import { withLock } from '../../daemon/lock.js';
+import { withLock } from '../../plan/lock.js';
 import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
 import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent apply`: write, reconcile, verify, roll back on failure. */
 export const applyCommand: CliCommand = {

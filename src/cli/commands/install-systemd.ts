@@ -1,13 +1,13 @@
-import { requireAbsolute } from '../options.js';
-import { underRoot } from '../../apply/root.js';
-import { firstLine, runTool } from '../../apply/run-ip.js';
+import { requireAbsolute } from '../../config/options.js';
+import { underRoot } from '../../plan/root.js';
+import { firstLine, runTool } from '../../host/run-tool.js';
 import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, requireVisibleToService, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
 import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { Args, CliCommand, Io } from '../command.js';
 import type { OptionSpec } from '../args.js';
 import { EXIT } from '../command.js';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../../config/file.js';
 
 /** Runs `systemctl ...args`; a failure names the command and systemctl's own message. */
 async function systemctl(host: Host, io: Io, args: string[]): Promise<string> {

@@ -1,9 +1,9 @@
-import { requireAbsolute } from '../options.js';
-import { underRoot } from '../../apply/root.js';
+import { requireAbsolute } from '../../config/options.js';
+import { underRoot } from '../../plan/root.js';
 import { ConfigError, HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
-import type { WindowsFlavor } from '../../render/windows/constants.js';
-import { DEFAULT_TASK_INTERVAL_MINUTES, TASK_NAME, UTF8_BOM } from '../../render/windows/constants.js';
+import type { WindowsFlavor } from '../../targets/windows/constants.js';
+import { DEFAULT_TASK_INTERVAL_MINUTES, TASK_NAME, UTF8_BOM } from '../../targets/windows/constants.js';
 import type { Args, CliCommand, Io } from '../command.js';
 import { EXIT } from '../command.js';
 
@@ -24,7 +24,7 @@ function interval(args: Args): number {
 
 // The Windows renderer and its templates load only when a Windows command runs.
 async function renderFor(host: Host, args: Args, verb: Verb) {
-  const { renderTaskInstall, renderTaskUninstall } = await import('../../render/windows/task.js');
+  const { renderTaskInstall, renderTaskUninstall } = await import('../../targets/windows/task.js');
   if (verb === 'uninstall') return renderTaskUninstall();
   // On Windows the task runs the node and the agent running this command; elsewhere the README's locations.
   const here = host.platform === 'win32';
@@ -46,7 +46,7 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
   const root = String(args.root ?? '/');
   requireAbsolute('--root', root);
   const file = await renderFor(host, args, verb);
-  const { agentDirectory, agentPath } = await import('../../targets/windows.js');
+  const { agentDirectory, agentPath } = await import('../../targets/windows/target.js');
   const onWindows = host.platform === 'win32';
   if (!onWindows && root === '/') {
     io.out(file.content.slice(UTF8_BOM.length));

@@ -3,8 +3,8 @@ import { metadataSource } from '../../pipeline.js';
 import { camel } from '../args.js';
 import type { Args, CliCommand, Io } from '../command.js';
 import type { Host } from '../../host/host.js';
-import { loadConfig } from '../config.js';
-import { optionsFrom, requireAbsolute } from '../options.js';
+import { loadConfig } from '../../config/file.js';
+import { optionsFrom, requireAbsolute } from '../../config/options.js';
 import { serveMetadata } from '../serve.js';
 
 /** Options that belong to one action only; given with the other, they are a mistake worth one line. */

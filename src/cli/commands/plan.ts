@@ -1,8 +1,8 @@
-import { planInSync } from '../../apply/plan.js';
+import { planInSync } from '../../plan/plan.js';
 import { makePlan } from '../../pipeline.js';
 import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
 import { formatPlan, planJson } from '../format.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent plan`: the dry run. */
 export const planCommand: CliCommand = {

@@ -1,8 +1,8 @@
-import { underRoot } from '../../apply/root.js';
+import { underRoot } from '../../plan/root.js';
 import { ConfigError } from '../../errors.js';
 import { makePlan } from '../../pipeline.js';
 import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
-import { requireAbsolute, resolveOptions } from '../options.js';
+import { requireAbsolute, resolveOptions } from '../../config/options.js';
 
 /** `eip-agent render --out DIR`: the rendered files under DIR, nothing else. */
 export const renderCommand: CliCommand = {

@@ -1,7 +1,7 @@
-import { requireAbsolute } from '../options.js';
-import { loadConfig } from '../config.js';
-import { rollbackLast, rollbackOriginal } from '../../apply/rollback.js';
-import { withLock } from '../../daemon/lock.js';
+import { requireAbsolute } from '../../config/options.js';
+import { loadConfig } from '../../config/file.js';
+import { rollbackLast, rollbackOriginal } from '../../targets/linux/rollback.js';
+import { withLock } from '../../plan/lock.js';
 import { EXIT, printWarnings, type CliCommand } from '../command.js';
 
 /** `eip-agent rollback [--original]`. */

@@ -1,12 +1,12 @@
 import { fstatSync } from 'node:fs';
-import { loadState } from '../../apply/state.js';
+import { loadState } from '../../plan/record.js';
 import { DaemonControl } from '../../daemon/control.js';
-import { withLock } from '../../daemon/lock.js';
+import { withLock } from '../../plan/lock.js';
 import { createLogger, type LogFormat, type Logger } from '../../daemon/log.js';
 import { runDaemon } from '../../daemon/loop.js';
 import { collectMetrics, formatMetrics } from '../../daemon/metrics.js';
 import { startMetricsServer, type MetricsServer } from '../../daemon/metrics-server.js';
-import { resolveRunSettings, type RunArgs, type RunSettings } from '../../daemon/options.js';
+import { resolveRunSettings, type RunArgs, type RunSettings } from '../../config/run.js';
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { InstanceModel } from '../../model/types.js';

@@ -1,11 +1,11 @@
-import { readLinuxState } from '../../apply/linux-state.js';
-import { loadState } from '../../apply/state.js';
+import { readLinuxState } from '../../targets/linux/live-state.js';
+import { loadState } from '../../plan/record.js';
 import { formatStatus, statusReport } from '../../daemon/status.js';
 import { HostError } from '../../errors.js';
 import { readModel } from '../../pipeline.js';
 import { getTarget } from '../../targets/index.js';
 import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent status`: the metadata's addresses next to the live system and the agent's own records. Read-only. */
 export const statusCommand: CliCommand = {

@@ -1,7 +1,7 @@
 import { verifyOnly } from '../../pipeline.js';
 import { COMMON_OPTIONS, printWarnings, verifyExit, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent verify`: compare files and live state with the metadata; change nothing. */
 export const verifyCommand: CliCommand = {

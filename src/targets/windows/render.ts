@@ -1,0 +1,134 @@
+import type { InstanceModel, NicModel } from '../../model/types.js';
+import { compileTemplate } from '../../render/handlebars.js';
+import type { RenderedFile } from '../../render/types.js';
+import type { WindowsFlavor } from './constants.js';
+import { ROUTE_METRIC_STEP, SCRIPT_PATH, UTF8_BOM, WINDOWS_EXIT } from './constants.js';
+import * as guard from './guard.js';
+import powershellSource from '../../../templates/windows/eip-agent.ps1.hbs';
+import netshSource from '../../../templates/windows/eip-agent.netsh.cmd.hbs';
+
+/** Inputs of the Windows renderer besides the model. */
+export interface WindowsRenderOptions {
+  flavor: WindowsFlavor;
+  /** The endpoint the script checks after a change (the one the agent reads). */
+  metadataUrl: string;
+  /** DNS servers to set on every NIC; empty or absent keeps the servers each adapter already has. */
+  dnsServers?: readonly string[];
+}
+
+/** One address the script puts on a NIC. */
+export interface WindowsAddress {
+  ip: string;
+  prefixLength: number;
+  netmask: string;
+}
+
+/** What the script must make of one NIC, found at run time by its MAC. */
+export interface WindowsNic {
+  index: number;
+  /** MAC as the metadata lists it (52:54:00:...). */
+  mac: string;
+  /** The 12 hex digits the script compares with Get-NetAdapter's 52-54-00-... spelling. */
+  macKey: string;
+  role: 'primary' | 'secondary';
+  primary: string;
+  prefixLength: number;
+  netmask: string;
+  gateway: string;
+  /** Secondary private IPs (NIC subnet), then `direct` EIPs (/32); all added with SkipAsSource. */
+  secondary: WindowsAddress[];
+  /** Metric of this NIC's default route: 0 on the primary NIC, higher on each secondary NIC. */
+  routeMetric: number;
+  /** Explicit DNS servers; empty keeps the adapter's own. */
+  dns: string[];
+}
+
+/** The Windows desired state: the script decides and changes at run time, so this is what it was rendered from. */
+export interface WindowsDesiredRuntime {
+  flavor: WindowsFlavor;
+  /** The script's path relative to the agent's directory. */
+  script: string;
+  metadataUrl: string;
+  nics: WindowsNic[];
+}
+
+/** Everything the Windows renderer produces. */
+export interface WindowsDesiredState {
+  files: RenderedFile[];
+  runtime: WindowsDesiredRuntime;
+}
+
+interface ScriptData {
+  instanceId: string;
+  metadataUrl: string;
+  exit: typeof WINDOWS_EXIT;
+  /** Per NIC, also: every address as one space-separated list, and the DNS servers likewise (for the .cmd). */
+  nics: (WindowsNic & { wanted: string; dnsList: string })[];
+}
+
+const powershell = compileTemplate<ScriptData>(powershellSource);
+const netsh = compileTemplate<ScriptData>(netshSource);
+
+const MASK_MAX = 32;
+const METRIC_MAX = 9999;
+const FILE_MODE = 0o644;
+
+function maskOf(prefixLength: number): string {
+  const bits = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+  return [24, 16, 8, 0].map((shift) => (bits >>> shift) & 0xff).join('.');
+}
+
+function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
+  // Named by position: the MAC itself is one of the values being checked.
+  const where = `NIC ${nic.index}`;
+  const [primary, ...secondaries] = nic.addresses;
+  if (primary === undefined) throw new Error(`render: windows: ${where} has no address`);
+  const prefixLength = guard.int(`${where} prefix length`, nic.prefixLength, MASK_MAX);
+  const secondary: WindowsAddress[] = secondaries.map((a) => ({ ip: guard.ipv4(`${where} address`, a.ip), prefixLength, netmask: maskOf(prefixLength) }));
+  // A `direct` EIP is routed to the NIC, so it must be on the NIC, as on Linux: a /32 that is never a source.
+  for (const a of nic.addresses) {
+    if (a.publicMode === 'direct' && a.publicIp !== undefined) secondary.push({ ip: guard.ipv4(`${where} EIP`, a.publicIp), prefixLength: 32, netmask: maskOf(32) });
+  }
+  return {
+    index: nic.index,
+    mac: guard.mac(`${where} MAC`, nic.mac),
+    macKey: guard.macKey(nic.mac),
+    role: nic.isPrimaryNic ? 'primary' : 'secondary',
+    primary: guard.ipv4(`${where} primary address`, primary.ip),
+    prefixLength,
+    netmask: maskOf(prefixLength),
+    gateway: guard.ipv4(`${where} gateway`, nic.gateway),
+    secondary,
+    routeMetric: guard.int(`${where} route metric`, nic.isPrimaryNic ? 0 : ROUTE_METRIC_STEP * nic.index, METRIC_MAX),
+    dns,
+  };
+}
+
+/** Windows wants CRLF; cmd.exe in particular mis-reads labels in LF-only batch files. */
+function crlf(text: string): string {
+  return text.replace(/\r?\n/g, '\r\n');
+}
+
+/**
+ * Renders the Windows script for one flavor: a data block of validated values (PowerShell) or unrolled
+ * netsh calls (.cmd), followed by fixed logic that resolves each NIC's MAC to an ifIndex at run time. Pure.
+ */
+export function renderWindows(model: InstanceModel, options: WindowsRenderOptions): WindowsDesiredState {
+  const dns = (options.dnsServers ?? []).map((s) => guard.ipv4('DNS server', s));
+  const nics = model.nics.map((nic) => windowsNic(nic, dns));
+  const metadataUrl = guard.metadataUrl(options.metadataUrl);
+  const data: ScriptData = {
+    instanceId: guard.id('instance id', model.instanceId),
+    metadataUrl,
+    exit: WINDOWS_EXIT,
+    nics: nics.map((n) => ({ ...n, wanted: [n.primary, ...n.secondary.map((s) => s.ip)].join(' '), dnsList: n.dns.join(' ') })),
+  };
+  guard.assertSafeData('windows script data', data);
+  const path = SCRIPT_PATH[options.flavor];
+  const content = options.flavor === 'powershell' ? UTF8_BOM + crlf(powershell(data)) : crlf(netsh(data));
+  guard.assertAsciiScript(path, content);
+  return {
+    files: [{ path, mode: FILE_MODE, content }],
+    runtime: { flavor: options.flavor, script: path, metadataUrl, nics },
+  };
+}
