@@ -25,7 +25,15 @@ export default defineConfig({
     pool: 'forks',
     projects: [
       { extends: true, test: { name: 'dev', include: ['test/**/*.test.ts'] } },
-      { extends: true, test: { name: 'release', include: LAB, exclude: ['test/lab/topology.test.ts'], env: { EIP_AGENT_EXECUTABLE: releaseExecutable() } } },
+      {
+        extends: true,
+        test: {
+          name: 'release',
+          include: LAB,
+          exclude: ['test/lab/topology.test.ts'],
+          env: { EIP_AGENT_EXECUTABLE: releaseExecutable() },
+        },
+      },
     ],
   },
 });

@@ -28,21 +28,36 @@ interface CliRecord {
   err: string;
 }
 
-async function step(nics: readonly NicSpec[], scope: 'addresses' | 'full', mode: 'agent' | 'baseline', treeFile: string, root: string): Promise<StepResult> {
+async function step(
+  nics: readonly NicSpec[],
+  scope: 'addresses' | 'full',
+  mode: 'agent' | 'baseline',
+  treeFile: string,
+  root: string,
+): Promise<StepResult> {
   const guest = await createGuest(nics, { dhcp: false });
   try {
-    const run = await exec(inNs(guest.ns, [process.execPath, bundlePath(), '--child', 'apply-step', scope, mode, treeFile, root]));
+    const run = await exec(
+      inNs(guest.ns, [process.execPath, bundlePath(), '--child', 'apply-step', scope, mode, treeFile, root]),
+    );
     if (run.exitCode !== 0) throw new Error(`apply step ${scope}/${mode}: exit ${run.exitCode}: ${run.stderr.trim()}`);
     const result = childResult<StepResult>(run.stdout, `apply step ${scope}/${mode}`);
     const live = await liveAddressCount(guest.ns, nics);
-    if (live !== addressCount(nics)) throw new Error(`apply step ${scope}/${mode}: ${live} of ${addressCount(nics)} addresses live`);
+    if (live !== addressCount(nics))
+      throw new Error(`apply step ${scope}/${mode}: ${live} of ${addressCount(nics)} addresses live`);
     return result;
   } finally {
     guest.destroy();
   }
 }
 
-async function compare(nics: readonly NicSpec[], scope: 'addresses' | 'full', runs: number, treeFile: string, root: string) {
+async function compare(
+  nics: readonly NicSpec[],
+  scope: 'addresses' | 'full',
+  runs: number,
+  treeFile: string,
+  root: string,
+) {
   const agent: StepResult[] = [];
   const baseline: StepResult[] = [];
   for (let i = 0; i < runs; i++) {
@@ -52,7 +67,17 @@ async function compare(nics: readonly NicSpec[], scope: 'addresses' | 'full', ru
   const a = median(agent.map((r) => r.ms));
   const b = median(baseline.map((r) => r.ms));
   progress(`apply ${scope}: one ip -batch ${ms(a)}, one process per change ${ms(b)}`);
-  return { agentMs: agent.map((r) => r.ms), baselineMs: baseline.map((r) => r.ms), medianAgentMs: a, medianBaselineMs: b, speedup: b / a, changes: agent[0]?.changes ?? 0, kinds: agent[0]?.kinds ?? {}, agentProcesses: agent[0]?.processes ?? 0, baselineProcesses: baseline[0]?.processes ?? 0 };
+  return {
+    agentMs: agent.map((r) => r.ms),
+    baselineMs: baseline.map((r) => r.ms),
+    medianAgentMs: a,
+    medianBaselineMs: b,
+    speedup: b / a,
+    changes: agent[0]?.changes ?? 0,
+    kinds: agent[0]?.kinds ?? {},
+    agentProcesses: agent[0]?.processes ?? 0,
+    baselineProcesses: baseline[0]?.processes ?? 0,
+  };
 }
 
 /** execve calls that succeeded, per process file of `strace -ff -o PREFIX`: each as its argv. */
@@ -94,7 +119,10 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
       }),
     );
     const full = await compare(nics, 'full', Math.max(3, opts.runs - 2), treeFile, emptyRoot);
-    const kinds = Object.entries(full.kinds).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ');
+    const kinds = Object.entries(full.kinds)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ');
     rows.push(
       row(SECTION, `runtime apply, whole plan (${kinds})`, {
         value: `${ms(full.medianAgentMs)} (${full.agentProcesses} processes)`,
@@ -112,12 +140,15 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
       seedCentos7Boot(root);
       const args = ['apply', '--metadata-file', treeFile, '--root', root];
       const first = await exec(inNs(guest.ns, [process.execPath, CLI, ...args]), { timeoutMs: 300_000 });
-      if (first.exitCode !== 0) throw new Error(`first apply: exit ${first.exitCode}: ${first.stderr.trim().slice(-2000)}`);
+      if (first.exitCode !== 0)
+        throw new Error(`first apply: exit ${first.exitCode}: ${first.stderr.trim().slice(-2000)}`);
       const live = await liveAddressCount(guest.ns, nics);
       if (live !== total) throw new Error(`first apply: ${live} of ${total} addresses live`);
       progress(`apply CLI: first apply ${ms(first.ms)}`);
 
-      const secondRun = await exec(inNs(guest.ns, [process.execPath, bundlePath(), '--child', 'record-cli', ...args]), { timeoutMs: 300_000 });
+      const secondRun = await exec(inNs(guest.ns, [process.execPath, bundlePath(), '--child', 'record-cli', ...args]), {
+        timeoutMs: 300_000,
+      });
       const second = childResult<CliRecord>(secondRun.stdout, 'second apply');
       if (second.exitCode !== 0) throw new Error(`second apply: exit ${second.exitCode}: ${second.err}`);
       const writes = second.runs.filter(isWrite);
@@ -131,16 +162,38 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
       if (which('strace')) {
         const traceDir = join(dir.path, 'strace');
         mkdirSync(traceDir);
-        const traced = await exec(inNs(guest.ns, ['strace', '-f', '-ff', '-qq', '-e', 'trace=execve', '-o', join(traceDir, 'x'), process.execPath, CLI, ...args]), { timeoutMs: 300_000 });
-        if (traced.exitCode !== 0) throw new Error(`third apply under strace: exit ${traced.exitCode}: ${traced.stderr.trim().slice(-2000)}`);
+        const traced = await exec(
+          inNs(guest.ns, [
+            'strace',
+            '-f',
+            '-ff',
+            '-qq',
+            '-e',
+            'trace=execve',
+            '-o',
+            join(traceDir, 'x'),
+            process.execPath,
+            CLI,
+            ...args,
+          ]),
+          { timeoutMs: 300_000 },
+        );
+        if (traced.exitCode !== 0)
+          throw new Error(`third apply under strace: exit ${traced.exitCode}: ${traced.stderr.trim().slice(-2000)}`);
         const execs = straceExecs(traceDir, 'x');
         const ips = execs.filter((argv) => argv[0] === 'ip');
         strace = { ipExecs: ips.length, ipWrites: ips.filter((argv) => !argv.includes('-j')), execs: execs.length };
       }
-      const plan = await exec(inNs(guest.ns, [process.execPath, CLI, 'plan', '--metadata-file', treeFile, '--root', root]));
+      const plan = await exec(
+        inNs(guest.ns, [process.execPath, CLI, 'plan', '--metadata-file', treeFile, '--root', root]),
+      );
 
       rows.push(
-        row(SECTION, `CLI apply, fresh guest (${total} addresses, files, verify with ${pings} pings)`, { value: ms(first.ms), baseline: '', ratio: '' }),
+        row(SECTION, `CLI apply, fresh guest (${total} addresses, files, verify with ${pings} pings)`, {
+          value: ms(first.ms),
+          baseline: '',
+          ratio: '',
+        }),
         row(SECTION, 'second apply in sync: ip writes (recording Host)', {
           value: `${ipWrites.length} (${reads} ip reads, ${pings} pings, ${ms(second.ms)})`,
           target: '0 ip writes',
@@ -161,7 +214,9 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
           }),
         );
       }
-      progress(`apply CLI: second apply ${ipWrites.length} ip writes, ${fileWrites.length} file writes (+ ${lockWrites} lock); plan afterwards exit ${plan.exitCode}`);
+      progress(
+        `apply CLI: second apply ${ipWrites.length} ip writes, ${fileWrites.length} file writes (+ ${lockWrites} lock); plan afterwards exit ${plan.exitCode}`,
+      );
       cli = {
         firstApplyMs: first.ms,
         secondApplyMs: second.ms,

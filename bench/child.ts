@@ -59,8 +59,11 @@ export function isWrite(argv: readonly string[]): boolean {
 async function applyStep(scope: string, mode: string, treeFile: string, root: string): Promise<unknown> {
   const real = createNodeHost();
   const model = buildModel(await fileMetadataSource(real, treeFile).read());
-  const plan = await (await getTarget('centos')).plan(real, model, { root, routing: 'policy', runtime: true, requireNics: true });
-  const changes: RuntimeChange[] = scope === 'addresses' ? plan.runtime.filter((c) => c.kind === 'address') : plan.runtime;
+  const plan = await (
+    await getTarget('centos')
+  ).plan(real, model, { root, routing: 'policy', runtime: true, requireNics: true });
+  const changes: RuntimeChange[] =
+    scope === 'addresses' ? plan.runtime.filter((c) => c.kind === 'address') : plan.runtime;
   const { host, runs } = recordingHost(real);
   const started = now();
   if (mode === 'agent') {
@@ -68,7 +71,10 @@ async function applyStep(scope: string, mode: string, treeFile: string, root: st
   } else {
     // One process per change, as a shell script of `ip addr add` lines (and `sysctl -w` lines) would do it.
     for (const change of changes) {
-      const argv = change.batch !== undefined ? ['ip', ...change.batch.split(' ')] : ['sysctl', '-q', '-w', `${change.sysctl?.key}=${change.sysctl?.value}`];
+      const argv =
+        change.batch !== undefined
+          ? ['ip', ...change.batch.split(' ')]
+          : ['sysctl', '-q', '-w', `${change.sysctl?.key}=${change.sysctl?.value}`];
       const result = await host.run(argv);
       if (result.exitCode !== 0) throw new Error(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
     }
@@ -77,7 +83,9 @@ async function applyStep(scope: string, mode: string, treeFile: string, root: st
   return {
     ms: elapsed,
     changes: changes.length,
-    kinds: Object.fromEntries(['link', 'address', 'route', 'rule', 'sysctl'].map((k) => [k, changes.filter((c) => c.kind === k).length])),
+    kinds: Object.fromEntries(
+      ['link', 'address', 'route', 'rule', 'sysctl'].map((k) => [k, changes.filter((c) => c.kind === k).length]),
+    ),
     processes: runs.length,
   };
 }

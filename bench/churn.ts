@@ -16,11 +16,17 @@ import { nicSpecs, treeOf, type NicSpec } from './trees.js';
 import { AGENT_CLI, delay, now, progress, releaseBuild } from './util.js';
 
 const SECTION = '7 churn memory';
-const FAULTS: MetadataFaults[] = [{ status: { code: 503, count: 2 } }, { hang: { count: 1 } }, { truncate: { count: 2 } }];
+const FAULTS: MetadataFaults[] = [
+  { status: { code: 503, count: 2 } },
+  { hang: { count: 1 } },
+  { truncate: { count: 2 } },
+];
 
 /** The other tree: NIC 1 loses its last address, gains 10.20.1.50, and its second address becomes its primary. */
 function churnedNics(nics: readonly NicSpec[]): NicSpec[] {
-  return nics.map((nic) => (nic.index !== 1 ? nic : { ...nic, ips: [nic.ips[1]!, nic.ips[0]!, ...nic.ips.slice(2, -1), '10.20.1.50'] }));
+  return nics.map((nic) =>
+    nic.index !== 1 ? nic : { ...nic, ips: [nic.ips[1]!, nic.ips[0]!, ...nic.ips.slice(2, -1), '10.20.1.50'] },
+  );
 }
 
 /** Least-squares slope of y over x. */
@@ -48,7 +54,9 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
   const build = releaseBuild();
   const agents = [
     { key: 'dev', label: 'development CLI', argv: [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI], env: {} },
-    ...(build !== undefined ? [{ key: 'release', label: 'release executable', argv: [build.executable], env: DAEMON_EXECUTABLE_ENV }] : []),
+    ...(build !== undefined
+      ? [{ key: 'release', label: 'release executable', argv: [build.executable], env: DAEMON_EXECUTABLE_ENV }]
+      : []),
   ];
   const dir = tempDir('churn');
   const runs = await Promise.all(
@@ -58,7 +66,19 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
       mkdirSync(join(home, 'root'), { recursive: true });
       seedCentos7Boot(join(home, 'root'));
       const emulator = await startEmulator(guest.router, nics[0]!.gateway, home, trees[0]!);
-      const daemon = startProc(inNs(guest.ns, [...agent.argv, 'run', '--interval', '1', '--metadata-url', emulator.url, '--root', join(home, 'root')]), { ...process.env, ...agent.env });
+      const daemon = startProc(
+        inNs(guest.ns, [
+          ...agent.argv,
+          'run',
+          '--interval',
+          '1',
+          '--metadata-url',
+          emulator.url,
+          '--root',
+          join(home, 'root'),
+        ]),
+        { ...process.env, ...agent.env },
+      );
       return { agent, guest, emulator, daemon };
     }),
   );
@@ -68,7 +88,8 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
     for (const r of runs) {
       const deadline = now() + 120_000;
       while ((await liveAddressCount(r.guest.ns, nics)) < total) {
-        if (now() > deadline || !r.daemon.alive()) throw new Error(`${r.agent.label} did not converge: ${r.daemon.output().slice(-2000)}`);
+        if (now() > deadline || !r.daemon.alive())
+          throw new Error(`${r.agent.label} did not converge: ${r.daemon.output().slice(-2000)}`);
         await delay(200);
       }
     }
@@ -82,28 +103,42 @@ export async function churnSection(opts: { minutes: number }): Promise<SectionRe
         await Promise.all(
           runs.map(async (r) => {
             await controlEmulator(r.emulator.socket, 'PUT', '/tree', trees[second % 2]);
-            if (second % 3 === 0) await controlEmulator(r.emulator.socket, 'PUT', '/faults', FAULTS[(second / 3) % FAULTS.length]);
+            if (second % 3 === 0)
+              await controlEmulator(r.emulator.socket, 'PUT', '/faults', FAULTS[(second / 3) % FAULTS.length]);
           }),
         );
         second += 1;
         await delay(1000);
       }
       runs.forEach((r, i) => {
-        if (!r.daemon.alive()) throw new Error(`${r.agent.label} exited during the churn: ${r.daemon.output().slice(-2000)}`);
+        if (!r.daemon.alive())
+          throw new Error(`${r.agent.label} exited during the churn: ${r.daemon.output().slice(-2000)}`);
         rss[i]!.push(statusKb(pids[i]!, 'VmRSS') / 1024);
       });
-      progress(`churn: minute ${minute}: ${runs.map((r, i) => `${r.agent.label} ${rss[i]!.at(-1)!.toFixed(1)} MB`).join(', ')}`);
+      progress(
+        `churn: minute ${minute}: ${runs.map((r, i) => `${r.agent.label} ${rss[i]!.at(-1)!.toFixed(1)} MB`).join(', ')}`,
+      );
     }
     const fit = (values: number[], from: number) => slope(values.slice(from).map((y, x) => ({ x, y })));
-    const results: Churned[] = runs.map((r, i) => ({ label: r.agent.label, rssMb: rss[i]!, slopeMbPerMin: fit(rss[i]!, 0), steadySlopeMbPerMin: fit(rss[i]!, 1) }));
+    const results: Churned[] = runs.map((r, i) => ({
+      label: r.agent.label,
+      rssMb: rss[i]!,
+      slopeMbPerMin: fit(rss[i]!, 0),
+      steadySlopeMbPerMin: fit(rss[i]!, 1),
+    }));
     const rows = results.flatMap((c) => [
-      row(SECTION, `${c.label}: RSS at minutes 0..${opts.minutes} (MB)`, { value: c.rssMb.map((v) => v.toFixed(1)).join(', ') }),
+      row(SECTION, `${c.label}: RSS at minutes 0..${opts.minutes} (MB)`, {
+        value: c.rssMb.map((v) => v.toFixed(1)).join(', '),
+      }),
       row(SECTION, `${c.label}: RSS slope`, {
         value: `${c.slopeMbPerMin.toFixed(2)} MB/min`,
         baseline: `${c.rssMb[0]!.toFixed(1)} MB at minute 0`,
         ratio: `${(c.rssMb.at(-1)! / c.rssMb[0]!).toFixed(2)}x at the end`,
       }),
-      row(SECTION, `${c.label}: RSS slope from minute 1`, { value: `${c.steadySlopeMbPerMin.toFixed(2)} MB/min`, baseline: `${c.rssMb[1]?.toFixed(1) ?? '-'} MB at minute 1` }),
+      row(SECTION, `${c.label}: RSS slope from minute 1`, {
+        value: `${c.steadySlopeMbPerMin.toFixed(2)} MB/min`,
+        baseline: `${c.rssMb[1]?.toFixed(1) ?? '-'} MB at minute 1`,
+      }),
     ]);
     return { name: SECTION, rows, data: { minutes: opts.minutes, metadataChanges: second, agents: results } };
   } finally {

@@ -22,12 +22,20 @@ export async function coldStartSection(opts: { runs: number }): Promise<SectionR
     const shipped = build !== undefined;
     const executable = build?.executable ?? '';
     const bun = build?.bun ?? '';
-    if (!shipped) progress('cold start: the release executable is not built (npm run release): measuring the development CLI only');
+    if (!shipped)
+      progress('cold start: the release executable is not built (npm run release): measuring the development CLI only');
     const commands = {
       node: [process.execPath, '-e', '0'],
       plan: [process.execPath, CLI, 'plan', '--metadata-file', manual, '--root', root],
-      importOnly: [process.execPath, '--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(bundle)}); process.stdout.write(String(performance.now() - t));`],
-      ...(shipped ? { bun: [bun, '-e', '0'], planRelease: [executable, 'plan', '--metadata-file', manual, '--root', root] } : {}),
+      importOnly: [
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        `const t = performance.now(); await import(${JSON.stringify(bundle)}); process.stdout.write(String(performance.now() - t));`,
+      ],
+      ...(shipped
+        ? { bun: [bun, '-e', '0'], planRelease: [executable, 'plan', '--metadata-file', manual, '--root', root] }
+        : {}),
     } as Record<string, string[]>;
     const samples: Record<string, number[]> = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
     const importMs: number[] = [];
@@ -43,17 +51,39 @@ export async function coldStartSection(opts: { runs: number }): Promise<SectionR
         if (name === 'importOnly') importMs.push(Number(run.stdout));
       }
     }
-    const m = Object.fromEntries(names.map((n) => [n, median(samples[n] ?? [])])) as Record<string, number> & { node: number; plan: number; importOnly: number };
+    const m = Object.fromEntries(names.map((n) => [n, median(samples[n] ?? [])])) as Record<string, number> & {
+      node: number;
+      plan: number;
+      importOnly: number;
+    };
     const ratio = m.plan / m.node;
     progress(`cold start: plan ${ms(m.plan)}, node -e 0 ${ms(m.node)} (${times(ratio)})`);
     // Why: one run under --cpu-prof, its samples attributed to the package they fall in.
     const profDir = join(dir.path, 'prof');
-    const profiled = await exec([process.execPath, '--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', '100', ...(commands.plan ?? []).slice(1)]);
-    if (profiled.exitCode !== 0 && profiled.exitCode !== 2) throw new Error(`plan under --cpu-prof: exit ${profiled.exitCode}: ${profiled.stderr.trim()}`);
+    const profiled = await exec([
+      process.execPath,
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      profDir,
+      '--cpu-prof-interval',
+      '100',
+      ...(commands.plan ?? []).slice(1),
+    ]);
+    if (profiled.exitCode !== 0 && profiled.exitCode !== 2)
+      throw new Error(`plan under --cpu-prof: exit ${profiled.exitCode}: ${profiled.stderr.trim()}`);
     const profile = profileByPackage(profDir, join(REPO, 'dist', 'eip-agent.js'));
-    const top = [...profile].slice(0, 6).map(([name, t]) => `${name} ${t.toFixed(0)} ms`).join('; ');
+    const top = [...profile]
+      .slice(0, 6)
+      .map(([name, t]) => `${name} ${t.toFixed(0)} ms`)
+      .join('; ');
     const rows: Row[] = [
-      row(SECTION, '`eip-agent plan` on examples/manual.json (wall)', { value: ms(m.plan), baseline: `node -e 0: ${ms(m.node)}`, ratio: times(ratio), target: '<= 3x node -e 0', met: ratio <= 3 }),
+      row(SECTION, '`eip-agent plan` on examples/manual.json (wall)', {
+        value: ms(m.plan),
+        baseline: `node -e 0: ${ms(m.node)}`,
+        ratio: times(ratio),
+        target: '<= 3x node -e 0',
+        met: ratio <= 3,
+      }),
       row(SECTION, 'breakdown: import of dist/eip-agent.js only', {
         value: `${ms(m.importOnly)} (import itself ${ms(median(importMs))})`,
         baseline: `node -e 0: ${ms(m.node)}`,
@@ -72,7 +102,17 @@ export async function coldStartSection(opts: { runs: number }): Promise<SectionR
           ]
         : []),
     ];
-    return { name: SECTION, rows, data: { samples, importMs, medians: m, ratio, cpuProfileMs: Object.fromEntries([...profile].map(([k, v]) => [k, Math.round(v * 10) / 10])) } };
+    return {
+      name: SECTION,
+      rows,
+      data: {
+        samples,
+        importMs,
+        medians: m,
+        ratio,
+        cpuProfileMs: Object.fromEntries([...profile].map(([k, v]) => [k, Math.round(v * 10) / 10])),
+      },
+    };
   } finally {
     dir.remove();
   }

@@ -28,9 +28,13 @@ async function startEmulator(dir: string, tree: MetaTree): Promise<Emulator> {
   const fixture = join(dir, 'tree.json');
   const socket = join(dir, 'control.sock');
   writeFileSync(fixture, JSON.stringify(tree));
-  const child = spawn(process.execPath, [CLI, 'metadata', 'serve', '--fixture', fixture, '--host', '127.0.0.1', '--port', '0', '--control-socket', socket], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'metadata', 'serve', '--fixture', fixture, '--host', '127.0.0.1', '--port', '0', '--control-socket', socket],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const forget = registerCleanup(() => killQuietly(child.pid));
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let output = '';
@@ -64,14 +68,21 @@ interface Measure {
   requests: number;
 }
 
-async function crawlOnce(url: string, concurrency: number, expectIps: number): Promise<{ ms: number; requests: number }> {
+async function crawlOnce(
+  url: string,
+  concurrency: number,
+  expectIps: number,
+): Promise<{ ms: number; requests: number }> {
   const source = httpMetadataSource(createNodeHost(), { baseUrl: url, concurrency });
   const started = now();
   const tree = await source.read();
   const elapsed = now() - started;
   // The same information every time: every NIC with every address.
   const macs = ((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
-  const ips = Object.values(macs).reduce((n, nic) => n + Object.keys((nic as MetaTree)['local-ipv4s'] as MetaTree).length, 0);
+  const ips = Object.values(macs).reduce(
+    (n, nic) => n + Object.keys((nic as MetaTree)['local-ipv4s'] as MetaTree).length,
+    0,
+  );
   if (ips !== expectIps) throw new Error(`crawl read ${ips} addresses, expected ${expectIps}`);
   return { ms: elapsed, requests: source.requestCount };
 }
@@ -99,7 +110,15 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
         const par: Measure = { ms: [], requests: 0 };
         const seq: Measure = { ms: [], requests: 0 };
         for (let i = 0; i < opts.runs; i++) {
-          for (const [m, c] of i % 2 === 0 ? ([[par, CONCURRENCY], [seq, 1]] as const) : ([[seq, 1], [par, CONCURRENCY]] as const)) {
+          for (const [m, c] of i % 2 === 0
+            ? ([
+                [par, CONCURRENCY],
+                [seq, 1],
+              ] as const)
+            : ([
+                [seq, 1],
+                [par, CONCURRENCY],
+              ] as const)) {
             const r = await crawlOnce(emulator.url, c, ips);
             m.ms.push(r.ms);
             m.requests = r.requests;
@@ -110,7 +129,9 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
         const speedup = s / p;
         const floor = DEPTH * latency;
         const bound = Math.ceil(par.requests / CONCURRENCY) * latency;
-        progress(`crawl ${short} @${latency} ms: c=${CONCURRENCY} ${ms(p)}, sequential ${ms(s)}, ${par.requests} requests`);
+        progress(
+          `crawl ${short} @${latency} ms: c=${CONCURRENCY} ${ms(p)}, sequential ${ms(s)}, ${par.requests} requests`,
+        );
         const isTarget = short === 'large' && latency === 5;
         rows.push(
           row(SECTION, `${size.name} @${latency} ms: wall, concurrency ${CONCURRENCY}`, {
@@ -122,7 +143,11 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
         );
         if (latency > 0) {
           rows.push(
-            row(SECTION, `${size.name} @${latency} ms: vs floor (depth ${DEPTH} x latency)`, { value: ms(p), baseline: `floor ${ms(floor)}`, ratio: times(p / floor) }),
+            row(SECTION, `${size.name} @${latency} ms: vs floor (depth ${DEPTH} x latency)`, {
+              value: ms(p),
+              baseline: `floor ${ms(floor)}`,
+              ratio: times(p / floor),
+            }),
           );
         }
         if (isTarget) {
@@ -136,7 +161,22 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
             }),
           );
         }
-        data.push({ size: short, nics: size.nics.length, ips, latencyMs: latency, concurrency: CONCURRENCY, parallelMs: par.ms, sequentialMs: seq.ms, requests: par.requests, sequentialRequests: seq.requests, medianParallelMs: p, medianSequentialMs: s, speedup, floorMs: floor, boundMs: bound });
+        data.push({
+          size: short,
+          nics: size.nics.length,
+          ips,
+          latencyMs: latency,
+          concurrency: CONCURRENCY,
+          parallelMs: par.ms,
+          sequentialMs: seq.ms,
+          requests: par.requests,
+          sequentialRequests: seq.requests,
+          medianParallelMs: p,
+          medianSequentialMs: s,
+          speedup,
+          floorMs: floor,
+          boundMs: bound,
+        });
       }
       const requests = (data.at(-1)?.requests as number) ?? NaN;
       const full = fullCrawlRequests(tree);
@@ -160,7 +200,13 @@ export async function crawlSection(opts: { runs: number }): Promise<SectionResul
  * The crawl as a user meets it: one `eip-agent plan` process (start, crawl, render) of the large tree at 5 ms, at the
  * default concurrency and with `metadataConcurrency: 1` in a config file, for the development CLI and what ships.
  */
-async function wholeProcess(emulator: Emulator, dir: string, nics: NicSpec[], runs: number, data: Record<string, unknown>[]): Promise<Row[]> {
+async function wholeProcess(
+  emulator: Emulator,
+  dir: string,
+  nics: NicSpec[],
+  runs: number,
+  data: Record<string, unknown>[],
+): Promise<Row[]> {
   const latency = 5;
   await controlEmulator(emulator.socket, 'PUT', '/tree', treeOf(nics));
   await controlEmulator(emulator.socket, 'PUT', '/faults', { latencyMs: latency });
@@ -171,14 +217,30 @@ async function wholeProcess(emulator: Emulator, dir: string, nics: NicSpec[], ru
   writeFileSync(sequential, JSON.stringify({ metadataConcurrency: 1 }));
   writeFileSync(parallel, '{}');
   const build = releaseBuild();
-  const agents: [string, string[]][] = [['development CLI', [process.execPath, CLI]], ...(build ? ([['release executable', [build.executable]]] as [string, string[]][]) : [])];
+  const agents: [string, string[]][] = [
+    ['development CLI', [process.execPath, CLI]],
+    ...(build ? ([['release executable', [build.executable]]] as [string, string[]][]) : []),
+  ];
   const rows: Row[] = [];
   for (const [name, agent] of agents) {
-    const argv = (config: string) => [...agent, 'plan', '--target', 'centos', '--no-runtime', '--metadata-url', emulator.url, '--root', root, '--config', config];
+    const argv = (config: string) => [
+      ...agent,
+      'plan',
+      '--target',
+      'centos',
+      '--no-runtime',
+      '--metadata-url',
+      emulator.url,
+      '--root',
+      root,
+      '--config',
+      config,
+    ];
     const time = async (config: string): Promise<number> => {
       const started = now();
       const run = await exec(argv(config));
-      if (run.exitCode !== 0 && run.exitCode !== 2) throw new Error(`${argv(config).join(' ')}: exit ${run.exitCode}: ${run.stderr.trim()}`);
+      if (run.exitCode !== 0 && run.exitCode !== 2)
+        throw new Error(`${argv(config).join(' ')}: exit ${run.exitCode}: ${run.stderr.trim()}`);
       return now() - started;
     };
     await time(parallel);
@@ -197,7 +259,13 @@ async function wholeProcess(emulator: Emulator, dir: string, nics: NicSpec[], ru
     const s = median(seq);
     progress(`crawl, whole process, ${name}: ${ms(p)}, sequential ${ms(s)}`);
     rows.push(
-      row(SECTION, `large @${latency} ms, whole \`plan\` process, ${name}`, { value: ms(p), baseline: `metadataConcurrency 1: ${ms(s)}`, ratio: `${times(s / p)} faster`, target: '>= 12x faster', met: s / p >= 12 }),
+      row(SECTION, `large @${latency} ms, whole \`plan\` process, ${name}`, {
+        value: ms(p),
+        baseline: `metadataConcurrency 1: ${ms(s)}`,
+        ratio: `${times(s / p)} faster`,
+        target: '>= 12x faster',
+        met: s / p >= 12,
+      }),
     );
     data.push({ wholeProcess: name, latencyMs: latency, parallelMs: par, sequentialMs: seq, speedup: s / p });
   }

@@ -4,7 +4,16 @@
 import { seedCentos7Boot } from '../src/sandbox/guest-root.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../src/daemon/unit.js';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { controlEmulator } from '../src/sandbox/emulator.js';
 import type { MetaTree } from '../src/metadata/tree.js';
@@ -12,7 +21,20 @@ import { killQuietly, registerCleanup, tempDir } from './cleanup.js';
 import { addressesIn, createGuest, inNs, liveAddressCount } from './lab.js';
 import { row, type Row, type SectionResult } from './report.js';
 import { nicSpecs, treeOf, type NicSpec } from './trees.js';
-import { AGENT_CLI, CLI, delay, exec, median, ms, now, percentile, progress, releaseBuild, REPO, times } from './util.js';
+import {
+  AGENT_CLI,
+  CLI,
+  delay,
+  exec,
+  median,
+  ms,
+  now,
+  percentile,
+  progress,
+  releaseBuild,
+  REPO,
+  times,
+} from './util.js';
 
 const FOOTPRINT = '4 daemon footprint';
 const CONVERGENCE = '5 convergence';
@@ -39,18 +61,47 @@ export async function runSupport(): Promise<RunSupport> {
 }
 
 export function unavailable(reason: string): SectionResult[] {
-  return [FOOTPRINT, CONVERGENCE].map((name) => ({ name, unavailable: reason, rows: [row(name, name === FOOTPRINT ? 'peak RSS, CPU, writes, processes in sync' : 'metadata change -> address live', { value: reason })], data: { available: false, reason } }));
+  return [FOOTPRINT, CONVERGENCE].map((name) => ({
+    name,
+    unavailable: reason,
+    rows: [
+      row(name, name === FOOTPRINT ? 'peak RSS, CPU, writes, processes in sync' : 'metadata change -> address live', {
+        value: reason,
+      }),
+    ],
+    data: { available: false, reason },
+  }));
 }
 
 /**
  * The metadata emulator serving `tree` in the router namespace on the gateway of eth0 (reached over eth0, as the real
  * service is), with its control socket in dir; resolves once it answers.
  */
-export async function startEmulator(router: string, gateway: string, dir: string, tree: MetaTree): Promise<{ proc: Proc; socket: string; url: string }> {
+export async function startEmulator(
+  router: string,
+  gateway: string,
+  dir: string,
+  tree: MetaTree,
+): Promise<{ proc: Proc; socket: string; url: string }> {
   const fixture = join(dir, 'tree.json');
   const socket = join(dir, 'control.sock');
   writeFileSync(fixture, JSON.stringify(tree));
-  const proc = startProc(inNs(router, [process.execPath, CLI, 'metadata', 'serve', '--fixture', fixture, '--host', gateway, '--port', String(METADATA_PORT), '--control-socket', socket]));
+  const proc = startProc(
+    inNs(router, [
+      process.execPath,
+      CLI,
+      'metadata',
+      'serve',
+      '--fixture',
+      fixture,
+      '--host',
+      gateway,
+      '--port',
+      String(METADATA_PORT),
+      '--control-socket',
+      socket,
+    ]),
+  );
   for (let i = 0; ; i++) {
     try {
       await controlEmulator(socket, 'GET', '/stats');
@@ -73,8 +124,14 @@ export interface Proc {
 export function startProc(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Proc {
   const [file, ...args] = argv;
   // Resolved with the bench's own PATH: the daemon's PATH starts with the logging shims, which are for it alone.
-  const real = (process.env.PATH ?? '').split(':').map((d) => join(d, file ?? '')).find((p) => p.startsWith('/') && existsSync(p));
-  const child: ChildProcess = spawn(file?.startsWith('/') ? file : (real ?? (file as string)), args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const real = (process.env.PATH ?? '')
+    .split(':')
+    .map((d) => join(d, file ?? ''))
+    .find((p) => p.startsWith('/') && existsSync(p));
+  const child: ChildProcess = spawn(file?.startsWith('/') ? file : (real ?? (file as string)), args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
   const pid = child.pid;
   const forget = registerCleanup(() => killQuietly(pid));
@@ -105,7 +162,10 @@ export function startProc(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 /** CPU seconds of a process and of the children it has waited for (the `ip` it spawns counts as its cost). */
 function cpuSeconds(pid: number, ticks: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   // After "pid (comm) ": state is field 3, so utime (14) .. cstime (17) are at 11..14.
   return ((fields[11] ?? 0) + (fields[12] ?? 0) + (fields[13] ?? 0) + (fields[14] ?? 0)) / ticks;
 }
@@ -119,7 +179,8 @@ function childrenOf(pid: number): number[] {
   const pids: number[] = [];
   try {
     for (const task of readdirSync(`/proc/${pid}/task`)) {
-      for (const p of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ')) if (p.trim() !== '') pids.push(Number(p));
+      for (const p of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' '))
+        if (p.trim() !== '') pids.push(Number(p));
     }
   } catch {
     // The process or a thread went away between the reads.
@@ -215,14 +276,19 @@ function writeShims(dir: string, log: string): string {
   for (const tool of TOOLS) {
     const found = path.map((d) => join(d, tool)).find((p) => existsSync(p));
     if (found === undefined) continue;
-    writeFileSync(join(shims, tool), `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> '${log}'\nexec '${realpathSync(found)}' "$@"\n`);
+    writeFileSync(
+      join(shims, tool),
+      `#!/bin/sh\nprintf '%s\\n' "${tool} $*" >> '${log}'\nexec '${realpathSync(found)}' "$@"\n`,
+    );
     chmodSync(join(shims, tool), 0o755);
   }
   return shims;
 }
 
 function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 /** Waits until `pid` has had no child process for `ms` in a row (polled every 5 ms), at most 60 s. */
@@ -241,12 +307,19 @@ async function waitConverged(ns: string, nics: readonly NicSpec[], daemon: Proc,
   for (;;) {
     if (!daemon.alive()) throw new Error(`the daemon exited: ${daemon.output().slice(-2000)}`);
     if ((await liveAddressCount(ns, nics)) === total) return now() - started;
-    if (now() - started > timeoutMs) throw new Error(`the daemon did not configure the ${total} addresses within ${timeoutMs} ms: ${daemon.output().slice(-2000)}`);
+    if (now() - started > timeoutMs)
+      throw new Error(
+        `the daemon did not configure the ${total} addresses within ${timeoutMs} ms: ${daemon.output().slice(-2000)}`,
+      );
     await delay(100);
   }
 }
 
-export async function daemonSections(opts: { support: RunSupport; footprintSeconds: number; convergenceBudgetMs: number }): Promise<SectionResult[]> {
+export async function daemonSections(opts: {
+  support: RunSupport;
+  footprintSeconds: number;
+  convergenceBudgetMs: number;
+}): Promise<SectionResult[]> {
   const nics = nicSpecs(8, 30);
   const tree = treeOf(nics);
   const eth0 = nics[0] as NicSpec;
@@ -271,9 +344,15 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
       mkdirSync(root);
       seedCentos7Boot(root);
       try {
-        const daemon = startProc(inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]), { ...env, ...who.env });
+        const daemon = startProc(
+          inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]),
+          { ...env, ...who.env },
+        );
         const idle = startProc(inNs(guest.ns, who.idle));
-        const floorProc = who.floorPoller === undefined ? undefined : startProc(inNs(guest.ns, who.floorPoller(url)), { ...process.env, ...who.env });
+        const floorProc =
+          who.floorPoller === undefined
+            ? undefined
+            : startProc(inNs(guest.ns, who.floorPoller(url)), { ...process.env, ...who.env });
         try {
           const pid = await execedPid(daemon);
           const idlePid = await execedPid(idle);
@@ -283,7 +362,9 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           while (workersOf(pid).length === 0 && now() - settle < 15_000) await delay(5);
           await quiet(pid, 2000);
           await delay(1500);
-          progress(`daemon (${who.label}): in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`);
+          progress(
+            `daemon (${who.label}): in sync after ${ms(convergedMs)}, first pass done after ${ms(convergedMs + now() - settle)}; measuring ${opts.footprintSeconds} s`,
+          );
           // The monitor's CPU is not in the daemon's (a child's is added only once it is reaped): counted on its own.
           const monitor = childrenOf(pid).find(isMonitor);
           const monitorCpu = () => (monitor === undefined ? 0 : cpuSeconds(monitor, ticks));
@@ -295,15 +376,18 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const rss0 = statusKb(pid, 'VmRSS') / 1024;
           const hwm0 = statusKb(pid, 'VmHWM') / 1024;
           // The floor poller asks the same emulator: its own count (the last it printed) is left out.
-          const pollerRequests = () => Number(/requests (\d+)\n(?![\s\S]*requests)/.exec(floorProc?.output() ?? '')?.[1] ?? 0);
-          const requests0 = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - pollerRequests();
+          const pollerRequests = () =>
+            Number(/requests (\d+)\n(?![\s\S]*requests)/.exec(floorProc?.output() ?? '')?.[1] ?? 0);
+          const requests0 =
+            ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - pollerRequests();
           const children = new Set<number>();
           const poller = setInterval(() => workersOf(pid).forEach((p) => children.add(p)), 5);
           const started = now();
           await delay(opts.footprintSeconds * 1000);
           clearInterval(poller);
           const seconds = (now() - started) / 1000;
-          if (!daemon.alive()) throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
+          if (!daemon.alive())
+            throw new Error(`the daemon exited during the measurement: ${daemon.output().slice(-2000)}`);
           const cpu = cpuSeconds(pid, ticks) - cpu0 + (monitorCpu() - monitorCpu0);
           const monitorRss = monitor === undefined ? 0 : statusKb(monitor, 'VmRSS') / 1024;
           const idleCpu = cpuSeconds(idlePid, ticks) - idleCpu0;
@@ -316,7 +400,10 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const idleFile = statusKb(idlePid, 'RssFile') / 1024;
           const pollerPid = floorProc === undefined ? undefined : await execedPid(floorProc);
           const pollerMb = (key: string) => (pollerPid === undefined ? 0 : statusKb(pollerPid, key) / 1024);
-          const requests = ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests - pollerRequests() - requests0;
+          const requests =
+            ((await controlEmulator(socket, 'GET', '/stats')) as { requests: number }).requests -
+            pollerRequests() -
+            requests0;
           const idleHwm = statusKb(idlePid, 'VmHWM') / 1024;
           const files = changedFiles(files0, fileStates(root));
           const spawned = lines(spawnLog).slice(log0);
@@ -324,7 +411,12 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const cpuPct = (cpu / seconds) * 100;
           const idlePct = (idleCpu / seconds) * 100;
           const rows: Row[] = [
-            row(FOOTPRINT, `${who.label}: peak RSS (VmHWM), whole life`, { value: `${hwm.toFixed(1)} MB`, baseline: `idle ${who.floor}: ${idleHwm.toFixed(1)} MB`, ratio: times(hwm / idleHwm), ...who.rssTarget(hwm, idleHwm) }),
+            row(FOOTPRINT, `${who.label}: peak RSS (VmHWM), whole life`, {
+              value: `${hwm.toFixed(1)} MB`,
+              baseline: `idle ${who.floor}: ${idleHwm.toFixed(1)} MB`,
+              ratio: times(hwm / idleHwm),
+              ...who.rssTarget(hwm, idleHwm),
+            }),
             row(FOOTPRINT, `${who.label}: CPU in sync, ${Math.round(seconds)} s at --interval 1 (incl. children)`, {
               value: `${cpuPct.toFixed(2)}% of a core (${cpu.toFixed(2)} s)`,
               baseline: `idle ${who.floor}: ${idlePct.toFixed(2)}%`,
@@ -332,43 +424,108 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
               target: `< ${who.cpuTarget}% of a core`,
               met: cpuPct < who.cpuTarget,
             }),
-            row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, { value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB); at the end ${anon1.toFixed(1)} MB anonymous + ${file1.toFixed(1)} MB file-backed`, baseline: `idle ${who.floor}: ${idleAnon.toFixed(1)} + ${idleFile.toFixed(1)} MB` }),
+            row(FOOTPRINT, `${who.label}: RSS during the in-sync window`, {
+              value: `${rss0.toFixed(1)} -> ${rss1.toFixed(1)} MB (peak before the window ${hwm0.toFixed(1)} MB); at the end ${anon1.toFixed(1)} MB anonymous + ${file1.toFixed(1)} MB file-backed`,
+              baseline: `idle ${who.floor}: ${idleAnon.toFixed(1)} + ${idleFile.toFixed(1)} MB`,
+            }),
             ...(floorProc === undefined
               ? []
               : [
-                  row(FOOTPRINT, `${who.label}: peak RSS vs ${who.floor} doing the least such a daemon does (10 GETs a second, one \`ip -j\` read a minute)`, {
-                    value: `${hwm.toFixed(1)} MB`,
-                    baseline: `${who.floor} poller: ${pollerMb('VmHWM').toFixed(1)} MB (${pollerMb('RssAnon').toFixed(1)} anonymous + ${pollerMb('RssFile').toFixed(1)} file-backed)`,
-                    ratio: times(hwm / pollerMb('VmHWM')),
-                  }),
+                  row(
+                    FOOTPRINT,
+                    `${who.label}: peak RSS vs ${who.floor} doing the least such a daemon does (10 GETs a second, one \`ip -j\` read a minute)`,
+                    {
+                      value: `${hwm.toFixed(1)} MB`,
+                      baseline: `${who.floor} poller: ${pollerMb('VmHWM').toFixed(1)} MB (${pollerMb('RssAnon').toFixed(1)} anonymous + ${pollerMb('RssFile').toFixed(1)} file-backed)`,
+                      ratio: times(hwm / pollerMb('VmHWM')),
+                    },
+                  ),
                 ]),
-            row(FOOTPRINT, `${who.label}: the \`ip monitor\` watch (one child for the daemon's life)`, { value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above` }),
-            row(FOOTPRINT, `${who.label}: metadata requests in sync, ${Math.round(seconds)} s`, { value: `${requests} (${(requests / seconds).toFixed(0)}/s)` }),
-            row(FOOTPRINT, `${who.label}: files written in sync, ${Math.round(seconds)} s`, { value: String(files.length), target: '0', met: files.length === 0 }),
+            row(FOOTPRINT, `${who.label}: the \`ip monitor\` watch (one child for the daemon's life)`, {
+              value: monitor === undefined ? 'not running' : `RSS ${monitorRss.toFixed(1)} MB, CPU included above`,
+            }),
+            row(FOOTPRINT, `${who.label}: metadata requests in sync, ${Math.round(seconds)} s`, {
+              value: `${requests} (${(requests / seconds).toFixed(0)}/s)`,
+            }),
+            row(FOOTPRINT, `${who.label}: files written in sync, ${Math.round(seconds)} s`, {
+              value: String(files.length),
+              target: '0',
+              met: files.length === 0,
+            }),
             row(FOOTPRINT, `${who.label}: processes spawned in sync, ${Math.round(seconds)} s`, {
               value: `${processes} (${children.size} children seen, ${spawned.length} tool calls logged; the live-state check at each full read, once a minute, is one \`ip -j\` read)`,
               target: `<= ${Math.ceil(seconds / 60)} (one per full read)`,
               met: processes <= Math.ceil(seconds / 60) && spawned.every((l) => /^ip -j /.test(l)),
             }),
           ];
-          results.push({ name: FOOTPRINT, rows, data: { agent: who.label, seconds, convergedMs, cpuSeconds: cpu, cpuPct, idleCpuPct: idlePct, vmHwmMb: hwm, idleVmHwmMb: idleHwm, vmHwmBeforeWindowMb: hwm0, rssWindowStartMb: rss0, rssWindowEndMb: rss1, rssAnonEndMb: anon1, rssFileEndMb: file1, idleRssAnonMb: idleAnon, idleRssFileMb: idleFile, metadataRequests: requests, files, childrenSeen: children.size, toolCalls: spawned.slice(0, 200) } });
+          results.push({
+            name: FOOTPRINT,
+            rows,
+            data: {
+              agent: who.label,
+              seconds,
+              convergedMs,
+              cpuSeconds: cpu,
+              cpuPct,
+              idleCpuPct: idlePct,
+              vmHwmMb: hwm,
+              idleVmHwmMb: idleHwm,
+              vmHwmBeforeWindowMb: hwm0,
+              rssWindowStartMb: rss0,
+              rssWindowEndMb: rss1,
+              rssAnonEndMb: anon1,
+              rssFileEndMb: file1,
+              idleRssAnonMb: idleAnon,
+              idleRssFileMb: idleFile,
+              metadataRequests: requests,
+              files,
+              childrenSeen: children.size,
+              toolCalls: spawned.slice(0, 200),
+            },
+          });
         } finally {
           await daemon.stop();
           await idle.stop();
           await floorProc?.stop();
         }
       } catch (error) {
-        results.push({ name: FOOTPRINT, rows: [row(FOOTPRINT, `${who.label}: error`, { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
+        results.push({
+          name: FOOTPRINT,
+          rows: [
+            row(FOOTPRINT, `${who.label}: error`, { value: (error as Error).message.split('\n')[0] ?? '', met: false }),
+          ],
+          data: { error: String(error) },
+        });
       }
     };
     // EIP_BENCH_FOOTPRINT=release measures what ships alone (and skips 5 and 6): for working on its footprint.
     const releaseOnly = process.env.EIP_BENCH_FOOTPRINT === 'release';
-    if (!releaseOnly) await footprint({ key: 'dev', label: 'development CLI', agent: [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI], idle: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], floor: 'node', cpuTarget: 1, rssTarget: (hwm) => ({ target: '< 70 MB', met: hwm < 70 }) });
+    if (!releaseOnly)
+      await footprint({
+        key: 'dev',
+        label: 'development CLI',
+        agent: [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI],
+        idle: [process.execPath, '-e', 'setInterval(() => {}, 1000)'],
+        floor: 'node',
+        cpuTarget: 1,
+        rssTarget: (hwm) => ({ target: '< 70 MB', met: hwm < 70 }),
+      });
     const build = releaseBuild();
-    if (build === undefined) progress('daemon footprint: the release executable is not built (npm run release): development CLI only');
+    if (build === undefined)
+      progress('daemon footprint: the release executable is not built (npm run release): development CLI only');
     else {
       // A fresh state on the guest the first daemon configured: its first pass plans the whole tree and finds it live.
-      await footprint({ key: 'release', label: 'release executable', agent: [build.executable], env: DAEMON_EXECUTABLE_ENV, idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'], floorPoller: (metadataUrl) => [build.bun, join(REPO, 'bench', 'floor-poller.mjs'), metadataUrl], floor: 'bun', cpuTarget: 0.5, rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }) });
+      await footprint({
+        key: 'release',
+        label: 'release executable',
+        agent: [build.executable],
+        env: DAEMON_EXECUTABLE_ENV,
+        idle: [build.bun, '-e', 'setInterval(() => {}, 1000)'],
+        floorPoller: (metadataUrl) => [build.bun, join(REPO, 'bench', 'floor-poller.mjs'), metadataUrl],
+        floor: 'bun',
+        cpuTarget: 0.5,
+        rssTarget: (hwm, idle) => ({ target: '<= 1.3x idle runtime', met: hwm <= 1.3 * idle }),
+      });
     }
 
     if (releaseOnly) return results;
@@ -377,7 +534,19 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
     try {
       const interval = opts.support.defaultInterval;
       if (interval === undefined) throw new Error('`run --help` shows no default for --interval');
-      const daemon = startProc(inNs(guest.ns, [process.execPath, ...DAEMON_NODE_FLAGS, AGENT_CLI, 'run', '--metadata-url', url, '--root', root]), env);
+      const daemon = startProc(
+        inNs(guest.ns, [
+          process.execPath,
+          ...DAEMON_NODE_FLAGS,
+          AGENT_CLI,
+          'run',
+          '--metadata-url',
+          url,
+          '--root',
+          root,
+        ]),
+        env,
+      );
       try {
         const pid = await execedPid(daemon);
         await waitConverged(guest.ns, nics, daemon, 120_000);
@@ -394,7 +563,10 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
           const ip = `10.20.1.${100 + k}`;
           const next = structuredClone(current);
           const nic = ((next.network as MetaTree).interfaces as MetaTree).macs as MetaTree;
-          ((nic[eth1.mac] as MetaTree)['local-ipv4s'] as MetaTree)[ip] = { gateway: eth1.gateway, 'subnet-mask': '255.255.255.0' };
+          ((nic[eth1.mac] as MetaTree)['local-ipv4s'] as MetaTree)[ip] = {
+            gateway: eth1.gateway,
+            'subnet-mask': '255.255.255.0',
+          };
           await controlEmulator(socket, 'PUT', '/tree', next);
           current = next;
           const t0 = now();
@@ -422,15 +594,29 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         results.push({
           name: CONVERGENCE,
           rows: [
-            row(CONVERGENCE, `metadata change -> address live, median of ${changes}`, { value: ms(p50), baseline: `interval ${interval} s`, ratio: times(p50 / (interval * 1000)) }),
-            row(CONVERGENCE, `metadata change -> address live, p95 of ${changes}`, { value: ms(p95), baseline: `interval ${interval} s`, ratio: times(p95 / (interval * 1000)), target: `< interval + 0.5 s (${ms(limit)})`, met: p95 < limit }),
+            row(CONVERGENCE, `metadata change -> address live, median of ${changes}`, {
+              value: ms(p50),
+              baseline: `interval ${interval} s`,
+              ratio: times(p50 / (interval * 1000)),
+            }),
+            row(CONVERGENCE, `metadata change -> address live, p95 of ${changes}`, {
+              value: ms(p95),
+              baseline: `interval ${interval} s`,
+              ratio: times(p95 / (interval * 1000)),
+              target: `< interval + 0.5 s (${ms(limit)})`,
+              met: p95 < limit,
+            }),
           ],
           data: { intervalSeconds: interval, latenciesMs: latencies, medianMs: p50, p95Ms: p95 },
         });
 
         // 6. Drift repair: `ip addr flush dev eth1` (what a network restart does to secondary addresses) until every
         // address the metadata gives eth1 is back, repaired by the `ip monitor` watch rather than the next poll.
-        const ips = Object.keys(((((current.network as MetaTree).interfaces as MetaTree).macs as MetaTree)[eth1.mac] as MetaTree)['local-ipv4s'] as MetaTree);
+        const ips = Object.keys(
+          ((((current.network as MetaTree).interfaces as MetaTree).macs as MetaTree)[eth1.mac] as MetaTree)[
+            'local-ipv4s'
+          ] as MetaTree,
+        );
         const repairs: number[] = [];
         for (let k = 0; k < 5; k++) {
           await quiet(pid, 1000);
@@ -456,8 +642,18 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         results.push({
           name: DRIFT,
           rows: [
-            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, median of ${repairs.length}`, { value: ms(r50), baseline: `interval ${interval} s`, ratio: times(r50 / (interval * 1000)) }),
-            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, worst of ${repairs.length}`, { value: ms(rmax), baseline: `interval ${interval} s`, ratio: times(rmax / (interval * 1000)), target: `< interval + 2 s (${ms(interval * 1000 + 2000)})`, met: rmax < interval * 1000 + 2000 }),
+            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, median of ${repairs.length}`, {
+              value: ms(r50),
+              baseline: `interval ${interval} s`,
+              ratio: times(r50 / (interval * 1000)),
+            }),
+            row(DRIFT, `ip addr flush dev eth1 -> its ${ips.length} addresses back, worst of ${repairs.length}`, {
+              value: ms(rmax),
+              baseline: `interval ${interval} s`,
+              ratio: times(rmax / (interval * 1000)),
+              target: `< interval + 2 s (${ms(interval * 1000 + 2000)})`,
+              met: rmax < interval * 1000 + 2000,
+            }),
           ],
           data: { intervalSeconds: interval, repairsMs: repairs },
         });
@@ -465,7 +661,11 @@ export async function daemonSections(opts: { support: RunSupport; footprintSecon
         await daemon.stop();
       }
     } catch (error) {
-      results.push({ name: CONVERGENCE, rows: [row(CONVERGENCE, 'error', { value: (error as Error).message.split('\n')[0] ?? '', met: false })], data: { error: String(error) } });
+      results.push({
+        name: CONVERGENCE,
+        rows: [row(CONVERGENCE, 'error', { value: (error as Error).message.split('\n')[0] ?? '', met: false })],
+        data: { error: String(error) },
+      });
     }
   } finally {
     await emulator?.stop();

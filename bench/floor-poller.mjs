@@ -11,7 +11,11 @@ const paths = ['mac', 'network/interfaces/macs/'];
 let requests = 0;
 setInterval(async () => {
   const macs = await fetch(`${base}${paths[1]}`).then((r) => r.text());
-  const listings = macs.split('\n').filter(Boolean).slice(0, 8).map((mac) => `${paths[1]}${mac}local-ipv4s/`);
+  const listings = macs
+    .split('\n')
+    .filter(Boolean)
+    .slice(0, 8)
+    .map((mac) => `${paths[1]}${mac}local-ipv4s/`);
   await Promise.all([paths[0], ...listings].map((path) => fetch(`${base}${path}`).then((r) => r.text())));
   requests += 2 + listings.length;
   process.stdout.write(`requests ${requests}\n`);

@@ -39,7 +39,16 @@ export async function createGuest(nics: readonly NicSpec[], opts: { dhcp: boolea
       await must(['ip', 'netns', 'add', name]);
       created.push(name);
       // IPv4 only, as the lab's guests: no link-local noise in `ip -j address`.
-      await exec(inNs(name, ['sysctl', '-q', '-e', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']));
+      await exec(
+        inNs(name, [
+          'sysctl',
+          '-q',
+          '-e',
+          '-w',
+          'net.ipv6.conf.all.disable_ipv6=1',
+          'net.ipv6.conf.default.disable_ipv6=1',
+        ]),
+      );
     }
     const routerLines = ['link set lo up'];
     for (const nic of nics) {
@@ -53,7 +62,11 @@ export async function createGuest(nics: readonly NicSpec[], opts: { dhcp: boolea
     const guestLines = ['link set lo up', ...nics.map((nic) => `link set ${nic.ifname} address ${nic.macLower}`)];
     const eth0 = nics[0];
     if (opts.dhcp && eth0 !== undefined) {
-      guestLines.push(`address add ${eth0.ips[0]}/${eth0.prefix} dev ${eth0.ifname}`, `link set ${eth0.ifname} up`, `route add default via ${eth0.gateway} dev ${eth0.ifname}`);
+      guestLines.push(
+        `address add ${eth0.ips[0]}/${eth0.prefix} dev ${eth0.ifname}`,
+        `link set ${eth0.ifname} up`,
+        `route add default via ${eth0.gateway} dev ${eth0.ifname}`,
+      );
     } else if (!opts.dhcp) {
       guestLines.push(...nics.map((nic) => `link set ${nic.ifname} up`));
     }

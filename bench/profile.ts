@@ -14,8 +14,14 @@ interface CpuProfile {
 }
 
 const GROUPS: [RegExp, string][] = [
-  [/^(handlebars|source-map|neo-async|wordwrap|minimist|uglify-js)$/, 'handlebars (compiles the templates at run time)'],
-  [/^(execa|cross-spawn|get-stream|human-signals|signal-exit|npm-run-path|path-key|shebang-command|shebang-regex|which|isexe|strip-final-newline|is-stream|figures|unicorn-magic|parse-ms|pretty-ms|yoctocolors|is-plain-obj|is-unicode-supported|@sindresorhus\/merge-streams|@sec-ant\/readable-stream)$/, 'execa'],
+  [
+    /^(handlebars|source-map|neo-async|wordwrap|minimist|uglify-js)$/,
+    'handlebars (compiles the templates at run time)',
+  ],
+  [
+    /^(execa|cross-spawn|get-stream|human-signals|signal-exit|npm-run-path|path-key|shebang-command|shebang-regex|which|isexe|strip-final-newline|is-stream|figures|unicorn-magic|parse-ms|pretty-ms|yoctocolors|is-plain-obj|is-unicode-supported|@sindresorhus\/merge-streams|@sec-ant\/readable-stream)$/,
+    'execa',
+  ],
   [/^diff$/, 'diff'],
   [/^(write-file-atomic|imurmurhash|signal-exit@3)$/, 'write-file-atomic'],
   [/^(p-limit|yocto-queue)$/, 'p-limit'],
@@ -41,7 +47,11 @@ export function profileByPackage(dir: string, bundle: string): Map<string, numbe
       const path = m[1];
       const inModules = path.split('node_modules/').at(-1) as string;
       const parts = inModules.split('/');
-      const module = path.includes('node_modules/') ? (parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] as string)) : path;
+      const module = path.includes('node_modules/')
+        ? parts[0]?.startsWith('@')
+          ? `${parts[0]}/${parts[1]}`
+          : (parts[0] as string)
+        : path;
       marks.push({ line, module });
     });
   const moduleAt = (line: number): string => {
@@ -65,8 +75,15 @@ export function profileByPackage(dir: string, bundle: string): Map<string, numbe
   for (const [id, us] of self) {
     const frame = (byId.get(id) as ProfileNode).callFrame;
     let name: string;
-    if (frame.url.endsWith(bundleName)) name = frame.lineNumber === 0 ? 'bundle top-level code' : group(moduleAt(frame.lineNumber));
-    else if (frame.url === '') name = frame.functionName === '(garbage collector)' ? 'garbage collector' : frame.functionName === '(idle)' ? 'idle (waiting for `ip`)' : 'node/V8 (native)';
+    if (frame.url.endsWith(bundleName))
+      name = frame.lineNumber === 0 ? 'bundle top-level code' : group(moduleAt(frame.lineNumber));
+    else if (frame.url === '')
+      name =
+        frame.functionName === '(garbage collector)'
+          ? 'garbage collector'
+          : frame.functionName === '(idle)'
+            ? 'idle (waiting for `ip`)'
+            : 'node/V8 (native)';
     else if (/child_process|net\.js|stream|pipe_wrap/.test(frame.url)) name = 'node: spawning processes';
     else name = 'node: startup, module loading and compiling';
     groups.set(name, (groups.get(name) ?? 0) + us / 1000);

@@ -28,7 +28,10 @@ function cell(text: string): string {
 }
 
 export function markdownTable(rows: readonly Row[]): string {
-  const lines = ['| section | metric | value | baseline | ratio | target | met? |', '| --- | --- | --- | --- | --- | --- | --- |'];
+  const lines = [
+    '| section | metric | value | baseline | ratio | target | met? |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  ];
   for (const r of rows) {
     const met = r.met === null ? (r.target === '' ? '' : 'n/a') : r.met ? 'yes' : '**NO**';
     lines.push(`| ${[r.section, r.metric, r.value, r.baseline, r.ratio, r.target, met].map(cell).join(' | ')} |`);

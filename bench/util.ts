@@ -25,12 +25,18 @@ export interface Run {
 }
 
 /** Runs argv (never a shell), feeding `input`; resolves whatever the exit code, with the wall time; throws on timeout. */
-export function exec(argv: readonly string[], opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Promise<Run> {
+export function exec(
+  argv: readonly string[],
+  opts: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; quiet?: boolean } = {},
+): Promise<Run> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('exec: empty argv');
   return new Promise((resolve, reject) => {
     const started = now();
-    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.quiet ? 'ignore' : 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(file, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', opts.quiet ? 'ignore' : 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => void (stdout += chunk.toString('utf8')));

@@ -7,7 +7,10 @@ import { precompileModule } from './hbs-precompile.mjs';
 const handlebarsPlugin = {
   name: 'hbs-precompile',
   setup(b) {
-    b.onLoad({ filter: /\.hbs$/ }, async (args) => ({ contents: precompileModule(await readFile(args.path, 'utf8')), loader: 'js' }));
+    b.onLoad({ filter: /\.hbs$/ }, async (args) => ({
+      contents: precompileModule(await readFile(args.path, 'utf8')),
+      loader: 'js',
+    }));
   },
 };
 

@@ -3,7 +3,17 @@
 // snippets do, guarded so that they also work in a chroot or image build where systemd is not running.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Buffer } from 'node:buffer';
@@ -137,7 +147,15 @@ export function buildDeb({ executable, unit, config = '{}\n', version, outDir })
     };
     walk('');
     const size = Math.ceil(files.reduce((sum, f) => sum + statSync(join(stage, f)).size, 0) / 1024);
-    const md5sums = files.filter((f) => !f.startsWith('etc/')).map((f) => `${createHash('md5').update(readFileSync(join(stage, f))).digest('hex')}  ${f}\n`).join('');
+    const md5sums = files
+      .filter((f) => !f.startsWith('etc/'))
+      .map(
+        (f) =>
+          `${createHash('md5')
+            .update(readFileSync(join(stage, f)))
+            .digest('hex')}  ${f}\n`,
+      )
+      .join('');
     put('DEBIAN/control', control({ version, size }), 0o644);
     put('DEBIAN/conffiles', '/etc/eip-agent/config.json\n', 0o644);
     put('DEBIAN/md5sums', md5sums, 0o644);
@@ -145,7 +163,9 @@ export function buildDeb({ executable, unit, config = '{}\n', version, outDir })
     chmodSync(join(stage, 'DEBIAN'), 0o755);
     mkdirSync(outDir, { recursive: true });
     const deb = join(outDir, `eip-agent_${version}_amd64.deb`);
-    execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', stage, deb], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', stage, deb], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     return deb;
   } finally {
     rmSync(stage, { recursive: true, force: true });

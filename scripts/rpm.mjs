@@ -90,15 +90,35 @@ ${SCRIPTLETS.postun}
 }
 
 /** Builds eip-agent-VERSION-RELEASE.x86_64.rpm into outDir; returns its path. */
-export function buildRpm({ executable, unit, config = '{}\n', version, release = '1', outDir, summary = 'Configures ENIs, secondary private IPs and EIPs from the instance metadata' }) {
+export function buildRpm({
+  executable,
+  unit,
+  config = '{}\n',
+  version,
+  release = '1',
+  outDir,
+  summary = 'Configures ENIs, secondary private IPs and EIPs from the instance metadata',
+}) {
   const top = mkdtempSync(join(tmpdir(), 'eip-rpmbuild-'));
   try {
-    for (const d of ['SOURCES', 'SPECS', 'BUILD', 'RPMS', 'SRPMS', 'BUILDROOT']) mkdirSync(join(top, d), { recursive: true });
+    for (const d of ['SOURCES', 'SPECS', 'BUILD', 'RPMS', 'SRPMS', 'BUILDROOT'])
+      mkdirSync(join(top, d), { recursive: true });
     copyFileSync(executable, join(top, 'SOURCES', 'eip-agent'));
     writeFileSync(join(top, 'SOURCES', 'eip-agent.service'), unit);
     writeFileSync(join(top, 'SOURCES', 'config.json'), config);
     writeFileSync(join(top, 'SPECS', 'eip-agent.spec'), spec({ version, release, summary }));
-    execFileSync('rpmbuild', ['-bb', '--define', `_topdir ${top}`, '--define', '_binary_payload w6.gzdio', join(top, 'SPECS', 'eip-agent.spec')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      'rpmbuild',
+      [
+        '-bb',
+        '--define',
+        `_topdir ${top}`,
+        '--define',
+        '_binary_payload w6.gzdio',
+        join(top, 'SPECS', 'eip-agent.spec'),
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     const dir = join(top, 'RPMS', 'x86_64');
     const [name] = readdirSync(dir);
     mkdirSync(outDir, { recursive: true });

@@ -30,7 +30,10 @@ export class MetadataError extends AgentError {
 
 /** JSON string form that also escapes the line separators JSON leaves raw, so a message stays one line. */
 export function quote(value: string): string {
-  return JSON.stringify(value).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u0085\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Longest part of a value a message shows: an error is always one short line, whatever the input. */

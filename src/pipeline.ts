@@ -55,9 +55,14 @@ export async function readModel(host: Host, options: PipelineOptions): Promise<I
  * Reads and validates the metadata, and returns its listings (see metadataListings) and the raw tree with it. With
  * `previous` (the tree of an earlier complete read) it is a refresh where the source offers one (see MetadataSource).
  */
-export async function readModelAndListings(host: Host, options: PipelineOptions, previous?: MetaTree): Promise<{ model: InstanceModel; listings: string; tree: MetaTree }> {
+export async function readModelAndListings(
+  host: Host,
+  options: PipelineOptions,
+  previous?: MetaTree,
+): Promise<{ model: InstanceModel; listings: string; tree: MetaTree }> {
   const source = metadataSource(host, options);
-  const tree = previous !== undefined && source.refresh !== undefined ? await source.refresh(previous) : await source.read();
+  const tree =
+    previous !== undefined && source.refresh !== undefined ? await source.refresh(previous) : await source.read();
   return { model: withoutIgnoredNics(buildModel(tree), options.ignoreNics ?? []), listings: listingsOf(tree), tree };
 }
 
@@ -70,7 +75,10 @@ export async function metadataListings(host: Host, options: PipelineOptions): Pr
 }
 
 /** Metadata -> model -> plan. Writes nothing. */
-export async function makePlan(host: Host, options: PipelineOptions): Promise<{ model: InstanceModel; target: Target; plan: Plan }> {
+export async function makePlan(
+  host: Host,
+  options: PipelineOptions,
+): Promise<{ model: InstanceModel; target: Target; plan: Plan }> {
   const model = await readModel(host, options);
   const target = await getTarget(options.target);
   const state = options.state ?? (await loadState(host, options.root));
@@ -113,14 +121,26 @@ async function metadataCheck(host: Host, options: PipelineOptions): Promise<Chec
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) await host.sleep(METADATA_CHECK_BACKOFF_MS * 2 ** (attempt - 1));
     try {
-      const response = await host.httpGet(url, { timeoutMs: options.metadataTimeoutMs ?? 2000, maxBytes: options.metadataMaxBytes ?? 64 * 1024 });
-      const detail = response.status === 200 ? 'HTTP 200' : `HTTP ${response.status}: the endpoint answered, so it is reachable`;
+      const response = await host.httpGet(url, {
+        timeoutMs: options.metadataTimeoutMs ?? 2000,
+        maxBytes: options.metadataMaxBytes ?? 64 * 1024,
+      });
+      const detail =
+        response.status === 200 ? 'HTTP 200' : `HTTP ${response.status}: the endpoint answered, so it is reachable`;
       return [{ kind: 'metadata', subject: url, ok: true, detail }];
     } catch (error) {
       last = (error as Error).message;
     }
   }
-  return [{ kind: 'metadata', subject: url, ok: false, unknown: true, detail: `could not be checked: no answer after ${retries + 1} tries (${last})` }];
+  return [
+    {
+      kind: 'metadata',
+      subject: url,
+      ok: false,
+      unknown: true,
+      detail: `could not be checked: no answer after ${retries + 1} tries (${last})`,
+    },
+  ];
 }
 
 /**
@@ -167,7 +187,15 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
       checks = [...(await target.verify(host, plan)).checks, ...(await metadataCheck(host, options))];
     } catch (error) {
       // A verification that cannot run proves nothing, and neither does a rollback on it: the change stays.
-      checks = [{ kind: 'script', subject: 'verification', ok: false, unknown: true, detail: `could not run: ${error instanceof AgentError ? error.userLine : (error as Error).message}` }];
+      checks = [
+        {
+          kind: 'script',
+          subject: 'verification',
+          ok: false,
+          unknown: true,
+          detail: `could not run: ${error instanceof AgentError ? error.userLine : (error as Error).message}`,
+        },
+      ];
     }
     report = { ok: checks.every((c) => c.ok), checks };
     const failed = checks.filter((c) => !c.ok && c.unknown !== true);
@@ -175,7 +203,14 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
       const kept = await outcome.undo({ keepRemovals: true });
       const message = `verification failed (${failed.map((c) => `${c.kind} ${c.subject}`).join('; ')}); rolled back`;
       await saveState(host, options.root, stateAfterRollback(state, plan, kept, hash, now(), message));
-      return { plan, outcome, report, rolledBack: true, pendingRemovals, ...(kept.length > 0 ? { keptRemovals: kept.map((c) => c.summary) } : {}) };
+      return {
+        plan,
+        outcome,
+        report,
+        rolledBack: true,
+        pendingRemovals,
+        ...(kept.length > 0 ? { keptRemovals: kept.map((c) => c.summary) } : {}),
+      };
     }
   }
   let next = stateAfterApply(state, plan, hash, now());
@@ -186,7 +221,14 @@ export async function applyModel(host: Host, options: PipelineOptions, model: In
     next = { ...next, lastError: { at: now(), message } };
   }
   if (JSON.stringify(next) !== JSON.stringify(state)) await saveState(host, options.root, next);
-  return { plan, outcome, ...(report ? { report } : {}), rolledBack: false, pendingRemovals, ...(unverified.length > 0 ? { unverified } : {}) };
+  return {
+    plan,
+    outcome,
+    ...(report ? { report } : {}),
+    rolledBack: false,
+    pendingRemovals,
+    ...(unverified.length > 0 ? { unverified } : {}),
+  };
 }
 
 /** A model whose last apply failed verification and was rolled back, as the state file remembers it. */
@@ -206,14 +248,23 @@ export async function applyAndVerify(host: Host, options: PipelineOptions): Prom
  * applyAndVerify, except that a model whose last apply failed verification (and was rolled back) is not tried again
  * before its backoff ends (state `retryAfter`); a changed model is applied at once.
  */
-export async function applyUnlessFailed(host: Host, options: PipelineOptions): Promise<ApplyResult | { skipped: FailedModel }> {
+export async function applyUnlessFailed(
+  host: Host,
+  options: PipelineOptions,
+): Promise<ApplyResult | { skipped: FailedModel }> {
   const model = await readModel(host, options);
   const state = await loadState(host, options.root);
   const hash = modelHash(model);
   // A state file of an older version records no retry time: the model is tried again now, as the service does.
   const retryAt = state.retryAfter !== undefined ? Date.parse(state.retryAfter) : 0;
   if (state.failedModelHash === hash && host.now() < retryAt) {
-    return { skipped: { hash, at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run', ...(state.retryAfter !== undefined ? { retryAfter: state.retryAfter } : {}) } };
+    return {
+      skipped: {
+        hash,
+        at: state.lastError?.at ?? state.lastApply?.at ?? 'an earlier run',
+        ...(state.retryAfter !== undefined ? { retryAfter: state.retryAfter } : {}),
+      },
+    };
   }
   return applyModel(host, options, model);
 }
@@ -226,7 +277,12 @@ export async function verifyOnly(host: Host, options: PipelineOptions): Promise<
     kind: 'file' as const,
     subject: f.path,
     ok: f.action === 'unchanged',
-    detail: f.action === 'unchanged' ? 'matches the metadata' : f.action === 'create' ? 'missing' : 'differs from what the metadata asks for',
+    detail:
+      f.action === 'unchanged'
+        ? 'matches the metadata'
+        : f.action === 'create'
+          ? 'missing'
+          : 'differs from what the metadata asks for',
   }));
   const checks = [...files, ...live.checks, ...(await metadataCheck(host, options))];
   return { plan, report: { ok: checks.every((c) => c.ok), checks } };

@@ -35,7 +35,8 @@ export interface CommandSpec {
 }
 
 /** The outcome of parsing: a command with its arguments, or help to print. */
-export type Parsed<C extends CommandSpec> = { kind: 'run'; command: C; args: Record<string, unknown> } | { kind: 'help'; text: string };
+export type Parsed<C extends CommandSpec> =
+  { kind: 'run'; command: C; args: Record<string, unknown> } | { kind: 'help'; text: string };
 
 const HELP = new Set(['--help', '-h']);
 
@@ -60,7 +61,9 @@ function parseValue(name: string, spec: OptionSpec, raw: string): string | boole
   const type = typeOf(spec);
   if (type === 'boolean') {
     if (raw === 'true' || raw === 'false') return raw === 'true';
-    throw new ConfigError(`--${name}=${quoteShort(raw)}: a switch takes true or false (or give --${name} / --no-${name})`);
+    throw new ConfigError(
+      `--${name}=${quoteShort(raw)}: a switch takes true or false (or give --${name} / --no-${name})`,
+    );
   }
   if (type === 'number') {
     if (!/^-?\d+(?:\.\d+)?$/.test(raw)) throw new ConfigError(`--${name} ${quoteShort(raw)}: expected a number`);
@@ -88,7 +91,8 @@ function parseArgs(command: CommandSpec, words: readonly string[], scriptName: s
       break;
     }
     if (!token.startsWith('--')) {
-      if (token.startsWith('-') && token.length > 1) throw new ConfigError(`unknown option ${quoteShort(token)} (${see})`);
+      if (token.startsWith('-') && token.length > 1)
+        throw new ConfigError(`unknown option ${quoteShort(token)} (${see})`);
       positionals.push(token);
       continue;
     }
@@ -118,19 +122,26 @@ function parseArgs(command: CommandSpec, words: readonly string[], scriptName: s
   const args: Record<string, unknown> = {};
   const names = positionalNames(command);
   if (positionals.length > names.length) {
-    throw new ConfigError(`unexpected argument ${quoteShort(positionals[names.length] as string)} for ${command.name ?? word(command)} (${see})`);
+    throw new ConfigError(
+      `unexpected argument ${quoteShort(positionals[names.length] as string)} for ${command.name ?? word(command)} (${see})`,
+    );
   }
   names.forEach((name, index) => {
     const value = positionals[index];
     const spec = command.positionals?.[name];
-    if (value === undefined) throw new ConfigError(`${word(command)} needs <${name}>${spec ? `: ${spec.choices.join(' or ')}` : ''} (${see})`);
-    if (spec !== undefined && !spec.choices.includes(value)) throw new ConfigError(`${word(command)} <${name}> ${quoteShort(value)}: expected ${spec.choices.join(' or ')}`);
+    if (value === undefined)
+      throw new ConfigError(`${word(command)} needs <${name}>${spec ? `: ${spec.choices.join(' or ')}` : ''} (${see})`);
+    if (spec !== undefined && !spec.choices.includes(value))
+      throw new ConfigError(`${word(command)} <${name}> ${quoteShort(value)}: expected ${spec.choices.join(' or ')}`);
     args[camel(name)] = value;
   });
   for (const [name, spec] of Object.entries(command.options)) {
     const value = given.get(name) ?? spec.default;
     if (value === undefined) {
-      if (spec.required === true) throw new ConfigError(`${command.name ?? word(command)} needs --${name}${spec.describe ? `: ${spec.describe}` : ''}`);
+      if (spec.required === true)
+        throw new ConfigError(
+          `${command.name ?? word(command)} needs --${name}${spec.describe ? `: ${spec.describe}` : ''}`,
+        );
       continue;
     }
     args[camel(name)] = value;
@@ -142,19 +153,26 @@ function parseArgs(command: CommandSpec, words: readonly string[], scriptName: s
  * Parses a whole command line against the commands: help when asked for (anywhere), otherwise the command and its
  * arguments (camelCase keys, defaults filled in). Throws ConfigError for anything it does not accept.
  */
-export function parseCommandLine<C extends CommandSpec>(argv: readonly string[], commands: readonly C[], program: { scriptName: string; usage: string; columns: number }): Parsed<C> {
+export function parseCommandLine<C extends CommandSpec>(
+  argv: readonly string[],
+  commands: readonly C[],
+  program: { scriptName: string; usage: string; columns: number },
+): Parsed<C> {
   const first = argv[0];
   const names = commands.map((c) => c.name ?? word(c)).join(', ');
   if (first === undefined) throw new ConfigError(`name a command (see --help): ${names}`);
   if (HELP.has(first)) return { kind: 'help', text: programHelp(commands, program) };
   const command = commands.find((c) => word(c) === first);
   if (command === undefined) {
-    const what = first.startsWith('-') ? `option ${quoteShort(first)} before the command` : `command ${quoteShort(first)}`;
+    const what = first.startsWith('-')
+      ? `option ${quoteShort(first)} before the command`
+      : `command ${quoteShort(first)}`;
     throw new ConfigError(`unknown ${what}: name a command (see --help): ${names}`);
   }
   const rest = argv.slice(1);
   const end = rest.indexOf('--');
-  if ((end < 0 ? rest : rest.slice(0, end)).some((w) => HELP.has(w))) return { kind: 'help', text: commandHelp(command, program) };
+  if ((end < 0 ? rest : rest.slice(0, end)).some((w) => HELP.has(w)))
+    return { kind: 'help', text: commandHelp(command, program) };
   return { kind: 'run', command, args: parseArgs(command, rest, program.scriptName) };
 }
 
@@ -181,7 +199,9 @@ function table(rows: readonly [string, string][], width: number): string {
 function optionText(spec: OptionSpec): string {
   const notes: string[] = [];
   if (spec.choices !== undefined) notes.push(`one of: ${spec.choices.join(', ')}`);
-  const shown = spec.defaultDescription ?? (spec.default === undefined || typeOf(spec) === 'boolean' ? undefined : String(spec.default));
+  const shown =
+    spec.defaultDescription ??
+    (spec.default === undefined || typeOf(spec) === 'boolean' ? undefined : String(spec.default));
   if (shown !== undefined) notes.push(`default: ${shown}`);
   if (spec.required === true) notes.push('required');
   const describe = spec.describe ?? '';
@@ -197,7 +217,10 @@ function optionName(name: string, spec: OptionSpec): string {
 }
 
 /** `eip-agent --help`: what the agent is, and its commands. */
-export function programHelp(commands: readonly CommandSpec[], program: { scriptName: string; usage: string; columns: number }): string {
+export function programHelp(
+  commands: readonly CommandSpec[],
+  program: { scriptName: string; usage: string; columns: number },
+): string {
   const width = Math.min(110, program.columns);
   const rows = commands.map((c): [string, string] => [`${program.scriptName} ${c.command}`, c.describe]);
   return `${program.usage}\n\nCommands:\n${table(rows, width)}\n\n${program.scriptName} <command> --help shows the options of a command.\n`;
@@ -208,8 +231,19 @@ export function commandHelp(command: CommandSpec, program: { scriptName: string;
   const width = Math.min(110, program.columns);
   const parts = [`${program.scriptName} ${command.command} [options]`, '', wrap(command.describe, width, 0)];
   const positionals = Object.entries(command.positionals ?? {});
-  if (positionals.length > 0) parts.push('', 'Arguments:', table(positionals.map(([name, spec]) => [`<${name}>`, `${spec.describe} [one of: ${spec.choices.join(', ')}]`]), width));
-  const options = Object.entries(command.options).map(([name, spec]): [string, string] => [optionName(name, spec), optionText(spec)]);
+  if (positionals.length > 0)
+    parts.push(
+      '',
+      'Arguments:',
+      table(
+        positionals.map(([name, spec]) => [`<${name}>`, `${spec.describe} [one of: ${spec.choices.join(', ')}]`]),
+        width,
+      ),
+    );
+  const options = Object.entries(command.options).map(([name, spec]): [string, string] => [
+    optionName(name, spec),
+    optionText(spec),
+  ]);
   parts.push('', 'Options:', table([...options, ['--help', 'show this help']], width));
   return `${parts.join('\n')}\n`;
 }

@@ -32,14 +32,45 @@ export function printWarnings(io: Io, warnings: readonly string[]): void {
 
 /** The options shared by the commands that read metadata and touch the guest. */
 export const COMMON_OPTIONS: OptionSpecs = {
-  'metadata-url': { type: 'string', describe: 'metadata base URL (env EIP_AGENT_METADATA_URL)', defaultDescription: 'http://169.254.0.23/latest/meta-data/' },
+  'metadata-url': {
+    type: 'string',
+    describe: 'metadata base URL (env EIP_AGENT_METADATA_URL)',
+    defaultDescription: 'http://169.254.0.23/latest/meta-data/',
+  },
   'metadata-file': { type: 'string', describe: 'read the metadata tree from a JSON file instead (offline preview)' },
   root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
-  target: { choices: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'], describe: 'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs, else netplan where netplan is configured', defaultDescription: 'the running OS' },
-  routing: { choices: ['policy', 'rp-filter'], describe: 'how secondary NICs route their replies', defaultDescription: 'policy' },
-  'connection-marks': { choices: ['on', 'off'], describe: "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table where there is no nft)", defaultDescription: 'on' },
-  'cloud-init': { choices: ['keep', 'disable'], describe: 'Linux: disable (write /etc/cloud/cloud.cfg.d/99-eip-agent-network.cfg, owned like every file) or keep cloud-init\'s network configuration', defaultDescription: 'keep' },
-  'windows-flavor': { choices: ['powershell', 'netsh'], describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script', defaultDescription: 'powershell' },
-  config: { type: 'string', describe: 'config file (env EIP_AGENT_CONFIG)', defaultDescription: '/etc/eip-agent/config.json if present' },
+  target: {
+    choices: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'],
+    describe:
+      'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs, else netplan where netplan is configured',
+    defaultDescription: 'the running OS',
+  },
+  routing: {
+    choices: ['policy', 'rp-filter'],
+    describe: 'how secondary NICs route their replies',
+    defaultDescription: 'policy',
+  },
+  'connection-marks': {
+    choices: ['on', 'off'],
+    describe:
+      "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table where there is no nft)",
+    defaultDescription: 'on',
+  },
+  'cloud-init': {
+    choices: ['keep', 'disable'],
+    describe:
+      "Linux: disable (write /etc/cloud/cloud.cfg.d/99-eip-agent-network.cfg, owned like every file) or keep cloud-init's network configuration",
+    defaultDescription: 'keep',
+  },
+  'windows-flavor': {
+    choices: ['powershell', 'netsh'],
+    describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script',
+    defaultDescription: 'powershell',
+  },
+  config: {
+    type: 'string',
+    describe: 'config file (env EIP_AGENT_CONFIG)',
+    defaultDescription: '/etc/eip-agent/config.json if present',
+  },
   json: { type: 'boolean', default: false, describe: 'print JSON instead of text' },
 };

@@ -7,7 +7,9 @@ import type { VerifyReport } from '../plan/verify-report.js';
 export function fileDiff(change: FileChange): string {
   if (change.action === 'unchanged') return '';
   const before = change.action === 'create' ? '/dev/null' : `a${change.path}`;
-  return createTwoFilesPatch(before, `b${change.path}`, change.previous ?? '', change.content, undefined, undefined, { context: 3 })
+  return createTwoFilesPatch(before, `b${change.path}`, change.previous ?? '', change.content, undefined, undefined, {
+    context: 3,
+  })
     .split('\n')
     .slice(1) // drop the "====" banner
     .join('\n');
@@ -16,7 +18,8 @@ export function fileDiff(change: FileChange): string {
 function fileLine(change: FileChange): string {
   const notes: string[] = [];
   if (change.backupPath) notes.push(`original saved as ${change.backupPath}`);
-  if (change.action === 'update' && !change.previousOwned && !change.backupPath) notes.push('original already backed up');
+  if (change.action === 'update' && !change.previousOwned && !change.backupPath)
+    notes.push('original already backed up');
   return `  ${change.action.padEnd(9)} ${change.path}${notes.length ? ` (${notes.join('; ')})` : ''}`;
 }
 
@@ -33,7 +36,8 @@ export function formatPlan(plan: Plan): string {
     if (diff) out.push('', diff.trimEnd());
   }
   out.push('', 'Runtime:');
-  if (!plan.runtimePlanned) out.push('  (not compared: --no-runtime, or this is not the machine the metadata describes; see warnings)');
+  if (!plan.runtimePlanned)
+    out.push('  (not compared: --no-runtime, or this is not the machine the metadata describes; see warnings)');
   else if (plan.runtime.length === 0) out.push('  in sync');
   for (const c of plan.runtime) out.push(`  ${c.releases ? '-' : '+'} ${c.summary}`);
   if (plan.ownership.pending.length) {
@@ -47,7 +51,11 @@ export function formatPlan(plan: Plan): string {
   const pending = plan.files.filter((f) => f.action !== 'unchanged').length + plan.runtime.length;
   const removals = plan.ownership.pending.length;
   if (planChanges(plan)) out.push('', `${pending} change(s) pending; \`eip-agent apply\` makes them.`);
-  else if (removals > 0) out.push('', `Not in sync: ${removals} removal(s) pending; the next \`eip-agent apply\` (or the service's next read) whose metadata read agrees makes them.`);
+  else if (removals > 0)
+    out.push(
+      '',
+      `Not in sync: ${removals} removal(s) pending; the next \`eip-agent apply\` (or the service's next read) whose metadata read agrees makes them.`,
+    );
   else out.push('', 'In sync: nothing to do.');
   return `${out.join('\n')}\n`;
 }
@@ -58,7 +66,13 @@ export function planJson(plan: Plan): unknown {
     target: plan.target,
     root: plan.root,
     inSync: planInSync(plan),
-    files: plan.files.map((f) => ({ path: f.path, action: f.action, mode: f.mode.toString(8), ...(f.backupPath ? { backupPath: f.backupPath } : {}), diff: fileDiff(f) })),
+    files: plan.files.map((f) => ({
+      path: f.path,
+      action: f.action,
+      mode: f.mode.toString(8),
+      ...(f.backupPath ? { backupPath: f.backupPath } : {}),
+      diff: fileDiff(f),
+    })),
     runtimePlanned: plan.runtimePlanned,
     runtime: plan.runtime.map((c) => ({ kind: c.kind, summary: c.summary })),
     pendingRemovals: plan.ownership.pending,
@@ -70,7 +84,9 @@ export function planJson(plan: Plan): unknown {
 
 /** The verification report as a table of checks. */
 export function formatReport(report: VerifyReport): string {
-  const rows = report.checks.map((c) => `  ${c.ok ? 'ok  ' : c.unknown === true ? '??  ' : 'FAIL'} ${c.kind.padEnd(9)} ${c.subject} — ${c.detail}`);
+  const rows = report.checks.map(
+    (c) => `  ${c.ok ? 'ok  ' : c.unknown === true ? '??  ' : 'FAIL'} ${c.kind.padEnd(9)} ${c.subject} — ${c.detail}`,
+  );
   const failed = report.checks.filter((c) => !c.ok && c.unknown !== true).length;
   const unknown = report.checks.filter((c) => c.unknown === true).length;
   const verdict = report.ok

@@ -21,9 +21,22 @@ import { VERSION } from '../version.js';
 export { EXIT } from './command.js';
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: CliCommand[] = [planCommand, applyCommand, renderCommand, verifyCommand, rollbackCommand, statusCommand, runCommand, withWindowsTask(installCommand, 'install'), withWindowsTask(uninstallCommand, 'uninstall'), metadataCommand, sandboxCommand];
+const COMMANDS: CliCommand[] = [
+  planCommand,
+  applyCommand,
+  renderCommand,
+  verifyCommand,
+  rollbackCommand,
+  statusCommand,
+  runCommand,
+  withWindowsTask(installCommand, 'install'),
+  withWindowsTask(uninstallCommand, 'uninstall'),
+  metadataCommand,
+  sandboxCommand,
+];
 
-const USAGE = 'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.';
+const USAGE =
+  'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.';
 
 const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
@@ -34,7 +47,11 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
     return EXIT.ok;
   }
   try {
-    const parsed = parseCommandLine(argv, COMMANDS, { scriptName: 'eip-agent', usage: USAGE, columns: process.stdout.columns ?? 110 });
+    const parsed = parseCommandLine(argv, COMMANDS, {
+      scriptName: 'eip-agent',
+      usage: USAGE,
+      columns: process.stdout.columns ?? 110,
+    });
     if (parsed.kind === 'help') {
       io.out(parsed.text);
       return EXIT.ok;
@@ -45,7 +62,9 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
       io.err(`eip-agent: ${error.userLine}\n`);
       return EXIT.error;
     }
-    const detail = host.env.EIP_AGENT_DEBUG ? `\n${(error as Error).stack}` : ' (set EIP_AGENT_DEBUG=1 for a stack trace)';
+    const detail = host.env.EIP_AGENT_DEBUG
+      ? `\n${(error as Error).stack}`
+      : ' (set EIP_AGENT_DEBUG=1 for a stack trace)';
     io.err(`eip-agent: internal error: ${(error as Error).message}${detail}\n`);
     return EXIT.error;
   }

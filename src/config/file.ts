@@ -60,9 +60,11 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** ignoreNics: a list of distinct MACs, returned lower-case (the OS's spelling). */
 function parseMacList(path: string, value: unknown): string[] {
-  if (!Array.isArray(value)) throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(value)} is not a list of MAC addresses`);
+  if (!Array.isArray(value))
+    throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(value)} is not a list of MAC addresses`);
   const macs = value.map((mac) => {
-    if (typeof mac !== 'string' || !MAC.test(mac)) throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(mac)} is not a MAC address like 52:54:00:8a:7a:64`);
+    if (typeof mac !== 'string' || !MAC.test(mac))
+      throw new ConfigError(`${path}: ignoreNics: ${JSON.stringify(mac)} is not a MAC address like 52:54:00:8a:7a:64`);
     return mac.toLowerCase();
   });
   const duplicate = macs.find((mac, i) => macs.indexOf(mac) !== i);
@@ -98,7 +100,8 @@ export function metadataUrlProblem(value: unknown): string | undefined {
 
 /** Validates a parsed config object; every problem names the file and the key. */
 export function parseConfig(path: string, data: unknown): FileConfig {
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`${path}: expected a JSON object`);
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new ConfigError(`${path}: expected a JSON object`);
   const config: Record<string, unknown> = {};
   for (const [key, raw] of Object.entries(data)) {
     let value: unknown = raw;
@@ -108,12 +111,16 @@ export function parseConfig(path: string, data: unknown): FileConfig {
       const problem = metadataUrlProblem(value);
       if (problem !== undefined) throw new ConfigError(`${path}: metadataUrl: ${problem}`);
     } else if (Object.hasOwn(ENUMS, key)) {
-      if (typeof value !== 'string' || !ENUMS[key]!.includes(value)) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
+      if (typeof value !== 'string' || !ENUMS[key]!.includes(value))
+        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
     } else if (Object.hasOwn(INTEGERS, key)) {
       const [min, max] = INTEGERS[key]!;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
     } else {
-      throw new ConfigError(`${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS), 'ignoreNics', 'metricsTextfile'].join(', ')})`);
+      throw new ConfigError(
+        `${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS), 'ignoreNics', 'metricsTextfile'].join(', ')})`,
+      );
     }
     config[key] = value;
   }
@@ -146,7 +153,8 @@ export async function loadConfig(host: Host, explicitPath: string | undefined): 
   // A config file may be a link (configuration management often places one); it is read, never written.
   const text = await host.fs.readText(path, { follow: true });
   if (text === null) {
-    if (explicitPath !== undefined || host.env.EIP_AGENT_CONFIG !== undefined) throw new ConfigError(`config file ${path} not found`);
+    if (explicitPath !== undefined || host.env.EIP_AGENT_CONFIG !== undefined)
+      throw new ConfigError(`config file ${path} not found`);
     return {};
   }
   if (host.platform === 'win32') await requireAdminOnly(host, path);

@@ -9,7 +9,6 @@ import type { TargetName } from '../targets/target.js';
 import { DEFAULT_METADATA_URL } from '../metadata/index.js';
 import { loadConfig, metadataUrlProblem, type FileConfig } from './file.js';
 
-
 /** Options shared by every command, as the command line parser gives them (args.ts). */
 export interface CommonArgs {
   metadataUrl?: string;
@@ -40,7 +39,8 @@ export async function resolveOptions(host: Host, args: CommonArgs): Promise<Pipe
 
 /** A --root other than / must exist: a typo would otherwise create a tree there and still change the live network. */
 export async function requireRoot(host: Host, root: string): Promise<void> {
-  if (root !== '/' && (await host.fs.meta(root)) === null) throw new ConfigError(`--root ${root} does not exist: check the path, or create the directory first`);
+  if (root !== '/' && (await host.fs.meta(root)) === null)
+    throw new ConfigError(`--root ${root} does not exist: check the path, or create the directory first`);
 }
 
 /** resolveOptions with the config file already loaded (`run` reads its own keys from the same file). */
@@ -53,7 +53,8 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
   const target = (args.target ?? config.target ?? defaultTargetName(host.platform)) as TargetName;
   const reload = (args.reload ?? config.reload ?? 'none') as ReloadMode;
   // Reloading restarts Linux network services; a Windows script applies its own changes.
-  if (target === 'windows' && reload !== 'none') throw new ConfigError(`reload ${reload} restarts a Linux network service: it does not apply to target windows`);
+  if (target === 'windows' && reload !== 'none')
+    throw new ConfigError(`reload ${reload} restarts a Linux network service: it does not apply to target windows`);
   const windowsFlavor = args.windowsFlavor ?? config.windowsFlavor;
   return {
     metadataUrl,

@@ -5,7 +5,14 @@ import { AgentError, MetadataError, MissingNicError, ValidationError } from '../
 import type { Host } from '../host/host.js';
 import type { MetaTree } from '../metadata/tree.js';
 import type { InstanceModel } from '../model/types.js';
-import { applyModel, metadataListings, modelHash, readModelAndListings, type ApplyResult, type PipelineOptions } from '../pipeline.js';
+import {
+  applyModel,
+  metadataListings,
+  modelHash,
+  readModelAndListings,
+  type ApplyResult,
+  type PipelineOptions,
+} from '../pipeline.js';
 import { planChanges, type Plan } from '../plan/plan.js';
 import { getTarget } from '../targets/index.js';
 import type { DaemonControl } from './control.js';
@@ -42,7 +49,8 @@ export interface DaemonContext {
 
 /** The wait before the next poll: the interval, or after n consecutive failures the interval doubled n times, capped. */
 export function pollDelay(intervalMs: number, failures: number, random: number): number {
-  const nominal = failures === 0 ? intervalMs : Math.min(intervalMs * 2 ** failures, Math.max(MAX_BACKOFF_MS, intervalMs));
+  const nominal =
+    failures === 0 ? intervalMs : Math.min(intervalMs * 2 ** failures, Math.max(MAX_BACKOFF_MS, intervalMs));
   const jittered = nominal * (1 + JITTER * (2 * random - 1));
   return Math.round(failures === 0 ? jittered : Math.min(jittered, Math.max(MAX_BACKOFF_MS, intervalMs)));
 }
@@ -75,8 +83,12 @@ function describeUnverified(result: ApplyResult): string {
 function describeApply(result: ApplyResult): string {
   const files = result.outcome.filesWritten.length;
   const runtime = result.outcome.runtimeApplied.length;
-  const pending = result.pendingRemovals > 0 ? `; ${plural(result.pendingRemovals, 'item')} no longer in the metadata, removed on the next read if it agrees` : '';
-  if (files === 0 && runtime === 0) return `in sync with the metadata: nothing to change${result.report ? ', verified' : ''}${pending}`;
+  const pending =
+    result.pendingRemovals > 0
+      ? `; ${plural(result.pendingRemovals, 'item')} no longer in the metadata, removed on the next read if it agrees`
+      : '';
+  if (files === 0 && runtime === 0)
+    return `in sync with the metadata: nothing to change${result.report ? ', verified' : ''}${pending}`;
   return `applied: ${plural(files, 'file')} written, ${plural(runtime, 'runtime change')}${result.report ? ', verified' : ''}${pending}`;
 }
 
@@ -172,30 +184,61 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     } catch (error) {
       // An ENI that went away is the metadata's to say (the next read), not something to repair.
       if (error instanceof MissingNicError) {
-        onEvent({ level: 'debug', event: 'unchanged', msg: `live state checked (${why}): ${error.message}; waiting for the metadata` });
+        onEvent({
+          level: 'debug',
+          event: 'unchanged',
+          msg: `live state checked (${why}): ${error.message}; waiting for the metadata`,
+        });
         return;
       }
       throw error;
     }
     await follow(plan);
     if (!planChanges(plan)) {
-      onEvent({ level: 'debug', event: 'unchanged', msg: `live state checked (${why}): in sync`, modelHash: short(applied.hash) });
+      onEvent({
+        level: 'debug',
+        event: 'unchanged',
+        msg: `live state checked (${why}): in sync`,
+        modelHash: short(applied.hash),
+      });
       return;
     }
     if (control.stopped) return;
     const result = await applyModel(host, options.pipeline, model);
     repairs.push(host.now());
-    const fields = { modelHash: short(applied.hash), filesWritten: result.outcome.filesWritten, runtimeApplied: result.outcome.runtimeApplied, pendingRemovals: result.pendingRemovals, cause: why };
+    const fields = {
+      modelHash: short(applied.hash),
+      filesWritten: result.outcome.filesWritten,
+      runtimeApplied: result.outcome.runtimeApplied,
+      pendingRemovals: result.pendingRemovals,
+      cause: why,
+    };
     if (result.rolledBack) {
       failed = await failedFromState(applied.hash);
       applied = undefined;
       const checks = failedChecks(result);
-      onEvent({ level: 'error', event: 'rollback', msg: `repairing drift failed verification, rolled back; ${retryWhen(failed)} (${checks.join('; ')})`, ...fields, failedChecks: checks });
+      onEvent({
+        level: 'error',
+        event: 'rollback',
+        msg: `repairing drift failed verification, rolled back; ${retryWhen(failed)} (${checks.join('; ')})`,
+        ...fields,
+        failedChecks: checks,
+      });
     } else if (result.unverified !== undefined) {
       applied = undefined;
-      onEvent({ level: 'warn', event: 'unverified', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}, but ${describeUnverified(result)}`, ...fields });
+      onEvent({
+        level: 'warn',
+        event: 'unverified',
+        msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}, but ${describeUnverified(result)}`,
+        ...fields,
+      });
     } else {
-      onEvent({ level: 'warn', event: 'repair', msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}`, ...fields });
+      onEvent({
+        level: 'warn',
+        event: 'repair',
+        msg: `the live state drifted from the metadata (${why}); ${describeApply(result)}`,
+        ...fields,
+      });
     }
     await writeMetrics();
   };
@@ -211,7 +254,11 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       return true;
     }
     if (!flappingReported) {
-      onEvent({ level: 'warn', event: 'drift-flapping', msg: `${repairs.length} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; repairing only at each full metadata read until it stops` });
+      onEvent({
+        level: 'warn',
+        event: 'drift-flapping',
+        msg: `${repairs.length} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; repairing only at each full metadata read until it stops`,
+      });
       flappingReported = true;
     }
     return false;
@@ -222,15 +269,25 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     ...failedModel(await loadState(host, options.pipeline.root), hash),
     reported: true,
   });
-  const retryWhen = (f: { retryAt: number }): string => `tried again in about ${Math.max(0, Math.round((f.retryAt - host.now()) / 1000))} s, or at once when the metadata changes`;
+  const retryWhen = (f: { retryAt: number }): string =>
+    `tried again in about ${Math.max(0, Math.round((f.retryAt - host.now()) / 1000))} s, or at once when the metadata changes`;
 
   const writeMetrics = async () => {
     if (options.metricsTextfile === undefined) return;
     try {
       const state = await loadState(host, options.pipeline.root);
-      await writeMetricsTextfile(host, options.pipeline.root, options.metricsTextfile, formatMetrics(await collectMetrics(host, model, state)));
+      await writeMetricsTextfile(
+        host,
+        options.pipeline.root,
+        options.metricsTextfile,
+        formatMetrics(await collectMetrics(host, model, state)),
+      );
     } catch (error) {
-      onEvent({ level: 'warn', event: 'metrics-error', msg: `could not write the metrics to ${options.metricsTextfile}: ${(error as Error).message}` });
+      onEvent({
+        level: 'warn',
+        event: 'metrics-error',
+        msg: `could not write the metrics to ${options.metricsTextfile}: ${(error as Error).message}`,
+      });
     }
   };
 
@@ -242,15 +299,27 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   const poll = async (drifted?: string): Promise<'done' | 'unverified'> => {
     const pipeline = { ...options.pipeline, ignoreNics: options.ignoreNics };
     // In sync, a poll reads only the listings; a full read follows when they change, and at least every FULL_READ_MS.
-    if (drifted === undefined && applied !== undefined && applied.pendingRemovals === 0 && lastRead !== undefined && host.now() - lastRead.at < FULL_READ_MS) {
+    if (
+      drifted === undefined &&
+      applied !== undefined &&
+      applied.pendingRemovals === 0 &&
+      lastRead !== undefined &&
+      host.now() - lastRead.at < FULL_READ_MS
+    ) {
       const listings = await metadataListings(host, pipeline);
       if (listings !== undefined && listings === lastRead.listings) {
-        onEvent({ level: 'debug', event: 'unchanged', msg: 'metadata listings unchanged', modelHash: short(applied.hash) });
+        onEvent({
+          level: 'debug',
+          event: 'unchanged',
+          msg: 'metadata listings unchanged',
+          modelHash: short(applied.hash),
+        });
         return 'done';
       }
     }
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
-    const previous = lastRead !== undefined && host.now() - lastRead.completeAt < COMPLETE_READ_MS ? lastRead : undefined;
+    const previous =
+      lastRead !== undefined && host.now() - lastRead.completeAt < COMPLETE_READ_MS ? lastRead : undefined;
     try {
       read = await readModelAndListings(host, pipeline, previous?.tree);
     } catch (error) {
@@ -277,7 +346,12 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     }
     if (failed?.hash === hash && host.now() < failed.retryAt) {
       if (!failed.reported) {
-        onEvent({ level: 'warn', event: 'skip-failed', msg: `not retrying yet a model that failed verification; ${retryWhen(failed)} (to retry it now: systemctl stop eip-agent, eip-agent apply, systemctl start eip-agent)`, modelHash: short(hash) });
+        onEvent({
+          level: 'warn',
+          event: 'skip-failed',
+          msg: `not retrying yet a model that failed verification; ${retryWhen(failed)} (to retry it now: systemctl stop eip-agent, eip-agent apply, systemctl start eip-agent)`,
+          modelHash: short(hash),
+        });
         failed.reported = true;
       }
       return 'done';
@@ -296,13 +370,27 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       applied = undefined;
       failed = await failedFromState(hash);
       const checks = failedChecks(result);
-      const kept = result.keptRemovals !== undefined ? `every change rolled back but the removals two reads agreed on (${result.keptRemovals.join('; ')})` : 'every change rolled back';
-      onEvent({ level: 'error', event: 'rollback', msg: `verification failed, ${kept}; ${retryWhen(failed)} (${checks.join('; ')})`, ...fields, failedChecks: checks });
+      const kept =
+        result.keptRemovals !== undefined
+          ? `every change rolled back but the removals two reads agreed on (${result.keptRemovals.join('; ')})`
+          : 'every change rolled back';
+      onEvent({
+        level: 'error',
+        event: 'rollback',
+        msg: `verification failed, ${kept}; ${retryWhen(failed)} (${checks.join('; ')})`,
+        ...fields,
+        failedChecks: checks,
+      });
     } else if (result.unverified !== undefined) {
       // Kept and owned, but not known good: the next poll (after the backoff) applies again, which verifies again.
       applied = undefined;
       failed = undefined;
-      onEvent({ level: 'warn', event: 'unverified', msg: `${describeApply(result)}, but ${describeUnverified(result)}`, ...fields });
+      onEvent({
+        level: 'warn',
+        event: 'unverified',
+        msg: `${describeApply(result)}, but ${describeUnverified(result)}`,
+        ...fields,
+      });
       await follow(result.plan);
       outcome = 'unverified';
     } else {
@@ -333,9 +421,17 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
         applied = undefined;
         lastRead = undefined;
         checkedStateFor = undefined;
-        onEvent({ level: 'info', event: 'reload', msg: `configuration reloaded: every ${options.intervalMs / 1000} s, routing ${options.pipeline.routing}, target ${options.pipeline.target}` });
+        onEvent({
+          level: 'info',
+          event: 'reload',
+          msg: `configuration reloaded: every ${options.intervalMs / 1000} s, routing ${options.pipeline.routing}, target ${options.pipeline.target}`,
+        });
       } catch (error) {
-        onEvent({ level: 'error', event: 'reload-error', msg: `configuration not reloaded, keeping the current one: ${error instanceof AgentError ? error.userLine : (error as Error).message}` });
+        onEvent({
+          level: 'error',
+          event: 'reload-error',
+          msg: `configuration not reloaded, keeping the current one: ${error instanceof AgentError ? error.userLine : (error as Error).message}`,
+        });
       }
     }
     try {
@@ -358,7 +454,11 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
           const state = await loadState(host, options.pipeline.root);
           await saveState(host, options.pipeline.root, stateAfterMetadataError(state, iso(), line));
         } catch (stateError) {
-          onEvent({ level: 'warn', event: 'state-error', msg: `could not record the error in the state file: ${(stateError as Error).message}` });
+          onEvent({
+            level: 'warn',
+            event: 'state-error',
+            msg: `could not record the error in the state file: ${(stateError as Error).message}`,
+          });
         }
       }
       onEvent({

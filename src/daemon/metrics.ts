@@ -70,45 +70,117 @@ export function formatMetrics(input: MetricsInput): string {
   const traffic = (key: keyof NicCounters) =>
     nics.flatMap(({ nic, link }) => {
       const c = link === undefined ? undefined : counters.get(link.ifname);
-      return c === undefined || link === undefined ? [] : [{ labels: { interface: link.ifname, mac: nic.macLower }, value: c[key] }];
+      return c === undefined || link === undefined
+        ? []
+        : [{ labels: { interface: link.ifname, mac: nic.macLower }, value: c[key] }];
     });
 
   const addresses = nics.flatMap(({ nic, link }) => {
     const has = (ip: string) => (link?.addresses.some((a) => a.ip === ip) ? '1' : '0');
     const base = { interface: link?.ifname ?? '', mac: nic.macLower };
     return nic.addresses.flatMap((a) => {
-      const rows = [{ labels: { ...base, address: a.ip, kind: 'private', eip: a.publicIp ?? '', eip_mode: a.publicIp === undefined ? '' : (a.publicMode ?? 'NAT') }, value: has(a.ip) }];
+      const rows = [
+        {
+          labels: {
+            ...base,
+            address: a.ip,
+            kind: 'private',
+            eip: a.publicIp ?? '',
+            eip_mode: a.publicIp === undefined ? '' : (a.publicMode ?? 'NAT'),
+          },
+          value: has(a.ip),
+        },
+      ];
       // A direct EIP is configured on the NIC itself (as a /32); a NAT one never is.
-      if (a.publicIp !== undefined && a.publicMode === 'direct') rows.push({ labels: { ...base, address: a.publicIp, kind: 'direct-eip', eip: a.publicIp, eip_mode: 'direct' }, value: has(a.publicIp) });
+      if (a.publicIp !== undefined && a.publicMode === 'direct')
+        rows.push({
+          labels: { ...base, address: a.publicIp, kind: 'direct-eip', eip: a.publicIp, eip_mode: 'direct' },
+          value: has(a.publicIp),
+        });
       return rows;
     });
   });
 
   const last = state.lastApply;
   const families: Family[] = [
-    { name: 'eip_agent_nic_receive_bytes_total', type: 'counter', help: 'Bytes received by a NIC the agent manages (/sys/class/net/<interface>/statistics/rx_bytes).', samples: traffic('rxBytes') },
-    { name: 'eip_agent_nic_transmit_bytes_total', type: 'counter', help: 'Bytes sent by a NIC the agent manages (tx_bytes).', samples: traffic('txBytes') },
-    { name: 'eip_agent_nic_receive_packets_total', type: 'counter', help: 'Packets received by a NIC the agent manages (rx_packets).', samples: traffic('rxPackets') },
-    { name: 'eip_agent_nic_transmit_packets_total', type: 'counter', help: 'Packets sent by a NIC the agent manages (tx_packets).', samples: traffic('txPackets') },
+    {
+      name: 'eip_agent_nic_receive_bytes_total',
+      type: 'counter',
+      help: 'Bytes received by a NIC the agent manages (/sys/class/net/<interface>/statistics/rx_bytes).',
+      samples: traffic('rxBytes'),
+    },
+    {
+      name: 'eip_agent_nic_transmit_bytes_total',
+      type: 'counter',
+      help: 'Bytes sent by a NIC the agent manages (tx_bytes).',
+      samples: traffic('txBytes'),
+    },
+    {
+      name: 'eip_agent_nic_receive_packets_total',
+      type: 'counter',
+      help: 'Packets received by a NIC the agent manages (rx_packets).',
+      samples: traffic('rxPackets'),
+    },
+    {
+      name: 'eip_agent_nic_transmit_packets_total',
+      type: 'counter',
+      help: 'Packets sent by a NIC the agent manages (tx_packets).',
+      samples: traffic('txPackets'),
+    },
     {
       name: 'eip_agent_address_configured',
       type: 'gauge',
       help: 'Whether an address the metadata assigns is on its NIC (1) or not (0); kind is private or direct-eip.',
       samples: addresses,
     },
-    { name: 'eip_agent_last_apply_timestamp_seconds', type: 'gauge', help: 'When the agent last applied the metadata (successfully or not), Unix time.', samples: single(seconds(last?.at)) },
-    { name: 'eip_agent_last_apply_success', type: 'gauge', help: 'Whether the last apply was verified (1) or failed (0).', samples: single(last === undefined ? undefined : last.ok ? '1' : '0') },
+    {
+      name: 'eip_agent_last_apply_timestamp_seconds',
+      type: 'gauge',
+      help: 'When the agent last applied the metadata (successfully or not), Unix time.',
+      samples: single(seconds(last?.at)),
+    },
+    {
+      name: 'eip_agent_last_apply_success',
+      type: 'gauge',
+      help: 'Whether the last apply was verified (1) or failed (0).',
+      samples: single(last === undefined ? undefined : last.ok ? '1' : '0'),
+    },
     {
       name: 'eip_agent_last_successful_apply_timestamp_seconds',
       type: 'gauge',
       help: 'When the agent last applied the metadata and verified the result, Unix time.',
       samples: single(seconds(state.lastSuccessAt ?? (last?.ok ? last.at : undefined))),
     },
-    { name: 'eip_agent_last_error_timestamp_seconds', type: 'gauge', help: 'When the agent last failed (metadata, apply or verification), Unix time.', samples: single(seconds(state.lastError?.at)) },
-    { name: 'eip_agent_applies_total', type: 'counter', help: 'Applies that changed files or the runtime and were verified.', samples: single(String(state.counters.applies)) },
-    { name: 'eip_agent_verify_failures_total', type: 'counter', help: 'Applies whose verification failed.', samples: single(String(state.counters.verifyFailures)) },
-    { name: 'eip_agent_rollbacks_total', type: 'counter', help: 'Applies rolled back after a failed verification.', samples: single(String(state.counters.rollbacks)) },
-    { name: 'eip_agent_metadata_errors_total', type: 'counter', help: 'Metadata reads that failed or returned invalid metadata.', samples: single(String(state.counters.metadataErrors)) },
+    {
+      name: 'eip_agent_last_error_timestamp_seconds',
+      type: 'gauge',
+      help: 'When the agent last failed (metadata, apply or verification), Unix time.',
+      samples: single(seconds(state.lastError?.at)),
+    },
+    {
+      name: 'eip_agent_applies_total',
+      type: 'counter',
+      help: 'Applies that changed files or the runtime and were verified.',
+      samples: single(String(state.counters.applies)),
+    },
+    {
+      name: 'eip_agent_verify_failures_total',
+      type: 'counter',
+      help: 'Applies whose verification failed.',
+      samples: single(String(state.counters.verifyFailures)),
+    },
+    {
+      name: 'eip_agent_rollbacks_total',
+      type: 'counter',
+      help: 'Applies rolled back after a failed verification.',
+      samples: single(String(state.counters.rollbacks)),
+    },
+    {
+      name: 'eip_agent_metadata_errors_total',
+      type: 'counter',
+      help: 'Metadata reads that failed or returned invalid metadata.',
+      samples: single(String(state.counters.metadataErrors)),
+    },
     {
       name: 'eip_agent_failed_model_attempts',
       type: 'gauge',
@@ -130,19 +202,31 @@ export function formatMetrics(input: MetricsInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-const STATISTICS: Record<keyof NicCounters, string> = { rxBytes: 'rx_bytes', txBytes: 'tx_bytes', rxPackets: 'rx_packets', txPackets: 'tx_packets' };
+const STATISTICS: Record<keyof NicCounters, string> = {
+  rxBytes: 'rx_bytes',
+  txBytes: 'tx_bytes',
+  rxPackets: 'rx_packets',
+  txPackets: 'tx_packets',
+};
 
 /** A NIC's counters, read through host.fs from the live /sys (never under --root); undefined if unreadable. */
 export async function readNicCounters(host: Host, ifname: string): Promise<NicCounters | undefined> {
   const entries = await Promise.all(
-    Object.entries(STATISTICS).map(async ([key, file]) => [key, (await host.fs.readText(`/sys/class/net/${ifname}/statistics/${file}`))?.trim()] as const),
+    Object.entries(STATISTICS).map(
+      async ([key, file]) =>
+        [key, (await host.fs.readText(`/sys/class/net/${ifname}/statistics/${file}`))?.trim()] as const,
+    ),
   );
   if (entries.some(([, v]) => v === undefined || !/^\d+$/.test(v))) return undefined;
   return Object.fromEntries(entries) as unknown as NicCounters;
 }
 
 /** Reads what formatMetrics needs: the live links (one `ip -j address` etc.) and the counters of the model's NICs. */
-export async function collectMetrics(host: Host, model: InstanceModel | undefined, state: AgentState): Promise<MetricsInput> {
+export async function collectMetrics(
+  host: Host,
+  model: InstanceModel | undefined,
+  state: AgentState,
+): Promise<MetricsInput> {
   const links = (await readLinuxState(host)).links;
   const macs = new Set(model?.nics.map((n) => n.macLower) ?? []);
   const managed = links.filter((l) => macs.has(l.mac));

@@ -60,7 +60,13 @@ const WRITABLE_DIRS = ['/etc/sysconfig/network-scripts', '/etc/sysctl.d'];
 /** Where `netplan generate` writes networkd's and udev's files from the agent's netplan file (target netplan). */
 const NETPLAN_GENERATED_DIRS = ['/run/systemd/network', '/run/systemd/system', '/run/udev/rules.d'];
 /** Written only where their stack is installed (target networkmanager or netplan, --cloud-init disable): never created. */
-const STACK_DIRS = ['/etc/NetworkManager/system-connections', '/etc/cloud/cloud.cfg.d', '/etc/netplan', '/etc/systemd/network', ...NETPLAN_GENERATED_DIRS];
+const STACK_DIRS = [
+  '/etc/NetworkManager/system-connections',
+  '/etc/cloud/cloud.cfg.d',
+  '/etc/netplan',
+  '/etc/systemd/network',
+  ...NETPLAN_GENERATED_DIRS,
+];
 
 /** The version number in \`systemctl --version\`'s first line (\`systemd 252 (252.38-1~deb12u1)\`). */
 export function parseSystemdVersion(output: string): number | undefined {
@@ -69,7 +75,10 @@ export function parseSystemdVersion(output: string): number | undefined {
 }
 
 /** The paths the repository's unit file is written for: a global `npm install -g` with prefix /usr. */
-export const DEFAULT_UNIT_OPTIONS: UnitOptions = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/eip-agent/bin/eip-agent.js' };
+export const DEFAULT_UNIT_OPTIONS: UnitOptions = {
+  node: '/usr/bin/node',
+  bin: '/usr/lib/node_modules/eip-agent/bin/eip-agent.js',
+};
 
 /** Directories the service cannot see: ProtectHome= hides the first two, PrivateTmp= gives it its own /tmp. */
 const HIDDEN_FROM_SERVICE = ['/home', '/root', '/run/user', '/tmp', '/var/tmp'];
@@ -77,7 +86,9 @@ const HIDDEN_FROM_SERVICE = ['/home', '/root', '/run/user', '/tmp', '/var/tmp'];
 /** A path that can go into ExecStart= or ReadWritePaths= as it is: no spaces, quotes, `%` specifiers or `$` variables. */
 function unitPath(what: string, path: string): string {
   if (!/^\/[\w.+@:/-]+$/.test(path) || path.split('/').includes('..')) {
-    throw new ConfigError(`${what} ${JSON.stringify(path)}: a unit file needs an absolute path of letters, digits and . _ + @ : / - only`);
+    throw new ConfigError(
+      `${what} ${JSON.stringify(path)}: a unit file needs an absolute path of letters, digits and . _ + @ : / - only`,
+    );
   }
   return path;
 }
@@ -86,7 +97,9 @@ function unitPath(what: string, path: string): string {
 export function requireVisibleToService(what: string, path: string): string {
   const hidden = HIDDEN_FROM_SERVICE.find((dir) => path === dir || path.startsWith(`${dir}/`));
   if (hidden !== undefined) {
-    throw new ConfigError(`${what} ${path}: the service cannot see ${hidden} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
+    throw new ConfigError(
+      `${what} ${path}: the service cannot see ${hidden} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`,
+    );
   }
   return path;
 }
@@ -108,11 +121,26 @@ export const DAEMON_EXECUTABLE_ENV = { BUN_JSC_useDFGJIT: '0' } as const;
 
 /** The unit text. */
 export function renderUnit(options: UnitOptions): string {
-  const program = options.executable !== undefined ? [unitPath('--executable', options.executable)] : [unitPath('--node', options.node), ...DAEMON_NODE_FLAGS, unitPath('--bin', options.bin)];
-  const environment = options.executable === undefined ? '' : `# The release executable's engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\n${Object.entries(DAEMON_EXECUTABLE_ENV).map(([k, v]) => `Environment=${k}=${v}\n`).join('')}`;
-  const exec = [...program, 'run', ...(options.config !== undefined ? ['--config', unitPath('--config', options.config)] : [])];
+  const program =
+    options.executable !== undefined
+      ? [unitPath('--executable', options.executable)]
+      : [unitPath('--node', options.node), ...DAEMON_NODE_FLAGS, unitPath('--bin', options.bin)];
+  const environment =
+    options.executable === undefined
+      ? ''
+      : `# The release executable's engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\n${Object.entries(
+          DAEMON_EXECUTABLE_ENV,
+        )
+          .map(([k, v]) => `Environment=${k}=${v}\n`)
+          .join('')}`;
+  const exec = [
+    ...program,
+    'run',
+    ...(options.config !== undefined ? ['--config', unitPath('--config', options.config)] : []),
+  ];
   const textfileDirs = new Set([DEFAULT_TEXTFILE_DIR]);
-  if (options.metricsTextfile !== undefined) textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
+  if (options.metricsTextfile !== undefined)
+    textfileDirs.add(unitPath('metricsTextfile', posix.dirname(options.metricsTextfile)));
   return `${UNIT_MARKER} (\`eip-agent install --systemd\`); \`eip-agent uninstall --systemd\` removes it.
 [Unit]
 Description=eip-agent: configures ENIs, secondary private IPs and EIPs from the instance metadata

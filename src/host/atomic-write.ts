@@ -53,7 +53,8 @@ async function removeStaleTemps(dir: string): Promise<void> {
     const match = TEMP.exec(name);
     if (match === null) continue;
     const info = await stat(join(dir, name)).catch(() => null);
-    if (info !== null && !(await writerAlive(Number(match[2]), info.mtimeMs))) await rm(join(dir, name), { force: true });
+    if (info !== null && !(await writerAlive(Number(match[2]), info.mtimeMs)))
+      await rm(join(dir, name), { force: true });
   }
 }
 
@@ -81,7 +82,12 @@ export async function makeDirectories(dir: string): Promise<void> {
  * temp file in the same directory, fsync, rename over, fsync the directory (so the rename itself
  * survives a power cut).
  */
-export async function writeFileAtomic(path: string, content: string, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  content: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): Promise<void> {
   const dir = dirname(path);
   await makeDirectories(dir);
   await removeStaleTemps(dir);

@@ -14,7 +14,13 @@ interface BunSubprocess {
 }
 
 export interface BunSpawner {
-  spawn(options: { cmd: string[]; stdin: 'ignore' | Uint8Array; stdout: 'pipe'; stderr: 'pipe'; env?: Record<string, string | undefined> }): BunSubprocess;
+  spawn(options: {
+    cmd: string[];
+    stdin: 'ignore' | Uint8Array;
+    stdout: 'pipe';
+    stderr: 'pipe';
+    env?: Record<string, string | undefined>;
+  }): BunSubprocess;
 }
 
 /** Bun's global when this runs on Bun, else undefined. */
@@ -33,12 +39,21 @@ export function bunRun(bun: BunSpawner): (argv: readonly string[], options?: Run
     // A missing program throws here, with code ENOENT, as spawn's error event does on node.
     // env given explicitly: Bun looks a program up on the PATH of the env it is handed, and its default is the
     // environment the process started with, not process.env as the agent completed it (see withSystemPath).
-    const child = bun.spawn({ cmd: [...argv], stdin: options.input === undefined ? 'ignore' : new TextEncoder().encode(options.input), stdout: 'pipe', stderr: 'pipe', env: process.env });
+    const child = bun.spawn({
+      cmd: [...argv],
+      stdin: options.input === undefined ? 'ignore' : new TextEncoder().encode(options.input),
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: process.env,
+    });
     let timedOut = false;
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, options.timeoutMs);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, options.timeoutMs);
     const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
     const stop = () => child.kill('SIGKILL');
     const out = cappedOutput(cap, stop);
@@ -51,7 +66,10 @@ export function bunRun(bun: BunSpawner): (argv: readonly string[], options?: Run
     try {
       const [stdout, stderr] = await Promise.all([drain(child.stdout, out), drain(child.stderr, err), child.exited]);
       if (out.over || err.over) throw outputCapError(file, cap);
-      if (child.exitCode === null) throw new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${child.signalCode}`);
+      if (child.exitCode === null)
+        throw new Error(
+          timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${child.signalCode}`,
+        );
       return { exitCode: child.exitCode, stdout, stderr };
     } finally {
       clearTimeout(timer);

@@ -6,11 +6,15 @@ import { HostError } from '../errors.js';
 export const MAX_FILE_BYTES = 1024 * 1024;
 
 export function symlinkRefusal(path: string): HostError {
-  return new HostError(`${path} is a symbolic link: the agent never follows a link for a file it reads, backs up or replaces; replace it with a regular file or remove it`);
+  return new HostError(
+    `${path} is a symbolic link: the agent never follows a link for a file it reads, backs up or replaces; replace it with a regular file or remove it`,
+  );
 }
 
 export function notRegularRefusal(path: string, kind: string): HostError {
-  return new HostError(`${path} is ${kind}, not a regular file: refusing to read it; remove it or give the path of a file`);
+  return new HostError(
+    `${path} is ${kind}, not a regular file: refusing to read it; remove it or give the path of a file`,
+  );
 }
 
 export function tooLargeRefusal(path: string): HostError {
@@ -18,7 +22,14 @@ export function tooLargeRefusal(path: string): HostError {
 }
 
 /** How a refusal names a file type, from a Stats-like object. */
-export function kindOf(stat: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isSymbolicLink(): boolean }): string {
+export function kindOf(stat: {
+  isDirectory(): boolean;
+  isFIFO(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+  isSocket(): boolean;
+  isSymbolicLink(): boolean;
+}): string {
   if (stat.isDirectory()) return 'a directory';
   if (stat.isFIFO()) return 'a FIFO';
   if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';

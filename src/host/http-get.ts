@@ -26,7 +26,10 @@ export class HttpGetError extends Error {
 const agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 4, timeout: 30_000 });
 
 /** GET over plain HTTP; rejects with HttpGetError on connection errors, a truncated body, a timeout or an abort. */
-export function httpGet(url: string, options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number }): Promise<HttpResponse> {
+export function httpGet(
+  url: string,
+  options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number },
+): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     if (target.protocol !== 'http:') {
@@ -43,12 +46,16 @@ export function httpGet(url: string, options: { timeoutMs: number; signal?: Abor
       reject(error);
     };
     const onAbort = () => fail(new HttpGetError('aborted', 'ABORT_ERR'));
-    const timer = setTimeout(() => fail(new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT')), options.timeoutMs);
+    const timer = setTimeout(
+      () => fail(new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT')),
+      options.timeoutMs,
+    );
     const req = request(target, { method: 'GET', agent }, (res) => {
       const chunks: Buffer[] = [];
       let received = 0;
       const tooLarge = () => fail(new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE'));
-      if (options.maxBytes !== undefined && Number(res.headers['content-length'] ?? 0) > options.maxBytes) return tooLarge();
+      if (options.maxBytes !== undefined && Number(res.headers['content-length'] ?? 0) > options.maxBytes)
+        return tooLarge();
       res.on('data', (chunk: Buffer) => {
         received += chunk.byteLength;
         // Stop reading at once: a huge answer must not become a huge process.
@@ -56,10 +63,13 @@ export function httpGet(url: string, options: { timeoutMs: number; signal?: Abor
         chunks.push(chunk);
       });
       res.on('aborted', () => fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED')));
-      res.on('error', (error: NodeJS.ErrnoException) => fail(new HttpGetError(error.message, error.code ?? 'ERR_TRUNCATED')));
+      res.on('error', (error: NodeJS.ErrnoException) =>
+        fail(new HttpGetError(error.message, error.code ?? 'ERR_TRUNCATED')),
+      );
       res.on('end', () => {
         if (settled) return;
-        if (!res.complete) return fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED'));
+        if (!res.complete)
+          return fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED'));
         settled = true;
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
@@ -77,7 +87,14 @@ export function httpGet(url: string, options: { timeoutMs: number; signal?: Abor
 function fetchErrorCode(error: unknown): string {
   // Bun puts the code on the error, Node's fetch on its cause.
   const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
-  const known: Record<string, string> = { ConnectionRefused: 'ECONNREFUSED', ConnectionReset: 'ECONNRESET', ConnectionClosed: 'ECONNRESET', FailedToOpenSocket: 'ECONNREFUSED', ECONNREFUSED: 'ECONNREFUSED', ECONNRESET: 'ECONNRESET' };
+  const known: Record<string, string> = {
+    ConnectionRefused: 'ECONNREFUSED',
+    ConnectionReset: 'ECONNRESET',
+    ConnectionClosed: 'ECONNRESET',
+    FailedToOpenSocket: 'ECONNREFUSED',
+    ECONNREFUSED: 'ECONNREFUSED',
+    ECONNRESET: 'ECONNRESET',
+  };
   return typeof code === 'string' ? (known[code] ?? code) : 'ERR_HTTP';
 }
 
@@ -86,9 +103,13 @@ function fetchErrorCode(error: unknown): string {
  * of node:http's CPU per request, which node:http on Bun is built on. Redirects are not followed (`manual`), the
  * body is read chunk by chunk and given up past `maxBytes`, and failures carry node:http's codes.
  */
-export async function fetchGet(url: string, options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number }): Promise<HttpResponse> {
+export async function fetchGet(
+  url: string,
+  options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number },
+): Promise<HttpResponse> {
   const target = new URL(url);
-  if (target.protocol !== 'http:') throw new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL');
+  if (target.protocol !== 'http:')
+    throw new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL');
   if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
   const timeout = AbortSignal.timeout(options.timeoutMs);
   const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);

@@ -83,7 +83,8 @@ export const nodeFs: HostFs = {
   async removeEmptyDir(path) {
     await rmdir(path).catch((error: NodeJS.ErrnoException) => {
       // Best effort: a mount point (systemd's StateDirectory=) or a read-only tree keeps its directory.
-      if (!['ENOENT', 'ENOTEMPTY', 'EEXIST', 'EBUSY', 'EROFS', 'EPERM', 'EACCES'].includes(error.code ?? '')) throw error;
+      if (!['ENOENT', 'ENOTEMPTY', 'EEXIST', 'EBUSY', 'EROFS', 'EPERM', 'EACCES'].includes(error.code ?? ''))
+        throw error;
     });
   },
   async createExclusive(path, content) {
@@ -135,7 +136,10 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
   return new Promise((resolve, reject) => {
     const [file, ...args] = argv;
     if (file === undefined) return reject(new Error('empty argv'));
-    const child = spawn(file, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(file, args, {
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
     const cap = options.maxOutputBytes ?? MAX_TOOL_OUTPUT_BYTES;
     const stop = () => child.kill('SIGKILL');
     const stdout = cappedOutput(cap, stop);
@@ -143,10 +147,13 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
     child.stdout?.on('data', (chunk: Buffer) => stdout.add(chunk));
     child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
     let timedOut = false;
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, options.timeoutMs);
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, options.timeoutMs);
     // Could not start (ENOENT keeps its code for the caller's "install ..." message).
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -159,7 +166,9 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
         return;
       }
       if (code === null) {
-        reject(new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${signal}`));
+        reject(
+          new Error(timedOut ? `${file} timed out after ${options.timeoutMs} ms` : `${file} was killed by ${signal}`),
+        );
         return;
       }
       resolve({ exitCode: code, stdout: stdout.text(), stderr: stderr.text() });

@@ -67,7 +67,11 @@ export function parseAclReports(stdout: string): AclReport[] {
       }
       if (typeof data.owner !== 'string') continue;
       const writers = Array.isArray(data.writers) ? data.writers : [data.writers];
-      reports.push({ index: data.index, owner: data.owner, writers: writers.filter((w): w is string => typeof w === 'string') });
+      reports.push({
+        index: data.index,
+        owner: data.owner,
+        writers: writers.filter((w): w is string => typeof w === 'string'),
+      });
     } catch {
       continue;
     }
@@ -92,7 +96,15 @@ export function untrusted(report: AclReport): string[] {
  * PowerShell cannot tell: a file nobody can vouch for is not used.
  */
 export async function untrustedWriters(host: Host, paths: readonly string[]): Promise<string[][]> {
-  const argv = ['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-Command', aclScript(paths)];
+  const argv = [
+    'powershell.exe',
+    '-NoProfile',
+    '-NonInteractive',
+    '-ExecutionPolicy',
+    'Bypass',
+    '-Command',
+    aclScript(paths),
+  ];
   const result = await host.run(argv, { timeoutMs: 60_000 });
   const reports = parseAclReports(result.stdout);
   return paths.map((path, index) => {

@@ -22,7 +22,8 @@ function treeReader(tree: MetaTree, file: string): MetaReader {
     },
     async leaf(path) {
       const node = lookup(tree, segments(path));
-      if (node !== undefined && typeof node !== 'string') throw new MetadataError(`${path}: expected a string, got an object (${where()})`);
+      if (node !== undefined && typeof node !== 'string')
+        throw new MetadataError(`${path}: expected a string, got an object (${where()})`);
       return node;
     },
     where,
@@ -35,7 +36,10 @@ async function load(host: Host, path: string): Promise<MetaTree> {
   try {
     text = await host.fs.readText(path, { follow: true });
   } catch (error) {
-    throw new MetadataError(`metadata file ${path}: cannot read: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new MetadataError(
+      `metadata file ${path}: cannot read: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   }
   if (text === null) throw new MetadataError(`metadata file ${path}: not found`);
   let data: unknown;
@@ -44,7 +48,10 @@ async function load(host: Host, path: string): Promise<MetaTree> {
   } catch (error) {
     // The parser's own message may quote the file; only the position is kept.
     const position = /position (\d+)/.exec((error as Error).message)?.[1];
-    throw new MetadataError(`metadata file ${path}: invalid JSON${position !== undefined ? ` at position ${position}` : ''}`, { cause: error });
+    throw new MetadataError(
+      `metadata file ${path}: invalid JSON${position !== undefined ? ` at position ${position}` : ''}`,
+      { cause: error },
+    );
   }
   const problem = treeShapeProblem(data);
   if (problem !== undefined) throw new MetadataError(`${problem} (in ${path})`);

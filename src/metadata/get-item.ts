@@ -34,13 +34,18 @@ async function attempt(host: Host, url: string, policy: GetPolicy, cancel: Abort
   } catch (error) {
     if (cancel.aborted) throw error;
     const code = (error as { code?: string }).code ?? 'ERR_HTTP';
-    if (code === 'ERR_TOO_LARGE') return { failure: { transient: false, what: `answer larger than ${policy.maxBytes} bytes (metadataMaxBytes)` } };
+    if (code === 'ERR_TOO_LARGE')
+      return { failure: { transient: false, what: `answer larger than ${policy.maxBytes} bytes (metadataMaxBytes)` } };
     if (code === 'ETIMEDOUT') return { failure: { transient: true, what: 'timed out', timedOut: true } };
-    if (code === 'ERR_TRUNCATED') return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
+    if (code === 'ERR_TRUNCATED')
+      return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
     return { failure: { transient: true, what: `connection failed (${code})` } };
   }
   if (response.status === 404) return { body: undefined };
-  if (response.status !== 200) return { failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` } };
+  if (response.status !== 200)
+    return {
+      failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` },
+    };
   const declared = response.headers['content-length'];
   if (typeof declared === 'string' && Number(declared) !== response.body.byteLength) {
     return { failure: { transient: true, what: `truncated body (${response.body.byteLength} of ${declared} bytes)` } };
@@ -75,7 +80,12 @@ export interface GetContext {
  * GETs `url` (metadata `path`, for messages) with timeout and retries; undefined on 404. Each attempt takes a
  * slot of `limit` but backoff does not, so a retrying item never holds up the others.
  */
-export async function getText(context: GetContext, path: string, url: string, cancel: AbortSignal): Promise<string | undefined> {
+export async function getText(
+  context: GetContext,
+  path: string,
+  url: string,
+  cancel: AbortSignal,
+): Promise<string | undefined> {
   const { host, limit, policy } = context;
   for (let attempts = 1; ; attempts++) {
     const outcome = await limit(() => {

@@ -28,7 +28,8 @@ export const DEFAULT_MAX_BYTES = 64 * 1024;
 export type HttpMetadataSource = MetadataSource & { readonly requestCount: number };
 
 function count(name: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(`metadata ${name}: expected an integer >= ${min}, got ${value}`);
+  if (!Number.isInteger(value) || value < min)
+    throw new ConfigError(`metadata ${name}: expected an integer >= ${min}, got ${value}`);
   return value;
 }
 

@@ -15,7 +15,8 @@ function isDirectory(value: unknown): value is Record<string, unknown> {
 const MAX_DEPTH = 16;
 
 function problemAt(node: Record<string, unknown>, prefix: string, depth = 1): string | undefined {
-  if (depth > MAX_DEPTH) return `${prefix.split('/').slice(0, 3).join('/')}/...: nested more than ${MAX_DEPTH} levels deep`;
+  if (depth > MAX_DEPTH)
+    return `${prefix.split('/').slice(0, 3).join('/')}/...: nested more than ${MAX_DEPTH} levels deep`;
   for (const [name, child] of Object.entries(node)) {
     // A key is printed as-is only when it is plain visible ASCII, so a crafted key cannot break the one-line message.
     const path = /^[\x21-\x7e]{1,64}$/.test(name) ? `${prefix}${name}` : `${prefix}${quoteShort(name)}`;

@@ -67,7 +67,11 @@ function present(pairs: [string, MetaTree | string | undefined][]): MetaTree {
 }
 
 /** Reads children of `dir` concurrently, each with `read`, as an object in listing order. */
-async function eachDirectory(reader: MetaReader, dir: string, read: (path: string) => Promise<MetaTree>): Promise<MetaTree> {
+async function eachDirectory(
+  reader: MetaReader,
+  dir: string,
+  read: (path: string) => Promise<MetaTree>,
+): Promise<MetaTree> {
   const names = await directories(reader, dir);
   const children = await Promise.all(names.map((name) => read(`${dir}${name}/`)));
   return present(names.map((name, i) => [name, children[i]]));
@@ -81,7 +85,12 @@ async function eachDirectory(reader: MetaReader, dir: string, read: (path: strin
 type Known = (path: string) => { value: string | undefined } | undefined;
 
 /** A leaf from the last complete read when it is known there, else read. */
-function fixedLeaf(reader: MetaReader, known: Known | undefined, path: string, required: boolean): Promise<string | undefined> {
+function fixedLeaf(
+  reader: MetaReader,
+  known: Known | undefined,
+  path: string,
+  required: boolean,
+): Promise<string | undefined> {
   const kept = known?.(path);
   return kept !== undefined ? Promise.resolve(kept.value) : leaf(reader, path, required);
 }
@@ -95,7 +104,12 @@ async function readAddress(reader: MetaReader, dir: string, known: Known | undef
   ]);
   // The mode only means something for a bound EIP: most addresses have none, and asking would be a 404 each.
   const mode = publicIp === undefined ? undefined : await leaf(reader, `${dir}public-ipv4-mode`, false);
-  return present([['gateway', gateway], ['subnet-mask', mask], ['public-ipv4', publicIp], ['public-ipv4-mode', mode]]);
+  return present([
+    ['gateway', gateway],
+    ['subnet-mask', mask],
+    ['public-ipv4', publicIp],
+    ['public-ipv4-mode', mode],
+  ]);
 }
 
 async function readNic(reader: MetaReader, dir: string, known: Known | undefined): Promise<MetaTree> {
@@ -107,7 +121,12 @@ async function readNic(reader: MetaReader, dir: string, known: Known | undefined
     // Each NIC goes on to its addresses as soon as its own listing is in, not when every NIC's is.
     eachDirectory(reader, `${dir}local-ipv4s/`, (path) => readAddress(reader, path, known)),
   ]);
-  return present([['primary-local-ipv4', primary], ['vpc-id', vpc], ['subnet-id', subnet], ['local-ipv4s', addresses]]);
+  return present([
+    ['primary-local-ipv4', primary],
+    ['vpc-id', vpc],
+    ['subnet-id', subnet],
+    ['local-ipv4s', addresses],
+  ]);
 }
 
 /** What a complete read gave for each fixed leaf, by path (see Known). */
@@ -149,8 +168,12 @@ export async function readAgentTree(reader: MetaReader, previous?: MetaTree): Pr
 
 /** The listings of a tree the agent read: eth0's MAC, the NICs and each NIC's private IPs, as one string. */
 export function listingsOf(tree: MetaTree): string {
-  const macs = ((tree.network as MetaTree | undefined)?.interfaces as MetaTree | undefined)?.macs as MetaTree | undefined;
-  const nics = Object.entries(macs ?? {}).map(([mac, nic]) => [mac, Object.keys(((nic as MetaTree)['local-ipv4s'] as MetaTree | undefined) ?? {})]);
+  const macs = ((tree.network as MetaTree | undefined)?.interfaces as MetaTree | undefined)?.macs as
+    MetaTree | undefined;
+  const nics = Object.entries(macs ?? {}).map(([mac, nic]) => [
+    mac,
+    Object.keys(((nic as MetaTree)['local-ipv4s'] as MetaTree | undefined) ?? {}),
+  ]);
   return JSON.stringify([tree.mac, nics]);
 }
 
@@ -158,7 +181,9 @@ export function listingsOf(tree: MetaTree): string {
 export async function readListings(reader: MetaReader): Promise<string> {
   const [mac, nics] = await Promise.all([
     leaf(reader, 'mac', true),
-    directories(reader, MACS).then((names) => Promise.all(names.map(async (name) => [name, await directories(reader, `${MACS}${name}/local-ipv4s/`)]))),
+    directories(reader, MACS).then((names) =>
+      Promise.all(names.map(async (name) => [name, await directories(reader, `${MACS}${name}/local-ipv4s/`)])),
+    ),
   ]);
   return JSON.stringify([mac, nics]);
 }

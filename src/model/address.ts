@@ -28,7 +28,15 @@ export interface SeenAddresses {
 function subnetOf(ip: Ipv4, prefixLength: number, gateway: string): NicSubnet {
   const { first, last } = subnetEnds(ip.value, prefixLength);
   const network = ipv4Text(first);
-  return { first, last, prefixLength, netmask: ipv4Text(prefixMask(prefixLength)), network, cidr: `${network}/${prefixLength}`, gateway };
+  return {
+    first,
+    last,
+    prefixLength,
+    netmask: ipv4Text(prefixMask(prefixLength)),
+    network,
+    cidr: `${network}/${prefixLength}`,
+    gateway,
+  };
 }
 
 function contains(subnet: NicSubnet, ip: Ipv4): boolean {
@@ -67,15 +75,24 @@ export function buildAddress(
   if (nicSubnet === undefined) {
     subnet = subnetOf(ip, prefixLength, gatewayText);
     checkHost(path, ip, subnet);
-    if (!contains(subnet, gateway)) throw new ValidationError(dirPath + 'gateway', gatewayText, `is outside subnet ${subnet.cidr}`);
+    if (!contains(subnet, gateway))
+      throw new ValidationError(dirPath + 'gateway', gatewayText, `is outside subnet ${subnet.cidr}`);
     checkHost(dirPath + 'gateway', gateway, subnet);
   } else {
     subnet = nicSubnet;
     if (prefixLength !== subnet.prefixLength) {
-      throw new ValidationError(dirPath + 'subnet-mask', maskText, `differs from the NIC's primary IP (${subnet.netmask})`);
+      throw new ValidationError(
+        dirPath + 'subnet-mask',
+        maskText,
+        `differs from the NIC's primary IP (${subnet.netmask})`,
+      );
     }
     if (gatewayText !== subnet.gateway) {
-      throw new ValidationError(dirPath + 'gateway', gatewayText, `differs from the NIC's primary IP (${subnet.gateway})`);
+      throw new ValidationError(
+        dirPath + 'gateway',
+        gatewayText,
+        `differs from the NIC's primary IP (${subnet.gateway})`,
+      );
     }
     if (!contains(subnet, ip)) {
       const detail = `(gateway ${subnet.gateway}, mask ${subnet.netmask})`;
@@ -96,7 +113,8 @@ export function buildAddress(
     address.publicIp = publicText;
   }
   // A mode without an EIP is meaningless but harmless; it is still checked because everything read is.
-  const mode: PublicIpMode | undefined = modeText === undefined ? undefined : parsePublicMode(dirPath + 'public-ipv4-mode', modeText);
+  const mode: PublicIpMode | undefined =
+    modeText === undefined ? undefined : parsePublicMode(dirPath + 'public-ipv4-mode', modeText);
   if (address.publicIp !== undefined) address.publicMode = mode ?? 'NAT';
   return { address, subnet };
 }

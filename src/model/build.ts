@@ -24,12 +24,20 @@ function checkAcrossNics(drafts: NicDraft[], seen: SeenAddresses): void {
   for (const { fields, primary } of drafts) {
     const gatewayAt = seen.privateIps.get(fields.gateway);
     if (gatewayAt !== undefined) {
-      throw new ValidationError(`${primary.path}/gateway`, fields.gateway, `is also assigned as a private IP at ${gatewayAt}`);
+      throw new ValidationError(
+        `${primary.path}/gateway`,
+        fields.gateway,
+        `is also assigned as a private IP at ${gatewayAt}`,
+      );
     }
     for (const address of fields.addresses) {
       const publicAt = address.publicIp === undefined ? undefined : seen.privateIps.get(address.publicIp);
       if (publicAt !== undefined) {
-        throw new ValidationError(`${address.path}/public-ipv4`, address.publicIp, `is also assigned as a private IP at ${publicAt}`);
+        throw new ValidationError(
+          `${address.path}/public-ipv4`,
+          address.publicIp,
+          `is also assigned as a private IP at ${publicAt}`,
+        );
       }
     }
   }
@@ -74,7 +82,11 @@ export function buildModel(tree: MetaTree): InstanceModel {
   const primaryDraft = drafts.find((d) => d.fields.macLower === macLower);
   if (primaryDraft === undefined) throw new ValidationError('mac', mac, `is not listed under ${MACS}`);
   if (localIpv4 !== undefined && localIpv4 !== primaryDraft.primary.ip) {
-    throw new ValidationError('local-ipv4', localIpv4, `differs from the primary NIC's primary-local-ipv4 (${primaryDraft.primary.ip})`);
+    throw new ValidationError(
+      'local-ipv4',
+      localIpv4,
+      `differs from the primary NIC's primary-local-ipv4 (${primaryDraft.primary.ip})`,
+    );
   }
 
   const ordered = [primaryDraft, ...drafts.filter((d) => d !== primaryDraft)];

@@ -11,7 +11,9 @@ export function withoutIgnoredNics(model: InstanceModel, ignoreNics: readonly st
   const ignored = new Set(ignoreNics.map((mac) => mac.toLowerCase()));
   const primary = model.nics.find((n) => n.isPrimaryNic);
   if (primary !== undefined && ignored.has(primary.macLower)) {
-    throw new ConfigError(`ignoreNics: ${primary.macLower} is the primary NIC (the metadata's \`mac\`); only secondary NICs can be left alone`);
+    throw new ConfigError(
+      `ignoreNics: ${primary.macLower} is the primary NIC (the metadata's \`mac\`); only secondary NICs can be left alone`,
+    );
   }
   return { ...model, nics: model.nics.filter((n) => !ignored.has(n.macLower)) };
 }

@@ -35,7 +35,11 @@ export interface NameResolution {
  * the primary NIC, then eth1, eth2... in listing order, skipping names the system already uses
  * for other MACs; each such guess is reported as a warning. Without `offline` it is reported as missing.
  */
-export function resolveInterfaceNames(model: InstanceModel, links: readonly SystemLink[] | null, offline: boolean): NameResolution {
+export function resolveInterfaceNames(
+  model: InstanceModel,
+  links: readonly SystemLink[] | null,
+  offline: boolean,
+): NameResolution {
   const names = new Map<string, string>();
   const missing: string[] = [];
   const warnings: string[] = [];
@@ -43,7 +47,10 @@ export function resolveInterfaceNames(model: InstanceModel, links: readonly Syst
   for (const nic of model.nics) {
     const found = candidates(links ?? [], nic.macLower);
     if (found.length > 1) {
-      throw new AgentError('apply', `several interfaces carry the MAC ${nic.mac} of one NIC (${found.map((l) => l.ifname).join(', ')}): cannot tell which one is the ENI`);
+      throw new AgentError(
+        'apply',
+        `several interfaces carry the MAC ${nic.mac} of one NIC (${found.map((l) => l.ifname).join(', ')}): cannot tell which one is the ENI`,
+      );
     }
     if (found[0] !== undefined) names.set(nic.macLower, found[0].ifname);
   }
@@ -58,7 +65,9 @@ export function resolveInterfaceNames(model: InstanceModel, links: readonly Syst
     while (taken.has(`eth${next}`) || [...names.values()].includes(`eth${next}`)) next += 1;
     const guess = `eth${next}`;
     names.set(nic.macLower, guess);
-    warnings.push(`NIC ${nic.mac} is not present on this system; previewing it as ${guess} (the OS may name it differently; its runtime changes are not listed)`);
+    warnings.push(
+      `NIC ${nic.mac} is not present on this system; previewing it as ${guess} (the OS may name it differently; its runtime changes are not listed)`,
+    );
   }
   return { names, missing, warnings };
 }

@@ -30,7 +30,8 @@ export function buildNic(dir: MetaTree, nicPath: string, mac: string, seen: Seen
   });
   const primaryEntry = entries.find((e) => e.ip.text === primaryText);
   if (entries.length === 0) throw new ValidationError(listPath, undefined, 'lists no addresses');
-  if (primaryEntry === undefined) throw new ValidationError(nicPath + 'primary-local-ipv4', primaryText, 'is not listed in local-ipv4s/');
+  if (primaryEntry === undefined)
+    throw new ValidationError(nicPath + 'primary-local-ipv4', primaryText, 'is not listed in local-ipv4s/');
 
   // The primary goes first: it fixes the NIC's subnet, and the model lists it first too.
   const primary = buildAddress(primaryEntry.dir, primaryEntry.path, primaryEntry.ip, undefined, seen);

@@ -25,7 +25,8 @@ function child(dir: MetaTree, name: string): unknown {
 export function optionalLeaf(dir: MetaTree, dirPath: string, name: string): string | undefined {
   const node = child(dir, name);
   if (node === undefined) return undefined;
-  if (typeof node !== 'string') throw new ValidationError(dirPath + name, undefined, `expected a value, found ${describe(node)}`);
+  if (typeof node !== 'string')
+    throw new ValidationError(dirPath + name, undefined, `expected a value, found ${describe(node)}`);
   return node;
 }
 
@@ -40,7 +41,8 @@ export function requiredLeaf(dir: MetaTree, dirPath: string, name: string): stri
 export function optionalDir(dir: MetaTree, dirPath: string, name: string): MetaTree | undefined {
   const node = child(dir, name);
   if (node === undefined) return undefined;
-  if (!isDir(node)) throw new ValidationError(`${dirPath}${name}/`, undefined, `expected a directory, found ${describe(node)}`);
+  if (!isDir(node))
+    throw new ValidationError(`${dirPath}${name}/`, undefined, `expected a directory, found ${describe(node)}`);
   return node;
 }
 

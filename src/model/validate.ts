@@ -26,7 +26,11 @@ export function checkMac(path: string, value: string): string {
 export function checkId(path: string, value: string): string {
   if (value === '') throw new ValidationError(path, value, 'is empty');
   if (!ID_CHARS_RE.test(value)) {
-    throw new ValidationError(path, value, "contains characters that are not allowed (allowed: letters, digits, '.', '_', '-')");
+    throw new ValidationError(
+      path,
+      value,
+      "contains characters that are not allowed (allowed: letters, digits, '.', '_', '-')",
+    );
   }
   if (!/^[A-Za-z0-9]/.test(value)) throw new ValidationError(path, value, 'must start with a letter or digit');
   if (value.length > ID_MAX) throw new ValidationError(path, value, `is longer than ${ID_MAX} characters`);

@@ -40,7 +40,12 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
         current = change.backupPath;
         // The backup is the original as it was: same content, mode and owner.
         const meta = change.previousMeta;
-        await host.fs.writeAtomic(await insideRoot(host, root, change.backupPath), change.previous, meta?.mode ?? change.mode, meta);
+        await host.fs.writeAtomic(
+          await insideRoot(host, root, change.backupPath),
+          change.previous,
+          meta?.mode ?? change.mode,
+          meta,
+        );
         written.push({ path: change.backupPath, previous: null, meta: undefined });
       }
       current = change.path;
@@ -51,7 +56,10 @@ export async function writeFiles(host: Host, root: string, changes: readonly Fil
     }
   } catch (error) {
     await restore();
-    throw new ApplyError(`writing ${underRoot(root, current)} failed: ${(error as Error).message}; files left as they were`, { cause: error });
+    throw new ApplyError(
+      `writing ${underRoot(root, current)} failed: ${(error as Error).message}; files left as they were`,
+      { cause: error },
+    );
   }
   return { written, restore };
 }

@@ -27,7 +27,10 @@ const EMPTY_LOCK_WAIT_MS = 20;
 
 /** Fields of /proc/<pid>/stat after the command name, which may itself contain spaces and parentheses. */
 function statFields(stat: string): string[] {
-  return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  return stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .trim()
+    .split(' ');
 }
 
 async function readStat(host: Host, pid: number): Promise<string[] | null> {
@@ -89,7 +92,12 @@ async function create(host: Host, path: string, content: string): Promise<boolea
 }
 
 /** Takes the lock or throws a HostError naming the pid that holds it; a lock left by a dead process is taken over. */
-async function acquire(host: Host, path: string, content: string, onTakeover: (message: string) => void): Promise<void> {
+async function acquire(
+  host: Host,
+  path: string,
+  content: string,
+  onTakeover: (message: string) => void,
+): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     if (await create(host, path, content)) return;
     const found = await readHolder(host, path);
@@ -104,7 +112,11 @@ async function acquire(host: Host, path: string, content: string, onTakeover: (m
     // (Two agents taking over the same stale lock at the same instant can still race; the window is one read.)
     if ((await host.fs.readText(path)) !== text) continue;
     await host.fs.remove(path);
-    onTakeover(holder === undefined ? `took over the lock ${path}, which held no pid` : `took over the lock ${path} from pid ${holder.pid}, which is no longer running`);
+    onTakeover(
+      holder === undefined
+        ? `took over the lock ${path}, which held no pid`
+        : `took over the lock ${path} from pid ${holder.pid}, which is no longer running`,
+    );
   }
   throw new HostError(`could not take the lock ${path}: other agents keep taking it; try again`);
 }
@@ -124,7 +136,12 @@ export interface LockOptions {
  * Runs fn while holding the agent lock (`<root>/run/eip-agent/lock`, an O_EXCL pid file), and
  * releases it however fn ends. A second agent fails at once with a message naming the holder's pid.
  */
-export async function withLock<T>(host: Host, root: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+export async function withLock<T>(
+  host: Host,
+  root: string,
+  fn: () => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
   const path = lockPath(host, root);
   const content = await lockContent(host);
   await acquire(host, path, content, options.onTakeover ?? ((message) => host.log(`eip-agent: ${message}`)));

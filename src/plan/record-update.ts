@@ -77,7 +77,9 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
     if (f.backupPath !== undefined && !(f.backupPath in originalFiles)) originalFiles[f.backupPath] = null;
   }
   const originalSysctls = { ...state.originalSysctls };
-  for (const c of plan.runtime) if (c.sysctl?.previous != null && !(c.sysctl.key in originalSysctls)) originalSysctls[c.sysctl.key] = c.sysctl.previous;
+  for (const c of plan.runtime)
+    if (c.sysctl?.previous != null && !(c.sysctl.key in originalSysctls))
+      originalSysctls[c.sysctl.key] = c.sysctl.previous;
 
   const stillOwned = ownedKeys(owned);
   const next: AgentState = {
@@ -96,9 +98,16 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
   if (planChanges(plan)) {
     const snapshot: Snapshot = {
       at: now,
-      files: Object.fromEntries(changedFiles.flatMap((f) => [[f.path, f.previous], ...(f.backupPath !== undefined ? [[f.backupPath, null]] : [])])),
+      files: Object.fromEntries(
+        changedFiles.flatMap((f) => [
+          [f.path, f.previous],
+          ...(f.backupPath !== undefined ? [[f.backupPath, null]] : []),
+        ]),
+      ),
       runtimeUndo: undoLines(plan.runtime),
-      sysctls: Object.fromEntries(plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : []))),
+      sysctls: Object.fromEntries(
+        plan.runtime.flatMap((c) => (c.sysctl?.previous != null ? [[c.sysctl.key, c.sysctl.previous]] : [])),
+      ),
       ownedBefore: state.owned,
     };
     const marks = plan.runtime.find((c) => c.marks !== undefined)?.marks;
@@ -106,7 +115,9 @@ export function stateAfterApply(state: AgentState, plan: Plan, modelHash: string
       snapshot.marksUndo = marks.undo;
       if (marks.tool === 'iptables') snapshot.marksTool = 'iptables';
     }
-    const meta = Object.fromEntries(changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])));
+    const meta = Object.fromEntries(
+      changedFiles.flatMap((f) => (f.previousMeta !== undefined ? [[f.path, f.previousMeta]] : [])),
+    );
     if (Object.keys(meta).length > 0) snapshot.meta = meta;
     if (plan.ownership.absentNow.length > 0) snapshot.pending = [...plan.ownership.absentNow];
     next.lastSnapshot = joinedSnapshot(state, confirmedRemovals(state, plan), snapshot);
@@ -155,7 +166,10 @@ function joinedSnapshot(state: AgentState, confirmed: readonly string[], snapsho
 
 /** A snapshot's marks undo with its tool, to copy into another. */
 function marksUndoOf(snap: Snapshot): Pick<Snapshot, 'marksUndo' | 'marksTool'> {
-  return { ...(snap.marksUndo !== undefined ? { marksUndo: snap.marksUndo } : {}), ...(snap.marksTool !== undefined ? { marksTool: snap.marksTool } : {}) };
+  return {
+    ...(snap.marksUndo !== undefined ? { marksUndo: snap.marksUndo } : {}),
+    ...(snap.marksTool !== undefined ? { marksTool: snap.marksTool } : {}),
+  };
 }
 
 /** First wait before a model that failed verification is tried again; it doubles with each failure in a row. */
@@ -174,7 +188,14 @@ export function retryDelayMs(attempts: number): number {
  * seen absent, and removals two reads agreed on (`kept`, which the undo left done) are the agent's no longer, with a
  * record that `rollback` can undo. Pure.
  */
-export function stateAfterRollback(state: AgentState, plan: Plan, kept: readonly RuntimeChange[], modelHash: string, now: string, message: string): AgentState {
+export function stateAfterRollback(
+  state: AgentState,
+  plan: Plan,
+  kept: readonly RuntimeChange[],
+  modelHash: string,
+  now: string,
+  message: string,
+): AgentState {
   let owned: Owned = structuredClone(state.owned);
   for (const change of kept) if (change.releases) owned = withRef(owned, change.releases, false);
   const stillOwned = ownedKeys(owned);
@@ -183,16 +204,28 @@ export function stateAfterRollback(state: AgentState, plan: Plan, kept: readonly
     ...state,
     owned,
     // Seen absent by this read, or confirmed by it and put back by the undo (an owned file): the next read agrees or not.
-    absentOnce: [...new Set([...plan.ownership.absentNow, ...confirmedRemovals(state, plan)])].filter((k) => stillOwned.has(k)),
+    absentOnce: [...new Set([...plan.ownership.absentNow, ...confirmedRemovals(state, plan)])].filter((k) =>
+      stillOwned.has(k),
+    ),
     failedModelHash: modelHash,
     failedAttempts: attempts,
     retryAfter: new Date(Date.parse(now) + retryDelayMs(attempts)).toISOString(),
     lastApply: { at: now, modelHash, ok: false },
     lastError: { at: now, message },
-    counters: { ...state.counters, verifyFailures: state.counters.verifyFailures + 1, rollbacks: state.counters.rollbacks + 1 },
+    counters: {
+      ...state.counters,
+      verifyFailures: state.counters.verifyFailures + 1,
+      rollbacks: state.counters.rollbacks + 1,
+    },
   };
   if (kept.length > 0) {
-    const snapshot: Snapshot = { at: now, files: {}, runtimeUndo: undoLines(kept), sysctls: {}, ownedBefore: state.owned };
+    const snapshot: Snapshot = {
+      at: now,
+      files: {},
+      runtimeUndo: undoLines(kept),
+      sysctls: {},
+      ownedBefore: state.owned,
+    };
     next.lastSnapshot = joinedSnapshot(state, releasedKeys(kept), snapshot);
   }
   return next;
@@ -200,7 +233,11 @@ export function stateAfterRollback(state: AgentState, plan: Plan, kept: readonly
 
 /** The state after a metadata read failed: nothing changed, the error is counted and kept for status. */
 export function stateAfterMetadataError(state: AgentState, now: string, message: string): AgentState {
-  return { ...state, lastError: { at: now, message }, counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 } };
+  return {
+    ...state,
+    lastError: { at: now, message },
+    counters: { ...state.counters, metadataErrors: state.counters.metadataErrors + 1 },
+  };
 }
 
 function union<T>(a: readonly T[], b: readonly T[], key: (item: T) => string): T[] {
@@ -223,5 +260,11 @@ export function stateBeforeApply(state: AgentState, plan: Plan): AgentState {
   };
   const marks = union(state.owned.marks ?? [], after.owned.marks ?? [], ownedKey.mark);
   if (marks.length > 0) owned.marks = marks;
-  return { ...state, owned, originalFiles: after.originalFiles, originalSysctls: after.originalSysctls, ...(after.originalMeta !== undefined ? { originalMeta: after.originalMeta } : {}) };
+  return {
+    ...state,
+    owned,
+    originalFiles: after.originalFiles,
+    originalSysctls: after.originalSysctls,
+    ...(after.originalMeta !== undefined ? { originalMeta: after.originalMeta } : {}),
+  };
 }

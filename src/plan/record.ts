@@ -142,10 +142,21 @@ function isOwned(v: unknown): boolean {
   return (
     isObject(v) &&
     arrayOf(v.addresses, (a) => isObject(a) && LINE(a.ifname) && LINE(a.mac) && LINE(a.cidr)) &&
-    arrayOf(v.rules, (r) => isObject(r) && LINE(r.from) && (r.to === undefined || LINE(r.to)) && INT(r.table) && INT(r.priority) && (r.suppressPrefixLength === undefined || INT(r.suppressPrefixLength)) && (r.fwmark === undefined || LINE(r.fwmark))) &&
+    arrayOf(
+      v.rules,
+      (r) =>
+        isObject(r) &&
+        LINE(r.from) &&
+        (r.to === undefined || LINE(r.to)) &&
+        INT(r.table) &&
+        INT(r.priority) &&
+        (r.suppressPrefixLength === undefined || INT(r.suppressPrefixLength)) &&
+        (r.fwmark === undefined || LINE(r.fwmark)),
+    ) &&
     arrayOf(v.routes, (r) => isObject(r) && INT(r.table) && LINE(r.spec) && LINE(r.dev)) &&
     arrayOf(v.files, LINE) &&
-    (v.marks === undefined || arrayOf(v.marks, (m) => isObject(m) && typeof m.ip === 'string' && IPV4.test(m.ip) && INT(m.mark) && m.mark > 0))
+    (v.marks === undefined ||
+      arrayOf(v.marks, (m) => isObject(m) && typeof m.ip === 'string' && IPV4.test(m.ip) && INT(m.mark) && m.mark > 0))
   );
 }
 
@@ -155,7 +166,10 @@ function badField(data: Record<string, unknown>): string | undefined {
     ['version', data.version === 1],
     ['owned', isOwned(data.owned)],
     ['absentOnce', data.absentOnce === undefined || arrayOf(data.absentOnce, LINE)],
-    ['originalFiles', data.originalFiles === undefined || recordOf(data.originalFiles, (x) => x === null || typeof x === 'string')],
+    [
+      'originalFiles',
+      data.originalFiles === undefined || recordOf(data.originalFiles, (x) => x === null || typeof x === 'string'),
+    ],
     ['originalSysctls', data.originalSysctls === undefined || recordOf(data.originalSysctls, LINE)],
     ['originalMeta', data.originalMeta === undefined || recordOf(data.originalMeta, isMeta)],
     ['primaryIfname', data.primaryIfname === undefined || LINE(data.primaryIfname)],
@@ -163,9 +177,20 @@ function badField(data: Record<string, unknown>): string | undefined {
     ['failedAttempts', data.failedAttempts === undefined || INT(data.failedAttempts)],
     ['retryAfter', data.retryAfter === undefined || LINE(data.retryAfter)],
     ['counters', data.counters === undefined || recordOf(data.counters, INT)],
-    ['lastApply', data.lastApply === undefined || (isObject(data.lastApply) && LINE(data.lastApply.at) && LINE(data.lastApply.modelHash) && typeof data.lastApply.ok === 'boolean')],
+    [
+      'lastApply',
+      data.lastApply === undefined ||
+        (isObject(data.lastApply) &&
+          LINE(data.lastApply.at) &&
+          LINE(data.lastApply.modelHash) &&
+          typeof data.lastApply.ok === 'boolean'),
+    ],
     ['lastSuccessAt', data.lastSuccessAt === undefined || LINE(data.lastSuccessAt)],
-    ['lastError', data.lastError === undefined || (isObject(data.lastError) && LINE(data.lastError.at) && typeof data.lastError.message === 'string')],
+    [
+      'lastError',
+      data.lastError === undefined ||
+        (isObject(data.lastError) && LINE(data.lastError.at) && typeof data.lastError.message === 'string'),
+    ],
   ];
   const snap = data.lastSnapshot;
   checks.push([
@@ -191,7 +216,9 @@ export async function loadState(host: Host, root: string): Promise<AgentState> {
   const text = await host.fs.readText(path);
   if (text === null) return emptyState();
   const unusable = (why: string) =>
-    new ApplyError(`state file ${path} ${why}: nothing was changed; move it aside to start over (the agent will then own nothing it added before)`);
+    new ApplyError(
+      `state file ${path} ${why}: nothing was changed; move it aside to start over (the agent will then own nothing it added before)`,
+    );
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -204,7 +231,12 @@ export async function loadState(host: Host, root: string): Promise<AgentState> {
   if (bad !== undefined) throw unusable(`has a wrong or missing "${bad}"`);
   const base = emptyState();
   const typed = data as unknown as Partial<AgentState>;
-  return { ...base, ...typed, owned: { ...base.owned, ...typed.owned }, counters: { ...base.counters, ...typed.counters } } as AgentState;
+  return {
+    ...base,
+    ...typed,
+    owned: { ...base.owned, ...typed.owned },
+    counters: { ...base.counters, ...typed.counters },
+  } as AgentState;
 }
 
 /** statePath, checked to stay inside --root. */
@@ -229,7 +261,8 @@ export async function saveState(host: Host, root: string, state: AgentState): Pr
 /** Stable keys for owned items, used to track absence across reads. */
 export const ownedKey = {
   address: (a: OwnedAddress) => `address ${a.cidr} ${a.mac}`,
-  rule: (r: OwnedRule) => `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''}`,
+  rule: (r: OwnedRule) =>
+    `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''}`,
   mark: (m: OwnedMark) => `mark ${m.ip} 0x${m.mark.toString(16)}`,
   route: (r: OwnedRoute) => `route ${r.spec}`,
   file: (path: string) => `file ${path}`,

@@ -17,7 +17,9 @@ export async function insideRoot(host: Host, root: string, path: string): Promis
   if (root === '/') return full;
   const [realRoot, realDir] = await Promise.all([host.fs.realpath(root), host.fs.realpath(dirname(full))]);
   if (realDir !== realRoot && !realDir.startsWith(realRoot.endsWith(sep) ? realRoot : `${realRoot}${sep}`)) {
-    throw new HostError(`${full}: ${dirname(full)} leads outside --root ${root} (to ${realDir}) through a symbolic link: refusing to read or write there`);
+    throw new HostError(
+      `${full}: ${dirname(full)} leads outside --root ${root} (to ${realDir}) through a symbolic link: refusing to read or write there`,
+    );
   }
   return full;
 }

@@ -43,7 +43,8 @@ export function assertKeyfileLines(path: string, content: string): void {
     if (line.startsWith('[')) group = line;
     const key = /^([a-z0-9-]+)=/.exec(line)?.[1];
     if (key === undefined) return;
-    if (seen.has(`${group}${key}`)) throw new Error(`render: ${path}:${i + 1}: refusing to write ${key} twice in ${group}`);
+    if (seen.has(`${group}${key}`))
+      throw new Error(`render: ${path}:${i + 1}: refusing to write ${key} twice in ${group}`);
     seen.add(`${group}${key}`);
   });
 }

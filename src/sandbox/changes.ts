@@ -41,7 +41,8 @@ function addressesOf(nic: MetaTree): MetaTree {
 }
 
 function requireIpv4(option: string, ip: string): void {
-  if (ipv4ToInt(ip) === undefined) throw new ConfigError(`${option} ${quoteShort(ip)}: expected an IPv4 address such as 10.0.0.9`);
+  if (ipv4ToInt(ip) === undefined)
+    throw new ConfigError(`${option} ${quoteShort(ip)}: expected an IPv4 address such as 10.0.0.9`);
 }
 
 function find(trees: Record<string, MetaTree>, ip: string): Found | undefined {
@@ -57,24 +58,37 @@ function find(trees: Record<string, MetaTree>, ip: string): Found | undefined {
 
 function mustFind(trees: Record<string, MetaTree>, ip: string): Found {
   const found = find(trees, ip);
-  if (found === undefined) throw new ConfigError(`--ip ${ip}: no ENI in the sandbox has this private IP (eip-agent sandbox status lists them)`);
+  if (found === undefined)
+    throw new ConfigError(
+      `--ip ${ip}: no ENI in the sandbox has this private IP (eip-agent sandbox status lists them)`,
+    );
   return found;
 }
 
 /** A guest's NIC by interface name (eth1) or MAC, with its listed key and directory. */
-function nicOf(tree: MetaTree, guest: GuestPlan, nic: string): { mac: string; dir: MetaTree; plan: GuestPlan['nics'][number] } {
+function nicOf(
+  tree: MetaTree,
+  guest: GuestPlan,
+  nic: string,
+): { mac: string; dir: MetaTree; plan: GuestPlan['nics'][number] } {
   const plan = guest.nics.find((n) => n.guestIf === nic || n.mac === nic.toLowerCase());
-  const listed = plan === undefined ? undefined : Object.keys(macsOf(tree)).find((mac) => mac.toLowerCase() === plan.mac);
+  const listed =
+    plan === undefined ? undefined : Object.keys(macsOf(tree)).find((mac) => mac.toLowerCase() === plan.mac);
   const dir = listed === undefined ? undefined : macsOf(tree)[listed];
   if (plan === undefined || listed === undefined || typeof dir !== 'object') {
-    throw new ConfigError(`--nic ${quoteShort(nic)}: guest ${guest.name} has ${guest.nics.map((n) => `${n.guestIf} (${n.mac})`).join(', ')}`);
+    throw new ConfigError(
+      `--nic ${quoteShort(nic)}: guest ${guest.name} has ${guest.nics.map((n) => `${n.guestIf} (${n.mac})`).join(', ')}`,
+    );
   }
   return { mac: listed, dir, plan };
 }
 
 function guestOf(plan: TopologyPlan, name: string): GuestPlan {
   const guest = plan.guests.find((g) => g.name === name);
-  if (guest === undefined) throw new ConfigError(`--guest ${quoteShort(name)}: the sandbox has guest ${plan.guests.map((g) => g.name).join(' and ')}`);
+  if (guest === undefined)
+    throw new ConfigError(
+      `--guest ${quoteShort(name)}: the sandbox has guest ${plan.guests.map((g) => g.name).join(' and ')}`,
+    );
   return guest;
 }
 
@@ -86,7 +100,8 @@ function requireUnused(trees: Record<string, MetaTree>, ip: string): void {
     for (const nic of Object.values(macsOf(tree))) {
       if (typeof nic !== 'object') continue;
       for (const address of Object.values(addressesOf(nic))) {
-        if (typeof address === 'object' && address['public-ipv4'] === ip) throw new ConfigError(`${ip}: already an EIP of guest ${guest}`);
+        if (typeof address === 'object' && address['public-ipv4'] === ip)
+          throw new ConfigError(`${ip}: already an EIP of guest ${guest}`);
       }
     }
   }
@@ -94,7 +109,10 @@ function requireUnused(trees: Record<string, MetaTree>, ip: string): void {
 
 function subnetFor(subnets: readonly SubnetPlan[], ip: string, option: string): SubnetPlan {
   const subnet = subnets.find((s) => hostOf(s, ip));
-  if (subnet === undefined) throw new ConfigError(`${option} ${ip}: not a free host address of the sandbox's subnets ${subnets.map((s) => `${s.cidr} (gateway ${s.gateway})`).join(', ')}`);
+  if (subnet === undefined)
+    throw new ConfigError(
+      `${option} ${ip}: not a free host address of the sandbox's subnets ${subnets.map((s) => `${s.cidr} (gateway ${s.gateway})`).join(', ')}`,
+    );
   return subnet;
 }
 
@@ -114,19 +132,32 @@ function freeMac(plan: TopologyPlan): string {
 }
 
 /** The trees after `change`, or a ConfigError naming the option and value that cannot be carried out. */
-export function applyChange(plan: TopologyPlan, current: Record<string, MetaTree>, change: SandboxChange): ChangeResult {
+export function applyChange(
+  plan: TopologyPlan,
+  current: Record<string, MetaTree>,
+  change: SandboxChange,
+): ChangeResult {
   const trees = structuredClone(current);
   switch (change.op) {
     case 'bind-eip': {
       requireIpv4('--ip', change.ip);
       requireIpv4('--eip', change.eip);
       const found = mustFind(trees, change.ip);
-      if (typeof found.address['public-ipv4'] === 'string') throw new ConfigError(`--ip ${change.ip}: already bound to EIP ${found.address['public-ipv4']}; unbind it first`);
+      if (typeof found.address['public-ipv4'] === 'string')
+        throw new ConfigError(
+          `--ip ${change.ip}: already bound to EIP ${found.address['public-ipv4']}; unbind it first`,
+        );
       requireUnused(trees, change.eip);
-      if (cloudOwned(change.eip)) throw new ConfigError(`--eip ${change.eip}: the sandbox's own internet link (198.51.100.0/30) or metadata address; give another EIP, such as 203.0.113.50`);
+      if (cloudOwned(change.eip))
+        throw new ConfigError(
+          `--eip ${change.eip}: the sandbox's own internet link (198.51.100.0/30) or metadata address; give another EIP, such as 203.0.113.50`,
+        );
       found.address['public-ipv4'] = change.eip;
       found.address['public-ipv4-mode'] = change.direct ? 'direct' : 'NAT';
-      return { trees: [{ guest: found.guest, tree: found.tree }], description: `bound EIP ${change.eip} (${change.direct ? 'direct' : 'NAT'}) to ${change.ip} of guest ${found.guest}` };
+      return {
+        trees: [{ guest: found.guest, tree: found.tree }],
+        description: `bound EIP ${change.eip} (${change.direct ? 'direct' : 'NAT'}) to ${change.ip} of guest ${found.guest}`,
+      };
     }
     case 'unbind-eip': {
       requireIpv4('--ip', change.ip);
@@ -135,24 +166,42 @@ export function applyChange(plan: TopologyPlan, current: Record<string, MetaTree
       if (typeof eip !== 'string') throw new ConfigError(`--ip ${change.ip}: has no EIP to unbind`);
       delete found.address['public-ipv4'];
       delete found.address['public-ipv4-mode'];
-      return { trees: [{ guest: found.guest, tree: found.tree }], description: `unbound EIP ${eip} from ${change.ip} of guest ${found.guest}` };
+      return {
+        trees: [{ guest: found.guest, tree: found.tree }],
+        description: `unbound EIP ${eip} from ${change.ip} of guest ${found.guest}`,
+      };
     }
     case 'add-ip': {
       requireIpv4('--ip', change.ip);
       const guest = guestOf(plan, change.guest);
       const tree = trees[guest.name] as MetaTree;
       const nic = nicOf(tree, guest, change.nic);
-      if (!hostOf(nic.plan.subnet, change.ip)) throw new ConfigError(`--ip ${change.ip}: not a host address of ${nic.plan.guestIf}'s subnet ${nic.plan.subnet.cidr} (gateway ${nic.plan.subnet.gateway})`);
+      if (!hostOf(nic.plan.subnet, change.ip))
+        throw new ConfigError(
+          `--ip ${change.ip}: not a host address of ${nic.plan.guestIf}'s subnet ${nic.plan.subnet.cidr} (gateway ${nic.plan.subnet.gateway})`,
+        );
       requireUnused(trees, change.ip);
-      addressesOf(nic.dir)[change.ip] = { gateway: nic.plan.subnet.gateway, 'subnet-mask': maskOf(nic.plan.subnet.prefix) };
-      return { trees: [{ guest: guest.name, tree }], description: `added secondary IP ${change.ip} to ${nic.plan.guestIf} of guest ${guest.name}` };
+      addressesOf(nic.dir)[change.ip] = {
+        gateway: nic.plan.subnet.gateway,
+        'subnet-mask': maskOf(nic.plan.subnet.prefix),
+      };
+      return {
+        trees: [{ guest: guest.name, tree }],
+        description: `added secondary IP ${change.ip} to ${nic.plan.guestIf} of guest ${guest.name}`,
+      };
     }
     case 'remove-ip': {
       requireIpv4('--ip', change.ip);
       const found = mustFind(trees, change.ip);
-      if (found.nic['primary-local-ipv4'] === change.ip) throw new ConfigError(`--ip ${change.ip}: the primary IP of ENI ${found.mac}; a cloud cannot remove it (detach the ENI instead)`);
+      if (found.nic['primary-local-ipv4'] === change.ip)
+        throw new ConfigError(
+          `--ip ${change.ip}: the primary IP of ENI ${found.mac}; a cloud cannot remove it (detach the ENI instead)`,
+        );
       delete addressesOf(found.nic)[change.ip];
-      return { trees: [{ guest: found.guest, tree: found.tree }], description: `removed secondary IP ${change.ip} from guest ${found.guest}` };
+      return {
+        trees: [{ guest: found.guest, tree: found.tree }],
+        description: `removed secondary IP ${change.ip} from guest ${found.guest}`,
+      };
     }
     case 'attach-eni': {
       requireIpv4('--ip', change.ip);
@@ -161,34 +210,58 @@ export function applyChange(plan: TopologyPlan, current: Record<string, MetaTree
       const subnet = subnetFor(plan.subnets, change.ip, '--ip');
       requireUnused(trees, change.ip);
       const mac = (change.mac ?? freeMac(plan)).toLowerCase();
-      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new ConfigError(`--mac ${quoteShort(mac)}: expected a MAC address such as 52:54:00:ee:00:01`);
-      if (plan.guests.some((g) => g.nics.some((n) => n.mac === mac))) throw new ConfigError(`--mac ${mac}: already a NIC of the sandbox`);
-      macsOf(tree)[mac] = { 'primary-local-ipv4': change.ip, 'local-ipv4s': { [change.ip]: { gateway: subnet.gateway, 'subnet-mask': maskOf(subnet.prefix) } } };
-      return { trees: [{ guest: guest.name, tree }], description: `attached ENI ${mac} with primary IP ${change.ip} (${subnet.cidr}) to guest ${guest.name}` };
+      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac))
+        throw new ConfigError(`--mac ${quoteShort(mac)}: expected a MAC address such as 52:54:00:ee:00:01`);
+      if (plan.guests.some((g) => g.nics.some((n) => n.mac === mac)))
+        throw new ConfigError(`--mac ${mac}: already a NIC of the sandbox`);
+      macsOf(tree)[mac] = {
+        'primary-local-ipv4': change.ip,
+        'local-ipv4s': { [change.ip]: { gateway: subnet.gateway, 'subnet-mask': maskOf(subnet.prefix) } },
+      };
+      return {
+        trees: [{ guest: guest.name, tree }],
+        description: `attached ENI ${mac} with primary IP ${change.ip} (${subnet.cidr}) to guest ${guest.name}`,
+      };
     }
     case 'detach-eni': {
       const guest = guestOf(plan, change.guest);
       const tree = trees[guest.name] as MetaTree;
       const nic = nicOf(tree, guest, change.nic);
-      if (nic.plan === guest.nics[0]) throw new ConfigError(`--nic ${change.nic}: the primary NIC (eth0) of guest ${guest.name}; a cloud cannot detach it`);
+      if (nic.plan === guest.nics[0])
+        throw new ConfigError(
+          `--nic ${change.nic}: the primary NIC (eth0) of guest ${guest.name}; a cloud cannot detach it`,
+        );
       delete macsOf(tree)[nic.mac];
-      return { trees: [{ guest: guest.name, tree }], description: `detached ENI ${nic.plan.mac} (${nic.plan.guestIf}) from guest ${guest.name}` };
+      return {
+        trees: [{ guest: guest.name, tree }],
+        description: `detached ENI ${nic.plan.mac} (${nic.plan.guestIf}) from guest ${guest.name}`,
+      };
     }
     case 'move-ip': {
       requireIpv4('--ip', change.ip);
       const found = mustFind(trees, change.ip);
-      if (found.nic['primary-local-ipv4'] === change.ip) throw new ConfigError(`--ip ${change.ip}: the primary IP of ENI ${found.mac}; only a secondary IP moves`);
+      if (found.nic['primary-local-ipv4'] === change.ip)
+        throw new ConfigError(`--ip ${change.ip}: the primary IP of ENI ${found.mac}; only a secondary IP moves`);
       const other = plan.guests.find((g) => g.name !== found.guest);
       if (other === undefined) throw new ConfigError('move-ip needs a second server: eip-agent sandbox up --server-b');
       const target = trees[other.name] as MetaTree;
       const eth0 = nicOf(target, other, 'eth0');
-      if (!hostOf(eth0.plan.subnet, change.ip)) throw new ConfigError(`--ip ${change.ip}: not in the subnet ${eth0.plan.subnet.cidr} of guest ${other.name}'s eth0`);
+      if (!hostOf(eth0.plan.subnet, change.ip))
+        throw new ConfigError(
+          `--ip ${change.ip}: not in the subnet ${eth0.plan.subnet.cidr} of guest ${other.name}'s eth0`,
+        );
       const moved = found.address;
       delete addressesOf(found.nic)[change.ip];
       addressesOf(eth0.dir)[change.ip] = moved;
       const eip = typeof moved['public-ipv4'] === 'string' ? ` and its EIP ${moved['public-ipv4']}` : '';
       // The source first, as the console unbinds before it binds elsewhere.
-      return { trees: [{ guest: found.guest, tree: found.tree }, { guest: other.name, tree: target }], description: `moved ${change.ip}${eip} from guest ${found.guest} to eth0 of guest ${other.name}` };
+      return {
+        trees: [
+          { guest: found.guest, tree: found.tree },
+          { guest: other.name, tree: target },
+        ],
+        description: `moved ${change.ip}${eip} from guest ${found.guest} to eth0 of guest ${other.name}`,
+      };
     }
   }
 }

@@ -62,7 +62,12 @@ export async function startControlServer(socketPath: string, target: ControlTarg
 }
 
 /** Test client of the control API (works across network namespaces: the socket is a file); throws on non-2xx. */
-export async function controlEmulator(socketPath: string, method: 'GET' | 'PUT', path: string, body?: unknown): Promise<unknown> {
+export async function controlEmulator(
+  socketPath: string,
+  method: 'GET' | 'PUT',
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {

@@ -40,7 +40,8 @@ export function fireFault(faults: MetadataFaults, path: string): FiredFault {
   if (fires(faults.hang, path)) return { kind: 'hang' };
   if (faults.status && fires(faults.status, path)) return { kind: 'status', code: faults.status.code };
   if (fires(faults.truncate, path)) return { kind: 'truncate' };
-  if (faults.body && fires(faults.body, path)) return { kind: 'body', bytes: Buffer.from(faults.body.base64, 'base64') };
+  if (faults.body && fires(faults.body, path))
+    return { kind: 'body', bytes: Buffer.from(faults.body.base64, 'base64') };
   return undefined;
 }
 

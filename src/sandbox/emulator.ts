@@ -44,7 +44,10 @@ const LOG_LIMIT = 10_000;
 
 function text(res: ServerResponse, status: number, body: string | Buffer, length?: number): void {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(length ?? bytes.length) });
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': String(length ?? bytes.length),
+  });
   if (length === undefined) {
     res.end(bytes);
     return;

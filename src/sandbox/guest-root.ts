@@ -6,8 +6,8 @@ import { dirname, join } from 'node:path';
 
 /** Stand-ins for initscripts' files, by absolute guest path. */
 export const CENTOS7_BOOT_FILES: Readonly<Record<string, string>> = {
-  '/etc/rc.d/init.d/network': '#! /bin/bash\n# network: stand-in for initscripts\' init script (tests)\n',
-  '/etc/sysconfig/network-scripts/ifup-eth': '#!/bin/bash\n# ifup-eth: stand-in for initscripts\' script (tests)\n',
+  '/etc/rc.d/init.d/network': "#! /bin/bash\n# network: stand-in for initscripts' init script (tests)\n",
+  '/etc/sysconfig/network-scripts/ifup-eth': "#!/bin/bash\n# ifup-eth: stand-in for initscripts' script (tests)\n",
 };
 
 /** chkconfig's link that starts the service in runlevel 3. */

@@ -82,26 +82,43 @@ export function selfCommand(): string[] {
 
 /** The sandbox name: it becomes namespace and directory names. */
 export function checkName(name: string): string {
-  if (!/^[a-z][a-z0-9]{0,9}$/.test(name)) throw new ConfigError(`--name ${quoteShort(name)}: expected 1-10 lower-case letters and digits, starting with a letter`);
+  if (!/^[a-z][a-z0-9]{0,9}$/.test(name))
+    throw new ConfigError(
+      `--name ${quoteShort(name)}: expected 1-10 lower-case letters and digits, starting with a letter`,
+    );
   return name;
 }
 
 /** Root, Linux, and the programs the VPC is made with; one line naming what is missing. */
 export async function checkSandboxHost(host: Host): Promise<void> {
-  if (host.platform !== 'linux') throw new HostError(`the sandbox needs Linux network namespaces; this is ${host.platform}`);
-  if (!host.isPrivileged()) throw new HostError('the sandbox needs root (it makes network namespaces): run it with sudo');
+  if (host.platform !== 'linux')
+    throw new HostError(`the sandbox needs Linux network namespaces; this is ${host.platform}`);
+  if (!host.isPrivileged())
+    throw new HostError('the sandbox needs root (it makes network namespaces): run it with sudo');
   const missing: string[] = [];
-  for (const [argv, pkg] of [[['ip', '-V'], 'iproute2'], [['nft', '--version'], 'nftables'], [['ping', '-V'], 'iputils-ping'], [['sysctl', '--version'], 'procps']] as const) {
-    const ok = await host.run(argv, { timeoutMs: 10_000 }).then((r) => r.exitCode === 0, () => false);
+  for (const [argv, pkg] of [
+    [['ip', '-V'], 'iproute2'],
+    [['nft', '--version'], 'nftables'],
+    [['ping', '-V'], 'iputils-ping'],
+    [['sysctl', '--version'], 'procps'],
+  ] as const) {
+    const ok = await host.run(argv, { timeoutMs: 10_000 }).then(
+      (r) => r.exitCode === 0,
+      () => false,
+    );
     if (!ok) missing.push(`${argv[0]} (${pkg})`);
   }
-  if (missing.length > 0) throw new HostError(`the sandbox needs ${missing.join(', ')}: install ${missing.length > 1 ? 'them' : 'it'}, e.g. apt-get install ${missing.map((m) => /\((.+)\)/.exec(m)?.[1]).join(' ')}`);
+  if (missing.length > 0)
+    throw new HostError(
+      `the sandbox needs ${missing.join(', ')}: install ${missing.length > 1 ? 'them' : 'it'}, e.g. apt-get install ${missing.map((m) => /\((.+)\)/.exec(m)?.[1]).join(' ')}`,
+    );
 }
 
 /** The tree a sandbox starts from, validated as the agent validates metadata: one line naming the path when it is not. */
 async function startTree(host: Host, file: string | undefined): Promise<{ tree: MetaTree; source: string }> {
   const source = file ?? 'the built-in example (examples/manual.json)';
-  const tree = file === undefined ? (structuredClone(example) as MetaTree) : await fileMetadataSource(host, file).read();
+  const tree =
+    file === undefined ? (structuredClone(example) as MetaTree) : await fileMetadataSource(host, file).read();
   buildModel(tree);
   return { tree, source };
 }
@@ -110,18 +127,33 @@ async function startTree(host: Host, file: string | undefined): Promise<{ tree: 
 function serverB(first: MetaTree): MetaTree {
   const eth0 = planTopology([{ name: 'a', tree: first }]).guests[0]?.nics[0];
   if (eth0 === undefined) throw new ConfigError('--server-b: the metadata has no primary NIC to share a subnet with');
-  const used = new Set(Object.values(((first.network as MetaTree).interfaces as MetaTree).macs as MetaTree).flatMap((nic) => Object.keys(((nic as MetaTree)['local-ipv4s'] ?? {}) as MetaTree)));
+  const used = new Set(
+    Object.values(((first.network as MetaTree).interfaces as MetaTree).macs as MetaTree).flatMap((nic) =>
+      Object.keys(((nic as MetaTree)['local-ipv4s'] ?? {}) as MetaTree),
+    ),
+  );
   const base = ipv4ToInt(eth0.subnet.cidr.split('/')[0] as string) as number;
   for (let n = base + 20; n < base + 2 ** (32 - eth0.subnet.prefix); n++) {
     const ip = [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
     if (used.has(ip) || !hostOf(eth0.subnet, ip)) continue;
-    const mask = [24, 16, 8, 0].map((shift) => Math.floor((2 ** 32 - 2 ** (32 - eth0.subnet.prefix)) / 2 ** shift) % 256).join('.');
+    const mask = [24, 16, 8, 0]
+      .map((shift) => Math.floor((2 ** 32 - 2 ** (32 - eth0.subnet.prefix)) / 2 ** shift) % 256)
+      .join('.');
     const mac = '52:54:00:ee:0b:01';
     return {
       'instance-id': 'ins-sandbox-b',
       mac,
       'local-ipv4': ip,
-      network: { interfaces: { macs: { [mac]: { 'primary-local-ipv4': ip, 'local-ipv4s': { [ip]: { gateway: eth0.subnet.gateway, 'subnet-mask': mask } } } } } },
+      network: {
+        interfaces: {
+          macs: {
+            [mac]: {
+              'primary-local-ipv4': ip,
+              'local-ipv4s': { [ip]: { gateway: eth0.subnet.gateway, 'subnet-mask': mask } },
+            },
+          },
+        },
+      },
     };
   }
   throw new ConfigError(`--server-b: no free address left in ${eth0.subnet.cidr}`);
@@ -140,14 +172,22 @@ function load(name: string): SandboxRecord {
     text = readFileSync(path, 'utf8');
   } catch {
     const left = listNamespaces().some((ns) => ns.startsWith(`${sandboxId(name)}-`));
-    throw new ConfigError(left ? `sandbox ${name} is half made (its up was stopped): eip-agent sandbox down --name ${name}, then up again` : `no sandbox named ${name}: eip-agent sandbox up --name ${name} makes one`);
+    throw new ConfigError(
+      left
+        ? `sandbox ${name} is half made (its up was stopped): eip-agent sandbox down --name ${name}, then up again`
+        : `no sandbox named ${name}: eip-agent sandbox up --name ${name} makes one`,
+    );
   }
   return JSON.parse(text) as SandboxRecord;
 }
 
 /** Runs eip-agent in a guest with the sandbox's root and config. */
 function agent(vpc: Vpc, record: SandboxRecord, guest: string, args: readonly string[]): Promise<RunResult> {
-  return vpc.exec(vpc.guestNs(guest), [...selfCommand(), ...args, '--root', vpc.guestRoot(guest), '--config', record.config], { timeoutMs: AGENT_MS });
+  return vpc.exec(
+    vpc.guestNs(guest),
+    [...selfCommand(), ...args, '--root', vpc.guestRoot(guest), '--config', record.config],
+    { timeoutMs: AGENT_MS },
+  );
 }
 
 /** What DHCP and cloud-init leave in a fresh guest of the target: a CentOS 7 guest has eth0 on DHCP in ifcfg-eth0. */
@@ -158,7 +198,17 @@ function seedGuest(vpc: Vpc, target: SandboxTarget): void {
     if (eth0 === undefined) continue;
     const path = join(vpc.guestRoot(guest.name), 'etc/sysconfig/network-scripts/ifcfg-eth0');
     mkdirSync(dirname(path), { recursive: true });
-    const lines = ['# Created by cloud-init on instance boot automatically, do not edit.', '#', 'BOOTPROTO=dhcp', 'DEVICE=eth0', `HWADDR=${eth0.mac}`, 'ONBOOT=yes', 'PERSISTENT_DHCLIENT=yes', 'TYPE=Ethernet', 'USERCTL=no'];
+    const lines = [
+      '# Created by cloud-init on instance boot automatically, do not edit.',
+      '#',
+      'BOOTPROTO=dhcp',
+      'DEVICE=eth0',
+      `HWADDR=${eth0.mac}`,
+      'ONBOOT=yes',
+      'PERSISTENT_DHCLIENT=yes',
+      'TYPE=Ethernet',
+      'USERCTL=no',
+    ];
     writeFileSync(path, `${lines.join('\n')}\n`);
   }
 }
@@ -192,7 +242,14 @@ async function report(vpc: Vpc, record: SandboxRecord): Promise<Report> {
 
 function table(rows: readonly string[][]): string {
   const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function printReport(out: (text: string) => void, result: Report, json: boolean): void {
@@ -202,15 +259,33 @@ function printReport(out: (text: string) => void, result: Report, json: boolean)
   }
   const twoGuests = new Set(result.eips.map((e) => e.guest)).size > 1 || result.verify.length > 1;
   const head = [...(twoGuests ? ['GUEST'] : []), 'EIP', 'PRIVATE IP', 'NIC', 'MAC', 'MODE', 'ANSWERED', 'TIME'];
-  const rows = result.eips.map((e) => [...(twoGuests ? [e.guest] : []), e.publicIp, e.privateIp, e.nic, e.mac, e.mode, e.answered ? 'yes' : 'NO', e.ms === undefined ? '-' : `${e.ms} ms`]);
+  const rows = result.eips.map((e) => [
+    ...(twoGuests ? [e.guest] : []),
+    e.publicIp,
+    e.privateIp,
+    e.nic,
+    e.mac,
+    e.mode,
+    e.answered ? 'yes' : 'NO',
+    e.ms === undefined ? '-' : `${e.ms} ms`,
+  ]);
   out(result.eips.length === 0 ? 'No EIP is bound.\n' : `${table([head, ...rows])}\n`);
   for (const v of result.verify) {
-    const what = v.exitCode === 0 ? 'verified' : v.exitCode === 4 ? 'not verified: a check could not be made' : `NOT verified (exit ${v.exitCode})`;
+    const what =
+      v.exitCode === 0
+        ? 'verified'
+        : v.exitCode === 4
+          ? 'not verified: a check could not be made'
+          : `NOT verified (exit ${v.exitCode})`;
     out(`Guest ${v.guest}: ${what}\n`);
     if (v.exitCode !== 0) out(`${v.output}\n`);
   }
   const failed = result.eips.filter((e) => !e.answered).length;
-  out(result.ok ? `Every EIP answered and every guest verified.\n` : `${failed} of ${result.eips.length} EIPs did not answer${result.verify.some((v) => v.exitCode !== 0) ? ', and a guest did not verify' : ''}.\n`);
+  out(
+    result.ok
+      ? `Every EIP answered and every guest verified.\n`
+      : `${failed} of ${result.eips.length} EIPs did not answer${result.verify.some((v) => v.exitCode !== 0) ? ', and a guest did not verify' : ''}.\n`,
+  );
 }
 
 /** Options of `sandbox up`. */
@@ -223,7 +298,11 @@ export interface UpOptions {
 }
 
 /** `sandbox up`: builds the VPC, runs `apply` in each guest, then pings every EIP and verifies. Exit 0 only when all is well. */
-export async function sandboxUp(host: Host, io: { out(t: string): void; err(t: string): void }, options: UpOptions): Promise<number> {
+export async function sandboxUp(
+  host: Host,
+  io: { out(t: string): void; err(t: string): void },
+  options: UpOptions,
+): Promise<number> {
   await checkSandboxHost(host);
   const { tree, source } = await startTree(host, options.metadataFile);
   const guests: LabGuestSpec[] = [{ name: 'a', tree }];
@@ -231,12 +310,16 @@ export async function sandboxUp(host: Host, io: { out(t: string): void; err(t: s
   try {
     planTopology(guests);
   } catch (error) {
-    throw new ConfigError(`${options.metadataFile ?? 'example'}: ${(error as Error).message.replace(/^lab: guest \w+: /, '')}`);
+    throw new ConfigError(
+      `${options.metadataFile ?? 'example'}: ${(error as Error).message.replace(/^lab: guest \w+: /, '')}`,
+    );
   }
   const id = sandboxId(options.name);
   const dir = sandboxDir(options.name);
   if (existsSync(dir) || listNamespaces().some((ns) => ns.startsWith(`${id}-`))) {
-    throw new ConfigError(`sandbox ${options.name} exists: eip-agent sandbox down --name ${options.name} removes it (or give another --name)`);
+    throw new ConfigError(
+      `sandbox ${options.name} exists: eip-agent sandbox down --name ${options.name} removes it (or give another --name)`,
+    );
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const config = join(dir, 'config.json');
@@ -246,12 +329,16 @@ export async function sandboxUp(host: Host, io: { out(t: string): void; err(t: s
     vpc = await Vpc.create(host, { id, dir, guests, agent: selfCommand() });
   } catch (error) {
     destroyVpc(id, dir);
-    throw new HostError(`building sandbox ${options.name} failed, nothing is left: ${(error as Error).message.split('\n')[0]}`);
+    throw new HostError(
+      `building sandbox ${options.name} failed, nothing is left: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
   const record: SandboxRecord = { name: options.name, target: options.target, config, vpc: vpc.record, daemons: {} };
   seedGuest(vpc, options.target);
   save(record);
-  io.err(`eip-agent: sandbox ${options.name}: VPC built from ${source} (namespaces ${id}-*); applying in ${vpc.guests.map((g) => `guest ${g.name}`).join(' and ')}\n`);
+  io.err(
+    `eip-agent: sandbox ${options.name}: VPC built from ${source} (namespaces ${id}-*); applying in ${vpc.guests.map((g) => `guest ${g.name}`).join(' and ')}\n`,
+  );
   let applied = true;
   for (const guest of vpc.guests) {
     const result = await agent(vpc, record, guest.name, ['apply']);
@@ -271,11 +358,17 @@ function running(record: SandboxRecord, guest: string): number | undefined {
 }
 
 /** Polls `status` in the guests until each is in sync (exit 0); the time it took, or undefined at the deadline. */
-async function converge(host: Host, vpc: Vpc, record: SandboxRecord, guests: readonly string[]): Promise<number | undefined> {
+async function converge(
+  host: Host,
+  vpc: Vpc,
+  record: SandboxRecord,
+  guests: readonly string[],
+): Promise<number | undefined> {
   const start = host.now();
   const pending = new Set(guests);
   while (host.now() - start < CONVERGE_MS) {
-    for (const guest of [...pending]) if ((await agent(vpc, record, guest, ['status'])).exitCode === 0) pending.delete(guest);
+    for (const guest of [...pending])
+      if ((await agent(vpc, record, guest, ['status'])).exitCode === 0) pending.delete(guest);
     if (pending.size === 0) return host.now() - start;
     await host.sleep(500);
   }
@@ -283,7 +376,11 @@ async function converge(host: Host, vpc: Vpc, record: SandboxRecord, guests: rea
 }
 
 /** `sandbox run`: starts the daemon (`eip-agent run`) in each guest, in the background, and waits until it is in sync. */
-export async function sandboxRun(host: Host, io: { out(t: string): void; err(t: string): void }, name: string): Promise<number> {
+export async function sandboxRun(
+  host: Host,
+  io: { out(t: string): void; err(t: string): void },
+  name: string,
+): Promise<number> {
   await checkSandboxHost(host);
   const record = load(name);
   const vpc = Vpc.open(host, record.vpc);
@@ -295,7 +392,19 @@ export async function sandboxRun(host: Host, io: { out(t: string): void; err(t: 
     }
     const log = join(record.vpc.dir, `daemon-${guest.name}.log`);
     const fd = openSync(log, 'a');
-    const argv = ['netns', 'exec', vpc.guestNs(guest.name), ...selfCommand(), 'run', '--root', vpc.guestRoot(guest.name), '--config', record.config, '--log-format', 'text'];
+    const argv = [
+      'netns',
+      'exec',
+      vpc.guestNs(guest.name),
+      ...selfCommand(),
+      'run',
+      '--root',
+      vpc.guestRoot(guest.name),
+      '--config',
+      record.config,
+      '--log-format',
+      'text',
+    ];
     const child = spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
     child.unref();
@@ -304,17 +413,30 @@ export async function sandboxRun(host: Host, io: { out(t: string): void; err(t: 
     save(record);
     io.out(`Guest ${guest.name}: daemon started (pid ${child.pid}); its log: ${log}\n`);
   }
-  const took = await converge(host, vpc, record, vpc.guests.map((g) => g.name));
+  const took = await converge(
+    host,
+    vpc,
+    record,
+    vpc.guests.map((g) => g.name),
+  );
   if (took === undefined) {
     io.err(`eip-agent: the daemons are not in sync after ${CONVERGE_MS / 1000} s: see the logs in ${record.vpc.dir}\n`);
     return 2;
   }
-  io.out(`In sync after ${(took / 1000).toFixed(1)} s. Change the metadata with eip-agent sandbox change --name ${name} ...; the daemons follow.\n`);
+  io.out(
+    `In sync after ${(took / 1000).toFixed(1)} s. Change the metadata with eip-agent sandbox change --name ${name} ...; the daemons follow.\n`,
+  );
   return 0;
 }
 
 /** `sandbox change`: the cloud's side of one operation, then the daemons converging (or one apply where none runs). */
-export async function sandboxChange(host: Host, io: { out(t: string): void; err(t: string): void }, name: string, change: SandboxChange, json: boolean): Promise<number> {
+export async function sandboxChange(
+  host: Host,
+  io: { out(t: string): void; err(t: string): void },
+  name: string,
+  change: SandboxChange,
+  json: boolean,
+): Promise<number> {
   await checkSandboxHost(host);
   const record = load(name);
   const vpc = Vpc.open(host, record.vpc);
@@ -323,24 +445,32 @@ export async function sandboxChange(host: Host, io: { out(t: string): void; err(
   for (const { guest, tree } of result.trees) {
     const { attached, detached } = await vpc.updateGuest(guest, tree, { links: true });
     save(record);
-    for (const nic of attached) io.err(`eip-agent: the cloud attached ${nic.mac} to guest ${guest}: it appears as ${nic.guestIf}\n`);
-    for (const nic of detached) io.err(`eip-agent: the cloud detached ${nic.mac} (${nic.guestIf}) from guest ${guest}\n`);
+    for (const nic of attached)
+      io.err(`eip-agent: the cloud attached ${nic.mac} to guest ${guest}: it appears as ${nic.guestIf}\n`);
+    for (const nic of detached)
+      io.err(`eip-agent: the cloud detached ${nic.mac} (${nic.guestIf}) from guest ${guest}\n`);
   }
   io.err(`eip-agent: sandbox ${name}: ${result.description}\n`);
   const guests = [...new Set(result.trees.map((t) => t.guest))];
   const withDaemon = guests.filter((g) => running(record, g) !== undefined);
   if (withDaemon.length > 0 && (change.op === 'bind-eip' || change.op === 'unbind-eip')) {
-    io.err(`eip-agent: a daemon's poll reads the listings; a change inside an address (an EIP, its mode) reaches it at its next full read, within ${FULL_READ_MS / 1000} s\n`);
+    io.err(
+      `eip-agent: a daemon's poll reads the listings; a change inside an address (an EIP, its mode) reaches it at its next full read, within ${FULL_READ_MS / 1000} s\n`,
+    );
   }
   for (const guest of guests.filter((g) => !withDaemon.includes(g))) {
     const applied = await agent(vpc, record, guest, ['apply']);
-    io.err(`eip-agent: no daemon runs in guest ${guest} (eip-agent sandbox run starts one): ran apply once, exit ${applied.exitCode}\n`);
+    io.err(
+      `eip-agent: no daemon runs in guest ${guest} (eip-agent sandbox run starts one): ran apply once, exit ${applied.exitCode}\n`,
+    );
     if (applied.exitCode !== 0) io.err(applied.stdout + applied.stderr);
   }
   if (withDaemon.length > 0) {
     const took = await converge(host, vpc, record, withDaemon);
     if (took === undefined) {
-      io.err(`eip-agent: the daemon of guest ${withDaemon.join(' and ')} is not in sync after ${CONVERGE_MS / 1000} s: see ${record.vpc.dir}/daemon-*.log\n`);
+      io.err(
+        `eip-agent: the daemon of guest ${withDaemon.join(' and ')} is not in sync after ${CONVERGE_MS / 1000} s: see ${record.vpc.dir}/daemon-*.log\n`,
+      );
       return 2;
     }
     io.err(`eip-agent: the daemon of guest ${withDaemon.join(' and ')} converged in ${(took / 1000).toFixed(1)} s\n`);
@@ -351,17 +481,29 @@ export async function sandboxChange(host: Host, io: { out(t: string): void; err(
 }
 
 /** `sandbox status`: the sandbox's guests and daemons, every EIP pinged, every guest verified. */
-export async function sandboxStatus(host: Host, io: { out(t: string): void; err(t: string): void }, name: string, json: boolean): Promise<number> {
+export async function sandboxStatus(
+  host: Host,
+  io: { out(t: string): void; err(t: string): void },
+  name: string,
+  json: boolean,
+): Promise<number> {
   await checkSandboxHost(host);
   const record = load(name);
   const vpc = Vpc.open(host, record.vpc);
   const missing = vpc.namespaces().filter((ns) => !listNamespaces().includes(ns));
-  if (missing.length > 0) throw new HostError(`sandbox ${name} is broken, ${missing.join(', ')} is gone: eip-agent sandbox down --name ${name}, then up again`);
+  if (missing.length > 0)
+    throw new HostError(
+      `sandbox ${name} is broken, ${missing.join(', ')} is gone: eip-agent sandbox down --name ${name}, then up again`,
+    );
   if (!json) {
-    io.out(`Sandbox ${name}: target ${record.target}, namespaces ${vpc.namespaces().join(', ')}, files in ${record.vpc.dir}\n`);
+    io.out(
+      `Sandbox ${name}: target ${record.target}, namespaces ${vpc.namespaces().join(', ')}, files in ${record.vpc.dir}\n`,
+    );
     for (const guest of vpc.guests) {
       const pid = running(record, guest.name);
-      io.out(`Guest ${guest.name}: ${guest.nics.map((n) => `${n.guestIf} ${n.mac} ${n.primaryIp}`).join(', ')}; daemon ${pid === undefined ? 'not running' : `running (pid ${pid})`}\n`);
+      io.out(
+        `Guest ${guest.name}: ${guest.nics.map((n) => `${n.guestIf} ${n.mac} ${n.primaryIp}`).join(', ')}; daemon ${pid === undefined ? 'not running' : `running (pid ${pid})`}\n`,
+      );
     }
   }
   const result = await report(vpc, record);
@@ -370,7 +512,11 @@ export async function sandboxStatus(host: Host, io: { out(t: string): void; err(
 }
 
 /** `sandbox down`: kills every process in the sandbox's namespaces, deletes them and its directory. */
-export async function sandboxDown(host: Host, io: { out(t: string): void; err(t: string): void }, name: string): Promise<number> {
+export async function sandboxDown(
+  host: Host,
+  io: { out(t: string): void; err(t: string): void },
+  name: string,
+): Promise<number> {
   await checkSandboxHost(host);
   const id = sandboxId(name);
   const namespaces = listNamespaces().filter((ns) => ns.startsWith(`${id}-`));

@@ -150,7 +150,12 @@ function readEnis(tree: MetaTree): EniView[] {
       });
     }
     const primaryIp = leaf(eniDir, 'primary-local-ipv4');
-    enis.push({ listedMac, mac: listedMac.toLowerCase(), primaryIp: isIpv4(primaryIp) ? primaryIp : addresses[0]?.ip, addresses });
+    enis.push({
+      listedMac,
+      mac: listedMac.toLowerCase(),
+      primaryIp: isIpv4(primaryIp) ? primaryIp : addresses[0]?.ip,
+      addresses,
+    });
   }
   const primaryMac = leaf(tree, 'mac')?.toLowerCase();
   const first = enis.findIndex((eni) => eni.mac === primaryMac);
@@ -168,7 +173,14 @@ interface PlanIndex {
  * One NIC's link: strict where the link needs it (a MAC used nowhere else, the primary IP with a gateway and a
  * contiguous mask); `fail` throws an Error naming the guest and the metadata path otherwise.
  */
-function planNic(index: PlanIndex, guest: string, eni: EniView, guestIf: string, port: string, fail: (what: string) => never): NicPlan {
+function planNic(
+  index: PlanIndex,
+  guest: string,
+  eni: EniView,
+  guestIf: string,
+  port: string,
+  fail: (what: string) => never,
+): NicPlan {
   const path = `network/interfaces/macs/${eni.listedMac}/`;
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(eni.mac)) fail(`${path}: not a MAC address`);
   const owner = index.macOwners.get(eni.mac);
@@ -177,11 +189,13 @@ function planNic(index: PlanIndex, guest: string, eni: EniView, guestIf: string,
   if (primary === undefined) return fail(`${path}local-ipv4s/: no primary address`);
   const at = `${path}local-ipv4s/${primary.ip}/`;
   const prefix = primary.mask === undefined ? undefined : maskToPrefix(primary.mask);
-  if (prefix === undefined || prefix > 30) return fail(`${at}subnet-mask: ${String(primary.mask)} is not a usable netmask`);
+  if (prefix === undefined || prefix > 30)
+    return fail(`${at}subnet-mask: ${String(primary.mask)} is not a usable netmask`);
   const gateway = primary.gateway;
   if (!isIpv4(gateway)) return fail(`${at}gateway: ${String(gateway)} is not an IPv4 address`);
   const network = networkOf(ipv4ToInt(primary.ip) as number, prefix);
-  if (networkOf(ipv4ToInt(gateway) as number, prefix) !== network) fail(`${at}gateway: ${gateway} is outside the subnet`);
+  if (networkOf(ipv4ToInt(gateway) as number, prefix) !== network)
+    fail(`${at}gateway: ${gateway} is outside the subnet`);
   const cidr = `${intToIpv4(network)}/${prefix}`;
   let subnet = index.subnets.get(cidr);
   if (subnet === undefined) {
@@ -189,8 +203,12 @@ function planNic(index: PlanIndex, guest: string, eni: EniView, guestIf: string,
     for (const other of index.subnets.values()) {
       // Overlapping bridges would give the router two connected routes for one address: a broken VPC, not a test.
       const shorter = Math.min(subnet.prefix, other.prefix);
-      const [a, b] = [subnet, other].map((s) => ipv4ToInt(s.cidr.split('/')[0] as string) as number) as [number, number];
-      if (networkOf(a, shorter) === networkOf(b, shorter)) fail(`${at}subnet-mask: ${cidr} overlaps ${other.cidr} of another NIC`);
+      const [a, b] = [subnet, other].map((s) => ipv4ToInt(s.cidr.split('/')[0] as string) as number) as [
+        number,
+        number,
+      ];
+      if (networkOf(a, shorter) === networkOf(b, shorter))
+        fail(`${at}subnet-mask: ${cidr} overlaps ${other.cidr} of another NIC`);
     }
     index.subnets.set(cidr, subnet);
   } else if (subnet.gateway !== gateway) {
@@ -222,7 +240,8 @@ export function planTopology(guests: readonly LabGuestSpec[]): TopologyPlan {
     names.add(guest.name);
     const enis = readEnis(guest.tree);
     const primaryMac = leaf(guest.tree, 'mac')?.toLowerCase();
-    if (enis[0] === undefined || enis[0].mac !== primaryMac) fail('top-level mac is not one of network/interfaces/macs/');
+    if (enis[0] === undefined || enis[0].mac !== primaryMac)
+      fail('top-level mac is not one of network/interfaces/macs/');
     const nics = enis.map((eni, n) => planNic(index, guest.name, eni, `eth${n}`, `${guest.name}${n}`, fail));
     return { name: guest.name, metadataPort: FIRST_METADATA_PORT + i, nics };
   });
@@ -323,7 +342,17 @@ export interface PublicAddress {
 export function publicAddresses(guest: GuestPlan, tree: MetaTree): PublicAddress[] {
   return readEnis(tree).flatMap((eni) =>
     eni.addresses.flatMap((a) =>
-      a.publicIp === undefined ? [] : [{ publicIp: a.publicIp, privateIp: a.ip, guestIf: guest.nics.find((n) => n.mac === eni.mac)?.guestIf, mac: eni.mac, direct: a.direct }],
+      a.publicIp === undefined
+        ? []
+        : [
+            {
+              publicIp: a.publicIp,
+              privateIp: a.ip,
+              guestIf: guest.nics.find((n) => n.mac === eni.mac)?.guestIf,
+              mac: eni.mac,
+              direct: a.direct,
+            },
+          ],
     ),
   );
 }

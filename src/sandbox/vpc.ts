@@ -61,7 +61,10 @@ const NO_IPV6 = { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.
 export class Vpc {
   private readonly emulators = new Map<string, ChildProcess>();
 
-  private constructor(private readonly host: Host, readonly record: VpcRecord) {}
+  private constructor(
+    private readonly host: Host,
+    readonly record: VpcRecord,
+  ) {}
 
   /** Takes over a VPC built earlier, maybe by another process, from its record. */
   static open(host: Host, record: VpcRecord): Vpc {
@@ -72,10 +75,21 @@ export class Vpc {
    * Builds the VPC for the guests (names: 1-8 lower-case letters) in `dir` (created if missing); throws an Error
    * naming the guest and metadata path when a tree cannot be built, leaving nothing behind.
    */
-  static async create(host: Host, options: { id: string; dir: string; guests: readonly LabGuestSpec[]; agent: string[] }): Promise<Vpc> {
+  static async create(
+    host: Host,
+    options: { id: string; dir: string; guests: readonly LabGuestSpec[]; agent: string[] },
+  ): Promise<Vpc> {
     const plan = planTopology(options.guests);
     const trees = Object.fromEntries(options.guests.map((g) => [g.name, structuredClone(g.tree)]));
-    const vpc = new Vpc(host, { id: options.id, dir: options.dir, plan, trees, directRoutes: [], extra: [], agent: options.agent });
+    const vpc = new Vpc(host, {
+      id: options.id,
+      dir: options.dir,
+      plan,
+      trees,
+      directRoutes: [],
+      extra: [],
+      agent: options.agent,
+    });
     try {
       await vpc.build();
     } catch (error) {
@@ -160,22 +174,37 @@ export class Vpc {
    * With `links`, an ENI the new tree lists and the guest lacks is attached (a new ethN, down and bare, as a VM
    * sees a hot-plugged NIC) and one it no longer lists is detached; without, the links stay as they are.
    */
-  async updateGuest(name: string, tree: MetaTree, options: { links?: boolean } = {}): Promise<{ attached: NicPlan[]; detached: NicPlan[] }> {
+  async updateGuest(
+    name: string,
+    tree: MetaTree,
+    options: { links?: boolean } = {},
+  ): Promise<{ attached: NicPlan[]; detached: NicPlan[] }> {
     const guest = this.guest(name);
     const attached: NicPlan[] = [];
     const detached: NicPlan[] = [];
     if (options.links === true) {
       const listed = new Set(Object.keys(macsOf(tree)).map((mac) => mac.toLowerCase()));
-      for (const nic of [...guest.nics]) if (!listed.has(nic.mac)) detached.push(detachNic(this.record.plan, name, nic.mac));
-      for (const mac of listed) if (!guest.nics.some((n) => n.mac === mac)) attached.push(attachNic(this.record.plan, name, tree, mac));
+      for (const nic of [...guest.nics])
+        if (!listed.has(nic.mac)) detached.push(detachNic(this.record.plan, name, nic.mac));
+      for (const mac of listed)
+        if (!guest.nics.some((n) => n.mac === mac)) attached.push(attachNic(this.record.plan, name, tree, mac));
     }
     // Detached first, so the guest loses the ENI's addresses before anyone else may use them.
-    await this.ipBatch(this.routerNs, detached.map((nic) => `link del ${nic.port}`));
+    await this.ipBatch(
+      this.routerNs,
+      detached.map((nic) => `link del ${nic.port}`),
+    );
     await controlEmulator(this.metadataControlSocket(name), 'PUT', '/tree', tree);
     this.record.trees[name] = structuredClone(tree);
     await this.buildBridges();
-    await this.ipBatch(this.routerNs, attached.flatMap((nic) => this.portLines(guest, nic)));
-    await this.ipBatch(this.guestNs(name), attached.map((nic) => `link set ${nic.guestIf} address ${nic.mac}`));
+    await this.ipBatch(
+      this.routerNs,
+      attached.flatMap((nic) => this.portLines(guest, nic)),
+    );
+    await this.ipBatch(
+      this.guestNs(name),
+      attached.map((nic) => `link set ${nic.guestIf} address ${nic.mac}`),
+    );
     await this.applyPolicy();
     return { attached, detached };
   }
@@ -189,11 +218,17 @@ export class Vpc {
   private async build(): Promise<void> {
     mkdirSync(this.record.dir, { recursive: true, mode: 0o700 });
     const longest = join(this.record.dir, `${'x'.repeat(8)}.sock`);
-    if (longest.length > MAX_SOCKET_PATH) throw new Error(`vpc: directory ${this.record.dir} is too long for unix sockets; set TMPDIR shorter`);
+    if (longest.length > MAX_SOCKET_PATH)
+      throw new Error(`vpc: directory ${this.record.dir} is too long for unix sockets; set TMPDIR shorter`);
     await this.createNamespaces();
     await this.buildRouter();
     await Promise.all(this.guests.map((guest) => this.buildGuest(guest)));
-    await this.ipBatch(this.internetNs, ['link set lo up', `address add ${INTERNET_IP}/${WAN_PREFIX} dev eth0`, 'link set eth0 up', `route add default via ${ROUTER_WAN_IP}`]);
+    await this.ipBatch(this.internetNs, [
+      'link set lo up',
+      `address add ${INTERNET_IP}/${WAN_PREFIX} dev eth0`,
+      'link set eth0 up',
+      `route add default via ${ROUTER_WAN_IP}`,
+    ]);
     await this.applyPolicy();
     await Promise.all(this.guests.map((guest) => this.startEmulator(guest)));
   }
@@ -225,7 +260,8 @@ export class Vpc {
   }
 
   private async createNamespaces(): Promise<void> {
-    for (const ns of [this.routerNs, this.internetNs, ...this.guests.map((g) => this.guestNs(g.name))]) await this.must(['ip', 'netns', 'add', ns]);
+    for (const ns of [this.routerNs, this.internetNs, ...this.guests.map((g) => this.guestNs(g.name))])
+      await this.must(['ip', 'netns', 'add', ns]);
     await this.sysctls(this.routerNs, {
       ...NO_IPV6,
       'net.ipv4.ip_forward': '1',
@@ -252,7 +288,9 @@ export class Vpc {
 
   /** The subnets' bridges the router lacks (all of them at the start; a new subnet's when an ENI is attached). */
   private async buildBridges(): Promise<void> {
-    const links = JSON.parse((await this.must(['ip', '-n', this.routerNs, '-j', 'link'])).stdout) as { ifname: string }[];
+    const links = JSON.parse((await this.must(['ip', '-n', this.routerNs, '-j', 'link'])).stdout) as {
+      ifname: string;
+    }[];
     const have = new Set(links.map((l) => l.ifname));
     const lines: string[] = [];
     for (const [index, subnet] of this.record.plan.subnets.entries()) {
@@ -261,19 +299,31 @@ export class Vpc {
       // router end has a lower MAC changes the gateway's MAC, and detaching it black-holes the subnet until the
       // guests' neighbour entries age out (30-40 s).
       const mac = `02:ee:00:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 0xff).toString(16).padStart(2, '0')}`;
-      lines.push(`link add ${subnet.bridge} address ${mac} type bridge`, `address add ${subnet.gateway}/${subnet.prefix} dev ${subnet.bridge}`, `link set ${subnet.bridge} up`);
+      lines.push(
+        `link add ${subnet.bridge} address ${mac} type bridge`,
+        `address add ${subnet.gateway}/${subnet.prefix} dev ${subnet.bridge}`,
+        `link set ${subnet.bridge} up`,
+      );
     }
     await this.ipBatch(this.routerNs, lines);
   }
 
   private portLines(guest: GuestPlan, nic: NicPlan): string[] {
-    return [`link add ${nic.port} type veth peer name ${nic.guestIf} netns ${this.guestNs(guest.name)}`, `link set ${nic.port} master ${nic.subnet.bridge}`, `link set ${nic.port} up`];
+    return [
+      `link add ${nic.port} type veth peer name ${nic.guestIf} netns ${this.guestNs(guest.name)}`,
+      `link set ${nic.port} master ${nic.subnet.bridge}`,
+      `link set ${nic.port} up`,
+    ];
   }
 
   private async buildRouter(): Promise<void> {
     await this.ipBatch(this.routerNs, ['link set lo up', `address add ${METADATA_IP}/32 dev lo`]);
     await this.buildBridges();
-    const lines = [`link add ${WAN_IF} type veth peer name eth0 netns ${this.internetNs}`, `address add ${ROUTER_WAN_IP}/${WAN_PREFIX} dev ${WAN_IF}`, `link set ${WAN_IF} up`];
+    const lines = [
+      `link add ${WAN_IF} type veth peer name eth0 netns ${this.internetNs}`,
+      `address add ${ROUTER_WAN_IP}/${WAN_PREFIX} dev ${WAN_IF}`,
+      `link set ${WAN_IF} up`,
+    ];
     for (const guest of this.guests) for (const nic of guest.nics) lines.push(...this.portLines(guest, nic));
     await this.ipBatch(this.routerNs, lines);
   }
@@ -285,7 +335,11 @@ export class Vpc {
     const lines = ['link set lo up', ...guest.nics.map((nic) => `link set ${nic.guestIf} address ${nic.mac}`)];
     const eth0 = guest.nics[0];
     if (eth0 !== undefined) {
-      lines.push(`address add ${eth0.primaryIp}/${eth0.subnet.prefix} dev ${eth0.guestIf}`, `link set ${eth0.guestIf} up`, `route add default via ${eth0.subnet.gateway} dev ${eth0.guestIf}`);
+      lines.push(
+        `address add ${eth0.primaryIp}/${eth0.subnet.prefix} dev ${eth0.guestIf}`,
+        `link set ${eth0.guestIf} up`,
+        `route add default via ${eth0.subnet.gateway} dev ${eth0.guestIf}`,
+      );
     }
     await this.ipBatch(this.guestNs(guest.name), lines);
   }
@@ -309,7 +363,16 @@ export class Vpc {
     const log = join(this.record.dir, `${guest.name}-metadata.log`);
     writeFileSync(fixture, JSON.stringify(this.record.trees[guest.name]));
     const argv = ['netns', 'exec', this.routerNs, ...this.record.agent, 'metadata', 'serve'];
-    argv.push('--fixture', fixture, '--host', METADATA_IP, '--port', String(guest.metadataPort), '--control-socket', socket);
+    argv.push(
+      '--fixture',
+      fixture,
+      '--host',
+      METADATA_IP,
+      '--port',
+      String(guest.metadataPort),
+      '--control-socket',
+      socket,
+    );
     const fd = openSync(log, 'a');
     const child = spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
@@ -321,13 +384,18 @@ export class Vpc {
     const deadline = Date.now() + EMULATOR_READY_MS;
     for (;;) {
       if (failed !== undefined || child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`vpc: metadata emulator of guest ${guest.name} exited before it answered: ${failed?.message ?? output()}`);
+        throw new Error(
+          `vpc: metadata emulator of guest ${guest.name} exited before it answered: ${failed?.message ?? output()}`,
+        );
       }
       try {
         await controlEmulator(socket, 'GET', '/stats');
         return;
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`vpc: metadata emulator of guest ${guest.name} not ready after ${EMULATOR_READY_MS} ms: ${String(error)}\n${output()}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `vpc: metadata emulator of guest ${guest.name} not ready after ${EMULATOR_READY_MS} ms: ${String(error)}\n${output()}`,
+          );
       }
       await delay(50);
     }
@@ -357,5 +425,6 @@ export function destroyVpc(id: string, dir: string): void {
   }
   rmSync(dir, { recursive: true, force: true });
   const left = ours();
-  if (left.length > 0) throw new AggregateError(errors, `vpc ${id}: namespaces left after teardown: ${left.join(', ')}`);
+  if (left.length > 0)
+    throw new AggregateError(errors, `vpc ${id}: namespaces left after teardown: ${left.join(', ')}`);
 }

@@ -58,5 +58,9 @@ export interface Target {
    * Targets whose live state others may change under the agent (Linux): calls onDrift soon after a change that may
    * concern the plan's desired state. `update` follows a newer plan.
    */
-  watch?(host: Host, plan: Plan, onDrift: (what: string) => void): { update(plan: Plan): void; stop(): void; readonly exited: Promise<void> };
+  watch?(
+    host: Host,
+    plan: Plan,
+    onDrift: (what: string) => void,
+  ): { update(plan: Plan): void; stop(): void; readonly exited: Promise<void> };
 }

@@ -55,11 +55,16 @@ function guest(state: KernelState = freshKernel(), privileged = true, unwritable
     ...base,
     async writeAtomic(path, content, mode) {
       writes.push(path);
-      if (path === unwritable) throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' });
+      if (path === unwritable)
+        throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES' });
       await base.writeAtomic(path, content, mode);
     },
   };
-  return { kernel, writes, host: createTestHost({ fs, run: kernel.run, isPrivileged: () => privileged, now: () => NOW }) };
+  return {
+    kernel,
+    writes,
+    host: createTestHost({ fs, run: kernel.run, isPrivileged: () => privileged, now: () => NOW }),
+  };
 }
 
 function batches(kernel: FakeKernel): string[] {
@@ -115,7 +120,12 @@ describe('applyAndVerify on a fresh guest', () => {
       'nft list table inet eip-agent',
     ]);
     expect(kernel.callsOf('nft', '-f', '-').map((c) => c.input)).toEqual([marksScript(MANUAL_MARKS)]);
-    expect(kernel.commandLines().filter((l) => l.startsWith('ping ')).sort()).toEqual([
+    expect(
+      kernel
+        .commandLines()
+        .filter((l) => l.startsWith('ping '))
+        .sort(),
+    ).toEqual([
       'ping -n -q -c 1 -W 1 -I 10.0.0.2 10.0.0.1',
       'ping -n -q -c 1 -W 1 -I 10.0.0.3 10.0.0.1',
       'ping -n -q -c 1 -W 1 -I 10.0.0.7 10.0.0.1',
@@ -155,7 +165,15 @@ describe('applyAndVerify on a fresh guest', () => {
     const { kernel, host } = guest();
     await applyAndVerify(host, OPTIONS);
     const eth1 = kernel.state.links.find((l) => l.ifname === 'eth1');
-    expect(eth1).toEqual({ ifname: 'eth1', mac: MAC1, up: true, addresses: [{ ip: '10.0.0.7', prefixLength: 24 }, { ip: '10.0.0.8', prefixLength: 24 }] });
+    expect(eth1).toEqual({
+      ifname: 'eth1',
+      mac: MAC1,
+      up: true,
+      addresses: [
+        { ip: '10.0.0.7', prefixLength: 24 },
+        { ip: '10.0.0.8', prefixLength: 24 },
+      ],
+    });
     expect(kernel.state.rules.filter((r) => r.priority === 30001)).toEqual([
       { priority: 30001, from: '10.0.0.7/32', table: '10001' },
       { priority: 30001, from: '10.0.0.8/32', table: '10001' },
@@ -221,7 +239,9 @@ describe('applyAndVerify on a fresh guest', () => {
     const { host } = guest();
     const { report } = await verifyOnly(host, OPTIONS);
     expect(report.ok).toBe(false);
-    expect(report.checks.filter((c) => !c.ok && c.kind !== 'ping').map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual([
+    expect(
+      report.checks.filter((c) => !c.ok && c.kind !== 'ping').map((c) => `${c.kind} ${c.subject}: ${c.detail}`),
+    ).toEqual([
       `file ${ETH0}: differs from what the metadata asks for`,
       `file ${SCRIPTS}/ifcfg-eth1: missing`,
       `file ${SCRIPTS}/route-eth1: missing`,
@@ -256,8 +276,10 @@ function sysctlAfter(): Record<string, string> {
 }
 
 /** The one `sysctl -w` of the first apply, and the one that undoes it. */
-const SYSCTLS_SET = 'net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2 net.ipv4.conf.eth0.promote_secondaries=1 net.ipv4.conf.eth1.promote_secondaries=1';
-const SYSCTLS_UNDO = 'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1 net.ipv4.conf.eth0.promote_secondaries=0 net.ipv4.conf.eth1.promote_secondaries=0';
+const SYSCTLS_SET =
+  'net.ipv4.conf.default.rp_filter=2 net.ipv4.conf.eth1.rp_filter=2 net.ipv4.conf.eth0.promote_secondaries=1 net.ipv4.conf.eth1.promote_secondaries=1';
+const SYSCTLS_UNDO =
+  'net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth1.rp_filter=1 net.ipv4.conf.eth0.promote_secondaries=0 net.ipv4.conf.eth1.promote_secondaries=0';
 
 describe('applyAndVerify when something fails', () => {
   it.each([1, 2, 5, 6, 8])('undoes lines 1..N-1 and every file when batch line %i fails', async (n) => {
@@ -267,26 +289,37 @@ describe('applyAndVerify when something fails', () => {
     const before = files();
     const state = structuredClone(kernel.state);
 
-    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new ApplyError(`\`ip ${failing}\` failed: Error: injected failure.; runtime changes undone`));
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
+      new ApplyError(`\`ip ${failing}\` failed: Error: injected failure.; runtime changes undone`),
+    );
 
     const undo = kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input);
     expect(undo).toEqual(n === 1 ? [] : [undoScript(n - 1)]);
     expect(batches(kernel)).toEqual([`${FRESH_BATCH.join('\n')}\n`]);
     // Undoing address additions sets promote_secondaries for the time of the deletions, then puts it back.
-    const guard = ['net.ipv4.conf.eth1.promote_secondaries=1 net.ipv4.conf.eth0.promote_secondaries=1', 'net.ipv4.conf.eth1.promote_secondaries=0 net.ipv4.conf.eth0.promote_secondaries=0'];
+    const guard = [
+      'net.ipv4.conf.eth1.promote_secondaries=1 net.ipv4.conf.eth0.promote_secondaries=1',
+      'net.ipv4.conf.eth1.promote_secondaries=0 net.ipv4.conf.eth0.promote_secondaries=0',
+    ];
     expect(sysctlWrites(kernel)).toEqual(n > 3 ? guard : []);
     expect(kernel.state).toEqual(state);
     expect(files()).toEqual(before);
   });
 
-  it('reports the apply\'s own error when putting the state directory back fails too (a read-only StateDirectory)', async () => {
+  it("reports the apply's own error when putting the state directory back fails too (a read-only StateDirectory)", async () => {
     const { kernel, host } = guest();
     kernel.failLines.add(FRESH_BATCH[2] ?? '');
     const rofs = {
       ...host,
-      fs: { ...host.fs, removeEmptyDir: async (path: string) => Promise.reject(Object.assign(new Error(`EROFS: read-only file system, rmdir '${path}'`), { code: 'EROFS' })) },
+      fs: {
+        ...host.fs,
+        removeEmptyDir: async (path: string) =>
+          Promise.reject(Object.assign(new Error(`EROFS: read-only file system, rmdir '${path}'`), { code: 'EROFS' })),
+      },
     };
-    await expect(applyAndVerify(rofs, OPTIONS)).rejects.toThrow(new ApplyError(`\`ip ${FRESH_BATCH[2]}\` failed: Error: injected failure.; runtime changes undone`));
+    await expect(applyAndVerify(rofs, OPTIONS)).rejects.toThrow(
+      new ApplyError(`\`ip ${FRESH_BATCH[2]}\` failed: Error: injected failure.; runtime changes undone`),
+    );
   });
 
   it('undoes the batch and every file when sysctl -w fails', async () => {
@@ -295,7 +328,9 @@ describe('applyAndVerify when something fails', () => {
     const before = files();
     const state = structuredClone(kernel.state);
 
-    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(new ApplyError('sysctl failed (exit 255): sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"'));
+    await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
+      new ApplyError('sysctl failed (exit 255): sysctl: permission denied on key "net.ipv4.conf.eth1.rp_filter"'),
+    );
     expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([undoScript(FRESH_UNDO.length)]);
     expect(kernel.state).toEqual(state);
     expect(files()).toEqual(before);
@@ -313,7 +348,8 @@ describe('applyAndVerify when something fails', () => {
     expect(result.report?.ok).toBe(false);
     expect(result.report?.checks.filter((c) => !c.ok).map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual(
       ['10.0.0.2 (eth0)', '10.0.0.3 (eth0)', '10.0.0.7 (eth1)', '10.0.0.8 (eth1)'].map(
-        (from) => `ping 10.0.0.1 from ${from}: no reply after 3 attempts: 1 packets transmitted, 0 received, 100% packet loss, time 0ms`,
+        (from) =>
+          `ping 10.0.0.1 from ${from}: no reply after 3 attempts: 1 packets transmitted, 0 received, 100% packet loss, time 0ms`,
       ),
     );
     expect(sysctlWrites(kernel)).toEqual([SYSCTLS_SET, SYSCTLS_UNDO]);
@@ -342,9 +378,14 @@ describe('applyAndVerify when something fails', () => {
     const result = await applyAndVerify(host, OPTIONS);
 
     expect(result.rolledBack).toBe(false);
-    expect(result.unverified?.map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual(['script verification: could not run: host: `ping` was not found on PATH: install iputils-ping']);
+    expect(result.unverified?.map((c) => `${c.kind} ${c.subject}: ${c.detail}`)).toEqual([
+      'script verification: could not run: host: `ping` was not found on PATH: install iputils-ping',
+    ]);
     expect(kernel.callsOf('ip', '-force', '-batch', '-')).toEqual([]);
-    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
+    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual([
+      '10.0.0.7',
+      '10.0.0.8',
+    ]);
     const { state } = splitState();
     expect(state!.owned).toEqual(manualOwned());
     expect(state!.failedModelHash).toBeUndefined();
@@ -355,29 +396,59 @@ describe('applyAndVerify when something fails', () => {
     const { kernel, host } = guest();
     const asked: string[] = [];
     const slept: number[] = [];
-    const offline = { ...host, httpGet: async (url: string) => { asked.push(url); throw new Error('connect ECONNREFUSED 169.254.0.23:80'); }, sleep: async (ms: number) => void slept.push(ms) };
+    const offline = {
+      ...host,
+      httpGet: async (url: string) => {
+        asked.push(url);
+        throw new Error('connect ECONNREFUSED 169.254.0.23:80');
+      },
+      sleep: async (ms: number) => void slept.push(ms),
+    };
 
     const { model } = await makePlan(host, OPTIONS);
     const { metadataFile: _file, ...overHttp } = OPTIONS;
-    const result = await applyModel(offline, { ...overHttp, metadataUrl: 'http://169.254.0.23/latest/meta-data/', metadataRetries: 3 }, model);
+    const result = await applyModel(
+      offline,
+      { ...overHttp, metadataUrl: 'http://169.254.0.23/latest/meta-data/', metadataRetries: 3 },
+      model,
+    );
 
     expect(result.rolledBack).toBe(false);
     expect(asked).toEqual(Array(4).fill('http://169.254.0.23/latest/meta-data/mac'));
     expect(slept).toEqual([100, 200, 400]);
     expect(result.unverified).toEqual([
-      { kind: 'metadata', subject: 'http://169.254.0.23/latest/meta-data/mac', ok: false, unknown: true, detail: 'could not be checked: no answer after 4 tries (connect ECONNREFUSED 169.254.0.23:80)' },
+      {
+        kind: 'metadata',
+        subject: 'http://169.254.0.23/latest/meta-data/mac',
+        ok: false,
+        unknown: true,
+        detail: 'could not be checked: no answer after 4 tries (connect ECONNREFUSED 169.254.0.23:80)',
+      },
     ]);
-    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
+    expect(kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual([
+      '10.0.0.7',
+      '10.0.0.8',
+    ]);
   });
 
   it('puts every file back and changes no runtime state when a file cannot be written', async () => {
     const { kernel, host, writes } = guest(freshKernel(), true, `${SCRIPTS}/rule-eth1`);
     const before = files();
     await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
-      new ApplyError(`writing ${SCRIPTS}/rule-eth1 failed: EACCES: permission denied, open '${SCRIPTS}/rule-eth1'; files left as they were`),
+      new ApplyError(
+        `writing ${SCRIPTS}/rule-eth1 failed: EACCES: permission denied, open '${SCRIPTS}/rule-eth1'; files left as they were`,
+      ),
     );
     // The provisional state file is removed again with everything else.
-    expect(writes).toEqual([STATE_PATH, `${ETH0}.bak`, ETH0, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, ETH0]);
+    expect(writes).toEqual([
+      STATE_PATH,
+      `${ETH0}.bak`,
+      ETH0,
+      `${SCRIPTS}/ifcfg-eth1`,
+      `${SCRIPTS}/route-eth1`,
+      `${SCRIPTS}/rule-eth1`,
+      ETH0,
+    ]);
     expect(files()).toEqual(before);
     expect(kernel.commandLines()).toEqual(['ip -j -d -batch -', 'nft list table inet eip-agent']);
   });
@@ -418,7 +489,9 @@ describe('applyAndVerify when something fails', () => {
     const { kernel, host, writes } = guest(freshKernel(), false);
     const before = files();
     await expect(applyAndVerify(host, OPTIONS)).rejects.toThrow(
-      new HostError('changing addresses, rules and sysctls needs root (CAP_NET_ADMIN): run as root, or use --no-runtime to write files only'),
+      new HostError(
+        'changing addresses, rules and sysctls needs root (CAP_NET_ADMIN): run as root, or use --no-runtime to write files only',
+      ),
     );
     expect(writes).toEqual([]);
     expect(files()).toEqual(before);
@@ -458,7 +531,10 @@ describe('applyAndVerify with --no-runtime', () => {
     const state = structuredClone(kernel.state);
     const result = await applyAndVerify(host, { ...OPTIONS, runtime: false });
 
-    expect(result).toMatchObject({ rolledBack: false, outcome: { filesWritten: [`${ETH0}.bak`, ...WRITTEN], runtimeApplied: [] } });
+    expect(result).toMatchObject({
+      rolledBack: false,
+      outcome: { filesWritten: [`${ETH0}.bak`, ...WRITTEN], runtimeApplied: [] },
+    });
     expect(result.report).toBeUndefined();
     expect(result.plan.runtimePlanned).toBe(false);
     expect(kernel.commandLines()).toEqual(['ip -j -d -batch -']);
@@ -472,7 +548,14 @@ describe('applyAndVerify with --no-runtime', () => {
       owned: { ...emptyState().owned, files: [...WRITTEN].sort() },
       originalFiles: freshOriginals(),
       originalMeta: { [ETH0]: ETH0_META },
-      lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [], sysctls: {}, meta: { [ETH0]: ETH0_META }, ownedBefore: emptyState().owned },
+      lastSnapshot: {
+        at: NOW_ISO,
+        files: freshOriginals(),
+        runtimeUndo: [],
+        sysctls: {},
+        meta: { [ETH0]: ETH0_META },
+        ownedBefore: emptyState().owned,
+      },
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
       lastSuccessAt: NOW_ISO,
       counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
@@ -494,7 +577,7 @@ describe('applyAndVerify with --no-runtime', () => {
 
 describe('makePlan', () => {
   // A VLAN carries its parent's MAC; the ENI is the link that is not a VLAN (`ip -d` linkinfo) on top of it.
-  it('names interfaces after the system link with the NIC\'s MAC, not after a VLAN on top of it', async () => {
+  it("names interfaces after the system link with the NIC's MAC, not after a VLAN on top of it", async () => {
     const state = freshKernel();
     state.links.push({ ifname: 'eth1.100', mac: MAC1, up: true, addresses: [], parent: 'eth1' });
     const { host } = guest(state);
@@ -506,7 +589,9 @@ describe('makePlan', () => {
     const state = freshKernel();
     state.links.push({ ifname: 'eth9', mac: MAC1, up: true, addresses: [] });
     const { host } = guest(state);
-    await expect(makePlan(host, OPTIONS)).rejects.toThrow('several interfaces carry the MAC 20:90:6F:F7:93:2E of one NIC (eth1, eth9): cannot tell which one is the ENI');
+    await expect(makePlan(host, OPTIONS)).rejects.toThrow(
+      'several interfaces carry the MAC 20:90:6F:F7:93:2E of one NIC (eth1, eth9): cannot tell which one is the ENI',
+    );
   });
 
   it('picks another routing table when 10001 is in use by someone else', async () => {
@@ -541,7 +626,10 @@ describe('applyUnlessFailed (the Windows task, `apply --skip-failed`)', () => {
   ])('%s', async (_name, extra, skipped) => {
     const { kernel, host } = guest();
     vol.mkdirSync('/var/lib/eip-agent', { recursive: true });
-    vol.writeFileSync(STATE_PATH, JSON.stringify({ ...emptyState(), failedModelHash: MANUAL_HASH, failedAttempts: 1, ...extra }));
+    vol.writeFileSync(
+      STATE_PATH,
+      JSON.stringify({ ...emptyState(), failedModelHash: MANUAL_HASH, failedAttempts: 1, ...extra }),
+    );
     const result = await applyUnlessFailed(host, OPTIONS);
     expect('skipped' in result).toBe(skipped);
     expect(kernel.callsOf('ip', '-batch', '-').length > 0).toBe(!skipped);
@@ -550,7 +638,15 @@ describe('applyUnlessFailed (the Windows task, `apply --skip-failed`)', () => {
   it('a changed model is applied at once, whatever the retry time of the failed one', async () => {
     const { host } = guest();
     vol.mkdirSync('/var/lib/eip-agent', { recursive: true });
-    vol.writeFileSync(STATE_PATH, JSON.stringify({ ...emptyState(), failedModelHash: 'f'.repeat(64), failedAttempts: 4, retryAfter: new Date(NOW + 600_000).toISOString() }));
+    vol.writeFileSync(
+      STATE_PATH,
+      JSON.stringify({
+        ...emptyState(),
+        failedModelHash: 'f'.repeat(64),
+        failedAttempts: 4,
+        retryAfter: new Date(NOW + 600_000).toISOString(),
+      }),
+    );
     expect('skipped' in (await applyUnlessFailed(host, OPTIONS))).toBe(false);
   });
 });

@@ -6,7 +6,7 @@ import { manualDesired } from '../helpers/manual-guest.js';
 const FILTER = driftFilterOf(manualDesired('policy').runtime);
 
 describe('concernsDrift', () => {
-  it('follows the managed interfaces and the agent\'s tables', () => {
+  it("follows the managed interfaces and the agent's tables", () => {
     // 254: main, for the rule that lets main's own routes win (`lookup main` in rule events).
     expect(FILTER).toEqual({ ifnames: ['eth0', 'eth1'], tables: [10001, 254] });
   });

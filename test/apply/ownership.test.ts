@@ -49,8 +49,14 @@ const RULE1 = `${SCRIPTS}/rule-eth1`;
 const A8 = `address 10.0.0.8/24 ${MAC1}`;
 const R8 = 'rule 10.0.0.8 10001';
 const R8_SUBNET = 'rule 10.0.0.8 10001 to 10.0.0.0/24';
-const DEL_8 = 'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 table 10001 priority 30001\naddress del 10.0.0.8/24 dev eth1\n';
-const PENDING_8 = ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001', 'stop marking connections to 10.0.0.8'];
+const DEL_8 =
+  'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 10.0.0.8/32 table 10001 priority 30001\naddress del 10.0.0.8/24 dev eth1\n';
+const PENDING_8 = [
+  'remove 10.0.0.8/24 from eth1',
+  'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+  'remove rule from 10.0.0.8/32 table 10001 priority 30001',
+  'stop marking connections to 10.0.0.8',
+];
 const M8 = 'mark 10.0.0.8 0x1000000';
 
 interface Guest {
@@ -91,7 +97,10 @@ function link(kernel: FakeKernel, name: string): KernelState['links'][number] {
 
 /** The manual tree with one more address on eth1. */
 function treeWith9(): MetaTree {
-  return editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.9`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' });
+  return editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.9`, {
+    gateway: '10.0.0.1',
+    'subnet-mask': '255.255.255.0',
+  });
 }
 
 /** The manual tree in which eth0's only address is 10.0.0.3 (10.0.0.2 absent). */
@@ -141,43 +150,53 @@ describe('an address the metadata no longer lists', () => {
       manualTree,
       '203.0.113.13',
       'rule del from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001\nrule del from 203.0.113.13/32 table 10001 priority 30001\naddress del 203.0.113.13/32 dev eth1\n',
-      ['remove 203.0.113.13/32 from eth1', 'remove rule from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 203.0.113.13/32 table 10001 priority 30001', 'stop marking connections to 203.0.113.13'],
+      [
+        'remove 203.0.113.13/32 from eth1',
+        'remove rule from 203.0.113.13/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'remove rule from 203.0.113.13/32 table 10001 priority 30001',
+        'stop marking connections to 203.0.113.13',
+      ],
     ],
-  ])('%s: pending after the first read, removed with its rule after the second, everything else kept', async (_name, before, after, ip, removal, pending) => {
-    const { kernel, host } = guest();
-    await applyTree(host, before());
-    const converged = structuredClone(kernel.state);
-    kernel.calls.length = 0;
+  ])(
+    '%s: pending after the first read, removed with its rule after the second, everything else kept',
+    async (_name, before, after, ip, removal, pending) => {
+      const { kernel, host } = guest();
+      await applyTree(host, before());
+      const converged = structuredClone(kernel.state);
+      kernel.calls.length = 0;
 
-    const first = await applyTree(host, after());
-    expect(first.rolledBack).toBe(false);
-    expect(first.plan.ownership.pending).toEqual(pending);
-    expect(first.pendingRemovals).toBe(4);
-    expect(first.plan.runtime).toEqual([]);
-    expect(batches(kernel)).toEqual([]);
-    expect(kernel.state).toEqual(converged);
+      const first = await applyTree(host, after());
+      expect(first.rolledBack).toBe(false);
+      expect(first.plan.ownership.pending).toEqual(pending);
+      expect(first.pendingRemovals).toBe(4);
+      expect(first.plan.runtime).toEqual([]);
+      expect(batches(kernel)).toEqual([]);
+      expect(kernel.state).toEqual(converged);
 
-    const second = await applyTree(host, after());
-    expect(second.rolledBack).toBe(false);
-    expect(second.report?.ok).toBe(true);
-    expect(second.plan.ownership.pending).toEqual([]);
-    expect(second.pendingRemovals).toBe(0);
-    expect(batches(kernel)).toEqual([removal]);
-    expect(kernel.callsOf('ip', '-force')).toEqual([]);
-    expect(readState().absentOnce).toEqual([]);
-    // The connection mark of the address goes with it; the other addresses keep theirs.
-    expect(liveComments(kernel.nftTable ?? '').filter((c) => c.includes(ip))).toEqual([]);
-    expect(liveComments(kernel.nftTable ?? '')).toContain('eip-agent new 10.0.0.7 0x01000000');
+      const second = await applyTree(host, after());
+      expect(second.rolledBack).toBe(false);
+      expect(second.report?.ok).toBe(true);
+      expect(second.plan.ownership.pending).toEqual([]);
+      expect(second.pendingRemovals).toBe(0);
+      expect(batches(kernel)).toEqual([removal]);
+      expect(kernel.callsOf('ip', '-force')).toEqual([]);
+      expect(readState().absentOnce).toEqual([]);
+      // The connection mark of the address goes with it; the other addresses keep theirs.
+      expect(liveComments(kernel.nftTable ?? '').filter((c) => c.includes(ip))).toEqual([]);
+      expect(liveComments(kernel.nftTable ?? '')).toContain('eip-agent new 10.0.0.7 0x01000000');
 
-    // Exactly the address and its rule are gone.
-    const expected = structuredClone(converged);
-    expected.rules = expected.rules.filter((r) => r.from !== `${ip}/32`);
-    expected.links = expected.links.map((l) => (l.ifname === 'eth1' ? { ...l, addresses: l.addresses.filter((a) => a.ip !== ip) } : l));
-    expect(kernel.state).toEqual(expected);
+      // Exactly the address and its rule are gone.
+      const expected = structuredClone(converged);
+      expected.rules = expected.rules.filter((r) => r.from !== `${ip}/32`);
+      expected.links = expected.links.map((l) =>
+        l.ifname === 'eth1' ? { ...l, addresses: l.addresses.filter((a) => a.ip !== ip) } : l,
+      );
+      expect(kernel.state).toEqual(expected);
 
-    kernel.calls.length = 0;
-    expect(planChanges((await makePlan(host, OPTIONS)).plan)).toBe(false);
-  });
+      kernel.calls.length = 0;
+      expect(planChanges((await makePlan(host, OPTIONS)).plan)).toBe(false);
+    },
+  );
 
   it('records the pending removal, then the release, in the state file', async () => {
     const { host } = guest();
@@ -189,9 +208,18 @@ describe('an address the metadata no longer lists', () => {
 
     await applyTree(host, treeWithout8());
     const removed = readState();
-    expect(removed.owned).toEqual({ ...manualOwned(), addresses: manualOwned().addresses.slice(0, 2), rules: manualOwned().rules.filter((r) => r.from !== '10.0.0.8'), marks: MANUAL_MARKS.slice(0, 1) });
+    expect(removed.owned).toEqual({
+      ...manualOwned(),
+      addresses: manualOwned().addresses.slice(0, 2),
+      rules: manualOwned().rules.filter((r) => r.from !== '10.0.0.8'),
+      marks: MANUAL_MARKS.slice(0, 1),
+    });
     expect(removed.absentOnce).toEqual([]);
-    expect(removed.lastSnapshot?.runtimeUndo).toEqual(['address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001']);
+    expect(removed.lastSnapshot?.runtimeUndo).toEqual([
+      'address add 10.0.0.8/24 dev eth1',
+      'rule add from 10.0.0.8/32 table 10001 priority 30001',
+      'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+    ]);
     expect(removed.lastSnapshot?.ownedBefore).toEqual(manualOwned());
     expect(removed.counters.applies).toBe(3);
   });
@@ -201,8 +229,14 @@ describe('an address the metadata no longer lists', () => {
     await applyTree(host, manualTree());
     const first = await applyTree(host, treeWithout8());
     expect(first.outcome.filesWritten).toEqual([ETH1, RULE1]);
-    expect(vol.readFileSync(ETH1, 'utf8')).toBe(String(POLICY_FILES[ETH1]).replace('IPADDR1=10.0.0.8\nNETMASK1=255.255.255.0\n', ''));
-    expect(vol.readFileSync(RULE1, 'utf8')).toBe(String(POLICY_FILES[RULE1]).replace('from 10.0.0.8/32 table 10001 priority 30001\n', '').replace('from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\n', ''));
+    expect(vol.readFileSync(ETH1, 'utf8')).toBe(
+      String(POLICY_FILES[ETH1]).replace('IPADDR1=10.0.0.8\nNETMASK1=255.255.255.0\n', ''),
+    );
+    expect(vol.readFileSync(RULE1, 'utf8')).toBe(
+      String(POLICY_FILES[RULE1])
+        .replace('from 10.0.0.8/32 table 10001 priority 30001\n', '')
+        .replace('from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001\n', ''),
+    );
     const second = await applyTree(host, treeWithout8());
     expect(second.outcome.filesWritten).toEqual([]);
   });
@@ -225,7 +259,10 @@ describe('an address the metadata no longer lists', () => {
   it('adds an address moved to another NIC at once, and removes it from the old NIC after the second read', async () => {
     const { kernel, host } = guest();
     await applyTree(host, manualTree());
-    const moved = editTree(treeWithout8(), `${NIC0_PATH}/local-ipv4s/10.0.0.8`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' });
+    const moved = editTree(treeWithout8(), `${NIC0_PATH}/local-ipv4s/10.0.0.8`, {
+      gateway: '10.0.0.1',
+      'subnet-mask': '255.255.255.0',
+    });
     kernel.calls.length = 0;
 
     const first = await applyTree(host, moved);
@@ -233,12 +270,18 @@ describe('an address the metadata no longer lists', () => {
     expect(first.plan.ownership.pending).toEqual(PENDING_8);
     const second = await applyTree(host, moved);
     expect(second.plan.warnings).toEqual([]);
-    expect(await applyTree(host, moved)).toMatchObject({ rolledBack: false, outcome: { filesWritten: [], runtimeApplied: [] } });
+    expect(await applyTree(host, moved)).toMatchObject({
+      rolledBack: false,
+      outcome: { filesWritten: [], runtimeApplied: [] },
+    });
 
     expect(batches(kernel)).toEqual(['address add 10.0.0.8/24 dev eth0\n', DEL_8]);
     expect(link(kernel, 'eth0').addresses.map((a) => a.ip)).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.8']);
     expect(link(kernel, 'eth1').addresses.map((a) => a.ip)).toEqual(['10.0.0.7']);
-    expect(readState().owned.addresses).toEqual([...manualOwned().addresses.slice(0, 2), { ifname: 'eth0', mac: MAC0, cidr: '10.0.0.8/24' }]);
+    expect(readState().owned.addresses).toEqual([
+      ...manualOwned().addresses.slice(0, 2),
+      { ifname: 'eth0', mac: MAC0, cidr: '10.0.0.8/24' },
+    ]);
   });
 
   it('never removes addresses the user added by hand, before or after the agent, nor one the agent found in place', async () => {
@@ -265,7 +308,7 @@ describe('an address the metadata no longer lists', () => {
     ]);
   });
 
-  it('never removes eth0\'s primary address, even when the state claims it and the metadata omits it', async () => {
+  it("never removes eth0's primary address, even when the state claims it and the metadata omits it", async () => {
     const { kernel, host } = guest();
     await applyTree(host, manualTree());
     const claimed = readState();
@@ -289,7 +332,10 @@ describe('an address the metadata no longer lists', () => {
 });
 
 describe('an ENI that is detached', () => {
-  const DROPIN_WITHOUT_ETH1 = ['rp_filter = 2', 'promote_secondaries = 1', 'arp_ignore = 1', 'arp_announce = 1'].reduce((text, setting) => text.replace(`net.ipv4.conf.eth1.${setting}\n`, ''), String(POLICY_FILES[SYSCTL_DROPIN]));
+  const DROPIN_WITHOUT_ETH1 = ['rp_filter = 2', 'promote_secondaries = 1', 'arp_ignore = 1', 'arp_announce = 1'].reduce(
+    (text, setting) => text.replace(`net.ipv4.conf.eth1.${setting}\n`, ''),
+    String(POLICY_FILES[SYSCTL_DROPIN]),
+  );
 
   it('forgets what went with the interface, removes its rules and files after two reads, re-renders the sysctl drop-in', async () => {
     const { kernel, host } = guest();
@@ -323,15 +369,25 @@ describe('an ENI that is detached', () => {
     const second = await applyTree(host, treeWithoutEth1());
     expect(second.rolledBack).toBe(false);
     expect(second.outcome.filesWritten).toEqual([ETH1, ROUTE1, RULE1]);
-    expect(batches(kernel)).toEqual([
-      [...RULE_UNDO, ''].join('\n'),
-    ]);
+    expect(batches(kernel)).toEqual([[...RULE_UNDO, ''].join('\n')]);
     expect(kernel.state).toEqual({ ...detached, rules: freshKernel().rules });
     expect(kernel.nftTable).toBeNull();
 
-    const { [ETH1]: _e, [ROUTE1]: _r, [RULE1]: _u, [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s, [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p, ...kept } = convergedDisk();
+    const {
+      [ETH1]: _e,
+      [ROUTE1]: _r,
+      [RULE1]: _u,
+      [procSysPath('net.ipv4.conf.eth1.rp_filter')]: _s,
+      [procSysPath('net.ipv4.conf.eth1.promote_secondaries')]: _p,
+      ...kept
+    } = convergedDisk();
     expect(guestDisk()).toEqual({ ...kept, [SYSCTL_DROPIN]: DROPIN_WITHOUT_ETH1 });
-    expect(readState().owned).toEqual({ addresses: manualOwned().addresses.slice(0, 1), rules: [], routes: [], files: [ETH0, SYSCTL_DROPIN] });
+    expect(readState().owned).toEqual({
+      addresses: manualOwned().addresses.slice(0, 1),
+      rules: [],
+      routes: [],
+      files: [ETH0, SYSCTL_DROPIN],
+    });
     expect(readState().absentOnce).toEqual([]);
   });
 });
@@ -400,15 +456,25 @@ describe('rollbackLast', () => {
 
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['nftables table inet eip-agent put back', 'rule del from 10.0.0.9/32 table 10001 priority 30001', 'rule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001', 'address del 10.0.0.9/24 dev eth1'],
+      runtime: [
+        'nftables table inet eip-agent put back',
+        'rule del from 10.0.0.9/32 table 10001 priority 30001',
+        'rule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'address del 10.0.0.9/24 dev eth1',
+      ],
       warnings: [],
       complete: true,
     });
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual(['rule del from 10.0.0.9/32 table 10001 priority 30001\nrule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\naddress del 10.0.0.9/24 dev eth1\n']);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([
+      'rule del from 10.0.0.9/32 table 10001 priority 30001\nrule del from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\naddress del 10.0.0.9/24 dev eth1\n',
+    ]);
     expect(kernel.callsOf('sysctl')).toEqual([]);
     expect(kernel.state).toEqual(runtime);
     expect(guestDisk()).toEqual(disk);
-    const state: AgentState = { ...manualState(), counters: { applies: 2, verifyFailures: 0, rollbacks: 1, metadataErrors: 0 } };
+    const state: AgentState = {
+      ...manualState(),
+      counters: { applies: 2, verifyFailures: 0, rollbacks: 1, metadataErrors: 0 },
+    };
     delete state.lastSnapshot;
     delete state.lastApply;
     expect(readState()).toEqual(state);
@@ -428,12 +494,20 @@ describe('rollbackLast', () => {
     // One record: the files and the live state come back together, so a reboot brings back what rollback reported.
     expect(result).toEqual({
       files: [`restored ${ETH1}`, `restored ${RULE1}`],
-      runtime: ['nftables table inet eip-agent put back', 'address add 10.0.0.8/24 dev eth1', 'rule add from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
+      runtime: [
+        'nftables table inet eip-agent put back',
+        'address add 10.0.0.8/24 dev eth1',
+        'rule add from 10.0.0.8/32 table 10001 priority 30001',
+        'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+      ],
       warnings: [],
       complete: true,
     });
     // The same rules, each put back after the others of its priority.
-    const byPriority = (s: KernelState) => ({ ...s, rules: [...s.rules].sort((a, b) => a.priority - b.priority || JSON.stringify(a).localeCompare(JSON.stringify(b))) });
+    const byPriority = (s: KernelState) => ({
+      ...s,
+      rules: [...s.rules].sort((a, b) => a.priority - b.priority || JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    });
     expect(byPriority(kernel.state)).toEqual(byPriority(runtime));
     expect(kernel.nftTable).toBe(MANUAL_NFT_TABLE);
     expect(guestDisk()).toEqual(disk);
@@ -452,17 +526,32 @@ describe('rollbackLast', () => {
     vol.writeFileSync('/meta.json', JSON.stringify(manualTree()));
     await applyAndVerify(host, { ...OPTIONS, runtime: false });
     const result = await rollbackLast(host, '/');
-    expect(result).toEqual({ files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`], runtime: [], warnings: [], complete: true });
+    expect(result).toEqual({
+      files: [
+        `restored ${ETH0}`,
+        `removed ${ETH0}.bak`,
+        `removed ${ETH1}`,
+        `removed ${ROUTE1}`,
+        `removed ${RULE1}`,
+        `removed ${SYSCTL_DROPIN}`,
+      ],
+      runtime: [],
+      warnings: [],
+      complete: true,
+    });
     expect(guestDisk()).toEqual(freshDisk());
     expect(kernel.state).toEqual(freshKernel());
   });
 
   it.each<[string, (host: Host) => Promise<unknown>]>([
     ['a guest the agent never touched', async () => undefined],
-    ['a guest whose last apply was already rolled back', async (host) => {
-      await applyTree(host, manualTree());
-      await rollbackLast(host, '/');
-    }],
+    [
+      'a guest whose last apply was already rolled back',
+      async (host) => {
+        await applyTree(host, manualTree());
+        await rollbackLast(host, '/');
+      },
+    ],
   ])('refuses with a clear message on %s, changing nothing', async (_name, setup) => {
     const { kernel, host } = guest();
     await setup(host);
@@ -470,7 +559,9 @@ describe('rollbackLast', () => {
     const runtime = structuredClone(kernel.state);
     const error = await rollbackLast(host, '/').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AgentError);
-    expect((error as AgentError).userLine).toBe('apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply');
+    expect((error as AgentError).userLine).toBe(
+      'apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply',
+    );
     expect(vol.toJSON()).toEqual(disk);
     expect(kernel.state).toEqual(runtime);
   });
@@ -482,7 +573,9 @@ describe('rollbackLast', () => {
     const disk = vol.toJSON();
     const runtime = structuredClone(kernel.state);
     kernel.calls.length = 0;
-    await expect(rollbackLast(unprivileged, '/')).rejects.toThrow(new HostError('rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)'));
+    await expect(rollbackLast(unprivileged, '/')).rejects.toThrow(
+      new HostError('rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)'),
+    );
     expect(vol.toJSON()).toEqual(disk);
     expect(kernel.state).toEqual(runtime);
     expect(kernel.calls).toEqual([]);
@@ -518,12 +611,21 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     expect(result).toEqual({
-      files: [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${ETH1}`, `removed ${ROUTE1}`, `removed ${RULE1}`, `removed ${SYSCTL_DROPIN}`],
+      files: [
+        `restored ${ETH0}`,
+        `removed ${ETH0}.bak`,
+        `removed ${ETH1}`,
+        `removed ${ROUTE1}`,
+        `removed ${RULE1}`,
+        `removed ${SYSCTL_DROPIN}`,
+      ],
       runtime: [...ORIGINAL_RUNTIME, ...ORIGINAL_SYSCTLS],
       warnings: [],
       complete: true,
     });
-    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([`${ORIGINAL_RUNTIME.slice(1).join('\n')}\n`]);
+    expect(kernel.callsOf('ip', '-force', '-batch', '-').map((c) => c.input)).toEqual([
+      `${ORIGINAL_RUNTIME.slice(1).join('\n')}\n`,
+    ]);
     expect(kernel.nftTable).toBeNull();
     // eth1 stays up: bringing a link up is not something the agent owns.
     const original = freshKernel();
@@ -534,7 +636,10 @@ describe('rollbackOriginal', () => {
     expect(readSysctl('net.ipv4.conf.eth1.rp_filter')).toBe('1');
     const { [`${ETH0}.bak`]: _bak, ...disk } = guestDisk();
     expect(disk).toEqual(freshDisk());
-    expect(readState()).toEqual({ ...emptyState(), counters: { applies: 4, verifyFailures: 0, rollbacks: 1, metadataErrors: 0 } });
+    expect(readState()).toEqual({
+      ...emptyState(),
+      counters: { applies: 4, verifyFailures: 0, rollbacks: 1, metadataErrors: 0 },
+    });
 
     // Owning nothing, a second --original changes nothing at runtime.
     kernel.calls.length = 0;
@@ -550,7 +655,7 @@ describe('rollbackOriginal', () => {
     expect(guestDisk()).toEqual(freshDisk());
   });
 
-  it('keeps eth0\'s primary address even when the state claims it', async () => {
+  it("keeps eth0's primary address even when the state claims it", async () => {
     const { kernel, host } = guest();
     await applyTree(host, manualTree());
     const claimed = readState();
@@ -561,7 +666,11 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     expect(result.warnings).toEqual(['10.0.0.2/24 is the primary address of eth0: kept']);
-    expect(result.runtime.filter((l) => l.startsWith('address'))).toEqual(['address del 10.0.0.3/24 dev eth0', 'address del 10.0.0.8/24 dev eth1', 'address del 10.0.0.7/24 dev eth1']);
+    expect(result.runtime.filter((l) => l.startsWith('address'))).toEqual([
+      'address del 10.0.0.3/24 dev eth0',
+      'address del 10.0.0.8/24 dev eth1',
+      'address del 10.0.0.7/24 dev eth1',
+    ]);
     expect(link(kernel, 'eth0').addresses).toEqual([{ ip: '10.0.0.2', prefixLength: 24 }]);
   });
 
@@ -574,8 +683,13 @@ describe('rollbackOriginal', () => {
     const result = await rollbackOriginal(host, '/');
 
     // Its table routes and its rp_filter went with the interface: nothing to undo there, and nothing to warn about.
-    expect(result.runtime.filter((l) => !l.startsWith('sysctl'))).toEqual(ORIGINAL_RUNTIME.filter((l) => !/dev eth1( |$)/.test(l)));
-    expect(result.runtime.filter((l) => l.startsWith('sysctl'))).toEqual(['sysctl net.ipv4.conf.default.rp_filter=1', 'sysctl net.ipv4.conf.eth0.promote_secondaries=0']);
+    expect(result.runtime.filter((l) => !l.startsWith('sysctl'))).toEqual(
+      ORIGINAL_RUNTIME.filter((l) => !/dev eth1( |$)/.test(l)),
+    );
+    expect(result.runtime.filter((l) => l.startsWith('sysctl'))).toEqual([
+      'sysctl net.ipv4.conf.default.rp_filter=1',
+      'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
+    ]);
     expect(result.warnings).toEqual([]);
     expect(kernel.state.rules).toEqual(freshKernel().rules);
     expect(link(kernel, 'eth0').addresses).toEqual([{ ip: '10.0.0.2', prefixLength: 24 }]);
@@ -593,7 +707,8 @@ describe('an agent killed in the middle of an apply', () => {
       now: () => NOW,
       run: async (argv, options) => {
         // The moment the first change is made is the last moment a kill leaves it unrecorded.
-        if (argv.join(' ') === 'ip -batch -' && seen.state === undefined) seen.state = vol.existsSync(STATE_PATH) ? (vol.readFileSync(STATE_PATH, 'utf8') as string) : null;
+        if (argv.join(' ') === 'ip -batch -' && seen.state === undefined)
+          seen.state = vol.existsSync(STATE_PATH) ? (vol.readFileSync(STATE_PATH, 'utf8') as string) : null;
         return kernel.run(argv, options);
       },
     });
@@ -622,7 +737,8 @@ describe('an agent killed in the middle of an apply', () => {
 
 describe('an address a user added by hand in the same subnet', () => {
   const USER = { ip: '10.0.0.99', prefixLength: 24 };
-  const ips = (kernel: FakeKernel, name: string) => link(kernel, name).addresses.map((a) => `${a.ip}/${a.prefixLength}`);
+  const ips = (kernel: FakeKernel, name: string) =>
+    link(kernel, name).addresses.map((a) => `${a.ip}/${a.prefixLength}`);
 
   /** Applies the manual tree, then adds 10.0.0.99/24 to eth1 as a user would (`ip addr add`). */
   async function converged(): Promise<Guest> {
@@ -636,7 +752,7 @@ describe('an address a user added by hand in the same subnet', () => {
   it.each<[string, (host: Host) => Promise<{ warnings: string[]; complete: boolean }>]>([
     ['rollback', (host) => rollbackLast(host, '/')],
     ['rollback --original', (host) => rollbackOriginal(host, '/')],
-  ])('%s removes 10.0.0.7 (eth1\'s primary) and keeps 10.0.0.99, with no warning', async (_name, rollback) => {
+  ])("%s removes 10.0.0.7 (eth1's primary) and keeps 10.0.0.99, with no warning", async (_name, rollback) => {
     const { kernel, host } = await converged();
     // As on a guest converged by an agent that did not set it yet: the kernel default.
     vol.writeFileSync(procSysPath('net.ipv4.conf.eth1.promote_secondaries'), '0\n');
@@ -654,10 +770,12 @@ describe('an address a user added by hand in the same subnet', () => {
     vol.writeFileSync(procSysPath('net.ipv4.conf.eth1.promote_secondaries'), '0\n');
     const result = await rollbackOriginal(host, '/');
     expect(ips(kernel, 'eth1')).toEqual(['10.0.0.99/24']);
-    expect(result.runtime).toContain('address add 10.0.0.99/24 dev eth1 (removed by the kernel with a deleted address; put back)');
+    expect(result.runtime).toContain(
+      'address add 10.0.0.99/24 dev eth1 (removed by the kernel with a deleted address; put back)',
+    );
   });
 
-  it('the metadata makes 10.0.0.8 eth1\'s primary and drops 10.0.0.7: after two reads 10.0.0.8 and 10.0.0.99 are still there, and verified', async () => {
+  it("the metadata makes 10.0.0.8 eth1's primary and drops 10.0.0.7: after two reads 10.0.0.8 and 10.0.0.99 are still there, and verified", async () => {
     const { kernel, host } = await converged();
     let tree = editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.7`);
     tree = editTree(tree, `${NIC1_PATH}/primary-local-ipv4`, '10.0.0.8');
@@ -671,15 +789,25 @@ describe('an address a user added by hand in the same subnet', () => {
     expect(ips(kernel, 'eth1')).toEqual(['10.0.0.8/24', '10.0.0.99/24']);
   });
 
-  it('the removal order deletes a subnet\'s secondaries before its primary', async () => {
+  it("the removal order deletes a subnet's secondaries before its primary", async () => {
     const { kernel, host } = await converged();
-    const tree = editTree(editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.7`), `${NIC1_PATH}/local-ipv4s/10.0.0.8`);
+    const tree = editTree(
+      editTree(manualTree(), `${NIC1_PATH}/local-ipv4s/10.0.0.7`),
+      `${NIC1_PATH}/local-ipv4s/10.0.0.8`,
+    );
     // eth1 keeps no address of the metadata's: the NIC must still list one, so keep 10.0.0.9.
-    const kept = editTree(editTree(tree, `${NIC1_PATH}/local-ipv4s/10.0.0.9`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }), `${NIC1_PATH}/primary-local-ipv4`, '10.0.0.9');
+    const kept = editTree(
+      editTree(tree, `${NIC1_PATH}/local-ipv4s/10.0.0.9`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' }),
+      `${NIC1_PATH}/primary-local-ipv4`,
+      '10.0.0.9',
+    );
     await applyTree(host, kept);
     kernel.calls.length = 0;
     await applyTree(host, kept);
-    const lines = batches(kernel).join('').split('\n').filter((l) => l.startsWith('address del'));
+    const lines = batches(kernel)
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('address del'));
     expect(lines).toEqual(['address del 10.0.0.8/24 dev eth1', 'address del 10.0.0.7/24 dev eth1']);
     expect(ips(kernel, 'eth1')).toEqual(['10.0.0.99/24', '10.0.0.9/24']);
   });

@@ -51,17 +51,35 @@ const ROUTE_DEFAULT: RouteRef = { kind: 'route', item: { table: 10001, spec: DEF
 
 function delAddress(ref: AddressRef, ifname: string): RuntimeChange {
   const { cidr } = ref.item;
-  return { kind: 'address', summary: `remove ${cidr} from ${ifname} (no longer in the metadata)`, batch: `address del ${cidr} dev ${ifname}`, undo: `address add ${cidr} dev ${ifname}`, releases: ref };
+  return {
+    kind: 'address',
+    summary: `remove ${cidr} from ${ifname} (no longer in the metadata)`,
+    batch: `address del ${cidr} dev ${ifname}`,
+    undo: `address add ${cidr} dev ${ifname}`,
+    releases: ref,
+  };
 }
 
 function delRule(ref: RuleRef): RuntimeChange {
   const spec = `from ${ref.item.from}/32 table ${ref.item.table} priority ${ref.item.priority}`;
-  return { kind: 'rule', summary: `remove rule ${spec} (no longer in the metadata)`, batch: `rule del ${spec}`, undo: `rule add ${spec}`, releases: ref };
+  return {
+    kind: 'rule',
+    summary: `remove rule ${spec} (no longer in the metadata)`,
+    batch: `rule del ${spec}`,
+    undo: `rule add ${spec}`,
+    releases: ref,
+  };
 }
 
 function delRoute(ref: RouteRef): RuntimeChange {
   const { spec } = ref.item;
-  return { kind: 'route', summary: `remove route ${spec} (no longer in the metadata)`, batch: `route del ${spec}`, undo: `route add ${spec} proto 234`, releases: ref };
+  return {
+    kind: 'route',
+    summary: `remove route ${spec} (no longer in the metadata)`,
+    batch: `route del ${spec}`,
+    undo: `route add ${spec} proto 234`,
+    releases: ref,
+  };
 }
 
 /** The converged guest once eth1's ENI is detached: the link, its addresses and its routes are gone; rules stay. */
@@ -113,7 +131,12 @@ function owned(): Owned {
 function plan(c: Case): Expected {
   const state: AgentState = { ...emptyState(), owned: c.owned ?? owned(), absentOnce: c.absentOnce ?? [] };
   const warnings: string[] = [];
-  const result = planRemovals(c.desired, c.live, { state, metadataMacs: new Set(c.macs ?? [MAC0, MAC1]), primaryIfname: 'eth0' }, warnings);
+  const result = planRemovals(
+    c.desired,
+    c.live,
+    { state, metadataMacs: new Set(c.macs ?? [MAC0, MAC1]), primaryIfname: 'eth0' },
+    warnings,
+  );
   return { ...result, warnings };
 }
 
@@ -128,7 +151,12 @@ describe('planRemovals', () => {
       { desired: manualDesired('policy', treeWithout8()), live: convergedLive() },
       {
         changes: [],
-        ownership: { forget: [], forgetFiles: [], absentNow: [A8, R8], pending: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'] },
+        ownership: {
+          forget: [],
+          forgetFiles: [],
+          absentNow: [A8, R8],
+          pending: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'],
+        },
         warnings: [],
       },
     ],
@@ -138,7 +166,7 @@ describe('planRemovals', () => {
       { changes: [delRule(RULE8), delAddress(ADDR8, 'eth1')], ownership: emptyOwnership(), warnings: [] },
     ],
     [
-      '10.0.0.8 gone, second read, its rule there twice (networkd added a copy from the agent\'s drop-in): both copies go',
+      "10.0.0.8 gone, second read, its rule there twice (networkd added a copy from the agent's drop-in): both copies go",
       {
         desired: manualDesired('policy', treeWithout8()),
         live: live((l) => {
@@ -150,7 +178,12 @@ describe('planRemovals', () => {
       {
         changes: [
           delRule(RULE8),
-          { kind: 'rule', summary: 'remove rule from 10.0.0.8/32 table 10001 priority 30001 (a copy added from the agent\'s file)', batch: 'rule del from 10.0.0.8/32 table 10001 priority 30001', undo: 'rule add from 10.0.0.8/32 table 10001 priority 30001' },
+          {
+            kind: 'rule',
+            summary: "remove rule from 10.0.0.8/32 table 10001 priority 30001 (a copy added from the agent's file)",
+            batch: 'rule del from 10.0.0.8/32 table 10001 priority 30001',
+            undo: 'rule add from 10.0.0.8/32 table 10001 priority 30001',
+          },
           delAddress(ADDR8, 'eth1'),
         ],
         ownership: emptyOwnership(),
@@ -160,12 +193,29 @@ describe('planRemovals', () => {
     [
       'only the address confirmed: the address goes, the rule is pending',
       { desired: manualDesired('policy', treeWithout8()), live: convergedLive(), absentOnce: [A8] },
-      { changes: [delAddress(ADDR8, 'eth1')], ownership: { forget: [], forgetFiles: [], absentNow: [R8], pending: ['remove rule from 10.0.0.8/32 table 10001 priority 30001'] }, warnings: [] },
+      {
+        changes: [delAddress(ADDR8, 'eth1')],
+        ownership: {
+          forget: [],
+          forgetFiles: [],
+          absentNow: [R8],
+          pending: ['remove rule from 10.0.0.8/32 table 10001 priority 30001'],
+        },
+        warnings: [],
+      },
     ],
-    ['10.0.0.8 listed again after one absent read', { desired: manualDesired(), live: convergedLive(), absentOnce: [A8, R8] }, NOTHING],
+    [
+      '10.0.0.8 listed again after one absent read',
+      { desired: manualDesired(), live: convergedLive(), absentOnce: [A8, R8] },
+      NOTHING,
+    ],
     [
       '10.0.0.3, a secondary address of the primary NIC, gone and confirmed',
-      { desired: manualDesired('policy', editTree(manualTree(), `${NIC0_PATH}/local-ipv4s/10.0.0.3`)), live: convergedLive(), absentOnce: [A3] },
+      {
+        desired: manualDesired('policy', editTree(manualTree(), `${NIC0_PATH}/local-ipv4s/10.0.0.3`)),
+        live: convergedLive(),
+        absentOnce: [A3],
+      },
       { changes: [delAddress(ADDR3, 'eth0')], ownership: emptyOwnership(), warnings: [] },
     ],
     [
@@ -180,17 +230,36 @@ describe('planRemovals', () => {
     ],
     [
       'an address the user added by hand to eth0',
-      { desired: manualDesired(), live: live((l) => l.links[1]?.addresses.push({ ip: '192.168.7.7', prefixLength: 24 })), absentOnce: ['address 192.168.7.7/24 52:54:00:8a:7a:64'] },
+      {
+        desired: manualDesired(),
+        live: live((l) => l.links[1]?.addresses.push({ ip: '192.168.7.7', prefixLength: 24 })),
+        absentOnce: ['address 192.168.7.7/24 52:54:00:8a:7a:64'],
+      },
       NOTHING,
     ],
     [
-      'eth0\'s primary address recorded as owned and absent from the desired state',
-      { desired: desiredWithoutAddresses('10.0.0.2'), live: convergedLive(), owned: { ...owned(), addresses: [ADDR2.item, ...owned().addresses] }, absentOnce: [A2] },
-      { changes: [], ownership: forgotten(ADDR2), warnings: ['10.0.0.2/24 is the primary address of eth0: never removed'] },
+      "eth0's primary address recorded as owned and absent from the desired state",
+      {
+        desired: desiredWithoutAddresses('10.0.0.2'),
+        live: convergedLive(),
+        owned: { ...owned(), addresses: [ADDR2.item, ...owned().addresses] },
+        absentOnce: [A2],
+      },
+      {
+        changes: [],
+        ownership: forgotten(ADDR2),
+        warnings: ['10.0.0.2/24 is the primary address of eth0: never removed'],
+      },
     ],
     [
       'addresses on a NIC the metadata no longer lists but that is still attached: left in place, disowned only when a second read agrees',
-      { desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), owned: { ...owned(), rules: [], routes: [] }, macs: [MAC0], absentOnce: [A8] },
+      {
+        desired: manualDesired('policy', treeWithoutEth1()),
+        live: convergedLive(),
+        owned: { ...owned(), rules: [], routes: [] },
+        macs: [MAC0],
+        absentOnce: [A8],
+      },
       {
         changes: [],
         ownership: { ...forgotten(ADDR8), absentNow: [A7], pending: [`stop owning ${A7} (left in place)`] },
@@ -209,14 +278,23 @@ describe('planRemovals', () => {
           forget: [ADDR7, ADDR8, ROUTE_SUBNET, ROUTE_DEFAULT],
           forgetFiles: [],
           absentNow: [R7, R8],
-          pending: ['remove rule from 10.0.0.7/32 table 10001 priority 30001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001'],
+          pending: [
+            'remove rule from 10.0.0.7/32 table 10001 priority 30001',
+            'remove rule from 10.0.0.8/32 table 10001 priority 30001',
+          ],
         },
         warnings: [],
       },
     ],
     [
       'a detached ENI, second read: its rules removed',
-      { desired: manualDesired('policy', treeWithoutEth1()), live: detachedLive(), macs: [MAC0], owned: { ...owned(), addresses: owned().addresses.slice(0, 1), routes: [] }, absentOnce: [R7, R8] },
+      {
+        desired: manualDesired('policy', treeWithoutEth1()),
+        live: detachedLive(),
+        macs: [MAC0],
+        owned: { ...owned(), addresses: owned().addresses.slice(0, 1), routes: [] },
+        absentOnce: [R7, R8],
+      },
       { changes: [delRule(RULE7), delRule(RULE8)], ownership: emptyOwnership(), warnings: [] },
     ],
     [
@@ -232,8 +310,22 @@ describe('planRemovals', () => {
     ],
     [
       'routing switched to rp-filter and 10.0.0.8 gone, all confirmed: rules, then routes, then addresses',
-      { desired: manualDesired('rp-filter', treeWithout8()), live: convergedLive(), absentOnce: [A8, R7, R8, RT_SUBNET, RT_DEFAULT] },
-      { changes: [delRule(RULE7), delRule(RULE8), delRoute(ROUTE_SUBNET), delRoute(ROUTE_DEFAULT), delAddress(ADDR8, 'eth1')], ownership: emptyOwnership(), warnings: [] },
+      {
+        desired: manualDesired('rp-filter', treeWithout8()),
+        live: convergedLive(),
+        absentOnce: [A8, R7, R8, RT_SUBNET, RT_DEFAULT],
+      },
+      {
+        changes: [
+          delRule(RULE7),
+          delRule(RULE8),
+          delRoute(ROUTE_SUBNET),
+          delRoute(ROUTE_DEFAULT),
+          delAddress(ADDR8, 'eth1'),
+        ],
+        ownership: emptyOwnership(),
+        warnings: [],
+      },
     ],
     [
       'routing switched to rp-filter, first read',
@@ -256,7 +348,11 @@ describe('planRemovals', () => {
     ],
     [
       'routing switched to rp-filter and the table routes already flushed',
-      { desired: manualDesired('rp-filter'), live: live((l) => (l.routes = l.routes.filter((r) => r.table !== '10001'))), absentOnce: [RT_SUBNET, RT_DEFAULT, R7, R8] },
+      {
+        desired: manualDesired('rp-filter'),
+        live: live((l) => (l.routes = l.routes.filter((r) => r.table !== '10001'))),
+        absentOnce: [RT_SUBNET, RT_DEFAULT, R7, R8],
+      },
       { changes: [delRule(RULE7), delRule(RULE8)], ownership: forgotten(ROUTE_SUBNET, ROUTE_DEFAULT), warnings: [] },
     ],
   ])('%s', (_name, c, expected) => {
@@ -265,22 +361,58 @@ describe('planRemovals', () => {
 
   it('no NIC needs policy routing any more: the main rule and the subnet rules go after two reads like the others', () => {
     const rules = manualOwned().rules;
-    const keys = ['rule all 254 suppress 0', 'rule 10.0.0.7 10001 to 10.0.0.0/24', 'rule 10.0.0.8 10001 to 10.0.0.0/24', 'rule all 10001 to 10.0.0.0/24 fwmark 0x1000000/0xf000000', 'rule all 10001 fwmark 0x1000000/0xf000000'];
-    const first = plan({ desired: manualDesired('rp-filter'), live: convergedLive(), owned: { ...owned(), rules, routes: [] }, absentOnce: [R7, R8] });
+    const keys = [
+      'rule all 254 suppress 0',
+      'rule 10.0.0.7 10001 to 10.0.0.0/24',
+      'rule 10.0.0.8 10001 to 10.0.0.0/24',
+      'rule all 10001 to 10.0.0.0/24 fwmark 0x1000000/0xf000000',
+      'rule all 10001 fwmark 0x1000000/0xf000000',
+    ];
+    const first = plan({
+      desired: manualDesired('rp-filter'),
+      live: convergedLive(),
+      owned: { ...owned(), rules, routes: [] },
+      absentOnce: [R7, R8],
+    });
     expect(first.ownership.absentNow).toEqual(keys);
-    expect(first.changes.map((c) => c.batch)).toEqual(['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule del from 10.0.0.8/32 table 10001 priority 30001']);
-    const second = plan({ desired: manualDesired('rp-filter'), live: convergedLive(), owned: { ...owned(), rules, routes: [] }, absentOnce: [...keys, R7, R8] });
+    expect(first.changes.map((c) => c.batch)).toEqual([
+      'rule del from 10.0.0.7/32 table 10001 priority 30001',
+      'rule del from 10.0.0.8/32 table 10001 priority 30001',
+    ]);
+    const second = plan({
+      desired: manualDesired('rp-filter'),
+      live: convergedLive(),
+      owned: { ...owned(), rules, routes: [] },
+      absentOnce: [...keys, R7, R8],
+    });
     expect(second.changes.map((c) => [c.batch, c.undo])).toEqual([
-      ['rule del from all table 254 suppress_prefixlength 0 priority 30000', 'rule add from all table 254 suppress_prefixlength 0 priority 30000'],
-      ['rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001'],
-      ['rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001'],
-      ['rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001', 'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001'],
+      [
+        'rule del from all table 254 suppress_prefixlength 0 priority 30000',
+        'rule add from all table 254 suppress_prefixlength 0 priority 30000',
+      ],
+      [
+        'rule del from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'rule add from 10.0.0.7/32 to 10.0.0.0/24 table 10001 priority 29001',
+      ],
+      [
+        'rule del from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'rule add from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+      ],
+      [
+        'rule del from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+        'rule add from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001 priority 29001',
+      ],
       ['rule del from 10.0.0.7/32 table 10001 priority 30001', 'rule add from 10.0.0.7/32 table 10001 priority 30001'],
       ['rule del from 10.0.0.8/32 table 10001 priority 30001', 'rule add from 10.0.0.8/32 table 10001 priority 30001'],
-      ['rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001', 'rule add from all fwmark 0x1000000/0xf000000 table 10001 priority 30001'],
+      [
+        'rule del from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+        'rule add from all fwmark 0x1000000/0xf000000 table 10001 priority 30001',
+      ],
     ]);
     // In the files it is the first policy-routed NIC's rule file, which goes the same way.
-    expect(manualDesired('policy').files.find((f) => f.path === RULE1)?.content).toContain('from all table 254 suppress_prefixlength 0 priority 30000\n');
+    expect(manualDesired('policy').files.find((f) => f.path === RULE1)?.content).toContain(
+      'from all table 254 suppress_prefixlength 0 priority 30000\n',
+    );
     expect(manualDesired('rp-filter').files.map((f) => f.path)).not.toContain(RULE1);
   });
 
@@ -289,11 +421,21 @@ describe('planRemovals', () => {
   it('removes no route or rule of a NIC the metadata no longer lists while it is still attached, and disowns them only on the second read', () => {
     const keys = [RT_SUBNET, RT_DEFAULT, R7, R8];
     const first = plan({ desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), macs: [MAC0] });
-    const second = plan({ desired: manualDesired('policy', treeWithoutEth1()), live: convergedLive(), macs: [MAC0], absentOnce: [R7, R8, RT_SUBNET, RT_DEFAULT] });
+    const second = plan({
+      desired: manualDesired('policy', treeWithoutEth1()),
+      live: convergedLive(),
+      macs: [MAC0],
+      absentOnce: [R7, R8, RT_SUBNET, RT_DEFAULT],
+    });
     for (const result of [first, second]) expect(result.changes).toEqual([]);
     expect(first.ownership.forget.filter((r) => r.kind !== 'address')).toEqual([]);
     expect(first.ownership.absentNow.filter((k) => keys.includes(k))).toEqual(keys);
-    expect(second.ownership.forget.filter((r) => r.kind !== 'address')).toEqual([ROUTE_SUBNET, ROUTE_DEFAULT, RULE7, RULE8]);
+    expect(second.ownership.forget.filter((r) => r.kind !== 'address')).toEqual([
+      ROUTE_SUBNET,
+      ROUTE_DEFAULT,
+      RULE7,
+      RULE8,
+    ]);
     expect(second.ownership.absentNow.filter((k) => keys.includes(k))).toEqual([]);
   });
 });
@@ -306,7 +448,14 @@ const HAND_ETH1 = 'DEVICE=eth1\nBOOTPROTO=dhcp\nONBOOT=yes\n';
 describe('planFileRemovals', () => {
   const renderedWithoutEth1 = new Set(manualDesired('policy', treeWithoutEth1()).files.map((f) => f.path));
   const onDisk = (): Map<string, string | null> => new Map(Object.entries(POLICY_FILES));
-  const remove = (path: string): FileChange => ({ path, mode: 0o644, content: '', action: 'remove', previous: POLICY_FILES[path] ?? null, previousOwned: true });
+  const remove = (path: string): FileChange => ({
+    path,
+    mode: 0o644,
+    content: '',
+    action: 'remove',
+    previous: POLICY_FILES[path] ?? null,
+    previousOwned: true,
+  });
 
   const ownedFiles = manualOwned().files;
 
@@ -315,17 +464,28 @@ describe('planFileRemovals', () => {
   });
 
   it.each<[string, Set<string>, Map<string, string | null>, Partial<AgentState>, FileChange[], OwnershipPlan]>([
-    ['every owned file still rendered', new Set(Object.keys(POLICY_FILES)), onDisk(), { absentOnce: [`file ${ETH1}`] }, [], emptyOwnership()],
     [
-      'eth1\'s files no longer rendered, first read: pending',
+      'every owned file still rendered',
+      new Set(Object.keys(POLICY_FILES)),
+      onDisk(),
+      { absentOnce: [`file ${ETH1}`] },
+      [],
+      emptyOwnership(),
+    ],
+    [
+      "eth1's files no longer rendered, first read: pending",
       renderedWithoutEth1,
       onDisk(),
       { originalFiles: freshOriginals() },
       [],
-      { ...emptyOwnership(), absentNow: [`file ${ETH1}`, `file ${ROUTE1}`, `file ${RULE1}`], pending: [`remove ${ETH1}`, `remove ${ROUTE1}`, `remove ${RULE1}`] },
+      {
+        ...emptyOwnership(),
+        absentNow: [`file ${ETH1}`, `file ${ROUTE1}`, `file ${RULE1}`],
+        pending: [`remove ${ETH1}`, `remove ${ROUTE1}`, `remove ${RULE1}`],
+      },
     ],
     [
-      'eth1\'s files no longer rendered, second read: removed (they did not exist before the agent)',
+      "eth1's files no longer rendered, second read: removed (they did not exist before the agent)",
       renderedWithoutEth1,
       onDisk(),
       { originalFiles: freshOriginals(), absentOnce: [`file ${ETH1}`, `file ${ROUTE1}`, `file ${RULE1}`] },
@@ -336,8 +496,22 @@ describe('planFileRemovals', () => {
       'a confirmed file whose original existed: the original is restored',
       renderedWithoutEth1,
       onDisk(),
-      { originalFiles: { ...freshOriginals(), [ETH1]: HAND_ETH1 }, absentOnce: [`file ${ETH1}`, `file ${ROUTE1}`, `file ${RULE1}`] },
-      [{ path: ETH1, mode: 0o644, content: HAND_ETH1, action: 'update', previous: POLICY_FILES[ETH1] ?? null, previousOwned: true }, remove(ROUTE1), remove(RULE1)],
+      {
+        originalFiles: { ...freshOriginals(), [ETH1]: HAND_ETH1 },
+        absentOnce: [`file ${ETH1}`, `file ${ROUTE1}`, `file ${RULE1}`],
+      },
+      [
+        {
+          path: ETH1,
+          mode: 0o644,
+          content: HAND_ETH1,
+          action: 'update',
+          previous: POLICY_FILES[ETH1] ?? null,
+          previousOwned: true,
+        },
+        remove(ROUTE1),
+        remove(RULE1),
+      ],
       emptyOwnership(),
     ],
     [
@@ -346,7 +520,11 @@ describe('planFileRemovals', () => {
       onDisk(),
       { originalFiles: freshOriginals(), absentOnce: [`file ${RULE1}`] },
       [remove(RULE1)],
-      { ...emptyOwnership(), absentNow: [`file ${ETH1}`, `file ${ROUTE1}`], pending: [`remove ${ETH1}`, `remove ${ROUTE1}`] },
+      {
+        ...emptyOwnership(),
+        absentNow: [`file ${ETH1}`, `file ${ROUTE1}`],
+        pending: [`remove ${ETH1}`, `remove ${ROUTE1}`],
+      },
     ],
     [
       'an owned file already gone: nothing to do',

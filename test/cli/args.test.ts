@@ -14,8 +14,18 @@ const PLAN: CommandSpec = {
     'metadata-url': { type: 'string' },
   },
 };
-const RENDER: CommandSpec = { command: 'render', describe: 'write the files', options: { out: { type: 'string', required: true, describe: 'output directory' } } };
-const SERVE: CommandSpec = { command: 'metadata <action>', name: 'metadata serve', describe: 'serve', options: {}, positionals: { action: { choices: ['serve'], describe: 'serve: run it' } } };
+const RENDER: CommandSpec = {
+  command: 'render',
+  describe: 'write the files',
+  options: { out: { type: 'string', required: true, describe: 'output directory' } },
+};
+const SERVE: CommandSpec = {
+  command: 'metadata <action>',
+  name: 'metadata serve',
+  describe: 'serve',
+  options: {},
+  positionals: { action: { choices: ['serve'], describe: 'serve: run it' } },
+};
 const COMMANDS = [PLAN, RENDER, SERVE];
 const PROGRAM = { scriptName: 'eip-agent', usage: 'eip-agent <command> [options]', columns: 80 };
 
@@ -38,7 +48,14 @@ function refusal(...argv: string[]): string {
 describe('parseCommandLine', () => {
   it('fills in defaults and gives camelCase keys', () => {
     expect(parse('plan')).toEqual({ root: '/', runtime: true, json: false });
-    expect(parse('plan', '--metadata-url', 'http://x/', '--routing=rp-filter', '--interval', '2.5', '--json')).toEqual({ root: '/', runtime: true, json: true, metadataUrl: 'http://x/', routing: 'rp-filter', interval: 2.5 });
+    expect(parse('plan', '--metadata-url', 'http://x/', '--routing=rp-filter', '--interval', '2.5', '--json')).toEqual({
+      root: '/',
+      runtime: true,
+      json: true,
+      metadataUrl: 'http://x/',
+      routing: 'rp-filter',
+      interval: 2.5,
+    });
   });
 
   it('negates switches with --no- and takes =true / =false', () => {
@@ -55,7 +72,9 @@ describe('parseCommandLine', () => {
   it('refuses every mistake in one line that names the option and what it expects', () => {
     expect(refusal('plan', '--routing', 'loose')).toBe('--routing "loose": expected one of policy, rp-filter');
     expect(refusal('plan', '--interval', '5s')).toBe('--interval "5s": expected a number');
-    expect(refusal('plan', '--json=yes')).toBe('--json="yes": a switch takes true or false (or give --json / --no-json)');
+    expect(refusal('plan', '--json=yes')).toBe(
+      '--json="yes": a switch takes true or false (or give --json / --no-json)',
+    );
     expect(refusal('plan', '--root')).toBe('--root needs a value (see eip-agent plan --help)');
     expect(refusal('plan', '--root', '--json')).toBe('--root needs a value (see eip-agent plan --help)');
     expect(refusal('plan', '--root', '/a', '--root=/b')).toBe('--root is given twice');
@@ -66,15 +85,27 @@ describe('parseCommandLine', () => {
     expect(refusal('render')).toBe('render needs --out: output directory');
     expect(refusal('metadata')).toBe('metadata needs <action>: serve (see eip-agent metadata --help)');
     expect(refusal('metadata', 'bogus')).toBe('metadata <action> "bogus": expected serve');
-    expect(refusal('metadata', 'serve', 'twice')).toBe('unexpected argument "twice" for metadata serve (see eip-agent metadata --help)');
-    expect(refusal('frobnicate')).toBe('unknown command "frobnicate": name a command (see --help): plan, render, metadata serve');
-    expect(refusal('--json', 'plan')).toBe('unknown option "--json" before the command: name a command (see --help): plan, render, metadata serve');
+    expect(refusal('metadata', 'serve', 'twice')).toBe(
+      'unexpected argument "twice" for metadata serve (see eip-agent metadata --help)',
+    );
+    expect(refusal('frobnicate')).toBe(
+      'unknown command "frobnicate": name a command (see --help): plan, render, metadata serve',
+    );
+    expect(refusal('--json', 'plan')).toBe(
+      'unknown option "--json" before the command: name a command (see --help): plan, render, metadata serve',
+    );
     expect(refusal()).toBe('name a command (see --help): plan, render, metadata serve');
   });
 
   it('answers --help anywhere with the help of the command, or of the program before one', () => {
-    expect(parseCommandLine(['--help'], COMMANDS, PROGRAM)).toMatchObject({ kind: 'help', text: expect.stringContaining('eip-agent metadata <action>  serve') });
-    expect(parseCommandLine(['plan', '--routing', 'loose', '-h'], COMMANDS, PROGRAM)).toEqual({ kind: 'help', text: commandHelp(PLAN, PROGRAM) });
+    expect(parseCommandLine(['--help'], COMMANDS, PROGRAM)).toMatchObject({
+      kind: 'help',
+      text: expect.stringContaining('eip-agent metadata <action>  serve'),
+    });
+    expect(parseCommandLine(['plan', '--routing', 'loose', '-h'], COMMANDS, PROGRAM)).toEqual({
+      kind: 'help',
+      text: commandHelp(PLAN, PROGRAM),
+    });
     expect(parseCommandLine(['render', '--help'], COMMANDS, PROGRAM).kind).toBe('help');
     // After --, --help is an argument like any other.
     expect(refusal('plan', '--', '--help')).toBe('unexpected argument "--help" for plan (see eip-agent plan --help)');

@@ -5,7 +5,18 @@ import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
-import { CLOUD_INIT_ETH0, MANUAL_HASH, NOW, NOW_ISO, POLICY_FILES, RULE_UNDO, SCRIPTS, freshKernel, guestFiles, treeWithout8 } from '../helpers/manual-guest.js';
+import {
+  CLOUD_INIT_ETH0,
+  MANUAL_HASH,
+  NOW,
+  NOW_ISO,
+  POLICY_FILES,
+  RULE_UNDO,
+  SCRIPTS,
+  freshKernel,
+  guestFiles,
+  treeWithout8,
+} from '../helpers/manual-guest.js';
 import { manualTree } from '../lab/fixtures.js';
 
 const META = ['--metadata-file', '/meta.json'];
@@ -19,7 +30,10 @@ interface Run {
 
 /** Runs the CLI against the guest in memfs and the given kernel (none: every process fails to start), as root unless `privileged` is false. */
 async function cli(argv: string[], kernel?: FakeKernel, privileged = true): Promise<Run> {
-  const host: Host = createTestHost({ now: () => NOW, ...(kernel ? { run: kernel.run, isPrivileged: () => privileged } : {}) });
+  const host: Host = createTestHost({
+    now: () => NOW,
+    ...(kernel ? { run: kernel.run, isPrivileged: () => privileged } : {}),
+  });
   let out = '';
   let err = '';
   const code = await main(argv, host, { out: (t) => (out += t), err: (t) => (err += t) });
@@ -124,7 +138,12 @@ describe('plan', () => {
     const kernel = new FakeKernel(freshKernel());
     const pending = await cli(['plan', '--json', ...META], kernel);
     expect(pending.code).toBe(EXIT.pending);
-    const plan = JSON.parse(pending.out) as { inSync: boolean; runtimePlanned: boolean; files: { path: string; action: string; backupPath?: string }[]; runtime: unknown[] };
+    const plan = JSON.parse(pending.out) as {
+      inSync: boolean;
+      runtimePlanned: boolean;
+      files: { path: string; action: string; backupPath?: string }[];
+      runtime: unknown[];
+    };
     expect(plan.inSync).toBe(false);
     expect(plan.runtimePlanned).toBe(true);
     expect(plan.files.map((f) => [f.path, f.action, f.backupPath])).toEqual([
@@ -148,7 +167,9 @@ describe('plan', () => {
     const before = vol.toJSON();
     const run = await cli(['apply', ...META], kernel);
     expect(run.code).toBe(EXIT.notVerified);
-    expect(run.err).toBe('eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n');
+    expect(run.err).toBe(
+      'eip-agent: verify: verification failed after apply; every change of this run was rolled back (see the failed checks above)\n',
+    );
     const { [STATE_PATH]: stateText, ...others } = vol.toJSON();
     expect(others).toEqual(before);
     // Only the state file is new: it owns nothing and remembers when to try this model again.
@@ -160,7 +181,8 @@ describe('plan', () => {
       lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: false },
       lastError: {
         at: NOW_ISO,
-        message: 'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0); ping 10.0.0.1 from 10.0.0.3 (eth0); ping 10.0.0.1 from 10.0.0.7 (eth1); ping 10.0.0.1 from 10.0.0.8 (eth1)); rolled back',
+        message:
+          'verification failed (ping 10.0.0.1 from 10.0.0.2 (eth0); ping 10.0.0.1 from 10.0.0.3 (eth0); ping 10.0.0.1 from 10.0.0.7 (eth1); ping 10.0.0.1 from 10.0.0.8 (eth1)); rolled back',
       },
       counters: { applies: 0, verifyFailures: 1, rollbacks: 1, metadataErrors: 0 },
     });
@@ -192,7 +214,15 @@ describe('plan with pending removals', () => {
       ].join('\n'),
     );
     const json = await cli(['plan', '--json', ...META], kernel);
-    expect(JSON.parse(json.out)).toMatchObject({ runtime: [], pendingRemovals: ['remove 10.0.0.8/24 from eth1', 'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'remove rule from 10.0.0.8/32 table 10001 priority 30001', 'stop marking connections to 10.0.0.8'] });
+    expect(JSON.parse(json.out)).toMatchObject({
+      runtime: [],
+      pendingRemovals: [
+        'remove 10.0.0.8/24 from eth1',
+        'remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+        'remove rule from 10.0.0.8/32 table 10001 priority 30001',
+        'stop marking connections to 10.0.0.8',
+      ],
+    });
   });
 
   it('marks removals with "-" once the second read confirms them', async () => {
@@ -202,7 +232,9 @@ describe('plan with pending removals', () => {
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
     const run = await cli(['plan', ...META], kernel);
     expect(run.code).toBe(EXIT.pending);
-    expect(run.out).toContain('\nRuntime:\n  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001 (no longer in the metadata)\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n  + nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7\n\n');
+    expect(run.out).toContain(
+      '\nRuntime:\n  - remove rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001 (no longer in the metadata)\n  - remove rule from 10.0.0.8/32 table 10001 priority 30001 (no longer in the metadata)\n  - remove 10.0.0.8/24 from eth1 (no longer in the metadata)\n  + nftables table inet eip-agent: mark 0x1000000/0xf000000 on connections to 10.0.0.7\n\n',
+    );
     expect(run.out).not.toContain('Pending removal');
   });
 });
@@ -239,27 +271,42 @@ describe('rollback', () => {
     'sysctl net.ipv4.conf.eth0.promote_secondaries=0',
     'sysctl net.ipv4.conf.eth1.promote_secondaries=0',
   ];
-  const FILES = [`restored ${ETH0}`, `removed ${ETH0}.bak`, `removed ${SCRIPTS}/ifcfg-eth1`, `removed ${SCRIPTS}/route-eth1`, `removed ${SCRIPTS}/rule-eth1`, 'removed /etc/sysctl.d/99-zz-eip-agent.conf'];
+  const FILES = [
+    `restored ${ETH0}`,
+    `removed ${ETH0}.bak`,
+    `removed ${SCRIPTS}/ifcfg-eth1`,
+    `removed ${SCRIPTS}/route-eth1`,
+    `removed ${SCRIPTS}/rule-eth1`,
+    'removed /etc/sysctl.d/99-zz-eip-agent.conf',
+  ];
 
   it.each<[string, string[], string[], string]>([
     ['rollback', [], [...UNDO_LAST, ...SYSCTLS], 'Rolled back the last apply.'],
-    ['rollback --original', ['--original'], [...UNDO_ORIGINAL, ...SYSCTLS], 'Restored the state from before eip-agent first changed this guest.'],
-  ])('%s after the first apply: exit 0, prints every undo, the guest files and kernel as before', async (_name, extra, runtime, verdict) => {
-    const kernel = new FakeKernel(freshKernel());
-    const before = vol.toJSON();
-    expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
+    [
+      'rollback --original',
+      ['--original'],
+      [...UNDO_ORIGINAL, ...SYSCTLS],
+      'Restored the state from before eip-agent first changed this guest.',
+    ],
+  ])(
+    '%s after the first apply: exit 0, prints every undo, the guest files and kernel as before',
+    async (_name, extra, runtime, verdict) => {
+      const kernel = new FakeKernel(freshKernel());
+      const before = vol.toJSON();
+      expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
 
-    const run = await cli(['rollback', ...extra], kernel);
+      const run = await cli(['rollback', ...extra], kernel);
 
-    expect(run).toEqual({ code: EXIT.ok, err: '', out: [...runtime, ...FILES, verdict, ''].join('\n') });
-    // Only the state file remains of the apply: the backup it made is gone with the rest.
-    const { [STATE_PATH]: _state, ...after } = vol.toJSON();
-    expect(after).toEqual(before);
-    const fresh = freshKernel();
-    // `rollback` brings eth1 back down; `--original` only removes what the agent owns.
-    if (extra.length > 0) fresh.links = fresh.links.map((l) => (l.ifname === 'eth1' ? { ...l, up: true } : l));
-    expect(kernel.state).toEqual(fresh);
-  });
+      expect(run).toEqual({ code: EXIT.ok, err: '', out: [...runtime, ...FILES, verdict, ''].join('\n') });
+      // Only the state file remains of the apply: the backup it made is gone with the rest.
+      const { [STATE_PATH]: _state, ...after } = vol.toJSON();
+      expect(after).toEqual(before);
+      const fresh = freshKernel();
+      // `rollback` brings eth1 back down; `--original` only removes what the agent owns.
+      if (extra.length > 0) fresh.links = fresh.links.map((l) => (l.ifname === 'eth1' ? { ...l, up: true } : l));
+      expect(kernel.state).toEqual(fresh);
+    },
+  );
 
   it('prints the result as JSON', async () => {
     const kernel = new FakeKernel(freshKernel());
@@ -295,7 +342,12 @@ describe('rollback', () => {
 
   it.each<[string, string, number, string]>([
     ['a valid config file', '{"routing": "policy", "ignoreNics": []}', EXIT.ok, ''],
-    ['a config file with an unknown key', '{"rooting": "policy"}', EXIT.error, 'eip-agent: config: /etc/eip-agent/custom.json: unknown setting "rooting"'],
+    [
+      'a config file with an unknown key',
+      '{"rooting": "policy"}',
+      EXIT.error,
+      'eip-agent: config: /etc/eip-agent/custom.json: unknown setting "rooting"',
+    ],
   ])('takes --config like every command: %s', async (_name, content, code, err) => {
     const kernel = new FakeKernel(freshKernel());
     expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
@@ -311,10 +363,34 @@ describe('rollback', () => {
   });
 
   it.each<[string, string[], boolean, boolean, string]>([
-    ['without privileges when there is runtime to undo', ['rollback'], true, false, 'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n'],
-    ['--original without privileges', ['rollback', '--original'], true, false, 'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n'],
-    ['with nothing applied', ['rollback'], false, true, 'eip-agent: apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply\n'],
-    ['with a relative --root', ['rollback', '--root', 'srv/guest'], true, true, 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
+    [
+      'without privileges when there is runtime to undo',
+      ['rollback'],
+      true,
+      false,
+      'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n',
+    ],
+    [
+      '--original without privileges',
+      ['rollback', '--original'],
+      true,
+      false,
+      'eip-agent: host: rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)\n',
+    ],
+    [
+      'with nothing applied',
+      ['rollback'],
+      false,
+      true,
+      'eip-agent: apply: nothing to roll back: /var/lib/eip-agent/state.json records no apply\n',
+    ],
+    [
+      'with a relative --root',
+      ['rollback', '--root', 'srv/guest'],
+      true,
+      true,
+      'eip-agent: config: --root "srv/guest" must be an absolute path\n',
+    ],
   ])('fails %s: exit 1, one line, nothing changed', async (_name, argv, applyFirst, privileged, message) => {
     const kernel = new FakeKernel(freshKernel());
     if (applyFirst) expect((await cli(['apply', ...META], kernel)).code).toBe(EXIT.ok);
@@ -337,8 +413,14 @@ describe('render', () => {
     const before = vol.toJSON();
     const run = await cli(['render', ...META, '--out', '/out']);
     expect(run.code).toBe(EXIT.ok);
-    const rendered = Object.fromEntries(Object.entries(POLICY_FILES).map(([path, content]) => [`/out${path}`, content]));
-    expect(run.out).toBe(Object.keys(rendered).map((p) => `${p}\n`).join(''));
+    const rendered = Object.fromEntries(
+      Object.entries(POLICY_FILES).map(([path, content]) => [`/out${path}`, content]),
+    );
+    expect(run.out).toBe(
+      Object.keys(rendered)
+        .map((p) => `${p}\n`)
+        .join(''),
+    );
     expect(vol.toJSON()).toEqual({ ...before, ...rendered });
     expect(run.err).toBe(
       [
@@ -356,7 +438,10 @@ describe('render', () => {
     const run = await cli(['render', ...META, '--out', '/out'], kernel);
     expect(run.code).toBe(EXIT.ok);
     expect(run.err).toBe('');
-    expect(vol.toJSON()).toEqual({ ...before, ...Object.fromEntries(Object.entries(POLICY_FILES).map(([p, c]) => [`/out${p}`, c])) });
+    expect(vol.toJSON()).toEqual({
+      ...before,
+      ...Object.fromEntries(Object.entries(POLICY_FILES).map(([p, c]) => [`/out${p}`, c])),
+    });
     expect(vol.readFileSync(ETH0, 'utf8')).toBe(CLOUD_INIT_ETH0);
     // Reads only: the live state, and (no legacy network service under /out) whether NetworkManager runs, to pick the target.
     expect(kernel.commandLines()).toEqual(['nmcli -t -f RUNNING general', 'ip -j -d -batch -']);
@@ -385,34 +470,81 @@ const FIELDS: [string, string][] = [
 /** Shell payloads, each appended to a valid value. */
 const PAYLOADS = ['$(reboot)', '\nreboot', '`reboot`', '"; reboot; "', "' ; reboot #", '\r\nDEVICE=lo', ' $IFS'];
 
-const INJECTIONS = FIELDS.flatMap(([path, valid]) => PAYLOADS.map((payload): [string, string, string] => [path, JSON.stringify(payload), `${valid}${payload}`]));
+const INJECTIONS = FIELDS.flatMap(([path, valid]) =>
+  PAYLOADS.map((payload): [string, string, string] => [path, JSON.stringify(payload), `${valid}${payload}`]),
+);
 
 describe('bad input', () => {
   const COMMANDS: string[][] = [['plan'], ['apply'], ['verify'], ['render', '--out', '/out']];
   const CASES: [string, string[], (() => void) | undefined][] = [
     ['a missing metadata file', ['--metadata-file', '/missing.json'], undefined],
     ['metadata that is not JSON', META, () => vol.writeFileSync('/meta.json', '{"mac": ')],
-    ['a metadata value with $(reboot)', META, () => seedTree(edit(manualTree(), `${IP8}/gateway`, '10.0.0.1$(reboot)'))],
-    ['a metadata value with a newline', META, () => seedTree(edit(manualTree(), `${NIC0}/subnet-id`, 'subnet-lab0001\nDEVICE=lo'))],
+    [
+      'a metadata value with $(reboot)',
+      META,
+      () => seedTree(edit(manualTree(), `${IP8}/gateway`, '10.0.0.1$(reboot)')),
+    ],
+    [
+      'a metadata value with a newline',
+      META,
+      () => seedTree(edit(manualTree(), `${NIC0}/subnet-id`, 'subnet-lab0001\nDEVICE=lo')),
+    ],
     ['a metadata value with a backtick', META, () => seedTree(edit(manualTree(), 'instance-id', 'ins-`reboot`'))],
     ['a metadata value with quotes', META, () => seedTree(edit(manualTree(), 'placement/region', 'ap"example\'1'))],
-    ['a NIC listed under a MAC with $(reboot)', META, () => seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E$(reboot)'))],
-    ['a NIC listed under a MAC with a newline', META, () => seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E\nDEVICE=lo'))],
-    ['an address listed under a name with a backtick', META, () => seedTree(rename(manualTree(), `${NIC1}/local-ipv4s`, '10.0.0.8', '10.0.0.8`reboot`'))],
+    [
+      'a NIC listed under a MAC with $(reboot)',
+      META,
+      () =>
+        seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E$(reboot)')),
+    ],
+    [
+      'a NIC listed under a MAC with a newline',
+      META,
+      () =>
+        seedTree(rename(manualTree(), 'network/interfaces/macs', '20:90:6F:F7:93:2E', '20:90:6F:F7:93:2E\nDEVICE=lo')),
+    ],
+    [
+      'an address listed under a name with a backtick',
+      META,
+      () => seedTree(rename(manualTree(), `${NIC1}/local-ipv4s`, '10.0.0.8', '10.0.0.8`reboot`')),
+    ],
     ['an unknown --routing', [...META, '--routing', 'loose'], undefined],
     ['an unknown --connection-marks', [...META, '--connection-marks', 'maybe'], undefined],
-    ['an unknown connectionMarks in the config', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "yes"}')],
+    [
+      'an unknown connectionMarks in the config',
+      [...META, '--config', '/cfg.json'],
+      () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "yes"}'),
+    ],
     ['an unknown --target', [...META, '--target', 'freebsd'], undefined],
     ['a relative --root', [...META, '--root', 'srv/guest'], undefined],
-    ['an unknown config key', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}')],
-    ['a config file that is not JSON', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{routing: policy}')],
+    [
+      'an unknown config key',
+      [...META, '--config', '/cfg.json'],
+      () => vol.writeFileSync('/cfg.json', '{"routing": "policy", "colour": "red"}'),
+    ],
+    [
+      'a config file that is not JSON',
+      [...META, '--config', '/cfg.json'],
+      () => vol.writeFileSync('/cfg.json', '{routing: policy}'),
+    ],
     ['a missing config file', [...META, '--config', '/cfg.json'], undefined],
-    ['a config value out of range', [...META, '--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"metadataRetries": 11}')],
+    [
+      'a config value out of range',
+      [...META, '--config', '/cfg.json'],
+      () => vol.writeFileSync('/cfg.json', '{"metadataRetries": 11}'),
+    ],
     ['a non-http metadata URL', ['--metadata-url', 'file:///etc/passwd'], undefined],
     ['a metadata URL with a newline', ['--metadata-url', 'http://169.254.0.23/\nx'], undefined],
     ['an unknown option', [...META, '--dry-run'], undefined],
   ];
-  const TABLE = COMMANDS.flatMap((command) => CASES.map(([name, args, setup]): [string, string, string[], (() => void) | undefined] => [command.join(' '), name, [...command, ...args], setup]));
+  const TABLE = COMMANDS.flatMap((command) =>
+    CASES.map(([name, args, setup]): [string, string, string[], (() => void) | undefined] => [
+      command.join(' '),
+      name,
+      [...command, ...args],
+      setup,
+    ]),
+  );
 
   it.each(TABLE)('%s with %s: exit 1, one line, nothing written', async (_command, _name, argv, setup) => {
     setup?.();
@@ -427,7 +559,11 @@ describe('bad input', () => {
 
   it.each([
     ['--connection-marks off', ['--connection-marks', 'off'], undefined],
-    ['"connectionMarks": "off" in the config', ['--config', '/cfg.json'], () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "off"}')],
+    [
+      '"connectionMarks": "off" in the config',
+      ['--config', '/cfg.json'],
+      () => vol.writeFileSync('/cfg.json', '{"connectionMarks": "off"}'),
+    ],
   ])('apply with %s: no mark rule, no nftables table, verified', async (_name, args, setup) => {
     setup?.();
     const kernel = new FakeKernel(freshKernel());
@@ -451,17 +587,61 @@ describe('bad input', () => {
   });
 
   it.each([
-    ['a missing metadata file', ['plan', '--metadata-file', '/missing.json'], 'eip-agent: metadata: metadata file /missing.json: not found\n'],
-    ['a relative --root', ['plan', ...META, '--root', 'srv/guest'], 'eip-agent: config: --root "srv/guest" must be an absolute path\n'],
-    ['a relative --out', ['render', ...META, '--out', 'out'], 'eip-agent: config: --out "out" must be an absolute path\n'],
-    ['a non-http metadata URL', ['plan', '--metadata-url', 'file:///etc/passwd'], 'eip-agent: config: --metadata-url: "file:///etc/passwd": only http:// is supported (the metadata service is plain HTTP)\n'],
-    ['an unknown --routing', ['plan', ...META, '--routing', 'loose'], 'eip-agent: config: --routing "loose": expected one of policy, rp-filter\n'],
-    ['an unknown option', ['plan', ...META, '--dry-run'], 'eip-agent: config: unknown option --dry-run for plan (see eip-agent plan --help)\n'],
-    ['an unknown command', ['frobnicate'], 'eip-agent: config: unknown command "frobnicate": name a command (see --help): plan, apply, render, verify, rollback, status, run, install, uninstall, metadata serve|dump, sandbox up|run|change|status|down\n'],
-    ['no command', [], 'eip-agent: config: name a command (see --help): plan, apply, render, verify, rollback, status, run, install, uninstall, metadata serve|dump, sandbox up|run|change|status|down\n'],
-    ['render without --out', ['render', ...META], 'eip-agent: config: render needs --out: output directory (absolute)\n'],
-    ['a missing fixture for metadata serve', ['metadata', 'serve', '--fixture', '/nope.json'], 'eip-agent: config: fixture /nope.json not found\n'],
-    ['metadata serve with a fixture that is not an object', ['metadata', 'serve', '--fixture', '/meta.json'], 'eip-agent: config: fixture /meta.json: expected a JSON object\n'],
+    [
+      'a missing metadata file',
+      ['plan', '--metadata-file', '/missing.json'],
+      'eip-agent: metadata: metadata file /missing.json: not found\n',
+    ],
+    [
+      'a relative --root',
+      ['plan', ...META, '--root', 'srv/guest'],
+      'eip-agent: config: --root "srv/guest" must be an absolute path\n',
+    ],
+    [
+      'a relative --out',
+      ['render', ...META, '--out', 'out'],
+      'eip-agent: config: --out "out" must be an absolute path\n',
+    ],
+    [
+      'a non-http metadata URL',
+      ['plan', '--metadata-url', 'file:///etc/passwd'],
+      'eip-agent: config: --metadata-url: "file:///etc/passwd": only http:// is supported (the metadata service is plain HTTP)\n',
+    ],
+    [
+      'an unknown --routing',
+      ['plan', ...META, '--routing', 'loose'],
+      'eip-agent: config: --routing "loose": expected one of policy, rp-filter\n',
+    ],
+    [
+      'an unknown option',
+      ['plan', ...META, '--dry-run'],
+      'eip-agent: config: unknown option --dry-run for plan (see eip-agent plan --help)\n',
+    ],
+    [
+      'an unknown command',
+      ['frobnicate'],
+      'eip-agent: config: unknown command "frobnicate": name a command (see --help): plan, apply, render, verify, rollback, status, run, install, uninstall, metadata serve|dump, sandbox up|run|change|status|down\n',
+    ],
+    [
+      'no command',
+      [],
+      'eip-agent: config: name a command (see --help): plan, apply, render, verify, rollback, status, run, install, uninstall, metadata serve|dump, sandbox up|run|change|status|down\n',
+    ],
+    [
+      'render without --out',
+      ['render', ...META],
+      'eip-agent: config: render needs --out: output directory (absolute)\n',
+    ],
+    [
+      'a missing fixture for metadata serve',
+      ['metadata', 'serve', '--fixture', '/nope.json'],
+      'eip-agent: config: fixture /nope.json not found\n',
+    ],
+    [
+      'metadata serve with a fixture that is not an object',
+      ['metadata', 'serve', '--fixture', '/meta.json'],
+      'eip-agent: config: fixture /meta.json: expected a JSON object\n',
+    ],
   ])('says exactly what is wrong for %s', async (name, argv, message) => {
     if (name.startsWith('metadata serve with')) vol.writeFileSync('/meta.json', '[]');
     const before = vol.toJSON();
@@ -500,7 +680,10 @@ describe('injection end to end', () => {
 describe('options across targets', () => {
   it('refuses --reload with the Windows target, in one line', async () => {
     const run = await cli(['apply', ...META, '--target', 'windows', '--reload', 'network']);
-    expect(run).toMatchObject({ code: EXIT.error, err: 'eip-agent: config: reload network restarts a Linux network service: it does not apply to target windows\n' });
+    expect(run).toMatchObject({
+      code: EXIT.error,
+      err: 'eip-agent: config: reload network restarts a Linux network service: it does not apply to target windows\n',
+    });
   });
 
   it('takes the Windows flavor from the config file', async () => {

@@ -56,9 +56,24 @@ describe('metadata dump', () => {
   });
 
   it.each<[string, () => void, string[], string]>([
-    ['a file that exists', () => vol.writeFileSync('/srv/vm.json', '{}'), ['--out', '/srv/vm.json'], 'eip-agent: config: --out /srv/vm.json exists: refusing to overwrite it; give a new path\n'],
-    ['an endpoint that keeps answering 503', () => emulator.setFaults({ status: { code: 503 } }), ['--out', '/srv/new.json'], ''],
-    ['a serve option', () => undefined, ['--port', '9'], 'eip-agent: config: --port is for metadata serve, not metadata dump\n'],
+    [
+      'a file that exists',
+      () => vol.writeFileSync('/srv/vm.json', '{}'),
+      ['--out', '/srv/vm.json'],
+      'eip-agent: config: --out /srv/vm.json exists: refusing to overwrite it; give a new path\n',
+    ],
+    [
+      'an endpoint that keeps answering 503',
+      () => emulator.setFaults({ status: { code: 503 } }),
+      ['--out', '/srv/new.json'],
+      '',
+    ],
+    [
+      'a serve option',
+      () => undefined,
+      ['--port', '9'],
+      'eip-agent: config: --port is for metadata serve, not metadata dump\n',
+    ],
   ])('refuses %s: one line, exit 1, nothing written', async (_name, setup, extra, message) => {
     vol.mkdirSync('/srv', { recursive: true });
     setup();

@@ -32,13 +32,28 @@ describe('parseConfig: the daemon keys', () => {
     [{ metricsPort: 65536 }, 'metricsPort: 65536 is not an integer from 1 to 65535'],
     [{ ignoreNics: '20:90:6f:f7:93:2e' }, 'ignoreNics: "20:90:6f:f7:93:2e" is not a list of MAC addresses'],
     [{ ignoreNics: ['20:90:6f:f7:93'] }, 'ignoreNics: "20:90:6f:f7:93" is not a MAC address like 52:54:00:8a:7a:64'],
-    [{ ignoreNics: ['20-90-6f-f7-93-2e'] }, 'ignoreNics: "20-90-6f-f7-93-2e" is not a MAC address like 52:54:00:8a:7a:64'],
+    [
+      { ignoreNics: ['20-90-6f-f7-93-2e'] },
+      'ignoreNics: "20-90-6f-f7-93-2e" is not a MAC address like 52:54:00:8a:7a:64',
+    ],
     [{ ignoreNics: [42] }, 'ignoreNics: 42 is not a MAC address like 52:54:00:8a:7a:64'],
     [{ ignoreNics: ['20:90:6f:f7:93:2e', '20:90:6F:F7:93:2E'] }, 'ignoreNics: 20:90:6f:f7:93:2e is listed twice'],
-    [{ metricsTextfile: 'eip_agent.prom' }, 'metricsTextfile: "eip_agent.prom" is not an absolute path ending in .prom'],
-    [{ metricsTextfile: '/var/lib/node_exporter/eip_agent.txt' }, 'metricsTextfile: "/var/lib/node_exporter/eip_agent.txt" is not an absolute path ending in .prom'],
-    [{ metricsTextfile: '/var/lib/../etc/x.prom' }, 'metricsTextfile: "/var/lib/../etc/x.prom" is not an absolute path ending in .prom'],
-    [{ metricsTextfile: '/var/lib/my metrics/x.prom' }, 'metricsTextfile: "/var/lib/my metrics/x.prom" is not an absolute path ending in .prom'],
+    [
+      { metricsTextfile: 'eip_agent.prom' },
+      'metricsTextfile: "eip_agent.prom" is not an absolute path ending in .prom',
+    ],
+    [
+      { metricsTextfile: '/var/lib/node_exporter/eip_agent.txt' },
+      'metricsTextfile: "/var/lib/node_exporter/eip_agent.txt" is not an absolute path ending in .prom',
+    ],
+    [
+      { metricsTextfile: '/var/lib/../etc/x.prom' },
+      'metricsTextfile: "/var/lib/../etc/x.prom" is not an absolute path ending in .prom',
+    ],
+    [
+      { metricsTextfile: '/var/lib/my metrics/x.prom' },
+      'metricsTextfile: "/var/lib/my metrics/x.prom" is not an absolute path ending in .prom',
+    ],
     [{ metricsTextfile: '/.prom' }, 'metricsTextfile: "/.prom" is not an absolute path ending in .prom'],
   ])('%j: %s', (data, message) => {
     expect(() => parseConfig(PATH, data)).toThrow(`${PATH}: ${message}`);
@@ -60,9 +75,21 @@ describe('resolveRunSettings', () => {
   });
 
   it('reads the file, and --interval wins over it', async () => {
-    vol.fromJSON({ [PATH]: JSON.stringify({ interval: 30, ignoreNics: ['20:90:6F:F7:93:2E'], metricsTextfile: '/m/a.prom', metricsPort: 9464, routing: 'rp-filter' }) });
+    vol.fromJSON({
+      [PATH]: JSON.stringify({
+        interval: 30,
+        ignoreNics: ['20:90:6F:F7:93:2E'],
+        metricsTextfile: '/m/a.prom',
+        metricsPort: 9464,
+        routing: 'rp-filter',
+      }),
+    });
     const fromFile = await resolveRunSettings(createTestHost(), args());
-    expect(fromFile.daemon).toMatchObject({ intervalMs: 30_000, ignoreNics: ['20:90:6f:f7:93:2e'], metricsTextfile: '/m/a.prom' });
+    expect(fromFile.daemon).toMatchObject({
+      intervalMs: 30_000,
+      ignoreNics: ['20:90:6f:f7:93:2e'],
+      metricsTextfile: '/m/a.prom',
+    });
     expect(fromFile.daemon.pipeline.routing).toBe('rp-filter');
     expect(fromFile.metricsPort).toBe(9464);
     expect((await resolveRunSettings(createTestHost(), args({ interval: 2.5 }))).daemon.intervalMs).toBe(2500);
@@ -70,13 +97,17 @@ describe('resolveRunSettings', () => {
 
   it.each([0, 0.5, 3601, Number.NaN])('refuses --interval %d', async (interval) => {
     vol.fromJSON({ [PATH]: '{}' });
-    await expect(resolveRunSettings(createTestHost(), args({ interval }))).rejects.toThrow(`--interval ${interval}: expected seconds from 1 to 3600`);
+    await expect(resolveRunSettings(createTestHost(), args({ interval }))).rejects.toThrow(
+      `--interval ${interval}: expected seconds from 1 to 3600`,
+    );
   });
 });
 
 describe('default paths on Windows', () => {
-  it('the config file is in the agent\'s directory under %ProgramData%, never C:\\etc', () => {
-    expect(defaultConfigPath({ platform: 'win32', env: { ProgramData: 'D:\\ProgramData' } })).toBe('D:\\ProgramData\\eip-agent\\config.json');
+  it("the config file is in the agent's directory under %ProgramData%, never C:\\etc", () => {
+    expect(defaultConfigPath({ platform: 'win32', env: { ProgramData: 'D:\\ProgramData' } })).toBe(
+      'D:\\ProgramData\\eip-agent\\config.json',
+    );
     expect(defaultConfigPath({ platform: 'linux', env: {} })).toBe('/etc/eip-agent/config.json');
   });
 });

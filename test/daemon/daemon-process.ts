@@ -7,7 +7,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { agentCommand } from '../lab/agent-command.js';
 import type { Lab } from '../lab/vpc.js';
 
-
 /** One line of the daemon's JSON log. */
 export interface DaemonEvent {
   event: string;
@@ -56,7 +55,21 @@ export class Daemon {
     this.interval = options.interval ?? 1;
     this.child = spawn(
       IP,
-      ['netns', 'exec', lab.guestNs(guest), ...agentCommand(), 'run', '--root', lab.guestRoot(guest), '--config', config, '--interval', String(this.interval), '--log-format', 'json'],
+      [
+        'netns',
+        'exec',
+        lab.guestNs(guest),
+        ...agentCommand(),
+        'run',
+        '--root',
+        lab.guestRoot(guest),
+        '--config',
+        config,
+        '--interval',
+        String(this.interval),
+        '--log-format',
+        'json',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EIP_AGENT_DEBUG: '1', ...options.env } },
     );
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -111,7 +124,12 @@ export class Daemon {
   }
 
   /** Waits for the first event at index `from` or later that matches; returns it and its index. */
-  async waitForEvent(what: string, from: number, match: (e: DaemonEvent) => boolean, timeoutMs = 30_000): Promise<{ event: DaemonEvent; index: number }> {
+  async waitForEvent(
+    what: string,
+    from: number,
+    match: (e: DaemonEvent) => boolean,
+    timeoutMs = 30_000,
+  ): Promise<{ event: DaemonEvent; index: number }> {
     let found = -1;
     await this.waitFor(
       what,
@@ -136,7 +154,11 @@ export class Daemon {
 }
 
 /** Server B and server A without 10.0.0.8: the lab's fixtures, under the names these tests use. */
-export { serverBTree as serverB, manualTreeWithout8 as serverAWithout8, SERVER_B_MAC as MAC_B } from '../lab/fixtures.js';
+export {
+  serverBTree as serverB,
+  manualTreeWithout8 as serverAWithout8,
+  SERVER_B_MAC as MAC_B,
+} from '../lab/fixtures.js';
 
 /** mtime of every file under dir, by path relative to it. */
 export function mtimes(dir: string, prefix = ''): Record<string, number> {

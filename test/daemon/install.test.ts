@@ -39,9 +39,15 @@ describe('eip-agent install --systemd', () => {
     const run = await cli(['install', '--systemd', ...PATHS], sys.run);
     expect(run.err).toBe('');
     expect(run.code).toBe(EXIT.ok);
-    expect(sys.calls).toEqual(['systemctl --version', 'systemctl daemon-reload', 'systemctl enable --now eip-agent.service']);
+    expect(sys.calls).toEqual([
+      'systemctl --version',
+      'systemctl daemon-reload',
+      'systemctl enable --now eip-agent.service',
+    ]);
     expect(read(UNIT_PATH)).toBe(renderUnit({ ...UNIT, systemdVersion: 252 }));
-    expect(run.out).toBe(`wrote ${UNIT_PATH}\nran systemctl daemon-reload\nran systemctl enable --now eip-agent.service\n`);
+    expect(run.out).toBe(
+      `wrote ${UNIT_PATH}\nran systemctl daemon-reload\nran systemctl enable --now eip-agent.service\n`,
+    );
     expect(vol.statSync(UNIT_PATH).mode & 0o777).toBe(0o644);
   });
 
@@ -68,10 +74,12 @@ describe('eip-agent install --systemd', () => {
     vol.fromJSON({ '/srv/eip.json': JSON.stringify({ metricsTextfile: '/srv/metrics/eip.prom' }) });
     const run = await cli(['install', '--systemd', '--root', '/image', '--config', '/srv/eip.json', ...PATHS]);
     expect(run.code, run.err).toBe(EXIT.ok);
-    expect(read(`/image${UNIT_PATH}`)).toBe(renderUnit({ ...UNIT, config: '/srv/eip.json', metricsTextfile: '/srv/metrics/eip.prom' }));
+    expect(read(`/image${UNIT_PATH}`)).toBe(
+      renderUnit({ ...UNIT, config: '/srv/eip.json', metricsTextfile: '/srv/metrics/eip.prom' }),
+    );
   });
 
-  it('replaces its own unit (an upgrade) but not someone else\'s', async () => {
+  it("replaces its own unit (an upgrade) but not someone else's", async () => {
     vol.fromJSON({ [`/image${UNIT_PATH}`]: '# Managed by eip-agent (old)\n[Service]\n' });
     expect((await cli(['install', '--systemd', '--root', '/image', ...PATHS])).code).toBe(EXIT.ok);
     expect(read(`/image${UNIT_PATH}`)).toBe(renderUnit(UNIT));
@@ -79,14 +87,24 @@ describe('eip-agent install --systemd', () => {
     vol.writeFileSync(`/image${UNIT_PATH}`, '[Service]\nExecStart=/usr/local/bin/my-agent\n');
     const run = await cli(['install', '--systemd', '--root', '/image', ...PATHS]);
     expect(run.code).toBe(EXIT.error);
-    expect(run.err).toBe(`eip-agent: config: /image${UNIT_PATH} exists and was not written by eip-agent (no "# Managed by eip-agent" first line): move it away first\n`);
+    expect(run.err).toBe(
+      `eip-agent: config: /image${UNIT_PATH} exists and was not written by eip-agent (no "# Managed by eip-agent" first line): move it away first\n`,
+    );
     expect(read(`/image${UNIT_PATH}`)).toBe('[Service]\nExecStart=/usr/local/bin/my-agent\n');
   });
 
   it.each([
     ['without --systemd', ['install', ...PATHS], /^eip-agent: config: install: say what to install: --systemd\b.*\n$/],
-    ['a node path with a space', ['install', '--systemd', '--root', '/image', '--node', '/opt/my node/node', '--bin', '/b.js'], 'eip-agent: config: --node "/opt/my node/node": a unit file needs an absolute path of letters, digits and . _ + @ : / - only\n'],
-    ['a relative --root', ['install', '--systemd', '--root', 'image', ...PATHS], 'eip-agent: config: --root "image" must be an absolute path\n'],
+    [
+      'a node path with a space',
+      ['install', '--systemd', '--root', '/image', '--node', '/opt/my node/node', '--bin', '/b.js'],
+      'eip-agent: config: --node "/opt/my node/node": a unit file needs an absolute path of letters, digits and . _ + @ : / - only\n',
+    ],
+    [
+      'a relative --root',
+      ['install', '--systemd', '--root', 'image', ...PATHS],
+      'eip-agent: config: --root "image" must be an absolute path\n',
+    ],
   ] as [string, string[], string | RegExp][])('refuses %s, writing nothing', async (_name, argv, message) => {
     const sys = systemctl();
     const run = await cli(argv, sys.run);
@@ -98,9 +116,14 @@ describe('eip-agent install --systemd', () => {
   });
 
   it('reports a failing systemctl with its message', async () => {
-    const run = await cli(['install', '--systemd', ...PATHS], systemctl(undefined, ['systemctl enable --now eip-agent.service']).run);
+    const run = await cli(
+      ['install', '--systemd', ...PATHS],
+      systemctl(undefined, ['systemctl enable --now eip-agent.service']).run,
+    );
     expect(run.code).toBe(EXIT.error);
-    expect(run.err).toBe('eip-agent: host: `systemctl enable --now eip-agent.service` failed (exit 1): Failed to enable unit: Access denied\n');
+    expect(run.err).toBe(
+      'eip-agent: host: `systemctl enable --now eip-agent.service` failed (exit 1): Failed to enable unit: Access denied\n',
+    );
   });
 
   it('names the package when systemctl is missing', async () => {
@@ -120,7 +143,9 @@ describe('eip-agent uninstall --systemd', () => {
     expect(run.code, run.err).toBe(EXIT.ok);
     expect(sys.calls).toEqual(['systemctl disable --now eip-agent.service', 'systemctl daemon-reload']);
     expect(read(UNIT_PATH)).toBeNull();
-    expect(run.out).toBe(`ran systemctl disable --now eip-agent.service\nremoved ${UNIT_PATH}\nran systemctl daemon-reload\n`);
+    expect(run.out).toBe(
+      `ran systemctl disable --now eip-agent.service\nremoved ${UNIT_PATH}\nran systemctl daemon-reload\n`,
+    );
   });
 
   it('under --root: removes the unit there and runs nothing', async () => {

@@ -31,7 +31,12 @@ export function macsOf(tree: MetaTree): MetaTree {
 }
 
 /** `tree` (mutated) with `add` added to and `drop` removed from the NIC `mac`'s addresses. */
-export function withAddresses(tree: MetaTree, mac: string, add: Record<string, MetaTree>, drop: readonly string[] = []): MetaTree {
+export function withAddresses(
+  tree: MetaTree,
+  mac: string,
+  add: Record<string, MetaTree>,
+  drop: readonly string[] = [],
+): MetaTree {
   const ips = (macsOf(tree)[mac] as MetaTree)['local-ipv4s'] as MetaTree;
   for (const ip of drop) delete ips[ip];
   Object.assign(ips, add);
@@ -61,22 +66,48 @@ export async function json<T>(lab: Lab, guest: string, argv: string[]): Promise<
 
 /** Addresses, policy rules and IPv4 routes of every table, as comparable sorted lines. */
 export async function live(lab: Lab, guest: string): Promise<Live> {
-  const links = await json<{ ifname: string; addr_info: { local: string; prefixlen: number }[] }[]>(lab, guest, ['ip', '-j', '-4', 'address']);
-  const rules = await json<{ priority: number; src?: string; srclen?: number; table: string }[]>(lab, guest, ['ip', '-j', '-4', 'rule']);
-  const routes = await json<{ dst: string; gateway?: string; dev?: string; table?: string; protocol?: string; prefsrc?: string; type?: string }[]>(lab, guest, [
+  const links = await json<{ ifname: string; addr_info: { local: string; prefixlen: number }[] }[]>(lab, guest, [
     'ip',
     '-j',
     '-4',
-    'route',
-    'show',
-    'table',
-    'all',
+    'address',
   ]);
+  const rules = await json<{ priority: number; src?: string; srclen?: number; table: string }[]>(lab, guest, [
+    'ip',
+    '-j',
+    '-4',
+    'rule',
+  ]);
+  const routes = await json<
+    {
+      dst: string;
+      gateway?: string;
+      dev?: string;
+      table?: string;
+      protocol?: string;
+      prefsrc?: string;
+      type?: string;
+    }[]
+  >(lab, guest, ['ip', '-j', '-4', 'route', 'show', 'table', 'all']);
   return {
     addresses: links.flatMap((l) => l.addr_info.map((a) => `${l.ifname} ${a.local}/${a.prefixlen}`)).sort(),
-    rules: rules.map((r) => `${r.priority} from ${r.src ?? 'all'}${r.srclen === undefined ? '' : `/${r.srclen}`} table ${r.table}`).sort(),
+    rules: rules
+      .map(
+        (r) => `${r.priority} from ${r.src ?? 'all'}${r.srclen === undefined ? '' : `/${r.srclen}`} table ${r.table}`,
+      )
+      .sort(),
     routes: routes
-      .map((r) => [r.table ?? 'main', r.type ?? '', r.dst, r.gateway ? `via ${r.gateway}` : '', r.dev ? `dev ${r.dev}` : '', r.protocol ?? '', r.prefsrc ?? ''].join(' '))
+      .map((r) =>
+        [
+          r.table ?? 'main',
+          r.type ?? '',
+          r.dst,
+          r.gateway ? `via ${r.gateway}` : '',
+          r.dev ? `dev ${r.dev}` : '',
+          r.protocol ?? '',
+          r.prefsrc ?? '',
+        ].join(' '),
+      )
       .sort(),
   };
 }
@@ -117,7 +148,8 @@ export async function answers(lab: Lab, address: string): Promise<boolean> {
 
 export async function must(lab: Lab, ns: string, argv: string[], input?: string): Promise<void> {
   const result = await lab.exec(ns, argv, input === undefined ? {} : { input });
-  if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} in ${ns}: exit ${result.exitCode}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0)
+    throw new Error(`${argv.join(' ')} in ${ns}: exit ${result.exitCode}: ${result.stderr.trim()}`);
 }
 
 /** Polls `probe` every 100 ms until it is true; the time it first was, or undefined at the deadline. */
@@ -169,8 +201,10 @@ export function scenario(guests: readonly LabGuestSpec[], config: Record<string,
       daemons.push(daemon);
       return daemon;
     },
-    faults: async (guest, faults) => void (await controlEmulator(s.lab.metadataControlSocket(guest), 'PUT', '/faults', faults)),
-    requests: async (guest) => ((await controlEmulator(s.lab.metadataControlSocket(guest), 'GET', '/stats')) as { requests: number }).requests,
+    faults: async (guest, faults) =>
+      void (await controlEmulator(s.lab.metadataControlSocket(guest), 'PUT', '/faults', faults)),
+    requests: async (guest) =>
+      ((await controlEmulator(s.lab.metadataControlSocket(guest), 'GET', '/stats')) as { requests: number }).requests,
     onCleanup: (fn) => void cleanups.push(fn),
   };
   beforeAll(async () => {
@@ -189,4 +223,3 @@ export function scenario(guests: readonly LabGuestSpec[], config: Record<string,
   });
   return s;
 }
-

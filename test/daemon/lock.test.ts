@@ -11,7 +11,29 @@ const LOCK = `${ROOT}${LOCK_PATH}`;
 
 /** A /proc/<pid>/stat line as Linux writes it (the command name may hold spaces and parentheses). */
 function procStat(pid: number, startTime: string, state = 'S', comm = 'node (eip) x'): string {
-  const fields = [state, '1', String(pid), String(pid), '0', '-1', '4194560', '1000', '0', '0', '0', '10', '5', '0', '0', '20', '0', '11', '0', startTime, '1000000'];
+  const fields = [
+    state,
+    '1',
+    String(pid),
+    String(pid),
+    '0',
+    '-1',
+    '4194560',
+    '1000',
+    '0',
+    '0',
+    '0',
+    '10',
+    '5',
+    '0',
+    '0',
+    '20',
+    '0',
+    '11',
+    '0',
+    startTime,
+    '1000000',
+  ];
   return `${pid} (${comm}) ${fields.join(' ')}\n`;
 }
 
@@ -64,10 +86,30 @@ describe('withLock', () => {
   });
 
   it.each([
-    ['a pid that no longer exists', '999\n123\n', () => undefined, 'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running'],
-    ['a pid reused by another process (start time differs)', '999\n123\n', () => seedProcess(999, '555'), 'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running'],
-    ['a zombie', '999\n123\n', () => seedProcess(999, '123', 'Z'), 'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running'],
-    ['our own pid (a restarted container)', '4242\n1\n', () => undefined, 'took over the lock /guest/run/eip-agent/lock from pid 4242, which is no longer running'],
+    [
+      'a pid that no longer exists',
+      '999\n123\n',
+      () => undefined,
+      'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running',
+    ],
+    [
+      'a pid reused by another process (start time differs)',
+      '999\n123\n',
+      () => seedProcess(999, '555'),
+      'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running',
+    ],
+    [
+      'a zombie',
+      '999\n123\n',
+      () => seedProcess(999, '123', 'Z'),
+      'took over the lock /guest/run/eip-agent/lock from pid 999, which is no longer running',
+    ],
+    [
+      'our own pid (a restarted container)',
+      '4242\n1\n',
+      () => undefined,
+      'took over the lock /guest/run/eip-agent/lock from pid 4242, which is no longer running',
+    ],
     ['no pid at all', 'garbage\n', () => undefined, 'took over the lock /guest/run/eip-agent/lock, which held no pid'],
   ])('takes over a stale lock: %s', async (_name, content, seed, message) => {
     seed();
@@ -145,7 +187,9 @@ describe('the real file system', () => {
     await withLock(host, dir, async () => {
       expect(readFileSync(join(dir, LOCK_PATH), 'utf8')).toBe(`${process.pid}\n${start}\n`);
       // A second agent has another pid (its own pid in the lock would count as a leftover).
-      await expect(withLock({ ...host, pid: 1 }, dir, async () => undefined)).rejects.toThrow(`pid ${process.pid} holds the lock`);
+      await expect(withLock({ ...host, pid: 1 }, dir, async () => undefined)).rejects.toThrow(
+        `pid ${process.pid} holds the lock`,
+      );
     });
   });
 });
@@ -158,7 +202,9 @@ describe('a lock that cannot be created', () => {
       fs: {
         ...base,
         createExclusive: async () => {
-          throw Object.assign(new Error("EACCES: permission denied, open '/guest/run/eip-agent/lock'"), { code: 'EACCES' });
+          throw Object.assign(new Error("EACCES: permission denied, open '/guest/run/eip-agent/lock'"), {
+            code: 'EACCES',
+          });
         },
       },
     });
@@ -173,9 +219,14 @@ describe('a lock that cannot be created', () => {
 describe('the lock on Windows (no /proc; the lock survives reboots)', () => {
   const PROGRAM_DATA = 'C:\\ProgramData';
   const WIN_LOCK = `${PROGRAM_DATA}\\eip-agent\\lock`;
-  const windowsHost = (running: readonly number[]) => createTestHost({ platform: 'win32', env: { ProgramData: PROGRAM_DATA }, isRunning: (pid) => running.includes(pid) });
+  const windowsHost = (running: readonly number[]) =>
+    createTestHost({
+      platform: 'win32',
+      env: { ProgramData: PROGRAM_DATA },
+      isRunning: (pid) => running.includes(pid),
+    });
 
-  it('lives in the agent\'s directory under %ProgramData%, not on the drive root', async () => {
+  it("lives in the agent's directory under %ProgramData%, not on the drive root", async () => {
     let during: string | null = null;
     await withLock(windowsHost([]), '/', async () => {
       during = vol.existsSync(WIN_LOCK) ? String(vol.readFileSync(WIN_LOCK, 'utf8')) : null;
@@ -188,13 +239,17 @@ describe('the lock on Windows (no /proc; the lock survives reboots)', () => {
     vol.mkdirSync(`${PROGRAM_DATA}\\eip-agent`, { recursive: true });
     vol.writeFileSync(WIN_LOCK, '777\n\n');
     const messages: string[] = [];
-    expect(await withLock(windowsHost([]), '/', async () => 'ran', { onTakeover: (m) => messages.push(m) })).toBe('ran');
+    expect(await withLock(windowsHost([]), '/', async () => 'ran', { onTakeover: (m) => messages.push(m) })).toBe(
+      'ran',
+    );
     expect(messages).toEqual([`took over the lock ${WIN_LOCK} from pid 777, which is no longer running`]);
   });
 
   it('refuses while the holder runs', async () => {
     vol.mkdirSync(`${PROGRAM_DATA}\\eip-agent`, { recursive: true });
     vol.writeFileSync(WIN_LOCK, '777\n\n');
-    await expect(withLock(windowsHost([777]), '/', async () => 'ran')).rejects.toThrow(`another eip-agent is running: pid 777 holds the lock ${WIN_LOCK}`);
+    await expect(withLock(windowsHost([777]), '/', async () => 'ran')).rejects.toThrow(
+      `another eip-agent is running: pid 777 holds the lock ${WIN_LOCK}`,
+    );
   });
 });

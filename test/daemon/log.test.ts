@@ -11,7 +11,14 @@ function capture(options: Partial<LoggerOptions> = {}): { lines: string[]; log: 
 describe('createLogger', () => {
   it('json: one object per line with time, level, event, msg, then the fields', () => {
     const { lines, log } = capture();
-    log({ level: 'info', event: 'apply', msg: 'applied: 1 file written', filesWritten: ['/etc/x'], error: new Error('boom'), time: 'ignored' });
+    log({
+      level: 'info',
+      event: 'apply',
+      msg: 'applied: 1 file written',
+      filesWritten: ['/etc/x'],
+      error: new Error('boom'),
+      time: 'ignored',
+    });
     expect(lines).toEqual([
       '{"time":"2025-01-01T12:34:56.789Z","level":"info","event":"apply","msg":"applied: 1 file written","filesWritten":["/etc/x"],"error":"boom"}\n',
     ]);

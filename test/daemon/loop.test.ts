@@ -4,7 +4,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadState } from '../../src/plan/record.js';
 import { DaemonControl } from '../../src/daemon/control.js';
 import type { LogEvent } from '../../src/daemon/log.js';
-import { COMPLETE_READ_MS, FULL_READ_MS, MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
+import {
+  COMPLETE_READ_MS,
+  FULL_READ_MS,
+  MAX_BACKOFF_MS,
+  pollDelay,
+  runDaemon,
+  type DaemonOptions,
+} from '../../src/daemon/loop.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/index.js';
 import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
@@ -147,7 +154,11 @@ describe('runDaemon', () => {
     expect(emulator.requests).toBeGreaterThan(requestsAfterFirst); // the polls did read the metadata
     expect(r.sleeps).toEqual(Array(11).fill(5000));
     expect(names(r.events)).toEqual(['start', 'apply', ...Array(10).fill('unchanged'), 'stop']);
-    expect(r.events[1]).toMatchObject({ level: 'info', msg: 'applied: 6 files written, 18 runtime changes, verified', pendingRemovals: 0 });
+    expect(r.events[1]).toMatchObject({
+      level: 'info',
+      msg: 'applied: 6 files written, 18 runtime changes, verified',
+      pendingRemovals: 0,
+    });
     expect(r.events.at(-1)).toMatchObject({ msg: 'stopped (test)' });
   });
 
@@ -169,7 +180,10 @@ describe('runDaemon', () => {
     expect(r.sleeps).toEqual([5000, 10_000, 20_000, 40_000, 60_000, 60_000, 5000, 5000]);
     // Reads only (`ip -j` for the address metrics, and the live-state check of the full read once the metadata
     // answers again, with the agent's nftables table): no ip -batch, no sysctl -w, no nft -f.
-    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual([...Array(6).fill('ip -j'), 'nft list']);
+    expect(r.kernel.calls.slice(callsBefore).map((c) => c.argv.slice(0, 2).join(' '))).toEqual([
+      ...Array(6).fill('ip -j'),
+      'nft list',
+    ]);
     expect(vol.toJSON('/etc')).toEqual(filesBefore);
     // Only the agent's own records change: the error counter and the metrics.
     expect(new Set(r.writes)).toEqual(new Set(['/var/lib/eip-agent/state.json', TEXTFILE]));
@@ -188,17 +202,22 @@ describe('runDaemon', () => {
   it('applies a metadata change on the next poll', async () => {
     const r = rig();
     r.onSleep = (n) => {
-      if (n === 1) emulator.setTree(withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })));
+      if (n === 1)
+        emulator.setTree(
+          withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })),
+        );
       if (n === 3) r.control.stop('test');
     };
     await r.run();
     const batches = r.kernel.callsOf('ip', '-batch', '-').map((c) => c.input);
     expect(batches).toHaveLength(2);
-    expect(batches[1]).toBe('address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\nrule add from 10.0.0.9/32 table 10001 priority 30001\n');
+    expect(batches[1]).toBe(
+      'address add 10.0.0.9/24 dev eth1\nrule add from 10.0.0.9/32 to 10.0.0.0/24 table 10001 priority 29001\nrule add from 10.0.0.9/32 table 10001 priority 30001\n',
+    );
     expect(names(r.events)).toEqual(['start', 'apply', 'apply', 'unchanged', 'stop']);
   });
 
-  it('in sync, a poll reads only the listings: eth0\'s MAC, the NICs and each NIC\'s addresses', async () => {
+  it("in sync, a poll reads only the listings: eth0's MAC, the NICs and each NIC's addresses", async () => {
     const r = rig();
     const paths: string[][] = [];
     let mark = 0;
@@ -208,13 +227,19 @@ describe('runDaemon', () => {
       if (n === 3) r.control.stop('test');
     };
     await r.run();
-    const listings = ['/latest/meta-data/mac', '/latest/meta-data/network/interfaces/macs/', ...[MAC0, MAC1].map((m) => `/latest/meta-data/network/interfaces/macs/${m.toUpperCase()}/local-ipv4s/`)];
+    const listings = [
+      '/latest/meta-data/mac',
+      '/latest/meta-data/network/interfaces/macs/',
+      ...[MAC0, MAC1].map((m) => `/latest/meta-data/network/interfaces/macs/${m.toUpperCase()}/local-ipv4s/`),
+    ];
     expect(paths.map((p) => [...p].sort())).toEqual([listings.sort(), listings.sort()]);
   });
 
   it('picks up a change inside an address (a direct EIP bound) at the next full read, FULL_READ_MS after the last', async () => {
     const r = rig();
-    const direct = withEth1Ips((ips) => Object.assign(ips['10.0.0.8'] as MetaTree, { 'public-ipv4': '203.0.113.99', 'public-ipv4-mode': 'direct' }));
+    const direct = withEth1Ips((ips) =>
+      Object.assign(ips['10.0.0.8'] as MetaTree, { 'public-ipv4': '203.0.113.99', 'public-ipv4-mode': 'direct' }),
+    );
     r.onSleep = (n) => {
       if (n === 1) emulator.setTree(direct);
       if (n === FULL_READ_MS / 5000 + 1) r.control.stop('test');
@@ -234,14 +259,22 @@ describe('runDaemon', () => {
     r.onSleep = (n) => {
       const asked = emulator.requestLog.slice(mark);
       mark = emulator.requestLog.length;
-      kinds.push(asked.some((p) => p.endsWith('/gateway')) ? 'complete' : asked.some((p) => p.endsWith('/public-ipv4')) ? 'refresh' : 'listings');
+      kinds.push(
+        asked.some((p) => p.endsWith('/gateway'))
+          ? 'complete'
+          : asked.some((p) => p.endsWith('/public-ipv4'))
+            ? 'refresh'
+            : 'listings',
+      );
       if (n === polls + 1) r.control.stop('test');
     };
     await r.run();
     // Sleep n follows poll n: the first read is complete, then a refresh each FULL_READ_MS until COMPLETE_READ_MS.
     const refreshes = kinds.flatMap((kind, i) => (kind === 'refresh' ? [i + 1] : []));
     expect(kinds[0]).toBe('complete');
-    expect(refreshes).toEqual(Array.from({ length: COMPLETE_READ_MS / FULL_READ_MS - 1 }, (_, i) => (i + 1) * (FULL_READ_MS / 5000) + 1));
+    expect(refreshes).toEqual(
+      Array.from({ length: COMPLETE_READ_MS / FULL_READ_MS - 1 }, (_, i) => (i + 1) * (FULL_READ_MS / 5000) + 1),
+    );
     expect(kinds.filter((kind) => kind === 'complete')).toHaveLength(2);
     expect(kinds.at(-1)).toBe('complete');
     expect(names(r.events).filter((e) => e !== 'unchanged')).toEqual(['start', 'apply', 'stop']);
@@ -254,7 +287,13 @@ describe('runDaemon', () => {
     r.onSleep = (n) => {
       const asked = emulator.requestLog.slice(mark);
       mark = emulator.requestLog.length;
-      kinds.push(asked.some((p) => p.endsWith('/gateway')) ? 'complete' : asked.some((p) => p.endsWith('/public-ipv4')) ? 'refresh' : 'listings');
+      kinds.push(
+        asked.some((p) => p.endsWith('/gateway'))
+          ? 'complete'
+          : asked.some((p) => p.endsWith('/public-ipv4'))
+            ? 'refresh'
+            : 'listings',
+      );
       if (n === 2) r.control.requestReload();
       if (n === 4) r.control.stop('test');
     };
@@ -275,7 +314,9 @@ describe('runDaemon', () => {
     const applies = r.events.filter((e) => e.event === 'apply' || e.event === 'in-sync');
     expect(applies.map((e) => e.pendingRemovals)).toEqual([0, expect.any(Number), 0]);
     expect(applies[1]!.pendingRemovals).toBeGreaterThan(0);
-    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses).toEqual([{ ip: '10.0.0.7', prefixLength: 24 }]);
+    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses).toEqual([
+      { ip: '10.0.0.7', prefixLength: 24 },
+    ]);
     expect(r.kernel.calls).toHaveLength(callsAtRest);
     expect(names(r.events).slice(-3)).toEqual(['unchanged', 'unchanged', 'stop']);
   });
@@ -299,11 +340,16 @@ describe('runDaemon', () => {
     await r.run();
     expect(names(r.events)).toEqual(['start', 'unverified', 'in-sync', 'stop']);
     expect(r.events[1]).toMatchObject({ level: 'warn' });
-    expect(r.events[1]!.msg).toMatch(/^applied: .* but verification could not finish \(metadata http:.*\/mac: could not be checked: no answer after 1 tries \(socket hang up\)\); nothing was found wrong, the change is kept and verified again after the backoff$/);
+    expect(r.events[1]!.msg).toMatch(
+      /^applied: .* but verification could not finish \(metadata http:.*\/mac: could not be checked: no answer after 1 tries \(socket hang up\)\); nothing was found wrong, the change is kept and verified again after the backoff$/,
+    );
     expect(r.sleeps[0]).toBe(10_000); // backed off as after an error
     expect(r.events[2]!.msg).toBe('in sync with the metadata: nothing to change, verified');
     expect(r.kernel.callsOf('ip', '-force', '-batch', '-')).toEqual([]); // nothing was ever undone
-    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual(['10.0.0.7', '10.0.0.8']);
+    expect(r.kernel.state.links.find((l) => l.ifname === 'eth1')?.addresses.map((a) => a.ip)).toEqual([
+      '10.0.0.7',
+      '10.0.0.8',
+    ]);
     const state = await loadState(r.host, '/');
     expect(state.failedModelHash).toBeUndefined();
     expect(state.owned.addresses.map((a) => a.cidr)).toEqual(['10.0.0.3/24', '10.0.0.7/24', '10.0.0.8/24']);
@@ -321,7 +367,9 @@ describe('runDaemon', () => {
     // Polls every 5 s: the first apply at 0 s fails, the retry at 30 s fails, the next would be at 90 s.
     expect(names(r.events)).toEqual(['start', 'rollback', 'rollback', 'stop']);
     expect(r.events[1]).toMatchObject({ level: 'error' });
-    expect(r.events[1]!.msg).toMatch(/^verification failed, every change rolled back; tried again in about 30 s, or at once when the metadata changes \(ping /);
+    expect(r.events[1]!.msg).toMatch(
+      /^verification failed, every change rolled back; tried again in about 30 s, or at once when the metadata changes \(ping /,
+    );
     expect(r.events[2]!.msg).toMatch(/^verification failed, every change rolled back; tried again in about 60 s, /);
     // No process between the tries: after the rollback at 0 s nothing until the 30 s poll, then nothing again.
     // callsAt[k] is read at the (k+1)-th sleep, i.e. after the poll at k * 5 s.
@@ -336,7 +384,9 @@ describe('runDaemon', () => {
     again.onSleep = (n) => {
       if (n === 2) {
         r.kernel.pingOk = true;
-        emulator.setTree(withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })));
+        emulator.setTree(
+          withEth1Ips((ips) => (ips['10.0.0.9'] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' })),
+        );
       }
       if (n === 3) again.control.stop('test');
     };
@@ -360,7 +410,16 @@ describe('runDaemon', () => {
     };
     await r.run(options(), { reload });
     // rp-filter mode no longer wants the policy rules and routes: removed on the read after.
-    expect(names(r.events)).toEqual(['start', 'apply', 'reload', 'apply', 'apply', 'reload-error', 'unchanged', 'stop']);
+    expect(names(r.events)).toEqual([
+      'start',
+      'apply',
+      'reload',
+      'apply',
+      'apply',
+      'reload-error',
+      'unchanged',
+      'stop',
+    ]);
     expect(r.events[3]!.pendingRemovals).toBeGreaterThan(0);
     expect(r.events[4]!.pendingRemovals).toBe(0);
     expect(r.kernel.state.rules.filter((rule) => rule.table === '10001')).toEqual([]);

@@ -66,10 +66,17 @@ describe('formatMetrics', () => {
 
   it('says how often the current metadata failed verification and when it is tried again; nothing while none waits', () => {
     const waiting = input();
-    waiting.state = { ...waiting.state, failedModelHash: 'f'.repeat(64), failedAttempts: 3, retryAfter: '2025-01-01T00:02:00.000Z' };
+    waiting.state = {
+      ...waiting.state,
+      failedModelHash: 'f'.repeat(64),
+      failedAttempts: 3,
+      retryAfter: '2025-01-01T00:02:00.000Z',
+    };
     const families = parseExposition(formatMetrics(waiting));
     expect(families.get('eip_agent_failed_model_attempts')?.samples).toEqual(['eip_agent_failed_model_attempts 3']);
-    expect(families.get('eip_agent_failed_model_retry_timestamp_seconds')?.samples).toEqual([`eip_agent_failed_model_retry_timestamp_seconds ${Date.parse('2025-01-01T00:02:00.000Z') / 1000}`]);
+    expect(families.get('eip_agent_failed_model_retry_timestamp_seconds')?.samples).toEqual([
+      `eip_agent_failed_model_retry_timestamp_seconds ${Date.parse('2025-01-01T00:02:00.000Z') / 1000}`,
+    ]);
     expect(parseExposition(formatMetrics(input())).get('eip_agent_failed_model_attempts')?.samples).toEqual([]);
   });
 
@@ -88,7 +95,9 @@ describe('formatMetrics', () => {
     const model = buildModel(threeNicTree());
     const text = formatMetrics({ model, state: emptyState(), links: [], counters: new Map() });
     parseExposition(text);
-    expect(text).toContain('eip_agent_address_configured{interface="",mac="52:54:00:ab:cd:01",address="203.0.113.21",kind="direct-eip",eip="203.0.113.21",eip_mode="direct"} 0\n');
+    expect(text).toContain(
+      'eip_agent_address_configured{interface="",mac="52:54:00:ab:cd:01",address="203.0.113.21",kind="direct-eip",eip="203.0.113.21",eip_mode="direct"} 0\n',
+    );
     // Never applied: no timestamp series rather than a misleading 0.
     expect(text).not.toMatch(/^eip_agent_last_apply_timestamp_seconds /m);
     expect(text).not.toMatch(/^eip_agent_last_successful_apply_timestamp_seconds /m);
@@ -97,7 +106,10 @@ describe('formatMetrics', () => {
   });
 
   it('keeps the last successful apply time out when the last apply failed', () => {
-    const failed = { ...input(), state: { ...state(), lastApply: { at: '2025-01-01T00:00:05.000Z', modelHash: 'b', ok: false } } };
+    const failed = {
+      ...input(),
+      state: { ...state(), lastApply: { at: '2025-01-01T00:00:05.000Z', modelHash: 'b', ok: false } },
+    };
     const text = formatMetrics(failed);
     expect(text).toMatch(/^eip_agent_last_apply_success 0$/m);
     expect(text).toMatch(/^eip_agent_last_apply_timestamp_seconds 1735689605$/m);
@@ -121,7 +133,12 @@ describe('readNicCounters', () => {
   it('reads the four statistics files; a missing or non-numeric one gives undefined', async () => {
     vol.reset();
     const dir = '/sys/class/net/eth0/statistics';
-    vol.fromJSON({ [`${dir}/rx_bytes`]: '5\n', [`${dir}/tx_bytes`]: '6\n', [`${dir}/rx_packets`]: '7\n', [`${dir}/tx_packets`]: '8\n' });
+    vol.fromJSON({
+      [`${dir}/rx_bytes`]: '5\n',
+      [`${dir}/tx_bytes`]: '6\n',
+      [`${dir}/rx_packets`]: '7\n',
+      [`${dir}/tx_packets`]: '8\n',
+    });
     const host = createTestHost();
     expect(await readNicCounters(host, 'eth0')).toEqual({ rxBytes: '5', txBytes: '6', rxPackets: '7', txPackets: '8' });
     vol.writeFileSync(`${dir}/tx_packets`, 'x\n');

@@ -40,10 +40,13 @@ describe.skipIf(!labOk)('eip-agent run in the emulated VPC', () => {
   it('each daemon converges its guest at start; the EIPs answer', async () => {
     await a.waitFor('A to apply', () => a.count('apply') === 1);
     await b.waitFor('B to converge', () => b.count('apply') + b.count('in-sync') === 1);
-    for (const eip of ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13']) expect(await lab.pingFromInternet(eip), eip).toBe(true);
+    for (const eip of ['203.0.113.10', '203.0.113.11', '203.0.113.12', '203.0.113.13'])
+      expect(await lab.pingFromInternet(eip), eip).toBe(true);
     const metrics = readFileSync(join(lab.guestRoot('a'), TEXTFILE), 'utf8');
     expect(metrics).toMatch(/^eip_agent_applies_total 1$/m);
-    expect(metrics).toContain('eip_agent_address_configured{interface="eth1",mac="20:90:6f:f7:93:2e",address="10.0.0.8",kind="private",eip="203.0.113.13",eip_mode="NAT"} 1');
+    expect(metrics).toContain(
+      'eip_agent_address_configured{interface="eth1",mac="20:90:6f:f7:93:2e",address="10.0.0.8",kind="private",eip="203.0.113.13",eip_mode="NAT"} 1',
+    );
   });
 
   it('in sync: polls go on, and no file is written', async () => {
@@ -57,19 +60,31 @@ describe.skipIf(!labOk)('eip-agent run in the emulated VPC', () => {
   it('a second agent is refused while the daemon holds the lock, naming its pid', async () => {
     const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
     expect(apply.exitCode).toBe(1);
-    expect(apply.stderr).toBe(`eip-agent: host: another eip-agent is running: pid ${a.pid} holds the lock ${join(lab.guestRoot('a'), LOCK_PATH)}; wait for it to finish (or \`systemctl stop eip-agent\` if it is the service)\n`);
+    expect(apply.stderr).toBe(
+      `eip-agent: host: another eip-agent is running: pid ${a.pid} holds the lock ${join(lab.guestRoot('a'), LOCK_PATH)}; wait for it to finish (or \`systemctl stop eip-agent\` if it is the service)\n`,
+    );
   });
 
   it('the cloud moves 10.0.0.8 and its EIP from A to B: B adds it, A removes it on the read after, the EIP answers from B', async () => {
     const seen = a.events.length;
     await lab.updateGuest('a', serverAWithout8());
     await lab.updateGuest('b', serverB(movedAddress()));
-    await b.waitFor('B to add 10.0.0.8', () => b.events.some((e) => e.event === 'apply' && e.runtimeApplied?.includes('add 10.0.0.8/24 to eth0')));
+    await b.waitFor('B to add 10.0.0.8', () =>
+      b.events.some((e) => e.event === 'apply' && e.runtimeApplied?.includes('add 10.0.0.8/24 to eth0')),
+    );
     await a.waitFor('A to drop 10.0.0.8', async () => !(await addresses(lab, 'a', 'eth1')).includes('10.0.0.8/24'));
     const applies = a.events.slice(seen).filter((e) => e.event === 'apply' || e.event === 'in-sync');
-    expect(applies[0]?.pendingRemovals, `the first read after the change only marks it: ${JSON.stringify(applies)}`).toBeGreaterThan(0);
+    expect(
+      applies[0]?.pendingRemovals,
+      `the first read after the change only marks it: ${JSON.stringify(applies)}`,
+    ).toBeGreaterThan(0);
     await a.waitFor('A to rest', () => a.events.at(-1)?.event === 'unchanged');
-    expect(a.events.slice(seen).filter((e) => e.event === 'apply' || e.event === 'in-sync').at(-1)?.pendingRemovals).toBe(0);
+    expect(
+      a.events
+        .slice(seen)
+        .filter((e) => e.event === 'apply' || e.event === 'in-sync')
+        .at(-1)?.pendingRemovals,
+    ).toBe(0);
     expect(await addresses(lab, 'a', 'eth1')).toEqual(['10.0.0.7/24']);
     expect(await addresses(lab, 'b', 'eth0')).toEqual(['10.0.0.20/24', '10.0.0.8/24']);
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);

@@ -67,7 +67,11 @@ function args(extra: Record<string, unknown> = {}): Args {
   return { root: '/', metadataFile: '/meta.json', config: CONFIG, json: false, logFormat: 'auto', ...extra } as Args;
 }
 
-async function runCli(host: Host, edge: ProcessEdge, a: Args = args()): Promise<{ code: number; err: string; out: string }> {
+async function runCli(
+  host: Host,
+  edge: ProcessEdge,
+  a: Args = args(),
+): Promise<{ code: number; err: string; out: string }> {
   let err = '';
   let out = '';
   const code = await createRunCommand(() => edge).run(host, { out: (t) => (out += t), err: (t) => (err += t) }, a);
@@ -127,15 +131,22 @@ describe('eip-agent run', () => {
     const run = await runCli(r.host, edge);
     const log = events(run.err);
     expect(log.map((e) => e.event)).toEqual(['start', 'apply', 'reload-error', 'stop']);
-    expect(log[2]!.msg).toBe(`configuration not reloaded, keeping the current one: config: ${CONFIG}: interval: "often" is not an integer from 1 to 3600`);
+    expect(log[2]!.msg).toBe(
+      `configuration not reloaded, keeping the current one: config: ${CONFIG}: interval: "often" is not an integer from 1 to 3600`,
+    );
     expect(r.sleeps.every((ms) => ms >= 4500 && ms <= 5500)).toBe(true);
   });
 
   it('refuses to start while another agent holds the lock, naming its pid, and changes nothing', async () => {
-    vol.fromJSON({ [LOCK_PATH]: '777\n1\n', '/proc/777/stat': '777 (node) S 1 777 777 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0\n' });
+    vol.fromJSON({
+      [LOCK_PATH]: '777\n1\n',
+      '/proc/777/stat': '777 (node) S 1 777 777 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0\n',
+    });
     const r = rig();
     const { edge, listening } = fakeEdge();
-    await expect(runCli(r.host, edge)).rejects.toThrow(`another eip-agent is running: pid 777 holds the lock ${LOCK_PATH}`);
+    await expect(runCli(r.host, edge)).rejects.toThrow(
+      `another eip-agent is running: pid 777 holds the lock ${LOCK_PATH}`,
+    );
     expect(r.kernel.calls).toEqual([]);
     expect(listening()).toBe(0);
     expect(String(vol.readFileSync(LOCK_PATH, 'utf8'))).toBe('777\n1\n');
@@ -143,17 +154,26 @@ describe('eip-agent run', () => {
 
   it('takes over a stale lock and says so in the log', async () => {
     // Our own /proc entry exists (this is Linux), pid 777's does not: it is gone.
-    vol.fromJSON({ [LOCK_PATH]: '777\n1\n', '/proc/4242/stat': '4242 (node) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0\n' });
+    vol.fromJSON({
+      [LOCK_PATH]: '777\n1\n',
+      '/proc/4242/stat': '4242 (node) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0\n',
+    });
     const r = rig();
     const { edge, raise } = fakeEdge();
     r.onSleep = () => raise('SIGTERM');
     const run = await runCli(r.host, edge);
-    expect(events(run.err)[0]).toMatchObject({ level: 'warn', event: 'lock', msg: `took over the lock ${LOCK_PATH} from pid 777, which is no longer running` });
+    expect(events(run.err)[0]).toMatchObject({
+      level: 'warn',
+      event: 'lock',
+      msg: `took over the lock ${LOCK_PATH} from pid 777, which is no longer running`,
+    });
   });
 
   it('needs root', async () => {
     const r = rig({ isPrivileged: () => false });
-    await expect(runCli(r.host, fakeEdge().edge)).rejects.toThrow(/^run changes addresses, rules and sysctls and needs root/);
+    await expect(runCli(r.host, fakeEdge().edge)).rejects.toThrow(
+      /^run changes addresses, rules and sysctls and needs root/,
+    );
     expect(r.kernel.calls).toEqual([]);
   });
 
@@ -170,7 +190,9 @@ describe('eip-agent run', () => {
     };
     await runCli(r.host, edge);
     expect(scraped).toMatch(/^eip_agent_applies_total 1$/m);
-    expect(scraped).toContain('eip_agent_address_configured{interface="eth1",mac="20:90:6f:f7:93:2e",address="10.0.0.8",kind="private",eip="203.0.113.13",eip_mode="NAT"} 1');
+    expect(scraped).toContain(
+      'eip_agent_address_configured{interface="eth1",mac="20:90:6f:f7:93:2e",address="10.0.0.8",kind="private",eip="203.0.113.13",eip_mode="NAT"} 1',
+    );
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
   });
 

@@ -50,7 +50,7 @@ describe('eip-agent status', () => {
     await expect(status.out).toMatchFileSnapshot('__golden__/status-in-sync.txt');
   });
 
-  it('names the drift when an address and its rule were taken away behind the agent\'s back', async () => {
+  it("names the drift when an address and its rule were taken away behind the agent's back", async () => {
     const g = guest();
     expect((await g.cli(['apply', ...META])).code).toBe(EXIT.ok);
     const eth1 = g.kernel.state.links.find((l) => l.ifname === 'eth1')!;
@@ -72,11 +72,27 @@ describe('eip-agent status', () => {
       mode: 'NAT',
       owned: true,
       inSync: false,
-      drift: ['10.0.0.8/24 not on eth1', 'no rule from 10.0.0.8/32 to 10.0.0.0/24 lookup 10001', 'no rule from 10.0.0.8/32 to table 10001'],
+      drift: [
+        '10.0.0.8/24 not on eth1',
+        'no rule from 10.0.0.8/32 to 10.0.0.0/24 lookup 10001',
+        'no rule from 10.0.0.8/32 to table 10001',
+      ],
     });
-    expect(report.addresses.filter((a) => a.inSync).map((a) => a.address)).toEqual(['10.0.0.2/24', '10.0.0.3/24', '10.0.0.7/24']);
-    expect(report.lastApply).toEqual({ at: '2025-01-01T00:00:00.000Z', modelHash: expect.stringMatching(/^[0-9a-f]{64}$/), ok: true });
-    expect(report.runtime).toEqual(['add 10.0.0.8/24 to eth1', 'rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001', 'rule from 10.0.0.8/32 table 10001 priority 30001']);
+    expect(report.addresses.filter((a) => a.inSync).map((a) => a.address)).toEqual([
+      '10.0.0.2/24',
+      '10.0.0.3/24',
+      '10.0.0.7/24',
+    ]);
+    expect(report.lastApply).toEqual({
+      at: '2025-01-01T00:00:00.000Z',
+      modelHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      ok: true,
+    });
+    expect(report.runtime).toEqual([
+      'add 10.0.0.8/24 to eth1',
+      'rule from 10.0.0.8/32 to 10.0.0.0/24 table 10001 priority 29001',
+      'rule from 10.0.0.8/32 table 10001 priority 30001',
+    ]);
   });
 
   it('after a rolled-back apply: when the service tries the model again, and how often it failed', async () => {
@@ -85,7 +101,9 @@ describe('eip-agent status', () => {
     expect((await g.cli(['apply', ...META])).code).toBe(EXIT.notVerified);
     expect((await g.cli(['apply', ...META])).code).toBe(EXIT.notVerified);
     const status = await g.cli(['status', ...META]);
-    expect(status.out).toMatch(/^Retry: {8}model [0-9a-f]{12} failed verification 2 times in a row and was rolled back; the service tries it again after 2025-01-01T00:01:00\.000Z \(the wait doubles with each failure, at most 15 min\), or at once when the metadata changes; `eip-agent apply` retries it now \(stop the service first\)$/m);
+    expect(status.out).toMatch(
+      /^Retry: {8}model [0-9a-f]{12} failed verification 2 times in a row and was rolled back; the service tries it again after 2025-01-01T00:01:00\.000Z \(the wait doubles with each failure, at most 15 min\), or at once when the metadata changes; `eip-agent apply` retries it now \(stop the service first\)$/m,
+    );
     const report = JSON.parse((await g.cli(['status', '--json', ...META])).out) as StatusReport;
     expect([report.failedAttempts, report.retryAfter]).toEqual([2, '2025-01-01T00:01:00.000Z']);
   });
@@ -103,13 +121,19 @@ describe('eip-agent status', () => {
       [null, ['NIC not attached']],
     ]);
     expect(vol.toJSON()).toEqual(before);
-    expect(kernel.calls.every((c) => (c.argv[0] === 'ip' && c.argv[1] === '-j') || c.argv.join(' ') === 'nft list table inet eip-agent')).toBe(true);
+    expect(
+      kernel.calls.every(
+        (c) => (c.argv[0] === 'ip' && c.argv[1] === '-j') || c.argv.join(' ') === 'nft list table inet eip-agent',
+      ),
+    ).toBe(true);
   });
 
   it('leaves out the NICs the config ignores', async () => {
     vol.writeFileSync('/cfg.json', JSON.stringify({ ignoreNics: [MAC1] }));
     const g = guest();
-    const report = JSON.parse((await g.cli(['status', '--json', '--config', '/cfg.json', ...META])).out) as StatusReport;
+    const report = JSON.parse(
+      (await g.cli(['status', '--json', '--config', '/cfg.json', ...META])).out,
+    ) as StatusReport;
     expect(report.addresses.map((a) => a.address)).toEqual(['10.0.0.2/24', '10.0.0.3/24']);
   });
 });

@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, type UnitOptions, requireVisibleToService } from '../../src/daemon/unit.js';
+import {
+  DEFAULT_UNIT_OPTIONS,
+  parseSystemdVersion,
+  renderUnit,
+  type UnitOptions,
+  requireVisibleToService,
+} from '../../src/daemon/unit.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(REPO, 'bin', 'eip-agent.js');
@@ -50,21 +56,34 @@ describe('the shipped unit', () => {
 
 describe('renderUnit', () => {
   it('passes --config and makes the metrics directory writable', () => {
-    const text = renderUnit({ node: '/opt/node/bin/node', bin: '/opt/eip/bin/eip-agent.js', config: '/srv/eip.json', metricsTextfile: '/srv/metrics/eip.prom' });
-    expect(text).toContain('\nExecStart=/opt/node/bin/node --max-semi-space-size=1 /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n');
-    expect(text).toContain('\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/etc/netplan -/etc/systemd/network -/run/systemd/network -/run/systemd/system -/run/udev/rules.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n');
+    const text = renderUnit({
+      node: '/opt/node/bin/node',
+      bin: '/opt/eip/bin/eip-agent.js',
+      config: '/srv/eip.json',
+      metricsTextfile: '/srv/metrics/eip.prom',
+    });
+    expect(text).toContain(
+      '\nExecStart=/opt/node/bin/node --max-semi-space-size=1 /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n',
+    );
+    expect(text).toContain(
+      '\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/etc/netplan -/etc/systemd/network -/run/systemd/network -/run/systemd/system -/run/udev/rules.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n',
+    );
   });
 
   it('gives the release executable its engine settings, and node none of them', () => {
     const text = renderUnit({ ...DEFAULT_UNIT_OPTIONS, executable: '/usr/bin/eip-agent' });
-    expect(text).toContain('\nExecStart=/usr/bin/eip-agent run\n# The release executable\'s engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\nEnvironment=BUN_JSC_useDFGJIT=0\nExecReload=');
+    expect(text).toContain(
+      "\nExecStart=/usr/bin/eip-agent run\n# The release executable's engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\nEnvironment=BUN_JSC_useDFGJIT=0\nExecReload=",
+    );
     expect(renderUnit(DEFAULT_UNIT_OPTIONS)).not.toMatch(/^Environment=/m);
   });
 
   it('leaves the system call allow-list out for a systemd older than 239 (CentOS 7 has 219)', () => {
     const old = renderUnit({ ...DEFAULT_UNIT_OPTIONS, systemdVersion: 219 });
     expect(old).not.toMatch(/^SystemCallFilter=/m);
-    expect(old).toContain('# SystemCallFilter=@system-service needs systemd >= 239; systemd 219 would read it as an empty allow-list.\n');
+    expect(old).toContain(
+      '# SystemCallFilter=@system-service needs systemd >= 239; systemd 219 would read it as an empty allow-list.\n',
+    );
     expect(renderUnit({ ...DEFAULT_UNIT_OPTIONS, systemdVersion: 239 })).toMatch(/^SystemCallFilter=@system-service$/m);
   });
 
@@ -76,11 +95,15 @@ describe('renderUnit', () => {
     ['--config', { config: '/etc/"x".json' }],
     ['metricsTextfile', { metricsTextfile: '/srv/a b/x.prom' }],
   ] as [string, Partial<UnitOptions>][])('refuses a %s path systemd would read differently: %j', (what, bad) => {
-    expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(new RegExp(`^${what} ".*": a unit file needs an absolute path`));
+    expect(() => renderUnit({ ...DEFAULT_UNIT_OPTIONS, ...bad })).toThrow(
+      new RegExp(`^${what} ".*": a unit file needs an absolute path`),
+    );
   });
 
   it('creates the directories it writes before the sandbox starts, 0755, outside it (ExecStartPre=+, systemd >= 231)', () => {
-    expect(renderUnit(DEFAULT_UNIT_OPTIONS)).toMatch(/^ExecStartPre=\+\/bin\/mkdir -p -m 0755 \/etc\/sysconfig\/network-scripts \/etc\/sysctl\.d$/m);
+    expect(renderUnit(DEFAULT_UNIT_OPTIONS)).toMatch(
+      /^ExecStartPre=\+\/bin\/mkdir -p -m 0755 \/etc\/sysconfig\/network-scripts \/etc\/sysctl\.d$/m,
+    );
     const old = renderUnit({ ...DEFAULT_UNIT_OPTIONS, systemdVersion: 219 });
     expect(old).not.toMatch(/^ExecStartPre=/m);
     expect(old).toContain('# systemd 219 has no ExecStartPre=+ (>= 231)');
@@ -91,7 +114,9 @@ describe('renderUnit', () => {
     ['--bin', { bin: '/home/deploy/eip-agent/bin/eip-agent.js' }, '/home'],
     ['--node', { node: '/tmp/node-v22/bin/node' }, '/tmp'],
   ] as [string, Partial<UnitOptions>, string][])('refuses a %s the service cannot see: %j', (what, bad, dir) => {
-    expect(() => requireVisibleToService(what, String(Object.values(bad)[0]))).toThrow(`${what} ${Object.values(bad)[0]}: the service cannot see ${dir} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`);
+    expect(() => requireVisibleToService(what, String(Object.values(bad)[0]))).toThrow(
+      `${what} ${Object.values(bad)[0]}: the service cannot see ${dir} (ProtectHome=, PrivateTmp=); install eip-agent elsewhere (e.g. /usr/local/lib) and give that path`,
+    );
   });
 
   it.each([
@@ -117,7 +142,8 @@ describe.skipIf(!analyzeAvailable && !inCi)('systemd-analyze', () => {
 
   function analyze(args: string[]): { status: number | null; stdout: string; stderr: string } {
     const result = spawnSync('systemd-analyze', args, { encoding: 'utf8' });
-    if (result.error) throw new Error(`systemd-analyze: ${result.error.message} (install the systemd package; .ci/run does)`);
+    if (result.error)
+      throw new Error(`systemd-analyze: ${result.error.message} (install the systemd package; .ci/run does)`);
     return result;
   }
 
@@ -136,14 +162,20 @@ describe.skipIf(!analyzeAvailable && !inCi)('systemd-analyze', () => {
   });
 
   it('verify rejects a broken unit (the check can fail)', () => {
-    const broken = renderUnit(installed).replace('Restart=always', 'Restart=sometimes\nProtectSytem=strict').replace(process.execPath, '/nonexistent/node');
+    const broken = renderUnit(installed)
+      .replace('Restart=always', 'Restart=sometimes\nProtectSytem=strict')
+      .replace(process.execPath, '/nonexistent/node');
     const result = analyze(['verify', unitFile('broken', broken)]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain("Unknown key 'ProtectSytem'");
   });
 
   it(`security --offline rates the shipped unit at most ${MAX_EXPOSURE}`, () => {
-    const result = analyze(['security', '--offline=yes', unitFile('shipped', readFileSync(join(REPO, 'systemd', 'eip-agent.service'), 'utf8'))]);
+    const result = analyze([
+      'security',
+      '--offline=yes',
+      unitFile('shipped', readFileSync(join(REPO, 'systemd', 'eip-agent.service'), 'utf8')),
+    ]);
     expect(result.status, result.stderr).toBe(0);
     const score = /Overall exposure level for eip-agent\.service: (\d+\.\d+)/.exec(result.stdout)?.[1];
     expect(score, result.stdout.slice(-300)).toBeDefined();

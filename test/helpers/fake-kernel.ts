@@ -138,13 +138,24 @@ export class FakeKernel {
       ifindex: i + 1,
       ifname: l.ifname,
       ...(l.parent !== undefined ? { link: l.parent, linkinfo: { info_kind: 'vlan' } } : {}),
-      flags: l.ifname === 'lo' ? ['LOOPBACK', ...(l.up ? ['UP', 'LOWER_UP'] : [])] : ['BROADCAST', 'MULTICAST', ...(l.up ? ['UP', 'LOWER_UP'] : [])],
+      flags:
+        l.ifname === 'lo'
+          ? ['LOOPBACK', ...(l.up ? ['UP', 'LOWER_UP'] : [])]
+          : ['BROADCAST', 'MULTICAST', ...(l.up ? ['UP', 'LOWER_UP'] : [])],
       mtu: l.ifname === 'lo' ? 65536 : 1500,
       operstate: l.ifname === 'lo' ? 'UNKNOWN' : l.up ? 'UP' : 'DOWN',
       link_type: l.ifname === 'lo' ? 'loopback' : 'ether',
       address: l.mac,
       broadcast: l.ifname === 'lo' ? '00:00:00:00:00:00' : 'ff:ff:ff:ff:ff:ff',
-      addr_info: l.addresses.map((a) => ({ family: 'inet', local: a.ip, prefixlen: a.prefixLength, scope: l.ifname === 'lo' ? 'host' : 'global', label: l.ifname, valid_life_time: 4294967295, preferred_life_time: 4294967295 })),
+      addr_info: l.addresses.map((a) => ({
+        family: 'inet',
+        local: a.ip,
+        prefixlen: a.prefixLength,
+        scope: l.ifname === 'lo' ? 'host' : 'global',
+        label: l.ifname,
+        valid_life_time: 4294967295,
+        preferred_life_time: 4294967295,
+      })),
     }));
   }
 
@@ -174,7 +185,8 @@ export class FakeKernel {
       const seen = new Set<string>();
       for (const a of link.addresses) {
         const net = networkOf(a.ip, a.prefixLength);
-        if (link.ifname !== 'lo' && !seen.has(net)) routes.push({ table: 'main', dst: net, dev: link.ifname, protocol: 'kernel', prefsrc: a.ip });
+        if (link.ifname !== 'lo' && !seen.has(net))
+          routes.push({ table: 'main', dst: net, dev: link.ifname, protocol: 'kernel', prefsrc: a.ip });
         seen.add(net);
         routes.push({ table: 'local', dst: a.ip, dev: link.ifname, protocol: 'kernel', prefsrc: a.ip });
       }
@@ -220,12 +232,18 @@ export class FakeKernel {
     const positional: string[] = [];
     for (let i = 0; i < rest.length; i++) {
       const word = rest[i] ?? '';
-      if (['dev', 'via', 'src', 'table', 'proto', 'from', 'to', 'priority', 'suppress_prefixlength', 'fwmark'].includes(word)) opts.set(word, rest[++i] ?? '');
+      if (
+        ['dev', 'via', 'src', 'table', 'proto', 'from', 'to', 'priority', 'suppress_prefixlength', 'fwmark'].includes(
+          word,
+        )
+      )
+        opts.set(word, rest[++i] ?? '');
       else positional.push(word);
     }
     if (object === 'link' && verb === 'set') {
       const link = this.link(opts.get('dev'));
-      if (positional[0] !== 'up' && positional[0] !== 'down') throw new BatchError(`Error: unsupported "${words.join(' ')}"`);
+      if (positional[0] !== 'up' && positional[0] !== 'down')
+        throw new BatchError(`Error: unsupported "${words.join(' ')}"`);
       link.up = positional[0] === 'up';
       return;
     }
@@ -261,7 +279,13 @@ export class FakeKernel {
         ...(fwmark !== undefined ? { fwmark } : {}),
       };
       const index = this.state.rules.findIndex(
-        (r) => r.priority === rule.priority && r.from === rule.from && r.to === rule.to && r.table === rule.table && r.suppressPrefixLength === rule.suppressPrefixLength && r.fwmark === rule.fwmark,
+        (r) =>
+          r.priority === rule.priority &&
+          r.from === rule.from &&
+          r.to === rule.to &&
+          r.table === rule.table &&
+          r.suppressPrefixLength === rule.suppressPrefixLength &&
+          r.fwmark === rule.fwmark,
       );
       if (verb === 'add') {
         if (index >= 0) throw new BatchError('RTNETLINK answers: File exists');
@@ -285,7 +309,8 @@ export class FakeKernel {
     const [gone] = link.addresses.splice(index, 1);
     if (gone === undefined) return;
     const net = networkOf(gone.ip, gone.prefixLength);
-    const sameSubnet = (a: { ip: string; prefixLength: number }) => networkOf(a.ip, gone.prefixLength) === net && a.prefixLength === gone.prefixLength;
+    const sameSubnet = (a: { ip: string; prefixLength: number }) =>
+      networkOf(a.ip, gone.prefixLength) === net && a.prefixLength === gone.prefixLength;
     const wasPrimary = link.addresses.slice(0, index).every((a) => !sameSubnet(a));
     if (!wasPrimary || readSysctl(`net.ipv4.conf.${link.ifname}.promote_secondaries`) === '1') return;
     link.addresses = link.addresses.filter((a) => !sameSubnet(a));
@@ -297,7 +322,11 @@ export class FakeKernel {
     const gateway = opts.get('via');
     const prefsrc = opts.get('src');
     const matches = (r: FakeRoute) =>
-      r.table === table && r.dst === dst && (dev === undefined || r.dev === dev) && (gateway === undefined || r.gateway === gateway) && (prefsrc === undefined || r.prefsrc === prefsrc);
+      r.table === table &&
+      r.dst === dst &&
+      (dev === undefined || r.dev === dev) &&
+      (gateway === undefined || r.gateway === gateway) &&
+      (prefsrc === undefined || r.prefsrc === prefsrc);
     const index = this.state.routes.findIndex(matches);
     if (verb === 'del') {
       if (index < 0) throw new BatchError('RTNETLINK answers: No such process');
@@ -305,12 +334,23 @@ export class FakeKernel {
       return;
     }
     const link = this.link(dev);
-    if (prefsrc !== undefined && !this.state.links.some((l) => l.addresses.some((a) => a.ip === prefsrc))) throw new BatchError('Error: Invalid prefsrc address.');
+    if (prefsrc !== undefined && !this.state.links.some((l) => l.addresses.some((a) => a.ip === prefsrc)))
+      throw new BatchError('Error: Invalid prefsrc address.');
     // A gateway must be on a connected subnet of the (up) device, or the kernel refuses the nexthop.
-    if (gateway !== undefined && !(link.up && link.addresses.some((a) => contains(networkOf(a.ip, a.prefixLength), gateway)))) {
+    if (
+      gateway !== undefined &&
+      !(link.up && link.addresses.some((a) => contains(networkOf(a.ip, a.prefixLength), gateway)))
+    ) {
       throw new BatchError('Error: Nexthop has invalid gateway.');
     }
-    const route: FakeRoute = { table, dst, dev: link.ifname, ...(gateway !== undefined ? { gateway } : {}), ...(opts.has('proto') ? { protocol: opts.get('proto') } : { protocol: 'boot' }), ...(prefsrc !== undefined ? { prefsrc } : {}) };
+    const route: FakeRoute = {
+      table,
+      dst,
+      dev: link.ifname,
+      ...(gateway !== undefined ? { gateway } : {}),
+      ...(opts.has('proto') ? { protocol: opts.get('proto') } : { protocol: 'boot' }),
+      ...(prefsrc !== undefined ? { prefsrc } : {}),
+    };
     const sameKey = this.state.routes.findIndex((r) => r.table === table && r.dst === dst);
     if (verb === 'add') {
       if (sameKey >= 0) throw new BatchError('RTNETLINK answers: File exists');
@@ -325,7 +365,8 @@ export class FakeKernel {
    */
   private nft(line: string, input: string): RunResult {
     if (line === 'list table inet eip-agent') {
-      if (this.nftTable === null) return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory\nlist table inet eip-agent\n' };
+      if (this.nftTable === null)
+        return { exitCode: 1, stdout: '', stderr: 'Error: No such file or directory\nlist table inet eip-agent\n' };
       return { exitCode: 0, stdout: this.nftTable, stderr: '' };
     }
     if (line === '-f -') {
@@ -357,13 +398,19 @@ export class FakeKernel {
     const target = args.at(-1) ?? '';
     const link = this.state.links.find((l) => l.addresses.some((a) => a.ip === source));
     if (link === undefined) return { exitCode: 2, stdout: '', stderr: 'ping: bind: Cannot assign requested address\n' };
-    const reachable = this.pingOk && link.up && link.addresses.some((a) => contains(networkOf(a.ip, a.prefixLength), target));
-    const summary = reachable ? '1 packets transmitted, 1 received, 0% packet loss, time 0ms' : '1 packets transmitted, 0 received, 100% packet loss, time 0ms';
-    return { exitCode: reachable ? 0 : 1, stdout: `PING ${target} (${target}) from ${source} : 56(84) bytes of data.\n\n--- ${target} ping statistics ---\n${summary}\n`, stderr: '' };
+    const reachable =
+      this.pingOk && link.up && link.addresses.some((a) => contains(networkOf(a.ip, a.prefixLength), target));
+    const summary = reachable
+      ? '1 packets transmitted, 1 received, 0% packet loss, time 0ms'
+      : '1 packets transmitted, 0 received, 100% packet loss, time 0ms';
+    return {
+      exitCode: reachable ? 0 : 1,
+      stdout: `PING ${target} (${target}) from ${source} : 56(84) bytes of data.\n\n--- ${target} ping statistics ---\n${summary}\n`,
+      stderr: '',
+    };
   }
 }
 
 function ok(stdout: string): RunResult {
   return { exitCode: 0, stdout: `${stdout}\n`, stderr: '' };
 }
-

@@ -1,7 +1,13 @@
 import { dirname } from 'node:path';
 import { Volume, createFsFromVolume } from 'memfs';
 import type { Host, HostFs } from '../../src/host/host.js';
-import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from '../../src/host/file-guard.js';
+import {
+  MAX_FILE_BYTES,
+  kindOf,
+  notRegularRefusal,
+  symlinkRefusal,
+  tooLargeRefusal,
+} from '../../src/host/file-guard.js';
 import { httpGet } from '../../src/host/http-get.js';
 import { abortableSleep } from '../../src/host/node.js';
 

@@ -48,7 +48,8 @@ export const CLOUD_INIT_ETH0 = [
 ].join('\n');
 
 /** iproute2's stock rt_tables. */
-export const RT_TABLES = '#\n# reserved values\n#\n255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n#\n# local\n#\n#1\tinr.ruhep\n';
+export const RT_TABLES =
+  '#\n# reserved values\n#\n255\tlocal\n254\tmain\n253\tdefault\n0\tunspec\n#\n# local\n#\n#1\tinr.ruhep\n';
 
 /** CentOS defaults: strict reverse-path filtering everywhere. */
 export const GUEST_SYSCTLS: Readonly<Record<string, string>> = {
@@ -240,7 +241,13 @@ export function manualOwned(): Owned {
       { table: 10001, spec: '10.0.0.0/24 dev eth1 src 10.0.0.7 table 10001', dev: 'eth1' },
       { table: 10001, spec: 'default via 10.0.0.1 dev eth1 table 10001', dev: 'eth1' },
     ],
-    files: [`${SCRIPTS}/ifcfg-eth0`, `${SCRIPTS}/ifcfg-eth1`, `${SCRIPTS}/route-eth1`, `${SCRIPTS}/rule-eth1`, SYSCTL_DROPIN],
+    files: [
+      `${SCRIPTS}/ifcfg-eth0`,
+      `${SCRIPTS}/ifcfg-eth1`,
+      `${SCRIPTS}/route-eth1`,
+      `${SCRIPTS}/rule-eth1`,
+      SYSCTL_DROPIN,
+    ],
     marks: MANUAL_MARKS,
   };
 }
@@ -252,12 +259,21 @@ export const MANUAL_MARKS = [
 ];
 
 /** The agent's nftables table once the manual tree is applied, as the fake kernel keeps it. */
-export const MANUAL_NFT_TABLE = marksScript(MANUAL_MARKS).slice(marksScript(MANUAL_MARKS).indexOf('table inet eip-agent {'));
+export const MANUAL_NFT_TABLE = marksScript(MANUAL_MARKS).slice(
+  marksScript(MANUAL_MARKS).indexOf('table inet eip-agent {'),
+);
 
 /** The files on a fresh guest that the first apply of the manual tree replaces (null: absent). */
 export function freshOriginals(): Record<string, string | null> {
   // The backup the first apply makes is the agent's own file: before it, there was none.
-  return { [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0, [`${SCRIPTS}/ifcfg-eth0.bak`]: null, [`${SCRIPTS}/ifcfg-eth1`]: null, [`${SCRIPTS}/route-eth1`]: null, [`${SCRIPTS}/rule-eth1`]: null, [SYSCTL_DROPIN]: null };
+  return {
+    [`${SCRIPTS}/ifcfg-eth0`]: CLOUD_INIT_ETH0,
+    [`${SCRIPTS}/ifcfg-eth0.bak`]: null,
+    [`${SCRIPTS}/ifcfg-eth1`]: null,
+    [`${SCRIPTS}/route-eth1`]: null,
+    [`${SCRIPTS}/rule-eth1`]: null,
+    [SYSCTL_DROPIN]: null,
+  };
 }
 
 /** Mode and owner of the cloud-init ifcfg-eth0 the first apply replaces (memfs files are 0666, owned by the test's user). */
@@ -278,7 +294,15 @@ export function manualState(): AgentState {
     originalSysctls: sysctls,
     originalMeta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META },
     primaryIfname: 'eth0',
-    lastSnapshot: { at: NOW_ISO, files: freshOriginals(), runtimeUndo: [...FRESH_UNDO].reverse(), sysctls, marksUndo: marksScript([]), meta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META }, ownedBefore: emptyState().owned },
+    lastSnapshot: {
+      at: NOW_ISO,
+      files: freshOriginals(),
+      runtimeUndo: [...FRESH_UNDO].reverse(),
+      sysctls,
+      marksUndo: marksScript([]),
+      meta: { [`${SCRIPTS}/ifcfg-eth0`]: ETH0_META },
+      ownedBefore: emptyState().owned,
+    },
     lastApply: { at: NOW_ISO, modelHash: MANUAL_HASH, ok: true },
     lastSuccessAt: NOW_ISO,
     counters: { applies: 1, verifyFailures: 0, rollbacks: 0, metadataErrors: 0 },
@@ -367,8 +391,24 @@ export function convergedLive(): LinuxLiveState {
   return {
     links: [
       { ifname: 'lo', mac: '00:00:00:00:00:00', up: true, addresses: [{ ip: '127.0.0.1', prefixLength: 8 }] },
-      { ifname: 'eth0', mac: MAC0, up: true, addresses: [{ ip: '10.0.0.2', prefixLength: 24 }, { ip: '10.0.0.3', prefixLength: 24 }] },
-      { ifname: 'eth1', mac: MAC1, up: true, addresses: [{ ip: '10.0.0.7', prefixLength: 24 }, { ip: '10.0.0.8', prefixLength: 24 }] },
+      {
+        ifname: 'eth0',
+        mac: MAC0,
+        up: true,
+        addresses: [
+          { ip: '10.0.0.2', prefixLength: 24 },
+          { ip: '10.0.0.3', prefixLength: 24 },
+        ],
+      },
+      {
+        ifname: 'eth1',
+        mac: MAC1,
+        up: true,
+        addresses: [
+          { ip: '10.0.0.7', prefixLength: 24 },
+          { ip: '10.0.0.8', prefixLength: 24 },
+        ],
+      },
     ],
     rules: [
       { priority: 0, from: 'all', table: 'local' },

@@ -15,7 +15,8 @@ export function requireNetplan(): boolean {
     execFileSync('sh', ['-c', 'command -v netplan'], { stdio: 'ignore' });
     return true;
   } catch {
-    if (process.env.CI === 'true') throw new Error('netplan is not installed (.ci/run installs netplan.io); CI=true: not skipping');
+    if (process.env.CI === 'true')
+      throw new Error('netplan is not installed (.ci/run installs netplan.io); CI=true: not skipping');
     return false;
   }
 }

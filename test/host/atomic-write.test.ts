@@ -24,7 +24,7 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(join(dir, 'etc/sysconfig/network-scripts'))).toEqual(['ifcfg-eth0']);
   });
 
-  it('creates missing directories 0755 under the service\'s UMask=0077, and leaves existing ones alone', async () => {
+  it("creates missing directories 0755 under the service's UMask=0077, and leaves existing ones alone", async () => {
     const existing = join(dir, 'etc');
     await writeFileAtomic(join(existing, 'keep'), 'x\n', 0o644);
     (await import('node:fs')).chmodSync(existing, 0o750);
@@ -70,9 +70,12 @@ describe('writeFileAtomic', () => {
     }
   });
 
-  it.each(['ifcfg-eth0', 'route-eth1', 'rule-eth1', '99-zz-eip-agent.conf'])('names the temp file of %s so that no initscripts or sysctl.d glob matches it', (base) => {
-    const name = tempName(base, 1234, 5);
-    expect(name).toBe(`.${base}.eip-agent-tmp-1234-5`);
-    for (const glob of [/^ifcfg-/, /^route-/, /^rule-/, /\.conf$/]) expect(glob.test(name)).toBe(false);
-  });
+  it.each(['ifcfg-eth0', 'route-eth1', 'rule-eth1', '99-zz-eip-agent.conf'])(
+    'names the temp file of %s so that no initscripts or sysctl.d glob matches it',
+    (base) => {
+      const name = tempName(base, 1234, 5);
+      expect(name).toBe(`.${base}.eip-agent-tmp-1234-5`);
+      for (const glob of [/^ifcfg-/, /^route-/, /^rule-/, /\.conf$/]) expect(glob.test(name)).toBe(false);
+    },
+  );
 });

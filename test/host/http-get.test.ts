@@ -49,7 +49,9 @@ describe.each([
   });
 
   it('gives up past the cap without reading the rest', async () => {
-    await expect(get(`${base}/endless`, { timeoutMs: 5000, maxBytes: 64 * 1024 })).rejects.toMatchObject({ code: 'ERR_TOO_LARGE' });
+    await expect(get(`${base}/endless`, { timeoutMs: 5000, maxBytes: 64 * 1024 })).rejects.toMatchObject({
+      code: 'ERR_TOO_LARGE',
+    });
     // The server stops well short of its 64 MiB: the client closed the connection.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(endlessWritten).toBeLessThan(16 * 1024 * 1024);

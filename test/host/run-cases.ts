@@ -11,11 +11,18 @@ export const RUN_CASES: { name: string; argv: string[]; options?: RunOptions }[]
   { name: 'input never read', argv: ['true'], options: { input: 'x\n'.repeat(1 << 20) } },
   { name: 'a signal', argv: ['sh', '-c', 'kill -TERM $$'] },
   { name: 'a large output', argv: ['head', '-c', String(4 << 20), '/dev/zero'] },
-  { name: 'an output over the cap', argv: ['head', '-c', String(4 << 20), '/dev/zero'], options: { maxOutputBytes: 1 << 20 } },
+  {
+    name: 'an output over the cap',
+    argv: ['head', '-c', String(4 << 20), '/dev/zero'],
+    options: { maxOutputBytes: 1 << 20 },
+  },
 ];
 
 /** What a runner did with one case: its result, or how it failed (the code when there is one, else the message). */
-export async function outcome(run: (argv: readonly string[], options?: RunOptions) => Promise<RunResult>, c: (typeof RUN_CASES)[number]): Promise<unknown> {
+export async function outcome(
+  run: (argv: readonly string[], options?: RunOptions) => Promise<RunResult>,
+  c: (typeof RUN_CASES)[number],
+): Promise<unknown> {
   try {
     const result = await run(c.argv, c.options);
     return { ...result, stdout: result.stdout.length > 1000 ? `${result.stdout.length} characters` : result.stdout };

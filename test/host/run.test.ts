@@ -7,18 +7,32 @@ import { createNodeHost } from '../../src/host/node.js';
 import { RUN_CASES, outcome } from './run-cases.js';
 
 /** The Bun the release executable is built from (a development dependency). */
-const BUN = join(dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')), 'bin', 'bun');
+const BUN = join(
+  dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')),
+  'bin',
+  'bun',
+);
 
 const host = createNodeHost();
 
 describe('the node host runner', () => {
   it('passes argv as is (no shell) and returns stdout, stderr and the exit code', async () => {
-    await expect(host.run(['printf', '%s|%s', 'a b', '$(echo no)'])).resolves.toEqual({ exitCode: 0, stdout: 'a b|$(echo no)', stderr: '' });
-    await expect(host.run(['sh', '-c', 'echo out; echo err >&2; exit 3'])).resolves.toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+    await expect(host.run(['printf', '%s|%s', 'a b', '$(echo no)'])).resolves.toEqual({
+      exitCode: 0,
+      stdout: 'a b|$(echo no)',
+      stderr: '',
+    });
+    await expect(host.run(['sh', '-c', 'echo out; echo err >&2; exit 3'])).resolves.toEqual({
+      exitCode: 3,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    });
   });
 
   it('feeds the input to stdin, and closes stdin when there is none', async () => {
-    await expect(host.run(['cat'], { input: 'address add 10.0.0.3/24 dev eth0\n' })).resolves.toMatchObject({ stdout: 'address add 10.0.0.3/24 dev eth0\n' });
+    await expect(host.run(['cat'], { input: 'address add 10.0.0.3/24 dev eth0\n' })).resolves.toMatchObject({
+      stdout: 'address add 10.0.0.3/24 dev eth0\n',
+    });
     await expect(host.run(['cat'])).resolves.toMatchObject({ exitCode: 0, stdout: '' });
   });
 
@@ -39,7 +53,9 @@ describe('the node host runner', () => {
     for (const c of RUN_CASES) node[c.name] = await outcome(host.run, c);
     const driver = fileURLToPath(new URL('./bun-run-driver.ts', import.meta.url));
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(BUN, [driver], { encoding: 'utf8', maxBuffer: 1 << 20 }, (error, out, err) => (error ? reject(new Error(`${error.message}: ${err}`)) : resolve(out)));
+      execFile(BUN, [driver], { encoding: 'utf8', maxBuffer: 1 << 20 }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}: ${err}`)) : resolve(out),
+      );
     });
     expect(JSON.parse(stdout)).toEqual(node);
     expect(node['a signal']).toEqual({ message: 'sh was killed by SIGTERM' });

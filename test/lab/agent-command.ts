@@ -13,5 +13,7 @@ export function agentCommand(): string[] {
 
 /** Which agent runs, for test names and messages. */
 export function agentUnderTest(): string {
-  return process.env.EIP_AGENT_EXECUTABLE ? `release executable ${process.env.EIP_AGENT_EXECUTABLE}` : 'development CLI';
+  return process.env.EIP_AGENT_EXECUTABLE
+    ? `release executable ${process.env.EIP_AGENT_EXECUTABLE}`
+    : 'development CLI';
 }

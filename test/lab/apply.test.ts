@@ -17,8 +17,16 @@ requireLab('eip-agent in the emulated VPC');
 async function addresses(lab: Lab, ns: string): Promise<Record<string, string[]>> {
   const result = await lab.exec(ns, ['ip', '-j', 'address']);
   expect(result.exitCode, result.stderr).toBe(0);
-  const links = JSON.parse(result.stdout) as { ifname: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
-  return Object.fromEntries(links.map((l) => [l.ifname, l.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)]));
+  const links = JSON.parse(result.stdout) as {
+    ifname: string;
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
+  return Object.fromEntries(
+    links.map((l) => [
+      l.ifname,
+      l.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+    ]),
+  );
 }
 
 /** Every file under dir, relative path -> content. */
@@ -48,7 +56,9 @@ function golden(fixture: string, routing: string): Record<string, string> {
 }
 
 async function pingAll(lab: Lab, eips: string[]): Promise<Record<string, boolean>> {
-  return Object.fromEntries(await Promise.all(eips.map(async (eip) => [eip, await lab.pingFromInternet(eip)] as const)));
+  return Object.fromEntries(
+    await Promise.all(eips.map(async (eip) => [eip, await lab.pingFromInternet(eip)] as const)),
+  );
 }
 
 describe.skipIf(!labOk)('the manual example in the emulated VPC (policy routing, the default)', () => {
@@ -63,7 +73,12 @@ describe.skipIf(!labOk)('the manual example in the emulated VPC (policy routing,
   });
 
   it('before apply: only the primary IP answers; the secondary NIC EIPs do not', async () => {
-    expect(await pingAll(lab, eips)).toEqual({ '203.0.113.10': true, '203.0.113.11': false, '203.0.113.12': false, '203.0.113.13': false });
+    expect(await pingAll(lab, eips)).toEqual({
+      '203.0.113.10': true,
+      '203.0.113.11': false,
+      '203.0.113.12': false,
+      '203.0.113.13': false,
+    });
   });
 
   it('plan lists the work, writes nothing and exits 2; verify says not as desired (3)', async () => {
@@ -139,8 +154,15 @@ describe.skipIf(!labOk)('--routing rp-filter in the emulated VPC', () => {
     await lab?.destroy();
   });
 
-  it('writes the manual\'s files (apply --no-runtime)', async () => {
-    const apply = await lab.agent('r', ['apply', '--no-runtime', '--routing', 'rp-filter', '--root', lab.guestRoot('r')]);
+  it("writes the manual's files (apply --no-runtime)", async () => {
+    const apply = await lab.agent('r', [
+      'apply',
+      '--no-runtime',
+      '--routing',
+      'rp-filter',
+      '--root',
+      lab.guestRoot('r'),
+    ]);
     expect(apply.exitCode, apply.stderr).toBe(0);
     expect(etcFiles(lab.guestRoot('r'))).toEqual(golden('manual', 'rp-filter'));
   });
@@ -174,42 +196,95 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
   it('apply, started with an empty environment as cron or `env -i` does (no PATH), makes the NAT and the direct EIP answer and verifies', async () => {
     expect(await lab.pingFromInternet('203.0.113.21', 1)).toBe(false);
     // No PATH at all: the agent must still find `ip`, `sysctl` (in an sbin directory) and `ping`.
-    const apply = await lab.exec(lab.guestNs('t'), ['env', '-i', ...agentCommand(), 'apply', '--root', lab.guestRoot('t')], { timeoutMs: 60_000 });
+    const apply = await lab.exec(
+      lab.guestNs('t'),
+      ['env', '-i', ...agentCommand(), 'apply', '--root', lab.guestRoot('t')],
+      { timeoutMs: 60_000 },
+    );
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     const live = await addresses(lab, lab.guestNs('t'));
     expect(live.eth0).toEqual(['10.1.3.4/20', '10.1.15.200/20']);
     expect(live.eth1).toEqual(['10.1.16.5/24', '203.0.113.21/32']);
     expect(live.eth2).toEqual(['172.16.5.10/24']);
-    expect(await pingAll(lab, ['203.0.113.20', '203.0.113.21'])).toEqual({ '203.0.113.20': true, '203.0.113.21': true });
+    expect(await pingAll(lab, ['203.0.113.20', '203.0.113.21'])).toEqual({
+      '203.0.113.20': true,
+      '203.0.113.21': true,
+    });
     expect(etcFiles(lab.guestRoot('t'))).toEqual(golden('three-nic', 'policy'));
     const rules = await lab.exec(lab.guestNs('t'), ['ip', '-j', 'rule']);
-    const tables = (JSON.parse(rules.stdout) as { src?: string; table: string }[]).filter((r) => r.table.startsWith('100'));
+    const tables = (JSON.parse(rules.stdout) as { src?: string; table: string }[]).filter((r) =>
+      r.table.startsWith('100'),
+    );
     // Each NIC's own subnet first (29000 + n), main's routes but its default (30000), then the rest (30000 + n); with
     // each, the replies of the NIC's connections by their mark.
     expect(tables).toEqual([
       expect.objectContaining({ priority: 29001, src: '10.1.16.5', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
       expect.objectContaining({ priority: 29001, src: '203.0.113.21', dst: '10.1.16.0', dstlen: 24, table: '10001' }),
-      expect.objectContaining({ priority: 29001, src: 'all', dst: '10.1.16.0', dstlen: 24, fwmark: '0x1000000', fwmask: '0xf000000', table: '10001' }),
+      expect.objectContaining({
+        priority: 29001,
+        src: 'all',
+        dst: '10.1.16.0',
+        dstlen: 24,
+        fwmark: '0x1000000',
+        fwmask: '0xf000000',
+        table: '10001',
+      }),
       expect.objectContaining({ priority: 29002, src: '172.16.5.10', dst: '172.16.5.0', dstlen: 24, table: '10002' }),
-      expect.objectContaining({ priority: 29002, src: 'all', dst: '172.16.5.0', dstlen: 24, fwmark: '0x2000000', fwmask: '0xf000000', table: '10002' }),
+      expect.objectContaining({
+        priority: 29002,
+        src: 'all',
+        dst: '172.16.5.0',
+        dstlen: 24,
+        fwmark: '0x2000000',
+        fwmask: '0xf000000',
+        table: '10002',
+      }),
       expect.objectContaining({ priority: 30001, src: '10.1.16.5', table: '10001' }),
       expect.objectContaining({ priority: 30001, src: '203.0.113.21', table: '10001' }),
-      expect.objectContaining({ priority: 30001, src: 'all', fwmark: '0x1000000', fwmask: '0xf000000', table: '10001' }),
+      expect.objectContaining({
+        priority: 30001,
+        src: 'all',
+        fwmark: '0x1000000',
+        fwmask: '0xf000000',
+        table: '10001',
+      }),
       expect.objectContaining({ priority: 30002, src: '172.16.5.10', table: '10002' }),
-      expect.objectContaining({ priority: 30002, src: 'all', fwmark: '0x2000000', fwmask: '0xf000000', table: '10002' }),
+      expect.objectContaining({
+        priority: 30002,
+        src: 'all',
+        fwmark: '0x2000000',
+        fwmask: '0xf000000',
+        table: '10002',
+      }),
     ]);
-    expect((JSON.parse(rules.stdout) as { priority: number }[]).find((r) => r.priority === 30000)).toEqual({ priority: 30000, src: 'all', table: 'main', suppress_prefixlen: 0 });
+    expect((JSON.parse(rules.stdout) as { priority: number }[]).find((r) => r.priority === 30000)).toEqual({
+      priority: 30000,
+      src: 'all',
+      table: 'main',
+      suppress_prefixlen: 0,
+    });
   });
 
-  it('a boot keeps the main default route on eth0: no secondary NIC\'s file lets ifup-eth replace it', async () => {
+  it("a boot keeps the main default route on eth0: no secondary NIC's file lets ifup-eth replace it", async () => {
     // What initscripts' ifup-eth does at boot with each ifcfg (emulated: no initscripts here): with GATEWAY= and
     // without DEFROUTE=no, `ip route replace default via $GATEWAY dev $DEVICE`.
     const dir = join(lab.guestRoot('t'), 'etc/sysconfig/network-scripts');
-    for (const name of readdirSync(dir).filter((n) => /^ifcfg-eth\d+$/.test(n)).sort()) {
+    for (const name of readdirSync(dir)
+      .filter((n) => /^ifcfg-eth\d+$/.test(n))
+      .sort()) {
       const text = readFileSync(join(dir, name), 'utf8');
       const gateway = /^GATEWAY=(.*)$/m.exec(text)?.[1];
       if (gateway === undefined || /^DEFROUTE=no$/m.test(text)) continue;
-      const replaced = await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', gateway, 'dev', name.slice('ifcfg-'.length)]);
+      const replaced = await lab.exec(lab.guestNs('t'), [
+        'ip',
+        'route',
+        'replace',
+        'default',
+        'via',
+        gateway,
+        'dev',
+        name.slice('ifcfg-'.length),
+      ]);
       expect(replaced.exitCode, replaced.stderr).toBe(0);
     }
     const verify = await lab.agent('t', ['verify', '--root', lab.guestRoot('t')]);
@@ -218,13 +293,21 @@ describe.skipIf(!labOk)('three NICs in three subnets (a /20, a direct EIP) in th
     expect(await lab.pingFromInternet('203.0.113.20')).toBe(true);
   });
 
-  it('a main default route moved to eth2 (what files without DEFROUTE=no did at boot) cuts eth0\'s EIP off, and verify says so', async () => {
-    expect((await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '172.16.5.1', 'dev', 'eth2'])).exitCode).toBe(0);
+  it("a main default route moved to eth2 (what files without DEFROUTE=no did at boot) cuts eth0's EIP off, and verify says so", async () => {
+    expect(
+      (await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '172.16.5.1', 'dev', 'eth2']))
+        .exitCode,
+    ).toBe(0);
     expect(await lab.pingFromInternet('203.0.113.20', 2)).toBe(false);
     const verify = await lab.agent('t', ['verify', '--root', lab.guestRoot('t')]);
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(3);
-    expect(verify.stdout).toMatch(/FAIL +route +default via 10\.1\.0\.1 dev eth0 \(main table\) — the main table's default route is via 172\.16\.5\.1 dev eth2/);
-    expect((await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0'])).exitCode).toBe(0);
+    expect(verify.stdout).toMatch(
+      /FAIL +route +default via 10\.1\.0\.1 dev eth0 \(main table\) — the main table's default route is via 172\.16\.5\.1 dev eth2/,
+    );
+    expect(
+      (await lab.exec(lab.guestNs('t'), ['ip', 'route', 'replace', 'default', 'via', '10.1.0.1', 'dev', 'eth0']))
+        .exitCode,
+    ).toBe(0);
     expect(await lab.pingFromInternet('203.0.113.20')).toBe(true);
   });
 });

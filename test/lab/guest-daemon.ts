@@ -4,7 +4,9 @@ import type { ChildProcess } from 'node:child_process';
 import type { Lab } from './vpc.js';
 
 /** A system bus for one lab daemon: its own socket, everyone allowed (the lab's processes are root anyway). */
-export const BUS_CONFIG = (socket: string) => `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+export const BUS_CONFIG = (
+  socket: string,
+) => `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path=${socket}</listen>
@@ -42,7 +44,10 @@ export function waitExit(child: ChildProcess, ms: number): Promise<void> {
 
 /** Flushes what a boot would not find: every address but lo's, every rule but the kernel's three, their tables. */
 export async function flushGuest(lab: Lab, ns: string): Promise<void> {
-  const rules = JSON.parse((await lab.exec(ns, ['ip', '-j', '-4', 'rule'])).stdout) as { priority: number; table: string }[];
+  const rules = JSON.parse((await lab.exec(ns, ['ip', '-j', '-4', 'rule'])).stdout) as {
+    priority: number;
+    table: string;
+  }[];
   const lines: string[] = [];
   const tables = new Set<string>();
   for (const r of rules) {

@@ -16,7 +16,9 @@ const NETWORKD = '/lib/systemd/systemd-networkd';
 /** Whether systemd-networkd and netplan are installed (.ci/run installs netplan.io; networkd comes with systemd). */
 export function networkdAvailable(): boolean {
   try {
-    execFileSync('sh', ['-c', `test -x ${NETWORKD} && command -v netplan && getent passwd systemd-network`], { stdio: 'ignore' });
+    execFileSync('sh', ['-c', `test -x ${NETWORKD} && command -v netplan && getent passwd systemd-network`], {
+      stdio: 'ignore',
+    });
     return true;
   } catch {
     return false;
@@ -70,13 +72,17 @@ export async function startNetworkd(lab: Lab, guest: string, ready: () => Promis
   let networkd: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
-    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env, SYSTEMD_LOG_LEVEL: 'info' } });
+    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...env, SYSTEMD_LOG_LEVEL: 'info' },
+    });
     networkd = child;
     child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
     const deadline = Date.now() + 30_000;
     while (!(await ready())) {
       if (child.exitCode !== null) throw new Error(`systemd-networkd exited ${child.exitCode}:\n${log.slice(-3000)}`);
-      if (Date.now() > deadline) throw new Error(`systemd-networkd did not configure the guest within 30 s:\n${log.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`systemd-networkd did not configure the guest within 30 s:\n${log.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };

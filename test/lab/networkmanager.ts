@@ -36,7 +36,6 @@ export interface LabNetworkManager {
   stop(): Promise<void>;
 }
 
-
 /** What a cloud image ships for eth0 (cloud-init's "System eth0", priority 120): the primary as the lease left it. */
 export function cloudProfile(device: string, cidr: string, gateway: string): string {
   return [
@@ -58,12 +57,16 @@ export function cloudProfile(device: string, cidr: string, gateway: string): str
   ].join('\n');
 }
 
-
 /**
  * Starts NetworkManager for `guest` as a boot does: the guest's addresses flushed, `profiles` (file name -> keyfile) in
  * its profile directory; waits until it runs and every device in `connected` is connected.
  */
-export async function startNetworkManager(lab: Lab, guest: string, profiles: Record<string, string>, connected: readonly string[]): Promise<LabNetworkManager> {
+export async function startNetworkManager(
+  lab: Lab,
+  guest: string,
+  profiles: Record<string, string>,
+  connected: readonly string[],
+): Promise<LabNetworkManager> {
   const dir = mkdtempSync(join(tmpdir(), 'eipnm-'));
   const socket = join(dir, 'bus');
   const root = lab.guestRoot(guest);
@@ -76,7 +79,10 @@ export async function startNetworkManager(lab: Lab, guest: string, profiles: Rec
     chmodSync(join(profileDir, name), 0o600);
   }
   const conf = join(root, 'etc/NetworkManager/NetworkManager.conf');
-  writeFileSync(conf, `[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\n[keyfile]\npath=${profileDir}\n\n[logging]\nlevel=INFO\n`);
+  writeFileSync(
+    conf,
+    `[main]\nplugins=keyfile\nno-auto-default=*\nauth-polkit=false\n\n[keyfile]\npath=${profileDir}\n\n[logging]\nlevel=INFO\n`,
+  );
   writeFileSync(join(dir, 'bus.conf'), BUS_CONFIG(socket));
   const script = join(dir, 'run-nm.sh');
   writeFileSync(
@@ -101,16 +107,23 @@ export async function startNetworkManager(lab: Lab, guest: string, profiles: Rec
   const nmcli = (args: readonly string[]) => lab.exec(ns, ['nmcli', ...args], { env });
 
   const start = async (): Promise<void> => {
-    nm = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    nm = spawn('ip', ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     nm.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
     const deadline = Date.now() + READY_MS;
     for (;;) {
       if (nm.exitCode !== null) throw new Error(`NetworkManager exited ${nm.exitCode}:\n${log.slice(-3000)}`);
       const running = await nmcli(['-t', '-f', 'RUNNING', 'general']);
-      const devices = running.stdout.trim() === 'running' ? await nmcli(['-t', '-f', 'DEVICE,STATE', 'device']) : undefined;
+      const devices =
+        running.stdout.trim() === 'running' ? await nmcli(['-t', '-f', 'DEVICE,STATE', 'device']) : undefined;
       const states = new Map((devices?.stdout ?? '').split('\n').map((l) => l.split(':') as [string, string]));
       if (devices !== undefined && connected.every((d) => states.get(d) === 'connected')) return;
-      if (Date.now() > deadline) throw new Error(`NetworkManager not ready after ${READY_MS} ms (${devices?.stdout.trim() ?? running.stdout.trim()}):\n${log.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `NetworkManager not ready after ${READY_MS} ms (${devices?.stdout.trim() ?? running.stdout.trim()}):\n${log.slice(-3000)}`,
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
   };
@@ -121,8 +134,6 @@ export async function startNetworkManager(lab: Lab, guest: string, profiles: Rec
     await waitExit(nm, 10_000);
     nm = undefined;
   };
-
-
 
   try {
     // As at boot: NetworkManager configures eth0 from its profile (on a configured NIC it would only assume it).

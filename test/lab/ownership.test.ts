@@ -37,7 +37,9 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
   it('A is configured, and a user adds an address of their own by hand', async () => {
     const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
-    expect((await lab.exec(lab.guestNs('a'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth0'])).exitCode).toBe(0);
+    expect((await lab.exec(lab.guestNs('a'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth0'])).exitCode).toBe(
+      0,
+    );
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
 
@@ -60,7 +62,7 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     expect(await inet(lab, 'a', 'eth1')).toEqual(['10.0.0.7/24', '10.0.0.8/24']);
   });
 
-  it('A: the second read agrees; 10.0.0.8 and its rule go, the user\'s address and the primary stay', async () => {
+  it("A: the second read agrees; 10.0.0.8 and its rule go, the user's address and the primary stay", async () => {
     const apply = await lab.agent('a', ['apply', '--root', lab.guestRoot('a')]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(apply.stdout).toContain('remove 10.0.0.8/24 from eth1');
@@ -71,7 +73,7 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
 
-  it('A: rollback --original puts back what A had before eip-agent, and keeps the user\'s address', async () => {
+  it("A: rollback --original puts back what A had before eip-agent, and keeps the user's address", async () => {
     const rollback = await lab.agent('a', ['rollback', '--original', '--root', lab.guestRoot('a')]);
     expect(rollback.exitCode, rollback.stdout + rollback.stderr).toBe(0);
     expect(await inet(lab, 'a', 'eth0')).toEqual(['10.0.0.2/24', '10.0.0.99/24']);
@@ -83,9 +85,12 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
 
 // The kernel deletes every secondary address of a subnet with its primary unless promote_secondaries is 1: none of
 // the agent's removals may take a user's 10.0.0.99 (or an address the metadata still wants) with it.
-describe.skipIf(!labOk)('a user\'s address in the subnet of an address the agent removes', () => {
+describe.skipIf(!labOk)("a user's address in the subnet of an address the agent removes", () => {
   let lab: Lab;
-  const addUser = async () => expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(0);
+  const addUser = async () =>
+    expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'add', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(
+      0,
+    );
   const run = async (args: string[]) => {
     const result = await lab.agent('u', [...args, '--root', lab.guestRoot('u')]);
     expect(result.exitCode, result.stdout + result.stderr).toBe(0);
@@ -100,7 +105,7 @@ describe.skipIf(!labOk)('a user\'s address in the subnet of an address the agent
     await lab?.destroy();
   });
 
-  it('rollback takes 10.0.0.7 (eth1\'s first address) and 10.0.0.8 off eth1, and keeps 10.0.0.99', async () => {
+  it("rollback takes 10.0.0.7 (eth1's first address) and 10.0.0.8 off eth1, and keeps 10.0.0.99", async () => {
     await run(['apply']);
     await addUser();
     await run(['rollback']);
@@ -115,8 +120,10 @@ describe.skipIf(!labOk)('a user\'s address in the subnet of an address the agent
     expect(await rules(lab, 'u')).toEqual([]);
   });
 
-  it('apply: the metadata makes 10.0.0.8 eth1\'s primary and drops 10.0.0.7; after two reads 10.0.0.8 and 10.0.0.99 stay, verified', async () => {
-    expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'del', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(0);
+  it("apply: the metadata makes 10.0.0.8 eth1's primary and drops 10.0.0.7; after two reads 10.0.0.8 and 10.0.0.99 stay, verified", async () => {
+    expect((await lab.exec(lab.guestNs('u'), ['ip', 'address', 'del', '10.0.0.99/24', 'dev', 'eth1'])).exitCode).toBe(
+      0,
+    );
     await run(['apply']);
     await addUser();
     await lab.updateGuest('u', treeWith8AsPrimary());

@@ -27,14 +27,30 @@ function newName(): string {
 }
 
 interface Report {
-  eips: { guest: string; publicIp: string; privateIp: string; nic: string; mac: string; mode: string; answered: boolean }[];
+  eips: {
+    guest: string;
+    publicIp: string;
+    privateIp: string;
+    nic: string;
+    mac: string;
+    mode: string;
+    answered: boolean;
+  }[];
   verify: { guest: string; exitCode: number; output: string }[];
   ok: boolean;
 }
 
-async function sandbox(args: string[], timeout = 240_000): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+async function sandbox(
+  args: string[],
+  timeout = 240_000,
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const [file, ...rest] = agentCommand();
-  const result = await execa(file as string, [...rest, 'sandbox', ...args], { reject: false, timeout, stripFinalNewline: false, env: { EIP_AGENT_DEBUG: '1' } });
+  const result = await execa(file as string, [...rest, 'sandbox', ...args], {
+    reject: false,
+    timeout,
+    stripFinalNewline: false,
+    env: { EIP_AGENT_DEBUG: '1' },
+  });
   return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -64,21 +80,38 @@ function expectGone(name: string): void {
 }
 
 async function guestAddresses(name: string, guest: string, dev: string): Promise<string[]> {
-  const result = await execa('ip', ['-n', `eips-${name}-g-${guest}`, '-j', '-4', 'address', 'show', 'dev', dev], { reject: false });
+  const result = await execa('ip', ['-n', `eips-${name}-g-${guest}`, '-j', '-4', 'address', 'show', 'dev', dev], {
+    reject: false,
+  });
   if (result.exitCode !== 0) return [];
-  return (JSON.parse(result.stdout) as { addr_info: { local: string }[] }[]).flatMap((l) => l.addr_info.map((a) => a.local));
+  return (JSON.parse(result.stdout) as { addr_info: { local: string }[] }[]).flatMap((l) =>
+    l.addr_info.map((a) => a.local),
+  );
 }
 
 /** The host's own network state, the parts a sandbox must never touch; counters and lifetimes left out. */
 async function hostNetwork(): Promise<string> {
   const parts = [];
-  for (const argv of [['ip', '-br', 'address'], ['ip', 'rule'], ['ip', 'route', 'show', 'table', 'all'], ['nft', 'list', 'ruleset']]) {
+  for (const argv of [
+    ['ip', '-br', 'address'],
+    ['ip', 'rule'],
+    ['ip', 'route', 'show', 'table', 'all'],
+    ['nft', 'list', 'ruleset'],
+  ]) {
     const result = await execa(argv[0] as string, argv.slice(1), { reject: false });
     parts.push(`$ ${argv.join(' ')}\n${result.stdout.replace(/counter packets \d+ bytes \d+/g, 'counter')}`);
   }
   // The bridge keys exist while br_netfilter is loaded; the sandbox's router sets them in its own namespace.
-  for (const key of ['net/ipv4/ip_forward', 'net/ipv4/conf/all/rp_filter', 'net/ipv4/conf/default/rp_filter', 'net/ipv4/conf/all/arp_ignore', 'net/bridge/bridge-nf-call-iptables']) {
-    parts.push(`${key} = ${existsSync(`/proc/sys/${key}`) ? readFileSync(`/proc/sys/${key}`, 'utf8').trim() : 'absent'}`);
+  for (const key of [
+    'net/ipv4/ip_forward',
+    'net/ipv4/conf/all/rp_filter',
+    'net/ipv4/conf/default/rp_filter',
+    'net/ipv4/conf/all/arp_ignore',
+    'net/bridge/bridge-nf-call-iptables',
+  ]) {
+    parts.push(
+      `${key} = ${existsSync(`/proc/sys/${key}`) ? readFileSync(`/proc/sys/${key}`, 'utf8').trim() : 'absent'}`,
+    );
   }
   return parts.join('\n');
 }
@@ -90,7 +123,8 @@ describe.skipIf(!labOk)(`eip-agent sandbox (${agentUnderTest()})`, () => {
     // Leftovers of a run of this file that was killed: its sandboxes are named after its pid.
     for (const ns of listNamespaces()) {
       const pid = /^eips-s(\d+)[a-z]-/.exec(ns)?.[1];
-      if (pid !== undefined && !processAlive(Number(pid))) await sandbox(['down', '--name', ns.split('-')[1] as string]);
+      if (pid !== undefined && !processAlive(Number(pid)))
+        await sandbox(['down', '--name', ns.split('-')[1] as string]);
     }
     hostBefore = await hostNetwork();
   });
@@ -129,15 +163,26 @@ describe.skipIf(!labOk)(`eip-agent sandbox (${agentUnderTest()})`, () => {
     expect(dump.exitCode, dump.stderr).toBe(0);
     const snapshot = join(tmpdir(), `${name}-dump.json`);
     writeFileSync(snapshot, dump.stdout);
-    const live = await execa('ip', ['netns', 'exec', ns, ...agentCommand(), 'plan', '--root', root, '--config', config], { reject: false });
-    const replayed = await execa('ip', ['netns', 'exec', ns, ...agentCommand(), 'plan', '--root', root, '--config', config, '--metadata-file', snapshot], { reject: false });
+    const live = await execa(
+      'ip',
+      ['netns', 'exec', ns, ...agentCommand(), 'plan', '--root', root, '--config', config],
+      { reject: false },
+    );
+    const replayed = await execa(
+      'ip',
+      ['netns', 'exec', ns, ...agentCommand(), 'plan', '--root', root, '--config', config, '--metadata-file', snapshot],
+      { reject: false },
+    );
     rmSync(snapshot);
     expect([replayed.exitCode, replayed.stdout]).toEqual([live.exitCode, live.stdout]);
     expect(live.exitCode).toBe(0);
     expect(live.stdout).toContain('In sync: nothing to do.');
 
     const again = await sandbox(['up', '--name', name]);
-    expect(again).toMatchObject({ exitCode: 1, stderr: `eip-agent: config: sandbox ${name} exists: eip-agent sandbox down --name ${name} removes it (or give another --name)\n` });
+    expect(again).toMatchObject({
+      exitCode: 1,
+      stderr: `eip-agent: config: sandbox ${name} exists: eip-agent sandbox down --name ${name} removes it (or give another --name)\n`,
+    });
 
     const down = await sandbox(['down', '--name', name]);
     expect(down.exitCode, down.stderr).toBe(0);
@@ -167,8 +212,16 @@ describe.skipIf(!labOk)(`eip-agent sandbox (${agentUnderTest()})`, () => {
   });
 
   it.each([
-    ['an EIP that is not an address', (t: Record<string, unknown>) => void (t['public-ipv4'] = '203.0.113.10; reboot'), 'eip-agent: validation: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/public-ipv4: "203.0.113.10; reboot" is not a valid IPv4 address\n'],
-    ['a gateway outside the subnet', (t: Record<string, unknown>) => void (t.gateway = '10.9.0.1'), 'eip-agent: validation: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/gateway: "10.9.0.1" is outside subnet 10.0.0.0/24\n'],
+    [
+      'an EIP that is not an address',
+      (t: Record<string, unknown>) => void (t['public-ipv4'] = '203.0.113.10; reboot'),
+      'eip-agent: validation: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/public-ipv4: "203.0.113.10; reboot" is not a valid IPv4 address\n',
+    ],
+    [
+      'a gateway outside the subnet',
+      (t: Record<string, unknown>) => void (t.gateway = '10.9.0.1'),
+      'eip-agent: validation: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/gateway: "10.9.0.1" is outside subnet 10.0.0.0/24\n',
+    ],
   ])('a broken tree (%s) is refused in one line, and nothing is made', async (_what, breakIt, message) => {
     const name = newName();
     const tree = JSON.parse(readFileSync(join(process.cwd(), 'examples/manual.json'), 'utf8'));
@@ -184,52 +237,64 @@ describe.skipIf(!labOk)(`eip-agent sandbox (${agentUnderTest()})`, () => {
     expectGone(name);
   });
 
-  it('each of the manual operations, made by sandbox change, is converged by the daemons that sandbox run started', { timeout: 600_000 }, async () => {
-    const name = newName();
-    const up = await sandbox(['up', '--name', name, '--server-b']);
-    expect(up.exitCode, up.stderr + up.stdout).toBe(0);
-    const run = await sandbox(['run', '--name', name]);
-    expect(run.exitCode, run.stderr + run.stdout).toBe(0);
-    expect(run.stdout).toMatch(/Guest a: daemon started \(pid \d+\)/);
-    expect(run.stdout).toMatch(/Guest b: daemon started \(pid \d+\)/);
+  it(
+    'each of the manual operations, made by sandbox change, is converged by the daemons that sandbox run started',
+    { timeout: 600_000 },
+    async () => {
+      const name = newName();
+      const up = await sandbox(['up', '--name', name, '--server-b']);
+      expect(up.exitCode, up.stderr + up.stdout).toBe(0);
+      const run = await sandbox(['run', '--name', name]);
+      expect(run.exitCode, run.stderr + run.stdout).toBe(0);
+      expect(run.stdout).toMatch(/Guest a: daemon started \(pid \d+\)/);
+      expect(run.stdout).toMatch(/Guest b: daemon started \(pid \d+\)/);
 
-    const change = async (args: string[]): Promise<Report> => {
-      const result = await sandbox(['change', '--name', name, '--json', ...args]);
-      expect(result.exitCode, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-      expect(result.stderr).toMatch(/the daemon of guest .+ converged in [\d.]+ s/);
-      return JSON.parse(result.stdout) as Report;
-    };
-    const row = (report: Report, eip: string) => report.eips.find((e) => e.publicIp === eip);
+      const change = async (args: string[]): Promise<Report> => {
+        const result = await sandbox(['change', '--name', name, '--json', ...args]);
+        expect(result.exitCode, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+        expect(result.stderr).toMatch(/the daemon of guest .+ converged in [\d.]+ s/);
+        return JSON.parse(result.stdout) as Report;
+      };
+      const row = (report: Report, eip: string) => report.eips.find((e) => e.publicIp === eip);
 
-    let report = await change(['--op', 'unbind-eip', '--ip', '10.0.0.3']);
-    expect(row(report, '203.0.113.11')).toBeUndefined();
-    report = await change(['--op', 'bind-eip', '--ip', '10.0.0.3', '--eip', '198.51.100.50']);
-    expect(row(report, '198.51.100.50')).toMatchObject({ privateIp: '10.0.0.3', nic: 'eth0', answered: true });
+      let report = await change(['--op', 'unbind-eip', '--ip', '10.0.0.3']);
+      expect(row(report, '203.0.113.11')).toBeUndefined();
+      report = await change(['--op', 'bind-eip', '--ip', '10.0.0.3', '--eip', '198.51.100.50']);
+      expect(row(report, '198.51.100.50')).toMatchObject({ privateIp: '10.0.0.3', nic: 'eth0', answered: true });
 
-    report = await change(['--op', 'add-ip', '--ip', '10.0.0.9', '--nic', 'eth1']);
-    expect(await guestAddresses(name, 'a', 'eth1')).toContain('10.0.0.9');
-    report = await change(['--op', 'remove-ip', '--ip', '10.0.0.9']);
-    expect(await guestAddresses(name, 'a', 'eth1')).not.toContain('10.0.0.9');
+      report = await change(['--op', 'add-ip', '--ip', '10.0.0.9', '--nic', 'eth1']);
+      expect(await guestAddresses(name, 'a', 'eth1')).toContain('10.0.0.9');
+      report = await change(['--op', 'remove-ip', '--ip', '10.0.0.9']);
+      expect(await guestAddresses(name, 'a', 'eth1')).not.toContain('10.0.0.9');
 
-    report = await change(['--op', 'attach-eni', '--ip', '10.0.0.30', '--mac', '52:54:00:ee:00:30']);
-    expect(await guestAddresses(name, 'a', 'eth2')).toEqual(['10.0.0.30']);
-    report = await change(['--op', 'detach-eni', '--nic', 'eth2']);
-    expect(await guestAddresses(name, 'a', 'eth2')).toEqual([]);
+      report = await change(['--op', 'attach-eni', '--ip', '10.0.0.30', '--mac', '52:54:00:ee:00:30']);
+      expect(await guestAddresses(name, 'a', 'eth2')).toEqual(['10.0.0.30']);
+      report = await change(['--op', 'detach-eni', '--nic', 'eth2']);
+      expect(await guestAddresses(name, 'a', 'eth2')).toEqual([]);
 
-    // The manual's migration: 10.0.0.8 and its EIP leave server A for server B, and the EIP answers from B.
-    report = await change(['--op', 'move-ip', '--ip', '10.0.0.8']);
-    expect(row(report, '203.0.113.13')).toMatchObject({ guest: 'b', privateIp: '10.0.0.8', nic: 'eth0', answered: true });
-    expect(await guestAddresses(name, 'a', 'eth1')).toEqual(['10.0.0.7']);
-    expect(await guestAddresses(name, 'b', 'eth0')).toEqual(['10.0.0.20', '10.0.0.8']);
-    expect(report.ok).toBe(true);
+      // The manual's migration: 10.0.0.8 and its EIP leave server A for server B, and the EIP answers from B.
+      report = await change(['--op', 'move-ip', '--ip', '10.0.0.8']);
+      expect(row(report, '203.0.113.13')).toMatchObject({
+        guest: 'b',
+        privateIp: '10.0.0.8',
+        nic: 'eth0',
+        answered: true,
+      });
+      expect(await guestAddresses(name, 'a', 'eth1')).toEqual(['10.0.0.7']);
+      expect(await guestAddresses(name, 'b', 'eth0')).toEqual(['10.0.0.20', '10.0.0.8']);
+      expect(report.ok).toBe(true);
 
-    const refused = await sandbox(['change', '--name', name, '--op', 'detach-eni', '--nic', 'eth0']);
-    expect(refused).toMatchObject({ exitCode: 1, stderr: 'eip-agent: config: --nic eth0: the primary NIC (eth0) of guest a; a cloud cannot detach it\n' });
+      const refused = await sandbox(['change', '--name', name, '--op', 'detach-eni', '--nic', 'eth0']);
+      expect(refused).toMatchObject({
+        exitCode: 1,
+        stderr: 'eip-agent: config: --nic eth0: the primary NIC (eth0) of guest a; a cloud cannot detach it\n',
+      });
 
-    const down = await sandbox(['down', '--name', name]);
-    expect(down.exitCode, down.stderr).toBe(0);
-    expectGone(name);
-  });
+      const down = await sandbox(['down', '--name', name]);
+      expect(down.exitCode, down.stderr).toBe(0);
+      expectGone(name);
+    },
+  );
 
   it('down after a kill -9 of up removes every namespace, process and file it had made', async () => {
     const name = newName();

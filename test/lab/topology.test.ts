@@ -49,8 +49,15 @@ describe('planTopology', () => {
     const second = manualTree();
     const macs = nicsDir(second);
     second.mac = '52:54:00:00:00:01';
-    second.network = { interfaces: { macs: { '52:54:00:00:00:01': { ...(macs['52:54:00:8A:7A:64'] as MetaTree), 'primary-local-ipv4': '10.0.0.3' } } } };
-    const plan = planTopology([{ name: 'a', tree: manualTree() }, { name: 'b', tree: second }]);
+    second.network = {
+      interfaces: {
+        macs: { '52:54:00:00:00:01': { ...(macs['52:54:00:8A:7A:64'] as MetaTree), 'primary-local-ipv4': '10.0.0.3' } },
+      },
+    };
+    const plan = planTopology([
+      { name: 'a', tree: manualTree() },
+      { name: 'b', tree: second },
+    ]);
     expect(plan.subnets).toHaveLength(1);
     expect(plan.guests.map((g) => [g.name, g.metadataPort, g.nics.map((n) => n.port)])).toEqual([
       ['a', 8001, ['a0', 'a1']],
@@ -59,12 +66,36 @@ describe('planTopology', () => {
   });
 
   const broken: [string, (tree: MetaTree) => void, string][] = [
-    ['a non-contiguous mask', (t) => void (ipDir(t, '52:54:00:8A:7A:64', '10.0.0.2')['subnet-mask'] = '255.0.255.0'), 'lab: guest a: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/subnet-mask: 255.0.255.0 is not a usable netmask'],
-    ['a gateway outside the subnet', (t) => void (ipDir(t, '52:54:00:8A:7A:64', '10.0.0.2').gateway = '10.0.1.1'), 'lab: guest a: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/gateway: 10.0.1.1 is outside the subnet'],
-    ['two gateways in one subnet', (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7').gateway = '10.0.0.254'), 'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/10.0.0.7/gateway: 10.0.0.254, but another NIC in 10.0.0.0/24 has gateway 10.0.0.1'],
-    ['a primary IP that is not listed', (t) => void ((nicsDir(t)['20:90:6F:F7:93:2E'] as MetaTree)['primary-local-ipv4'] = '10.0.0.9'), 'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/: no primary address'],
-    ['a top-level mac that is not listed', (t) => void (t.mac = '52:54:00:00:00:99'), 'lab: guest a: top-level mac is not one of network/interfaces/macs/'],
-    ['overlapping subnets', (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7')['subnet-mask'] = '255.255.0.0'), 'local-ipv4s/10.0.0.7/subnet-mask: 10.0.0.0/16 overlaps 10.0.0.0/24 of another NIC'],
+    [
+      'a non-contiguous mask',
+      (t) => void (ipDir(t, '52:54:00:8A:7A:64', '10.0.0.2')['subnet-mask'] = '255.0.255.0'),
+      'lab: guest a: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/subnet-mask: 255.0.255.0 is not a usable netmask',
+    ],
+    [
+      'a gateway outside the subnet',
+      (t) => void (ipDir(t, '52:54:00:8A:7A:64', '10.0.0.2').gateway = '10.0.1.1'),
+      'lab: guest a: network/interfaces/macs/52:54:00:8A:7A:64/local-ipv4s/10.0.0.2/gateway: 10.0.1.1 is outside the subnet',
+    ],
+    [
+      'two gateways in one subnet',
+      (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7').gateway = '10.0.0.254'),
+      'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/10.0.0.7/gateway: 10.0.0.254, but another NIC in 10.0.0.0/24 has gateway 10.0.0.1',
+    ],
+    [
+      'a primary IP that is not listed',
+      (t) => void ((nicsDir(t)['20:90:6F:F7:93:2E'] as MetaTree)['primary-local-ipv4'] = '10.0.0.9'),
+      'lab: guest a: network/interfaces/macs/20:90:6F:F7:93:2E/local-ipv4s/: no primary address',
+    ],
+    [
+      'a top-level mac that is not listed',
+      (t) => void (t.mac = '52:54:00:00:00:99'),
+      'lab: guest a: top-level mac is not one of network/interfaces/macs/',
+    ],
+    [
+      'overlapping subnets',
+      (t) => void (ipDir(t, '20:90:6F:F7:93:2E', '10.0.0.7')['subnet-mask'] = '255.255.0.0'),
+      'local-ipv4s/10.0.0.7/subnet-mask: 10.0.0.0/16 overlaps 10.0.0.0/24 of another NIC',
+    ],
   ];
   it.each(broken)('refuses %s', (_what, breakIt, message) => {
     const tree = manualTree();
@@ -73,9 +104,24 @@ describe('planTopology', () => {
   });
 
   it.each([
-    [[{ name: 'eth', tree: manualTree() }, { name: 'eth', tree: threeNicTree() }], 'lab: guest eth: name used twice'],
-    [[{ name: 'a1', tree: manualTree() }], 'lab: guest a1: name must be 1-8 lower-case letters (it becomes interface names like a0)'],
-    [[{ name: 'a', tree: manualTree() }, { name: 'b', tree: manualTree() }], 'lab: guest b: network/interfaces/macs/52:54:00:8A:7A:64/: MAC already used by guest a'],
+    [
+      [
+        { name: 'eth', tree: manualTree() },
+        { name: 'eth', tree: threeNicTree() },
+      ],
+      'lab: guest eth: name used twice',
+    ],
+    [
+      [{ name: 'a1', tree: manualTree() }],
+      'lab: guest a1: name must be 1-8 lower-case letters (it becomes interface names like a0)',
+    ],
+    [
+      [
+        { name: 'a', tree: manualTree() },
+        { name: 'b', tree: manualTree() },
+      ],
+      'lab: guest b: network/interfaces/macs/52:54:00:8A:7A:64/: MAC already used by guest a',
+    ],
   ] as [LabGuestSpec[], string][])('refuses guests %#', (guests, message) => {
     expect(() => planTopology(guests)).toThrow(message);
   });
@@ -132,12 +178,16 @@ describe('cloudPolicy', () => {
 describe('renderRuleset', () => {
   it('renders the manual example', async () => {
     const plan = planTopology([{ name: 'a', tree: manualTree() }]);
-    await expect(renderRuleset(cloudPolicy(plan, new Map([['a', manualTree()]])))).toMatchFileSnapshot('./__golden__/manual.nft');
+    await expect(renderRuleset(cloudPolicy(plan, new Map([['a', manualTree()]])))).toMatchFileSnapshot(
+      './__golden__/manual.nft',
+    );
   });
 
   it('renders three subnets with a direct EIP', async () => {
     const plan = planTopology([{ name: 'c', tree: threeNicTree() }]);
-    await expect(renderRuleset(cloudPolicy(plan, new Map([['c', threeNicTree()]])))).toMatchFileSnapshot('./__golden__/three-nic.nft');
+    await expect(renderRuleset(cloudPolicy(plan, new Map([['c', threeNicTree()]])))).toMatchFileSnapshot(
+      './__golden__/three-nic.nft',
+    );
   });
 
   it('drops everything from a port whose ENI has no IP left', () => {

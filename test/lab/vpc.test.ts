@@ -125,9 +125,17 @@ describe.skipIf(!labOk)('emulated VPC: the product manual example', () => {
 
   it('leaves the guest as DHCP would: eth0 with only its primary IP, eth1 attached but down', async () => {
     const ifaces = await interfaces(lab, ns());
-    expect(ifaces.get('eth0')).toEqual({ mac: '52:54:00:8a:7a:64', up: true, master: undefined, inet: ['10.0.0.2/24'] });
+    expect(ifaces.get('eth0')).toEqual({
+      mac: '52:54:00:8a:7a:64',
+      up: true,
+      master: undefined,
+      inet: ['10.0.0.2/24'],
+    });
     expect(ifaces.get('eth1')).toEqual({ mac: '20:90:6f:f7:93:2e', up: false, master: undefined, inet: [] });
-    const routes = JSON.parse((await lab.exec(ns(), ['ip', '-j', 'route', 'show', 'default'])).stdout) as { gateway: string; dev: string }[];
+    const routes = JSON.parse((await lab.exec(ns(), ['ip', '-j', 'route', 'show', 'default'])).stdout) as {
+      gateway: string;
+      dev: string;
+    }[];
     expect(routes.map((r) => [r.gateway, r.dev])).toEqual([['10.0.0.1', 'eth0']]);
     expect(lab.id).toMatch(new RegExp(`^eipt${process.pid}-\\d+$`));
   });
@@ -156,10 +164,22 @@ describe.skipIf(!labOk)('emulated VPC: the product manual example', () => {
     expect((await interfaces(lab, ns())).get('eth0')?.inet).toEqual(['10.0.0.2/24']);
   });
 
-  it('keeps each gateway\'s MAC fixed when a port with a lower MAC joins its bridge and leaves it, as a VPC gateway does', async () => {
+  it("keeps each gateway's MAC fixed when a port with a lower MAC joins its bridge and leaves it, as a VPC gateway does", async () => {
     const before = (await interfaces(lab, lab.routerNs)).get('br-0')?.mac;
     expect(before).toBe('02:ee:00:00:00:00');
-    const add = await lab.exec(lab.routerNs, ['ip', 'link', 'add', 'lowmac0', 'address', '00:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'lowmac1']);
+    const add = await lab.exec(lab.routerNs, [
+      'ip',
+      'link',
+      'add',
+      'lowmac0',
+      'address',
+      '00:00:00:00:00:01',
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'lowmac1',
+    ]);
     expect(add.exitCode, add.stderr).toBe(0);
     expect((await lab.exec(lab.routerNs, ['ip', 'link', 'set', 'lowmac0', 'master', 'br-0', 'up'])).exitCode).toBe(0);
     expect((await interfaces(lab, lab.routerNs)).get('br-0')?.mac).toBe(before);
@@ -179,7 +199,11 @@ describe.skipIf(!labOk)('emulated VPC: the product manual example', () => {
     expect(await getFromGuest(lab, 'a', `${eth1Ip}public-ipv4`)).toBe('203.0.113.13');
 
     const tree = manualTree();
-    const ipDir = (((((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree)['local-ipv4s'] as MetaTree)['10.0.0.8'] as MetaTree;
+    const ipDir = (
+      ((((tree.network as MetaTree).interfaces as MetaTree).macs as MetaTree)['20:90:6F:F7:93:2E'] as MetaTree)[
+        'local-ipv4s'
+      ] as MetaTree
+    )['10.0.0.8'] as MetaTree;
     delete ipDir['public-ipv4'];
     delete ipDir['public-ipv4-mode'];
     await lab.updateGuest('a', tree);
@@ -235,7 +259,9 @@ describe.skipIf(!labOk)('emulated VPC: three NICs in three subnets with a direct
   });
 
   it('routes the direct EIP to its private IP, reachable once the guest routes replies out of eth1', async () => {
-    const routes = JSON.parse((await lab.exec(lab.routerNs, ['ip', '-j', 'route', 'show', '203.0.113.21'])).stdout) as { gateway: string }[];
+    const routes = JSON.parse((await lab.exec(lab.routerNs, ['ip', '-j', 'route', 'show', '203.0.113.21'])).stdout) as {
+      gateway: string;
+    }[];
     expect(routes.map((r) => r.gateway)).toEqual(['10.1.16.5']);
     await mustExec(lab, ns(), ['ip', 'address', 'add', '10.1.16.5/24', 'dev', 'eth1']);
     await mustExec(lab, ns(), ['ip', 'address', 'add', '203.0.113.21/32', 'dev', 'eth1']);

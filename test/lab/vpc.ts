@@ -72,7 +72,13 @@ async function run(argv: readonly string[], opts: LabRunOptions = {}): Promise<L
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('lab: empty argv');
   const timeout = opts.timeoutMs ?? 30_000;
-  const result = await execa(file, args, { reject: false, timeout, stripFinalNewline: false, ...(opts.input === undefined ? {} : { input: opts.input }), ...(opts.env === undefined ? {} : { env: opts.env }) });
+  const result = await execa(file, args, {
+    reject: false,
+    timeout,
+    stripFinalNewline: false,
+    ...(opts.input === undefined ? {} : { input: opts.input }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  });
   if (result.timedOut) throw new Error(`lab: ${argv.join(' ')}: timed out after ${timeout} ms\n${result.stderr}`);
   if (result.exitCode !== undefined) return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   if (result.signal !== undefined) {
@@ -114,7 +120,10 @@ class VpcLab implements Lab {
   }
 
   async agent(guest: string, args: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
-    return this.exec(this.guestNs(guest), [...agentCommand(), ...args], { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 });
+    return this.exec(this.guestNs(guest), [...agentCommand(), ...args], {
+      ...opts,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
   }
 
   async exec(ns: string, argv: readonly string[], opts: LabRunOptions = {}): Promise<LabRun> {
@@ -186,7 +195,12 @@ export function labAvailable(): { ok: true } | { ok: false; reason: string } {
 function probe(): { ok: true } | { ok: false; reason: string } {
   if (process.platform !== 'linux') return { ok: false, reason: `needs Linux, this is ${process.platform}` };
   if (process.getuid?.() !== 0) return { ok: false, reason: 'needs root (network namespaces)' };
-  for (const argv of [['ip', '-V'], ['nft', '--version'], ['ping', '-V'], ['sysctl', '--version']] as const) {
+  for (const argv of [
+    ['ip', '-V'],
+    ['nft', '--version'],
+    ['ping', '-V'],
+    ['sysctl', '--version'],
+  ] as const) {
     try {
       execFileSync(argv[0], [argv[1]], { stdio: 'ignore' });
     } catch (error) {
@@ -196,7 +210,9 @@ function probe(): { ok: true } | { ok: false; reason: string } {
   const ns = `${OWN_PREFIX}probe`;
   try {
     execFileSync('ip', ['netns', 'add', ns], { stdio: ['ignore', 'ignore', 'pipe'] });
-    execFileSync('ip', ['-n', ns, 'link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('ip', ['-n', ns, 'link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { stdio: ['ignore', 'ignore', 'pipe'] });
     return { ok: true };
   } catch (error) {

@@ -97,7 +97,11 @@ describe('metadata emulator: control socket', () => {
 
   it.each([
     ['/tree', '{"mac": ', /^emulator control PUT \/tree: HTTP 400: \{"error":"invalid JSON: .+"\}$/u],
-    ['/tree', '{"mac": 1}', 'emulator control PUT /tree: HTTP 400: {"error":"mac: expected a string or an object, got number"}'],
+    [
+      '/tree',
+      '{"mac": 1}',
+      'emulator control PUT /tree: HTTP 400: {"error":"mac: expected a string or an object, got number"}',
+    ],
     ['/faults', '{"hang": 1}', 'emulator control PUT /faults: HTTP 400: {"error":"hang: expected an object"}'],
     ['/faults', '{"status": {}}', 'emulator control PUT /faults: HTTP 400: {"error":"status.code: required number"}'],
     ['/faults', '{"slow": true}', 'emulator control PUT /faults: HTTP 400: {"error":"faults.slow: unknown fault"}'],
@@ -122,6 +126,8 @@ describe('metadata emulator: control socket', () => {
     await expect(controlEmulator(socket, 'PUT', '/faults', [])).rejects.toThrow(
       'emulator control PUT /faults: HTTP 400: {"error":"faults: expected an object"}',
     );
-    await expect(controlEmulator(socket, 'GET', '/nope')).rejects.toThrow('emulator control GET /nope: HTTP 404: {"error":"no route GET /nope"}');
+    await expect(controlEmulator(socket, 'GET', '/nope')).rejects.toThrow(
+      'emulator control GET /nope: HTTP 404: {"error":"no route GET /nope"}',
+    );
   });
 });

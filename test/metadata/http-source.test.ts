@@ -38,7 +38,9 @@ describe.each([
       expect(Object.keys((tree.network as { interfaces: { macs: MetaTree } }).interfaces.macs)).toEqual([MAC1, MAC2]);
       expect(src.requestCount).toBe(MANUAL_REQUESTS);
       expect(emulator.requests).toBe(MANUAL_REQUESTS);
-      expect(emulator.requestLog.filter((p) => /hostname|zone|other|ipv6s|extra|macs\/[^/]+\/mac$/u.test(p))).toEqual([]);
+      expect(emulator.requestLog.filter((p) => /hostname|zone|other|ipv6s|extra|macs\/[^/]+\/mac$/u.test(p))).toEqual(
+        [],
+      );
     });
 
     it('refreshes: the listings, each primary IP and every EIP and mode again, the rest taken from the last complete read', async () => {
@@ -51,13 +53,35 @@ describe.each([
         return paths.sort();
       };
       await expect(src.refresh!(complete)).resolves.toEqual(complete);
-      const ips = [`${NIC1}local-ipv4s/10.0.0.2/`, `${NIC1}local-ipv4s/10.0.0.3/`, `network/interfaces/macs/${MAC2}/local-ipv4s/10.0.0.7/`, IP8];
-      const listings = ['mac', 'network/interfaces/macs/', `${NIC1}local-ipv4s/`, `network/interfaces/macs/${MAC2}/local-ipv4s/`, `${NIC1}primary-local-ipv4`, `network/interfaces/macs/${MAC2}/primary-local-ipv4`];
-      expect(asked()).toEqual([...listings, ...ips.flatMap((ip) => [`${ip}public-ipv4`, `${ip}public-ipv4-mode`])].sort());
+      const ips = [
+        `${NIC1}local-ipv4s/10.0.0.2/`,
+        `${NIC1}local-ipv4s/10.0.0.3/`,
+        `network/interfaces/macs/${MAC2}/local-ipv4s/10.0.0.7/`,
+        IP8,
+      ];
+      const listings = [
+        'mac',
+        'network/interfaces/macs/',
+        `${NIC1}local-ipv4s/`,
+        `network/interfaces/macs/${MAC2}/local-ipv4s/`,
+        `${NIC1}primary-local-ipv4`,
+        `network/interfaces/macs/${MAC2}/primary-local-ipv4`,
+      ];
+      expect(asked()).toEqual(
+        [...listings, ...ips.flatMap((ip) => [`${ip}public-ipv4`, `${ip}public-ipv4-mode`])].sort(),
+      );
 
       // What changes while the listings stay: 10.0.0.8's EIP unbound, 10.0.0.3's in direct mode now, 10.0.0.8 primary.
-      let tree = edit(edit(manualTree(), `${IP8}public-ipv4`, undefined), `network/interfaces/macs/${MAC2}/primary-local-ipv4`, '10.0.0.8');
-      tree = edit(edit(tree, `${IP8}public-ipv4-mode`, undefined), `${NIC1}local-ipv4s/10.0.0.3/public-ipv4-mode`, 'direct');
+      let tree = edit(
+        edit(manualTree(), `${IP8}public-ipv4`, undefined),
+        `network/interfaces/macs/${MAC2}/primary-local-ipv4`,
+        '10.0.0.8',
+      );
+      tree = edit(
+        edit(tree, `${IP8}public-ipv4-mode`, undefined),
+        `${NIC1}local-ipv4s/10.0.0.3/public-ipv4-mode`,
+        'direct',
+      );
       emulator.setTree(tree);
       await expect(src.refresh!(complete)).resolves.toEqual(tree);
       asked();
@@ -66,7 +90,10 @@ describe.each([
       tree = edit(tree, `${NIC1}local-ipv4s/10.0.0.4`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.255.0' });
       emulator.setTree(edit(tree, `${NIC1}local-ipv4s/10.0.0.2/gateway`, '10.0.0.254'));
       await expect(src.refresh!(complete)).resolves.toEqual(tree);
-      expect(asked().filter((p) => /gateway|subnet-mask/u.test(p))).toEqual([`${NIC1}local-ipv4s/10.0.0.4/gateway`, `${NIC1}local-ipv4s/10.0.0.4/subnet-mask`]);
+      expect(asked().filter((p) => /gateway|subnet-mask/u.test(p))).toEqual([
+        `${NIC1}local-ipv4s/10.0.0.4/gateway`,
+        `${NIC1}local-ipv4s/10.0.0.4/subnet-mask`,
+      ]);
       await expect(src.read()).resolves.toEqual(edit(tree, `${NIC1}local-ipv4s/10.0.0.2/gateway`, '10.0.0.254'));
     });
 
@@ -110,7 +137,9 @@ describe.each([
     ])('omits the optional %s when the server answers 404', async (missing, omitted) => {
       emulator.setTree(edit(manualTree(), missing, undefined));
       const expected = edit(manualTree(), omitted, undefined);
-      await expect(source().read()).resolves.toEqual(omitted === `${IP8}public-ipv4` ? edit(expected, `${IP8}public-ipv4-mode`, undefined) : expected);
+      await expect(source().read()).resolves.toEqual(
+        omitted === `${IP8}public-ipv4` ? edit(expected, `${IP8}public-ipv4-mode`, undefined) : expected,
+      );
     });
 
     it('asks for public-ipv4-mode only where an EIP is bound', async () => {
@@ -130,7 +159,10 @@ describe.each([
     });
 
     it('retries a truncated body and a hang within the attempts', async () => {
-      emulator.setFaults({ truncate: { match: 'meta-data/mac', count: 1 }, hang: { match: `${IP8}gateway`, count: 1 } });
+      emulator.setFaults({
+        truncate: { match: 'meta-data/mac', count: 1 },
+        hang: { match: `${IP8}gateway`, count: 1 },
+      });
       const src = source({ timeoutMs: 300, retries: 1 });
       await expect(src.read()).resolves.toEqual(manualTree());
       expect(src.requestCount).toBe(MANUAL_REQUESTS + 2);
@@ -140,7 +172,10 @@ describe.each([
       let tree = manualTree();
       for (let i = 10; i < 17; i++) {
         for (const mac of [MAC1, MAC2]) {
-          tree = edit(tree, `network/interfaces/macs/${mac}/local-ipv4s/10.0.${mac === MAC1 ? 0 : 1}.${i}`, { gateway: '10.0.0.1', 'subnet-mask': '255.255.0.0' });
+          tree = edit(tree, `network/interfaces/macs/${mac}/local-ipv4s/10.0.${mac === MAC1 ? 0 : 1}.${i}`, {
+            gateway: '10.0.0.1',
+            'subnet-mask': '255.255.0.0',
+          });
         }
       }
       emulator.setTree(tree);
@@ -168,7 +203,13 @@ describe.each([
       await expect(source().read()).rejects.toThrow(new MetadataError(`${path}: not found (404) at ${url(path)}`));
     });
 
-    type Row = [name: string, setup: () => void, options: Partial<HttpSourceOptions>, message: () => string | RegExp, requests: number];
+    type Row = [
+      name: string,
+      setup: () => void,
+      options: Partial<HttpSourceOptions>,
+      message: () => string | RegExp,
+      requests: number,
+    ];
     const table: Row[] = [
       [
         '503 forever on a listing',
@@ -209,12 +250,19 @@ describe.each([
         'a truncated body',
         () => emulator.setFaults({ truncate: { match: `${NIC1}primary-local-ipv4` } }),
         { retries: 2 },
-        () => new RegExp(`^${escape(NIC1)}primary-local-ipv4: truncated body \\(.+\\) after 3 attempts \\(${escape(url(`${NIC1}primary-local-ipv4`))}\\)$`, 'u'),
+        () =>
+          new RegExp(
+            `^${escape(NIC1)}primary-local-ipv4: truncated body \\(.+\\) after 3 attempts \\(${escape(url(`${NIC1}primary-local-ipv4`))}\\)$`,
+            'u',
+          ),
         3,
       ],
       [
         'a body that is not UTF-8',
-        () => emulator.setFaults({ body: { match: 'meta-data/mac', base64: Buffer.from([0x52, 0xff, 0xfe]).toString('base64') } }),
+        () =>
+          emulator.setFaults({
+            body: { match: 'meta-data/mac', base64: Buffer.from([0x52, 0xff, 0xfe]).toString('base64') },
+          }),
         {},
         () => `mac: body is not valid UTF-8 (${url('mac')})`,
         1,
@@ -235,14 +283,24 @@ describe.each([
       ],
       [
         'an empty line inside a listing',
-        () => emulator.setFaults({ body: { match: 'interfaces/macs/', count: 1, base64: Buffer.from(`${MAC1}/\n\n${MAC2}/\n`).toString('base64') } }),
+        () =>
+          emulator.setFaults({
+            body: {
+              match: 'interfaces/macs/',
+              count: 1,
+              base64: Buffer.from(`${MAC1}/\n\n${MAC2}/\n`).toString('base64'),
+            },
+          }),
         {},
         () => `network/interfaces/macs/: empty entry at line 2 of the listing (${url('network/interfaces/macs/')})`,
         0,
       ],
       [
         'an entry that would change the path',
-        () => emulator.setFaults({ body: { match: 'interfaces/macs/', count: 1, base64: Buffer.from('../x/\n').toString('base64') } }),
+        () =>
+          emulator.setFaults({
+            body: { match: 'interfaces/macs/', count: 1, base64: Buffer.from('../x/\n').toString('base64') },
+          }),
         {},
         () => `network/interfaces/macs/: bad entry "../x/" (${url('network/interfaces/macs/')})`,
         0,
@@ -264,8 +322,14 @@ describe.each([
     it('reports a refused connection after its retries', async () => {
       const { port } = emulator;
       await emulator.close();
-      const src = httpMetadataSource(host, { baseUrl: `http://127.0.0.1:${port}/latest/meta-data/`, retries: 1, backoffMs: 1 });
-      await expect(src.read()).rejects.toThrow(/^[a-z/-]+: connection failed \(ECONNREFUSED\) after 2 attempts \(http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/[a-z/-]+\)$/u);
+      const src = httpMetadataSource(host, {
+        baseUrl: `http://127.0.0.1:${port}/latest/meta-data/`,
+        retries: 1,
+        backoffMs: 1,
+      });
+      await expect(src.read()).rejects.toThrow(
+        /^[a-z/-]+: connection failed \(ECONNREFUSED\) after 2 attempts \(http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/[a-z/-]+\)$/u,
+      );
       emulator = await startMetadataEmulator({ tree: {} });
     });
 
@@ -289,9 +353,13 @@ describe.each([
   describe('httpMetadataSource: unbounded answers', () => {
     it('refuses an answer over 64 KiB without reading it whole, in one short line', async () => {
       emulator.setTree(edit(manualTree(), 'instance-id', 'i'.repeat(1024 * 1024)));
-      const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
+      const error = (await source()
+        .read()
+        .catch((e: unknown) => e)) as MetadataError;
       expect(error).toBeInstanceOf(MetadataError);
-      expect(error.userLine).toBe(`metadata: instance-id: answer larger than 65536 bytes (metadataMaxBytes) (${emulator.url}instance-id)`);
+      expect(error.userLine).toBe(
+        `metadata: instance-id: answer larger than 65536 bytes (metadataMaxBytes) (${emulator.url}instance-id)`,
+      );
     });
 
     it('takes a larger cap from the options', async () => {
@@ -302,15 +370,22 @@ describe.each([
 
     it('refuses a NIC with more than 256 addresses', async () => {
       const ips: MetaTree = {};
-      for (let i = 0; i < 300; i++) ips[`10.0.${Math.floor(i / 250)}.${(i % 250) + 2}`] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.0.0' };
+      for (let i = 0; i < 300; i++)
+        ips[`10.0.${Math.floor(i / 250)}.${(i % 250) + 2}`] = { gateway: '10.0.0.1', 'subnet-mask': '255.255.0.0' };
       emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s`, ips));
-      const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
-      expect(error.userLine).toBe(`metadata: ${NIC1}local-ipv4s/: 300 entries, more than the 256 the agent accepts (${emulator.url}${NIC1}local-ipv4s/)`);
+      const error = (await source()
+        .read()
+        .catch((e: unknown) => e)) as MetadataError;
+      expect(error.userLine).toBe(
+        `metadata: ${NIC1}local-ipv4s/: 300 entries, more than the 256 the agent accepts (${emulator.url}${NIC1}local-ipv4s/)`,
+      );
     });
 
     it('cuts a long bad listing entry to a short escaped prefix', async () => {
       emulator.setTree(edit(manualTree(), `${NIC1}local-ipv4s/${'x y'.repeat(1000)}`, { gateway: '10.0.0.1' }));
-      const error = (await source().read().catch((e: unknown) => e)) as MetadataError;
+      const error = (await source()
+        .read()
+        .catch((e: unknown) => e)) as MetadataError;
       expect(error.userLine.length).toBeLessThan(300);
       expect(error.userLine).toContain('... (3001 characters)');
     });

@@ -67,7 +67,10 @@ describe('buildModel: happy paths', () => {
               'primary-local-ipv4': '10.1.16.5',
               'vpc-id': 'vpc-a',
               'subnet-id': 'subnet-a',
-              'local-ipv4s': { '10.1.16.5': sub('10.1.16.1', '255.255.255.0'), '10.1.16.6': sub('10.1.16.1', '255.255.255.0') },
+              'local-ipv4s': {
+                '10.1.16.5': sub('10.1.16.1', '255.255.255.0'),
+                '10.1.16.6': sub('10.1.16.1', '255.255.255.0'),
+              },
             },
             [B]: {
               'primary-local-ipv4': '10.1.3.4',
@@ -76,7 +79,10 @@ describe('buildModel: happy paths', () => {
               'local-ipv4s': {
                 // The secondary is listed before the primary.
                 '10.1.15.200': sub('10.1.0.1', '255.255.240.0', { 'public-ipv4': '203.0.113.99' }),
-                '10.1.3.4': sub('10.1.0.1', '255.255.240.0', { 'public-ipv4': '198.51.100.7', 'public-ipv4-mode': 'direct' }),
+                '10.1.3.4': sub('10.1.0.1', '255.255.240.0', {
+                  'public-ipv4': '198.51.100.7',
+                  'public-ipv4-mode': 'direct',
+                }),
               },
             },
             [C]: {
@@ -95,24 +101,49 @@ describe('buildModel: happy paths', () => {
       primaryMac: B,
       nics: [
         {
-          mac: B, macLower: '52:54:00:aa:bb:cc', isPrimaryNic: true, index: 0, vpcId: 'vpc-a', subnetId: 'subnet-b',
-          prefixLength: 20, netmask: '255.255.240.0', network: '10.1.0.0', cidr: '10.1.0.0/20', gateway: '10.1.0.1',
+          mac: B,
+          macLower: '52:54:00:aa:bb:cc',
+          isPrimaryNic: true,
+          index: 0,
+          vpcId: 'vpc-a',
+          subnetId: 'subnet-b',
+          prefixLength: 20,
+          netmask: '255.255.240.0',
+          network: '10.1.0.0',
+          cidr: '10.1.0.0/20',
+          gateway: '10.1.0.1',
           addresses: [
             { ip: '10.1.3.4', path: `${lb}10.1.3.4`, publicIp: '198.51.100.7', publicMode: 'direct' },
             { ip: '10.1.15.200', path: `${lb}10.1.15.200`, publicIp: '203.0.113.99', publicMode: 'NAT' },
           ],
         },
         {
-          mac: A, macLower: A, isPrimaryNic: false, index: 1, vpcId: 'vpc-a', subnetId: 'subnet-a',
-          prefixLength: 24, netmask: '255.255.255.0', network: '10.1.16.0', cidr: '10.1.16.0/24', gateway: '10.1.16.1',
+          mac: A,
+          macLower: A,
+          isPrimaryNic: false,
+          index: 1,
+          vpcId: 'vpc-a',
+          subnetId: 'subnet-a',
+          prefixLength: 24,
+          netmask: '255.255.255.0',
+          network: '10.1.16.0',
+          cidr: '10.1.16.0/24',
+          gateway: '10.1.16.1',
           addresses: [
             { ip: '10.1.16.5', path: `${la}10.1.16.5` },
             { ip: '10.1.16.6', path: `${la}10.1.16.6` },
           ],
         },
         {
-          mac: C, macLower: 'fa:16:3e:00:00:01', isPrimaryNic: false, index: 2,
-          prefixLength: 24, netmask: '255.255.255.0', network: '172.16.5.0', cidr: '172.16.5.0/24', gateway: '172.16.5.1',
+          mac: C,
+          macLower: 'fa:16:3e:00:00:01',
+          isPrimaryNic: false,
+          index: 2,
+          prefixLength: 24,
+          netmask: '255.255.255.0',
+          network: '172.16.5.0',
+          cidr: '172.16.5.0/24',
+          gateway: '172.16.5.1',
           addresses: [{ ip: '172.16.5.10', path: `${lc}172.16.5.10` }],
         },
       ],
@@ -121,7 +152,15 @@ describe('buildModel: happy paths', () => {
 
   it('omits absent optional fields instead of setting them to undefined', () => {
     const tree = manualTree();
-    for (const path of ['instance-id', 'local-ipv4', 'placement', `${N1}vpc-id`, `${N1}subnet-id`, `${L1}10.0.0.3/public-ipv4`]) del(tree, path);
+    for (const path of [
+      'instance-id',
+      'local-ipv4',
+      'placement',
+      `${N1}vpc-id`,
+      `${N1}subnet-id`,
+      `${L1}10.0.0.3/public-ipv4`,
+    ])
+      del(tree, path);
     const model = buildModel(tree);
     expect(Object.keys(model)).toEqual(['primaryMac', 'nics']);
     const nic = model.nics[0];
@@ -135,7 +174,9 @@ describe('buildModel: happy paths', () => {
     const tree = manualTree();
     set(tree, 'hostname', 'anything at all; $(even this)');
     set(tree, `${N1}local-ipv4s/10.0.0.2/unknown`, { x: '`y`' });
-    set(tree, `network/interfaces/macs/${M2}/local-ipv4s`, { '10.9.9.9': ipDir({ gateway: '10.0.0.1', 'subnet-mask': '255.0.0.0' }) });
+    set(tree, `network/interfaces/macs/${M2}/local-ipv4s`, {
+      '10.9.9.9': ipDir({ gateway: '10.0.0.1', 'subnet-mask': '255.0.0.0' }),
+    });
     set(tree, `network/interfaces/macs/${M2}/primary-local-ipv4`, '10.9.9.9');
     set(tree, `${N1}local-ipv4s`, { '10.0.0.2': ipDir({ 'subnet-mask': '255.255.255.252' }) });
     const model = buildModel(tree);

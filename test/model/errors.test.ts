@@ -30,10 +30,18 @@ const cases: Case[] = [
   ['mac is a directory', (t) => set(t, 'mac', {}), 'mac: expected a value, found a directory'],
   ['placement is a value', (t) => set(t, 'placement', 'x'), 'placement/: expected a directory, found a value'],
   ['no network/ at all', (t) => del(t, 'network'), `${MACS}: is required but missing`],
-  ['network/interfaces is a value', (t) => set(t, 'network/interfaces', 'eth0'), 'network/interfaces/: expected a directory, found a value'],
+  [
+    'network/interfaces is a value',
+    (t) => set(t, 'network/interfaces', 'eth0'),
+    'network/interfaces/: expected a directory, found a value',
+  ],
   ['no NICs', (t) => set(t, MACS, {}), `${MACS}: lists no interfaces`],
   ['NIC entry is a value', (t) => set(t, `${MACS}${M2}`, 'x'), `${N2}: expected a directory, found a value`],
-  ['primary-local-ipv4 missing', (t) => del(t, `${N1}primary-local-ipv4`), `${N1}primary-local-ipv4: is required but missing`],
+  [
+    'primary-local-ipv4 missing',
+    (t) => del(t, `${N1}primary-local-ipv4`),
+    `${N1}primary-local-ipv4: is required but missing`,
+  ],
   ['local-ipv4s missing', (t) => del(t, `${N1}local-ipv4s`), `${L1}: is required but missing`],
   ['local-ipv4s empty', (t) => set(t, `${N1}local-ipv4s`, {}), `${L1}: lists no addresses`],
   ['IP entry is a value', (t) => set(t, `${L1}10.0.0.3`, '10.0.0.3'), `${A3}: expected a directory, found a value`],
@@ -43,73 +51,276 @@ const cases: Case[] = [
 
   // Top level.
   ['mac with dashes', (t) => set(t, 'mac', '52-54-00-8A-7A-64'), 'mac: "52-54-00-8A-7A-64" is not a valid MAC address'],
-  ['mac with a newline injection', (t) => set(t, 'mac', `${M1}\nreboot`), 'mac: "52:54:00:8A:7A:64\\nreboot" is not a valid MAC address'],
+  [
+    'mac with a newline injection',
+    (t) => set(t, 'mac', `${M1}\nreboot`),
+    'mac: "52:54:00:8A:7A:64\\nreboot" is not a valid MAC address',
+  ],
   ['mac not listed', (t) => set(t, 'mac', '52:54:00:00:00:01'), `mac: "52:54:00:00:00:01" is not listed under ${MACS}`],
   ['instance-id with ;', (t) => set(t, 'instance-id', 'ins-1;reboot'), `instance-id: "ins-1;reboot" ${ID_CHARS}`],
   ['instance-id with $( )', (t) => set(t, 'instance-id', '$(reboot)'), `instance-id: "$(reboot)" ${ID_CHARS}`],
   ['instance-id empty', (t) => set(t, 'instance-id', ''), 'instance-id: "" is empty'],
-  ['instance-id starting with -', (t) => set(t, 'instance-id', '-rf'), 'instance-id: "-rf" must start with a letter or digit'],
-  ['instance-id too long', (t) => set(t, 'instance-id', 'i'.repeat(129)), `instance-id: "${'i'.repeat(64)}"... (129 characters) is longer than 128 characters`],
-  ['region with a space', (t) => set(t, 'placement/region', 'ap guangzhou'), `placement/region: "ap guangzhou" ${ID_CHARS}`],
-  ['region with backticks', (t) => set(t, 'placement/region', '`reboot`'), `placement/region: "\`reboot\`" ${ID_CHARS}`],
-  ['local-ipv4 with a trailing space', (t) => set(t, 'local-ipv4', '10.0.0.2 '), 'local-ipv4: "10.0.0.2 " is not a valid IPv4 address'],
-  ['local-ipv4 not the primary IP', (t) => set(t, 'local-ipv4', '10.0.0.3'), `local-ipv4: "10.0.0.3" differs from the primary NIC's primary-local-ipv4 (10.0.0.2)`],
+  [
+    'instance-id starting with -',
+    (t) => set(t, 'instance-id', '-rf'),
+    'instance-id: "-rf" must start with a letter or digit',
+  ],
+  [
+    'instance-id too long',
+    (t) => set(t, 'instance-id', 'i'.repeat(129)),
+    `instance-id: "${'i'.repeat(64)}"... (129 characters) is longer than 128 characters`,
+  ],
+  [
+    'region with a space',
+    (t) => set(t, 'placement/region', 'ap guangzhou'),
+    `placement/region: "ap guangzhou" ${ID_CHARS}`,
+  ],
+  [
+    'region with backticks',
+    (t) => set(t, 'placement/region', '`reboot`'),
+    `placement/region: "\`reboot\`" ${ID_CHARS}`,
+  ],
+  [
+    'local-ipv4 with a trailing space',
+    (t) => set(t, 'local-ipv4', '10.0.0.2 '),
+    'local-ipv4: "10.0.0.2 " is not a valid IPv4 address',
+  ],
+  [
+    'local-ipv4 not the primary IP',
+    (t) => set(t, 'local-ipv4', '10.0.0.3'),
+    `local-ipv4: "10.0.0.3" differs from the primary NIC's primary-local-ipv4 (10.0.0.2)`,
+  ],
 
   // NIC directory names and NIC values.
-  ['MAC key with a newline injection', (t) => rename(t, `${MACS}${M2}`, `${M2}\nIPADDR9=1.2.3.4`), `${MACS}: "20:90:6F:F7:93:2E\\nIPADDR9=1.2.3.4" is not a valid MAC address`],
-  ['MAC key with $( )', (t) => rename(t, `${MACS}${M2}`, '$(reboot)'), `${MACS}$(reboot): "$(reboot)" is not a valid MAC address`],
-  ['MAC key with a space', (t) => rename(t, `${MACS}${M2}`, `${M2} `), `${MACS}: "20:90:6F:F7:93:2E " is not a valid MAC address`],
-  ['MAC listed twice with another case', (t) => set(t, `${MACS}52:54:00:8a:7a:64`, {}), `${MACS}52:54:00:8a:7a:64: "52:54:00:8a:7a:64" is listed twice (also as ${M1})`],
+  [
+    'MAC key with a newline injection',
+    (t) => rename(t, `${MACS}${M2}`, `${M2}\nIPADDR9=1.2.3.4`),
+    `${MACS}: "20:90:6F:F7:93:2E\\nIPADDR9=1.2.3.4" is not a valid MAC address`,
+  ],
+  [
+    'MAC key with $( )',
+    (t) => rename(t, `${MACS}${M2}`, '$(reboot)'),
+    `${MACS}$(reboot): "$(reboot)" is not a valid MAC address`,
+  ],
+  [
+    'MAC key with a space',
+    (t) => rename(t, `${MACS}${M2}`, `${M2} `),
+    `${MACS}: "20:90:6F:F7:93:2E " is not a valid MAC address`,
+  ],
+  [
+    'MAC listed twice with another case',
+    (t) => set(t, `${MACS}52:54:00:8a:7a:64`, {}),
+    `${MACS}52:54:00:8a:7a:64: "52:54:00:8a:7a:64" is listed twice (also as ${M1})`,
+  ],
   ['vpc-id with ;', (t) => set(t, `${N1}vpc-id`, 'vpc-1;reboot'), `${N1}vpc-id: "vpc-1;reboot" ${ID_CHARS}`],
   ["vpc-id with '", (t) => set(t, `${N2}vpc-id`, "vpc-1'"), `${N2}vpc-id: "vpc-1'" ${ID_CHARS}`],
   ['vpc-id with "', (t) => set(t, `${N1}vpc-id`, 'vpc-"1'), `${N1}vpc-id: "vpc-\\"1" ${ID_CHARS}`],
   ['subnet-id with a tab', (t) => set(t, `${N1}subnet-id`, 'subnet-1\t'), `${N1}subnet-id: "subnet-1\\t" ${ID_CHARS}`],
   ['subnet-id with |', (t) => set(t, `${N2}subnet-id`, 'subnet|sh'), `${N2}subnet-id: "subnet|sh" ${ID_CHARS}`],
-  ['primary-local-ipv4 not listed', (t) => set(t, `${N1}primary-local-ipv4`, '10.0.0.9'), `${N1}primary-local-ipv4: "10.0.0.9" is not listed in local-ipv4s/`],
-  ['primary-local-ipv4 with a leading zero', (t) => set(t, `${N1}primary-local-ipv4`, '010.0.0.2'), `${N1}primary-local-ipv4: "010.0.0.2" is not a valid IPv4 address`],
-  ['primary-local-ipv4 injection', (t) => set(t, `${N2}primary-local-ipv4`, '10.0.0.7\nIPADDR9=1.2.3.4'), `${N2}primary-local-ipv4: "10.0.0.7\\nIPADDR9=1.2.3.4" is not a valid IPv4 address`],
+  [
+    'primary-local-ipv4 not listed',
+    (t) => set(t, `${N1}primary-local-ipv4`, '10.0.0.9'),
+    `${N1}primary-local-ipv4: "10.0.0.9" is not listed in local-ipv4s/`,
+  ],
+  [
+    'primary-local-ipv4 with a leading zero',
+    (t) => set(t, `${N1}primary-local-ipv4`, '010.0.0.2'),
+    `${N1}primary-local-ipv4: "010.0.0.2" is not a valid IPv4 address`,
+  ],
+  [
+    'primary-local-ipv4 injection',
+    (t) => set(t, `${N2}primary-local-ipv4`, '10.0.0.7\nIPADDR9=1.2.3.4'),
+    `${N2}primary-local-ipv4: "10.0.0.7\\nIPADDR9=1.2.3.4" is not a valid IPv4 address`,
+  ],
 
   // IP directory names.
-  ['IP dir with a newline injection', (t) => rename(t, `${L1}10.0.0.3`, INJ), `${L1}: "10.0.0.3\\nIPADDR9=1.2.3.4" is not a valid IPv4 address`],
-  ['IP dir with a leading zero', (t) => rename(t, `${L1}10.0.0.3`, '010.0.0.3'), `${L1}010.0.0.3: "010.0.0.3" is not a valid IPv4 address`],
-  ['IP dir with a trailing dot', (t) => rename(t, `${L1}10.0.0.3`, '10.0.0.3.'), `${L1}10.0.0.3.: "10.0.0.3." is not a valid IPv4 address`],
-  ['IP dir with a fullwidth digit', (t) => rename(t, `${L1}10.0.0.3`, FULLWIDTH), `${L1}: "${FULLWIDTH}" is not a valid IPv4 address`],
-  ['IP dir with ;', (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.8;reboot'), `${L2}10.0.0.8;reboot: "10.0.0.8;reboot" is not a valid IPv4 address`],
-  ['IP dir with an octet over 255', (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.256'), `${L2}10.0.0.256: "10.0.0.256" is not a valid IPv4 address`],
+  [
+    'IP dir with a newline injection',
+    (t) => rename(t, `${L1}10.0.0.3`, INJ),
+    `${L1}: "10.0.0.3\\nIPADDR9=1.2.3.4" is not a valid IPv4 address`,
+  ],
+  [
+    'IP dir with a leading zero',
+    (t) => rename(t, `${L1}10.0.0.3`, '010.0.0.3'),
+    `${L1}010.0.0.3: "010.0.0.3" is not a valid IPv4 address`,
+  ],
+  [
+    'IP dir with a trailing dot',
+    (t) => rename(t, `${L1}10.0.0.3`, '10.0.0.3.'),
+    `${L1}10.0.0.3.: "10.0.0.3." is not a valid IPv4 address`,
+  ],
+  [
+    'IP dir with a fullwidth digit',
+    (t) => rename(t, `${L1}10.0.0.3`, FULLWIDTH),
+    `${L1}: "${FULLWIDTH}" is not a valid IPv4 address`,
+  ],
+  [
+    'IP dir with ;',
+    (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.8;reboot'),
+    `${L2}10.0.0.8;reboot: "10.0.0.8;reboot" is not a valid IPv4 address`,
+  ],
+  [
+    'IP dir with an octet over 255',
+    (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.256'),
+    `${L2}10.0.0.256: "10.0.0.256" is not a valid IPv4 address`,
+  ],
 
   // Addresses and subnets.
-  ['same private IP on two NICs', (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.3'), `${L2}10.0.0.3: "10.0.0.3" is already assigned at ${L1}10.0.0.3`],
-  ['gateway with $( )', (t) => set(t, `${A3}gateway`, '$(reboot)'), `${A3}gateway: "$(reboot)" is not a valid IPv4 address`],
-  ['gateway with &', (t) => set(t, `${A2}gateway`, '10.0.0.1&'), `${A2}gateway: "10.0.0.1&" is not a valid IPv4 address`],
-  ['mask not contiguous', (t) => set(t, `${A2}subnet-mask`, '255.0.255.0'), `${A2}subnet-mask: "255.0.255.0" is not a contiguous netmask`],
-  ['mask /32', (t) => set(t, `${A2}subnet-mask`, '255.255.255.255'), `${A2}subnet-mask: "255.255.255.255" is not a usable subnet mask for a NIC`],
-  ['mask /31', (t) => set(t, `${A2}subnet-mask`, '255.255.255.254'), `${A2}subnet-mask: "255.255.255.254" is not a usable subnet mask for a NIC`],
-  ['mask /0', (t) => set(t, `${A2}subnet-mask`, '0.0.0.0'), `${A2}subnet-mask: "0.0.0.0" is not a usable subnet mask for a NIC`],
-  ['mask with a newline', (t) => set(t, `${A3}subnet-mask`, '255.255.255.0\n'), `${A3}subnet-mask: "255.255.255.0\\n" is not a valid IPv4 address`],
-  ['primary gateway outside its subnet', (t) => set(t, `${A2}gateway`, '10.1.0.1'), `${A2}gateway: "10.1.0.1" is outside subnet 10.0.0.0/24`],
-  ['secondary IP outside the NIC subnet', (t) => rename(t, `${L1}10.0.0.3`, '10.0.1.5'), `${L1}10.0.1.5: "10.0.1.5" is outside subnet 10.0.0.0/24 (gateway 10.0.0.1, mask 255.255.255.0)`],
-  ['secondary mask differs', (t) => set(t, `${A3}subnet-mask`, '255.255.0.0'), `${A3}subnet-mask: "255.255.0.0" differs from the NIC's primary IP (255.255.255.0)`],
-  ['secondary gateway differs', (t) => set(t, `${A3}gateway`, '10.0.0.254'), `${A3}gateway: "10.0.0.254" differs from the NIC's primary IP (10.0.0.1)`],
-  ['network address as host IP', (t) => rename(t, `${L1}10.0.0.3`, '10.0.0.0'), `${L1}10.0.0.0: "10.0.0.0" is the network address of 10.0.0.0/24`],
-  ['broadcast address as host IP', (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.255'), `${L2}10.0.0.255: "10.0.0.255" is the broadcast address of 10.0.0.0/24`],
-  ['network address as gateway', (t) => set(t, `${A2}gateway`, '10.0.0.0'), `${A2}gateway: "10.0.0.0" is the network address of 10.0.0.0/24`],
-  ['broadcast address as gateway', (t) => set(t, `${A2}gateway`, '10.0.0.255'), `${A2}gateway: "10.0.0.255" is the broadcast address of 10.0.0.0/24`],
-  ['gateway is a private IP of its own NIC', (t) => setNicGateway(t, N1, '10.0.0.3'), `${A2}gateway: "10.0.0.3" is also assigned as a private IP at ${L1}10.0.0.3`],
-  ['gateway is a private IP of another NIC', (t) => setNicGateway(t, N2, '10.0.0.2'), `${L2}10.0.0.7/gateway: "10.0.0.2" is also assigned as a private IP at ${L1}10.0.0.2`],
+  [
+    'same private IP on two NICs',
+    (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.3'),
+    `${L2}10.0.0.3: "10.0.0.3" is already assigned at ${L1}10.0.0.3`,
+  ],
+  [
+    'gateway with $( )',
+    (t) => set(t, `${A3}gateway`, '$(reboot)'),
+    `${A3}gateway: "$(reboot)" is not a valid IPv4 address`,
+  ],
+  [
+    'gateway with &',
+    (t) => set(t, `${A2}gateway`, '10.0.0.1&'),
+    `${A2}gateway: "10.0.0.1&" is not a valid IPv4 address`,
+  ],
+  [
+    'mask not contiguous',
+    (t) => set(t, `${A2}subnet-mask`, '255.0.255.0'),
+    `${A2}subnet-mask: "255.0.255.0" is not a contiguous netmask`,
+  ],
+  [
+    'mask /32',
+    (t) => set(t, `${A2}subnet-mask`, '255.255.255.255'),
+    `${A2}subnet-mask: "255.255.255.255" is not a usable subnet mask for a NIC`,
+  ],
+  [
+    'mask /31',
+    (t) => set(t, `${A2}subnet-mask`, '255.255.255.254'),
+    `${A2}subnet-mask: "255.255.255.254" is not a usable subnet mask for a NIC`,
+  ],
+  [
+    'mask /0',
+    (t) => set(t, `${A2}subnet-mask`, '0.0.0.0'),
+    `${A2}subnet-mask: "0.0.0.0" is not a usable subnet mask for a NIC`,
+  ],
+  [
+    'mask with a newline',
+    (t) => set(t, `${A3}subnet-mask`, '255.255.255.0\n'),
+    `${A3}subnet-mask: "255.255.255.0\\n" is not a valid IPv4 address`,
+  ],
+  [
+    'primary gateway outside its subnet',
+    (t) => set(t, `${A2}gateway`, '10.1.0.1'),
+    `${A2}gateway: "10.1.0.1" is outside subnet 10.0.0.0/24`,
+  ],
+  [
+    'secondary IP outside the NIC subnet',
+    (t) => rename(t, `${L1}10.0.0.3`, '10.0.1.5'),
+    `${L1}10.0.1.5: "10.0.1.5" is outside subnet 10.0.0.0/24 (gateway 10.0.0.1, mask 255.255.255.0)`,
+  ],
+  [
+    'secondary mask differs',
+    (t) => set(t, `${A3}subnet-mask`, '255.255.0.0'),
+    `${A3}subnet-mask: "255.255.0.0" differs from the NIC's primary IP (255.255.255.0)`,
+  ],
+  [
+    'secondary gateway differs',
+    (t) => set(t, `${A3}gateway`, '10.0.0.254'),
+    `${A3}gateway: "10.0.0.254" differs from the NIC's primary IP (10.0.0.1)`,
+  ],
+  [
+    'network address as host IP',
+    (t) => rename(t, `${L1}10.0.0.3`, '10.0.0.0'),
+    `${L1}10.0.0.0: "10.0.0.0" is the network address of 10.0.0.0/24`,
+  ],
+  [
+    'broadcast address as host IP',
+    (t) => rename(t, `${L2}10.0.0.8`, '10.0.0.255'),
+    `${L2}10.0.0.255: "10.0.0.255" is the broadcast address of 10.0.0.0/24`,
+  ],
+  [
+    'network address as gateway',
+    (t) => set(t, `${A2}gateway`, '10.0.0.0'),
+    `${A2}gateway: "10.0.0.0" is the network address of 10.0.0.0/24`,
+  ],
+  [
+    'broadcast address as gateway',
+    (t) => set(t, `${A2}gateway`, '10.0.0.255'),
+    `${A2}gateway: "10.0.0.255" is the broadcast address of 10.0.0.0/24`,
+  ],
+  [
+    'gateway is a private IP of its own NIC',
+    (t) => setNicGateway(t, N1, '10.0.0.3'),
+    `${A2}gateway: "10.0.0.3" is also assigned as a private IP at ${L1}10.0.0.3`,
+  ],
+  [
+    'gateway is a private IP of another NIC',
+    (t) => setNicGateway(t, N2, '10.0.0.2'),
+    `${L2}10.0.0.7/gateway: "10.0.0.2" is also assigned as a private IP at ${L1}10.0.0.2`,
+  ],
 
   // EIPs.
-  ['public-ipv4 with ;', (t) => set(t, `${A2}public-ipv4`, '203.0.113.10;reboot'), `${A2}public-ipv4: "203.0.113.10;reboot" is not a valid IPv4 address`],
-  ['public-ipv4 with a quote', (t) => set(t, `${A3}public-ipv4`, "203.0.113.11'"), `${A3}public-ipv4: "203.0.113.11'" is not a valid IPv4 address`],
-  ['public-ipv4 loopback', (t) => set(t, `${A2}public-ipv4`, '127.0.0.1'), `${A2}public-ipv4: "127.0.0.1" is not a usable public IPv4 address`],
-  ['public-ipv4 unspecified', (t) => set(t, `${A2}public-ipv4`, '0.0.0.0'), `${A2}public-ipv4: "0.0.0.0" is not a usable public IPv4 address`],
-  ['public-ipv4 broadcast', (t) => set(t, `${A2}public-ipv4`, '255.255.255.255'), `${A2}public-ipv4: "255.255.255.255" is not a usable public IPv4 address`],
-  ['public-ipv4 multicast', (t) => set(t, `${A2}public-ipv4`, '224.0.0.1'), `${A2}public-ipv4: "224.0.0.1" is not a usable public IPv4 address`],
-  ['public-ipv4 link-local', (t) => set(t, `${A2}public-ipv4`, '169.254.0.23'), `${A2}public-ipv4: "169.254.0.23" is not a usable public IPv4 address`],
-  ['same EIP bound twice', (t) => set(t, `${A8}public-ipv4`, '203.0.113.10'), `${A8}public-ipv4: "203.0.113.10" is already bound at ${A2}public-ipv4`],
-  ['EIP equal to a private IP', (t) => set(t, `${A8}public-ipv4`, '10.0.0.3'), `${A8}public-ipv4: "10.0.0.3" is also assigned as a private IP at ${L1}10.0.0.3`],
-  ['mode in lower case', (t) => set(t, `${A2}public-ipv4-mode`, 'nat'), `${A2}public-ipv4-mode: "nat" is not a known public-ipv4-mode (expected NAT or direct)`],
-  ['mode with a newline', (t) => set(t, `${A3}public-ipv4-mode`, 'NAT\nreboot'), `${A3}public-ipv4-mode: "NAT\\nreboot" is not a known public-ipv4-mode (expected NAT or direct)`],
-  ['mode without EIP still checked', (t) => { del(t, `${A8}public-ipv4`); set(t, `${A8}public-ipv4-mode`, 'direct; reboot'); }, `${A8}public-ipv4-mode: "direct; reboot" is not a known public-ipv4-mode (expected NAT or direct)`],
+  [
+    'public-ipv4 with ;',
+    (t) => set(t, `${A2}public-ipv4`, '203.0.113.10;reboot'),
+    `${A2}public-ipv4: "203.0.113.10;reboot" is not a valid IPv4 address`,
+  ],
+  [
+    'public-ipv4 with a quote',
+    (t) => set(t, `${A3}public-ipv4`, "203.0.113.11'"),
+    `${A3}public-ipv4: "203.0.113.11'" is not a valid IPv4 address`,
+  ],
+  [
+    'public-ipv4 loopback',
+    (t) => set(t, `${A2}public-ipv4`, '127.0.0.1'),
+    `${A2}public-ipv4: "127.0.0.1" is not a usable public IPv4 address`,
+  ],
+  [
+    'public-ipv4 unspecified',
+    (t) => set(t, `${A2}public-ipv4`, '0.0.0.0'),
+    `${A2}public-ipv4: "0.0.0.0" is not a usable public IPv4 address`,
+  ],
+  [
+    'public-ipv4 broadcast',
+    (t) => set(t, `${A2}public-ipv4`, '255.255.255.255'),
+    `${A2}public-ipv4: "255.255.255.255" is not a usable public IPv4 address`,
+  ],
+  [
+    'public-ipv4 multicast',
+    (t) => set(t, `${A2}public-ipv4`, '224.0.0.1'),
+    `${A2}public-ipv4: "224.0.0.1" is not a usable public IPv4 address`,
+  ],
+  [
+    'public-ipv4 link-local',
+    (t) => set(t, `${A2}public-ipv4`, '169.254.0.23'),
+    `${A2}public-ipv4: "169.254.0.23" is not a usable public IPv4 address`,
+  ],
+  [
+    'same EIP bound twice',
+    (t) => set(t, `${A8}public-ipv4`, '203.0.113.10'),
+    `${A8}public-ipv4: "203.0.113.10" is already bound at ${A2}public-ipv4`,
+  ],
+  [
+    'EIP equal to a private IP',
+    (t) => set(t, `${A8}public-ipv4`, '10.0.0.3'),
+    `${A8}public-ipv4: "10.0.0.3" is also assigned as a private IP at ${L1}10.0.0.3`,
+  ],
+  [
+    'mode in lower case',
+    (t) => set(t, `${A2}public-ipv4-mode`, 'nat'),
+    `${A2}public-ipv4-mode: "nat" is not a known public-ipv4-mode (expected NAT or direct)`,
+  ],
+  [
+    'mode with a newline',
+    (t) => set(t, `${A3}public-ipv4-mode`, 'NAT\nreboot'),
+    `${A3}public-ipv4-mode: "NAT\\nreboot" is not a known public-ipv4-mode (expected NAT or direct)`,
+  ],
+  [
+    'mode without EIP still checked',
+    (t) => {
+      del(t, `${A8}public-ipv4`);
+      set(t, `${A8}public-ipv4-mode`, 'direct; reboot');
+    },
+    `${A8}public-ipv4-mode: "direct; reboot" is not a known public-ipv4-mode (expected NAT or direct)`,
+  ],
 ];
 
 describe('buildModel: bad inputs', () => {

@@ -3,7 +3,13 @@ import { ipv4Text, ipv4Value, maskPrefix, prefixMask, subnetEnds } from '../../s
 
 describe('ipv4', () => {
   it('converts dotted quads to unsigned numbers and back, high bit included', () => {
-    for (const [text, value] of [['0.0.0.0', 0], ['10.0.0.2', 0x0a000002], ['192.0.2.255', 0xc00002ff], ['255.255.255.255', 0xffffffff], ['128.0.0.1', 0x80000001]] as const) {
+    for (const [text, value] of [
+      ['0.0.0.0', 0],
+      ['10.0.0.2', 0x0a000002],
+      ['192.0.2.255', 0xc00002ff],
+      ['255.255.255.255', 0xffffffff],
+      ['128.0.0.1', 0x80000001],
+    ] as const) {
       expect(ipv4Value(text)).toBe(value);
       expect(ipv4Text(value)).toBe(text);
     }
@@ -19,7 +25,8 @@ describe('ipv4', () => {
   });
 
   it('refuses masks whose ones are not contiguous', () => {
-    for (const text of ['255.0.255.0', '255.255.255.1', '0.255.255.255', '255.255.254.128', '128.0.0.1']) expect(maskPrefix(ipv4Value(text))).toBeUndefined();
+    for (const text of ['255.0.255.0', '255.255.255.1', '0.255.255.255', '255.255.254.128', '128.0.0.1'])
+      expect(maskPrefix(ipv4Value(text))).toBeUndefined();
   });
 
   it('gives the network and broadcast ends of a subnet', () => {

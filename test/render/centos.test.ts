@@ -19,7 +19,6 @@ function settings(text: string): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-
 describe('CentOS renderer golden files', () => {
   for (const [name, tree] of fixtures) {
     for (const routing of modes) {
@@ -57,12 +56,15 @@ describe('--routing rp-filter reproduces the manual', () => {
   };
   const wanted = (file: string) => [...settings(manual(file)), ...(additions[file] ?? [])];
 
-  it.each(['eth0', 'eth1'])('ifcfg-%s has exactly the manual settings, plus HWADDR (and DEFROUTE=no on a secondary NIC)', (dev) => {
-    const ours = settings(byPath.get(`/etc/sysconfig/network-scripts/ifcfg-${dev}`) ?? '');
-    // The manual lists the same keys in a slightly different order for eth1; the settings must match one for one.
-    expect([...ours].sort()).toEqual(wanted(`ifcfg-${dev}`).sort());
-    expect(ours[0]).toBe('BOOTPROTO=static');
-  });
+  it.each(['eth0', 'eth1'])(
+    'ifcfg-%s has exactly the manual settings, plus HWADDR (and DEFROUTE=no on a secondary NIC)',
+    (dev) => {
+      const ours = settings(byPath.get(`/etc/sysconfig/network-scripts/ifcfg-${dev}`) ?? '');
+      // The manual lists the same keys in a slightly different order for eth1; the settings must match one for one.
+      expect([...ours].sort()).toEqual(wanted(`ifcfg-${dev}`).sort());
+      expect(ours[0]).toBe('BOOTPROTO=static');
+    },
+  );
 
   it('ifcfg-eth0 keeps the manual order line for line, HWADDR where the manual has it commented out', () => {
     const manualOrder = settings(manual('ifcfg-eth0').replace('#HWADDR=52:54:00:8a:7a:64', 'HWADDR=52:54:00:8A:7A:64'));
@@ -79,18 +81,24 @@ describe('--routing rp-filter reproduces the manual', () => {
 });
 
 describe('policy routing', () => {
-  it.each(modes)('writes DEFROUTE=no and HWADDR for every secondary NIC (%s mode), never DEFROUTE=no for eth0', (routing) => {
-    const { files } = render(threeNicTree(), routing);
-    const ifcfg = (dev: string) => settings(files.find((f) => f.path.endsWith(`ifcfg-${dev}`))?.content ?? '');
-    expect(ifcfg('eth0')).not.toContain('DEFROUTE=no');
-    expect(ifcfg('eth0')).toContain('HWADDR=52:54:00:12:34:56');
-    for (const [dev, mac] of [['eth1', '52:54:00:AB:CD:01'], ['eth2', '52:54:00:AB:CD:02']] as const) {
-      expect(ifcfg(dev)).toContain('DEFROUTE=no');
-      expect(ifcfg(dev)).toContain(`HWADDR=${mac}`);
-      // The manual's GATEWAY line stays (ifup-eth then adds no default route for this NIC).
-      expect(ifcfg(dev).some((l) => l.startsWith('GATEWAY='))).toBe(true);
-    }
-  });
+  it.each(modes)(
+    'writes DEFROUTE=no and HWADDR for every secondary NIC (%s mode), never DEFROUTE=no for eth0',
+    (routing) => {
+      const { files } = render(threeNicTree(), routing);
+      const ifcfg = (dev: string) => settings(files.find((f) => f.path.endsWith(`ifcfg-${dev}`))?.content ?? '');
+      expect(ifcfg('eth0')).not.toContain('DEFROUTE=no');
+      expect(ifcfg('eth0')).toContain('HWADDR=52:54:00:12:34:56');
+      for (const [dev, mac] of [
+        ['eth1', '52:54:00:AB:CD:01'],
+        ['eth2', '52:54:00:AB:CD:02'],
+      ] as const) {
+        expect(ifcfg(dev)).toContain('DEFROUTE=no');
+        expect(ifcfg(dev)).toContain(`HWADDR=${mac}`);
+        // The manual's GATEWAY line stays (ifup-eth then adds no default route for this NIC).
+        expect(ifcfg(dev).some((l) => l.startsWith('GATEWAY='))).toBe(true);
+      }
+    },
+  );
 
   it('gives each secondary NIC its own table, DEFROUTE=no, and loose rp_filter', () => {
     const { files, runtime } = render(threeNicTree(), 'policy');

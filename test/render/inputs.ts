@@ -17,9 +17,16 @@ export const GOLDEN_FIXTURES: [string, () => MetaTree][] = [
 export const ROUTING_MODES: RoutingMode[] = ['policy', 'rp-filter'];
 
 /** The model and renderer options for a tree, with `taken` table ids to allocate around. */
-export function renderInputs(tree: MetaTree, routing: RoutingMode, taken: Set<number> = new Set()): { model: InstanceModel; options: LinuxRenderOptions } {
+export function renderInputs(
+  tree: MetaTree,
+  routing: RoutingMode,
+  taken: Set<number> = new Set(),
+): { model: InstanceModel; options: LinuxRenderOptions } {
   const model = buildModel(tree);
   const { names } = resolveInterfaceNames(model, null, true);
-  const tables = allocateTables(model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index), taken);
+  const tables = allocateTables(
+    model.nics.filter((n) => !n.isPrimaryNic).map((n) => n.index),
+    taken,
+  );
   return { model, options: { routing, names, tables } };
 }

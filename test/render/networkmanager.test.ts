@@ -21,24 +21,30 @@ describe('NetworkManager renderer golden files', () => {
           ...model.nics.map((_, i) => [`/etc/NetworkManager/system-connections/eip-agent-eth${i}.nmconnection`, 0o600]),
           ['/etc/sysctl.d/99-zz-eip-agent.conf', 0o644],
         ]);
-        for (const file of files) await expect(file.content).toMatchFileSnapshot(`__golden__/${name}/networkmanager/${routing}${file.path}`);
+        for (const file of files)
+          await expect(file.content).toMatchFileSnapshot(`__golden__/${name}/networkmanager/${routing}${file.path}`);
       });
     }
   }
 });
 
 describe('NetworkManager profiles', () => {
-  it('want the same live state as the centos target, but a tabled NIC\'s addresses without a prefix route in main', () => {
+  it("want the same live state as the centos target, but a tabled NIC's addresses without a prefix route in main", () => {
     const { model, opts } = options(manualTree(), 'policy');
     const nm = renderNetworkManager(model, opts).runtime;
     const centos = renderCentos(model, opts).runtime;
     expect({ ...nm, addresses: nm.addresses.map(({ noPrefixRoute: _n, ...a }) => a) }).toEqual(centos);
-    expect(nm.addresses.map((a) => `${a.ifname} ${a.ip} ${a.noPrefixRoute === true}`)).toEqual(['eth0 10.0.0.2 false', 'eth0 10.0.0.3 false', 'eth1 10.0.0.7 true', 'eth1 10.0.0.8 true']);
+    expect(nm.addresses.map((a) => `${a.ifname} ${a.ip} ${a.noPrefixRoute === true}`)).toEqual([
+      'eth0 10.0.0.2 false',
+      'eth0 10.0.0.3 false',
+      'eth1 10.0.0.7 true',
+      'eth1 10.0.0.8 true',
+    ]);
     const rp = options(manualTree(), 'rp-filter');
     expect(renderNetworkManager(rp.model, rp.opts).runtime.addresses.some((a) => a.noPrefixRoute === true)).toBe(false);
   });
 
-  it('are bound by MAC, win over a cloud image\'s eth0 profile at boot, and keep their UUID across renders', () => {
+  it("are bound by MAC, win over a cloud image's eth0 profile at boot, and keep their UUID across renders", () => {
     const { model, opts } = options(manualTree(), 'policy');
     const [eth0 = '', eth1 = ''] = renderNetworkManager(model, opts).files.map((f) => f.content);
     expect(eth0).toContain('\nmac-address=52:54:00:8A:7A:64\n');
@@ -55,8 +61,12 @@ describe('NetworkManager profiles', () => {
     const { model, opts } = options(manualTree(), 'policy');
     const names = new Map(opts.names);
     names.set(model.nics[1]!.macLower, 'eth1\nid=evil');
-    expect(() => renderNetworkManager(model, { ...opts, names })).toThrow('render: /etc/NetworkManager/system-connections/eip-agent-eth1\nid=evil.nmconnection:5: refusing to write id twice in [connection]');
+    expect(() => renderNetworkManager(model, { ...opts, names })).toThrow(
+      'render: /etc/NetworkManager/system-connections/eip-agent-eth1\nid=evil.nmconnection:5: refusing to write id twice in [connection]',
+    );
     names.set(model.nics[1]!.macLower, 'eth1;x=[y]');
-    expect(() => renderNetworkManager(model, { ...opts, names })).toThrow(/refusing to write unsafe line "id=eip-agent-eth1;x=\[y\]"/);
+    expect(() => renderNetworkManager(model, { ...opts, names })).toThrow(
+      /refusing to write unsafe line "id=eip-agent-eth1;x=\[y\]"/,
+    );
   });
 });

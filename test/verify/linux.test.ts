@@ -37,10 +37,20 @@ describe('checkState', () => {
       { kind: 'address', subject: '10.0.0.3/24 eth0', ok: true, detail: 'on eth0' },
       { kind: 'address', subject: '10.0.0.7/24 eth1', ok: true, detail: 'on eth1' },
       { kind: 'address', subject: '10.0.0.8/24 eth1', ok: true, detail: 'on eth1' },
-      { kind: 'rule', subject: 'from all lookup main suppress_prefixlength 0 priority 30000', ok: true, detail: 'present' },
+      {
+        kind: 'rule',
+        subject: 'from all lookup main suppress_prefixlength 0 priority 30000',
+        ok: true,
+        detail: 'present',
+      },
       { kind: 'rule', subject: 'from 10.0.0.7 to 10.0.0.0/24 table 10001', ok: true, detail: 'present' },
       { kind: 'rule', subject: 'from 10.0.0.8 to 10.0.0.0/24 table 10001', ok: true, detail: 'present' },
-      { kind: 'rule', subject: 'from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001', ok: true, detail: 'present' },
+      {
+        kind: 'rule',
+        subject: 'from all to 10.0.0.0/24 fwmark 0x1000000/0xf000000 table 10001',
+        ok: true,
+        detail: 'present',
+      },
       { kind: 'rule', subject: 'from 10.0.0.7 table 10001', ok: true, detail: 'present' },
       { kind: 'rule', subject: 'from 10.0.0.8 table 10001', ok: true, detail: 'present' },
       { kind: 'rule', subject: 'from all fwmark 0x1000000/0xf000000 table 10001', ok: true, detail: 'present' },
@@ -66,7 +76,14 @@ describe('checkState', () => {
       'a second default route with a lower metric',
       (live) => {
         for (const r of mainDefault(live)) r.metric = 100;
-        live.routes.push({ table: 'main', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: 'boot', metric: 10 });
+        live.routes.push({
+          table: 'main',
+          dst: 'default',
+          dev: 'eth1',
+          gateway: '10.0.0.1',
+          protocol: 'boot',
+          metric: 10,
+        });
       },
       "the main table's default route is via 10.0.0.1 dev eth1",
     ],
@@ -86,7 +103,14 @@ describe('checkState', () => {
 
   it('passes when the main default route via eth0 has the lower metric of two', () => {
     const live = convergedLive();
-    live.routes.push({ table: 'main', dst: 'default', dev: 'eth1', gateway: '10.0.0.1', protocol: 'boot', metric: 101 });
+    live.routes.push({
+      table: 'main',
+      dst: 'default',
+      dev: 'eth1',
+      gateway: '10.0.0.1',
+      protocol: 'boot',
+      metric: 101,
+    });
     expect(checkState(manualDesired('policy').runtime, live).filter((c) => !c.ok)).toEqual([]);
   });
 
@@ -163,7 +187,7 @@ describe('checkState', () => {
       [{ kind: 'rule', subject: 'from 10.0.0.8 to 10.0.0.0/24 table 10001', detail: 'missing' }],
     ],
     [
-      'the main rule missing (only wg-quick\'s, at 32764)',
+      "the main rule missing (only wg-quick's, at 32764)",
       'policy',
       (live) => {
         live.rules = live.rules.map((r) => (r.suppressPrefixLength !== undefined ? { ...r, priority: 32764 } : r));
@@ -174,7 +198,9 @@ describe('checkState', () => {
       'a rule pointing at another table',
       'policy',
       (live) => {
-        live.rules = live.rules.map((r) => (r.from === '10.0.0.7/32' && r.to === undefined ? { ...r, table: '10101' } : r));
+        live.rules = live.rules.map((r) =>
+          r.from === '10.0.0.7/32' && r.to === undefined ? { ...r, table: '10101' } : r,
+        );
       },
       [{ kind: 'rule', subject: 'from 10.0.0.7 table 10001', detail: 'missing' }],
     ],
@@ -190,12 +216,14 @@ describe('checkState', () => {
       'a table route through another gateway',
       'policy',
       (live) => {
-        live.routes = live.routes.map((r) => (r.table === '10001' && r.dst === 'default' ? { ...r, gateway: '10.0.0.254' } : r));
+        live.routes = live.routes.map((r) =>
+          r.table === '10001' && r.dst === 'default' ? { ...r, gateway: '10.0.0.254' } : r,
+        );
       },
       [{ kind: 'route', subject: 'default via 10.0.0.1 dev eth1 table 10001', detail: 'missing' }],
     ],
     [
-      'the subnet route in main instead of the agent\'s table',
+      "the subnet route in main instead of the agent's table",
       'policy',
       (live) => {
         live.routes = live.routes.filter((r) => !(r.table === '10001' && r.dst === '10.0.0.0/24'));
@@ -205,11 +233,26 @@ describe('checkState', () => {
     ['rp_filter all=1, eth1=2 (effective 2, as expected)', 'policy', rpFilter('1', '1', '2'), []],
     ['rp_filter all=2, eth1=0 (effective 2, as expected)', 'policy', rpFilter('2', '1', '0'), []],
     ['rp_filter all=0, eth1=2 (effective 2, as expected)', 'policy', rpFilter('0', '0', '2'), []],
-    ['rp_filter all=1, eth1=1 (strict)', 'policy', rpFilter('1', '1', '1'), [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective 1 (all 1, eth1 1), expected 2' }]],
-    ['rp_filter all=0, eth1=0 (off)', 'policy', rpFilter('0', '0', '0'), [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective 0 (all 0, eth1 0), expected 2' }]],
-    ['rp_filter all=1, eth1 absent', 'policy', rpFilter('1', '1', null), [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective NaN (all 1, eth1 absent), expected 2' }]],
+    [
+      'rp_filter all=1, eth1=1 (strict)',
+      'policy',
+      rpFilter('1', '1', '1'),
+      [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective 1 (all 1, eth1 1), expected 2' }],
+    ],
+    [
+      'rp_filter all=0, eth1=0 (off)',
+      'policy',
+      rpFilter('0', '0', '0'),
+      [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective 0 (all 0, eth1 0), expected 2' }],
+    ],
+    [
+      'rp_filter all=1, eth1 absent',
+      'policy',
+      rpFilter('1', '1', null),
+      [{ kind: 'rp_filter', subject: 'eth1', detail: 'effective NaN (all 1, eth1 absent), expected 2' }],
+    ],
     ['rp_filter all absent, eth1=2 (all counts as 0)', 'policy', rpFilter(null, '1', '2'), []],
-    ['rp_filter all=0 everywhere (the manual\'s setting)', 'rp-filter', rpFilter('0', '0', '0'), []],
+    ["rp_filter all=0 everywhere (the manual's setting)", 'rp-filter', rpFilter('0', '0', '0'), []],
     [
       'rp_filter all=2, interfaces 0 (all wins)',
       'rp-filter',
@@ -234,7 +277,9 @@ describe('checkState', () => {
     rpFilter('0', '0', '0')(live);
     live.rules = [];
     live.routes = live.routes.filter((r) => r.table === 'main' && r.dst === 'default');
-    expect(checkState(manualDesired('rp-filter').runtime, live).map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.kind} ${c.subject}`)).toEqual([
+    expect(
+      checkState(manualDesired('rp-filter').runtime, live).map((c) => `${c.ok ? 'ok' : 'FAIL'} ${c.kind} ${c.subject}`),
+    ).toEqual([
       'ok link eth0',
       'ok link eth1',
       'ok address 10.0.0.2/24 eth0',

@@ -51,12 +51,40 @@ const NM_CONF = '[main]\nplugins=keyfile\nno-auto-default=*\n';
  */
 const RECIPES = {
   networkmanager: {
-    packages: ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'procps', 'network-manager', 'linux-image-cloud-amd64', 'nftables'],
+    packages: [
+      'systemd',
+      'systemd-sysv',
+      'udev',
+      'dbus',
+      'libpam-systemd',
+      'iproute2',
+      'iputils-ping',
+      'procps',
+      'network-manager',
+      'linux-image-cloud-amd64',
+      'nftables',
+    ],
     files: { 'etc/NetworkManager/NetworkManager.conf': NM_CONF },
     enable: [],
   },
   netplan: {
-    packages: ['systemd', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'iproute2', 'iputils-ping', 'iputils-arping', 'procps', 'linux-image-cloud-amd64', 'nftables', 'netplan.io', 'docker.io', 'apparmor', 'busybox-static'],
+    packages: [
+      'systemd',
+      'systemd-sysv',
+      'udev',
+      'dbus',
+      'libpam-systemd',
+      'iproute2',
+      'iputils-ping',
+      'iputils-arping',
+      'procps',
+      'linux-image-cloud-amd64',
+      'nftables',
+      'netplan.io',
+      'docker.io',
+      'apparmor',
+      'busybox-static',
+    ],
     files: {},
     enable: ['systemd-networkd.service'],
   },
@@ -67,7 +95,8 @@ export type VmFlavour = keyof typeof RECIPES;
 /** Changing any of this rebuilds the image (the networkmanager recipe hashes as it did before there were two). */
 function recipeKey(flavour: VmFlavour): string {
   const r = RECIPES[flavour];
-  if (flavour === 'networkmanager') return JSON.stringify({ PACKAGES: r.packages, SUITE, MIRROR, CMD_UNIT, NM_CONF, version: 1 });
+  if (flavour === 'networkmanager')
+    return JSON.stringify({ PACKAGES: r.packages, SUITE, MIRROR, CMD_UNIT, NM_CONF, version: 1 });
   return JSON.stringify({ flavour, ...r, SUITE, MIRROR, CMD_UNIT, version: 1 });
 }
 
@@ -82,7 +111,9 @@ function tool(name: string): boolean {
 
 /** Why a VM cannot be built or started here, or undefined. */
 export function vmProblem(): string | undefined {
-  for (const name of ['debootstrap', 'qemu-system-x86_64', 'mkfs.ext4', 'dnsmasq']) if (!tool(name)) return `${name} is not installed (.ci/run installs debootstrap, qemu-system-x86, e2fsprogs and dnsmasq-base)`;
+  for (const name of ['debootstrap', 'qemu-system-x86_64', 'mkfs.ext4', 'dnsmasq'])
+    if (!tool(name))
+      return `${name} is not installed (.ci/run installs debootstrap, qemu-system-x86, e2fsprogs and dnsmasq-base)`;
   return undefined;
 }
 
@@ -102,19 +133,29 @@ export function vmImage(flavour: VmFlavour = 'networkmanager'): VmImage {
     const work = mkdtempSync(join(tmpdir(), 'eipvm-build-'));
     try {
       const root = join(work, 'rootfs');
-      execFileSync('debootstrap', ['--variant=minbase', `--include=${recipe.packages.join(',')}`, SUITE, root, MIRROR], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 });
+      execFileSync(
+        'debootstrap',
+        ['--variant=minbase', `--include=${recipe.packages.join(',')}`, SUITE, root, MIRROR],
+        { stdio: ['ignore', 'ignore', 'pipe'], timeout: 600_000 },
+      );
       writeFileSync(join(root, 'etc/fstab'), '/dev/vda / ext4 defaults 0 1\n');
       writeFileSync(join(root, 'etc/hostname'), 'eip-vm\n');
       writeFileSync(join(root, 'etc/systemd/system/eip-cmd.service'), CMD_UNIT);
       mkdirSync(join(root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
-      execFileSync('ln', ['-sf', '/etc/systemd/system/eip-cmd.service', join(root, 'etc/systemd/system/multi-user.target.wants/eip-cmd.service')]);
+      execFileSync('ln', [
+        '-sf',
+        '/etc/systemd/system/eip-cmd.service',
+        join(root, 'etc/systemd/system/multi-user.target.wants/eip-cmd.service'),
+      ]);
       for (const [path, content] of Object.entries(recipe.files)) writeFileSync(join(root, path), content);
-      for (const unit of recipe.enable) execFileSync('systemctl', ['--root', root, 'enable', unit], { stdio: 'ignore' });
+      for (const unit of recipe.enable)
+        execFileSync('systemctl', ['--root', root, 'enable', unit], { stdio: 'ignore' });
       mkdirSync(cache, { recursive: true });
       const boot = readdirSync(join(root, 'boot'));
       const kernel = boot.find((n) => n.startsWith('vmlinuz-'));
       const initrd = boot.find((n) => n.startsWith('initrd.img-'));
-      if (kernel === undefined || initrd === undefined) throw new Error(`no kernel or initrd in the image: ${boot.join(' ')}`);
+      if (kernel === undefined || initrd === undefined)
+        throw new Error(`no kernel or initrd in the image: ${boot.join(' ')}`);
       execFileSync('cp', [join(root, 'boot', kernel), join(cache, 'vmlinuz')]);
       execFileSync('cp', [join(root, 'boot', initrd), join(cache, 'initrd.img')]);
       execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', root, join(work, 'disk.img'), '2G']);
@@ -166,7 +207,25 @@ export async function tapsFor(lab: Lab, nics: readonly NicPlan[]): Promise<void>
 /** KVM works when qemu, asked for it, stays up (stopped with -S) instead of exiting at once with an error. */
 function kvmWorks(): boolean {
   try {
-    execFileSync('qemu-system-x86_64', ['-accel', 'kvm', '-machine', 'none', '-S', '-display', 'none', '-monitor', 'none', '-serial', 'none', '-parallel', 'none'], { stdio: 'ignore', timeout: 1500 });
+    execFileSync(
+      'qemu-system-x86_64',
+      [
+        '-accel',
+        'kvm',
+        '-machine',
+        'none',
+        '-S',
+        '-display',
+        'none',
+        '-monitor',
+        'none',
+        '-serial',
+        'none',
+        '-parallel',
+        'none',
+      ],
+      { stdio: 'ignore', timeout: 1500 },
+    );
     return false;
   } catch (error) {
     return (error as { signal?: string }).signal === 'SIGTERM';
@@ -180,16 +239,44 @@ export function startVm(lab: Lab, image: VmImage, seed: string, nics: readonly N
   const accel = kvmWorks() ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max'];
   const args = [
     ...accel,
-    '-m', '1024', '-smp', '2', '-nographic', '-monitor', 'none', '-display', 'none', '-snapshot',
-    '-kernel', image.kernel, '-initrd', image.initrd,
-    '-append', 'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet',
-    '-drive', `file=${image.disk},if=virtio,format=raw`,
-    '-drive', `file=${seed},if=virtio,format=raw,readonly=on`,
-    '-serial', `file:${serial}`,
-    '-device', 'virtio-serial-pci', '-chardev', `socket,id=cmd,path=${socket},server=on,wait=off`, '-device', 'virtserialport,chardev=cmd,name=eip.cmd',
-    ...nics.flatMap((nic, i) => ['-netdev', `tap,id=n${i},ifname=${nic.port},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n${i},mac=${nic.mac}`]),
+    '-m',
+    '1024',
+    '-smp',
+    '2',
+    '-nographic',
+    '-monitor',
+    'none',
+    '-display',
+    'none',
+    '-snapshot',
+    '-kernel',
+    image.kernel,
+    '-initrd',
+    image.initrd,
+    '-append',
+    'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1 quiet',
+    '-drive',
+    `file=${image.disk},if=virtio,format=raw`,
+    '-drive',
+    `file=${seed},if=virtio,format=raw,readonly=on`,
+    '-serial',
+    `file:${serial}`,
+    '-device',
+    'virtio-serial-pci',
+    '-chardev',
+    `socket,id=cmd,path=${socket},server=on,wait=off`,
+    '-device',
+    'virtserialport,chardev=cmd,name=eip.cmd',
+    ...nics.flatMap((nic, i) => [
+      '-netdev',
+      `tap,id=n${i},ifname=${nic.port},script=no,downscript=no`,
+      '-device',
+      `virtio-net-pci,netdev=n${i},mac=${nic.mac}`,
+    ]),
   ];
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', lab.routerNs, 'qemu-system-x86_64', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', lab.routerNs, 'qemu-system-x86_64', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const readConsole = (): string => {
@@ -239,21 +326,25 @@ export function startVm(lab: Lab, image: VmImage, seed: string, nics: readonly N
       }, timeoutMs);
       waiters.add(check);
       // No command reads the channel as its stdin (it would eat what follows); the output goes through a file.
-      connection().write(`echo ${start}; { ${command}\n} </dev/null >/run/eip-cmd.out 2>&1; c=$?; cat /run/eip-cmd.out; echo "${marker} $c"\n`);
+      connection().write(
+        `echo ${start}; { ${command}\n} </dev/null >/run/eip-cmd.out 2>&1; c=$?; cat /run/eip-cmd.out; echo "${marker} $c"\n`,
+      );
     });
   return {
     sh,
     async ready(timeoutMs = 180_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        if (child.exitCode !== null) throw new Error(`qemu exited ${child.exitCode}: ${stderr}\nconsole:\n${readConsole()}`);
+        if (child.exitCode !== null)
+          throw new Error(`qemu exited ${child.exitCode}: ${stderr}\nconsole:\n${readConsole()}`);
         try {
           const r = await sh('echo alive', 5_000);
           if (r.out.includes('alive')) return;
         } catch {
           // not up yet
         }
-        if (Date.now() > deadline) throw new Error(`the VM did not answer within ${timeoutMs} ms; console:\n${readConsole()}\n${stderr}`);
+        if (Date.now() > deadline)
+          throw new Error(`the VM did not answer within ${timeoutMs} ms; console:\n${readConsole()}\n${stderr}`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     },
@@ -283,10 +374,23 @@ export function serveDhcp(lab: Lab, nic: NicPlan): Dhcp {
   const child = spawn(
     'ip',
     [
-      'netns', 'exec', lab.routerNs,
-      'dnsmasq', '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--port=0', '--no-resolv', '--no-hosts', '--leasefile-ro', '--conf-file=/dev/null',
-      `--interface=${subnet.bridge}`, '--bind-interfaces',
-      `--dhcp-range=${network},static,${mask},12h`, `--dhcp-host=${nic.mac},${nic.primaryIp}`, `--dhcp-option=option:router,${subnet.gateway}`,
+      'netns',
+      'exec',
+      lab.routerNs,
+      'dnsmasq',
+      '--keep-in-foreground',
+      '--log-facility=-',
+      '--log-dhcp',
+      '--port=0',
+      '--no-resolv',
+      '--no-hosts',
+      '--leasefile-ro',
+      '--conf-file=/dev/null',
+      `--interface=${subnet.bridge}`,
+      '--bind-interfaces',
+      `--dhcp-range=${network},static,${mask},12h`,
+      `--dhcp-host=${nic.mac},${nic.primaryIp}`,
+      `--dhcp-option=option:router,${subnet.gateway}`,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -312,13 +416,26 @@ function prefixMask(prefix: number): string {
 
 /** How many times the service's journal of this boot says it verified an apply or found everything in sync. */
 export async function convergeCount(vm: Vm): Promise<number> {
-  return Number((await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true')).out.trim());
+  return Number(
+    (
+      await vm.sh('journalctl -b -u eip-agent -o cat --no-pager | grep -cE "verified|in sync|unchanged" || true')
+    ).out.trim(),
+  );
 }
 
 /** Waits until the service's journal has more than `before` converges (within `timeoutMs`); the seconds since `since`. */
-export async function convergedAfter(vm: Vm, before: number, since: number, what: string, timeoutMs = 120_000): Promise<number> {
+export async function convergedAfter(
+  vm: Vm,
+  before: number,
+  since: number,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<number> {
   while ((await convergeCount(vm)) <= before) {
-    if (Date.now() - since > timeoutMs) throw new Error(`${what}: the service did not converge: ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -20')).out}`);
+    if (Date.now() - since > timeoutMs)
+      throw new Error(
+        `${what}: the service did not converge: ${(await vm.sh('systemctl status eip-agent --no-pager; journalctl -u eip-agent --no-pager | tail -20')).out}`,
+      );
     await new Promise((r) => setTimeout(r, 1000));
   }
   return (Date.now() - since) / 1000;
@@ -333,7 +450,8 @@ export async function reboot(vm: Vm): Promise<number> {
   for (;;) {
     const now = await bootId().catch(() => before);
     if (now !== before && now !== '') return rebooted;
-    if (Date.now() - rebooted > 240_000) throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
+    if (Date.now() - rebooted > 240_000)
+      throw new Error(`the VM did not come back from the reboot; console:\n${vm.console()}`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
@@ -385,7 +503,8 @@ export async function startVmLab(
   return {
     ...started,
     nics,
-    runSetup: (timeoutMs) => started.vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', timeoutMs),
+    runSetup: (timeoutMs) =>
+      started.vm.sh('mkdir -p /mnt/seed && mount -o ro /dev/vdb /mnt/seed && sh /mnt/seed/setup.sh', timeoutMs),
     stop,
   };
 }

@@ -25,11 +25,18 @@ function hasDotnet(): boolean {
 /** Builds the PowerShell host (incremental: about 2 s when nothing changed). Under CI=true a missing SDK is an error. */
 export function buildEngine(): void {
   if (!hasDotnet()) {
-    if (process.env.CI === 'true') throw new Error('the Windows engine tests need the .NET SDK (dotnet) to build test/windows/engine/host; CI=true: not skipping');
+    if (process.env.CI === 'true')
+      throw new Error(
+        'the Windows engine tests need the .NET SDK (dotnet) to build test/windows/engine/host; CI=true: not skipping',
+      );
     console.warn('dotnet not found: the Windows engine tests are skipped (they fail under CI=true)');
     return;
   }
-  execFileSync('dotnet', ['build', join(ENGINE_DIR, 'host'), '-c', 'Release', '-o', ENGINE_OUT, '--nologo', '-v', 'q', '-clp:ErrorsOnly'], { stdio: 'inherit' });
+  execFileSync(
+    'dotnet',
+    ['build', join(ENGINE_DIR, 'host'), '-c', 'Release', '-o', ENGINE_OUT, '--nologo', '-v', 'q', '-clp:ErrorsOnly'],
+    { stdio: 'inherit' },
+  );
 }
 
 export function engineReady(): boolean {
@@ -104,7 +111,10 @@ export interface EmuState {
   calls: string[];
   tasks: Record<string, unknown>[];
   /** Get-Acl's answer per path: the owner's SID and the rules (rights and propagation as the .NET enum names). */
-  acls: Record<string, { owner: string; rules: { sid: string; rights: string; type: 'Allow' | 'Deny'; propagation: string }[] }>;
+  acls: Record<
+    string,
+    { owner: string; rules: { sid: string; rights: string; type: 'Allow' | 'Deny'; propagation: string }[] }
+  >;
   icacls: string[][];
   icaclsExitCode: number;
 }
@@ -121,7 +131,10 @@ export function windowsMac(mac: string): string {
  * order), each on DHCP holding its primary as the lease with a DHCP default route; plus an adapter the metadata does
  * not list. Every gateway answers ARP and ping.
  */
-export function emulatedGuest(model: InstanceModel, options: { culture?: 'en-US' | 'zh-CN'; dhcp?: boolean } = {}): EmuState {
+export function emulatedGuest(
+  model: InstanceModel,
+  options: { culture?: 'en-US' | 'zh-CN'; dhcp?: boolean } = {},
+): EmuState {
   const culture = options.culture ?? 'en-US';
   const dhcp = options.dhcp ?? true;
   const base = culture === 'zh-CN' ? '以太网' : 'Ethernet';
@@ -159,11 +172,36 @@ export function emulatedGuest(model: InstanceModel, options: { culture?: 'en-US'
       dnsStatic: dhcp ? [] : DHCP_DNS,
       dnsDhcp: dhcp ? DHCP_DNS : [],
     });
-    state.addresses.push({ ifIndex, ip: primary.ip, prefixLength: nic.prefixLength, origin: dhcp ? 'Dhcp' : 'Manual', skipAsSource: false, createdAt: 0 });
-    state.routes.push({ ifIndex, prefix: '0.0.0.0/0', nextHop: nic.gateway, metric: 0, protocol: dhcp ? 'Dhcp' : 'NetMgmt', stores: dhcp ? ['ActiveStore'] : ['ActiveStore', 'PersistentStore'] });
+    state.addresses.push({
+      ifIndex,
+      ip: primary.ip,
+      prefixLength: nic.prefixLength,
+      origin: dhcp ? 'Dhcp' : 'Manual',
+      skipAsSource: false,
+      createdAt: 0,
+    });
+    state.routes.push({
+      ifIndex,
+      prefix: '0.0.0.0/0',
+      nextHop: nic.gateway,
+      metric: 0,
+      protocol: dhcp ? 'Dhcp' : 'NetMgmt',
+      stores: dhcp ? ['ActiveStore'] : ['ActiveStore', 'PersistentStore'],
+    });
     state.gateways[nic.gateway] = { arp: true, icmp: true, mac: 'FE-EE-00-00-00-01' };
   });
-  state.adapters.push({ ifIndex: 4, name: 'vEthernet (Default Switch)', description: 'Hyper-V Virtual Ethernet Adapter', mac: '00-15-5D-01-02-03', guid: '{6F1C2B09-0000-4000-8000-000000000009}', status: 'Up', dhcp: 'Disabled', lease: null, dnsStatic: [], dnsDhcp: [] });
+  state.adapters.push({
+    ifIndex: 4,
+    name: 'vEthernet (Default Switch)',
+    description: 'Hyper-V Virtual Ethernet Adapter',
+    mac: '00-15-5D-01-02-03',
+    guid: '{6F1C2B09-0000-4000-8000-000000000009}',
+    status: 'Up',
+    dhcp: 'Disabled',
+    lease: null,
+    dnsStatic: [],
+    dnsDhcp: [],
+  });
   return state;
 }
 
@@ -175,8 +213,12 @@ export function reboot(state: EmuState): EmuState {
   const next: EmuState = structuredClone(state);
   next.clock += 60;
   next.neighbors = [];
-  next.routes = next.routes.filter((r) => r.stores.includes('PersistentStore')).map((r) => ({ ...r, stores: ['ActiveStore', 'PersistentStore'] }));
-  next.addresses = next.addresses.filter((a) => a.origin === 'Manual').map((a) => ({ ...a, createdAt: next.clock - 30 }));
+  next.routes = next.routes
+    .filter((r) => r.stores.includes('PersistentStore'))
+    .map((r) => ({ ...r, stores: ['ActiveStore', 'PersistentStore'] }));
+  next.addresses = next.addresses
+    .filter((a) => a.origin === 'Manual')
+    .map((a) => ({ ...a, createdAt: next.clock - 30 }));
   for (const adapter of next.adapters) {
     if (adapter.dhcp === 'Disabled' || adapter.lease === null) {
       adapter.dnsDhcp = [];
@@ -185,9 +227,23 @@ export function reboot(state: EmuState): EmuState {
     const lease = adapter.lease;
     adapter.dnsDhcp = lease.dns;
     if (!next.addresses.some((a) => a.ifIndex === adapter.ifIndex && a.ip === lease.ip)) {
-      next.addresses.push({ ifIndex: adapter.ifIndex, ip: lease.ip, prefixLength: lease.prefixLength, origin: 'Dhcp', skipAsSource: false, createdAt: next.clock - 30 });
+      next.addresses.push({
+        ifIndex: adapter.ifIndex,
+        ip: lease.ip,
+        prefixLength: lease.prefixLength,
+        origin: 'Dhcp',
+        skipAsSource: false,
+        createdAt: next.clock - 30,
+      });
     }
-    next.routes.push({ ifIndex: adapter.ifIndex, prefix: '0.0.0.0/0', nextHop: lease.gateway, metric: 0, protocol: 'Dhcp', stores: ['ActiveStore'] });
+    next.routes.push({
+      ifIndex: adapter.ifIndex,
+      prefix: '0.0.0.0/0',
+      nextHop: lease.gateway,
+      metric: 0,
+      protocol: 'Dhcp',
+      stores: ['ActiveStore'],
+    });
   }
   return next;
 }
@@ -245,16 +301,30 @@ export function engineEnv(guest: EmuGuest, codePage?: number): NodeJS.ProcessEnv
  * guest's directory. stdout is decoded as UTF-8, as node decodes a child's output; `codePage` makes the engine encode
  * it as a Windows console with that OEM code page would (936: zh-CN).
  */
-export function runPowerShell(guest: EmuGuest, args: readonly string[], options: { codePage?: number; timeoutMs?: number } = {}): Promise<EngineRun> {
+export function runPowerShell(
+  guest: EmuGuest,
+  args: readonly string[],
+  options: { codePage?: number; timeoutMs?: number } = {},
+): Promise<EngineRun> {
   const env = engineEnv(guest, options.codePage);
   return new Promise((done, fail) => {
-    const child = spawn('dotnet', [ENGINE_DLL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: options.timeoutMs ?? 60_000 });
+    const child = spawn('dotnet', [ENGINE_DLL, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs ?? 60_000,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', fail);
-    child.on('close', (code) => done({ exitCode: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code) =>
+      done({
+        exitCode: code ?? -1,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
   });
 }
 

@@ -14,7 +14,15 @@ const URL = 'http://169.254.0.23/latest/meta-data/';
 const NIC = 'network/interfaces/macs/52:54:00:8A:7A:64';
 
 /** Values that would break out of a single-quoted PowerShell string or a cmd.exe line, or smuggle a command. */
-const HOSTILE = ["10.0.0.3'; Remove-Item C:\\ -Recurse #", '10.0.0.3$(calc)', '10.0.0.3`n', '10.0.0.3\u2019; calc', '10.0.0.3" & calc', '10.0.0.3%PATH%', '10.0.0.3\r\nexit'];
+const HOSTILE = [
+  "10.0.0.3'; Remove-Item C:\\ -Recurse #",
+  '10.0.0.3$(calc)',
+  '10.0.0.3`n',
+  '10.0.0.3\u2019; calc',
+  '10.0.0.3" & calc',
+  '10.0.0.3%PATH%',
+  '10.0.0.3\r\nexit',
+];
 
 function set(tree: MetaTree, path: string, value: string): MetaTree {
   const names = path.split('/');
@@ -47,12 +55,18 @@ const metadataCases: [string, (value: string) => MetaTree][] = [
 describe('no metadata value reaches a Windows script: render fails, nothing is written', () => {
   beforeEach(() => vol.reset());
 
-  const cases = metadataCases.flatMap(([what, make]) => HOSTILE.map((value): [string, string, () => MetaTree] => [what, value, () => make(value)]));
+  const cases = metadataCases.flatMap(([what, make]) =>
+    HOSTILE.map((value): [string, string, () => MetaTree] => [what, value, () => make(value)]),
+  );
   it.each(cases)('%s = %j', async (_what, _value, tree) => {
     vol.fromJSON({ '/meta.json': JSON.stringify(tree()) });
     for (const flavor of ['powershell', 'netsh']) {
       let err = '';
-      const code = await main(['render', '--target', 'windows', '--windows-flavor', flavor, '--metadata-file', '/meta.json', '--out', '/out'], createTestHost(), { out: () => undefined, err: (t) => (err += t) });
+      const code = await main(
+        ['render', '--target', 'windows', '--windows-flavor', flavor, '--metadata-file', '/meta.json', '--out', '/out'],
+        createTestHost(),
+        { out: () => undefined, err: (t) => (err += t) },
+      );
       expect(code).toBe(1);
       // The metadata reader refuses a hostile listing key before the model sees it; the model refuses the rest.
       expect(err).toMatch(/^eip-agent: (validation|metadata): \S/);
@@ -79,39 +93,67 @@ const forgedCases: [string, (v: string) => InstanceModel][] = [
 ];
 
 describe("the Windows renderer's guard checks every interpolated value again", () => {
-  const cases = forgedCases.flatMap(([what, make]) => HOSTILE.map((value): [string, string, () => InstanceModel] => [what, value, () => make(value)]));
+  const cases = forgedCases.flatMap(([what, make]) =>
+    HOSTILE.map((value): [string, string, () => InstanceModel] => [what, value, () => make(value)]),
+  );
   it.each(cases)('%s = %j', (_what, _value, model) => {
     for (const flavor of ['powershell', 'netsh'] as const) {
-      expect(() => renderWindows(model(), { flavor, metadataUrl: URL })).toThrow(/^render: windows: .*: refusing to put /);
+      expect(() => renderWindows(model(), { flavor, metadataUrl: URL })).toThrow(
+        /^render: windows: .*: refusing to put /,
+      );
     }
   });
 
   it.each([-1, 33, 1.5, Number.NaN])('a prefix length of %s', (prefixLength) => {
-    expect(() => renderWindows(forged((m) => (m.nics[0]!.prefixLength = prefixLength)), { flavor: 'powershell', metadataUrl: URL })).toThrow(/refusing/);
+    expect(() =>
+      renderWindows(
+        forged((m) => (m.nics[0]!.prefixLength = prefixLength)),
+        { flavor: 'powershell', metadataUrl: URL },
+      ),
+    ).toThrow(/refusing/);
   });
 
   it.each(HOSTILE)('a DNS server %j', (value) => {
-    expect(() => renderWindows(buildModel(manualTree()), { flavor: 'netsh', metadataUrl: URL, dnsServers: ['192.0.2.53', value] })).toThrow(/DNS server: refusing/);
+    expect(() =>
+      renderWindows(buildModel(manualTree()), { flavor: 'netsh', metadataUrl: URL, dnsServers: ['192.0.2.53', value] }),
+    ).toThrow(/DNS server: refusing/);
   });
 
-  it.each(["http://169.254.0.23/latest/meta-data/'+(calc)+'", 'http://169.254.0.23/a%20b', 'http://169.254.0.23/?x=1&y=2', 'http://h/$(calc)', 'ftp://169.254.0.23/'])('a metadata URL %j is a config error', (url) => {
-    expect(() => renderWindows(buildModel(manualTree()), { flavor: 'powershell', metadataUrl: url })).toThrow(ConfigError);
+  it.each([
+    "http://169.254.0.23/latest/meta-data/'+(calc)+'",
+    'http://169.254.0.23/a%20b',
+    'http://169.254.0.23/?x=1&y=2',
+    'http://h/$(calc)',
+    'ftp://169.254.0.23/',
+  ])('a metadata URL %j is a config error', (url) => {
+    expect(() => renderWindows(buildModel(manualTree()), { flavor: 'powershell', metadataUrl: url })).toThrow(
+      ConfigError,
+    );
   });
 
   it('catches a template field added without a check of its own', () => {
-    expect(() => assertSafeData('data', { nics: [{ mac: '52:54:00:8A:7A:64', note: "it's" }] })).toThrow(/data\.note: refusing/);
+    expect(() => assertSafeData('data', { nics: [{ mac: '52:54:00:8A:7A:64', note: "it's" }] })).toThrow(
+      /data\.note: refusing/,
+    );
     expect(() => assertSafeData('data', { count: 1.5 })).toThrow(/data\.count: refusing/);
     expect(() => assertSafeData('data', { nics: [{ mac: '52:54:00:8A:7A:64', ok: true, n: 3 }] })).not.toThrow();
   });
 
   it('refuses a script that is not pure ASCII', () => {
-    expect(() => assertAsciiScript('/eip-agent.ps1', '\uFEFF# ok\r\n$a = \u20182\u2019\r\n')).toThrow(/\/eip-agent\.ps1:2: refusing/);
+    expect(() => assertAsciiScript('/eip-agent.ps1', '\uFEFF# ok\r\n$a = \u20182\u2019\r\n')).toThrow(
+      /\/eip-agent\.ps1:2: refusing/,
+    );
     expect(() => assertAsciiScript('/eip-agent.ps1', '\uFEFF# ok\r\n')).not.toThrow();
   });
 });
 
 describe('scheduled task script inputs', () => {
-  const good = { node: 'C:\\Program Files\\nodejs\\node.exe', agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js', flavor: 'powershell' as const, intervalMinutes: 5 };
+  const good = {
+    node: 'C:\\Program Files\\nodejs\\node.exe',
+    agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js',
+    flavor: 'powershell' as const,
+    intervalMinutes: 5,
+  };
 
   it.each([
     ['node', "C:\\x'; calc; '\\node.exe"],
@@ -145,6 +187,8 @@ describe('the Windows path guard runs in linear time', () => {
 
   it('still accepts ordinary paths', () => {
     expect(windowsPath('--bin', 'C:\\Program Files\\nodejs\\node.exe')).toBe('C:\\Program Files\\nodejs\\node.exe');
-    expect(windowsPath('--bin', 'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js')).toBe('C:\\ProgramData\\eip-agent\\bin\\eip-agent.js');
+    expect(windowsPath('--bin', 'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js')).toBe(
+      'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js',
+    );
   });
 });

@@ -14,7 +14,11 @@ const fixtures: [string, () => MetaTree][] = [
 
 function render(tree: MetaTree, dnsServers?: string[]) {
   const model = buildModel(tree);
-  const content = renderWindows(model, { flavor: 'netsh', metadataUrl: METADATA_URL, ...(dnsServers ? { dnsServers } : {}) }).files[0]!.content;
+  const content = renderWindows(model, {
+    flavor: 'netsh',
+    metadataUrl: METADATA_URL,
+    ...(dnsServers ? { dnsServers } : {}),
+  }).files[0]!.content;
   return { model, content, lines: content.split('\r\n') };
 }
 
@@ -49,7 +53,10 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
   it('is pure ASCII with CRLF line ends and no BOM (cmd.exe cannot skip one), and starts with the marker', () => {
     expect(/^[\t\r\n\x20-\x7e]*$/.test(content)).toBe(true);
     expect(content.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
-    expect(lines.slice(0, 2)).toEqual(['@rem Managed by eip-agent: generated from instance metadata, local edits are replaced.', '@echo off']);
+    expect(lines.slice(0, 2)).toEqual([
+      '@rem Managed by eip-agent: generated from instance metadata, local edits are replaced.',
+      '@echo off',
+    ]);
   });
 
   it('jumps and calls only to labels that exist, and can undo every kind of change it records', () => {
@@ -75,7 +82,9 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
   });
 
   it('resolves every NIC by MAC, and refers to adapters by ifIndex in every netsh command', () => {
-    expect(lines.filter((l) => l.startsWith('call :resolve '))).toEqual(model.nics.map((n) => `call :resolve IDX${n.index} ${n.mac.replace(/:/g, '')} ${n.mac}`));
+    expect(lines.filter((l) => l.startsWith('call :resolve '))).toEqual(
+      model.nics.map((n) => `call :resolve IDX${n.index} ${n.mac.replace(/:/g, '')} ${n.mac}`),
+    );
     const netsh = lines.filter((l) => /\bnetsh interface ipv4 (set|add|delete) /.test(l));
     expect(netsh.length).toBeGreaterThan(10);
     for (const line of netsh) expect(line, line).toMatch(/ (name|interface)=(%IDX%|%~1) /);
@@ -84,25 +93,49 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
 
   it('switches DHCP to static with the primary address and mask, and adds every secondary with skipassource=true', () => {
     expect(lines.filter((l) => l.includes('set address name=%IDX% source=static'))).toEqual(
-      model.nics.map((n) => `call :run netsh interface ipv4 set address name=%IDX% source=static address=${n.addresses[0]!.ip} mask=${n.netmask} gateway=${n.gateway} gwmetric=${n.isPrimaryNic ? 0 : 100 * n.index} || goto :change_failed`),
+      model.nics.map(
+        (n) =>
+          `call :run netsh interface ipv4 set address name=%IDX% source=static address=${n.addresses[0]!.ip} mask=${n.netmask} gateway=${n.gateway} gwmetric=${n.isPrimaryNic ? 0 : 100 * n.index} || goto :change_failed`,
+      ),
     );
     const expected = model.nics.flatMap((n) => [
-      ...n.addresses.slice(1).map((a) => `call :addsecondary %IDX% ${n.mac.replace(/:/g, '')} ${a.ip} ${n.prefixLength} ${n.netmask} || goto :change_failed`),
-      ...n.addresses.filter((a) => a.publicMode === 'direct').map((a) => `call :addsecondary %IDX% ${n.mac.replace(/:/g, '')} ${a.publicIp} 32 ${mask(32)} || goto :change_failed`),
+      ...n.addresses
+        .slice(1)
+        .map(
+          (a) =>
+            `call :addsecondary %IDX% ${n.mac.replace(/:/g, '')} ${a.ip} ${n.prefixLength} ${n.netmask} || goto :change_failed`,
+        ),
+      ...n.addresses
+        .filter((a) => a.publicMode === 'direct')
+        .map(
+          (a) =>
+            `call :addsecondary %IDX% ${n.mac.replace(/:/g, '')} ${a.publicIp} 32 ${mask(32)} || goto :change_failed`,
+        ),
     ]);
     expect(lines.filter((l) => l.startsWith('call :addsecondary '))).toEqual(expected);
-    expect(lines).toContain('call :run netsh interface ipv4 add address name=%~1 address=%~3 mask=%~5 skipassource=true && goto :addsecondary_added');
+    expect(lines).toContain(
+      'call :run netsh interface ipv4 add address name=%~1 address=%~3 mask=%~5 skipassource=true && goto :addsecondary_added',
+    );
   });
 
   it('adds a default route per NIC, the primary NIC with the lowest metric', () => {
     const routes = lines.filter((l) => l.startsWith('call :ensureroute '));
-    expect(routes).toEqual(model.nics.map((n) => `call :ensureroute %IDX% ${n.gateway} ${n.isPrimaryNic ? 0 : 100 * n.index} || goto :change_failed`));
-    expect(lines).toContain('call :run netsh interface ipv4 add route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2 metric=%~3 || exit /b 1');
+    expect(routes).toEqual(
+      model.nics.map(
+        (n) => `call :ensureroute %IDX% ${n.gateway} ${n.isPrimaryNic ? 0 : 100 * n.index} || goto :change_failed`,
+      ),
+    );
+    expect(lines).toContain(
+      'call :run netsh interface ipv4 add route prefix=0.0.0.0/0 interface=%~1 nexthop=%~2 metric=%~3 || exit /b 1',
+    );
   });
 
   it('keeps the DNS servers the adapter had, read before switching, and sets them without validation', () => {
     expect(lines.filter((l) => l.startsWith('call :ensuredns '))).toEqual(
-      model.nics.map((n) => `call :ensuredns %IDX% "%DNSBEFORE${n.index}%" "%DNSBEFORE${n.index}%" %DNSSTATIC${n.index}% || goto :change_failed`),
+      model.nics.map(
+        (n) =>
+          `call :ensuredns %IDX% "%DNSBEFORE${n.index}%" "%DNSBEFORE${n.index}%" %DNSSTATIC${n.index}% || goto :change_failed`,
+      ),
     );
     expect(content).toContain('set dnsservers name=%~1 source=static address=%~2 register=primary validate=no');
     expect(content).toContain('add dnsservers name=%~1 address=%~2 index=%DNSINDEX% validate=no');
@@ -119,12 +152,14 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
     ]);
     expect(lines.slice(lines.indexOf(':main'), lines.indexOf(':main') + 2)).toEqual([':main', 'set "LOCKED=1"']);
     // Before the lock only the mode is read, and reduced to apply, verify or invalid: the busy line prints nothing else.
-    expect(lines.slice(lines.indexOf('set "MODE=%~1"'), main).filter((l) => /%~\d/.test(l))).toEqual(['set "MODE=%~1"']);
+    expect(lines.slice(lines.indexOf('set "MODE=%~1"'), main).filter((l) => /%~\d/.test(l))).toEqual([
+      'set "MODE=%~1"',
+    ]);
     expect(content.match(/undo-netsh\.txt" del|del \/q "%UNDO%"/g)?.length).toBe(2);
     expect(lines.indexOf('if exist "%UNDO%" del /q "%UNDO%"')).toBeGreaterThan(main);
   });
 
-  it('writes the result one fragment per line and prints it line by line: no line near cmd\'s 8191-character limit', () => {
+  it("writes the result one fragment per line and prints it line by line: no line near cmd's 8191-character limit", () => {
     // No variable accumulates changes, checks or errors any more.
     expect(content).not.toMatch(/set "(CHANGES|CHECKS|ERRORS)=/);
     for (const kind of ['changes', 'errors']) expect(lines).toContain(`>>"%RESULT%-${kind}.txt" echo(%SEP%"%~1"`);
@@ -146,28 +181,47 @@ describe.each(fixtures)('netsh script for %s', (_name, tree) => {
 
   it('counts an address as present whatever its prefix length (a different one is left as it is, as the PowerShell flavor does)', () => {
     const has = lines.slice(lines.indexOf(':has'), lines.indexOf(':has') + 2);
-    expect(has[1]).toBe('call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress \'%~2\' -ErrorAction SilentlyContinue).Count"');
+    expect(has[1]).toBe(
+      'call :ask HAS "@(Get-NetIPAddress -InterfaceIndex %~1 -AddressFamily IPv4 -IPAddress \'%~2\' -ErrorAction SilentlyContinue).Count"',
+    );
     expect(lines.filter((l) => /call :has \S+ \S+ \S+ /.test(l) && !/call :has \S+ \S+ (\|\||&&)/.test(l))).toEqual([]);
     expect(content).not.toMatch(/PrefixLength -eq/);
   });
 
   it('writes DNS servers as static ones when they are not, and counts DHCP leftovers as a difference', () => {
-    expect(lines).toContain('if /i "%DHCP%"=="Disabled" if not "%DNSBEFORE%"=="" if "%DNSSTATIC%"=="0" call :diff "ifIndex %IDX%: DNS servers %DNSBEFORE% are not static"');
+    expect(lines).toContain(
+      'if /i "%DHCP%"=="Disabled" if not "%DNSBEFORE%"=="" if "%DNSSTATIC%"=="0" call :diff "ifIndex %IDX%: DNS servers %DNSBEFORE% are not static"',
+    );
     const ensure = lines.slice(lines.indexOf(':ensuredns'));
-    expect(ensure.slice(1, 5)).toEqual(['if "%~2"=="" exit /b 0', 'call :ask DNSNOW "@((Get-DnsClientServerAddress -InterfaceIndex %~1 -AddressFamily IPv4).ServerAddresses) -join \' \'"', 'call :dnsstatic %~1', 'if "%DNSNOW%"=="%~2" if "%DNSSTATIC%"=="1" exit /b 0']);
+    expect(ensure.slice(1, 5)).toEqual([
+      'if "%~2"=="" exit /b 0',
+      'call :ask DNSNOW "@((Get-DnsClientServerAddress -InterfaceIndex %~1 -AddressFamily IPv4).ServerAddresses) -join \' \'"',
+      'call :dnsstatic %~1',
+      'if "%DNSNOW%"=="%~2" if "%DNSSTATIC%"=="1" exit /b 0',
+    ]);
   });
 
   it('passes only plain text to the JSON result (no character cmd would treat as an operator)', () => {
-    const messages = lines.flatMap((l) => [...l.matchAll(/call :(?:change|error|diff|check \w+) "([^"]*)"(?: \w+ "([^"]*)")?/g)].flatMap((m) => [m[1]!, m[2] ?? '']));
+    const messages = lines.flatMap((l) =>
+      [...l.matchAll(/call :(?:change|error|diff|check \w+) "([^"]*)"(?: \w+ "([^"]*)")?/g)].flatMap((m) => [
+        m[1]!,
+        m[2] ?? '',
+      ]),
+    );
     expect(messages.length).toBeGreaterThan(20);
-    for (const message of messages) expect(message.replace(/%(?:~\d|\w+)%?/g, ''), message).toMatch(/^[A-Za-z0-9 .,:/_=-]*$/);
+    for (const message of messages)
+      expect(message.replace(/%(?:~\d|\w+)%?/g, ''), message).toMatch(/^[A-Za-z0-9 .,:/_=-]*$/);
   });
 });
 
 describe('netsh script with explicit DNS servers', () => {
   it('sets the configured servers and compares them when checking', () => {
     const { lines } = render(manualTree(), ['192.0.2.53', '198.51.100.53']);
-    expect(lines.filter((l) => l.startsWith('call :ensuredns '))[0]).toBe('call :ensuredns %IDX% "192.0.2.53 198.51.100.53" "%DNSBEFORE0%" %DNSSTATIC0% || goto :change_failed');
-    expect(lines).toContain('if not "%DNSNOW%"=="192.0.2.53 198.51.100.53" call :diff "ifIndex %IDX%: DNS servers differ from 192.0.2.53 198.51.100.53"');
+    expect(lines.filter((l) => l.startsWith('call :ensuredns '))[0]).toBe(
+      'call :ensuredns %IDX% "192.0.2.53 198.51.100.53" "%DNSBEFORE0%" %DNSSTATIC0% || goto :change_failed',
+    );
+    expect(lines).toContain(
+      'if not "%DNSNOW%"=="192.0.2.53 198.51.100.53" call :diff "ifIndex %IDX%: DNS servers differ from 192.0.2.53 198.51.100.53"',
+    );
   });
 });

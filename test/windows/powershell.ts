@@ -34,7 +34,10 @@ export function descendants(root: Node): Node[] {
 export function syntaxProblems(tree: Tree): string[] {
   return descendants(tree.rootNode)
     .filter((n) => n.isError || n.isMissing)
-    .map((n) => `${n.startPosition.row + 1}:${n.startPosition.column + 1} ${n.isMissing ? `MISSING ${n.type}` : 'ERROR'} ${JSON.stringify(n.text.slice(0, 80))}`);
+    .map(
+      (n) =>
+        `${n.startPosition.row + 1}:${n.startPosition.column + 1} ${n.isMissing ? `MISSING ${n.type}` : 'ERROR'} ${JSON.stringify(n.text.slice(0, 80))}`,
+    );
 }
 
 /** One command invocation: its name and its elements as parameter -> argument text (a switch maps to ''). */
@@ -50,7 +53,9 @@ export function invocations(root: Node): Invocation[] {
     .filter((n) => n.type === 'command')
     .map((node) => {
       const name = node.childForFieldName('command_name')?.text ?? '';
-      const elements = (node.childForFieldName('command_elements')?.children ?? []).filter((c): c is Node => c !== null && c.type !== 'command_argument_sep');
+      const elements = (node.childForFieldName('command_elements')?.children ?? []).filter(
+        (c): c is Node => c !== null && c.type !== 'command_argument_sep',
+      );
       const parameters = new Map<string, string>();
       for (let i = 0; i < elements.length; i++) {
         const element = elements[i]!;
@@ -84,7 +89,9 @@ export function evaluate(node: Node): PsValue {
   switch (node.type) {
     case 'hash_literal_expression': {
       const result: Record<string, PsValue> = {};
-      for (const entry of descendants(node).filter((n) => n.type === 'hash_entry' && ancestor(n, 'hash_literal_expression')?.id === node.id)) {
+      for (const entry of descendants(node).filter(
+        (n) => n.type === 'hash_entry' && ancestor(n, 'hash_literal_expression')?.id === node.id,
+      )) {
         const key = entry.namedChildren.find((c) => c?.type === 'key_expression');
         const value = entry.namedChildren.find((c) => c?.type === 'pipeline');
         if (!key || !value) throw new Error(`unexpected hash entry ${entry.text}`);
@@ -120,14 +127,25 @@ export function evaluate(node: Node): PsValue {
 
 /** The value assigned to `$name` at the top level of the script. */
 export function assignedValue(root: Node, name: string): PsValue {
-  const assignment = descendants(root).find((n) => n.type === 'assignment_expression' && n.namedChildren[0]?.text === name);
+  const assignment = descendants(root).find(
+    (n) => n.type === 'assignment_expression' && n.namedChildren[0]?.text === name,
+  );
   const value = assignment?.childForFieldName('value');
   if (!value) throw new Error(`no assignment to ${name}`);
   return evaluate(value);
 }
 
 /** Parameters that only PowerShell 6 or later knows, for the cmdlets that have them. */
-const PS7_PARAMETERS = ['-ashashtable', '-parallel', '-throttlelimit', '-additionalchildpath', '-asbytestream', '-escapehandling', '-skiphttperrorcheck', '-noproxy'];
+const PS7_PARAMETERS = [
+  '-ashashtable',
+  '-parallel',
+  '-throttlelimit',
+  '-additionalchildpath',
+  '-asbytestream',
+  '-escapehandling',
+  '-skiphttperrorcheck',
+  '-noproxy',
+];
 
 /**
  * What Windows PowerShell 5.1 cannot run, found on the parse tree: pipeline chains (&&, ||), the ternary, null-coalescing
@@ -136,14 +154,19 @@ const PS7_PARAMETERS = ['-ashashtable', '-parallel', '-throttlelimit', '-additio
  */
 export function powershell7Only(tree: Tree): string[] {
   const at = (n: Node): string => `${n.startPosition.row + 1}:${n.startPosition.column + 1}`;
-  const inert = (n: Node): boolean => ['comment', 'string_literal', 'expandable_string_literal', 'verbatim_string_characters'].some((t) => n.type === t || ancestor(n, t) !== null);
+  const inert = (n: Node): boolean =>
+    ['comment', 'string_literal', 'expandable_string_literal', 'verbatim_string_characters'].some(
+      (t) => n.type === t || ancestor(n, t) !== null,
+    );
   const problems: string[] = [];
   for (const node of descendants(tree.rootNode)) {
     if (node.type === 'pipeline_chain_tail') problems.push(`${at(node)} pipeline chain operator ${node.text}`);
-    if (node.childCount === 0 && node.text.includes('?') && node.text !== '$?' && !inert(node)) problems.push(`${at(node)} '?' operator: ${node.text}`);
+    if (node.childCount === 0 && node.text.includes('?') && node.text !== '$?' && !inert(node))
+      problems.push(`${at(node)} '?' operator: ${node.text}`);
   }
   for (const call of invocations(tree.rootNode)) {
-    for (const flag of call.parameters.keys()) if (PS7_PARAMETERS.includes(flag)) problems.push(`${at(call.node)} ${call.name} ${flag} (PowerShell 6+)`);
+    for (const flag of call.parameters.keys())
+      if (PS7_PARAMETERS.includes(flag)) problems.push(`${at(call.node)} ${call.name} ${flag} (PowerShell 6+)`);
   }
   return problems;
 }

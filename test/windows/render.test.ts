@@ -10,7 +10,15 @@ import { renderTaskInstall, renderTaskUninstall } from '../../src/targets/window
 import { aclScript } from '../../src/host/windows-acl.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 import type { PsValue } from './powershell.js';
-import { ancestor, assignedValue, descendants, invocations, parsePowerShell, powershell7Only, syntaxProblems } from './powershell.js';
+import {
+  ancestor,
+  assignedValue,
+  descendants,
+  invocations,
+  parsePowerShell,
+  powershell7Only,
+  syntaxProblems,
+} from './powershell.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
 /** RFC 5737 documentation addresses stand in for explicit DNS servers. */
@@ -51,13 +59,20 @@ describe('Windows renderer golden files', () => {
   for (const [name, tree] of fixtures) {
     it.each(flavors)(`${name} / %s`, async (flavor) => {
       const { state, content } = render(tree(), flavor);
-      expect(state.files.map((f) => [f.path, f.mode])).toEqual([[flavor === 'powershell' ? '/eip-agent.ps1' : '/eip-agent.netsh.cmd', 0o644]]);
+      expect(state.files.map((f) => [f.path, f.mode])).toEqual([
+        [flavor === 'powershell' ? '/eip-agent.ps1' : '/eip-agent.netsh.cmd', 0o644],
+      ]);
       await expect(content).toMatchFileSnapshot(`__golden__/${name}${state.files[0]!.path}`);
     });
   }
 
   it('task scripts', async () => {
-    const install = renderTaskInstall({ node: 'C:\\Program Files\\nodejs\\node.exe', agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js', flavor: 'powershell', intervalMinutes: 5 });
+    const install = renderTaskInstall({
+      node: 'C:\\Program Files\\nodejs\\node.exe',
+      agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js',
+      flavor: 'powershell',
+      intervalMinutes: 5,
+    });
     await expect(install.content).toMatchFileSnapshot('__golden__/task/install-task.ps1');
     await expect(renderTaskUninstall().content).toMatchFileSnapshot('__golden__/task/uninstall-task.ps1');
   });
@@ -69,7 +84,17 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
       [`${name} eip-agent.ps1`, () => render(tree(), 'powershell').content],
       [`${name} eip-agent.ps1 with DNS servers`, () => render(tree(), 'powershell', DNS).content],
     ]),
-    ['install-task.ps1', () => renderTaskInstall({ node: 'C:\\Program Files (x86)\\nodejs\\node.exe', agent: 'D:\\eip agent\\eip-agent.js', flavor: 'netsh', intervalMinutes: 1, metadataUrl: METADATA_URL }).content],
+    [
+      'install-task.ps1',
+      () =>
+        renderTaskInstall({
+          node: 'C:\\Program Files (x86)\\nodejs\\node.exe',
+          agent: 'D:\\eip agent\\eip-agent.js',
+          flavor: 'netsh',
+          intervalMinutes: 1,
+          metadataUrl: METADATA_URL,
+        }).content,
+    ],
     ['uninstall-task.ps1', () => renderTaskUninstall().content],
   ];
 
@@ -79,12 +104,15 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
     expect(syntaxProblems(await parsePowerShell(content.slice(1)))).toEqual([]);
   });
 
-  it.each(scripts)('%s: nothing Windows PowerShell 5.1 cannot run (the engine under test is PowerShell 7)', async (_name, script) => {
-    expect(powershell7Only(await parsePowerShell(script().slice(1)))).toEqual([]);
-  });
+  it.each(scripts)(
+    '%s: nothing Windows PowerShell 5.1 cannot run (the engine under test is PowerShell 7)',
+    async (_name, script) => {
+      expect(powershell7Only(await parsePowerShell(script().slice(1)))).toEqual([]);
+    },
+  );
 
   it('the config ACL check (src/host/windows-acl.ts) parses and needs nothing past PowerShell 5.1', async () => {
-    const tree = await parsePowerShell(aclScript(['C:\\ProgramData\\eip-agent\\config.json', 'D:\\配置\\it\'s']));
+    const tree = await parsePowerShell(aclScript(['C:\\ProgramData\\eip-agent\\config.json', "D:\\配置\\it's"]));
     expect(syntaxProblems(tree)).toEqual([]);
     expect(powershell7Only(tree)).toEqual([]);
   });
@@ -100,14 +128,26 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
       "$d = '{}' | ConvertFrom-Json -AsHashtable",
       '1..3 | ForEach-Object -Parallel { $_ }',
     ];
-    const problems = powershell7Only(await parsePowerShell(content.replace('Set-StrictMode -Version 2.0\r\n', `Set-StrictMode -Version 2.0\r\n${added.join('\r\n')}\r\n`)));
+    const problems = powershell7Only(
+      await parsePowerShell(
+        content.replace('Set-StrictMode -Version 2.0\r\n', `Set-StrictMode -Version 2.0\r\n${added.join('\r\n')}\r\n`),
+      ),
+    );
     // Set-StrictMode is line 17: the added lines are 18 to 24.
-    for (const line of [18, 19, 20, 21, 22, 23, 24]) expect(problems.some((p) => p.startsWith(`${line}:`)), `line ${line}: ${problems.join('; ')}`).toBe(true);
+    for (const line of [18, 19, 20, 21, 22, 23, 24])
+      expect(
+        problems.some((p) => p.startsWith(`${line}:`)),
+        `line ${line}: ${problems.join('; ')}`,
+      ).toBe(true);
   });
 
   it('the check finds a broken script (a lost closing brace, an unterminated string)', async () => {
     const content = render(manualTree(), 'powershell').content.slice(1);
-    expect(syntaxProblems(await parsePowerShell(content.replace('Set-StrictMode -Version 2.0\r\n', 'function Broken {\r\n')))).not.toEqual([]);
+    expect(
+      syntaxProblems(
+        await parsePowerShell(content.replace('Set-StrictMode -Version 2.0\r\n', 'function Broken {\r\n')),
+      ),
+    ).not.toEqual([]);
     expect(syntaxProblems(await parsePowerShell(content.replace("'10.0.0.3'", "'10.0.0.3")))).not.toEqual([]);
   });
 });
@@ -144,7 +184,9 @@ describe('PowerShell script semantics (on the parse tree)', () => {
 
       it('adds every secondary IP with New-NetIPAddress, its own -PrefixLength and -SkipAsSource $true', async () => {
         const root = (await parsed).rootNode;
-        const adds = invocations(root).filter((i) => i.name === 'New-NetIPAddress' && i.parameters.get('-skipassource') === '$true');
+        const adds = invocations(root).filter(
+          (i) => i.name === 'New-NetIPAddress' && i.parameters.get('-skipassource') === '$true',
+        );
         // The loop over each NIC's secondaries: the address and prefix come from the loop variable.
         const inLoop = adds.filter((i) => {
           const loop = ancestor(i.node, 'foreach_statement');
@@ -176,8 +218,13 @@ describe('PowerShell script semantics (on the parse tree)', () => {
         const adds = invocations((await parsed).rootNode).filter((i) => i.name === 'New-NetIPAddress');
         expect(adds.length).toBeGreaterThan(2);
         for (const add of adds) {
-          expect(add.parameters.has('-interfaceindex') && add.parameters.has('-prefixlength') && add.parameters.has('-skipassource')).toBe(true);
-          if (add.parameters.get('-ipaddress') === '$Nic.Primary') expect(add.parameters.get('-skipassource')).toBe('$false');
+          expect(
+            add.parameters.has('-interfaceindex') &&
+              add.parameters.has('-prefixlength') &&
+              add.parameters.has('-skipassource'),
+          ).toBe(true);
+          if (add.parameters.get('-ipaddress') === '$Nic.Primary')
+            expect(add.parameters.get('-skipassource')).toBe('$false');
         }
       });
 
@@ -188,19 +235,34 @@ describe('PowerShell script semantics (on the parse tree)', () => {
         expect(byMac).toHaveLength(1);
         // Get-NetAdapter | Where-Object { (ConvertTo-MacKey ([string]$_.MacAddress)) -eq $macKey }
         const pipeline = ancestor(byMac[0]!.node, 'pipeline')!;
-        expect(pipeline.text).toMatch(/\|\s*Where-Object\s*\{\s*\(ConvertTo-MacKey \(\[string\]\$_\.MacAddress\)\)\s*-eq\s*\$macKey\s*\}/);
-        for (const other of all.filter((i) => i.name === 'Get-NetAdapter' && i !== byMac[0])) expect([...other.parameters.keys()]).toEqual(['-interfaceindex']);
-        expect(all.filter((i) => ADAPTER_CMDLETS.test(i.name) && !i.parameters.has('-interfaceindex')).map((i) => i.node.text)).toEqual([]);
-        const byName = all.filter((i) => /Net|Dns/.test(i.name) && ['-name', '-interfacealias', '-interfacedescription'].some((p) => i.parameters.has(p)));
+        expect(pipeline.text).toMatch(
+          /\|\s*Where-Object\s*\{\s*\(ConvertTo-MacKey \(\[string\]\$_\.MacAddress\)\)\s*-eq\s*\$macKey\s*\}/,
+        );
+        for (const other of all.filter((i) => i.name === 'Get-NetAdapter' && i !== byMac[0]))
+          expect([...other.parameters.keys()]).toEqual(['-interfaceindex']);
+        expect(
+          all
+            .filter((i) => ADAPTER_CMDLETS.test(i.name) && !i.parameters.has('-interfaceindex'))
+            .map((i) => i.node.text),
+        ).toEqual([]);
+        const byName = all.filter(
+          (i) =>
+            /Net|Dns/.test(i.name) &&
+            ['-name', '-interfacealias', '-interfacedescription'].some((p) => i.parameters.has(p)),
+        );
         expect(byName.map((i) => i.name)).toEqual([]);
         // The MAC key function reduces both spellings to hex digits.
         expect(content).toContain("return ($Mac -replace '[^0-9A-Fa-f]', '').ToUpperInvariant()");
       });
 
       it('has no adapter name literal anywhere', async () => {
-        const strings = descendants((await parsed).rootNode).filter((n) => n.type === 'string_literal' || n.type === 'expandable_string_literal');
+        const strings = descendants((await parsed).rootNode).filter(
+          (n) => n.type === 'string_literal' || n.type === 'expandable_string_literal',
+        );
         expect(strings.length).toBeGreaterThan(50);
-        expect(strings.filter((s) => /ethernet|以太网|本地连接|local area connection/i.test(s.text)).map((s) => s.text)).toEqual([]);
+        expect(
+          strings.filter((s) => /ethernet|以太网|本地连接|local area connection/i.test(s.text)).map((s) => s.text),
+        ).toEqual([]);
       });
     });
   }
@@ -208,7 +270,9 @@ describe('PowerShell script semantics (on the parse tree)', () => {
   it('uses explicit DNS servers when configured, and only then', async () => {
     const root = (await parsePowerShell(render(manualTree(), 'powershell', DNS).content.slice(1))).rootNode;
     expect((assignedValue(root, '$Nics') as { Dns: string[] }[]).map((n) => n.Dns)).toEqual([DNS, DNS]);
-    const sets = invocations(root).filter((i) => i.name === 'Set-DnsClientServerAddress' && i.parameters.has('-serveraddresses'));
+    const sets = invocations(root).filter(
+      (i) => i.name === 'Set-DnsClientServerAddress' && i.parameters.has('-serveraddresses'),
+    );
     expect(sets.map((s) => s.parameters.get('-serveraddresses'))).toEqual(['$wantDns', '$step.Dns']);
   });
 });
@@ -223,7 +287,12 @@ function loopIterable(loop: Node): string {
 
 describe('scheduled task script semantics', () => {
   it('registers SYSTEM, highest privileges, at startup plus a finite repetition, IgnoreNew, a time limit, StartWhenAvailable', async () => {
-    const file = renderTaskInstall({ node: 'C:\\Program Files\\nodejs\\node.exe', agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js', flavor: 'netsh', intervalMinutes: 7 });
+    const file = renderTaskInstall({
+      node: 'C:\\Program Files\\nodejs\\node.exe',
+      agent: 'C:\\ProgramData\\eip-agent\\eip-agent.js',
+      flavor: 'netsh',
+      intervalMinutes: 7,
+    });
     const root = (await parsePowerShell(file.content.slice(1))).rootNode;
     const all = invocations(root);
     const one = (name: string) => {
@@ -231,26 +300,46 @@ describe('scheduled task script semantics', () => {
       expect(found, name).toHaveLength(1);
       return found[0]!.parameters;
     };
-    expect(one('New-ScheduledTaskPrincipal')).toEqual(new Map([['-userid', "'S-1-5-18'"], ['-logontype', 'ServiceAccount'], ['-runlevel', 'Highest']]));
+    expect(one('New-ScheduledTaskPrincipal')).toEqual(
+      new Map([
+        ['-userid', "'S-1-5-18'"],
+        ['-logontype', 'ServiceAccount'],
+        ['-runlevel', 'Highest'],
+      ]),
+    );
     const settings = one('New-ScheduledTaskSettingsSet');
     expect(settings.get('-multipleinstances')).toBe('IgnoreNew');
     expect(settings.get('-executiontimelimit')).toBe('(New-TimeSpan -Minutes $Task.TimeLimitMinutes)');
     expect(settings.has('-startwhenavailable')).toBe(true);
     const triggers = all.filter((i) => i.name === 'New-ScheduledTaskTrigger');
-    expect(triggers.map((t) => [...t.parameters.keys()].sort())).toEqual([['-atstartup'], ['-at', '-once', '-repetitionduration', '-repetitioninterval'], ['-at', '-daily']]);
+    expect(triggers.map((t) => [...t.parameters.keys()].sort())).toEqual([
+      ['-atstartup'],
+      ['-at', '-once', '-repetitionduration', '-repetitioninterval'],
+      ['-at', '-daily'],
+    ]);
     expect(triggers[1]!.parameters.get('-repetitionduration')).toBe('(New-TimeSpan -Days 1)');
     const register = one('Register-ScheduledTask');
     expect(register.get('-trigger')).toBe('@($atStartup, $everyFewMinutes)');
     expect(register.has('-force')).toBe(true);
     const icacls = descendants(root).filter((n) => n.type === 'command' && n.text.startsWith('& icacls.exe'));
-    expect(icacls.map((n) => n.text.trim())).toEqual(["& icacls.exe $stateDir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' '*S-1-5-32-545:(OI)(CI)RX'"]);
+    expect(icacls.map((n) => n.text.trim())).toEqual([
+      "& icacls.exe $stateDir /inheritance:r /grant:r '*S-1-5-18:(OI)(CI)F' '*S-1-5-32-544:(OI)(CI)F' '*S-1-5-32-545:(OI)(CI)RX'",
+    ]);
     const task = assignedValue(root, '$Task') as Record<string, PsValue>;
-    expect(task).toMatchObject({ Name: 'eip-agent', IntervalMinutes: 7, Arguments: 'apply --target windows --windows-flavor netsh --skip-failed' });
+    expect(task).toMatchObject({
+      Name: 'eip-agent',
+      IntervalMinutes: 7,
+      Arguments: 'apply --target windows --windows-flavor netsh --skip-failed',
+    });
   });
 
   it('removes the task idempotently', async () => {
     const all = invocations((await parsePowerShell(renderTaskUninstall().content.slice(1))).rootNode);
-    expect(all.filter((i) => i.name === 'Unregister-ScheduledTask').map((i) => i.parameters.get('-confirm'))).toEqual(['$false']);
-    expect(all.filter((i) => i.name === 'Get-ScheduledTask').map((i) => i.parameters.get('-erroraction'))).toEqual(['SilentlyContinue']);
+    expect(all.filter((i) => i.name === 'Unregister-ScheduledTask').map((i) => i.parameters.get('-confirm'))).toEqual([
+      '$false',
+    ]);
+    expect(all.filter((i) => i.name === 'Get-ScheduledTask').map((i) => i.parameters.get('-erroraction'))).toEqual([
+      'SilentlyContinue',
+    ]);
   });
 });

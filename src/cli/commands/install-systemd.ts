@@ -1,7 +1,15 @@
 import { requireAbsolute } from '../../config/options.js';
 import { underRoot } from '../../plan/root.js';
 import { firstLine, runTool } from '../../host/run-tool.js';
-import { DEFAULT_UNIT_OPTIONS, parseSystemdVersion, renderUnit, requireVisibleToService, UNIT_MARKER, UNIT_NAME, UNIT_PATH } from '../../daemon/unit.js';
+import {
+  DEFAULT_UNIT_OPTIONS,
+  parseSystemdVersion,
+  renderUnit,
+  requireVisibleToService,
+  UNIT_MARKER,
+  UNIT_NAME,
+  UNIT_PATH,
+} from '../../daemon/unit.js';
 import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { Args, CliCommand, Io } from '../command.js';
@@ -12,13 +20,17 @@ import { loadConfig } from '../../config/file.js';
 /** Runs `systemctl ...args`; a failure names the command and systemctl's own message. */
 async function systemctl(host: Host, io: Io, args: string[]): Promise<string> {
   const result = await runTool(host, ['systemctl', ...args]);
-  if (result.exitCode !== 0) throw new HostError(`\`systemctl ${args.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+  if (result.exitCode !== 0)
+    throw new HostError(
+      `\`systemctl ${args.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`,
+    );
   if (args[0] !== '--version') io.out(`ran systemctl ${args.join(' ')}\n`);
   return result.stdout;
 }
 
 function requireSystemd(args: Args, verb: string): string {
-  if (args.systemd !== true) throw new ConfigError(`${verb}: say what to ${verb}: --systemd (the systemd service is the only kind so far)`);
+  if (args.systemd !== true)
+    throw new ConfigError(`${verb}: say what to ${verb}: --systemd (the systemd service is the only kind so far)`);
   const root = String(args.root);
   requireAbsolute('--root', root);
   return root;
@@ -27,11 +39,17 @@ function requireSystemd(args: Args, verb: string): string {
 /** Refuses to replace or remove a unit someone else wrote at our path. */
 function checkOwned(path: string, text: string | null): void {
   if (text !== null && !text.startsWith(UNIT_MARKER)) {
-    throw new ConfigError(`${path} exists and was not written by eip-agent (no "${UNIT_MARKER}" first line): move it away first`);
+    throw new ConfigError(
+      `${path} exists and was not written by eip-agent (no "${UNIT_MARKER}" first line): move it away first`,
+    );
   }
 }
 
-const ROOT_OPTION: OptionSpec = { type: 'string', default: '/', describe: 'prefix for the unit path; systemctl runs only when it is /' };
+const ROOT_OPTION: OptionSpec = {
+  type: 'string',
+  default: '/',
+  describe: 'prefix for the unit path; systemctl runs only when it is /',
+};
 
 /** `eip-agent install --systemd`: writes the unit for this installation, then enables and starts it. */
 export const installCommand: CliCommand = {
@@ -40,11 +58,30 @@ export const installCommand: CliCommand = {
   options: {
     systemd: { type: 'boolean', describe: 'install the systemd service' },
     root: ROOT_OPTION,
-    config: { type: 'string', describe: 'config file the service reads (passed as run --config)', defaultDescription: '/etc/eip-agent/config.json' },
-    node: { type: 'string', describe: 'node binary for ExecStart', defaultDescription: 'the node running this command' },
-    bin: { type: 'string', describe: 'eip-agent entry point for ExecStart', defaultDescription: 'the one running this command' },
-    executable: { type: 'string', describe: 'the release executable for ExecStart (instead of --node and --bin)', defaultDescription: 'this one, when it is the release executable' },
-    'systemd-version': { type: 'string', describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)' },
+    config: {
+      type: 'string',
+      describe: 'config file the service reads (passed as run --config)',
+      defaultDescription: '/etc/eip-agent/config.json',
+    },
+    node: {
+      type: 'string',
+      describe: 'node binary for ExecStart',
+      defaultDescription: 'the node running this command',
+    },
+    bin: {
+      type: 'string',
+      describe: 'eip-agent entry point for ExecStart',
+      defaultDescription: 'the one running this command',
+    },
+    executable: {
+      type: 'string',
+      describe: 'the release executable for ExecStart (instead of --node and --bin)',
+      defaultDescription: 'this one, when it is the release executable',
+    },
+    'systemd-version': {
+      type: 'string',
+      describe: 'systemd version of the target system (with --root; otherwise asked from systemctl)',
+    },
     json: { type: 'boolean', default: false, describe: 'print JSON' },
   },
   async run(host, io, args) {
@@ -52,12 +89,21 @@ export const installCommand: CliCommand = {
     const config = await loadConfig(host, args.config);
     const live = root === '/';
     const given = args.systemdVersion as string | undefined;
-    if (given !== undefined && !/^\d{1,4}$/.test(given)) throw new ConfigError(`--systemd-version ${quoteShort(given)}: expected a number such as 219 or 252`);
+    if (given !== undefined && !/^\d{1,4}$/.test(given))
+      throw new ConfigError(`--systemd-version ${quoteShort(given)}: expected a number such as 219 or 252`);
     const lines: string[] = [];
     const say = args.json ? { out: (t: string) => void lines.push(t.trimEnd()), err: io.err } : io;
-    const version = live ? parseSystemdVersion(await systemctl(host, say, ['--version'])) : given === undefined ? undefined : Number(given);
+    const version = live
+      ? parseSystemdVersion(await systemctl(host, say, ['--version']))
+      : given === undefined
+        ? undefined
+        : Number(given);
     // The release executable carries its own runtime: its unit runs it, not node.
-    const executable = args.executable ?? (process.versions.bun !== undefined && args.node === undefined && args.bin === undefined ? process.execPath : undefined);
+    const executable =
+      args.executable ??
+      (process.versions.bun !== undefined && args.node === undefined && args.bin === undefined
+        ? process.execPath
+        : undefined);
     const node = String(args.node ?? process.execPath);
     const bin = String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin);
     if (executable !== undefined) requireVisibleToService('--executable', String(executable));
@@ -78,12 +124,18 @@ export const installCommand: CliCommand = {
     checkOwned(path, await host.fs.readText(path));
     await host.fs.writeAtomic(path, text, 0o644);
     say.out(`wrote ${path}\n`);
-    if (!live) say.out(`--root is not /: not enabling it here (in that system: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME})\n`);
+    if (!live)
+      say.out(
+        `--root is not /: not enabling it here (in that system: systemctl daemon-reload && systemctl enable --now ${UNIT_NAME})\n`,
+      );
     else {
       await systemctl(host, say, ['daemon-reload']);
       await systemctl(host, say, ['enable', '--now', UNIT_NAME]);
     }
-    if (args.json) io.out(`${JSON.stringify({ unit: path, enabled: live, systemdVersion: version ?? null, steps: lines }, null, 2)}\n`);
+    if (args.json)
+      io.out(
+        `${JSON.stringify({ unit: path, enabled: live, systemdVersion: version ?? null, steps: lines }, null, 2)}\n`,
+      );
     return EXIT.ok;
   },
 };

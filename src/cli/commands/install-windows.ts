@@ -10,14 +10,19 @@ import { EXIT } from '../command.js';
 type Verb = 'install' | 'uninstall';
 
 /** Where a Windows guest keeps node and the bundled agent when this command runs elsewhere (README, "Windows"). */
-const WINDOWS_DEFAULTS = { node: 'C:\\Program Files\\nodejs\\node.exe', agent: 'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js' };
+const WINDOWS_DEFAULTS = {
+  node: 'C:\\Program Files\\nodejs\\node.exe',
+  agent: 'C:\\ProgramData\\eip-agent\\bin\\eip-agent.js',
+};
 const INTERVAL_MAX = 1440;
 const TASK_TIMEOUT_MS = 120_000;
 
 function interval(args: Args): number {
   const value = args.interval ?? DEFAULT_TASK_INTERVAL_MINUTES;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > INTERVAL_MAX) {
-    throw new ConfigError(`--interval ${JSON.stringify(value)} must be a whole number of minutes from 1 to ${INTERVAL_MAX}`);
+    throw new ConfigError(
+      `--interval ${JSON.stringify(value)} must be a whole number of minutes from 1 to ${INTERVAL_MAX}`,
+    );
   }
   return value;
 }
@@ -50,7 +55,9 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
   const onWindows = host.platform === 'win32';
   if (!onWindows && root === '/') {
     io.out(file.content.slice(UTF8_BOM.length));
-    io.err(`eip-agent: not on Windows: printed the ${verb} script; on the guest, save it as UTF-8 with BOM and run: powershell.exe -NoProfile -ExecutionPolicy Bypass -File ${file.path.slice(1)}\n`);
+    io.err(
+      `eip-agent: not on Windows: printed the ${verb} script; on the guest, save it as UTF-8 with BOM and run: powershell.exe -NoProfile -ExecutionPolicy Bypass -File ${file.path.slice(1)}\n`,
+    );
     return EXIT.ok;
   }
   const dir = agentDirectory(host, root);
@@ -68,7 +75,10 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
   } catch (error) {
     throw new HostError(`could not run \`${argv.join(' ')}\`: ${(error as Error).message}`, { cause: error });
   }
-  const line = result.stdout.split(/\r?\n/).filter((l) => l.trim().startsWith('{')).pop();
+  const line = result.stdout
+    .split(/\r?\n/)
+    .filter((l) => l.trim().startsWith('{'))
+    .pop();
   let data: { status?: unknown; error?: unknown } = {};
   try {
     data = line === undefined ? {} : (JSON.parse(line) as typeof data);
@@ -77,10 +87,16 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
   }
   if (result.exitCode !== 0) {
     const why = typeof data.error === 'string' ? data.error : (result.stderr.trim().split(/\r?\n/)[0] ?? '');
-    throw new HostError(`${verb === 'install' ? 'registering' : 'removing'} scheduled task ${TASK_NAME} failed (exit ${result.exitCode})${why ? `: ${why}` : ''}`);
+    throw new HostError(
+      `${verb === 'install' ? 'registering' : 'removing'} scheduled task ${TASK_NAME} failed (exit ${result.exitCode})${why ? `: ${why}` : ''}`,
+    );
   }
   const status = typeof data.status === 'string' ? data.status : 'done';
-  io.out(args.json ? `${JSON.stringify({ task: TASK_NAME, status, script: path }, null, 2)}\n` : `scheduled task ${TASK_NAME}: ${status} (${path})\n`);
+  io.out(
+    args.json
+      ? `${JSON.stringify({ task: TASK_NAME, status, script: path }, null, 2)}\n`
+      : `scheduled task ${TASK_NAME}: ${status} (${path})\n`,
+  );
   return EXIT.ok;
 }
 
@@ -89,7 +105,10 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
  * verb for every OS, dispatched on the flag, so the command list keeps one entry per verb.
  */
 export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
-  const what = verb === 'install' ? 'register the Windows scheduled task (SYSTEM, at startup and every --interval minutes)' : 'remove the Windows scheduled task';
+  const what =
+    verb === 'install'
+      ? 'register the Windows scheduled task (SYSTEM, at startup and every --interval minutes)'
+      : 'remove the Windows scheduled task';
   return {
     ...base,
     describe: `${base.describe}; or --windows-task: ${what}; the script is rendered anywhere and run on Windows`,
@@ -97,8 +116,16 @@ export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
       ...base.options,
       'windows-task': { type: 'boolean', describe: what },
       ...(verb === 'install' && {
-        'windows-flavor': { choices: ['powershell', 'netsh'], describe: 'script the task runs (passed to apply)', defaultDescription: 'powershell' },
-        interval: { type: 'number', describe: 'minutes between runs of the task', defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES) },
+        'windows-flavor': {
+          choices: ['powershell', 'netsh'],
+          describe: 'script the task runs (passed to apply)',
+          defaultDescription: 'powershell',
+        },
+        interval: {
+          type: 'number',
+          describe: 'minutes between runs of the task',
+          defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES),
+        },
         'metadata-url': { type: 'string', describe: 'metadata base URL the task passes to apply' },
       }),
       json: { type: 'boolean', default: false, describe: 'print JSON' },

@@ -18,7 +18,11 @@ const ONLY: Record<'serve' | 'dump', readonly string[]> = {
  * `--metadata-file` format, so `plan --metadata-file` replays this VM anywhere. Refuses to overwrite a file.
  */
 async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
-  const options = optionsFrom(host, { root: '/', ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}) }, await loadConfig(host, args.config));
+  const options = optionsFrom(
+    host,
+    { root: '/', ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}) },
+    await loadConfig(host, args.config),
+  );
   const tree = await metadataSource(host, options).read();
   const text = `${JSON.stringify(tree, null, 2)}\n`;
   const out = args.out as string | undefined;
@@ -27,7 +31,8 @@ async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
     return 0;
   }
   requireAbsolute('--out', out);
-  if (!(await host.fs.createExclusive(out, text))) throw new ConfigError(`--out ${out} exists: refusing to overwrite it; give a new path`);
+  if (!(await host.fs.createExclusive(out, text)))
+    throw new ConfigError(`--out ${out} exists: refusing to overwrite it; give a new path`);
   io.err(`eip-agent: wrote the metadata of ${options.metadataUrl} to ${out}\n`);
   return 0;
 }
@@ -36,17 +41,34 @@ async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
 export const metadataCommand: CliCommand = {
   command: 'metadata <action>',
   name: 'metadata serve|dump',
-  describe: 'serve: serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews); dump: read the live tree as the agent does and print it (or write --out) as a --metadata-file',
+  describe:
+    'serve: serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews); dump: read the live tree as the agent does and print it (or write --out) as a --metadata-file',
   options: {
     fixture: { type: 'string', describe: 'serve: JSON tree to serve (required)' },
     host: { type: 'string', describe: 'serve: address to listen on', defaultDescription: '127.0.0.1' },
     port: { type: 'string', describe: 'serve: TCP port, 0 for any free one', defaultDescription: '8080' },
-    'control-socket': { type: 'string', describe: 'serve: unix socket for the control API (PUT /tree, PUT /faults, GET /stats)' },
-    'metadata-url': { type: 'string', describe: 'dump: metadata base URL (env EIP_AGENT_METADATA_URL)', defaultDescription: 'http://169.254.0.23/latest/meta-data/' },
-    config: { type: 'string', describe: 'dump: config file (env EIP_AGENT_CONFIG): its metadata settings apply', defaultDescription: '/etc/eip-agent/config.json if present' },
-    out: { type: 'string', describe: 'dump: write the tree to this new file instead of printing it (never overwrites)' },
+    'control-socket': {
+      type: 'string',
+      describe: 'serve: unix socket for the control API (PUT /tree, PUT /faults, GET /stats)',
+    },
+    'metadata-url': {
+      type: 'string',
+      describe: 'dump: metadata base URL (env EIP_AGENT_METADATA_URL)',
+      defaultDescription: 'http://169.254.0.23/latest/meta-data/',
+    },
+    config: {
+      type: 'string',
+      describe: 'dump: config file (env EIP_AGENT_CONFIG): its metadata settings apply',
+      defaultDescription: '/etc/eip-agent/config.json if present',
+    },
+    out: {
+      type: 'string',
+      describe: 'dump: write the tree to this new file instead of printing it (never overwrites)',
+    },
   },
-  positionals: { action: { choices: ['serve', 'dump'], describe: 'serve: run the emulator; dump: snapshot the live tree' } },
+  positionals: {
+    action: { choices: ['serve', 'dump'], describe: 'serve: run the emulator; dump: snapshot the live tree' },
+  },
   run: (host, io, args) => {
     const action = args.action as 'serve' | 'dump';
     const other = action === 'serve' ? 'dump' : 'serve';
@@ -55,7 +77,13 @@ export const metadataCommand: CliCommand = {
     if (action === 'dump') return dumpMetadata(host, io, args);
     if (args.fixture === undefined) throw new ConfigError('metadata serve needs --fixture: JSON tree to serve');
     const port = String(args.port ?? '8080');
-    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new ConfigError(`--port ${quoteShort(port)}: expected an integer from 0 to 65535`);
-    return serveMetadata(host, io, { fixture: args.fixture as string, host: (args.host as string | undefined) ?? '127.0.0.1', port: Number(port), ...(args.controlSocket !== undefined ? { controlSocket: args.controlSocket as string } : {}) });
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535)
+      throw new ConfigError(`--port ${quoteShort(port)}: expected an integer from 0 to 65535`);
+    return serveMetadata(host, io, {
+      fixture: args.fixture as string,
+      host: (args.host as string | undefined) ?? '127.0.0.1',
+      port: Number(port),
+      ...(args.controlSocket !== undefined ? { controlSocket: args.controlSocket as string } : {}),
+    });
   },
 };

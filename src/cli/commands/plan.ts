@@ -7,10 +7,15 @@ import { resolveOptions } from '../../config/options.js';
 /** `eip-agent plan`: the dry run. */
 export const planCommand: CliCommand = {
   command: 'plan',
-  describe: 'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes or removals pending, 1 error',
+  describe:
+    'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes or removals pending, 1 error',
   options: {
     ...COMMON_OPTIONS,
-    runtime: { type: 'boolean', default: true, describe: 'compare the live addresses/rules/routes/sysctls (--no-runtime: files only)' },
+    runtime: {
+      type: 'boolean',
+      default: true,
+      describe: 'compare the live addresses/rules/routes/sysctls (--no-runtime: files only)',
+    },
   },
   async run(host, io, args) {
     const { plan } = await makePlan(host, await resolveOptions(host, args));

@@ -15,7 +15,8 @@ export const renderCommand: CliCommand = {
   async run(host, io, args) {
     const out = String(args.out ?? '');
     requireAbsolute('--out', out);
-    if ((await host.fs.meta(out)) !== null && (await host.fs.list(out)) === null) throw new ConfigError(`--out ${out}: not a directory`);
+    if ((await host.fs.meta(out)) !== null && (await host.fs.list(out)) === null)
+      throw new ConfigError(`--out ${out}: not a directory`);
     const { plan } = await makePlan(host, { ...(await resolveOptions(host, args)), runtime: false, root: out });
     // The Windows target's warnings are about what `plan` shows (a script, not adapter changes): not render's business.
     if (plan.target !== 'windows') printWarnings(io, plan.warnings);
@@ -25,7 +26,8 @@ export const renderCommand: CliCommand = {
         await host.fs.writeAtomic(paths[i]!, file.content, file.mode);
       } catch (error) {
         const code = (error as { code?: string }).code;
-        if (code === 'ENOTDIR' || code === 'EEXIST') throw new ConfigError(`--out ${out}: not a directory (or a file is in the way of ${paths[i]})`);
+        if (code === 'ENOTDIR' || code === 'EEXIST')
+          throw new ConfigError(`--out ${out}: not a directory (or a file is in the way of ${paths[i]})`);
         throw error;
       }
     }

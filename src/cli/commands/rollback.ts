@@ -7,11 +7,21 @@ import { EXIT, printWarnings, type CliCommand } from '../command.js';
 /** `eip-agent rollback [--original]`. */
 export const rollbackCommand: CliCommand = {
   command: 'rollback',
-  describe: 'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
+  describe:
+    'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
   options: {
-    original: { type: 'boolean', default: false, describe: 'restore the state from before the first apply, and own nothing' },
+    original: {
+      type: 'boolean',
+      default: false,
+      describe: 'restore the state from before the first apply, and own nothing',
+    },
     root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
-    config: { type: 'string', describe: 'config file (env EIP_AGENT_CONFIG); checked like every command\'s, though a rollback undoes only what the agent recorded, whatever it says', defaultDescription: '/etc/eip-agent/config.json if present' },
+    config: {
+      type: 'string',
+      describe:
+        "config file (env EIP_AGENT_CONFIG); checked like every command's, though a rollback undoes only what the agent recorded, whatever it says",
+      defaultDescription: '/etc/eip-agent/config.json if present',
+    },
     json: { type: 'boolean', default: false, describe: 'print JSON instead of text' },
   },
   async run(host, io, args) {
@@ -19,13 +29,20 @@ export const rollbackCommand: CliCommand = {
     // A config file with a mistake is refused here as by every other command, before anything changes.
     await loadConfig(host, args.config);
     const root = args.root;
-    const result = await withLock(host, root, () => (args.original ? rollbackOriginal(host, root) : rollbackLast(host, root)));
+    const result = await withLock(host, root, () =>
+      args.original ? rollbackOriginal(host, root) : rollbackLast(host, root),
+    );
     if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
     else {
       printWarnings(io, result.warnings);
       for (const line of [...result.runtime, ...result.files]) io.out(`${line}\n`);
       if (!result.complete) io.out('Rolled back only in part: see the warnings above.\n');
-      else io.out(args.original ? 'Restored the state from before eip-agent first changed this guest.\n' : 'Rolled back the last apply.\n');
+      else
+        io.out(
+          args.original
+            ? 'Restored the state from before eip-agent first changed this guest.\n'
+            : 'Rolled back the last apply.\n',
+        );
     }
     return result.complete ? EXIT.ok : EXIT.notVerified;
   },

@@ -49,7 +49,9 @@ async function startServer(port: number, render: () => Promise<string>): Promise
   try {
     return await startMetricsServer(port, render);
   } catch (error) {
-    throw new HostError(`metricsPort ${port}: cannot listen on 127.0.0.1:${port}: ${(error as Error).message}`, { cause: error });
+    throw new HostError(`metricsPort ${port}: cannot listen on 127.0.0.1:${port}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 
@@ -57,7 +59,9 @@ async function startServer(port: number, render: () => Promise<string>): Promise
 export async function runAgent(host: Host, log: Logger, edge: ProcessEdge, args: RunArgs): Promise<number> {
   let settings: RunSettings = await resolveRunSettings(host, args);
   if (!host.isPrivileged()) {
-    throw new HostError('run changes addresses, rules and sysctls and needs root (CAP_NET_ADMIN): run it as root, e.g. as the systemd service (`eip-agent install --systemd`)');
+    throw new HostError(
+      'run changes addresses, rules and sysctls and needs root (CAP_NET_ADMIN): run it as root, e.g. as the systemd service (`eip-agent install --systemd`)',
+    );
   }
   const root = settings.daemon.pipeline.root;
   let model: InstanceModel | undefined;
@@ -104,18 +108,37 @@ export async function runAgent(host: Host, log: Logger, edge: ProcessEdge, args:
 export function createRunCommand(edge: () => ProcessEdge = processEdge): CliCommand {
   return {
     command: 'run',
-    describe: 'the daemon: poll the metadata, apply and verify when it changes; SIGHUP reloads the config, SIGTERM stops',
+    describe:
+      'the daemon: poll the metadata, apply and verify when it changes; SIGHUP reloads the config, SIGTERM stops',
     options: {
       ...COMMON_OPTIONS,
-      interval: { type: 'number', describe: 'seconds between metadata polls (config `interval`)', defaultDescription: '5' },
-      reload: { choices: ['none', 'network', 'nmcli'], describe: 'after writing files (see apply)', defaultDescription: 'none' },
-      'log-format': { choices: ['auto', 'json', 'text'], default: 'auto', describe: 'json lines (journald) or short text lines; auto: text on a terminal' },
+      interval: {
+        type: 'number',
+        describe: 'seconds between metadata polls (config `interval`)',
+        defaultDescription: '5',
+      },
+      reload: {
+        choices: ['none', 'network', 'nmcli'],
+        describe: 'after writing files (see apply)',
+        defaultDescription: 'none',
+      },
+      'log-format': {
+        choices: ['auto', 'json', 'text'],
+        default: 'auto',
+        describe: 'json lines (journald) or short text lines; auto: text on a terminal',
+      },
     },
     async run(host, io, args) {
       const proc = edge();
       const choice = String(args.logFormat ?? 'auto');
       const format: LogFormat = choice === 'json' || choice === 'text' ? choice : proc.stderrIsTTY ? 'text' : 'json';
-      const log = createLogger({ write: io.err, format, now: host.now, level: host.env.EIP_AGENT_DEBUG ? 'debug' : 'info', syslogPriority: proc.stderrIsJournal });
+      const log = createLogger({
+        write: io.err,
+        format,
+        now: host.now,
+        level: host.env.EIP_AGENT_DEBUG ? 'debug' : 'info',
+        syslogPriority: proc.stderrIsJournal,
+      });
       return runAgent(host, log, proc, args as RunArgs);
     },
   };

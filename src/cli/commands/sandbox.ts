@@ -1,6 +1,16 @@
 import { ConfigError } from '../../errors.js';
 import type { SandboxChange } from '../../sandbox/changes.js';
-import { SANDBOX_TARGETS, asAgentError, checkName, sandboxChange, sandboxDown, sandboxRun, sandboxStatus, sandboxUp, type SandboxTarget } from '../../sandbox/sandbox.js';
+import {
+  SANDBOX_TARGETS,
+  asAgentError,
+  checkName,
+  sandboxChange,
+  sandboxDown,
+  sandboxRun,
+  sandboxStatus,
+  sandboxUp,
+  type SandboxTarget,
+} from '../../sandbox/sandbox.js';
 import { camel } from '../args.js';
 import { COMMON_OPTIONS, type Args, type CliCommand } from '../command.js';
 
@@ -42,8 +52,16 @@ function text(args: Args, name: string): string {
 function changeOf(args: Args): SandboxChange {
   const op = args.op as (typeof OPS)[number] | undefined;
   if (op === undefined) throw new ConfigError(`sandbox change needs --op: one of ${OPS.join(', ')}`);
-  const allowed = new Set([...NEEDS[op], ...(op === 'bind-eip' ? ['direct'] : []), ...(op === 'add-ip' || op === 'detach-eni' || op === 'attach-eni' ? ['guest'] : []), ...(op === 'add-ip' ? ['nic'] : []), ...(op === 'attach-eni' ? ['mac'] : [])]);
-  const stray = ['ip', 'eip', 'nic', 'guest', 'mac'].find((name) => args[camel(name)] !== undefined && !allowed.has(name)) ?? (args.direct === true && !allowed.has('direct') ? 'direct' : undefined);
+  const allowed = new Set([
+    ...NEEDS[op],
+    ...(op === 'bind-eip' ? ['direct'] : []),
+    ...(op === 'add-ip' || op === 'detach-eni' || op === 'attach-eni' ? ['guest'] : []),
+    ...(op === 'add-ip' ? ['nic'] : []),
+    ...(op === 'attach-eni' ? ['mac'] : []),
+  ]);
+  const stray =
+    ['ip', 'eip', 'nic', 'guest', 'mac'].find((name) => args[camel(name)] !== undefined && !allowed.has(name)) ??
+    (args.direct === true && !allowed.has('direct') ? 'direct' : undefined);
   if (stray !== undefined) throw new ConfigError(`--${stray} is not an option of --op ${op}`);
   const guest = String(args.guest ?? 'a');
   switch (op) {
@@ -66,19 +84,52 @@ function changeOf(args: Args): SandboxChange {
 export const sandboxCommand: CliCommand = {
   command: 'sandbox <action>',
   name: 'sandbox up|run|change|status|down',
-  describe: 'root: an emulated VPC on this machine (network namespaces: router, EIP NAT, metadata service, internet host, guests); up runs apply in the guest and pings every EIP; run starts the daemon; change makes a cloud-side change; status; down removes it all',
+  describe:
+    'root: an emulated VPC on this machine (network namespaces: router, EIP NAT, metadata service, internet host, guests); up runs apply in the guest and pings every EIP; run starts the daemon; change makes a cloud-side change; status; down removes it all',
   options: {
-    name: { type: 'string', default: 'demo', describe: 'the sandbox (namespaces eips-<name>-*, files in /run/eip-agent/sandbox/<name>)' },
-    'metadata-file': { type: 'string', describe: 'up: the metadata tree (a `metadata dump` of a real VM)', defaultDescription: 'the built-in manual example' },
-    target: { choices: SANDBOX_TARGETS, defaultDescription: 'centos', describe: 'up: which guest the agent configures (its files go under the guest root in the sandbox directory)' },
-    'server-b': { type: 'boolean', default: false, describe: 'up: also a second guest, b, in eth0\'s subnet (for --op move-ip)' },
+    name: {
+      type: 'string',
+      default: 'demo',
+      describe: 'the sandbox (namespaces eips-<name>-*, files in /run/eip-agent/sandbox/<name>)',
+    },
+    'metadata-file': {
+      type: 'string',
+      describe: 'up: the metadata tree (a `metadata dump` of a real VM)',
+      defaultDescription: 'the built-in manual example',
+    },
+    target: {
+      choices: SANDBOX_TARGETS,
+      defaultDescription: 'centos',
+      describe: 'up: which guest the agent configures (its files go under the guest root in the sandbox directory)',
+    },
+    'server-b': {
+      type: 'boolean',
+      default: false,
+      describe: "up: also a second guest, b, in eth0's subnet (for --op move-ip)",
+    },
     op: { choices: OPS, describe: 'change: what the cloud does' },
-    ip: { type: 'string', describe: 'change: the private IP (bind-eip, unbind-eip, add-ip, remove-ip, move-ip; attach-eni: the new ENI\'s primary IP)' },
+    ip: {
+      type: 'string',
+      describe:
+        "change: the private IP (bind-eip, unbind-eip, add-ip, remove-ip, move-ip; attach-eni: the new ENI's primary IP)",
+    },
     eip: { type: 'string', describe: 'change, bind-eip: the EIP' },
-    direct: { type: 'boolean', default: false, describe: 'change, bind-eip: the EIP in direct mode (on the NIC) instead of NAT' },
-    nic: { type: 'string', describe: 'change: the NIC (eth1 or its MAC) for add-ip and detach-eni', defaultDescription: 'eth0 for add-ip' },
-    guest: { type: 'string', describe: 'change: the guest for add-ip, attach-eni, detach-eni', defaultDescription: 'a' },
-    mac: { type: 'string', describe: 'change, attach-eni: the new ENI\'s MAC', defaultDescription: '52:54:00:ee:00:NN' },
+    direct: {
+      type: 'boolean',
+      default: false,
+      describe: 'change, bind-eip: the EIP in direct mode (on the NIC) instead of NAT',
+    },
+    nic: {
+      type: 'string',
+      describe: 'change: the NIC (eth1 or its MAC) for add-ip and detach-eni',
+      defaultDescription: 'eth0 for add-ip',
+    },
+    guest: {
+      type: 'string',
+      describe: 'change: the guest for add-ip, attach-eni, detach-eni',
+      defaultDescription: 'a',
+    },
+    mac: { type: 'string', describe: "change, attach-eni: the new ENI's MAC", defaultDescription: '52:54:00:ee:00:NN' },
     json: COMMON_OPTIONS.json as NonNullable<(typeof COMMON_OPTIONS)['json']>,
   },
   positionals: { action: { choices: ACTIONS, describe: 'up, run, change, status or down' } },
@@ -98,7 +149,13 @@ export const sandboxCommand: CliCommand = {
           if (args.metadataFile === '') throw new ConfigError('--metadata-file needs a path');
           const file = args.metadataFile as string | undefined;
           const target = (args.target ?? 'centos') as SandboxTarget;
-          return await sandboxUp(host, io, { name, target, serverB: args.serverB === true, json, ...(file === undefined ? {} : { metadataFile: file }) });
+          return await sandboxUp(host, io, {
+            name,
+            target,
+            serverB: args.serverB === true,
+            json,
+            ...(file === undefined ? {} : { metadataFile: file }),
+          });
         }
         case 'run':
           return await sandboxRun(host, io, name);
@@ -114,4 +171,3 @@ export const sandboxCommand: CliCommand = {
     }
   },
 };
-

@@ -26,7 +26,11 @@ export function promoteSecondariesKey(ifname: string): string {
  * subnet together with its primary) for the time of the batch, and afterwards re-reads
  * the interfaces and adds back any address that was there before, was not meant to go, and is gone.
  */
-export async function runGuardedBatch(host: Host, lines: readonly string[], options: { force: boolean }): Promise<BatchOutcome> {
+export async function runGuardedBatch(
+  host: Host,
+  lines: readonly string[],
+  options: { force: boolean },
+): Promise<BatchOutcome> {
   const argv = ['ip', ...(options.force ? ['-force'] : []), '-batch', '-'];
   const deleting = new Map<string, Set<string>>();
   for (const line of lines) {
@@ -35,7 +39,8 @@ export async function runGuardedBatch(host: Host, lines: readonly string[], opti
     const [, cidr = '', ifname = ''] = match;
     deleting.set(ifname, (deleting.get(ifname) ?? new Set()).add(cidr));
   }
-  if (deleting.size === 0) return { result: await runTool(host, argv, { input: `${lines.join('\n')}\n` }), restored: [], warnings: [] };
+  if (deleting.size === 0)
+    return { result: await runTool(host, argv, { input: `${lines.join('\n')}\n` }), restored: [], warnings: [] };
 
   const warnings: string[] = [];
   const before = await readLinuxState(host);
@@ -44,7 +49,10 @@ export async function runGuardedBatch(host: Host, lines: readonly string[], opti
   const changed = [...current].filter((entry): entry is [string, string] => entry[1] !== null && entry[1] !== '1');
   if (changed.length > 0) {
     const set = await runTool(host, ['sysctl', '-q', '-w', ...changed.map(([key]) => `${key}=1`)]);
-    if (set.exitCode !== 0) warnings.push(`could not set promote_secondaries (${firstLine(set.stderr)}); addresses lost with a deleted one are added back`);
+    if (set.exitCode !== 0)
+      warnings.push(
+        `could not set promote_secondaries (${firstLine(set.stderr)}); addresses lost with a deleted one are added back`,
+      );
   }
   let result: RunResult;
   try {
@@ -68,7 +76,10 @@ export async function runGuardedBatch(host: Host, lines: readonly string[], opti
     const meant = deleting.get(ifname) ?? new Set();
     // What should be there: what was, less what was meant to go, plus what the batch added here.
     const addedHere = added.flatMap((m) => (m[2] === ifname ? [m[1] as string] : []));
-    const expected = new Set([...was.addresses.map((a) => `${a.ip}/${a.prefixLength}`).filter((c) => !meant.has(c)), ...addedHere]);
+    const expected = new Set([
+      ...was.addresses.map((a) => `${a.ip}/${a.prefixLength}`).filter((c) => !meant.has(c)),
+      ...addedHere,
+    ]);
     for (const cidr of expected) {
       const ip = cidr.split('/')[0];
       if (now.addresses.some((b) => b.ip === ip)) continue;
@@ -77,7 +88,8 @@ export async function runGuardedBatch(host: Host, lines: readonly string[], opti
   }
   if (restored.length > 0) {
     const put = await runTool(host, ['ip', '-force', '-batch', '-'], { input: `${restored.join('\n')}\n` });
-    if (put.exitCode !== 0) warnings.push(`could not add back every address the kernel removed with a deleted one: ${firstLine(put.stderr)}`);
+    if (put.exitCode !== 0)
+      warnings.push(`could not add back every address the kernel removed with a deleted one: ${firstLine(put.stderr)}`);
   }
   return { result, restored, warnings };
 }

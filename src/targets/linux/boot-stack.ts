@@ -45,10 +45,17 @@ async function legacyNetwork(host: Host, root: string): Promise<NetworkStack['le
 async function networkManager(host: Host, root: string): Promise<NetworkStack['networkManager']> {
   const conf = await host.fs.readText(underRoot(root, NM_CONF), { follow: true }).catch(() => null);
   const line = conf === null ? undefined : /^\s*plugins\s*=\s*(.*)$/m.exec(conf)?.[1];
-  const plugins = line === undefined ? undefined : line.split(',').map((p) => p.trim()).filter(Boolean);
+  const plugins =
+    line === undefined
+      ? undefined
+      : line
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean);
   const pid = (await host.fs.readText(underRoot(root, NM_PID)).catch(() => null))?.trim();
   // A pid file says something only about the running system (--root /).
-  const running = root === '/' && pid !== undefined && /^\d+$/.test(pid) && (await host.fs.meta(`/proc/${pid}`)) !== null;
+  const running =
+    root === '/' && pid !== undefined && /^\d+$/.test(pid) && (await host.fs.meta(`/proc/${pid}`)) !== null;
   return { running, ...(plugins !== undefined ? { plugins } : {}) };
 }
 
@@ -56,7 +63,9 @@ async function cloudInit(host: Host, root: string): Promise<NetworkStack['cloudI
   const present = await exists(host, root, '/etc/cloud/cloud.cfg');
   let networkDisabled = false;
   let everyBoot = false;
-  const names = ((await host.fs.list(underRoot(root, '/etc/cloud/cloud.cfg.d'))) ?? []).filter((n) => n.endsWith('.cfg')).map((n) => `/etc/cloud/cloud.cfg.d/${n}`);
+  const names = ((await host.fs.list(underRoot(root, '/etc/cloud/cloud.cfg.d'))) ?? [])
+    .filter((n) => n.endsWith('.cfg'))
+    .map((n) => `/etc/cloud/cloud.cfg.d/${n}`);
   for (const path of ['/etc/cloud/cloud.cfg', ...names]) {
     const text = await host.fs.readText(underRoot(root, path), { follow: true }).catch(() => null);
     if (text === null) continue;
@@ -69,9 +78,16 @@ async function cloudInit(host: Host, root: string): Promise<NetworkStack['cloudI
 
 async function otherStacks(host: Host, root: string): Promise<NonNullable<NetworkStack['others']>> {
   const others: NonNullable<NetworkStack['others']> = [];
-  const networkFiles = ((await host.fs.list(underRoot(root, '/etc/systemd/network'))) ?? []).some((n) => n.endsWith('.network'));
-  if (networkFiles || (await exists(host, root, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service'))) others.push('systemd-networkd');
-  if (((await host.fs.list(underRoot(root, '/etc/netplan'))) ?? []).some((n) => n.endsWith('.yaml'))) others.push('netplan');
+  const networkFiles = ((await host.fs.list(underRoot(root, '/etc/systemd/network'))) ?? []).some((n) =>
+    n.endsWith('.network'),
+  );
+  if (
+    networkFiles ||
+    (await exists(host, root, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service'))
+  )
+    others.push('systemd-networkd');
+  if (((await host.fs.list(underRoot(root, '/etc/netplan'))) ?? []).some((n) => n.endsWith('.yaml')))
+    others.push('netplan');
   if (await ifupdownConfigures(host, root)) others.push('ifupdown');
   return others;
 }
@@ -88,15 +104,28 @@ async function ifupdownConfigures(host: Host, root: string): Promise<boolean> {
 
 /** Reads what configures the network at boot. Read-only. */
 export async function detectNetworkStack(host: Host, root: string): Promise<NetworkStack> {
-  const [legacy, nm, ci, others] = await Promise.all([legacyNetwork(host, root), networkManager(host, root), cloudInit(host, root), otherStacks(host, root)]);
+  const [legacy, nm, ci, others] = await Promise.all([
+    legacyNetwork(host, root),
+    networkManager(host, root),
+    cloudInit(host, root),
+    otherStacks(host, root),
+  ]);
   return { legacyNetwork: legacy, networkManager: nm, ...(others.length > 0 ? { others } : {}), cloudInit: ci };
 }
 
 /** One line for plan and status, e.g. `network at boot: legacy network service enabled; NetworkManager not running`. */
 export function describeNetworkStack(stack: NetworkStack): string {
-  const legacy = { enabled: 'legacy network service enabled', disabled: 'legacy network service installed but not enabled', absent: 'no legacy network service' }[stack.legacyNetwork];
-  const nm = stack.networkManager.running ? `NetworkManager running${stack.networkManager.plugins ? ` (plugins ${stack.networkManager.plugins.join(', ')})` : ''}` : 'NetworkManager not running';
-  const ci = stack.cloudInit.present ? `; cloud-init present${stack.cloudInit.networkDisabled ? ' (network config disabled)' : ''}` : '';
+  const legacy = {
+    enabled: 'legacy network service enabled',
+    disabled: 'legacy network service installed but not enabled',
+    absent: 'no legacy network service',
+  }[stack.legacyNetwork];
+  const nm = stack.networkManager.running
+    ? `NetworkManager running${stack.networkManager.plugins ? ` (plugins ${stack.networkManager.plugins.join(', ')})` : ''}`
+    : 'NetworkManager not running';
+  const ci = stack.cloudInit.present
+    ? `; cloud-init present${stack.cloudInit.networkDisabled ? ' (network config disabled)' : ''}`
+    : '';
   const others = (stack.others ?? []).map((o) => `; ${o} configured`).join('');
   return `network at boot: ${legacy}; ${nm}${others}${ci}`;
 }

@@ -34,7 +34,14 @@ export interface NicLayout {
    * Secondary NIC in policy mode: its table, the priority of its `from` rules and of its subnet rules (`from <ip> to
    * <subnet>`), and the sources its rules cover.
    */
-  policy?: { table: number; priority: number; subnetPriority: number; sources: string[]; primaryIp: string; mark?: number };
+  policy?: {
+    table: number;
+    priority: number;
+    subnetPriority: number;
+    sources: string[];
+    primaryIp: string;
+    mark?: number;
+  };
 }
 
 const sysctl = compileTemplate<{ routing: RoutingMode; settings: DesiredSysctl[] }>(sysctlSource);
@@ -102,15 +109,32 @@ export function nicRules(dev: string, cidr: string, policy: NonNullable<NicLayou
   const fwmark = policy.mark !== undefined ? fwmarkSelector(policy.mark) : undefined;
   return [
     ...policy.sources.map((from) => ({ dev, from, to: cidr, table: policy.table, priority: policy.subnetPriority })),
-    ...(fwmark !== undefined ? [{ dev, from: 'all', to: cidr, fwmark, table: policy.table, priority: policy.subnetPriority }] : []),
+    ...(fwmark !== undefined
+      ? [{ dev, from: 'all', to: cidr, fwmark, table: policy.table, priority: policy.subnetPriority }]
+      : []),
     ...policy.sources.map((from) => ({ dev, from, table: policy.table, priority: policy.priority })),
     ...(fwmark !== undefined ? [{ dev, from: 'all', fwmark, table: policy.table, priority: policy.priority }] : []),
   ];
 }
 
 /** The live state the layouts describe. */
-export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode, connectionMarks = true): LinuxDesiredRuntime {
-  const runtime: LinuxDesiredRuntime = { links: [], addresses: [], rules: [], routes: [], sysctls: [], marks: [], unmarked: [], rpFilter: [], pings: [], mainDefault: { gateway: '', dev: '' } };
+export function linuxRuntime(
+  layouts: readonly NicLayout[],
+  routing: RoutingMode,
+  connectionMarks = true,
+): LinuxDesiredRuntime {
+  const runtime: LinuxDesiredRuntime = {
+    links: [],
+    addresses: [],
+    rules: [],
+    routes: [],
+    sysctls: [],
+    marks: [],
+    unmarked: [],
+    rpFilter: [],
+    pings: [],
+    mainDefault: { gateway: '', dev: '' },
+  };
   for (const { nic, device, addresses, policy } of layouts) {
     runtime.links.push({ ifname: device, mac: nic.macLower });
     for (const a of addresses) runtime.addresses.push({ ifname: device, ip: a.ip, prefixLength: a.prefixLength });
@@ -125,7 +149,8 @@ export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode
     else if (connectionMarks) runtime.unmarked.push(device);
   }
   const primary = layouts.find((l) => l.nic.isPrimaryNic);
-  if (layouts.some((l) => l.policy !== undefined) && primary !== undefined) runtime.rules.unshift(mainRule(primary.device));
+  if (layouts.some((l) => l.policy !== undefined) && primary !== undefined)
+    runtime.rules.unshift(mainRule(primary.device));
   if (routing === 'policy') {
     runtime.sysctls.push({ key: 'net.ipv4.conf.default.rp_filter', value: String(RP_LOOSE) });
     for (const { nic, device } of layouts) {
@@ -142,12 +167,14 @@ export function linuxRuntime(layouts: readonly NicLayout[], routing: RoutingMode
     }
   }
   // Deleting a subnet's primary address must promote a secondary, not delete every address of the subnet with it.
-  for (const { device } of layouts) runtime.sysctls.push({ key: `net.ipv4.conf.${device}.promote_secondaries`, value: '1' });
+  for (const { device } of layouts)
+    runtime.sysctls.push({ key: `net.ipv4.conf.${device}.promote_secondaries`, value: '1' });
   // Each address answered by the NIC that owns it: with the kernel's defaults every NIC answers ARP for every address
   // of the host, so the VPC's router may reach eth0's address through eth1 (and lose it when eth1 is detached).
   // arp_announce 1, not 2: with 2 a NIC whose first address is not the VPC's (a user's) announces that one, and the
   // VPC's anti-spoofing drops the ARP (measured in the lab); 1 keeps the packet's own source when it is in the subnet.
-  for (const { device } of layouts) runtime.sysctls.push({ key: arpIgnoreKey(device), value: '1' }, { key: arpAnnounceKey(device), value: '1' });
+  for (const { device } of layouts)
+    runtime.sysctls.push({ key: arpIgnoreKey(device), value: '1' }, { key: arpAnnounceKey(device), value: '1' });
   return runtime;
 }
 
@@ -169,5 +196,7 @@ export function sysctlDropIn(routing: RoutingMode, runtime: LinuxDesiredRuntime)
 /** How a NIC's file describes its routing, for its header comment. */
 export function routingNote(layout: NicLayout): string {
   if (layout.nic.isPrimaryNic) return 'primary NIC (main routing table)';
-  return layout.policy !== undefined ? `secondary NIC (policy routing, table ${layout.policy.table})` : 'secondary NIC (rp_filter off, main routing table)';
+  return layout.policy !== undefined
+    ? `secondary NIC (policy routing, table ${layout.policy.table})`
+    : 'secondary NIC (rp_filter off, main routing table)';
 }

@@ -112,7 +112,11 @@ const READS = ['address show', 'rule show', 'route show table all'];
 
 /** Reads links, addresses, rules and routes (one `ip -j -d -batch` process), then the given sysctls. Read-only. */
 export async function readLinuxState(host: Host, sysctlKeys: readonly string[] = []): Promise<LinuxLiveState> {
-  const [addresses, rules, allRoutes] = await ipJsonBatch<[IpAddressJson[], IpRuleJson[], IpRouteJson[]]>(host, ['-d'], READS);
+  const [addresses, rules, allRoutes] = await ipJsonBatch<[IpAddressJson[], IpRuleJson[], IpRouteJson[]]>(
+    host,
+    ['-d'],
+    READS,
+  );
   // `route show table all` lists IPv6 routes too; rules default to IPv4.
   const routes = allRoutes.filter((r) => !r.dst.includes(':'));
   const sysctls = await readSysctls(host, sysctlKeys);
@@ -123,7 +127,9 @@ export async function readLinuxState(host: Host, sysctlKeys: readonly string[] =
       up: (l.flags ?? []).includes('UP'),
       ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}),
       ...(l.master !== undefined ? { master: l.master } : {}),
-      addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => ({ ip: a.local, prefixLength: a.prefixlen })),
+      addresses: (l.addr_info ?? [])
+        .filter((a) => a.family === 'inet')
+        .map((a) => ({ ip: a.local, prefixLength: a.prefixlen })),
     })),
     rules: rules.map((r) => ({
       priority: r.priority,

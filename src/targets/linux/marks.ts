@@ -25,18 +25,23 @@ const COMMENT_PREFIX = 'eip-agent ';
 const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
 /** The entries' marks, once each, in order. */
-const distinctMarks = (entries: readonly OwnedMark[]): number[] => [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
+const distinctMarks = (entries: readonly OwnedMark[]): number[] =>
+  [...new Set(entries.map((e) => e.mark))].sort((a, b) => a - b);
 
 /** The nftables rules of the entries: one comment per rule, in the order they are written. */
 function ruleLines(entries: readonly OwnedMark[]): { prerouting: string[]; output: string[] } {
   const keep = hex(~MARK_MASK);
   const marks = distinctMarks(entries);
   const prerouting = entries.map(
-    (e) => `ct state new ip daddr ${e.ip} ct mark set ct mark and ${keep} or ${hex(e.mark)} comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}"`,
+    (e) =>
+      `ct state new ip daddr ${e.ip} ct mark set ct mark and ${keep} or ${hex(e.mark)} comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}"`,
   );
   const reply = (mark: number, where: string) =>
     `ct direction reply ct mark and ${hex(MARK_MASK)} == ${hex(mark)} meta mark set meta mark and ${keep} or ${hex(mark)} comment "${COMMENT_PREFIX}${where} ${hex(mark)}"`;
-  return { prerouting: [...prerouting, ...marks.map((m) => reply(m, 'reply'))], output: marks.map((m) => reply(m, 'reply-local')) };
+  return {
+    prerouting: [...prerouting, ...marks.map((m) => reply(m, 'reply'))],
+    output: marks.map((m) => reply(m, 'reply-local')),
+  };
 }
 
 /** The comments of the entries' rules, sorted: what a live table must carry to be in sync (iptables: with the jumps). */
@@ -48,7 +53,9 @@ export function expectedComments(entries: readonly OwnedMark[], tool: MarksTool 
 
 /** The comments of the agent's rules in a listing of its table, sorted. */
 export function liveComments(listing: string): string[] {
-  return [...listing.matchAll(/comment "([^"]*)"/g)].flatMap((m) => (m[1]?.startsWith(COMMENT_PREFIX) ? [m[1]] : [])).sort();
+  return [...listing.matchAll(/comment "([^"]*)"/g)]
+    .flatMap((m) => (m[1]?.startsWith(COMMENT_PREFIX) ? [m[1]] : []))
+    .sort();
 }
 
 /** A script that creates the table empty if it is missing, so that the delete after it never fails. */
@@ -99,7 +106,10 @@ function iptablesRules(entries: readonly OwnedMark[]): { prerouting: string[]; o
     `-m conntrack --ctdir REPLY -m connmark --mark ${hex(mark)}/${mask} -m comment --comment "${COMMENT_PREFIX}${where} ${hex(mark)}" -j MARK --set-xmark ${hex(mark)}/${mask}`;
   return {
     prerouting: [
-      ...entries.map((e) => `-d ${e.ip}/32 -m conntrack --ctstate NEW -m comment --comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}" -j CONNMARK --set-xmark ${hex(e.mark)}/${mask}`),
+      ...entries.map(
+        (e) =>
+          `-d ${e.ip}/32 -m conntrack --ctstate NEW -m comment --comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}" -j CONNMARK --set-xmark ${hex(e.mark)}/${mask}`,
+      ),
       ...marks.map((m) => reply(m, 'reply')),
     ],
     output: marks.map((m) => reply(m, 'reply-local')),
@@ -107,7 +117,8 @@ function iptablesRules(entries: readonly OwnedMark[]): { prerouting: string[]; o
 }
 
 /** The jump into one of the agent's chains, as `iptables -S` prints it. */
-const jumpRule = ([from, to, what]: (typeof JUMPS)[number]): string => `-A ${from} -m comment --comment "${COMMENT_PREFIX}${what}" -j ${to}`;
+const jumpRule = ([from, to, what]: (typeof JUMPS)[number]): string =>
+  `-A ${from} -m comment --comment "${COMMENT_PREFIX}${what}" -j ${to}`;
 
 /** The lines of an `iptables -t mangle -S` listing that are the agent's: its chains, their rules, the jumps into them. */
 export function iptablesListing(listing: string): string | null {
@@ -122,12 +133,20 @@ export function iptablesListing(listing: string): string | null {
  */
 export function iptablesScript(entries: readonly OwnedMark[], live: string | null): string {
   const jumpsNow = (live ?? '').split('\n').filter((l) => /^-A (PREROUTING|OUTPUT) /.test(l));
-  const lines = ['*mangle', ...jumpsNow.map((l) => l.replace(/^-A /, '-D ')), `:${IPTABLES_CHAINS.prerouting} - [0:0]`, `:${IPTABLES_CHAINS.output} - [0:0]`];
+  const lines = [
+    '*mangle',
+    ...jumpsNow.map((l) => l.replace(/^-A /, '-D ')),
+    `:${IPTABLES_CHAINS.prerouting} - [0:0]`,
+    `:${IPTABLES_CHAINS.output} - [0:0]`,
+  ];
   if (entries.length === 0) {
     lines.push(`-X ${IPTABLES_CHAINS.prerouting}`, `-X ${IPTABLES_CHAINS.output}`);
   } else {
     const { prerouting, output } = iptablesRules(entries);
-    lines.push(...prerouting.map((r) => `-A ${IPTABLES_CHAINS.prerouting} ${r}`), ...output.map((r) => `-A ${IPTABLES_CHAINS.output} ${r}`));
+    lines.push(
+      ...prerouting.map((r) => `-A ${IPTABLES_CHAINS.prerouting} ${r}`),
+      ...output.map((r) => `-A ${IPTABLES_CHAINS.output} ${r}`),
+    );
     lines.push(...JUMPS.map((j) => jumpRule(j).replace(/^-A (\S+) /, '-I $1 1 ')));
   }
   return [...lines, 'COMMIT', ''].join('\n');
@@ -140,19 +159,33 @@ function iptablesRestore(previous: string | null, entries: readonly OwnedMark[])
   const lines = previous.split('\n').filter((l) => l.startsWith('-A '));
   const chains = lines.filter((l) => !/^-A (PREROUTING|OUTPUT) /.test(l));
   const jumps = lines.filter((l) => /^-A (PREROUTING|OUTPUT) /.test(l));
-  const drop = (made ?? '').split('\n').filter(Boolean).map((l) => l.replace(/^-A /, '-D '));
-  return ['*mangle', ...drop, `:${IPTABLES_CHAINS.prerouting} - [0:0]`, `:${IPTABLES_CHAINS.output} - [0:0]`, ...chains, ...jumps, 'COMMIT', ''].join('\n');
+  const drop = (made ?? '')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.replace(/^-A /, '-D '));
+  return [
+    '*mangle',
+    ...drop,
+    `:${IPTABLES_CHAINS.prerouting} - [0:0]`,
+    `:${IPTABLES_CHAINS.output} - [0:0]`,
+    ...chains,
+    ...jumps,
+    'COMMIT',
+    '',
+  ].join('\n');
 }
 
 /** The agent's table as the guest has it: no tool, unreadable (e.g. not root), or its listing (null: absent). */
-export type LiveMarks = { tool: 'none' } | { tool: MarksTool; listing: string | null } | { tool: 'unreadable'; reason: string };
+export type LiveMarks =
+  { tool: 'none' } | { tool: MarksTool; listing: string | null } | { tool: 'unreadable'; reason: string };
 
 /** Runs a tool; undefined when it is not installed (runTool's HostError caused by ENOENT). */
 async function runIfInstalled(host: Host, argv: string[]): Promise<Awaited<ReturnType<typeof runTool>> | undefined> {
   try {
     return await runTool(host, argv);
   } catch (error) {
-    if (error instanceof HostError && (error.cause as { code?: string } | undefined)?.code === 'ENOENT') return undefined;
+    if (error instanceof HostError && (error.cause as { code?: string } | undefined)?.code === 'ENOENT')
+      return undefined;
     throw error;
   }
 }
@@ -175,7 +208,8 @@ export async function readMarks(host: Host): Promise<LiveMarks> {
 export async function runMarksScript(host: Host, tool: MarksTool, script: string): Promise<void> {
   const argv = tool === 'nft' ? ['nft', '-f', '-'] : ['iptables-restore', '--noflush'];
   const result = await runTool(host, argv, { input: script });
-  if (result.exitCode !== 0) throw new ApplyError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+  if (result.exitCode !== 0)
+    throw new ApplyError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
 }
 
 /** The script of `tool` that makes the agent's marks those of `entries` (none: removes them), from its `listing` now. */
@@ -185,7 +219,9 @@ export function replaceScript(tool: MarksTool, entries: readonly OwnedMark[], li
 
 /** Where the marks live, for messages. */
 export function marksPlace(tool: MarksTool): string {
-  return tool === 'nft' ? `nftables table ${MARKS_TABLE}` : `iptables mangle chains ${IPTABLES_CHAINS.prerouting} and ${IPTABLES_CHAINS.output}`;
+  return tool === 'nft'
+    ? `nftables table ${MARKS_TABLE}`
+    : `iptables mangle chains ${IPTABLES_CHAINS.prerouting} and ${IPTABLES_CHAINS.output}`;
 }
 
 const entryKey = (e: OwnedMark): string => ownedKey.mark(e);
@@ -203,7 +239,12 @@ export interface MarksPlan {
  * the entries to keep, and deleted when none is left. Where `nft` is missing or cannot be read, nothing is changed and
  * a warning says why. Pure.
  */
-export function planMarks(desired: readonly DesiredMark[], live: LiveMarks | undefined, state: AgentState, warnings: string[]): MarksPlan {
+export function planMarks(
+  desired: readonly DesiredMark[],
+  live: LiveMarks | undefined,
+  state: AgentState,
+  warnings: string[],
+): MarksPlan {
   const confirmed = new Set(state.absentOnce);
   const plan: MarksPlan = { absentNow: [], pending: [] };
   const wanted = new Set(desired.map((d) => entryKey(d)));
@@ -217,20 +258,32 @@ export function planMarks(desired: readonly DesiredMark[], live: LiveMarks | und
   }
   if (live === undefined) return plan;
   if (live.tool === 'none') {
-    if (desired.length > 0) warnings.push(`neither \`nft\` nor \`iptables\` was found on PATH: replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; install nftables to have them leave by their own NIC`);
+    if (desired.length > 0)
+      warnings.push(
+        `neither \`nft\` nor \`iptables\` was found on PATH: replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; install nftables to have them leave by their own NIC`,
+      );
     return plan;
   }
   if (live.tool === 'unreadable') {
-    warnings.push(`the connection marks (nftables table ${MARKS_TABLE}, or iptables' mangle table) could not be read (${live.reason}): they are not compared`);
+    warnings.push(
+      `the connection marks (nftables table ${MARKS_TABLE}, or iptables' mangle table) could not be read (${live.reason}): they are not compared`,
+    );
     return plan;
   }
   const { tool } = live;
   const want = expectedComments(entries, tool);
   const have = live.listing === null ? null : liveComments(live.listing);
   // With no entry, a table of that name without one of the agent's comments is someone else's: never touched.
-  const inSync = entries.length === 0 ? (have?.length ?? 0) === 0 : have !== null && want.join('\n') === have.join('\n');
+  const inSync =
+    entries.length === 0 ? (have?.length ?? 0) === 0 : have !== null && want.join('\n') === have.join('\n');
   if (inSync) return plan;
-  const groups = distinctMarks(entries).map((mark) => `mark ${fwmarkSelector(mark)} on connections to ${entries.filter((e) => e.mark === mark).map((e) => e.ip).join(', ')}`);
+  const groups = distinctMarks(entries).map(
+    (mark) =>
+      `mark ${fwmarkSelector(mark)} on connections to ${entries
+        .filter((e) => e.mark === mark)
+        .map((e) => e.ip)
+        .join(', ')}`,
+  );
   const undo = tool === 'nft' ? restoreScript(live.listing) : iptablesRestore(live.listing, entries);
   plan.change = {
     kind: 'marks',

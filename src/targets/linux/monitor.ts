@@ -13,7 +13,10 @@ export interface DriftFilter {
 /** What a desired Linux runtime makes relevant. Pure. */
 export function driftFilterOf(runtime: LinuxDesiredRuntime): DriftFilter {
   // The main rule's table is main: its own changes show as `lookup main`, which only rule events print.
-  return { ifnames: runtime.links.map((l) => l.ifname), tables: [...new Set([...runtime.routes, ...runtime.rules].map((r) => r.table))] };
+  return {
+    ifnames: runtime.links.map((l) => l.ifname),
+    tables: [...new Set([...runtime.routes, ...runtime.rules].map((r) => r.table))],
+  };
 }
 
 function escape(text: string): string {

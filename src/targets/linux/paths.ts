@@ -25,7 +25,6 @@ export const RULE_PRIORITY_BASE = 30000;
  */
 export const SUBNET_RULE_PRIORITY_BASE = 29000;
 
-
 /** Path of ifcfg-<device> and friends. */
 export function networkScript(kind: 'ifcfg' | 'route' | 'rule', device: string): string {
   return `${NETWORK_SCRIPTS_DIR}/${kind}-${device}`;

@@ -10,7 +10,15 @@ import { isOwnRulePriority } from './tables-in-use.js';
 
 /** `ip route` arguments for a route in a numbered table. */
 export function routeSpec(table: number | string, dst: string, dev: string, gateway?: string, src?: string): string {
-  return [dst, ...(gateway ? ['via', gateway] : []), 'dev', dev, ...(src ? ['src', src] : []), 'table', String(table)].join(' ');
+  return [
+    dst,
+    ...(gateway ? ['via', gateway] : []),
+    'dev',
+    dev,
+    ...(src ? ['src', src] : []),
+    'table',
+    String(table),
+  ].join(' ');
 }
 
 /**
@@ -24,8 +32,16 @@ function warnForeignRules(runtime: LinuxDesiredState['runtime'], live: LinuxLive
   // A rule into one of the agent's own tables is the agent's (an earlier model's, on its way out by the two-read rule).
   const own = new Set(runtime.rules.filter((r) => r.suppressPrefixLength === undefined).map((r) => String(r.table)));
   for (const rule of live.rules) {
-    if (rule.priority <= first || rule.priority >= last || own.has(rule.table) || runtime.rules.some((r) => isLiveRule(rule, r))) continue;
-    warnings.push(`rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`);
+    if (
+      rule.priority <= first ||
+      rule.priority >= last ||
+      own.has(rule.table) ||
+      runtime.rules.some((r) => isLiveRule(rule, r))
+    )
+      continue;
+    warnings.push(
+      `rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`,
+    );
   }
 }
 
@@ -43,7 +59,12 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     const link = linkByName.get(want.ifname);
     if (link === undefined) continue;
     if (!link.up) {
-      changes.push({ kind: 'link', summary: `bring ${want.ifname} up`, batch: `link set dev ${want.ifname} up`, undo: `link set dev ${want.ifname} down` });
+      changes.push({
+        kind: 'link',
+        summary: `bring ${want.ifname} up`,
+        batch: `link set dev ${want.ifname} up`,
+        undo: `link set dev ${want.ifname} down`,
+      });
     }
   }
 
@@ -54,14 +75,19 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     if (here !== undefined) {
       const existing = here.addresses.find((a) => a.ip === want.ip);
       if (existing !== undefined && existing.prefixLength !== want.prefixLength) {
-        warnings.push(`${want.ip} is on ${want.ifname} as /${existing.prefixLength}, metadata says /${want.prefixLength}; left as it is`);
+        warnings.push(
+          `${want.ip} is on ${want.ifname} as /${existing.prefixLength}, metadata says /${want.prefixLength}; left as it is`,
+        );
       }
       continue;
     }
-    for (const other of holders) warnings.push(`${want.ip} is also on ${other.ifname}, which the metadata does not assign it to`);
+    for (const other of holders)
+      warnings.push(`${want.ip} is also on ${other.ifname}, which the metadata does not assign it to`);
     const cidr = `${want.ip}/${want.prefixLength}`;
     if (want.lease === true) {
-      warnings.push(`${cidr} is not on ${want.ifname}: it comes from the DHCP lease, which the guest's DHCP client puts back; the agent does not add it`);
+      warnings.push(
+        `${cidr} is not on ${want.ifname}: it comes from the DHCP lease, which the guest's DHCP client puts back; the agent does not add it`,
+      );
       continue;
     }
     changes.push({
@@ -87,26 +113,56 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
   for (const want of runtime.routes) {
     if (!linkByName.has(want.dev)) continue;
     const present = live.routes.some(
-      (r) => r.table === String(want.table) && r.dst === want.dst && r.dev === want.dev && r.gateway === want.gateway && (want.src === undefined || r.prefsrc === want.src),
+      (r) =>
+        r.table === String(want.table) &&
+        r.dst === want.dst &&
+        r.dev === want.dev &&
+        r.gateway === want.gateway &&
+        (want.src === undefined || r.prefsrc === want.src),
     );
     if (present) continue;
     const spec = routeSpec(want.table, want.dst, want.dev, want.gateway, want.src);
     const old = live.routes.find((r) => r.table === String(want.table) && r.dst === want.dst);
     // The table is the agent's own (never one in use by others), so replace is safe and idempotent;
     // undoing it puts back the route it replaced, if there was one.
-    const undo = old?.dev !== undefined ? `route replace ${routeSpec(want.table, old.dst, old.dev, old.gateway, old.prefsrc)} proto ${old.protocol ?? ROUTE_PROTO}` : `route del ${spec}`;
-    changes.push({ kind: 'route', summary: `route ${spec}`, batch: `route replace ${spec} proto ${ROUTE_PROTO}`, undo, owns: { kind: 'route', item: { table: want.table, spec, dev: want.dev } } });
+    const undo =
+      old?.dev !== undefined
+        ? `route replace ${routeSpec(want.table, old.dst, old.dev, old.gateway, old.prefsrc)} proto ${old.protocol ?? ROUTE_PROTO}`
+        : `route del ${spec}`;
+    changes.push({
+      kind: 'route',
+      summary: `route ${spec}`,
+      batch: `route replace ${spec} proto ${ROUTE_PROTO}`,
+      undo,
+      owns: { kind: 'route', item: { table: want.table, spec, dev: want.dev } },
+    });
   }
 
   for (const want of runtime.rules) {
     if (!linkByName.has(want.dev)) continue;
     if (live.rules.some((r) => isLiveRule(r, want))) continue;
     const from = ruleSource(want);
-    const stale = want.to === undefined && want.from !== 'all' ? live.rules.find((r) => r.from === from && r.to === undefined && r.fwmark === undefined && r.other !== true && isOwnRulePriority(r.priority)) : undefined;
+    const stale =
+      want.to === undefined && want.from !== 'all'
+        ? live.rules.find(
+            (r) =>
+              r.from === from &&
+              r.to === undefined &&
+              r.fwmark === undefined &&
+              r.other !== true &&
+              isOwnRulePriority(r.priority),
+          )
+        : undefined;
     if (stale !== undefined) warnings.push(`rule from ${from} points at table ${stale.table}, expected ${want.table}`);
     const spec = ruleSpec(want);
     const { dev: _dev, ...item } = want;
-    changes.push({ kind: 'rule', summary: `rule ${spec}`, batch: `rule add ${spec}`, undo: `rule del ${spec}`, owns: { kind: 'rule', item } });
+    changes.push({
+      kind: 'rule',
+      summary: `rule ${spec}`,
+      batch: `rule add ${spec}`,
+      undo: `rule del ${spec}`,
+      owns: { kind: 'rule', item },
+    });
   }
   warnForeignRules(runtime, live, warnings);
 
@@ -115,7 +171,11 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     const current = live.sysctls.get(want.key) ?? null;
     if (current === null) continue;
     if (current !== want.value) {
-      changes.push({ kind: 'sysctl', summary: `sysctl ${want.key} ${current} -> ${want.value}`, sysctl: { key: want.key, value: want.value, previous: current } });
+      changes.push({
+        kind: 'sysctl',
+        summary: `sysctl ${want.key} ${current} -> ${want.value}`,
+        sysctl: { key: want.key, value: want.value, previous: current },
+      });
     }
   }
   return changes;

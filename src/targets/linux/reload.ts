@@ -16,5 +16,8 @@ export async function reloadNetwork(host: Host, mode: ReloadMode): Promise<void>
   if (mode === 'none') return;
   const argv = COMMANDS[mode];
   const result = await runTool(host, argv, { timeoutMs: 120_000 });
-  if (result.exitCode !== 0) throw new ApplyError(`\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}; changes undone`);
+  if (result.exitCode !== 0)
+    throw new ApplyError(
+      `\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${firstLine(result.stderr)}; changes undone`,
+    );
 }

@@ -24,7 +24,12 @@ export interface RemovalInputs {
  * time it is only recorded as pending. Never touched: anything the agent does not own, the first
  * (primary) address of the primary NIC, addresses on interfaces the metadata does not list. Pure.
  */
-export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, inputs: RemovalInputs, warnings: string[]): { changes: RuntimeChange[]; ownership: OwnershipPlan } {
+export function planRemovals(
+  desired: LinuxDesiredState,
+  live: LinuxLiveState,
+  inputs: RemovalInputs,
+  warnings: string[],
+): { changes: RuntimeChange[]; ownership: OwnershipPlan } {
   const { state, metadataMacs } = inputs;
   const confirmed = new Set(state.absentOnce);
   const changes: RuntimeChange[] = [];
@@ -66,7 +71,11 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
       continue;
     }
     if (!metadataMacs.has(item.mac)) {
-      disown(ownedKey.address(item), ref, `${item.cidr} on ${link.ifname}: the metadata no longer lists this NIC; the address is left as it is`);
+      disown(
+        ownedKey.address(item),
+        ref,
+        `${item.cidr} on ${link.ifname}: the metadata no longer lists this NIC; the address is left as it is`,
+      );
       continue;
     }
     if (link.ifname === inputs.primaryIfname && link.addresses[0]?.ip === ip) {
@@ -86,14 +95,21 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
   for (const item of state.owned.routes) {
     if (wantRoutes.has(item.spec)) continue;
     const ref: OwnedRef = { kind: 'route', item };
-    const present = live.routes.some((r) => r.table === String(item.table) && routeSpec(item.table, r.dst, r.dev ?? '', r.gateway, r.prefsrc) === item.spec);
+    const present = live.routes.some(
+      (r) =>
+        r.table === String(item.table) && routeSpec(item.table, r.dst, r.dev ?? '', r.gateway, r.prefsrc) === item.spec,
+    );
     if (!present) {
       ownership.forget.push(ref);
       continue;
     }
     const dev = live.links.find((l) => l.ifname === item.dev);
     if (dev !== undefined && !metadataMacs.has(dev.mac)) {
-      disown(ownedKey.route(item), ref, `route ${item.spec}: the metadata no longer lists ${item.dev}'s NIC; the route is left as it is`);
+      disown(
+        ownedKey.route(item),
+        ref,
+        `route ${item.spec}: the metadata no longer lists ${item.dev}'s NIC; the route is left as it is`,
+      );
       continue;
     }
     absent(ownedKey.route(item), `remove route ${item.spec}`, () => ({
@@ -113,9 +129,14 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
       ownership.forget.push(ref);
       continue;
     }
-    const holder = item.from === 'all' ? undefined : live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
+    const holder =
+      item.from === 'all' ? undefined : live.links.find((l) => l.addresses.some((a) => a.ip === item.from));
     if (holder !== undefined && !metadataMacs.has(holder.mac)) {
-      disown(ownedKey.rule(item), ref, `rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`);
+      disown(
+        ownedKey.rule(item),
+        ref,
+        `rule ${spec}: ${item.from} is on ${holder.ifname}, whose NIC the metadata no longer lists; the rule is left as it is`,
+      );
       continue;
     }
     absent(ownedKey.rule(item), `remove rule ${spec}`, () => ({
@@ -130,7 +151,13 @@ export function planRemovals(desired: LinuxDesiredState, live: LinuxLiveState, i
     // the agent's table at the agent's priority, so it goes with it, or the table keeps steering the address.
     if (confirmed.has(ownedKey.rule(item))) {
       const copies = live.rules.filter((r) => isLiveRule(r, item) && r.priority === item.priority).length;
-      for (let i = 1; i < copies; i++) changes.push({ kind: 'rule', summary: `remove rule ${spec} (a copy added from the agent's file)`, batch: `rule del ${spec}`, undo: `rule add ${spec}` });
+      for (let i = 1; i < copies; i++)
+        changes.push({
+          kind: 'rule',
+          summary: `remove rule ${spec} (a copy added from the agent's file)`,
+          batch: `rule del ${spec}`,
+          undo: `rule add ${spec}`,
+        });
     }
   }
 
@@ -179,7 +206,15 @@ export function planFileRemovals(
     changes.push(
       original === null
         ? { path, mode: 0o644, content: '', action: 'remove', previous, previousOwned: true }
-        : { path, mode: meta?.mode ?? 0o644, content: original, action: 'update', previous, previousOwned: true, ...(meta !== undefined ? { owner: meta } : {}) },
+        : {
+            path,
+            mode: meta?.mode ?? 0o644,
+            content: original,
+            action: 'update',
+            previous,
+            previousOwned: true,
+            ...(meta !== undefined ? { owner: meta } : {}),
+          },
     );
   }
   return changes;

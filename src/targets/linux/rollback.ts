@@ -17,7 +17,13 @@ import type { MarksTool } from '../../plan/record.js';
 const UNDO_NEEDS_ROOT = 'rolling back addresses, rules and sysctls needs root (CAP_NET_ADMIN)';
 
 /** Runs the connection marks' undo script; a failure is a warning (false), as for the other runtime undo. */
-async function undoMarks(host: Host, tool: MarksTool, script: string | undefined, warnings: string[], done = 'put back'): Promise<{ done: string[]; complete: boolean }> {
+async function undoMarks(
+  host: Host,
+  tool: MarksTool,
+  script: string | undefined,
+  warnings: string[],
+  done = 'put back',
+): Promise<{ done: string[]; complete: boolean }> {
   if (script === undefined) return { done: [], complete: true };
   if (!host.isPrivileged()) throw new HostError(UNDO_NEEDS_ROOT);
   try {
@@ -38,7 +44,12 @@ export interface RollbackResult {
   complete: boolean;
 }
 
-async function restoreFiles(host: Host, root: string, files: Record<string, string | null>, meta: Record<string, FileMeta> = {}): Promise<string[]> {
+async function restoreFiles(
+  host: Host,
+  root: string,
+  files: Record<string, string | null>,
+  meta: Record<string, FileMeta> = {},
+): Promise<string[]> {
   const done: string[] = [];
   for (const [path, content] of Object.entries(files)) {
     const target = await insideRoot(host, root, path);
@@ -50,7 +61,12 @@ async function restoreFiles(host: Host, root: string, files: Record<string, stri
   return done;
 }
 
-async function runUndo(host: Host, lines: string[], sysctls: Record<string, string>, warnings: string[]): Promise<{ done: string[]; complete: boolean }> {
+async function runUndo(
+  host: Host,
+  lines: string[],
+  sysctls: Record<string, string>,
+  warnings: string[],
+): Promise<{ done: string[]; complete: boolean }> {
   if ((lines.length > 0 || Object.keys(sysctls).length > 0) && !host.isPrivileged()) {
     throw new HostError(UNDO_NEEDS_ROOT);
   }
@@ -81,7 +97,8 @@ async function runUndo(host: Host, lines: string[], sysctls: Record<string, stri
 export async function rollbackLast(host: Host, root: string): Promise<RollbackResult> {
   const state = await loadState(host, root);
   const snap = state.lastSnapshot;
-  if (snap === undefined) throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
+  if (snap === undefined)
+    throw new AgentError('apply', `nothing to roll back: ${statePath(host, root)} records no apply`);
   const warnings: string[] = [];
   const marks = await undoMarks(host, snap.marksTool ?? 'nft', snap.marksUndo, warnings);
   const { done, complete } = await runUndo(host, snap.runtimeUndo, snap.sysctls, warnings);
@@ -102,7 +119,9 @@ async function tellProfiles(host: Host, root: string, paths: readonly string[], 
     warnings.push(...(await loadProfiles(host, root, paths)));
     return true;
   } catch (error) {
-    warnings.push(`${(error as Error).message}: NetworkManager still has the profiles of before the rollback until it reloads them (nmcli connection reload)`);
+    warnings.push(
+      `${(error as Error).message}: NetworkManager still has the profiles of before the rollback until it reloads them (nmcli connection reload)`,
+    );
     return false;
   }
 }
@@ -116,7 +135,11 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   const state = await loadState(host, root);
   const warnings: string[] = [];
   const owned = state.owned;
-  const live = owned.addresses.length + owned.routes.length + owned.rules.length > 0 || Object.keys(state.originalSysctls).length > 0 ? await readLinuxState(host) : null;
+  const live =
+    owned.addresses.length + owned.routes.length + owned.rules.length > 0 ||
+    Object.keys(state.originalSysctls).length > 0
+      ? await readLinuxState(host)
+      : null;
   const present = new Set(live?.links.map((l) => l.ifname) ?? []);
   const lines: string[] = [];
   // What is already gone needs no removal (and removing it would fail).
@@ -126,26 +149,40 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   // Routes of an interface that has gone went with it; the same route of another protocol is not the agent's any more
   // (NetworkManager put it there from a profile at boot, and takes it away with the profile).
   for (const r of owned.routes) {
-    const there = live?.routes.some((l) => l.table === String(r.table) && l.protocol === String(ROUTE_PROTO) && routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec);
+    const there = live?.routes.some(
+      (l) =>
+        l.table === String(r.table) &&
+        l.protocol === String(ROUTE_PROTO) &&
+        routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec,
+    );
     if (present.has(r.dev) && there) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);
   }
-  const position = (a: { mac: string; cidr: string }) => addressIndex(live?.links.find((l) => l.mac === a.mac), a.cidr);
+  const position = (a: { mac: string; cidr: string }) =>
+    addressIndex(
+      live?.links.find((l) => l.mac === a.mac),
+      a.cidr,
+    );
   // A subnet's primary goes after its secondaries.
   for (const a of [...state.owned.addresses].sort((x, y) => position(y) - position(x))) {
     const link = live?.links.find((l) => l.mac === a.mac);
     if (link === undefined) continue; // the interface is gone, and its addresses with it
     if (addressIndex(link, a.cidr) < 0) continue;
-    if (link.ifname === state.primaryIfname && `${link.addresses[0]?.ip}/${link.addresses[0]?.prefixLength}` === a.cidr) {
+    if (
+      link.ifname === state.primaryIfname &&
+      `${link.addresses[0]?.ip}/${link.addresses[0]?.prefixLength}` === a.cidr
+    ) {
       warnings.push(`${a.cidr} is the primary address of ${link.ifname}: kept`);
       continue;
     }
     lines.push(`address del ${a.cidr} dev ${link.ifname}`);
   }
   // Per-interface sysctls of an interface that has gone cannot be restored (nor need to be).
-  const sysctls = Object.fromEntries(Object.entries(state.originalSysctls).filter(([key]) => {
-    const iface = /^net\.ipv4\.conf\.([^.]+)\./.exec(key)?.[1];
-    return iface === undefined || iface === 'all' || iface === 'default' || present.has(iface);
-  }));
+  const sysctls = Object.fromEntries(
+    Object.entries(state.originalSysctls).filter(([key]) => {
+      const iface = /^net\.ipv4\.conf\.([^.]+)\./.exec(key)?.[1];
+      return iface === undefined || iface === 'all' || iface === 'default' || present.has(iface);
+    }),
+  );
   // The agent's table goes first, before the rules that route what it marks.
   const table = (state.owned.marks?.length ?? 0) > 0 ? await readMarks(host) : undefined;
   const marks =
@@ -157,6 +194,9 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   const complete = ipComplete && marks.complete;
   const files = await restoreFiles(host, root, state.originalFiles, state.originalMeta);
   const told = await tellProfiles(host, root, Object.keys(state.originalFiles), warnings);
-  await saveState(host, root, { ...emptyState(), counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 } });
+  await saveState(host, root, {
+    ...emptyState(),
+    counters: { ...state.counters, rollbacks: state.counters.rollbacks + 1 },
+  });
   return { files, runtime, warnings, complete: complete && told };
 }

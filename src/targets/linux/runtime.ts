@@ -22,7 +22,8 @@ const FAILED_LINE = /Command failed -:(\d+)/;
 async function setSysctls(host: Host, pairs: { key: string; value: string }[]): Promise<void> {
   if (pairs.length === 0) return;
   const result = await runTool(host, ['sysctl', '-q', '-w', ...pairs.map((p) => `${p.key}=${p.value}`)]);
-  if (result.exitCode !== 0) throw new ApplyError(`sysctl failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
+  if (result.exitCode !== 0)
+    throw new ApplyError(`sysctl failed (exit ${result.exitCode}): ${firstLine(result.stderr)}`);
 }
 
 async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise<void> {
@@ -30,7 +31,8 @@ async function undoBatch(host: Host, changes: readonly RuntimeChange[]): Promise
   if (lines.length === 0) return;
   // -force: undo as much as possible even if one line fails, then say so.
   const { result } = await runGuardedBatch(host, lines, { force: true });
-  if (result.exitCode !== 0) throw new ApplyError(`undoing runtime changes was incomplete: ${firstLine(result.stderr)}`);
+  if (result.exitCode !== 0)
+    throw new ApplyError(`undoing runtime changes was incomplete: ${firstLine(result.stderr)}`);
 }
 
 /**
@@ -48,8 +50,12 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
     const kept = options.keepRemovals === true ? applied.filter((c) => c.releases !== undefined) : [];
     try {
       // The table before the rules it serves, as it was made after them.
-      for (const c of applied.filter((a) => a.marks !== undefined).reverse()) await runMarksScript(host, c.marks!.tool, c.marks!.undo);
-      await undoBatch(host, applied.filter((c) => !kept.includes(c)));
+      for (const c of applied.filter((a) => a.marks !== undefined).reverse())
+        await runMarksScript(host, c.marks!.tool, c.marks!.undo);
+      await undoBatch(
+        host,
+        applied.filter((c) => !kept.includes(c)),
+      );
     } finally {
       await setSysctls(
         host,
@@ -60,13 +66,22 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
   };
 
   if (ipChanges.length > 0) {
-    const { result, restored, warnings } = await runGuardedBatch(host, ipChanges.map((c) => c.batch as string), { force: false });
-    notes.push(...restored.map((line) => `${line} (removed by the kernel with a deleted address; put back)`), ...warnings);
+    const { result, restored, warnings } = await runGuardedBatch(
+      host,
+      ipChanges.map((c) => c.batch as string),
+      { force: false },
+    );
+    notes.push(
+      ...restored.map((line) => `${line} (removed by the kernel with a deleted address; put back)`),
+      ...warnings,
+    );
     if (result.exitCode !== 0) {
       const failedAt = Number(FAILED_LINE.exec(result.stderr)?.[1] ?? ipChanges.length);
       await undoBatch(host, ipChanges.slice(0, Math.max(0, failedAt - 1)));
       const failed = ipChanges[failedAt - 1];
-      throw new ApplyError(`\`ip ${failed?.batch ?? '-batch'}\` failed: ${firstLine(result.stderr)}; runtime changes undone`);
+      throw new ApplyError(
+        `\`ip ${failed?.batch ?? '-batch'}\` failed: ${firstLine(result.stderr)}; runtime changes undone`,
+      );
     }
     applied.push(...ipChanges);
   }
@@ -81,7 +96,10 @@ export async function applyRuntime(host: Host, changes: readonly RuntimeChange[]
     applied.push(change);
   }
   try {
-    await setSysctls(host, sysctlChanges.map((c) => ({ key: c.sysctl!.key, value: c.sysctl!.value })));
+    await setSysctls(
+      host,
+      sysctlChanges.map((c) => ({ key: c.sysctl!.key, value: c.sysctl!.value })),
+    );
   } catch (error) {
     // Some keys may have been written before the failing one; previous values restore them all.
     applied.push(...sysctlChanges);

@@ -76,7 +76,8 @@ async function tryReadLinuxState(host: Host): Promise<LinuxLiveState | null> {
 
 function sysctlKeysFor(names: Iterable<string>): string[] {
   const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
-  for (const name of names) keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name), arpIgnoreKey(name), arpAnnounceKey(name));
+  for (const name of names)
+    keys.push(`net.ipv4.conf.${name}.rp_filter`, promoteSecondariesKey(name), arpIgnoreKey(name), arpAnnounceKey(name));
   return keys;
 }
 
@@ -102,7 +103,12 @@ export interface LinuxTargetSpec<G = undefined> {
   /** Reads what the renderer needs from the guest's own configuration besides the live state (netplan: its other files). */
   readGuest?(host: Host, root: string): Promise<G>;
   /** Reads the guest's boot stack: a description for plan and status, and a refusal when nothing would read the files. */
-  bootCheck(host: Host, root: string, known: NetworkStack | undefined, guest: G): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
+  bootCheck(
+    host: Host,
+    root: string,
+    known: NetworkStack | undefined,
+    guest: G,
+  ): Promise<{ description: Plan['bootStack']; refusal?: string; stack: NetworkStack }>;
   /** Routing tables the target's own files on the guest use (NetworkManager fills them at boot, with its own protocol). */
   ownTables?(host: Host, root: string): Promise<Iterable<number>>;
   /** After the files are written (and after they are put back): tell the stack that reads them. */
@@ -120,8 +126,12 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
       const live = options.requireNics ? await readLinuxState(host) : await tryReadLinuxState(host);
       const links = live?.links ?? null;
       const onThisSystem = links !== null && model.nics.some((n) => links.some((l) => l.mac === n.macLower));
-      if (links === null) warnings.push('`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared');
-      else if (!onThisSystem && !options.requireNics) warnings.push('none of the metadata\'s NICs is on this system: previewing files only, runtime not compared');
+      if (links === null)
+        warnings.push(
+          '`ip` is not available (install iproute2): interface names are previewed and the runtime is not compared',
+        );
+      else if (!onThisSystem && !options.requireNics)
+        warnings.push("none of the metadata's NICs is on this system: previewing files only, runtime not compared");
       // On the system the metadata describes, a plan of the runtime needs every NIC, as apply does; a preview elsewhere
       // (or of files only) names a missing one as a fresh guest would.
       const offline = options.previewMissingNics ?? (!options.requireNics && !(options.runtime && onThisSystem));
@@ -140,9 +150,21 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
       for (const table of (await spec.ownTables?.(host, options.root)) ?? []) taken.delete(table);
       const tables = allocateTables(secondary, taken);
       const guest = (spec.readGuest !== undefined ? await spec.readGuest(host, options.root) : undefined) as G;
-      const { warnings: renderWarnings = [], ...desired } = spec.render(model, { routing: options.routing, names: resolution.names, tables, connectionMarks: options.connectionMarks !== false }, guest);
+      const { warnings: renderWarnings = [], ...desired } = spec.render(
+        model,
+        {
+          routing: options.routing,
+          names: resolution.names,
+          tables,
+          connectionMarks: options.connectionMarks !== false,
+        },
+        guest,
+      );
       warnings.push(...renderWarnings);
-      for (const dev of desired.runtime.unmarked) warnings.push(`${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; replies of forwarded or NATed connections to its addresses leave by the primary NIC`);
+      for (const dev of desired.runtime.unmarked)
+        warnings.push(
+          `${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; replies of forwarded or NATed connections to its addresses leave by the primary NIC`,
+        );
       const boot = await spec.bootCheck(host, options.root, options.knownStack, guest);
       const ci = boot.stack.cloudInit;
       if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
@@ -153,35 +175,64 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
       }
       const state = options.state ?? emptyState();
       const rendered = new Set(desired.files.map((f) => f.path));
-      const snapshots = await snapshotFiles(host, options.root, [...rendered, ...state.owned.files.filter((p) => !rendered.has(p))]);
+      const snapshots = await snapshotFiles(host, options.root, [
+        ...rendered,
+        ...state.owned.files.filter((p) => !rendered.has(p)),
+      ]);
       let ownership = emptyOwnership();
       let removals: RuntimeChange[] = [];
       if (compareRuntime) {
         const primaryIfname = resolution.names.get(model.nics[0]?.macLower ?? '');
         const metadataMacs = new Set(model.nics.map((n) => n.macLower));
-        ({ changes: removals, ownership } = planRemovals(desired, live, { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) }, warnings));
+        ({ changes: removals, ownership } = planRemovals(
+          desired,
+          live,
+          { state, metadataMacs, ...(primaryIfname ? { primaryIfname } : {}) },
+          warnings,
+        ));
         if (primaryIfname) ownership.primaryIfname = primaryIfname;
       }
       const current = new Map([...snapshots].map(([path, snap]) => [path, snap.current]));
-      const files = [...planFiles(desired.files, snapshots), ...planFileRemovals(state.owned.files, rendered, current, state, ownership)];
+      const files = [
+        ...planFiles(desired.files, snapshots),
+        ...planFileRemovals(state.owned.files, rendered, current, state, ownership),
+      ];
       const runtime = compareRuntime ? [...removals, ...planRuntime(desired, live, warnings)] : [];
       if (compareRuntime) {
         const wantsMarks = desired.runtime.marks.length > 0 || (state.owned.marks?.length ?? 0) > 0;
         // nftables is read only as root; a preview without root says that the marks were not compared.
-        if (wantsMarks && !host.isPrivileged()) warnings.push('connection marks (nftables table inet eip-agent) are read only as root: not compared');
-        const marks = planMarks(desired.runtime.marks, wantsMarks && host.isPrivileged() ? await readMarks(host) : undefined, state, warnings);
+        if (wantsMarks && !host.isPrivileged())
+          warnings.push('connection marks (nftables table inet eip-agent) are read only as root: not compared');
+        const marks = planMarks(
+          desired.runtime.marks,
+          wantsMarks && host.isPrivileged() ? await readMarks(host) : undefined,
+          state,
+          warnings,
+        );
         if (marks.change !== undefined) runtime.push(marks.change);
         ownership.absentNow.push(...marks.absentNow);
         ownership.pending.push(...marks.pending);
       }
-      return { target: spec.name, root: options.root, files, runtime, warnings, runtimePlanned: compareRuntime, desired, ownership, bootStack: boot.description, ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}) };
+      return {
+        target: spec.name,
+        root: options.root,
+        files,
+        runtime,
+        warnings,
+        runtimePlanned: compareRuntime,
+        desired,
+        ownership,
+        bootStack: boot.description,
+        ...(boot.refusal !== undefined ? { refusal: boot.refusal } : {}),
+      };
     },
 
     async apply(host, plan, options): Promise<ApplyOutcome> {
       requirePrivileges(host, plan, options);
       const files = await writeFiles(host, options.root, plan.files);
       const paths = files.written.map((w) => w.path);
-      const tell = async (): Promise<string[]> => (spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : []);
+      const tell = async (): Promise<string[]> =>
+        spec.afterWrite !== undefined && paths.length > 0 ? spec.afterWrite(host, options.root, paths) : [];
       let runtimeUndo = async (_options?: { keepRemovals?: boolean }): Promise<RuntimeChange[]> => [];
       let runtimeApplied: string[] = [];
       try {

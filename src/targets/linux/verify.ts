@@ -19,32 +19,64 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
   for (const { ifname, mac } of want.links) {
     const link = links.get(ifname);
     const ok = link !== undefined && link.mac === mac && link.up;
-    const detail = link === undefined ? 'interface not found' : link.mac !== mac ? `MAC is ${link.mac}, expected ${mac}` : link.up ? `up, MAC ${mac}` : 'interface is down';
+    const detail =
+      link === undefined
+        ? 'interface not found'
+        : link.mac !== mac
+          ? `MAC is ${link.mac}, expected ${mac}`
+          : link.up
+            ? `up, MAC ${mac}`
+            : 'interface is down';
     checks.push({ kind: 'link', subject: ifname, ok, detail });
   }
   for (const a of want.addresses) {
     const found = links.get(a.ifname)?.addresses.find((x) => x.ip === a.ip);
     const ok = found !== undefined && found.prefixLength === a.prefixLength;
-    const elsewhere = live.links.filter((l) => l.ifname !== a.ifname && l.addresses.some((x) => x.ip === a.ip)).map((l) => l.ifname);
-    const detail = ok ? `on ${a.ifname}` : found ? `on ${a.ifname} as /${found.prefixLength}` : elsewhere.length ? `missing; found on ${elsewhere.join(', ')}` : `missing from ${a.ifname}`;
+    const elsewhere = live.links
+      .filter((l) => l.ifname !== a.ifname && l.addresses.some((x) => x.ip === a.ip))
+      .map((l) => l.ifname);
+    const detail = ok
+      ? `on ${a.ifname}`
+      : found
+        ? `on ${a.ifname} as /${found.prefixLength}`
+        : elsewhere.length
+          ? `missing; found on ${elsewhere.join(', ')}`
+          : `missing from ${a.ifname}`;
     checks.push({ kind: 'address', subject: `${a.ip}/${a.prefixLength} ${a.ifname}`, ok, detail });
   }
   for (const r of want.rules) {
     const ok = live.rules.some((x) => isLiveRule(x, r));
-    const subject = r.suppressPrefixLength !== undefined ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}` : `from ${r.from}${r.to !== undefined ? ` to ${r.to}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''} table ${r.table}`;
+    const subject =
+      r.suppressPrefixLength !== undefined
+        ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}`
+        : `from ${r.from}${r.to !== undefined ? ` to ${r.to}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''} table ${r.table}`;
     checks.push({ kind: 'rule', subject, ok, detail: ok ? 'present' : 'missing' });
   }
   for (const r of want.routes) {
-    const ok = live.routes.some((x) => x.table === String(r.table) && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway);
-    checks.push({ kind: 'route', subject: `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`, ok, detail: ok ? 'present' : 'missing' });
+    const ok = live.routes.some(
+      (x) => x.table === String(r.table) && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway,
+    );
+    checks.push({
+      kind: 'route',
+      subject: `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} table ${r.table}`,
+      ok,
+      detail: ok ? 'present' : 'missing',
+    });
   }
   const main = want.mainDefault;
   if (main.dev !== '') {
     // The one the kernel uses is the lowest metric; a NIC's ifup at boot can put another NIC's gateway there.
-    const defaults = live.routes.filter((x) => x.table === 'main' && x.dst === 'default').sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
+    const defaults = live.routes
+      .filter((x) => x.table === 'main' && x.dst === 'default')
+      .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0));
     const used = defaults[0];
     const ok = used !== undefined && used.gateway === main.gateway && used.dev === main.dev;
-    const detail = used === undefined ? 'the main table has no default route' : ok ? 'present' : `the main table's default route is via ${used.gateway ?? '(none)'} dev ${used.dev ?? '(none)'}`;
+    const detail =
+      used === undefined
+        ? 'the main table has no default route'
+        : ok
+          ? 'present'
+          : `the main table's default route is via ${used.gateway ?? '(none)'} dev ${used.dev ?? '(none)'}`;
     checks.push({ kind: 'route', subject: `default via ${main.gateway} dev ${main.dev} (main table)`, ok, detail });
   }
   const all = Number(live.sysctls.get('net.ipv4.conf.all.rp_filter') ?? 0);
@@ -53,7 +85,12 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
     // The kernel applies the larger of the `all` and per-interface values.
     const effective = own == null ? NaN : Math.max(all, Number(own));
     const ok = effective === rp.effective;
-    checks.push({ kind: 'rp_filter', subject: rp.ifname, ok, detail: `effective ${effective} (all ${all}, ${rp.ifname} ${own ?? 'absent'}), expected ${rp.effective}` });
+    checks.push({
+      kind: 'rp_filter',
+      subject: rp.ifname,
+      ok,
+      detail: `effective ${effective} (all ${all}, ${rp.ifname} ${own ?? 'absent'}), expected ${rp.effective}`,
+    });
   }
   return checks;
 }
@@ -68,10 +105,22 @@ export function checkMarks(want: LinuxDesiredRuntime, live: LiveMarks): Check[] 
   return devices.map((dev) => {
     const entries = want.marks.filter((m) => m.dev === dev);
     const subject = `connection marks ${dev} (${entries.map((e) => e.ip).join(', ')})`;
-    if (live.tool === 'unreadable') return { kind: 'marks', subject, ok: false, unknown: true, detail: `the connection marks could not be read: ${live.reason}` };
+    if (live.tool === 'unreadable')
+      return {
+        kind: 'marks',
+        subject,
+        ok: false,
+        unknown: true,
+        detail: `the connection marks could not be read: ${live.reason}`,
+      };
     const have = new Set(live.listing === null ? [] : liveComments(live.listing));
     const missing = expectedComments(entries, live.tool).filter((c) => !have.has(c));
-    const detail = live.listing === null ? `${marksPlace(live.tool)}: missing` : missing.length === 0 ? 'present' : `missing: ${missing.join('; ')}`;
+    const detail =
+      live.listing === null
+        ? `${marksPlace(live.tool)}: missing`
+        : missing.length === 0
+          ? 'present'
+          : `missing: ${missing.join('; ')}`;
     return { kind: 'marks', subject, ok: missing.length === 0 && live.listing !== null, detail };
   });
 }
@@ -79,7 +128,9 @@ export function checkMarks(want: LinuxDesiredRuntime, live: LiveMarks): Check[] 
 async function ping(host: Host, source: string, target: string): Promise<{ ok: boolean; detail: string }> {
   let last = '';
   for (let attempt = 1; attempt <= PING_ATTEMPTS; attempt++) {
-    const result = await runTool(host, ['ping', '-n', '-q', '-c', '1', '-W', '1', '-I', source, target], { timeoutMs: 5000 });
+    const result = await runTool(host, ['ping', '-n', '-q', '-c', '1', '-W', '1', '-I', source, target], {
+      timeoutMs: 5000,
+    });
     if (result.exitCode === 0) return { ok: true, detail: `reply (attempt ${attempt})` };
     last = (result.stderr.trim() || result.stdout.trim().split('\n').at(-1)) ?? '';
   }

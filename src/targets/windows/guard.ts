@@ -22,7 +22,9 @@ const SAFE_TOKEN = /^[A-Za-z0-9.:/_~ -]*$/;
 const WINDOWS_PATH = /^[A-Za-z]:\\(?:[A-Za-z0-9 ._()~+-]+\\)*[A-Za-z0-9 ._()~+-]*$/;
 
 function refuse(what: string, value: unknown, expected: string): never {
-  throw new Error(`render: windows: ${what}: refusing to put ${JSON.stringify(value)} in a script (expected ${expected})`);
+  throw new Error(
+    `render: windows: ${what}: refusing to put ${JSON.stringify(value)} in a script (expected ${expected})`,
+  );
 }
 
 /** A dotted-quad IPv4 address, checked again before it reaches a template. */
@@ -60,7 +62,9 @@ export function int(what: string, value: number, max: number): number {
 /** The metadata URL the scripts check at the end; a config value, so a bad one is the user's to fix. */
 export function metadataUrl(value: string): string {
   if (!URL_RE.test(value)) {
-    throw new ConfigError(`metadata URL ${JSON.stringify(value)} cannot be used by the Windows scripts: only http(s)://host[:port]/path with letters, digits and . _ ~ / - is allowed`);
+    throw new ConfigError(
+      `metadata URL ${JSON.stringify(value)} cannot be used by the Windows scripts: only http(s)://host[:port]/path with letters, digits and . _ ~ / - is allowed`,
+    );
   }
   return value;
 }
@@ -68,7 +72,9 @@ export function metadataUrl(value: string): string {
 /** A Windows absolute path (node.exe, the bundled agent); a user-given value, so a bad one is a ConfigError. */
 export function windowsPath(what: string, value: string): string {
   if (!WINDOWS_PATH.test(value)) {
-    throw new ConfigError(`${what} ${JSON.stringify(value)} must be an absolute Windows path (C:\\...) of letters, digits, spaces and . _ ( ) ~ + -`);
+    throw new ConfigError(
+      `${what} ${JSON.stringify(value)} must be an absolute Windows path (C:\\...) of letters, digits, spaces and . _ ( ) ~ + -`,
+    );
   }
   return value;
 }
@@ -80,7 +86,8 @@ export function windowsPath(what: string, value: string): string {
  */
 export function assertSafeData(where: string, data: unknown, paths: ReadonlySet<string> = new Set(), key = ''): void {
   if (typeof data === 'string') {
-    if (paths.has(key) ? !WINDOWS_PATH.test(data) : !SAFE_TOKEN.test(data)) refuse(`${where}.${key}`, data, 'a validated value');
+    if (paths.has(key) ? !WINDOWS_PATH.test(data) : !SAFE_TOKEN.test(data))
+      refuse(`${where}.${key}`, data, 'a validated value');
   } else if (typeof data === 'number') {
     if (!Number.isSafeInteger(data)) refuse(`${where}.${key}`, data, 'an integer');
   } else if (typeof data === 'boolean') {
@@ -100,6 +107,8 @@ export function assertAsciiScript(path: string, content: string): void {
   const bad = /[^\t\r\n\x20-\x7e]/.exec(text);
   if (bad !== null) {
     const line = text.slice(0, bad.index).split('\n').length;
-    throw new Error(`render: ${path}:${line}: refusing to write a non-ASCII or control character ${JSON.stringify(bad[0])}`);
+    throw new Error(
+      `render: ${path}:${line}: refusing to write a non-ASCII or control character ${JSON.stringify(bad[0])}`,
+    );
   }
 }

@@ -84,10 +84,15 @@ function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
   const [primary, ...secondaries] = nic.addresses;
   if (primary === undefined) throw new Error(`render: windows: ${where} has no address`);
   const prefixLength = guard.int(`${where} prefix length`, nic.prefixLength, MASK_MAX);
-  const secondary: WindowsAddress[] = secondaries.map((a) => ({ ip: guard.ipv4(`${where} address`, a.ip), prefixLength, netmask: maskOf(prefixLength) }));
+  const secondary: WindowsAddress[] = secondaries.map((a) => ({
+    ip: guard.ipv4(`${where} address`, a.ip),
+    prefixLength,
+    netmask: maskOf(prefixLength),
+  }));
   // A `direct` EIP is routed to the NIC, so it must be on the NIC, as on Linux: a /32 that is never a source.
   for (const a of nic.addresses) {
-    if (a.publicMode === 'direct' && a.publicIp !== undefined) secondary.push({ ip: guard.ipv4(`${where} EIP`, a.publicIp), prefixLength: 32, netmask: maskOf(32) });
+    if (a.publicMode === 'direct' && a.publicIp !== undefined)
+      secondary.push({ ip: guard.ipv4(`${where} EIP`, a.publicIp), prefixLength: 32, netmask: maskOf(32) });
   }
   return {
     index: nic.index,
@@ -121,7 +126,11 @@ export function renderWindows(model: InstanceModel, options: WindowsRenderOption
     instanceId: guard.id('instance id', model.instanceId),
     metadataUrl,
     exit: WINDOWS_EXIT,
-    nics: nics.map((n) => ({ ...n, wanted: [n.primary, ...n.secondary.map((s) => s.ip)].join(' '), dnsList: n.dns.join(' ') })),
+    nics: nics.map((n) => ({
+      ...n,
+      wanted: [n.primary, ...n.secondary.map((s) => s.ip)].join(' '),
+      dnsList: n.dns.join(' '),
+    })),
   };
   guard.assertSafeData('windows script data', data);
   const path = SCRIPT_PATH[options.flavor];

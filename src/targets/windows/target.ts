@@ -36,7 +36,17 @@ export function agentPath(host: Host, dir: string, path: string): string {
 /** The command line that runs a rendered script: PowerShell as the issue asks, the .cmd through cmd.exe. */
 export function scriptArgv(flavor: WindowsFlavor, path: string, mode: 'apply' | 'verify'): string[] {
   if (flavor === 'netsh') return ['cmd.exe', '/d', '/c', path, mode];
-  return ['powershell.exe', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', path, '-Mode', mode === 'apply' ? 'Apply' : 'Verify'];
+  return [
+    'powershell.exe',
+    '-NoProfile',
+    '-NonInteractive',
+    '-ExecutionPolicy',
+    'Bypass',
+    '-File',
+    path,
+    '-Mode',
+    mode === 'apply' ? 'Apply' : 'Verify',
+  ];
 }
 
 /** The one line of JSON a script prints last. */
@@ -100,7 +110,8 @@ export function parseScriptResult(script: string, exitCode: number, stdout: stri
 const MEANING: Record<number, string> = {
   [WINDOWS_EXIT.inSync]: 'in sync, nothing changed',
   [WINDOWS_EXIT.changed]: 'changed and verified',
-  [WINDOWS_EXIT.notFound]: 'an adapter was not found by its MAC, or several were: nothing changed (wait until the ENI is attached)',
+  [WINDOWS_EXIT.notFound]:
+    'an adapter was not found by its MAC, or several were: nothing changed (wait until the ENI is attached)',
   [WINDOWS_EXIT.busy]: 'another run holds the lock: nothing changed',
   [WINDOWS_EXIT.refused]: 'a DHCP lease differs from the metadata primary: nothing changed',
   [WINDOWS_EXIT.rolledBack]: 'a step or the verification failed: rolled back',
@@ -117,7 +128,12 @@ export function reportFromScript(script: string, result: ScriptResult, ok: boole
   return { ok: ok && checks.every((c) => c.ok), checks };
 }
 
-async function runScript(host: Host, runtime: WindowsDesiredRuntime, path: string, mode: 'apply' | 'verify'): Promise<ScriptResult> {
+async function runScript(
+  host: Host,
+  runtime: WindowsDesiredRuntime,
+  path: string,
+  mode: 'apply' | 'verify',
+): Promise<ScriptResult> {
   const argv = scriptArgv(runtime.flavor, path, mode);
   let result;
   try {
@@ -130,7 +146,9 @@ async function runScript(host: Host, runtime: WindowsDesiredRuntime, path: strin
 
 function requireWindows(host: Host, what: string): void {
   if (host.platform !== 'win32') {
-    throw new HostError(`${what} the Windows target needs Windows; use \`plan --target windows\` or \`render --target windows --out DIR\` here`);
+    throw new HostError(
+      `${what} the Windows target needs Windows; use \`plan --target windows\` or \`render --target windows --out DIR\` here`,
+    );
   }
 }
 
@@ -172,10 +190,25 @@ export const windowsTarget: Target = {
     const flavor = options.windowsFlavor ?? 'powershell';
     const dir = agentDirectory(host, options.root);
     const desired = renderWindows(model, { flavor, metadataUrl: options.metadataUrl ?? DEFAULT_METADATA_URL });
-    const snapshots = new Map(await Promise.all(desired.files.map(async (f): Promise<[string, FileSnapshot]> => [f.path, await snapshotOf(host, dir, f.path)])));
+    const snapshots = new Map(
+      await Promise.all(
+        desired.files.map(async (f): Promise<[string, FileSnapshot]> => [f.path, await snapshotOf(host, dir, f.path)]),
+      ),
+    );
     const files = planFiles(desired.files, snapshots).map(ownedScript);
-    const warnings = ['the Windows script compares and changes the adapters itself, at run time on the guest (by MAC, then ifIndex): this plan lists the script, not adapter changes'];
-    return { target: 'windows', root: dir, files, runtime: [], warnings, runtimePlanned: false, desired, ownership: emptyOwnership() };
+    const warnings = [
+      'the Windows script compares and changes the adapters itself, at run time on the guest (by MAC, then ifIndex): this plan lists the script, not adapter changes',
+    ];
+    return {
+      target: 'windows',
+      root: dir,
+      files,
+      runtime: [],
+      warnings,
+      runtimePlanned: false,
+      desired,
+      ownership: emptyOwnership(),
+    };
   },
 
   async apply(host, plan, options): Promise<ApplyOutcome> {
@@ -235,8 +268,11 @@ export const windowsTarget: Target = {
       const result = await runScript(host, runtime, agentPath(host, plan.root, copy), 'verify');
       const script = runtime.script.slice(1);
       if (result.exitCode === WINDOWS_EXIT.inSync) return reportFromScript(script, result, true);
-      if (result.exitCode === WINDOWS_EXIT.notAsDesired || result.exitCode === WINDOWS_EXIT.notFound) return reportFromScript(script, result, false);
-      throw new ApplyError(`${script} could not verify: ${MEANING[result.exitCode] ?? `exit ${result.exitCode}`}${result.errors.length > 0 ? `: ${result.errors.join('; ')}` : ''}`);
+      if (result.exitCode === WINDOWS_EXIT.notAsDesired || result.exitCode === WINDOWS_EXIT.notFound)
+        return reportFromScript(script, result, false);
+      throw new ApplyError(
+        `${script} could not verify: ${MEANING[result.exitCode] ?? `exit ${result.exitCode}`}${result.errors.length > 0 ? `: ${result.errors.join('; ')}` : ''}`,
+      );
     } finally {
       await host.fs.remove(underRoot(plan.root, copy));
     }

@@ -25,7 +25,15 @@ interface IfcfgData {
 }
 
 const ifcfg = compileTemplate<IfcfgData>(ifcfgSource);
-const route = compileTemplate<{ table: number; device: string; mac: string; cidr: string; primaryIp: string; gateway: string; proto: number }>(routeSource);
+const route = compileTemplate<{
+  table: number;
+  device: string;
+  mac: string;
+  cidr: string;
+  primaryIp: string;
+  gateway: string;
+  proto: number;
+}>(routeSource);
 const rule = compileTemplate<{ notes: string[]; rules: string[] }>(ruleSource);
 
 const FILE_MODE = 0o644;
@@ -59,21 +67,39 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
     files.push({
       path: networkScript('route', device),
       mode: FILE_MODE,
-      content: route({ table, device, mac: nic.mac, cidr: nic.cidr, primaryIp, gateway: nic.gateway, proto: ROUTE_PROTO }),
+      content: route({
+        table,
+        device,
+        mac: nic.mac,
+        cidr: nic.cidr,
+        primaryIp,
+        gateway: nic.gateway,
+        proto: ROUTE_PROTO,
+      }),
     });
-    const notes = [`Traffic from the addresses of ${device} (NIC ${nic.mac}) is routed by table ${table}: to its own subnet ${nic.cidr} first, then the rest.`];
+    const notes = [
+      `Traffic from the addresses of ${device} (NIC ${nic.mac}) is routed by table ${table}: to its own subnet ${nic.cidr} first, then the rest.`,
+    ];
     if (policy.mark !== undefined) {
-      notes.push(`Replies of connections to them that were forwarded or NATed (a container's published port) carry mark ${fwmarkSelector(policy.mark)} (nftables table inet eip-agent) and take the same table.`);
+      notes.push(
+        `Replies of connections to them that were forwarded or NATed (a container's published port) carry mark ${fwmarkSelector(policy.mark)} (nftables table inet eip-agent) and take the same table.`,
+      );
     }
     const rules = nicRules(device, nic.cidr, policy);
     // The rule that lets main's own routes win goes in the first policy-routed NIC's file, a file the agent writes
     // anyway (a rule-eth0 may be the user's own, which the agent never replaces).
     if (main !== undefined && !mainWritten) {
-      notes.push("Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables, all but main's default route.");
+      notes.push(
+        "Main's own routes (a container bridge, a VPN, a peering route) win over the agent's tables, all but main's default route.",
+      );
       rules.unshift(main);
       mainWritten = true;
     }
-    files.push({ path: networkScript('rule', device), mode: FILE_MODE, content: rule({ notes, rules: rules.map(ruleSpec) }) });
+    files.push({
+      path: networkScript('rule', device),
+      mode: FILE_MODE,
+      content: rule({ notes, rules: rules.map(ruleSpec) }),
+    });
   }
   files.push(sysctlDropIn(options.routing, runtime));
   for (const file of files) {

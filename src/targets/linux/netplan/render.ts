@@ -51,7 +51,10 @@ export function dropInPath(id: string): string {
 
 /** Whether a guest path is one of the agent's netplan or networkd files (the stack must read them again). */
 export function isNetplanPath(path: string): boolean {
-  return path === NETPLAN_FILE || (path.startsWith(`${NETWORKD_DIR}/10-netplan-`) && path.endsWith(`.network.d/${DROPIN_NAME}`));
+  return (
+    path === NETPLAN_FILE ||
+    (path.startsWith(`${NETWORKD_DIR}/10-netplan-`) && path.endsWith(`.network.d/${DROPIN_NAME}`))
+  );
 }
 
 interface RouteData {
@@ -74,17 +77,34 @@ interface NicData {
 }
 
 const yamlTemplate = compileTemplate<{ dropInName: string; nics: NicData[] }>(yamlSource);
-const rulesTemplate = compileTemplate<{ device: string; mac: string; id: string; yamlName: string; keep: boolean; addresses: string[]; rules: { lines: string[] }[] }>(rulesSource);
+const rulesTemplate = compileTemplate<{
+  device: string;
+  mac: string;
+  id: string;
+  yamlName: string;
+  keep: boolean;
+  addresses: string[];
+  rules: { lines: string[] }[];
+}>(rulesSource);
 
 /** fnmatch as netplan applies `match: name` (`*`, `?`, `[...]`). */
 function globMatches(glob: string, name: string): boolean {
-  const pattern = glob.replace(/[.+^${}()|\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const pattern = glob
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${pattern}$`).test(name);
 }
 
 /** The definition networkd will use for a NIC: of those that match it, the first by id (networkd takes the first file). */
-export function definitionFor(definitions: readonly NetplanDefinition[], mac: string, device: string): NetplanDefinition | undefined {
-  const matching = definitions.filter((d) => (d.mac === undefined || d.mac === mac) && (d.name === undefined || globMatches(d.name, device)));
+export function definitionFor(
+  definitions: readonly NetplanDefinition[],
+  mac: string,
+  device: string,
+): NetplanDefinition | undefined {
+  const matching = definitions.filter(
+    (d) => (d.mac === undefined || d.mac === mac) && (d.name === undefined || globMatches(d.name, device)),
+  );
   return matching.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
 }
 
@@ -101,7 +121,10 @@ function ruleLines(rule: DesiredRule): string[] {
 }
 
 /** The id of the agent's definition for a NIC: the guest's own where one matches, else the device (or a name no one uses). */
-function idFor(layout: NicLayout, definitions: readonly NetplanDefinition[]): { id: string; existing?: NetplanDefinition } {
+function idFor(
+  layout: NicLayout,
+  definitions: readonly NetplanDefinition[],
+): { id: string; existing?: NetplanDefinition } {
   const existing = definitionFor(definitions, layout.nic.macLower, layout.device);
   if (existing !== undefined) return { id: existing.id, existing };
   const taken = definitions.some((d) => d.id === layout.device);
@@ -128,11 +151,19 @@ function netplanAddresses(layout: NicLayout): NicLayout['addresses'] {
 }
 
 /** `addresses`: what the agent writes for the NIC (netplanAddresses, without a lease's own). */
-function nicData(layout: NicLayout, id: string, existing: NetplanDefinition | undefined, addresses: NicLayout['addresses']): NicData {
+function nicData(
+  layout: NicLayout,
+  id: string,
+  existing: NetplanDefinition | undefined,
+  addresses: NicLayout['addresses'],
+): NicData {
   const { nic, policy } = layout;
   const routes: RouteData[] = [];
   if (policy !== undefined) {
-    routes.push({ to: nic.cidr, scopeLink: true, from: policy.primaryIp, table: policy.table }, { to: 'default', via: nic.gateway, table: policy.table });
+    routes.push(
+      { to: nic.cidr, scopeLink: true, from: policy.primaryIp, table: policy.table },
+      { to: 'default', via: nic.gateway, table: policy.table },
+    );
   } else if (nic.isPrimaryNic && existing === undefined) {
     // A primary NIC no other file defines gets its gateway here; one that is defined keeps its own (cloud-init's DHCP).
     routes.push({ to: 'default', via: nic.gateway });
@@ -158,7 +189,15 @@ function expectedDocument(nics: readonly NicData[]): unknown {
       ...(n.matchMac !== undefined ? { match: { macaddress: n.matchMac } } : {}),
       ...(n.addresses.length > 0 ? { addresses: n.addresses } : {}),
       ...(n.routes.length > 0
-        ? { routes: n.routes.map((r) => ({ to: r.to, ...(r.via !== undefined ? { via: r.via } : {}), ...(r.scopeLink ? { scope: 'link' } : {}), ...(r.from !== undefined ? { from: r.from } : {}), ...(r.table !== undefined ? { table: r.table } : {}) })) }
+        ? {
+            routes: n.routes.map((r) => ({
+              to: r.to,
+              ...(r.via !== undefined ? { via: r.via } : {}),
+              ...(r.scopeLink ? { scope: 'link' } : {}),
+              ...(r.from !== undefined ? { from: r.from } : {}),
+              ...(r.table !== undefined ? { table: r.table } : {}),
+            })),
+          }
         : {}),
     };
   }
@@ -173,7 +212,11 @@ function expectedDocument(nics: readonly NicData[]): unknown {
  */
 export function renderNetplan(model: InstanceModel, options: NetplanRenderOptions): LinuxDesiredState {
   const definitions = options.definitions ?? [];
-  for (const d of definitions) if (!SAFE_ID.test(d.id)) throw new Error(`render: netplan id ${JSON.stringify(d.id)} in ${d.file}: not a name the agent writes into a path`);
+  for (const d of definitions)
+    if (!SAFE_ID.test(d.id))
+      throw new Error(
+        `render: netplan id ${JSON.stringify(d.id)} in ${d.file}: not a name the agent writes into a path`,
+      );
   const layouts = nicLayouts(model, options);
   const runtime = linuxRuntime(layouts, options.routing, options.connectionMarks !== false);
   // A tabled NIC's addresses go without a prefix route in main (its prefix route is in its table), live and at boot:
@@ -190,7 +233,14 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
     // A NIC on a DHCP lease: the lease's address is the DHCP client's (with a static copy of it networkd fails the NIC
     // at its restart), and so is the default route.
     const leasedIp = leased(layout, existing) ? layout.nic.addresses[0]?.ip : undefined;
-    nics.push(nicData(layout, id, existing, addresses.filter((a) => a.ip !== leasedIp)));
+    nics.push(
+      nicData(
+        layout,
+        id,
+        existing,
+        addresses.filter((a) => a.ip !== leasedIp),
+      ),
+    );
     const prefixes = new Map(addresses.map((a) => [a.ip, a.prefixLength]));
     for (const address of runtime.addresses.filter((a) => a.ifname === layout.device)) {
       address.prefixLength = prefixes.get(address.ip) ?? address.prefixLength;
@@ -198,7 +248,9 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
     }
     if (leasedIp !== undefined) runtime.mainDefault.lease = true;
     if (existing?.dhcp4 === true && !layout.nic.isPrimaryNic) {
-      warnings.push(`${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`);
+      warnings.push(
+        `${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`,
+      );
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);
     const unrouted = tabled.has(layout.device) ? addresses : [];
@@ -206,13 +258,26 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
     const keep = existing === undefined;
     if (rules.length === 0 && unrouted.length === 0 && !keep) continue;
     const path = dropInPath(id);
-    const content = rulesTemplate({ device: layout.device, mac: layout.nic.mac, id, yamlName: NETPLAN_FILE.split('/').at(-1)!, keep, addresses: unrouted.map((a) => `${a.ip}/${a.prefixLength}`), rules: rules.map((r) => ({ lines: ruleLines(r) })) });
+    const content = rulesTemplate({
+      device: layout.device,
+      mac: layout.nic.mac,
+      id,
+      yamlName: NETPLAN_FILE.split('/').at(-1)!,
+      keep,
+      addresses: unrouted.map((a) => `${a.ip}/${a.prefixLength}`),
+      rules: rules.map((r) => ({ lines: ruleLines(r) })),
+    });
     assertNetworkdLines(path, content);
     dropIns.push({ path, mode: DROPIN_MODE, content });
   }
   const yaml = yamlTemplate({ dropInName: DROPIN_NAME, nics });
-  if (!isDeepStrictEqual(parse(yaml), expectedDocument(nics))) throw new Error(`render: ${NETPLAN_FILE}: refusing to write YAML that does not say what the agent means`);
+  if (!isDeepStrictEqual(parse(yaml), expectedDocument(nics)))
+    throw new Error(`render: ${NETPLAN_FILE}: refusing to write YAML that does not say what the agent means`);
   const drop = sysctlDropIn(options.routing, runtime);
   assertIpArgumentLines(drop.path, drop.content.replaceAll(' = ', ' '));
-  return { files: [{ path: NETPLAN_FILE, mode: YAML_MODE, content: yaml }, ...dropIns, drop], runtime, ...(warnings.length > 0 ? { warnings } : {}) };
+  return {
+    files: [{ path: NETPLAN_FILE, mode: YAML_MODE, content: yaml }, ...dropIns, drop],
+    runtime,
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }

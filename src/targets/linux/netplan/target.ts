@@ -21,16 +21,22 @@ const NETPLAN_BINARIES = ['/usr/sbin/netplan', '/usr/bin/netplan', '/sbin/netpla
 const OWN_NAME = NETPLAN_FILE.split('/').at(-1)!;
 
 function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
 }
 
 /** netplan's files by name, a later directory's file replacing an earlier one's, in the order netplan reads them. */
 async function netplanFiles(host: Host, root: string): Promise<string[]> {
   const byName = new Map<string, string>();
   for (const dir of NETPLAN_DIRS) {
-    for (const name of (await host.fs.list(underRoot(root, dir))) ?? []) if (name.endsWith('.yaml')) byName.set(name, `${dir}/${name}`);
+    for (const name of (await host.fs.list(underRoot(root, dir))) ?? [])
+      if (name.endsWith('.yaml')) byName.set(name, `${dir}/${name}`);
   }
-  return [...byName.keys()].sort().filter((name) => name !== OWN_NAME).map((name) => byName.get(name)!);
+  return [...byName.keys()]
+    .sort()
+    .filter((name) => name !== OWN_NAME)
+    .map((name) => byName.get(name)!);
 }
 
 /** Reads the guest's netplan files (read-only): each ethernets definition, merged by id as netplan merges them. */
@@ -43,20 +49,51 @@ async function readNetplan(host: Host, root: string): Promise<NetplanGuest> {
     try {
       doc = parse(text);
     } catch (error) {
-      return { definitions: [], problem: `${path} is not valid YAML (${firstLine((error as Error).message)}): netplan cannot read it either; fix it` };
+      return {
+        definitions: [],
+        problem: `${path} is not valid YAML (${firstLine((error as Error).message)}): netplan cannot read it either; fix it`,
+      };
     }
     const network = record(record(doc)?.network);
-    if (network?.renderer === 'NetworkManager') return { definitions: [], problem: `${path} hands the NICs to NetworkManager (renderer: NetworkManager): use --target networkmanager` };
+    if (network?.renderer === 'NetworkManager')
+      return {
+        definitions: [],
+        problem: `${path} hands the NICs to NetworkManager (renderer: NetworkManager): use --target networkmanager`,
+      };
     for (const [id, value] of Object.entries(record(network?.ethernets) ?? {})) {
       const def = record(value) ?? {};
-      if (def.renderer === 'NetworkManager') return { definitions: [], problem: `${path} hands ${id} to NetworkManager (renderer: NetworkManager): use --target networkmanager` };
-      if (!SAFE_ID.test(id)) return { definitions: [], problem: `${path} defines ${JSON.stringify(id)}, a netplan id the agent does not write into a drop-in's path; rename it` };
+      if (def.renderer === 'NetworkManager')
+        return {
+          definitions: [],
+          problem: `${path} hands ${id} to NetworkManager (renderer: NetworkManager): use --target networkmanager`,
+        };
+      if (!SAFE_ID.test(id))
+        return {
+          definitions: [],
+          problem: `${path} defines ${JSON.stringify(id)}, a netplan id the agent does not write into a drop-in's path; rename it`,
+        };
       const before = merged.get(id);
       const match = record(def.match);
       const mac = typeof match?.macaddress === 'string' ? match.macaddress.toLowerCase() : before?.mac;
-      const name = match !== undefined ? (typeof match.name === 'string' ? match.name : undefined) : (before !== undefined ? before.name : id);
-      const dhcp4 = def.dhcp4 !== undefined ? def.dhcp4 === true || def.dhcp4 === 'yes' || def.dhcp4 === 'true' : (before?.dhcp4 ?? false);
-      merged.set(id, { id, file: before?.file ?? path, ...(mac !== undefined ? { mac } : {}), ...(name !== undefined ? { name } : {}), dhcp4 });
+      const name =
+        match !== undefined
+          ? typeof match.name === 'string'
+            ? match.name
+            : undefined
+          : before !== undefined
+            ? before.name
+            : id;
+      const dhcp4 =
+        def.dhcp4 !== undefined
+          ? def.dhcp4 === true || def.dhcp4 === 'yes' || def.dhcp4 === 'true'
+          : (before?.dhcp4 ?? false);
+      merged.set(id, {
+        id,
+        file: before?.file ?? path,
+        ...(mac !== undefined ? { mac } : {}),
+        ...(name !== undefined ? { name } : {}),
+        dhcp4,
+      });
     }
   }
   return { definitions: [...merged.values()] };
@@ -78,7 +115,9 @@ async function generate(host: Host, root: string, paths: readonly string[]): Pro
   const argv = ['netplan', 'generate', ...(root !== '/' ? ['--root-dir', root] : [])];
   const generated = await runTool(host, argv, { timeoutMs: 60_000 });
   if (generated.exitCode !== 0) {
-    throw new ApplyError(`\`${argv.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: systemd-networkd would not use the new files at boot; changes undone`);
+    throw new ApplyError(
+      `\`${argv.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: systemd-networkd would not use the new files at boot; changes undone`,
+    );
   }
   return [];
 }
@@ -96,8 +135,15 @@ export const netplanTarget = linuxTarget<NetplanGuest>({
   async bootCheck(host, root, known, guest) {
     const stack = known ?? (await detectNetworkStack(host, root));
     const description = describeNetworkStack(stack);
-    const refuse = (why: string) => ({ description, stack, refusal: `target netplan writes ${NETPLAN_FILE}, and ${why}; nothing was written` });
-    if (!(await netplanInstalled(host, root))) return refuse('netplan is not installed (/usr/sbin/netplan): nothing would read it at boot; on Debian: apt-get install netplan.io, or use the target of the stack that configures the NICs');
+    const refuse = (why: string) => ({
+      description,
+      stack,
+      refusal: `target netplan writes ${NETPLAN_FILE}, and ${why}; nothing was written`,
+    });
+    if (!(await netplanInstalled(host, root)))
+      return refuse(
+        'netplan is not installed (/usr/sbin/netplan): nothing would read it at boot; on Debian: apt-get install netplan.io, or use the target of the stack that configures the NICs',
+      );
     if (guest.problem !== undefined) return refuse(guest.problem);
     return { description, stack };
   },

@@ -13,8 +13,17 @@ export function isProfile(path: string): boolean {
 
 /** The files of the profiles NetworkManager has active now. */
 async function activeProfileFiles(host: Host): Promise<Set<string>> {
-  const result = await runTool(host, ['nmcli', '-t', '-f', 'FILENAME', 'connection', 'show', '--active'], { timeoutMs: 30_000 });
-  return new Set(result.exitCode === 0 ? result.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : []);
+  const result = await runTool(host, ['nmcli', '-t', '-f', 'FILENAME', 'connection', 'show', '--active'], {
+    timeoutMs: 30_000,
+  });
+  return new Set(
+    result.exitCode === 0
+      ? result.stdout
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+      : [],
+  );
 }
 
 /**
@@ -38,5 +47,8 @@ export async function loadProfiles(host: Host, root: string, paths: readonly str
       throw new ApplyError(`\`${argv.join(' ')}\` exited ${result.exitCode}${said ? `: ${firstLine(said)}` : ''}`);
     }
   }
-  return kept.map((p) => `${p} removed; NetworkManager keeps it active on its device until the next boot (dropping it now would take the device down)`);
+  return kept.map(
+    (p) =>
+      `${p} removed; NetworkManager keeps it active on its device until the next boot (dropping it now would take the device down)`,
+  );
 }

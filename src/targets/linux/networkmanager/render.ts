@@ -55,7 +55,13 @@ function uuidFor(mac: string): string {
 /** A rule as NetworkManager's routing-rule property spells it (`from 0.0.0.0/0` for all; a bare address is a /32). */
 function nmRule(rule: DesiredRule): string {
   const from = rule.from === 'all' ? '0.0.0.0/0' : rule.from;
-  return [`priority ${rule.priority} from ${from}`, ...(rule.to !== undefined ? [`to ${rule.to}`] : []), ...(rule.fwmark !== undefined ? [`fwmark ${rule.fwmark}`] : []), `table ${rule.table}`, ...(rule.suppressPrefixLength !== undefined ? [`suppress_prefixlength ${rule.suppressPrefixLength}`] : [])].join(' ');
+  return [
+    `priority ${rule.priority} from ${from}`,
+    ...(rule.to !== undefined ? [`to ${rule.to}`] : []),
+    ...(rule.fwmark !== undefined ? [`fwmark ${rule.fwmark}`] : []),
+    `table ${rule.table}`,
+    ...(rule.suppressPrefixLength !== undefined ? [`suppress_prefixlength ${rule.suppressPrefixLength}`] : []),
+  ].join(' ');
 }
 
 function profile(layout: NicLayout, rules: readonly DesiredRule[]): string {
@@ -89,7 +95,14 @@ export function renderNetworkManager(model: InstanceModel, options: LinuxRenderO
   const tabled = new Set(layouts.filter((l) => l.policy !== undefined).map((l) => l.device));
   for (const address of runtime.addresses) if (tabled.has(address.ifname)) address.noPrefixRoute = true;
   // Each profile carries the rules of its NIC; the primary NIC's, the main rule (NetworkManager adds them at activation).
-  const files = layouts.map((layout) => ({ path: profilePath(layout.device), mode: KEYFILE_MODE, content: profile(layout, runtime.rules.filter((r) => r.dev === layout.device)) }));
+  const files = layouts.map((layout) => ({
+    path: profilePath(layout.device),
+    mode: KEYFILE_MODE,
+    content: profile(
+      layout,
+      runtime.rules.filter((r) => r.dev === layout.device),
+    ),
+  }));
   for (const file of files) assertKeyfileLines(file.path, file.content);
   const drop = sysctlDropIn(options.routing, runtime);
   assertIpArgumentLines(drop.path, drop.content.replaceAll(' = ', ' '));

@@ -20,11 +20,22 @@ export const networkManagerTarget = linuxTarget({
     const description = describeNetworkStack(stack);
     const plugins = stack.networkManager.plugins;
     if (!stack.networkManager.running) {
-      const instead = stack.legacyNetwork === 'enabled' ? 'this guest boots with the legacy network service: use --target centos' : 'start it (systemctl enable --now NetworkManager)';
-      return { description, stack, refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written` };
+      const instead =
+        stack.legacyNetwork === 'enabled'
+          ? 'this guest boots with the legacy network service: use --target centos'
+          : 'start it (systemctl enable --now NetworkManager)';
+      return {
+        description,
+        stack,
+        refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written`,
+      };
     }
     if (plugins !== undefined && !plugins.includes('keyfile')) {
-      return { description, stack, refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written` };
+      return {
+        description,
+        stack,
+        refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written`,
+      };
     }
     return { description, stack };
   },
@@ -43,7 +54,10 @@ export const networkManagerTarget = linuxTarget({
     try {
       return await loadProfiles(host, root, paths);
     } catch (error) {
-      throw new ApplyError(`${(error as Error).message}: NetworkManager would not use the new profiles at boot; changes undone`, { cause: error });
+      throw new ApplyError(
+        `${(error as Error).message}: NetworkManager would not use the new profiles at boot; changes undone`,
+        { cause: error },
+      );
     }
   },
 });
