@@ -5,6 +5,8 @@ import type { NetworkStack } from './linux/boot-stack.js';
 import type { InstanceModel } from '../model/types.js';
 import type { RoutingMode } from '../render/types.js';
 import type { VerifyReport } from '../plan/verify-report.js';
+import type { StatusReport } from '../plan/status-report.js';
+import type { RollbackResult } from '../plan/rollback-result.js';
 
 /** The guest operating systems the agent can configure. */
 export type TargetName = 'auto' | 'centos' | 'networkmanager' | 'netplan' | 'windows';
@@ -54,6 +56,16 @@ export interface Target {
   apply(host: Host, plan: Plan, options: TargetOptions): Promise<ApplyOutcome>;
   /** Checks the live system against the plan's desired state. */
   verify(host: Host, plan: Plan): Promise<VerifyReport>;
+  /** `status`: the model's addresses next to the live system and the agent's records; reads only. */
+  status(
+    host: Host,
+    model: InstanceModel,
+    plan: Plan,
+    state: AgentState,
+    options: TargetOptions,
+  ): Promise<StatusReport>;
+  /** Undoes the last apply, or with `original` everything since the first, from the agent's records under root. */
+  rollback(host: Host, root: string, options: { original: boolean }): Promise<RollbackResult>;
   /**
    * Targets whose live state others may change under the agent (Linux): calls onDrift soon after a change that may
    * concern the plan's desired state. `update` follows a newer plan.

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { EXIT, main } from '../../src/cli/main.js';
-import type { StatusReport } from '../../src/daemon/status.js';
+import type { StatusReport } from '../../src/plan/status-report.js';
 import type { Host } from '../../src/host/host.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';

@@ -126,6 +126,23 @@ describe('Windows target: plan and render work on any OS', () => {
     );
     expect(vol.existsSync(SCRIPT)).toBe(false);
   });
+
+  it('status and rollback ask the target, and the Windows target says in one line what it does not do', async () => {
+    const calls: Call[] = [];
+    const host = windowsHost(0, {}, calls);
+    const status = await runCli(['status', '--target', 'windows', ...META, '--root', '/agent'], host);
+    expect(status).toMatchObject({
+      code: EXIT.error,
+      err: 'eip-agent: host: status reads the live state with `ip`; target windows is not supported yet\n',
+    });
+    const rollback = await runCli(['rollback', '--root', '/agent'], host);
+    expect(rollback.code).toBe(EXIT.error);
+    expect(rollback.err).toBe(
+      'eip-agent: host: rollback on Windows: the script already rolls back its own change when a step or its verification fails; undoing an apply that succeeded is not supported yet\n',
+    );
+    // Nothing ran: before, rollback went to the Linux rollback (ip, sysctl) whatever the platform.
+    expect(calls).toEqual([]);
+  });
 });
 
 describe('Windows target: apply on win32 runs the script and maps its result', () => {

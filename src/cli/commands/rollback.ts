@@ -1,6 +1,6 @@
 import { requireAbsolute } from '../../config/options.js';
 import { loadConfig } from '../../config/file.js';
-import { rollbackLast, rollbackOriginal } from '../../targets/linux/rollback.js';
+import { defaultTargetName, getTarget } from '../../targets/index.js';
 import { withLock } from '../../plan/lock.js';
 import { EXIT, printWarnings, type CliCommand } from '../command.js';
 
@@ -27,11 +27,10 @@ export const rollbackCommand: CliCommand = {
   async run(host, io, args) {
     requireAbsolute('--root', args.root);
     // A config file with a mistake is refused here as by every other command, before anything changes.
-    await loadConfig(host, args.config);
+    const config = await loadConfig(host, args.config);
     const root = args.root;
-    const result = await withLock(host, root, () =>
-      args.original ? rollbackOriginal(host, root) : rollbackLast(host, root),
-    );
+    const target = await getTarget(config.target ?? defaultTargetName(host.platform));
+    const result = await withLock(host, root, () => target.rollback(host, root, { original: args.original === true }));
     if (args.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
     else {
       printWarnings(io, result.warnings);

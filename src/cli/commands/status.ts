@@ -1,7 +1,5 @@
-import { readLinuxState } from '../../targets/linux/live-state.js';
 import { loadState } from '../../plan/record.js';
-import { formatStatus, statusReport } from '../../daemon/status.js';
-import { HostError } from '../../errors.js';
+import { formatStatus } from '../format-status.js';
 import { readModel } from '../../pipeline.js';
 import { getTarget } from '../../targets/index.js';
 import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
@@ -15,15 +13,11 @@ export const statusCommand: CliCommand = {
   options: COMMON_OPTIONS,
   async run(host, io, args) {
     const options = { ...(await resolveOptions(host, args)), runtime: true };
-    if (options.target === 'windows')
-      throw new HostError(`status reads the live state with \`ip\`; target ${options.target} is not supported yet`);
     const state = await loadState(host, options.root);
     const model = await readModel(host, options);
-    const plan = await (
-      await getTarget(options.target)
-    ).plan(host, model, { ...options, state, previewMissingNics: true });
-    const live = await readLinuxState(host);
-    const report = statusReport({ model, plan, live, state, routing: options.routing });
+    const target = await getTarget(options.target);
+    const plan = await target.plan(host, model, { ...options, state, previewMissingNics: true });
+    const report = await target.status(host, model, plan, state, options);
     if (args.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
     else {
       printWarnings(io, plan.warnings);

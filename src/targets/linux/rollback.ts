@@ -1,3 +1,4 @@
+import type { RollbackResult } from '../../plan/rollback-result.js';
 import { loadProfiles } from './networkmanager/profiles.js';
 import { AgentError, HostError } from '../../errors.js';
 import type { FileMeta, Host } from '../../host/host.js';
@@ -33,15 +34,6 @@ async function undoMarks(
     warnings.push(`the connection marks could not be put back: ${(error as Error).message}`);
     return { done: [], complete: false };
   }
-}
-
-/** What a rollback did. */
-export interface RollbackResult {
-  files: string[];
-  runtime: string[];
-  warnings: string[];
-  /** False when a runtime change or sysctl could not be undone (the warnings say which). */
-  complete: boolean;
 }
 
 async function restoreFiles(

@@ -27,6 +27,8 @@ import { arpAnnounceKey, arpIgnoreKey, type LinuxRenderOptions } from './desired
 import type { LinuxDesiredRuntime, LinuxDesiredState } from '../../render/types.js';
 import { allocateTables } from './tables.js';
 import { verifyLinux } from './verify.js';
+import { rollbackLast, rollbackOriginal } from './rollback.js';
+import { statusReport } from './status.js';
 import type { ApplyOutcome, Target, TargetName } from '../target.js';
 
 const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
@@ -265,6 +267,15 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
     verify(host, plan) {
       // A Linux target produced this plan, so its runtime is the Linux one.
       return verifyLinux(host, plan.desired.runtime as LinuxDesiredRuntime);
+    },
+
+    async status(host, model, plan, state, options) {
+      return statusReport({ model, plan, live: await readLinuxState(host), state, routing: options.routing });
+    },
+
+    rollback(host, root, { original }) {
+      // Every Linux target owns the same kinds of things, recorded the same way: one rollback for all.
+      return original ? rollbackOriginal(host, root) : rollbackLast(host, root);
     },
 
     watch(host, plan, onDrift) {

@@ -251,6 +251,19 @@ export const windowsTarget: Target = {
     }
   },
 
+  status() {
+    return Promise.reject(new HostError('status reads the live state with `ip`; target windows is not supported yet'));
+  },
+
+  rollback() {
+    // The script undoes its own change when a step or its verification fails; nothing else is recorded to undo.
+    return Promise.reject(
+      new HostError(
+        'rollback on Windows: the script already rolls back its own change when a step or its verification fails; undoing an apply that succeeded is not supported yet',
+      ),
+    );
+  },
+
   async verify(host, plan) {
     const done = applied.get(plan);
     if (done !== undefined) {
