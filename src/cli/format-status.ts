@@ -1,5 +1,5 @@
 // The human form of `eip-agent status`.
-import { FULL_READ_MS } from '../daemon/loop.js';
+import { FULL_READ_MS } from '../daemon/read-schedule.js';
 import type { StatusReport } from '../plan/status-report.js';
 
 function table(header: string[], rows: string[][]): string[] {

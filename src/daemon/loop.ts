@@ -16,6 +16,8 @@ import {
 import { planChanges, type Plan } from '../plan/plan.js';
 import { getTarget } from '../targets/index.js';
 import type { DaemonControl } from './control.js';
+import { DRIFT_DEBOUNCE_MS, DriftGuard, MAX_REPAIRS_PER_WINDOW } from './drift-guard.js';
+import { afterListings, readKind } from './read-schedule.js';
 import type { LogEvent } from './log.js';
 import { collectMetrics, formatMetrics, writeMetricsTextfile } from './metrics.js';
 
@@ -92,28 +94,6 @@ function describeApply(result: ApplyResult): string {
   return `applied: ${plural(files, 'file')} written, ${plural(runtime, 'runtime change')}${result.report ? ', verified' : ''}${pending}`;
 }
 
-/**
- * Longest time between two full metadata reads while in sync. Between them a poll reads only the
- * listings (a handful of requests), which show an attached or detached ENI and an added, removed or
- * moved private IP at once; a change inside an address (an EIP bound, unbound or put in direct mode)
- * is picked up by the next full read, a refresh (see COMPLETE_READ_MS).
- */
-export const FULL_READ_MS = 60_000;
-
-/**
- * Longest time between two complete metadata reads. The reads in between are refreshes: the listings, each NIC's
- * primary IP and every address's EIP and mode again, the rest (a NIC's VPC and subnet, an address's gateway and
- * mask, which do not change while the listings show the same NIC and address) from the last complete read: on the
- * 8 x 30 guest 266 requests instead of 765.
- */
-export const COMPLETE_READ_MS = 10 * 60_000;
-
-/** How long after the first sign of drift the daemon waits for the rest of it (a network restart is many events). */
-export const DRIFT_DEBOUNCE_MS = 300;
-/** More repairs than this within DRIFT_WINDOW_MS means something keeps undoing them: stop reacting at once, poll as usual. */
-export const MAX_REPAIRS_PER_WINDOW = 5;
-export const DRIFT_WINDOW_MS = 60_000;
-
 /** Whether an error is about the metadata itself (unreachable or invalid), as opposed to applying it. */
 function isMetadataError(error: unknown): boolean {
   return error instanceof MetadataError || error instanceof ValidationError;
@@ -147,8 +127,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
   let watch: { update(plan: Plan): void; stop(): void } | undefined;
   /** Whether the watch saw a change that may concern what the agent manages since the last check. */
   let drift: string | undefined;
-  const repairs: number[] = [];
-  let flappingReported = false;
+  const guard = new DriftGuard();
 
   /** Starts the target's watch of the live state, or points it at a newer plan. */
   const follow = async (plan: Plan): Promise<void> => {
@@ -157,7 +136,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     if (target.watch === undefined) return;
     const started = target.watch(host, plan, (line) => {
       drift ??= line;
-      if (recentRepairs() < MAX_REPAIRS_PER_WINDOW) control.wake();
+      if (guard.recent(host.now()) < MAX_REPAIRS_PER_WINDOW) control.wake();
     });
     watch = started;
     void started.exited.then(() => {
@@ -205,7 +184,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     }
     if (control.stopped) return;
     const result = await applyModel(host, options.pipeline, model);
-    repairs.push(host.now());
+    guard.repaired(host.now());
     const fields = {
       modelHash: short(applied.hash),
       filesWritten: result.outcome.filesWritten,
@@ -243,25 +222,13 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
     await writeMetrics();
   };
 
-  const recentRepairs = (): number => {
-    while (repairs.length > 0 && host.now() - (repairs[0] ?? 0) > DRIFT_WINDOW_MS) repairs.shift();
-    return repairs.length;
-  };
   /** Whether drift is repaired at once: not while something keeps undoing the repairs. */
   const reactToDrift = (): boolean => {
-    if (recentRepairs() < MAX_REPAIRS_PER_WINDOW) {
-      flappingReported = false;
-      return true;
+    const decision = guard.react(host.now());
+    if (!decision.react && decision.flapping !== undefined) {
+      onEvent({ level: 'warn', event: 'drift-flapping', msg: decision.flapping });
     }
-    if (!flappingReported) {
-      onEvent({
-        level: 'warn',
-        event: 'drift-flapping',
-        msg: `${repairs.length} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; repairing only at each full metadata read until it stops`,
-      });
-      flappingReported = true;
-    }
-    return false;
+    return decision.react;
   };
 
   /** The failed model as the state file records it after a rollback: when it is tried again. */
@@ -298,14 +265,11 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
    */
   const poll = async (drifted?: string): Promise<'done' | 'unverified'> => {
     const pipeline = { ...options.pipeline, ignoreNics: options.ignoreNics };
-    // In sync, a poll reads only the listings; a full read follows when they change, and at least every FULL_READ_MS.
-    if (
-      drifted === undefined &&
-      applied !== undefined &&
-      applied.pendingRemovals === 0 &&
-      lastRead !== undefined &&
-      host.now() - lastRead.at < FULL_READ_MS
-    ) {
+    // In sync, a poll reads only the listings; more follows when they change, and at least every FULL_READ_MS.
+    const settled = applied !== undefined && applied.pendingRemovals === 0;
+    const kind = readKind({ now: host.now(), last: lastRead, settled, drifted: drifted !== undefined });
+    // (`listings` implies both: said again for the compiler.)
+    if (kind === 'listings' && applied !== undefined && lastRead !== undefined) {
       const listings = await metadataListings(host, pipeline);
       if (listings !== undefined && listings === lastRead.listings) {
         onEvent({
@@ -318,8 +282,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       }
     }
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
-    const previous =
-      lastRead !== undefined && host.now() - lastRead.completeAt < COMPLETE_READ_MS ? lastRead : undefined;
+    const previous = afterListings({ now: host.now(), last: lastRead }) === 'refresh' ? lastRead : undefined;
     try {
       read = await readModelAndListings(host, pipeline, previous?.tree);
     } catch (error) {

@@ -10,7 +10,7 @@ import { AgentError, ConfigError, HostError, quoteShort } from '../errors.js';
 import type { Host, RunResult } from '../host/host.js';
 import { fileMetadataSource } from '../metadata/file-source.js';
 import type { MetaTree } from '../metadata/tree.js';
-import { FULL_READ_MS } from '../daemon/loop.js';
+import { FULL_READ_MS } from '../daemon/read-schedule.js';
 import { buildModel } from '../model/index.js';
 import { applyChange, type SandboxChange } from './changes.js';
 import { listNamespaces, processAlive } from './namespaces.js';

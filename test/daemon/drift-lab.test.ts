@@ -11,7 +11,7 @@ import { manualTree, treeWith8AsPrimary } from '../lab/fixtures.js';
 import { labOk, requireLab } from '../lab/guard.js';
 import { startLab, type Lab } from '../lab/vpc.js';
 import { Daemon, addresses } from './daemon-process.js';
-import { FULL_READ_MS } from '../../src/daemon/loop.js';
+import { FULL_READ_MS } from '../../src/daemon/read-schedule.js';
 
 requireLab('drift repair by eip-agent run in the emulated VPC');
 

@@ -4,14 +4,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadState } from '../../src/plan/record.js';
 import { DaemonControl } from '../../src/daemon/control.js';
 import type { LogEvent } from '../../src/daemon/log.js';
-import {
-  COMPLETE_READ_MS,
-  FULL_READ_MS,
-  MAX_BACKOFF_MS,
-  pollDelay,
-  runDaemon,
-  type DaemonOptions,
-} from '../../src/daemon/loop.js';
+import { MAX_BACKOFF_MS, pollDelay, runDaemon, type DaemonOptions } from '../../src/daemon/loop.js';
+import { COMPLETE_READ_MS, FULL_READ_MS } from '../../src/daemon/read-schedule.js';
 import type { Host, HostFs } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/index.js';
 import { startMetadataEmulator, type MetadataEmulator } from '../../src/sandbox/emulator.js';
