@@ -71,11 +71,17 @@ async function applyStep(scope: string, mode: string, treeFile: string, root: st
   } else {
     // One process per change, as a shell script of `ip addr add` lines (and `sysctl -w` lines) would do it.
     for (const change of changes) {
+      // The connection marks are one script for their tool, as a shell script would pipe it.
+      const marks = change.marks;
       const argv =
         change.batch !== undefined
           ? ['ip', ...change.batch.split(' ')]
-          : ['sysctl', '-q', '-w', `${change.sysctl?.key}=${change.sysctl?.value}`];
-      const result = await host.run(argv);
+          : marks !== undefined
+            ? marks.tool === 'nft'
+              ? ['nft', '-f', '-']
+              : ['iptables-restore', '--noflush']
+            : ['sysctl', '-q', '-w', `${change.sysctl?.key}=${change.sysctl?.value}`];
+      const result = await host.run(argv, marks === undefined ? {} : { input: marks.script });
       if (result.exitCode !== 0) throw new Error(`${argv.join(' ')}: exit ${result.exitCode}: ${result.stderr.trim()}`);
     }
   }
