@@ -33,6 +33,12 @@ export type SandboxTarget = (typeof SANDBOX_TARGETS)[number];
 const CONVERGE_MS = FULL_READ_MS + 30_000;
 const AGENT_MS = 120_000;
 
+/** Where a sandbox command prints: results to out, progress and errors to err. */
+export interface SandboxIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
 /** What a sandbox is, as its directory keeps it. */
 interface SandboxRecord {
   name: string;
@@ -288,6 +294,13 @@ function printReport(out: (text: string) => void, result: Report, json: boolean)
   );
 }
 
+/** Pings, verifies and prints; exit 0 when every EIP answered and every guest verified, else 3. */
+async function finish(vpc: Vpc, record: SandboxRecord, io: SandboxIo, json: boolean): Promise<number> {
+  const result = await report(vpc, record);
+  printReport(io.out, result, json);
+  return result.ok ? 0 : 3;
+}
+
 /** Options of `sandbox up`. */
 export interface UpOptions {
   name: string;
@@ -298,11 +311,7 @@ export interface UpOptions {
 }
 
 /** `sandbox up`: builds the VPC, runs `apply` in each guest, then pings every EIP and verifies. Exit 0 only when all is well. */
-export async function sandboxUp(
-  host: Host,
-  io: { out(t: string): void; err(t: string): void },
-  options: UpOptions,
-): Promise<number> {
+export async function sandboxUp(host: Host, io: SandboxIo, options: UpOptions): Promise<number> {
   await checkSandboxHost(host);
   const { tree, source } = await startTree(host, options.metadataFile);
   const guests: LabGuestSpec[] = [{ name: 'a', tree }];
@@ -346,10 +355,9 @@ export async function sandboxUp(
     if (result.stderr.trim() !== '') io.err(result.stderr);
     applied &&= result.exitCode === 0;
   }
-  const result = await report(vpc, record);
-  printReport(io.out, result, options.json);
+  const code = await finish(vpc, record, io, options.json);
   io.err(`eip-agent: sandbox ${options.name} is up: eip-agent sandbox run|change|status|down --name ${options.name}\n`);
-  return applied && result.ok ? 0 : 3;
+  return applied ? code : 3;
 }
 
 function running(record: SandboxRecord, guest: string): number | undefined {
@@ -376,11 +384,7 @@ async function converge(
 }
 
 /** `sandbox run`: starts the daemon (`eip-agent run`) in each guest, in the background, and waits until it is in sync. */
-export async function sandboxRun(
-  host: Host,
-  io: { out(t: string): void; err(t: string): void },
-  name: string,
-): Promise<number> {
+export async function sandboxRun(host: Host, io: SandboxIo, name: string): Promise<number> {
   await checkSandboxHost(host);
   const record = load(name);
   const vpc = Vpc.open(host, record.vpc);
@@ -432,7 +436,7 @@ export async function sandboxRun(
 /** `sandbox change`: the cloud's side of one operation, then the daemons converging (or one apply where none runs). */
 export async function sandboxChange(
   host: Host,
-  io: { out(t: string): void; err(t: string): void },
+  io: SandboxIo,
   name: string,
   change: SandboxChange,
   json: boolean,
@@ -475,18 +479,11 @@ export async function sandboxChange(
     }
     io.err(`eip-agent: the daemon of guest ${withDaemon.join(' and ')} converged in ${(took / 1000).toFixed(1)} s\n`);
   }
-  const after = await report(vpc, record);
-  printReport(io.out, after, json);
-  return after.ok ? 0 : 3;
+  return finish(vpc, record, io, json);
 }
 
 /** `sandbox status`: the sandbox's guests and daemons, every EIP pinged, every guest verified. */
-export async function sandboxStatus(
-  host: Host,
-  io: { out(t: string): void; err(t: string): void },
-  name: string,
-  json: boolean,
-): Promise<number> {
+export async function sandboxStatus(host: Host, io: SandboxIo, name: string, json: boolean): Promise<number> {
   await checkSandboxHost(host);
   const record = load(name);
   const vpc = Vpc.open(host, record.vpc);
@@ -506,17 +503,11 @@ export async function sandboxStatus(
       );
     }
   }
-  const result = await report(vpc, record);
-  printReport(io.out, result, json);
-  return result.ok ? 0 : 3;
+  return finish(vpc, record, io, json);
 }
 
 /** `sandbox down`: kills every process in the sandbox's namespaces, deletes them and its directory. */
-export async function sandboxDown(
-  host: Host,
-  io: { out(t: string): void; err(t: string): void },
-  name: string,
-): Promise<number> {
+export async function sandboxDown(host: Host, io: SandboxIo, name: string): Promise<number> {
   await checkSandboxHost(host);
   const id = sandboxId(name);
   const namespaces = listNamespaces().filter((ns) => ns.startsWith(`${id}-`));
