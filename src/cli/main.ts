@@ -40,8 +40,22 @@ const USAGE =
 
 const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
+/**
+ * A reader that stops early (`eip-agent status | head`) ends the output, not the command: without this, the next
+ * write's EPIPE is thrown as a stack trace. Any other error of the stream still is.
+ */
+function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue;
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
+}
+
 /** Runs the CLI with the given arguments and host; returns the exit code. Errors become one line on stderr. */
 export async function main(argv: readonly string[], host: Host = createNodeHost(), io: Io = stdio): Promise<number> {
+  if (io === stdio) quietOnClosedPipe();
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
     io.out(`eip-agent ${VERSION}\n`);
     return EXIT.ok;
