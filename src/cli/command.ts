@@ -1,3 +1,4 @@
+import { CHOICES } from '../settings.js';
 import type { CommandSpec, OptionSpecs } from './args.js';
 import type { Host } from '../host/host.js';
 import type { CommonArgs } from '../config/options.js';
@@ -40,30 +41,30 @@ export const COMMON_OPTIONS: OptionSpecs = {
   'metadata-file': { type: 'string', describe: 'read the metadata tree from a JSON file instead (offline preview)' },
   root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
   target: {
-    choices: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'],
+    choices: CHOICES.target,
     describe:
       'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs, else netplan where netplan is configured',
     defaultDescription: 'the running OS',
   },
   routing: {
-    choices: ['policy', 'rp-filter'],
+    choices: CHOICES.routing,
     describe: 'how secondary NICs route their replies',
     defaultDescription: 'policy',
   },
   'connection-marks': {
-    choices: ['on', 'off'],
+    choices: CHOICES.connectionMarks,
     describe:
       "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table where there is no nft)",
     defaultDescription: 'on',
   },
   'cloud-init': {
-    choices: ['keep', 'disable'],
+    choices: CHOICES.cloudInit,
     describe:
       "Linux: disable (write /etc/cloud/cloud.cfg.d/99-eip-agent-network.cfg, owned like every file) or keep cloud-init's network configuration",
     defaultDescription: 'keep',
   },
   'windows-flavor': {
-    choices: ['powershell', 'netsh'],
+    choices: CHOICES.windowsFlavor,
     describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script',
     defaultDescription: 'powershell',
   },

@@ -1,3 +1,4 @@
+import { CHOICES, RANGES, type CloudInitMode } from '../settings.js';
 import type { ReloadMode } from '../targets/linux/reload.js';
 import { ConfigError, quoteShort } from '../errors.js';
 import { windowsAgentDir, type Host } from '../host/host.js';
@@ -13,7 +14,7 @@ export interface FileConfig {
   connectionMarks?: 'on' | 'off';
   target?: TargetName;
   /** Linux: write the drop-in that stops cloud-init's network configuration. */
-  cloudInit?: 'keep' | 'disable';
+  cloudInit?: CloudInitMode;
   reload?: ReloadMode;
   /** Windows target: PowerShell (NetTCPIP cmdlets) or netsh. */
   windowsFlavor?: 'powershell' | 'netsh';
@@ -40,22 +41,8 @@ export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string 
   return host.platform === 'win32' ? `${windowsAgentDir(host)}\\config.json` : DEFAULT_CONFIG_PATH;
 }
 
-const ENUMS: Record<string, readonly string[]> = {
-  routing: ['policy', 'rp-filter'],
-  connectionMarks: ['on', 'off'],
-  cloudInit: ['keep', 'disable'],
-  target: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'],
-  reload: ['none', 'network', 'nmcli'],
-  windowsFlavor: ['powershell', 'netsh'],
-};
-const INTEGERS: Record<string, [number, number]> = {
-  metadataTimeoutMs: [100, 60_000],
-  metadataConcurrency: [1, 256],
-  metadataRetries: [0, 10],
-  metadataMaxBytes: [1024, 16 * 1024 * 1024],
-  interval: [1, 3600],
-  metricsPort: [1, 65535],
-};
+const ENUMS: Record<string, readonly string[]> = CHOICES;
+const INTEGERS: Record<string, readonly [number, number]> = RANGES;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** ignoreNics: a list of distinct MACs, returned lower-case (the OS's spelling). */

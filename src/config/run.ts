@@ -1,3 +1,4 @@
+import { RANGES } from '../settings.js';
 import { loadConfig } from './file.js';
 import type { CommonArgs } from './options.js';
 import { optionsFrom } from './options.js';
@@ -23,8 +24,12 @@ export interface RunSettings {
 /** Reads the config file and merges it with the command line (which wins), as `resolveOptions` does for the other commands. */
 export async function resolveRunSettings(host: Host, args: RunArgs): Promise<RunSettings> {
   const config = await loadConfig(host, args.config);
-  if (args.interval !== undefined && !(Number.isFinite(args.interval) && args.interval >= 1 && args.interval <= 3600)) {
-    throw new ConfigError(`--interval ${args.interval}: expected seconds from 1 to 3600`);
+  const [least, most] = RANGES.interval;
+  if (
+    args.interval !== undefined &&
+    !(Number.isFinite(args.interval) && args.interval >= least && args.interval <= most)
+  ) {
+    throw new ConfigError(`--interval ${args.interval}: expected seconds from ${least} to ${most}`);
   }
   const pipeline = { ...optionsFrom(host, args, config), runtime: true };
   const daemon: DaemonOptions = {

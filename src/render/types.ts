@@ -1,5 +1,5 @@
 /** How secondary NICs get their replies out: per-NIC policy routing, or the manual's rp_filter=0. */
-export type RoutingMode = 'policy' | 'rp-filter';
+export type { RoutingMode } from '../settings.js';
 
 /** A file the target wants on disk: absolute path as seen from the guest's root, mode, full content. */
 export interface RenderedFile {

@@ -1,4 +1,5 @@
 import type { Plan, RuntimeChange } from '../plan/plan.js';
+import type { TargetName } from '../settings.js';
 import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
 import type { NetworkStack } from './linux/boot-stack.js';
@@ -8,8 +9,8 @@ import type { VerifyReport } from '../plan/verify-report.js';
 import type { StatusReport } from '../plan/status-report.js';
 import type { RollbackResult } from '../plan/rollback-result.js';
 
-/** The guest operating systems the agent can configure. */
-export type TargetName = 'auto' | 'centos' | 'networkmanager' | 'netplan' | 'windows';
+/** The guest operating systems the agent can configure (see settings.ts). */
+export type { TargetName } from '../settings.js';
 
 /** What every target needs to know besides the model. */
 export interface TargetOptions {

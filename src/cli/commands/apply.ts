@@ -1,3 +1,4 @@
+import { CHOICES } from '../../settings.js';
 import { withLock } from '../../plan/lock.js';
 import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
 import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
@@ -19,7 +20,7 @@ export const applyCommand: CliCommand = {
         'do not retry a model whose last apply failed verification and was rolled back before its backoff ends (30 s, doubling with each failure in a row, at most 15 min) unless the metadata changes (exit 3); the Windows task runs apply with it',
     },
     reload: {
-      choices: ['none', 'network', 'nmcli'],
+      choices: CHOICES.reload,
       describe:
         'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`',
       defaultDescription: 'none',

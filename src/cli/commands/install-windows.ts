@@ -1,3 +1,4 @@
+import { CHOICES } from '../../settings.js';
 import { requireAbsolute } from '../../config/options.js';
 import { underRoot } from '../../plan/root.js';
 import { ConfigError, HostError } from '../../errors.js';
@@ -117,7 +118,7 @@ export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
       'windows-task': { type: 'boolean', describe: what },
       ...(verb === 'install' && {
         'windows-flavor': {
-          choices: ['powershell', 'netsh'],
+          choices: CHOICES.windowsFlavor,
           describe: 'script the task runs (passed to apply)',
           defaultDescription: 'powershell',
         },

@@ -1,3 +1,4 @@
+import { CHOICES } from '../../settings.js';
 import { fstatSync } from 'node:fs';
 import { loadState } from '../../plan/record.js';
 import { DaemonControl } from '../../daemon/control.js';
@@ -118,7 +119,7 @@ export function createRunCommand(edge: () => ProcessEdge = processEdge): CliComm
         defaultDescription: '5',
       },
       reload: {
-        choices: ['none', 'network', 'nmcli'],
+        choices: CHOICES.reload,
         describe: 'after writing files (see apply)',
         defaultDescription: 'none',
       },

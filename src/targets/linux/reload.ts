@@ -1,9 +1,9 @@
 import { ApplyError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import { firstLine, runTool } from '../../host/run-tool.js';
+import type { ReloadMode } from '../../settings.js';
 
-/** How configuration files are reloaded by the OS after the agent writes them. */
-export type ReloadMode = 'none' | 'network' | 'nmcli';
+export type { ReloadMode } from '../../settings.js';
 
 const COMMANDS: Record<Exclude<ReloadMode, 'none'>, string[]> = {
   // What the manual does by hand; it drops sessions on the restarted interfaces.

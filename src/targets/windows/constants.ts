@@ -1,7 +1,9 @@
 // Names and numbers the Windows scripts and the agent must agree on; the scripts get them rendered in.
 
 /** How the Windows script configures adapters: PowerShell NetTCPIP cmdlets, or netsh from a .cmd file. */
-export type WindowsFlavor = 'powershell' | 'netsh';
+import type { WindowsFlavor } from '../../settings.js';
+
+export type { WindowsFlavor } from '../../settings.js';
 
 /** Exit codes of the rendered scripts, the same for both flavors; the agent maps them back to a report. */
 export const WINDOWS_EXIT = {
