@@ -1,13 +1,7 @@
 // The human form of `eip-agent status`.
 import { FULL_READ_MS } from '../daemon/read-schedule.js';
 import type { StatusReport } from '../plan/status-report.js';
-
-function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
-  return [line(header), ...rows.map(line)];
-}
+import { alignColumns } from '../render/columns.js';
 
 /** The human form: the address table, then files, runtime, the last apply and the last error. */
 export function formatStatus(report: StatusReport): string {
@@ -21,7 +15,7 @@ export function formatStatus(report: StatusReport): string {
     a.inSync ? 'in sync' : `drift: ${a.drift.join('; ')}`,
   ]);
   const out = [`Target ${report.target}, routing ${report.routing}, root ${report.root}`, ''];
-  out.push(...table(['INTERFACE', 'MAC', 'ADDRESS', 'EIP', 'MODE', 'OWNED', 'STATE'], rows));
+  out.push(...alignColumns([['INTERFACE', 'MAC', 'ADDRESS', 'EIP', 'MODE', 'OWNED', 'STATE'], ...rows]));
   out.push('');
   // The lists are in `plan` (with diffs) and in --json; here only how much is pending.
   const files = report.files.length;

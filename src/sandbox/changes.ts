@@ -3,7 +3,15 @@
 // EIP to a second server. Pure: the trees in, the changed trees out, or one line saying why not.
 import { ConfigError, quoteShort } from '../errors.js';
 import type { MetaTree } from '../metadata/tree.js';
-import { cloudOwned, hostOf, ipv4ToInt, type GuestPlan, type SubnetPlan, type TopologyPlan } from './topology.js';
+import {
+  cloudOwned,
+  hostOf,
+  ipv4ToInt,
+  maskText,
+  type GuestPlan,
+  type SubnetPlan,
+  type TopologyPlan,
+} from './topology.js';
 
 /** One operation of `sandbox change`. `guest` is where an IP is added or an ENI attached or detached. */
 export type SandboxChange =
@@ -116,11 +124,6 @@ function subnetFor(subnets: readonly SubnetPlan[], ip: string, option: string): 
   return subnet;
 }
 
-function maskOf(prefix: number): string {
-  const value = 2 ** 32 - 2 ** (32 - prefix);
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
-}
-
 /** A MAC for a new ENI that no guest of the sandbox has: 52:54:00:ee:00:NN. */
 function freeMac(plan: TopologyPlan): string {
   const used = new Set(plan.guests.flatMap((g) => g.nics.map((n) => n.mac)));
@@ -183,7 +186,7 @@ export function applyChange(
       requireUnused(trees, change.ip);
       addressesOf(nic.dir)[change.ip] = {
         gateway: nic.plan.subnet.gateway,
-        'subnet-mask': maskOf(nic.plan.subnet.prefix),
+        'subnet-mask': maskText(nic.plan.subnet.prefix),
       };
       return {
         trees: [{ guest: guest.name, tree }],
@@ -216,7 +219,7 @@ export function applyChange(
         throw new ConfigError(`--mac ${mac}: already a NIC of the sandbox`);
       macsOf(tree)[mac] = {
         'primary-local-ipv4': change.ip,
-        'local-ipv4s': { [change.ip]: { gateway: subnet.gateway, 'subnet-mask': maskOf(subnet.prefix) } },
+        'local-ipv4s': { [change.ip]: { gateway: subnet.gateway, 'subnet-mask': maskText(subnet.prefix) } },
       };
       return {
         trees: [{ guest: guest.name, tree }],

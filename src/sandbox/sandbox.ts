@@ -12,9 +12,11 @@ import { fileMetadataSource } from '../metadata/file-source.js';
 import type { MetaTree } from '../metadata/tree.js';
 import { FULL_READ_MS } from '../daemon/read-schedule.js';
 import { buildModel } from '../model/index.js';
+import { ipv4Text } from '../model/ipv4.js';
+import { alignColumns } from '../render/columns.js';
 import { applyChange, type SandboxChange } from './changes.js';
 import { listNamespaces, processAlive } from './namespaces.js';
-import { hostOf, ipv4ToInt, planTopology, publicAddresses, type LabGuestSpec } from './topology.js';
+import { hostOf, ipv4ToInt, maskText, planTopology, publicAddresses, type LabGuestSpec } from './topology.js';
 import { Vpc, destroyVpc, type VpcRecord } from './vpc.js';
 
 /** Where sandboxes keep their files: tmpfs, gone at a reboot like the namespaces themselves. */
@@ -140,11 +142,9 @@ function serverB(first: MetaTree): MetaTree {
   );
   const base = ipv4ToInt(eth0.subnet.cidr.split('/')[0] as string) as number;
   for (let n = base + 20; n < base + 2 ** (32 - eth0.subnet.prefix); n++) {
-    const ip = [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+    const ip = ipv4Text(n);
     if (used.has(ip) || !hostOf(eth0.subnet, ip)) continue;
-    const mask = [24, 16, 8, 0]
-      .map((shift) => Math.floor((2 ** 32 - 2 ** (32 - eth0.subnet.prefix)) / 2 ** shift) % 256)
-      .join('.');
+    const mask = maskText(eth0.subnet.prefix);
     const mac = '52:54:00:ee:0b:01';
     return {
       'instance-id': 'ins-sandbox-b',
@@ -246,18 +246,6 @@ async function report(vpc: Vpc, record: SandboxRecord): Promise<Report> {
   return { sandbox: record.name, target: record.target, eips, verify, ok };
 }
 
-function table(rows: readonly string[][]): string {
-  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 function printReport(out: (text: string) => void, result: Report, json: boolean): void {
   if (json) {
     out(`${JSON.stringify(result, null, 2)}\n`);
@@ -275,7 +263,7 @@ function printReport(out: (text: string) => void, result: Report, json: boolean)
     e.answered ? 'yes' : 'NO',
     e.ms === undefined ? '-' : `${e.ms} ms`,
   ]);
-  out(result.eips.length === 0 ? 'No EIP is bound.\n' : `${table([head, ...rows])}\n`);
+  out(result.eips.length === 0 ? 'No EIP is bound.\n' : `${alignColumns([head, ...rows]).join('\n')}\n`);
   for (const v of result.verify) {
     const what =
       v.exitCode === 0

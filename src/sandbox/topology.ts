@@ -1,6 +1,7 @@
 // The pure half of the emulated VPC (the sandbox and the lab tests): what the cloud builds from the guests' metadata trees (links, NAT, anti-spoofing).
 // Kept free of side effects so that it is tested without root and vpc.ts only carries it out.
 import type { MetaTree } from '../metadata/tree.js';
+import { ipv4Text, maskPrefix, prefixMask, subnetEnds } from '../model/ipv4.js';
 
 /** The metadata service address, as guests of the real cloud use it. */
 export const METADATA_IP = '169.254.0.23';
@@ -97,23 +98,19 @@ export function ipv4ToInt(text: string): number | undefined {
   return value;
 }
 
-function intToIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
-}
-
 /** Prefix length of a contiguous netmask, or undefined. */
 function maskToPrefix(mask: string): number | undefined {
   const value = ipv4ToInt(mask);
-  if (value === undefined) return undefined;
-  for (let prefix = 0; prefix <= 32; prefix++) {
-    if (value === 2 ** 32 - 2 ** (32 - prefix)) return prefix;
-  }
-  return undefined;
+  return value === undefined ? undefined : maskPrefix(value);
 }
 
 function networkOf(ip: number, prefix: number): number {
-  const size = 2 ** (32 - prefix);
-  return Math.floor(ip / size) * size;
+  return subnetEnds(ip, prefix).first;
+}
+
+/** The dotted netmask of a prefix length, as the metadata's `subnet-mask` gives it. */
+export function maskText(prefix: number): string {
+  return ipv4Text(prefixMask(prefix));
 }
 
 function isIpv4(text: string | undefined): text is string {
@@ -196,7 +193,7 @@ function planNic(
   const network = networkOf(ipv4ToInt(primary.ip) as number, prefix);
   if (networkOf(ipv4ToInt(gateway) as number, prefix) !== network)
     fail(`${at}gateway: ${gateway} is outside the subnet`);
-  const cidr = `${intToIpv4(network)}/${prefix}`;
+  const cidr = `${ipv4Text(network)}/${prefix}`;
   let subnet = index.subnets.get(cidr);
   if (subnet === undefined) {
     subnet = { cidr, prefix, gateway, bridge: `br-${index.subnets.size}` };
