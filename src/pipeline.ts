@@ -13,7 +13,7 @@ import type { ApplyOutcome, Target, TargetOptions } from './targets/index.js';
 import { getTarget } from './targets/index.js';
 import type { TargetName } from './targets/target.js';
 import type { Check, VerifyReport } from './plan/verify-report.js';
-import { loadState, restoreState, saveState } from './plan/record.js';
+import { loadState, restoreState, saveState, type AgentState } from './plan/record.js';
 import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './plan/record-update.js';
 import { requirePrivileges } from './plan/privileges.js';
 import { createHash } from 'node:crypto';
@@ -86,6 +86,33 @@ export async function makePlan(
   return { model, target, plan };
 }
 
+/**
+ * The plan of a model already read, against the agent's records as `state` holds them; as applyModel would make it.
+ * Writes nothing. Handing both to applyModel applies this very plan.
+ */
+export async function planModel(
+  host: Host,
+  options: PipelineOptions,
+  model: InstanceModel,
+  state: AgentState,
+): Promise<Plan> {
+  const target = await getTarget(options.target);
+  return target.plan(host, model, { ...options, requireNics: options.runtime, state });
+}
+
+/** What watches the live state under the agent; undefined for a target nobody else changes (Windows). */
+export type LiveWatch = ReturnType<NonNullable<Target['watch']>>;
+
+/** Starts the target's watch of the live state against a plan (see Target.watch). */
+export async function watchLive(
+  host: Host,
+  options: PipelineOptions,
+  plan: Plan,
+  onDrift: (what: string) => void,
+): Promise<LiveWatch | undefined> {
+  return (await getTarget(options.target)).watch?.(host, plan, onDrift);
+}
+
 /** The outcome of apply: what changed, what verification found, and whether it was rolled back. */
 export interface ApplyResult {
   plan: Plan;
@@ -149,13 +176,20 @@ async function metadataCheck(host: Host, options: PipelineOptions): Promise<Chec
  * an address or rule missing) undoes this apply's changes, except removals two reads agreed on, and the model is
  * tried again after a backoff. Verification that could not find out (no answer from the metadata endpoint, a check
  * that could not run) proves nothing either way: the change stays and `unverified` says what to check again.
+ * `planned`: the plan planModel just made of this model and the state it was made against, applied as it is (a repair
+ * plans once).
  */
-export async function applyModel(host: Host, options: PipelineOptions, model: InstanceModel): Promise<ApplyResult> {
-  const state = await loadState(host, options.root);
+export async function applyModel(
+  host: Host,
+  options: PipelineOptions,
+  model: InstanceModel,
+  planned?: { state: AgentState; plan: Plan },
+): Promise<ApplyResult> {
+  const state = planned?.state ?? (await loadState(host, options.root));
   const hash = modelHash(model);
   const now = () => new Date(host.now()).toISOString();
   const target = await getTarget(options.target);
-  const plan = await target.plan(host, model, { ...options, requireNics: options.runtime, state });
+  const plan = planned?.plan ?? (await planModel(host, options, model, state));
   if (plan.refusal !== undefined) throw new ApplyError(plan.refusal);
   requirePrivileges(host, plan, options);
   // Ownership is recorded before anything changes, so that an agent killed half-way still knows what it may have added.

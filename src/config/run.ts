@@ -4,7 +4,7 @@ import type { CommonArgs } from './options.js';
 import { optionsFrom } from './options.js';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import type { DaemonOptions } from '../daemon/loop.js';
+import type { DaemonOptions } from '../daemon/options.js';
 
 /** The poll interval when neither --interval nor the config file sets one. */
 export const DEFAULT_INTERVAL_SECONDS = 5;

@@ -552,6 +552,26 @@ describe('runDaemon: drift', () => {
     expect(r.sleeps.slice(0, 2)).toEqual([5000, 300]);
   });
 
+  it('a repair applies the plan that found the drift: one read of the live state before the change, not two', async () => {
+    const { r, watches } = watchedRig();
+    let before = 0;
+    r.onSleep = (n) => {
+      if (n === 1) {
+        take8(r);
+        before = r.kernel.calls.length;
+        watches[0]?.onLine(LOST_8);
+      }
+      if (n === 3) r.control.stop('test');
+    };
+    await r.run();
+    expect(r.events.map((e) => e.event)).toContain('repair');
+    const calls = r.kernel.calls.slice(before);
+    const change = calls.findIndex((c) => c.argv.join(' ') === 'ip -batch -');
+    expect(calls[change]?.input).toBe('address add 10.0.0.8/24 dev eth1\n');
+    const liveReads = calls.slice(0, change).filter((c) => c.argv.join(' ') === 'ip -j -d -batch -');
+    expect(liveReads).toHaveLength(1);
+  });
+
   it('a line about an interface or table it does not manage wakes nothing', async () => {
     const { r, watches } = watchedRig();
     r.onSleep = (n) => {
