@@ -207,7 +207,7 @@ export class Converger {
     if (path === undefined) return;
     try {
       const state = await loadState(this.host, pipeline.root);
-      const text = formatMetrics(await collectMetrics(this.host, this.#model, state));
+      const text = formatMetrics(await collectMetrics(this.host, pipeline.target, this.#model, state));
       await writeMetricsTextfile(this.host, pipeline.root, path, text);
     } catch (error) {
       const msg = `could not write the metrics to ${path}: ${(error as Error).message}`;

@@ -1,29 +1,19 @@
 // Prometheus text exposition (format 0.0.4) of what the agent manages: NIC traffic, whether each
 // address is on its NIC, when it last applied, and its counters.
-import type { LiveLink } from '../targets/linux/live-state.js';
-import { readLinuxState } from '../targets/linux/live-state.js';
 import { underRoot } from '../plan/root.js';
 import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
 import type { InstanceModel } from '../model/types.js';
-
-/** A NIC's kernel counters from /sys/class/net/<if>/statistics, as the decimal text the kernel prints. */
-export interface NicCounters {
-  rxBytes: string;
-  txBytes: string;
-  rxPackets: string;
-  txPackets: string;
-}
+import { getTarget, type TargetName } from '../targets/index.js';
+import type { LiveNic, NicCounters } from '../targets/target.js';
 
 /** Everything the metrics are computed from; formatMetrics is pure over it. */
 export interface MetricsInput {
   /** The last model read (after ignoreNics); undefined before the first successful read. */
   model: InstanceModel | undefined;
   state: AgentState;
-  /** Live links by `ip -j address`. */
-  links: readonly LiveLink[];
-  /** Counters per interface name; an interface without them is left out of the traffic metrics. */
-  counters: ReadonlyMap<string, NicCounters>;
+  /** The model's NICs as the live system shows them; a NIC without counters is left out of the traffic metrics. */
+  nics: readonly LiveNic[];
 }
 
 type Labels = Record<string, string>;
@@ -63,17 +53,16 @@ function single(value: string | undefined): { labels: Labels; value: string }[] 
 
 /** The metrics text: HELP and TYPE for every family, samples sorted as the model lists NICs and addresses. */
 export function formatMetrics(input: MetricsInput): string {
-  const { model, state, links, counters } = input;
-  const linkByMac = new Map(links.map((l) => [l.mac, l]));
-  const nics = (model?.nics ?? []).map((nic) => ({ nic, link: linkByMac.get(nic.macLower) }));
+  const { model, state } = input;
+  const liveByMac = new Map(input.nics.map((l) => [l.mac, l]));
+  const nics = (model?.nics ?? []).map((nic) => ({ nic, link: liveByMac.get(nic.macLower) }));
 
   const traffic = (key: keyof NicCounters) =>
-    nics.flatMap(({ nic, link }) => {
-      const c = link === undefined ? undefined : counters.get(link.ifname);
-      return c === undefined || link === undefined
+    nics.flatMap(({ nic, link }) =>
+      link?.counters === undefined
         ? []
-        : [{ labels: { interface: link.ifname, mac: nic.macLower }, value: c[key] }];
-    });
+        : [{ labels: { interface: link.ifname, mac: nic.macLower }, value: link.counters[key] }],
+    );
 
   const addresses = nics.flatMap(({ nic, link }) => {
     const has = (ip: string) => (link?.addresses.some((a) => a.ip === ip) ? '1' : '0');
@@ -202,37 +191,15 @@ export function formatMetrics(input: MetricsInput): string {
   return `${lines.join('\n')}\n`;
 }
 
-const STATISTICS: Record<keyof NicCounters, string> = {
-  rxBytes: 'rx_bytes',
-  txBytes: 'tx_bytes',
-  rxPackets: 'rx_packets',
-  txPackets: 'tx_packets',
-};
-
-/** A NIC's counters, read through host.fs from the live /sys (never under --root); undefined if unreadable. */
-export async function readNicCounters(host: Host, ifname: string): Promise<NicCounters | undefined> {
-  const entries = await Promise.all(
-    Object.entries(STATISTICS).map(
-      async ([key, file]) =>
-        [key, (await host.fs.readText(`/sys/class/net/${ifname}/statistics/${file}`))?.trim()] as const,
-    ),
-  );
-  if (entries.some(([, v]) => v === undefined || !/^\d+$/.test(v))) return undefined;
-  return Object.fromEntries(entries) as unknown as NicCounters;
-}
-
-/** Reads what formatMetrics needs: the live links (one `ip -j address` etc.) and the counters of the model's NICs. */
+/** Reads what formatMetrics needs: the model's NICs as the target sees them live. */
 export async function collectMetrics(
   host: Host,
+  target: TargetName,
   model: InstanceModel | undefined,
   state: AgentState,
 ): Promise<MetricsInput> {
-  const links = (await readLinuxState(host)).links;
-  const macs = new Set(model?.nics.map((n) => n.macLower) ?? []);
-  const managed = links.filter((l) => macs.has(l.mac));
-  const read = await Promise.all(managed.map(async (l) => [l.ifname, await readNicCounters(host, l.ifname)] as const));
-  const counters = new Map(read.flatMap(([name, c]) => (c === undefined ? [] : [[name, c] as const])));
-  return { model, state, links, counters };
+  const macs = model?.nics.map((n) => n.macLower) ?? [];
+  return { model, state, nics: await (await getTarget(target)).liveNics(host, macs) };
 }
 
 /** Writes the metrics atomically where node_exporter's textfile collector reads them (under --root), world-readable. */

@@ -48,6 +48,23 @@ export interface ApplyOutcome {
   undo(options?: { keepRemovals?: boolean }): Promise<RuntimeChange[]>;
 }
 
+/** A NIC's kernel counters (Linux: /sys/class/net/<if>/statistics), as the decimal text the kernel prints. */
+export interface NicCounters {
+  rxBytes: string;
+  txBytes: string;
+  rxPackets: string;
+  txPackets: string;
+}
+
+/** A NIC as the live system shows it, for the metrics: its name, its addresses and, where readable, its counters. */
+export interface LiveNic {
+  ifname: string;
+  /** Lower-case. */
+  mac: string;
+  addresses: readonly { ip: string }[];
+  counters?: NicCounters;
+}
+
 /** One guest OS: how to plan, apply and verify a model on it. Neutral code only talks to this. */
 export interface Target {
   readonly name: TargetName;
@@ -65,6 +82,8 @@ export interface Target {
     state: AgentState,
     options: TargetOptions,
   ): Promise<StatusReport>;
+  /** The live NICs with these MACs (lower-case), for the metrics; reads only. */
+  liveNics(host: Host, macs: readonly string[]): Promise<LiveNic[]>;
   /** Undoes the last apply, or with `original` everything since the first, from the agent's records under root. */
   rollback(host: Host, root: string, options: { original: boolean }): Promise<RollbackResult>;
   /**

@@ -1,10 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyState, type AgentState } from '../../src/plan/record.js';
-import { escapeLabel, formatMetrics, readNicCounters, type MetricsInput } from '../../src/daemon/metrics.js';
+import { escapeLabel, formatMetrics, type MetricsInput } from '../../src/daemon/metrics.js';
+import { liveLinuxNics, readNicCounters } from '../../src/targets/linux/live-nics.js';
+import { getTarget } from '../../src/targets/index.js';
+import { FakeKernel } from '../helpers/fake-kernel.js';
 import { METRICS_CONTENT_TYPE, startMetricsServer, type MetricsServer } from '../../src/daemon/metrics-server.js';
 import { buildModel } from '../../src/model/index.js';
 import { createTestHost, vol } from '../helpers/host.js';
-import { convergedLive } from '../helpers/manual-guest.js';
+import { MAC0, MAC1, convergedLive } from '../helpers/manual-guest.js';
 import { manualTree, threeNicTree } from '../lab/fixtures.js';
 
 function state(): AgentState {
@@ -20,14 +23,17 @@ function input(): MetricsInput {
   const live = convergedLive();
   // eth1 lost 10.0.0.8: its series must say 0.
   live.links[2]!.addresses = [{ ip: '10.0.0.7', prefixLength: 24 }];
+  const counters = new Map([
+    ['eth0', { rxBytes: '123456789012', txBytes: '98765', rxPackets: '1000', txPackets: '900' }],
+    ['eth1', { rxBytes: '0', txBytes: '64', rxPackets: '0', txPackets: '1' }],
+  ]);
   return {
     model: buildModel(manualTree()),
     state: state(),
-    links: live.links,
-    counters: new Map([
-      ['eth0', { rxBytes: '123456789012', txBytes: '98765', rxPackets: '1000', txPackets: '900' }],
-      ['eth1', { rxBytes: '0', txBytes: '64', rxPackets: '0', txPackets: '1' }],
-    ]),
+    nics: live.links.map((l) => {
+      const c = counters.get(l.ifname);
+      return { ...l, ...(c !== undefined ? { counters: c } : {}) };
+    }),
   };
 }
 
@@ -93,7 +99,7 @@ describe('formatMetrics', () => {
 
   it('reports a direct EIP as its own address, and nothing it cannot know', () => {
     const model = buildModel(threeNicTree());
-    const text = formatMetrics({ model, state: emptyState(), links: [], counters: new Map() });
+    const text = formatMetrics({ model, state: emptyState(), nics: [] });
     parseExposition(text);
     expect(text).toContain(
       'eip_agent_address_configured{interface="",mac="52:54:00:ab:cd:01",address="203.0.113.21",kind="direct-eip",eip="203.0.113.21",eip_mode="direct"} 0\n',
@@ -144,6 +150,35 @@ describe('readNicCounters', () => {
     vol.writeFileSync(`${dir}/tx_packets`, 'x\n');
     expect(await readNicCounters(host, 'eth0')).toBeUndefined();
     expect(await readNicCounters(host, 'eth9')).toBeUndefined();
+  });
+});
+
+describe('liveLinuxNics', () => {
+  it('keeps the links with the MACs asked for, each with its addresses and, where /sys has them, its counters', async () => {
+    vol.reset();
+    const dir = '/sys/class/net/eth0/statistics';
+    vol.fromJSON({
+      [`${dir}/rx_bytes`]: '5\n',
+      [`${dir}/tx_bytes`]: '6\n',
+      [`${dir}/rx_packets`]: '7\n',
+      [`${dir}/tx_packets`]: '8\n',
+    });
+    const kernel = new FakeKernel(convergedLive());
+    const host = createTestHost({ run: kernel.run });
+    const nics = await liveLinuxNics(host, [MAC0, MAC1]);
+    expect(nics.map((n) => [n.ifname, n.mac, n.addresses.map((a) => a.ip), n.counters])).toEqual([
+      ['eth0', MAC0, ['10.0.0.2', '10.0.0.3'], { rxBytes: '5', txBytes: '6', rxPackets: '7', txPackets: '8' }],
+      ['eth1', MAC1, ['10.0.0.7', '10.0.0.8'], undefined],
+    ]);
+    expect(await liveLinuxNics(host, [])).toEqual([]);
+  });
+
+  it('is what the Windows target does not do: one line, no process', async () => {
+    const windows = await getTarget('windows');
+    const host = createTestHost({ run: () => Promise.reject(new Error('no process may run')) });
+    await expect(windows.liveNics(host, [MAC0])).rejects.toThrow(
+      'the metrics read the live NICs with `ip`; target windows is not supported yet',
+    );
   });
 });
 

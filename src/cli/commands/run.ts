@@ -66,7 +66,8 @@ export async function runAgent(host: Host, log: Logger, edge: ProcessEdge, args:
   }
   const root = settings.daemon.pipeline.root;
   let model: InstanceModel | undefined;
-  const render = async () => formatMetrics(await collectMetrics(host, model, await loadState(host, root)));
+  const render = async () =>
+    formatMetrics(await collectMetrics(host, settings.daemon.pipeline.target, model, await loadState(host, root)));
   let server: MetricsServer | undefined;
 
   const control = new DaemonControl();

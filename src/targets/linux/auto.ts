@@ -40,6 +40,8 @@ export const autoTarget: Target = {
   apply: (host, plan, options) => targetOf(plan.target).apply(host, plan, options),
   verify: (host, plan) => targetOf(plan.target).verify(host, plan),
   status: (host, model, plan, state, options) => targetOf(plan.target).status(host, model, plan, state, options),
+  // Every Linux target sees the live NICs the same way.
+  liveNics: (host, macs) => LINUX.centos.liveNics(host, macs),
   // The Linux targets share one rollback from the agent's records; no boot stack needs reading for it.
   rollback: (host, root, options) => LINUX.centos.rollback(host, root, options),
   watch: (host, plan, onDrift) => targetOf(plan.target).watch!(host, plan, onDrift),

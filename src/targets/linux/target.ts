@@ -29,6 +29,7 @@ import { allocateTables } from './tables.js';
 import { verifyLinux } from './verify.js';
 import { rollbackLast, rollbackOriginal } from './rollback.js';
 import { statusReport } from './status.js';
+import { liveLinuxNics } from './live-nics.js';
 import type { ApplyOutcome, Target, TargetName } from '../target.js';
 
 const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
@@ -272,6 +273,8 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
     async status(host, model, plan, state, options) {
       return statusReport({ model, plan, live: await readLinuxState(host), state, routing: options.routing });
     },
+
+    liveNics: liveLinuxNics,
 
     rollback(host, root, { original }) {
       // Every Linux target owns the same kinds of things, recorded the same way: one rollback for all.

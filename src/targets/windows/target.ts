@@ -255,6 +255,12 @@ export const windowsTarget: Target = {
     return Promise.reject(new HostError('status reads the live state with `ip`; target windows is not supported yet'));
   },
 
+  liveNics() {
+    return Promise.reject(
+      new HostError('the metrics read the live NICs with `ip`; target windows is not supported yet'),
+    );
+  },
+
   rollback() {
     // The script undoes its own change when a step or its verification fails; nothing else is recorded to undo.
     return Promise.reject(
