@@ -1,7 +1,6 @@
 // The whole flow on one screen: metadata -> model -> plan (render + diff) -> apply -> verify.
 import type { Plan } from './plan/plan.js';
-import type { ReloadMode } from './targets/linux/reload.js';
-import { reloadNetwork } from './targets/linux/reload.js';
+import type { ReloadMode } from './settings.js';
 import type { Host } from './host/host.js';
 import { fileMetadataSource, httpMetadataSource } from './metadata/index.js';
 import type { MetadataSource, MetaTree } from './metadata/tree.js';
@@ -199,14 +198,6 @@ export async function applyModel(
   let outcome: ApplyOutcome;
   try {
     outcome = await target.apply(host, plan, options);
-    if (options.reload !== 'none' && outcome.filesWritten.length > 0) {
-      try {
-        await reloadNetwork(host, options.reload);
-      } catch (error) {
-        await outcome.undo();
-        throw error;
-      }
-    }
   } catch (error) {
     // A failed apply has undone itself: the state file goes back to what it was too. The apply's error is the one
     // to report; the state file then still claims what the apply may have added, which is safe.

@@ -1,5 +1,5 @@
 import { CHOICES, RANGES, type CloudInitMode } from '../settings.js';
-import type { ReloadMode } from '../targets/linux/reload.js';
+import type { ReloadMode } from '../settings.js';
 import { ConfigError, quoteShort } from '../errors.js';
 import { windowsAgentDir, type Host } from '../host/host.js';
 import { untrustedWriters } from '../host/windows-acl.js';

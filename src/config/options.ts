@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import type { ReloadMode } from '../targets/linux/reload.js';
+import type { ReloadMode } from '../settings.js';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { PipelineOptions } from '../pipeline.js';

@@ -1,5 +1,5 @@
 import type { Plan, RuntimeChange } from '../plan/plan.js';
-import type { TargetName } from '../settings.js';
+import type { ReloadMode, TargetName } from '../settings.js';
 import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
 import type { NetworkStack } from './linux/boot-stack.js';
@@ -33,6 +33,8 @@ export interface TargetOptions {
   windowsFlavor?: 'powershell' | 'netsh';
   /** The boot stack as `auto` already read it for this plan (NetworkManager's running resolved), so it is read once. */
   knownStack?: NetworkStack;
+  /** Linux: what runs after files were written (default none: the live state is changed in place). */
+  reload?: ReloadMode;
   /** The metadata endpoint, for targets whose own script checks it after a change (Windows). */
   metadataUrl?: string;
 }

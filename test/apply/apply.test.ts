@@ -336,6 +336,39 @@ describe('applyAndVerify when something fails', () => {
     expect(files()).toEqual(before);
   });
 
+  it('with --reload network, restarts the service after the files are written; when that fails, undoes everything', async () => {
+    for (const exitCode of [0, 1]) {
+      vol.reset();
+      vol.fromJSON(guestFiles());
+      const { kernel, host } = guest();
+      const restarts: string[] = [];
+      const run = host.run;
+      host.run = async (argv, options) => {
+        if (argv[0] !== 'systemctl') return run(argv, options);
+        restarts.push(
+          `${argv.join(' ')} after ${batches(kernel).length} batch, ${WRITTEN.every((p) => vol.existsSync(p)) ? 'every file written' : 'files missing'}`,
+        );
+        return { exitCode, stdout: '', stderr: exitCode === 0 ? '' : 'Job for network.service failed.\n' };
+      };
+      const before = files();
+      const state = structuredClone(kernel.state);
+      const applying = applyAndVerify(host, { ...OPTIONS, reload: 'network' });
+      if (exitCode === 0) {
+        expect((await applying).rolledBack).toBe(false);
+        expect(files()[WRITTEN[0]!]).toBeDefined();
+      } else {
+        await expect(applying).rejects.toThrow(
+          new ApplyError(
+            '`systemctl restart network.service` failed (exit 1): Job for network.service failed.; changes undone',
+          ),
+        );
+        expect(kernel.state).toEqual(state);
+        expect(files()).toEqual(before);
+      }
+      expect(restarts).toEqual(['systemctl restart network.service after 1 batch, every file written']);
+    }
+  });
+
   it('rolls back the runtime and the files when verification fails', async () => {
     const { kernel, host } = guest();
     kernel.pingOk = false;

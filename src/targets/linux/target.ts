@@ -30,6 +30,7 @@ import { verifyLinux } from './verify.js';
 import { rollbackLast, rollbackOriginal } from './rollback.js';
 import { statusReport } from './status.js';
 import { liveLinuxNics } from './live-nics.js';
+import { reloadNetwork } from './reload.js';
 import type { ApplyOutcome, Target, TargetName } from '../target.js';
 
 const RT_TABLES = ['/etc/iproute2/rt_tables', '/usr/share/iproute2/rt_tables'];
@@ -253,7 +254,7 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
         if (error instanceof AgentError) throw error;
         throw new ApplyError(`runtime changes failed: ${(error as Error).message}`, { cause: error });
       }
-      return {
+      const outcome: ApplyOutcome = {
         filesWritten: paths,
         runtimeApplied,
         undo: async (undoOptions) => {
@@ -263,6 +264,15 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
           return kept;
         },
       };
+      if (options.reload !== undefined && options.reload !== 'none' && paths.length > 0) {
+        try {
+          await reloadNetwork(host, options.reload);
+        } catch (error) {
+          await outcome.undo();
+          throw error;
+        }
+      }
+      return outcome;
     },
 
     verify(host, plan) {
