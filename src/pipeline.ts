@@ -209,7 +209,10 @@ export async function applyModel(
   if (options.runtime) {
     let checks: Check[];
     try {
-      checks = [...(await target.verify(host, plan)).checks, ...(await metadataCheck(host, options))];
+      checks = [
+        ...(outcome.report ?? (await target.verify(host, plan))).checks,
+        ...(await metadataCheck(host, options)),
+      ];
     } catch (error) {
       // A verification that cannot run proves nothing, and neither does a rollback on it: the change stays.
       checks = [

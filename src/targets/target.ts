@@ -43,6 +43,8 @@ export interface TargetOptions {
 export interface ApplyOutcome {
   filesWritten: string[];
   runtimeApplied: string[];
+  /** The verification the apply made itself (a Windows script verifies as part of its run); verify is then not asked. */
+  report?: VerifyReport;
   /**
    * Undoes everything this apply changed (files and runtime). With keepRemovals, removals of owned runtime items that
    * two metadata reads agreed on stay done; returns the changes left done.

@@ -1,5 +1,5 @@
 import { writeFiles } from '../../plan/files.js';
-import type { FileChange, FileSnapshot, Plan } from '../../plan/plan.js';
+import type { FileChange, FileSnapshot } from '../../plan/plan.js';
 import { emptyOwnership, isManaged, planFiles } from '../../plan/plan.js';
 import { underRoot } from '../../plan/root.js';
 import { AgentError, ApplyError, HostError } from '../../errors.js';
@@ -175,9 +175,6 @@ async function snapshotOf(host: Host, dir: string, path: string): Promise<FileSn
   return { current, bak, agentBakExists: agentBak !== null };
 }
 
-/** The report of the script run by `apply`, for `verify` to hand back (the script verified as part of its run). */
-const applied = new WeakMap<Plan, VerifyReport>();
-
 /**
  * Windows Server 2012 and later: one script, PowerShell (default) or netsh, rendered from the model
  * and run as SYSTEM. The script finds each adapter by MAC, changes what differs, verifies and rolls
@@ -215,9 +212,10 @@ export const windowsTarget: Target = {
     requireWindows(host, 'applying');
     const runtime = plan.desired.runtime as WindowsDesiredRuntime;
     const files = await writeFiles(host, plan.root, plan.files);
-    const outcome = (runtimeApplied: string[]): ApplyOutcome => ({
+    const outcome = (runtimeApplied: string[], report?: VerifyReport): ApplyOutcome => ({
       filesWritten: files.written.map((w) => w.path),
       runtimeApplied,
+      ...(report !== undefined ? { report } : {}),
       // The script restored the adapters itself when it failed; what is left to undo is the script file.
       undo: async () => {
         await files.restore();
@@ -237,12 +235,10 @@ export const windowsTarget: Target = {
     switch (result.exitCode) {
       case WINDOWS_EXIT.inSync:
       case WINDOWS_EXIT.changed:
-        applied.set(plan, reportFromScript(script, result, true));
-        return outcome(result.changes);
+        return outcome(result.changes, reportFromScript(script, result, true));
       case WINDOWS_EXIT.rolledBack:
       case WINDOWS_EXIT.rollbackFailed:
-        applied.set(plan, reportFromScript(script, result, false));
-        return outcome(result.changes);
+        return outcome(result.changes, reportFromScript(script, result, false));
       default: {
         await files.restore();
         const meaning = MEANING[result.exitCode] ?? `unexpected exit code ${result.exitCode} (${result.status})`;
@@ -271,11 +267,6 @@ export const windowsTarget: Target = {
   },
 
   async verify(host, plan) {
-    const done = applied.get(plan);
-    if (done !== undefined) {
-      applied.delete(plan);
-      return done;
-    }
     requireWindows(host, 'verifying');
     const runtime = plan.desired.runtime as WindowsDesiredRuntime;
     // Run what the metadata asks for now, even if the script on disk is older; a side copy changes nothing else.
