@@ -17,6 +17,14 @@ export default defineConfig({
         return precompileModule(readFileSync(id, 'utf8'));
       },
     },
+    {
+      // As esbuild's text loader in scripts/bundle-options.mjs: a plain script file is imported as its text.
+      name: 'script-text',
+      load(id) {
+        if (!id.endsWith('.ps1')) return null;
+        return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
+      },
+    },
   ],
   test: {
     globalSetup: ['test/global-setup.ts'],

@@ -1,5 +1,5 @@
 // The esbuild options of every bundle of the agent's code (the CLI, the benchmarks), so they all
-// load templates and CommonJS dependencies the same way.
+// load templates, plain script files and CommonJS dependencies the same way.
 import { readFile } from 'node:fs/promises';
 import { precompileModule } from './hbs-precompile.mjs';
 
@@ -24,6 +24,8 @@ export function bundleOptions(entry, outfile) {
     target: 'node20',
     format: 'esm',
     plugins: [handlebarsPlugin],
+    // Plain script files (the Windows script's fixed logic) are imported as their text.
+    loader: { '.ps1': 'text' },
     logLevel: 'warning',
     // Bundled CommonJS dependencies (handlebars...) use require() and may use __filename; give the ESM bundle both.
     banner: {

@@ -6,3 +6,9 @@ declare module '*.hbs' {
   const spec: import('./render/handlebars.js').TemplateSpec;
   export default spec;
 }
+
+// Plain script files (the Windows script's fixed logic) are imported as their text, unchanged.
+declare module '*.ps1' {
+  const text: string;
+  export default text;
+}

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Node } from 'web-tree-sitter';
 import { describe, expect, it } from 'vitest';
 import type { MetaTree } from '../../src/metadata/tree.js';
@@ -21,6 +22,8 @@ import {
 } from './powershell.js';
 
 const METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
+/** The PowerShell script's fixed logic, the plain file the script ends with. */
+const LOGIC_FILE = new URL('../../templates/windows/eip-agent-logic.ps1', import.meta.url);
 /** RFC 5737 documentation addresses stand in for explicit DNS servers. */
 const DNS = ['192.0.2.53', '198.51.100.53'];
 
@@ -110,6 +113,22 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
       expect(powershell7Only(await parsePowerShell(script().slice(1)))).toEqual([]);
     },
   );
+
+  it('the fixed logic is a plain PowerShell file that parses on its own, and the script is its data block, then it unchanged', async () => {
+    const logic = readFileSync(LOGIC_FILE, 'utf8');
+    expect(logic).not.toContain('{{');
+    expect(syntaxProblems(await parsePowerShell(logic))).toEqual([]);
+    expect(powershell7Only(await parsePowerShell(logic))).toEqual([]);
+    const script = render(manualTree(), 'powershell').content;
+    const written = logic.replace(/\r?\n/g, '\r\n');
+    expect(script.endsWith(written)).toBe(true);
+    // Every metadata value is in the data block before it: the MACs and addresses appear only there.
+    const data = script.slice(0, script.length - written.length);
+    for (const value of ['52:54:00:8A:7A:64', '10.0.0.3', METADATA_URL]) {
+      expect(data).toContain(value);
+      expect(logic).not.toContain(value);
+    }
+  });
 
   it('the config ACL check (src/host/windows-acl.ts) parses and needs nothing past PowerShell 5.1', async () => {
     const tree = await parsePowerShell(aclScript(['C:\\ProgramData\\eip-agent\\config.json', "D:\\配置\\it's"]));

@@ -4,7 +4,8 @@ import type { RenderedFile } from '../../render/types.js';
 import type { WindowsFlavor } from './constants.js';
 import { ROUTE_METRIC_STEP, SCRIPT_PATH, UTF8_BOM, WINDOWS_EXIT } from './constants.js';
 import * as guard from './guard.js';
-import powershellSource from '../../../templates/windows/eip-agent.ps1.hbs';
+import powershellData from '../../../templates/windows/eip-agent-data.ps1.hbs';
+import powershellLogic from '../../../templates/windows/eip-agent-logic.ps1';
 import netshSource from '../../../templates/windows/eip-agent.netsh.cmd.hbs';
 
 /** Inputs of the Windows renderer besides the model. */
@@ -66,7 +67,9 @@ interface ScriptData {
   nics: (WindowsNic & { wanted: string; dnsList: string })[];
 }
 
-const powershell = compileTemplate<ScriptData>(powershellSource);
+const powershellHead = compileTemplate<ScriptData>(powershellData);
+/** The PowerShell flavor: the rendered data block, then the fixed logic, a plain script that no value reaches. */
+const powershell = (data: ScriptData): string => powershellHead(data) + powershellLogic;
 const netsh = compileTemplate<ScriptData>(netshSource);
 
 const MASK_MAX = 32;
