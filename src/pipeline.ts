@@ -1,6 +1,6 @@
 // The whole flow on one screen: metadata -> model -> plan (render + diff) -> apply -> verify.
 import type { Plan } from './plan/plan.js';
-import type { ReloadMode } from './settings.js';
+import { SETTINGS, type ReloadMode } from './settings.js';
 import type { Host } from './host/host.js';
 import { fileMetadataSource, httpMetadataSource } from './metadata/index.js';
 import type { MetadataSource, MetaTree } from './metadata/tree.js';
@@ -142,14 +142,14 @@ const METADATA_CHECK_BACKOFF_MS = 100;
 async function metadataCheck(host: Host, options: PipelineOptions): Promise<Check[]> {
   if (options.metadataFile !== undefined) return [];
   const url = `${options.metadataUrl.replace(/\/?$/, '/')}mac`;
-  const retries = options.metadataRetries ?? 3;
+  const retries = options.metadataRetries ?? SETTINGS.metadataRetries.default;
   let last = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) await host.sleep(METADATA_CHECK_BACKOFF_MS * 2 ** (attempt - 1));
     try {
       const response = await host.httpGet(url, {
-        timeoutMs: options.metadataTimeoutMs ?? 2000,
-        maxBytes: options.metadataMaxBytes ?? 64 * 1024,
+        timeoutMs: options.metadataTimeoutMs ?? SETTINGS.metadataTimeoutMs.default,
+        maxBytes: options.metadataMaxBytes ?? SETTINGS.metadataMaxBytes.default,
       });
       const detail =
         response.status === 200 ? 'HTTP 200' : `HTTP ${response.status}: the endpoint answered, so it is reachable`;

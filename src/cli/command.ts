@@ -1,5 +1,5 @@
-import { CHOICES } from '../settings.js';
-import type { CommandSpec, OptionSpecs } from './args.js';
+import { SETTINGS, type Setting, type SettingKey } from '../settings.js';
+import type { CommandSpec, OptionSpec, OptionSpecs } from './args.js';
 import type { Host } from '../host/host.js';
 import type { CommonArgs } from '../config/options.js';
 
@@ -31,43 +31,33 @@ export function printWarnings(io: Io, warnings: readonly string[]): void {
   for (const w of warnings) io.err(`eip-agent: warning: ${w}\n`);
 }
 
+/**
+ * A setting's command-line option, from its one description (settings.ts). No parsed default: the command line wins
+ * over the environment and the config file, so the default is resolved after them (config/options.ts).
+ */
+export function settingOption(key: SettingKey, overrides: Partial<OptionSpec> = {}): OptionSpec {
+  const setting: Setting = SETTINGS[key];
+  const shown = setting.defaultDescription ?? (setting.default === undefined ? undefined : String(setting.default));
+  return {
+    ...(setting.kind === 'choice'
+      ? { choices: setting.choices }
+      : { type: setting.kind === 'integer' ? 'number' : 'string' }),
+    describe: setting.describe,
+    ...(shown !== undefined ? { defaultDescription: shown } : {}),
+    ...overrides,
+  };
+}
+
 /** The options shared by the commands that read metadata and touch the guest. */
 export const COMMON_OPTIONS: OptionSpecs = {
-  'metadata-url': {
-    type: 'string',
-    describe: 'metadata base URL (env EIP_AGENT_METADATA_URL)',
-    defaultDescription: 'http://169.254.0.23/latest/meta-data/',
-  },
+  'metadata-url': settingOption('metadataUrl'),
   'metadata-file': { type: 'string', describe: 'read the metadata tree from a JSON file instead (offline preview)' },
   root: { type: 'string', default: '/', describe: 'prefix for every file path read or written' },
-  target: {
-    choices: CHOICES.target,
-    describe:
-      'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs, else netplan where netplan is configured',
-    defaultDescription: 'the running OS',
-  },
-  routing: {
-    choices: CHOICES.routing,
-    describe: 'how secondary NICs route their replies',
-    defaultDescription: 'policy',
-  },
-  'connection-marks': {
-    choices: CHOICES.connectionMarks,
-    describe:
-      "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table where there is no nft)",
-    defaultDescription: 'on',
-  },
-  'cloud-init': {
-    choices: CHOICES.cloudInit,
-    describe:
-      "Linux: disable (write /etc/cloud/cloud.cfg.d/99-eip-agent-network.cfg, owned like every file) or keep cloud-init's network configuration",
-    defaultDescription: 'keep',
-  },
-  'windows-flavor': {
-    choices: CHOICES.windowsFlavor,
-    describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script',
-    defaultDescription: 'powershell',
-  },
+  target: settingOption('target'),
+  routing: settingOption('routing'),
+  'connection-marks': settingOption('connectionMarks'),
+  'cloud-init': settingOption('cloudInit'),
+  'windows-flavor': settingOption('windowsFlavor'),
   config: {
     type: 'string',
     describe: 'config file (env EIP_AGENT_CONFIG)',

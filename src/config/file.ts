@@ -1,37 +1,10 @@
-import { CHOICES, RANGES, type CloudInitMode } from '../settings.js';
-import type { ReloadMode } from '../settings.js';
+import { SETTINGS, type Setting, type SettingKey, type SettingValue } from '../settings.js';
 import { ConfigError, quoteShort } from '../errors.js';
 import { windowsAgentDir, type Host } from '../host/host.js';
 import { untrustedWriters } from '../host/windows-acl.js';
-import type { RoutingMode } from '../render/types.js';
-import type { TargetName } from '../targets/index.js';
 
-/** Settings a config file may hold (all optional; command-line options win, then env, then the file). */
-export interface FileConfig {
-  metadataUrl?: string;
-  routing?: RoutingMode;
-  /** Linux, policy mode: mark connections to a secondary NIC's addresses so that their NATed replies leave by it. */
-  connectionMarks?: 'on' | 'off';
-  target?: TargetName;
-  /** Linux: write the drop-in that stops cloud-init's network configuration. */
-  cloudInit?: CloudInitMode;
-  reload?: ReloadMode;
-  /** Windows target: PowerShell (NetTCPIP cmdlets) or netsh. */
-  windowsFlavor?: 'powershell' | 'netsh';
-  metadataTimeoutMs?: number;
-  metadataConcurrency?: number;
-  metadataRetries?: number;
-  /** Largest metadata answer accepted, in bytes. */
-  metadataMaxBytes?: number;
-  /** `run`: seconds between metadata polls. */
-  interval?: number;
-  /** MACs of NICs the agent leaves alone, lower-case. */
-  ignoreNics?: string[];
-  /** `run`: node_exporter textfile-collector file the metrics are written to after each apply, rollback or error. */
-  metricsTextfile?: string;
-  /** `run`: serve the metrics on 127.0.0.1:<port>/metrics. */
-  metricsPort?: number;
-}
+/** Settings a config file may hold (all optional; command-line options win, then env, then the file): see SETTINGS. */
+export type FileConfig = { [K in SettingKey]?: SettingValue<K> };
 
 /** The config file read when --config is not given; a missing default file is not an error. */
 export const DEFAULT_CONFIG_PATH = '/etc/eip-agent/config.json';
@@ -41,8 +14,6 @@ export function defaultConfigPath(host: Pick<Host, 'platform' | 'env'>): string 
   return host.platform === 'win32' ? `${windowsAgentDir(host)}\\config.json` : DEFAULT_CONFIG_PATH;
 }
 
-const ENUMS: Record<string, readonly string[]> = CHOICES;
-const INTEGERS: Record<string, readonly [number, number]> = RANGES;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** ignoreNics: a list of distinct MACs, returned lower-case (the OS's spelling). */
@@ -85,31 +56,41 @@ export function metadataUrlProblem(value: unknown): string | undefined {
   return undefined;
 }
 
+/** One value of the config file, checked as its setting's kind says; throws naming the file and the key. */
+function parseSetting(path: string, key: SettingKey, value: unknown): unknown {
+  const setting: Setting = SETTINGS[key];
+  switch (setting.kind) {
+    case 'macs':
+      return parseMacList(path, value);
+    case 'textfile':
+      return parseTextfile(path, value);
+    case 'url': {
+      const problem = metadataUrlProblem(value);
+      if (problem !== undefined) throw new ConfigError(`${path}: ${key}: ${problem}`);
+      return value;
+    }
+    case 'choice':
+      if (typeof value !== 'string' || !setting.choices.includes(value))
+        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${setting.choices.join(', ')}`);
+      return value;
+    case 'integer': {
+      const [min, max] = setting.range;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
+      return value;
+    }
+  }
+}
+
 /** Validates a parsed config object; every problem names the file and the key. */
 export function parseConfig(path: string, data: unknown): FileConfig {
   if (typeof data !== 'object' || data === null || Array.isArray(data))
     throw new ConfigError(`${path}: expected a JSON object`);
   const config: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(data)) {
-    let value: unknown = raw;
-    if (key === 'ignoreNics') value = parseMacList(path, raw);
-    else if (key === 'metricsTextfile') value = parseTextfile(path, raw);
-    else if (key === 'metadataUrl') {
-      const problem = metadataUrlProblem(value);
-      if (problem !== undefined) throw new ConfigError(`${path}: metadataUrl: ${problem}`);
-    } else if (Object.hasOwn(ENUMS, key)) {
-      if (typeof value !== 'string' || !ENUMS[key]!.includes(value))
-        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not one of ${ENUMS[key]!.join(', ')}`);
-    } else if (Object.hasOwn(INTEGERS, key)) {
-      const [min, max] = INTEGERS[key]!;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-        throw new ConfigError(`${path}: ${key}: ${JSON.stringify(value)} is not an integer from ${min} to ${max}`);
-    } else {
-      throw new ConfigError(
-        `${path}: unknown setting "${key}" (known: metadataUrl, ${[...Object.keys(ENUMS), ...Object.keys(INTEGERS), 'ignoreNics', 'metricsTextfile'].join(', ')})`,
-      );
-    }
-    config[key] = value;
+  for (const [key, value] of Object.entries(data)) {
+    if (!Object.hasOwn(SETTINGS, key))
+      throw new ConfigError(`${path}: unknown setting "${key}" (known: ${Object.keys(SETTINGS).join(', ')})`);
+    config[key] = parseSetting(path, key as SettingKey, value);
   }
   return config as FileConfig;
 }

@@ -1,27 +1,25 @@
 import { isAbsolute } from 'node:path';
-import type { ReloadMode } from '../settings.js';
+import { SETTINGS, type SettingValue } from '../settings.js';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { PipelineOptions } from '../pipeline.js';
-import type { RoutingMode } from '../render/types.js';
 import { defaultTargetName } from '../targets/index.js';
-import type { TargetName } from '../targets/target.js';
 import { DEFAULT_METADATA_URL } from '../metadata/index.js';
 import { loadConfig, metadataUrlProblem, type FileConfig } from './file.js';
 
-/** Options shared by every command, as the command line parser gives them (args.ts). */
+/** Options shared by every command, as the command line parser gives them (args.ts: choices already checked). */
 export interface CommonArgs {
   metadataUrl?: string;
   metadataFile?: string;
   root: string;
-  target?: string;
-  routing?: string;
-  connectionMarks?: string;
-  reload?: string;
+  target?: SettingValue<'target'>;
+  routing?: SettingValue<'routing'>;
+  connectionMarks?: SettingValue<'connectionMarks'>;
+  reload?: SettingValue<'reload'>;
   config?: string;
   runtime?: boolean;
-  windowsFlavor?: string;
-  cloudInit?: string;
+  windowsFlavor?: SettingValue<'windowsFlavor'>;
+  cloudInit?: SettingValue<'cloudInit'>;
 }
 
 /** Checks that a path option is absolute (on this OS: /srv/x here, C:\\x on Windows). */
@@ -50,8 +48,8 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
   const metadataUrl = args.metadataUrl ?? host.env.EIP_AGENT_METADATA_URL ?? config.metadataUrl ?? DEFAULT_METADATA_URL;
   const problem = metadataUrlProblem(metadataUrl);
   if (problem !== undefined) throw new ConfigError(`--metadata-url: ${problem}`);
-  const target = (args.target ?? config.target ?? defaultTargetName(host.platform)) as TargetName;
-  const reload = (args.reload ?? config.reload ?? 'none') as ReloadMode;
+  const target = args.target ?? config.target ?? defaultTargetName(host.platform);
+  const reload = args.reload ?? config.reload ?? SETTINGS.reload.default;
   // Reloading restarts Linux network services; a Windows script applies its own changes.
   if (target === 'windows' && reload !== 'none')
     throw new ConfigError(`reload ${reload} restarts a Linux network service: it does not apply to target windows`);
@@ -66,12 +64,12 @@ export function optionsFrom(host: Host, args: CommonArgs, config: FileConfig): P
     ...(config.ignoreNics !== undefined ? { ignoreNics: config.ignoreNics } : {}),
     root: args.root,
     target,
-    routing: (args.routing ?? config.routing ?? 'policy') as RoutingMode,
-    connectionMarks: (args.connectionMarks ?? config.connectionMarks ?? 'on') === 'on',
-    cloudInit: (args.cloudInit ?? config.cloudInit ?? 'keep') as 'keep' | 'disable',
+    routing: args.routing ?? config.routing ?? SETTINGS.routing.default,
+    connectionMarks: (args.connectionMarks ?? config.connectionMarks ?? SETTINGS.connectionMarks.default) === 'on',
+    cloudInit: args.cloudInit ?? config.cloudInit ?? SETTINGS.cloudInit.default,
     reload,
     runtime: args.runtime ?? true,
     requireNics: false,
-    ...(windowsFlavor !== undefined ? { windowsFlavor: windowsFlavor as 'powershell' | 'netsh' } : {}),
+    ...(windowsFlavor !== undefined ? { windowsFlavor } : {}),
   };
 }

@@ -1,4 +1,4 @@
-import { RANGES } from '../settings.js';
+import { RANGES, SETTINGS } from '../settings.js';
 import { loadConfig } from './file.js';
 import type { CommonArgs } from './options.js';
 import { optionsFrom } from './options.js';
@@ -7,7 +7,7 @@ import type { Host } from '../host/host.js';
 import type { DaemonOptions } from '../daemon/options.js';
 
 /** The poll interval when neither --interval nor the config file sets one. */
-export const DEFAULT_INTERVAL_SECONDS = 5;
+export const DEFAULT_INTERVAL_SECONDS = SETTINGS.interval.default;
 
 /** `run`'s arguments: the common ones and --interval. */
 export interface RunArgs extends CommonArgs {

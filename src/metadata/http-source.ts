@@ -1,3 +1,4 @@
+import { SETTINGS } from '../settings.js';
 import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { ConfigError } from '../errors.js';
@@ -7,7 +8,7 @@ import type { MetadataSource } from './tree.js';
 import { readAgentTree, readListings, type MetaReader } from './walker.js';
 
 /** The Tencent-style metadata endpoint inside an instance. */
-export const DEFAULT_METADATA_URL = 'http://169.254.0.23/latest/meta-data/';
+export const DEFAULT_METADATA_URL = SETTINGS.metadataUrl.default;
 
 /** Options of the HTTP metadata source; every bound has a default that suits the real service. */
 export interface HttpSourceOptions {
@@ -22,7 +23,7 @@ export interface HttpSourceOptions {
 }
 
 /** The default cap of one metadata answer. */
-export const DEFAULT_MAX_BYTES = 64 * 1024;
+export const DEFAULT_MAX_BYTES = SETTINGS.metadataMaxBytes.default;
 
 /** A metadata source that also tells how many HTTP requests it has sent (benchmarks compare it). */
 export type HttpMetadataSource = MetadataSource & { readonly requestCount: number };
@@ -67,10 +68,10 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
   let requestCount = 0;
   const context: GetContext = {
     host,
-    limit: pLimit(count('concurrency', options.concurrency ?? 16, 1)),
+    limit: pLimit(count('concurrency', options.concurrency ?? SETTINGS.metadataConcurrency.default, 1)),
     policy: {
-      timeoutMs: count('timeout', options.timeoutMs ?? 2000, 1),
-      retries: count('retries', options.retries ?? 3, 0),
+      timeoutMs: count('timeout', options.timeoutMs ?? SETTINGS.metadataTimeoutMs.default, 1),
+      retries: count('retries', options.retries ?? SETTINGS.metadataRetries.default, 0),
       backoffMs: count('backoff', options.backoffMs ?? 100, 0),
       maxBytes: count('maxBytes', options.maxBytes ?? DEFAULT_MAX_BYTES, 1),
     },

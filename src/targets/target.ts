@@ -1,5 +1,5 @@
 import type { Plan, RuntimeChange } from '../plan/plan.js';
-import type { ReloadMode, TargetName } from '../settings.js';
+import type { CloudInitMode, ReloadMode, TargetName, WindowsFlavor } from '../settings.js';
 import type { AgentState } from '../plan/record.js';
 import type { Host } from '../host/host.js';
 import type { NetworkStack } from './linux/boot-stack.js';
@@ -20,7 +20,7 @@ export interface TargetOptions {
   /** Linux, policy mode: mark connections to a secondary NIC's addresses so that their NATed replies leave by it (default true). */
   connectionMarks?: boolean;
   /** Linux: `disable` adds the drop-in that stops cloud-init from rewriting the network configuration. */
-  cloudInit?: 'keep' | 'disable';
+  cloudInit?: CloudInitMode;
   /** Whether the live runtime is compared and changed (false for --no-runtime and render). */
   runtime: boolean;
   /** Whether every metadata NIC must exist on the system (apply, verify); a preview names absent NICs offline. */
@@ -30,7 +30,7 @@ export interface TargetOptions {
   /** What the agent owns (from its state file); absent: it owns nothing, so nothing is removed. */
   state?: AgentState;
   /** Windows target: PowerShell cmdlets (default) or a netsh .cmd script. */
-  windowsFlavor?: 'powershell' | 'netsh';
+  windowsFlavor?: WindowsFlavor;
   /** The boot stack as `auto` already read it for this plan (NetworkManager's running resolved), so it is read once. */
   knownStack?: NetworkStack;
   /** Linux: what runs after files were written (default none: the live state is changed in place). */

@@ -1,7 +1,6 @@
-import { CHOICES } from '../../settings.js';
 import { withLock } from '../../plan/lock.js';
 import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
-import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, settingOption, EXIT, printWarnings, type CliCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../../config/options.js';
 
@@ -19,12 +18,7 @@ export const applyCommand: CliCommand = {
       describe:
         'do not retry a model whose last apply failed verification and was rolled back before its backoff ends (30 s, doubling with each failure in a row, at most 15 min) unless the metadata changes (exit 3); the Windows task runs apply with it',
     },
-    reload: {
-      choices: CHOICES.reload,
-      describe:
-        'after writing files: none, `systemctl restart network.service` (drops sessions), or `nmcli connection reload`',
-      defaultDescription: 'none',
-    },
+    reload: settingOption('reload'),
   },
   async run(host, io, args) {
     const options = await resolveOptions(host, args);

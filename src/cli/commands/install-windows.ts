@@ -1,4 +1,3 @@
-import { CHOICES } from '../../settings.js';
 import { requireAbsolute } from '../../config/options.js';
 import { underRoot } from '../../plan/root.js';
 import { ConfigError, HostError } from '../../errors.js';
@@ -6,7 +5,7 @@ import type { Host } from '../../host/host.js';
 import type { WindowsFlavor } from '../../targets/windows/constants.js';
 import { DEFAULT_TASK_INTERVAL_MINUTES, TASK_NAME, UTF8_BOM } from '../../targets/windows/constants.js';
 import type { Args, CliCommand, Io } from '../command.js';
-import { EXIT } from '../command.js';
+import { EXIT, settingOption } from '../command.js';
 
 type Verb = 'install' | 'uninstall';
 
@@ -117,11 +116,7 @@ export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
       ...base.options,
       'windows-task': { type: 'boolean', describe: what },
       ...(verb === 'install' && {
-        'windows-flavor': {
-          choices: CHOICES.windowsFlavor,
-          describe: 'script the task runs (passed to apply)',
-          defaultDescription: 'powershell',
-        },
+        'windows-flavor': settingOption('windowsFlavor', { describe: 'script the task runs (passed to apply)' }),
         interval: {
           type: 'number',
           describe: 'minutes between runs of the task',

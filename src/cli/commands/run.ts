@@ -1,4 +1,3 @@
-import { CHOICES } from '../../settings.js';
 import { fstatSync } from 'node:fs';
 import { loadState } from '../../plan/record.js';
 import { DaemonControl } from '../../daemon/control.js';
@@ -11,7 +10,7 @@ import { resolveRunSettings, type RunArgs, type RunSettings } from '../../config
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { InstanceModel } from '../../model/types.js';
-import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, settingOption, type CliCommand } from '../command.js';
 
 /** What `run` needs from the process it runs in, beyond the Host: signals and where stderr goes. */
 export interface ProcessEdge {
@@ -114,16 +113,8 @@ export function createRunCommand(edge: () => ProcessEdge = processEdge): CliComm
       'the daemon: poll the metadata, apply and verify when it changes; SIGHUP reloads the config, SIGTERM stops',
     options: {
       ...COMMON_OPTIONS,
-      interval: {
-        type: 'number',
-        describe: 'seconds between metadata polls (config `interval`)',
-        defaultDescription: '5',
-      },
-      reload: {
-        choices: CHOICES.reload,
-        describe: 'after writing files (see apply)',
-        defaultDescription: 'none',
-      },
+      interval: settingOption('interval'),
+      reload: settingOption('reload'),
       'log-format': {
         choices: ['auto', 'json', 'text'],
         default: 'auto',
