@@ -34,6 +34,32 @@ export interface CommandSpec {
   positionals?: Readonly<Record<string, PositionalSpec>>;
 }
 
+/** An option's kebab-case name as a type: `control-socket` -> `controlSocket` (see camel). */
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}`
+  ? `${Head}${Capitalize<CamelCase<Tail>>}`
+  : S;
+
+/** The value the parser gives an option: one of its choices, a boolean, a number or a string. */
+type OptionValue<S> = S extends { choices: readonly (infer C)[] }
+  ? C
+  : S extends { type: 'boolean' }
+    ? boolean
+    : S extends { type: 'number' }
+      ? number
+      : string;
+
+/** The arguments a command with these options receives: present where there is a default or the option is required. */
+export type ArgsOf<O> = {
+  [K in keyof O & string as CamelCase<K>]: O[K] extends { default: string | number | boolean } | { required: true }
+    ? OptionValue<O[K]>
+    : OptionValue<O[K]> | undefined;
+};
+
+/** A command's positionals as the parser gives them: each one of its choices. */
+export type PositionalsOf<P> = {
+  [K in keyof P & string as CamelCase<K>]: P[K] extends { choices: readonly (infer C)[] } ? C : string;
+};
+
 /** The outcome of parsing: a command with its arguments, or help to print. */
 export type Parsed<C extends CommandSpec> =
   { kind: 'run'; command: C; args: Record<string, unknown> } | { kind: 'help'; text: string };

@@ -2,11 +2,10 @@ import { AgentError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { createNodeHost } from '../host/node.js';
 import { parseCommandLine } from './args.js';
-import type { Args, CliCommand, Io } from './command.js';
+import type { CliCommand, Io } from './command.js';
 import { EXIT } from './command.js';
 import { applyCommand } from './commands/apply.js';
-import { installCommand, uninstallCommand } from './commands/install-systemd.js';
-import { withWindowsTask } from './commands/install-windows.js';
+import { installWithTask, uninstallWithTask } from './commands/install-windows.js';
 import { metadataCommand } from './commands/metadata.js';
 import { planCommand } from './commands/plan.js';
 import { renderCommand } from './commands/render.js';
@@ -29,8 +28,8 @@ const COMMANDS: CliCommand[] = [
   rollbackCommand,
   statusCommand,
   runCommand,
-  withWindowsTask(installCommand, 'install'),
-  withWindowsTask(uninstallCommand, 'uninstall'),
+  installWithTask,
+  uninstallWithTask,
   metadataCommand,
   sandboxCommand,
 ];
@@ -70,7 +69,7 @@ export async function main(argv: readonly string[], host: Host = createNodeHost(
       io.out(parsed.text);
       return EXIT.ok;
     }
-    return await parsed.command.run(host, io, parsed.args as Args);
+    return await parsed.command.run(host, io, parsed.args);
   } catch (error) {
     if (error instanceof AgentError) {
       io.err(`eip-agent: ${error.userLine}\n`);

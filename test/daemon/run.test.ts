@@ -1,7 +1,6 @@
 // `eip-agent run` end to end in memory: config file, lock, signals, log format, metrics endpoint.
 import { createServer } from 'node:net';
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Args } from '../../src/cli/command.js';
 import { createRunCommand, type ProcessEdge } from '../../src/cli/commands/run.js';
 import { LOCK_PATH } from '../../src/plan/lock.js';
 import type { Host } from '../../src/host/host.js';
@@ -63,14 +62,14 @@ function rig(overrides: Partial<Host> = {}): Rig {
   return r;
 }
 
-function args(extra: Record<string, unknown> = {}): Args {
-  return { root: '/', metadataFile: '/meta.json', config: CONFIG, json: false, logFormat: 'auto', ...extra } as Args;
+function args(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { root: '/', metadataFile: '/meta.json', config: CONFIG, json: false, logFormat: 'auto', ...extra };
 }
 
 async function runCli(
   host: Host,
   edge: ProcessEdge,
-  a: Args = args(),
+  a: Record<string, unknown> = args(),
 ): Promise<{ code: number; err: string; out: string }> {
   let err = '';
   let out = '';

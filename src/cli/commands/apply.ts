@@ -1,11 +1,11 @@
 import { withLock } from '../../plan/lock.js';
 import { applyAndVerify, applyUnlessFailed } from '../../pipeline.js';
-import { COMMON_OPTIONS, settingOption, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, settingOption, EXIT, printWarnings, defineCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent apply`: write, reconcile, verify, roll back on failure. */
-export const applyCommand: CliCommand = {
+export const applyCommand = defineCommand({
   command: 'apply',
   describe:
     'write the files, reconcile the runtime, verify; roll back if verification fails. Exit 0 applied and verified, 1 error (nothing changed), 3 verification failed (rolled back), 4 applied but a check could not be made (kept; verify again)',
@@ -73,4 +73,4 @@ export const applyCommand: CliCommand = {
     );
     return EXIT.notVerified;
   },
-};
+});

@@ -12,9 +12,9 @@ import {
 } from '../../daemon/unit.js';
 import { ConfigError, HostError, quoteShort } from '../../errors.js';
 import type { Host } from '../../host/host.js';
-import type { Args, CliCommand, Io } from '../command.js';
+import type { Io } from '../command.js';
 import type { OptionSpec } from '../args.js';
-import { EXIT } from '../command.js';
+import { defineCommand, EXIT } from '../command.js';
 import { loadConfig } from '../../config/file.js';
 
 /** Runs `systemctl ...args`; a failure names the command and systemctl's own message. */
@@ -28,12 +28,11 @@ async function systemctl(host: Host, io: Io, args: string[]): Promise<string> {
   return result.stdout;
 }
 
-function requireSystemd(args: Args, verb: string): string {
+function requireSystemd(args: { systemd?: boolean | undefined; root: string }, verb: string): string {
   if (args.systemd !== true)
     throw new ConfigError(`${verb}: say what to ${verb}: --systemd (the systemd service is the only kind so far)`);
-  const root = String(args.root);
-  requireAbsolute('--root', root);
-  return root;
+  requireAbsolute('--root', args.root);
+  return args.root;
 }
 
 /** Refuses to replace or remove a unit someone else wrote at our path. */
@@ -45,14 +44,14 @@ function checkOwned(path: string, text: string | null): void {
   }
 }
 
-const ROOT_OPTION: OptionSpec = {
+const ROOT_OPTION = {
   type: 'string',
   default: '/',
   describe: 'prefix for the unit path; systemctl runs only when it is /',
-};
+} as const satisfies OptionSpec;
 
 /** `eip-agent install --systemd`: writes the unit for this installation, then enables and starts it. */
-export const installCommand: CliCommand = {
+export const installCommand = defineCommand({
   command: 'install',
   describe: `install the daemon as a systemd service: write ${UNIT_PATH}, systemctl daemon-reload, enable --now`,
   options: {
@@ -88,7 +87,7 @@ export const installCommand: CliCommand = {
     const root = requireSystemd(args, 'install');
     const config = await loadConfig(host, args.config);
     const live = root === '/';
-    const given = args.systemdVersion as string | undefined;
+    const given = args.systemdVersion;
     if (given !== undefined && !/^\d{1,4}$/.test(given))
       throw new ConfigError(`--systemd-version ${quoteShort(given)}: expected a number such as 219 or 252`);
     const lines: string[] = [];
@@ -104,18 +103,18 @@ export const installCommand: CliCommand = {
       (process.versions.bun !== undefined && args.node === undefined && args.bin === undefined
         ? process.execPath
         : undefined);
-    const node = String(args.node ?? process.execPath);
-    const bin = String(args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin);
-    if (executable !== undefined) requireVisibleToService('--executable', String(executable));
+    const node = args.node ?? process.execPath;
+    const bin = args.bin ?? process.argv[1] ?? DEFAULT_UNIT_OPTIONS.bin;
+    if (executable !== undefined) requireVisibleToService('--executable', executable);
     else {
       requireVisibleToService('--node', node);
       requireVisibleToService('--bin', bin);
     }
-    if (args.config !== undefined) requireVisibleToService('--config', String(args.config));
+    if (args.config !== undefined) requireVisibleToService('--config', args.config);
     const text = renderUnit({
       node,
       bin,
-      ...(executable !== undefined ? { executable: String(executable) } : {}),
+      ...(executable !== undefined ? { executable } : {}),
       ...(args.config !== undefined ? { config: args.config } : {}),
       ...(config.metricsTextfile !== undefined ? { metricsTextfile: config.metricsTextfile } : {}),
       ...(version !== undefined ? { systemdVersion: version } : {}),
@@ -138,10 +137,10 @@ export const installCommand: CliCommand = {
       );
     return EXIT.ok;
   },
-};
+});
 
 /** `eip-agent uninstall --systemd`: stops and disables the service, removes the unit. */
-export const uninstallCommand: CliCommand = {
+export const uninstallCommand = defineCommand({
   command: 'uninstall',
   describe: `remove the systemd service: systemctl disable --now, remove ${UNIT_PATH}, daemon-reload`,
   options: { systemd: { type: 'boolean', describe: 'remove the systemd service' }, root: ROOT_OPTION },
@@ -161,4 +160,4 @@ export const uninstallCommand: CliCommand = {
     if (live) await systemctl(host, io, ['daemon-reload']);
     return EXIT.ok;
   },
-};
+});

@@ -4,10 +4,23 @@ import { ConfigError, HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { WindowsFlavor } from '../../targets/windows/constants.js';
 import { DEFAULT_TASK_INTERVAL_MINUTES, TASK_NAME, UTF8_BOM } from '../../targets/windows/constants.js';
-import type { Args, CliCommand, Io } from '../command.js';
-import { EXIT, settingOption } from '../command.js';
+import type { CliCommand, Io } from '../command.js';
+import { defineCommand, EXIT, settingOption } from '../command.js';
+import type { OptionSpecs } from '../args.js';
+import { installCommand, uninstallCommand } from './install-systemd.js';
 
 type Verb = 'install' | 'uninstall';
+
+/** What the task's scripts are made from: the install command's own options and its task options. */
+interface TaskArgs {
+  root: string;
+  json: boolean;
+  node?: string | undefined;
+  bin?: string | undefined;
+  windowsFlavor?: WindowsFlavor | undefined;
+  interval?: number | undefined;
+  metadataUrl?: string | undefined;
+}
 
 /** Where a Windows guest keeps node and the bundled agent when this command runs elsewhere (README, "Windows"). */
 const WINDOWS_DEFAULTS = {
@@ -17,9 +30,9 @@ const WINDOWS_DEFAULTS = {
 const INTERVAL_MAX = 1440;
 const TASK_TIMEOUT_MS = 120_000;
 
-function interval(args: Args): number {
+function interval(args: TaskArgs): number {
   const value = args.interval ?? DEFAULT_TASK_INTERVAL_MINUTES;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > INTERVAL_MAX) {
+  if (!Number.isInteger(value) || value < 1 || value > INTERVAL_MAX) {
     throw new ConfigError(
       `--interval ${JSON.stringify(value)} must be a whole number of minutes from 1 to ${INTERVAL_MAX}`,
     );
@@ -28,17 +41,17 @@ function interval(args: Args): number {
 }
 
 // The Windows renderer and its templates load only when a Windows command runs.
-async function renderFor(host: Host, args: Args, verb: Verb) {
+async function renderFor(host: Host, args: TaskArgs, verb: Verb) {
   const { renderTaskInstall, renderTaskUninstall } = await import('../../targets/windows/task.js');
   if (verb === 'uninstall') return renderTaskUninstall();
   // On Windows the task runs the node and the agent running this command; elsewhere the README's locations.
   const here = host.platform === 'win32';
   return renderTaskInstall({
-    node: String(args.node ?? (here ? process.execPath : WINDOWS_DEFAULTS.node)),
-    agent: String(args.bin ?? (here ? (process.argv[1] ?? WINDOWS_DEFAULTS.agent) : WINDOWS_DEFAULTS.agent)),
-    flavor: (args.windowsFlavor ?? 'powershell') as WindowsFlavor,
+    node: args.node ?? (here ? process.execPath : WINDOWS_DEFAULTS.node),
+    agent: args.bin ?? (here ? (process.argv[1] ?? WINDOWS_DEFAULTS.agent) : WINDOWS_DEFAULTS.agent),
+    flavor: args.windowsFlavor ?? 'powershell',
     intervalMinutes: interval(args),
-    ...(typeof args.metadataUrl === 'string' ? { metadataUrl: args.metadataUrl } : {}),
+    ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}),
   });
 }
 
@@ -47,8 +60,8 @@ async function renderFor(host: Host, args: Args, verb: Verb) {
  * removes) the scheduled task, writes it to the agent's directory and, on Windows, runs it. Elsewhere
  * with the default root it prints the script; with --root DIR it writes DIR/install-task.ps1.
  */
-async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promise<number> {
-  const root = String(args.root ?? '/');
+async function runWindowsTask(host: Host, io: Io, args: TaskArgs, verb: Verb): Promise<number> {
+  const root = args.root;
   requireAbsolute('--root', root);
   const file = await renderFor(host, args, verb);
   const { agentDirectory, agentPath } = await import('../../targets/windows/target.js');
@@ -100,39 +113,74 @@ async function runWindowsTask(host: Host, io: Io, args: Args, verb: Verb): Promi
   return EXIT.ok;
 }
 
-/**
- * Gives an `install`/`uninstall` command a `--windows-task` kind beside its own (`--systemd`): the same
- * verb for every OS, dispatched on the flag, so the command list keeps one entry per verb.
- */
-export function withWindowsTask(base: CliCommand, verb: Verb): CliCommand {
-  const what =
-    verb === 'install'
-      ? 'register the Windows scheduled task (SYSTEM, at startup and every --interval minutes)'
-      : 'remove the Windows scheduled task';
-  return {
-    ...base,
-    describe: `${base.describe}; or --windows-task: ${what}; the script is rendered anywhere and run on Windows`,
-    options: {
-      ...base.options,
-      'windows-task': { type: 'boolean', describe: what },
-      ...(verb === 'install' && {
-        'windows-flavor': settingOption('windowsFlavor', { describe: 'script the task runs (passed to apply)' }),
-        interval: {
-          type: 'number',
-          describe: 'minutes between runs of the task',
-          defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES),
-        },
-        'metadata-url': { type: 'string', describe: 'metadata base URL the task passes to apply' },
-      }),
-      json: { type: 'boolean', default: false, describe: 'print JSON' },
-    },
-    run(host, io, args) {
-      if (args.windowsTask === true) {
-        if (args.systemd === true) throw new ConfigError(`${verb}: --systemd and --windows-task exclude each other`);
-        return runWindowsTask(host, io, args, verb);
-      }
-      if (args.systemd !== true) throw new ConfigError(`${verb}: say what to ${verb}: --systemd or --windows-task`);
-      return base.run(host, io, args);
-    },
-  };
+/** What `--windows-task` does, for each verb. */
+const TASK_WHAT: Record<Verb, string> = {
+  install: 'register the Windows scheduled task (SYSTEM, at startup and every --interval minutes)',
+  uninstall: 'remove the Windows scheduled task',
+};
+
+/** The options every `--windows-task` takes. */
+const taskOptions = (verb: Verb) =>
+  ({
+    'windows-task': { type: 'boolean', describe: TASK_WHAT[verb] },
+    json: { type: 'boolean', default: false, describe: 'print JSON' },
+  }) as const satisfies OptionSpecs;
+
+/** The options only `install --windows-task` takes. */
+const INSTALL_TASK_OPTIONS = {
+  'windows-flavor': settingOption('windowsFlavor', 'script the task runs (passed to apply)'),
+  interval: {
+    type: 'number',
+    describe: 'minutes between runs of the task',
+    defaultDescription: String(DEFAULT_TASK_INTERVAL_MINUTES),
+  },
+  'metadata-url': { type: 'string', describe: 'metadata base URL the task passes to apply' },
+} as const satisfies OptionSpecs;
+
+/** `--windows-task`, `--systemd` (the base command), or a one-line refusal of neither or both. */
+function dispatch(
+  verb: Verb,
+  args: { windowsTask?: boolean | undefined; systemd?: boolean | undefined },
+  task: () => Promise<number>,
+  systemd: () => Promise<number>,
+): Promise<number> {
+  if (args.windowsTask === true) {
+    if (args.systemd === true) throw new ConfigError(`${verb}: --systemd and --windows-task exclude each other`);
+    return task();
+  }
+  if (args.systemd !== true) throw new ConfigError(`${verb}: say what to ${verb}: --systemd or --windows-task`);
+  return systemd();
 }
+
+const describeWithTask = (describe: string, verb: Verb): string =>
+  `${describe}; or --windows-task: ${TASK_WHAT[verb]}; the script is rendered anywhere and run on Windows`;
+
+/**
+ * `install` and `uninstall` with a `--windows-task` kind beside their own (`--systemd`): the same verb for every OS,
+ * dispatched on the flag, so the command list keeps one entry per verb.
+ */
+export const installWithTask: CliCommand = defineCommand({
+  ...installCommand,
+  describe: describeWithTask(installCommand.describe, 'install'),
+  options: { ...installCommand.options, ...taskOptions('install'), ...INSTALL_TASK_OPTIONS },
+  run: (host, io, args) =>
+    dispatch(
+      'install',
+      args,
+      () => runWindowsTask(host, io, args, 'install'),
+      () => installCommand.run(host, io, args),
+    ),
+});
+
+export const uninstallWithTask: CliCommand = defineCommand({
+  ...uninstallCommand,
+  describe: describeWithTask(uninstallCommand.describe, 'uninstall'),
+  options: { ...uninstallCommand.options, ...taskOptions('uninstall') },
+  run: (host, io, args) =>
+    dispatch(
+      'uninstall',
+      args,
+      () => runWindowsTask(host, io, args, 'uninstall'),
+      () => uninstallCommand.run(host, io, args),
+    ),
+});

@@ -1,7 +1,7 @@
 import { ConfigError, quoteShort } from '../../errors.js';
 import { metadataSource } from '../../pipeline.js';
 import { camel } from '../args.js';
-import type { Args, CliCommand, Io } from '../command.js';
+import { defineCommand, type Io } from '../command.js';
 import type { Host } from '../../host/host.js';
 import { loadConfig } from '../../config/file.js';
 import { optionsFrom, requireAbsolute } from '../../config/options.js';
@@ -17,7 +17,11 @@ const ONLY: Record<'serve' | 'dump', readonly string[]> = {
  * `eip-agent metadata dump`: the tree as the agent reads it (the same keys, caps, retries and errors), in the
  * `--metadata-file` format, so `plan --metadata-file` replays this VM anywhere. Refuses to overwrite a file.
  */
-async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
+async function dumpMetadata(
+  host: Host,
+  io: Io,
+  args: { metadataUrl?: string | undefined; config?: string | undefined; out?: string | undefined },
+): Promise<number> {
   const options = optionsFrom(
     host,
     { root: '/', ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}) },
@@ -25,7 +29,7 @@ async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
   );
   const tree = await metadataSource(host, options).read();
   const text = `${JSON.stringify(tree, null, 2)}\n`;
-  const out = args.out as string | undefined;
+  const out = args.out;
   if (out === undefined) {
     io.out(text);
     return 0;
@@ -38,7 +42,7 @@ async function dumpMetadata(host: Host, io: Io, args: Args): Promise<number> {
 }
 
 /** `eip-agent metadata serve|dump`: the metadata emulator, and a snapshot of the live tree for it or for --metadata-file. */
-export const metadataCommand: CliCommand = {
+export const metadataCommand = defineCommand({
   command: 'metadata <action>',
   name: 'metadata serve|dump',
   describe:
@@ -70,20 +74,21 @@ export const metadataCommand: CliCommand = {
     action: { choices: ['serve', 'dump'], describe: 'serve: run the emulator; dump: snapshot the live tree' },
   },
   run: (host, io, args) => {
-    const action = args.action as 'serve' | 'dump';
+    const action = args.action;
     const other = action === 'serve' ? 'dump' : 'serve';
-    const stray = ONLY[other].find((name) => args[camel(name)] !== undefined);
+    const given: Readonly<Record<string, unknown>> = args;
+    const stray = ONLY[other].find((name) => given[camel(name)] !== undefined);
     if (stray !== undefined) throw new ConfigError(`--${stray} is for metadata ${other}, not metadata ${action}`);
     if (action === 'dump') return dumpMetadata(host, io, args);
     if (args.fixture === undefined) throw new ConfigError('metadata serve needs --fixture: JSON tree to serve');
-    const port = String(args.port ?? '8080');
+    const port = args.port ?? '8080';
     if (!/^\d{1,5}$/.test(port) || Number(port) > 65535)
       throw new ConfigError(`--port ${quoteShort(port)}: expected an integer from 0 to 65535`);
     return serveMetadata(host, io, {
-      fixture: args.fixture as string,
-      host: (args.host as string | undefined) ?? '127.0.0.1',
+      fixture: args.fixture,
+      host: args.host ?? '127.0.0.1',
       port: Number(port),
-      ...(args.controlSocket !== undefined ? { controlSocket: args.controlSocket as string } : {}),
+      ...(args.controlSocket !== undefined ? { controlSocket: args.controlSocket } : {}),
     });
   },
-};
+});

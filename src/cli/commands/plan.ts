@@ -1,11 +1,11 @@
 import { planInSync } from '../../plan/plan.js';
 import { makePlan } from '../../pipeline.js';
-import { COMMON_OPTIONS, EXIT, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, defineCommand } from '../command.js';
 import { formatPlan, planJson } from '../format.js';
 import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent plan`: the dry run. */
-export const planCommand: CliCommand = {
+export const planCommand = defineCommand({
   command: 'plan',
   describe:
     'show what apply would change (unified diffs + runtime changes); writes nothing. Exit 0 in sync, 2 changes or removals pending, 1 error',
@@ -22,4 +22,4 @@ export const planCommand: CliCommand = {
     io.out(args.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : formatPlan(plan));
     return planInSync(plan) ? EXIT.ok : EXIT.pending;
   },
-};
+});

@@ -1,11 +1,11 @@
 import { underRoot } from '../../plan/root.js';
 import { ConfigError } from '../../errors.js';
 import { makePlan } from '../../pipeline.js';
-import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, defineCommand } from '../command.js';
 import { requireAbsolute, resolveOptions } from '../../config/options.js';
 
 /** `eip-agent render --out DIR`: the rendered files under DIR, nothing else. */
-export const renderCommand: CliCommand = {
+export const renderCommand = defineCommand({
   command: 'render',
   describe: 'write the rendered files under --out DIR as if DIR were the root; nothing else',
   options: {
@@ -13,7 +13,7 @@ export const renderCommand: CliCommand = {
     out: { type: 'string', required: true, describe: 'output directory (absolute)' },
   },
   async run(host, io, args) {
-    const out = String(args.out ?? '');
+    const out = args.out;
     requireAbsolute('--out', out);
     if ((await host.fs.meta(out)) !== null && (await host.fs.list(out)) === null)
       throw new ConfigError(`--out ${out}: not a directory`);
@@ -34,4 +34,4 @@ export const renderCommand: CliCommand = {
     io.out(args.json ? `${JSON.stringify({ files: paths }, null, 2)}\n` : paths.map((p) => `${p}\n`).join(''));
     return EXIT.ok;
   },
-};
+});

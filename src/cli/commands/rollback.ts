@@ -2,10 +2,10 @@ import { requireAbsolute } from '../../config/options.js';
 import { loadConfig } from '../../config/file.js';
 import { defaultTargetName, getTarget } from '../../targets/index.js';
 import { withLock } from '../../plan/lock.js';
-import { EXIT, printWarnings, type CliCommand } from '../command.js';
+import { EXIT, printWarnings, defineCommand } from '../command.js';
 
 /** `eip-agent rollback [--original]`. */
-export const rollbackCommand: CliCommand = {
+export const rollbackCommand = defineCommand({
   command: 'rollback',
   describe:
     'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
@@ -45,4 +45,4 @@ export const rollbackCommand: CliCommand = {
     }
     return result.complete ? EXIT.ok : EXIT.notVerified;
   },
-};
+});

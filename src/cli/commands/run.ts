@@ -10,7 +10,7 @@ import { resolveRunSettings, type RunArgs, type RunSettings } from '../../config
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import type { InstanceModel } from '../../model/types.js';
-import { COMMON_OPTIONS, EXIT, settingOption, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, defineCommand, EXIT, settingOption, type CliCommand } from '../command.js';
 
 /** What `run` needs from the process it runs in, beyond the Host: signals and where stderr goes. */
 export interface ProcessEdge {
@@ -107,7 +107,7 @@ export async function runAgent(host: Host, log: Logger, edge: ProcessEdge, args:
 
 /** `eip-agent run`, with the process edge injectable for tests. */
 export function createRunCommand(edge: () => ProcessEdge = processEdge): CliCommand {
-  return {
+  return defineCommand({
     command: 'run',
     describe:
       'the daemon: poll the metadata, apply and verify when it changes; SIGHUP reloads the config, SIGTERM stops',
@@ -123,7 +123,7 @@ export function createRunCommand(edge: () => ProcessEdge = processEdge): CliComm
     },
     async run(host, io, args) {
       const proc = edge();
-      const choice = String(args.logFormat ?? 'auto');
+      const choice = args.logFormat;
       const format: LogFormat = choice === 'json' || choice === 'text' ? choice : proc.stderrIsTTY ? 'text' : 'json';
       const log = createLogger({
         write: io.err,
@@ -132,9 +132,9 @@ export function createRunCommand(edge: () => ProcessEdge = processEdge): CliComm
         level: host.env.EIP_AGENT_DEBUG ? 'debug' : 'info',
         syslogPriority: proc.stderrIsJournal,
       });
-      return runAgent(host, log, proc, args as RunArgs);
+      return runAgent(host, log, proc, args);
     },
-  };
+  });
 }
 
 /** `eip-agent run`. */

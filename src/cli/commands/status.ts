@@ -2,11 +2,11 @@ import { loadState } from '../../plan/record.js';
 import { formatStatus } from '../format-status.js';
 import { readModel } from '../../pipeline.js';
 import { getTarget } from '../../targets/index.js';
-import { COMMON_OPTIONS, EXIT, printWarnings, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, EXIT, printWarnings, defineCommand } from '../command.js';
 import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent status`: the metadata's addresses next to the live system and the agent's own records. Read-only. */
-export const statusCommand: CliCommand = {
+export const statusCommand = defineCommand({
   command: 'status',
   describe:
     'per address: interface, MAC, EIP and mode, owned or not, in sync or drift; last apply and last error. Exit 0 in sync, 2 drift, 1 error',
@@ -25,4 +25,4 @@ export const statusCommand: CliCommand = {
     }
     return report.inSync ? EXIT.ok : EXIT.pending;
   },
-};
+});

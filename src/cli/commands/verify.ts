@@ -1,10 +1,10 @@
 import { verifyOnly } from '../../pipeline.js';
-import { COMMON_OPTIONS, printWarnings, verifyExit, type CliCommand } from '../command.js';
+import { COMMON_OPTIONS, printWarnings, verifyExit, defineCommand } from '../command.js';
 import { formatReport } from '../format.js';
 import { resolveOptions } from '../../config/options.js';
 
 /** `eip-agent verify`: compare files and live state with the metadata; change nothing. */
-export const verifyCommand: CliCommand = {
+export const verifyCommand = defineCommand({
   command: 'verify',
   describe:
     'check the live system and files against the metadata; ping each gateway from each address. Exit 0 verified, 3 not as desired, 4 a check could not be made (nothing found wrong), 1 error',
@@ -18,4 +18,4 @@ export const verifyCommand: CliCommand = {
     }
     return verifyExit(report);
   },
-};
+});
