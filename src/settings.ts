@@ -53,7 +53,9 @@ export const SETTINGS = {
     default: 'on',
     option: 'connection-marks',
     describe:
-      "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table where there is no nft)",
+      "Linux, policy mode: replies of forwarded or NATed connections (a container's published port) leave " +
+      "by the NIC their original destination is on (nftables table inet eip-agent; iptables' mangle table " +
+      'where there is no nft)',
   },
   cloudInit: {
     kind: 'choice',
@@ -68,7 +70,10 @@ export const SETTINGS = {
     choices: ['auto', 'centos', 'networkmanager', 'netplan', 'windows'],
     option: 'target',
     describe:
-      'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos where the legacy network service starts at boot, else networkmanager where NetworkManager runs, else netplan where netplan is configured',
+      'guest OS to configure: centos (ifcfg for the legacy network service), networkmanager (keyfile ' +
+      'profiles), netplan (Ubuntu/Debian: netplan and systemd-networkd), windows; auto (Linux): centos ' +
+      'where the legacy network service starts at boot, else networkmanager where NetworkManager runs, ' +
+      'else netplan where netplan is configured',
     defaultDescription: 'the running OS',
   },
   reload: {

@@ -36,19 +36,25 @@ export function aclScript(paths: readonly string[]): string {
   const encoded = paths.map((p) => `'${Buffer.from(p, 'utf16le').toString('base64')}'`).join(', ');
   return [
     "$ErrorActionPreference = 'Stop'",
-    "$write = [System.Security.AccessControl.FileSystemRights]'WriteData, AppendData, WriteExtendedAttributes, WriteAttributes, DeleteSubdirectoriesAndFiles, Delete, ChangePermissions, TakeOwnership'",
+    "$write = [System.Security.AccessControl.FileSystemRights]'WriteData, AppendData, " +
+      'WriteExtendedAttributes, WriteAttributes, DeleteSubdirectoriesAndFiles, Delete, ChangePermissions, ' +
+      "TakeOwnership'",
     '$sid = [System.Security.Principal.SecurityIdentifier]',
     `$paths = @(${encoded})`,
     'for ($i = 0; $i -lt $paths.Count; $i++) {',
     '    try {',
     '        $acl = Get-Acl -LiteralPath ([System.Text.Encoding]::Unicode.GetString([System.Convert]::FromBase64String($paths[$i])))',
-    "        $writers = @($acl.GetAccessRules($true, $true, $sid) | Where-Object { ([string]$_.AccessControlType -eq 'Allow') -and (($_.FileSystemRights -band $write) -ne 0) -and -not ([string]$_.PropagationFlags).Contains('InheritOnly') } | ForEach-Object { [string]$_.IdentityReference.Value })",
+    '        $writers = @($acl.GetAccessRules($true, $true, $sid) | Where-Object { ' +
+      "([string]$_.AccessControlType -eq 'Allow') -and (($_.FileSystemRights -band $write) -ne 0) -and " +
+      "-not ([string]$_.PropagationFlags).Contains('InheritOnly') } | ForEach-Object { " +
+      '[string]$_.IdentityReference.Value })',
     '        $report = [ordered]@{ index = $i; owner = [string]$acl.GetOwner($sid).Value; writers = $writers }',
     '    } catch {',
     '        $report = [ordered]@{ index = $i; error = $_.Exception.Message }',
     '    }',
     '    # Non-ASCII (a localized message) as \\uXXXX: the console writes in the OEM code page, the agent reads UTF-8.',
-    "    [Console]::Out.WriteLine([regex]::Replace((ConvertTo-Json -InputObject $report -Compress), '[^\\x00-\\x7F]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value }))",
+    '    [Console]::Out.WriteLine([regex]::Replace((ConvertTo-Json -InputObject $report -Compress), ' +
+      "'[^\\x00-\\x7F]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value }))",
     '}',
   ].join('\n');
 }

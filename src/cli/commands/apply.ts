@@ -8,7 +8,9 @@ import { resolveOptions } from '../../config/options.js';
 export const applyCommand = defineCommand({
   command: 'apply',
   describe:
-    'write the files, reconcile the runtime, verify; roll back if verification fails. Exit 0 applied and verified, 1 error (nothing changed), 3 verification failed (rolled back), 4 applied but a check could not be made (kept; verify again)',
+    'write the files, reconcile the runtime, verify; roll back if verification fails. Exit 0 applied and ' +
+    'verified, 1 error (nothing changed), 3 verification failed (rolled back), 4 applied but a check ' +
+    'could not be made (kept; verify again)',
   options: {
     ...COMMON_OPTIONS,
     runtime: { type: 'boolean', default: true, describe: 'change the live state too (--no-runtime: write files only)' },
@@ -16,7 +18,9 @@ export const applyCommand = defineCommand({
       type: 'boolean',
       default: false,
       describe:
-        'do not retry a model whose last apply failed verification and was rolled back before its backoff ends (30 s, doubling with each failure in a row, at most 15 min) unless the metadata changes (exit 3); the Windows task runs apply with it',
+        'do not retry a model whose last apply failed verification and was rolled back before its backoff ' +
+        'ends (30 s, doubling with each failure in a row, at most 15 min) unless the metadata changes (exit ' +
+        '3); the Windows task runs apply with it',
     },
     reload: settingOption('reload'),
   },

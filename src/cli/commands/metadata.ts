@@ -46,7 +46,9 @@ export const metadataCommand = defineCommand({
   command: 'metadata <action>',
   name: 'metadata serve|dump',
   describe:
-    'serve: serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and previews); dump: read the live tree as the agent does and print it (or write --out) as a --metadata-file',
+    'serve: serve a metadata JSON fixture over HTTP like the instance metadata endpoint (for tests and ' +
+    'previews); dump: read the live tree as the agent does and print it (or write --out) as a ' +
+    '--metadata-file',
   options: {
     fixture: { type: 'string', describe: 'serve: JSON tree to serve (required)' },
     host: { type: 'string', describe: 'serve: address to listen on', defaultDescription: '127.0.0.1' },

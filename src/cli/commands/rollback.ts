@@ -8,7 +8,9 @@ import { EXIT, printWarnings, defineCommand } from '../command.js';
 export const rollbackCommand = defineCommand({
   command: 'rollback',
   describe:
-    'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 error',
+    'undo the last apply (files, addresses, rules, routes, sysctls); --original: restore what the guest ' +
+    'had before eip-agent first touched it. Exit 0 done, 3 done only in part (the warnings say what), 1 ' +
+    'error',
   options: {
     original: {
       type: 'boolean',

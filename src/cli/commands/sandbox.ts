@@ -134,7 +134,9 @@ export const sandboxCommand = defineCommand({
   command: 'sandbox <action>',
   name: 'sandbox up|run|change|status|down',
   describe:
-    'root: an emulated VPC on this machine (network namespaces: router, EIP NAT, metadata service, internet host, guests); up runs apply in the guest and pings every EIP; run starts the daemon; change makes a cloud-side change; status; down removes it all',
+    'root: an emulated VPC on this machine (network namespaces: router, EIP NAT, metadata service, ' +
+    'internet host, guests); up runs apply in the guest and pings every EIP; run starts the daemon; ' +
+    'change makes a cloud-side change; status; down removes it all',
   options: SANDBOX_OPTIONS,
   positionals: { action: { choices: ACTIONS, describe: 'up, run, change, status or down' } },
   async run(host, io, args) {

@@ -7,7 +7,8 @@ import { resolveOptions } from '../../config/options.js';
 export const verifyCommand = defineCommand({
   command: 'verify',
   describe:
-    'check the live system and files against the metadata; ping each gateway from each address. Exit 0 verified, 3 not as desired, 4 a check could not be made (nothing found wrong), 1 error',
+    'check the live system and files against the metadata; ping each gateway from each address. Exit 0 ' +
+    'verified, 3 not as desired, 4 a check could not be made (nothing found wrong), 1 error',
   options: COMMON_OPTIONS,
   async run(host, io, args) {
     const { plan, report } = await verifyOnly(host, await resolveOptions(host, args));

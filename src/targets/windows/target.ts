@@ -194,7 +194,8 @@ export const windowsTarget: Target = {
     );
     const files = planFiles(desired.files, snapshots).map(ownedScript);
     const warnings = [
-      'the Windows script compares and changes the adapters itself, at run time on the guest (by MAC, then ifIndex): this plan lists the script, not adapter changes',
+      'the Windows script compares and changes the adapters itself, at run time on the guest (by MAC, then ' +
+        'ifIndex): this plan lists the script, not adapter changes',
     ];
     return {
       target: 'windows',
@@ -261,7 +262,8 @@ export const windowsTarget: Target = {
     // The script undoes its own change when a step or its verification fails; nothing else is recorded to undo.
     return Promise.reject(
       new HostError(
-        'rollback on Windows: the script already rolls back its own change when a step or its verification fails; undoing an apply that succeeded is not supported yet',
+        'rollback on Windows: the script already rolls back its own change when a step or its verification ' +
+          'fails; undoing an apply that succeeded is not supported yet',
       ),
     );
   },

@@ -142,7 +142,8 @@ export const netplanTarget = linuxTarget<NetplanGuest>({
     });
     if (!(await netplanInstalled(host, root)))
       return refuse(
-        'netplan is not installed (/usr/sbin/netplan): nothing would read it at boot; on Debian: apt-get install netplan.io, or use the target of the stack that configures the NICs',
+        'netplan is not installed (/usr/sbin/netplan): nothing would read it at boot; on Debian: apt-get ' +
+          'install netplan.io, or use the target of the stack that configures the NICs',
       );
     if (guest.problem !== undefined) return refuse(guest.problem);
     return { description, stack };
