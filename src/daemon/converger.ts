@@ -145,7 +145,8 @@ export class Converger {
     const state = await loadState(this.host, pipeline.root);
     let plan;
     try {
-      plan = await planModel(this.host, { ...pipeline, requireNics: true }, model, state);
+      // As applyModel plans (the daemon's runtime is on, so every NIC must be there): applied as it is below.
+      plan = await planModel(this.host, pipeline, model, state);
     } catch (error) {
       // An ENI that went away is the metadata's to say (the next read), not something to repair.
       if (!(error instanceof MissingNicError)) throw error;

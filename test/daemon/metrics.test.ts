@@ -135,16 +135,22 @@ describe('escapeLabel', () => {
   });
 });
 
+/** A fresh volume whose /sys holds eth0's four counters, 5 to 8; returns their directory. */
+function eth0Statistics(): string {
+  vol.reset();
+  const dir = '/sys/class/net/eth0/statistics';
+  vol.fromJSON({
+    [`${dir}/rx_bytes`]: '5\n',
+    [`${dir}/tx_bytes`]: '6\n',
+    [`${dir}/rx_packets`]: '7\n',
+    [`${dir}/tx_packets`]: '8\n',
+  });
+  return dir;
+}
+
 describe('readNicCounters', () => {
   it('reads the four statistics files; a missing or non-numeric one gives undefined', async () => {
-    vol.reset();
-    const dir = '/sys/class/net/eth0/statistics';
-    vol.fromJSON({
-      [`${dir}/rx_bytes`]: '5\n',
-      [`${dir}/tx_bytes`]: '6\n',
-      [`${dir}/rx_packets`]: '7\n',
-      [`${dir}/tx_packets`]: '8\n',
-    });
+    const dir = eth0Statistics();
     const host = createTestHost();
     expect(await readNicCounters(host, 'eth0')).toEqual({ rxBytes: '5', txBytes: '6', rxPackets: '7', txPackets: '8' });
     vol.writeFileSync(`${dir}/tx_packets`, 'x\n');
@@ -155,14 +161,7 @@ describe('readNicCounters', () => {
 
 describe('liveLinuxNics', () => {
   it('keeps the links with the MACs asked for, each with its addresses and, where /sys has them, its counters', async () => {
-    vol.reset();
-    const dir = '/sys/class/net/eth0/statistics';
-    vol.fromJSON({
-      [`${dir}/rx_bytes`]: '5\n',
-      [`${dir}/tx_bytes`]: '6\n',
-      [`${dir}/rx_packets`]: '7\n',
-      [`${dir}/tx_packets`]: '8\n',
-    });
+    eth0Statistics();
     const kernel = new FakeKernel(convergedLive());
     const host = createTestHost({ run: kernel.run });
     const nics = await liveLinuxNics(host, [MAC0, MAC1]);

@@ -1,4 +1,5 @@
 import { requireAbsolute } from '../../config/options.js';
+import { SETTINGS } from '../../settings.js';
 import { underRoot } from '../../plan/root.js';
 import { ConfigError, HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
@@ -49,7 +50,7 @@ async function renderFor(host: Host, args: TaskArgs, verb: Verb) {
   return renderTaskInstall({
     node: args.node ?? (here ? process.execPath : WINDOWS_DEFAULTS.node),
     agent: args.bin ?? (here ? (process.argv[1] ?? WINDOWS_DEFAULTS.agent) : WINDOWS_DEFAULTS.agent),
-    flavor: args.windowsFlavor ?? 'powershell',
+    flavor: args.windowsFlavor ?? SETTINGS.windowsFlavor.default,
     intervalMinutes: interval(args),
     ...(args.metadataUrl !== undefined ? { metadataUrl: args.metadataUrl } : {}),
   });

@@ -264,7 +264,8 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
           return kept;
         },
       };
-      if (options.reload !== undefined && options.reload !== 'none' && paths.length > 0) {
+      // reloadNetwork does nothing for `none`.
+      if (options.reload !== undefined && paths.length > 0) {
         try {
           await reloadNetwork(host, options.reload);
         } catch (error) {
