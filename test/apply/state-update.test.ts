@@ -375,6 +375,37 @@ describe('stateAfterApply', () => {
   });
 });
 
+describe('ownership through an apply', () => {
+  const address = (i: number): OwnedAddress => ({ ifname: 'eth1', mac: MAC1, cidr: `10.0.${i >> 8}.${i & 255}/16` });
+
+  it('keeps the order of what it owned: an item released and owned again goes last, a released one leaves', () => {
+    const A9: OwnedAddress = { ifname: 'eth1', mac: MAC1, cidr: '10.0.0.9/24' };
+    const before = applied(owned({ addresses: [A3, A7, A8] }));
+    const runtime = [delAddress(A7), addAddress(A7), delAddress(A8), addAddress(A9)];
+    expect(stateAfterApply(before, plan({ runtime }), MANUAL_HASH, LATER).owned.addresses).toEqual([A3, A7, A9]);
+  });
+
+  it('takes each of 240 edits, as one list edited an item at a time would', () => {
+    const before = applied(owned({ addresses: Array.from({ length: 240 }, (_, i) => address(i)) }));
+    // Every third released, every fifth released and owned again (last), then 40 new ones owned.
+    const runtime = [
+      ...Array.from({ length: 240 }, (_, i) => i).flatMap((i) =>
+        i % 3 === 0 ? [delAddress(address(i))] : i % 5 === 0 ? [delAddress(address(i)), addAddress(address(i))] : [],
+      ),
+      ...Array.from({ length: 40 }, (_, i) => addAddress(address(1000 + i))),
+    ];
+    let expected = before.owned.addresses;
+    for (const change of runtime) {
+      const ref = (change.releases ?? change.owns)?.item as OwnedAddress;
+      expected = expected.filter((a) => a.cidr !== ref.cidr);
+      if (change.owns !== undefined) expected = [...expected, ref];
+    }
+    const after = stateAfterApply(before, plan({ runtime }), MANUAL_HASH, LATER).owned.addresses;
+    expect(after).toEqual(expected);
+    expect(after).toHaveLength(240 - 80 + 40);
+  });
+});
+
 describe('stateAfterRollback', () => {
   it('remembers the failed model with a retry time, counts the failure, and keeps ownership and the last snapshot', () => {
     const state = applied(manualOwned(), {

@@ -112,9 +112,10 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
 
   for (const want of runtime.routes) {
     if (!linkByName.has(want.dev)) continue;
+    const table = String(want.table);
     const present = live.routes.some(
       (r) =>
-        r.table === String(want.table) &&
+        r.table === table &&
         r.dst === want.dst &&
         r.dev === want.dev &&
         r.gateway === want.gateway &&
@@ -122,7 +123,7 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     );
     if (present) continue;
     const spec = routeSpec(want.table, want.dst, want.dev, want.gateway, want.src);
-    const old = live.routes.find((r) => r.table === String(want.table) && r.dst === want.dst);
+    const old = live.routes.find((r) => r.table === table && r.dst === want.dst);
     // The table is the agent's own (never one in use by others), so replace is safe and idempotent;
     // undoing it puts back the route it replaced, if there was one.
     const undo =

@@ -95,9 +95,9 @@ export function planRemovals(
   for (const item of state.owned.routes) {
     if (wantRoutes.has(item.spec)) continue;
     const ref: OwnedRef = { kind: 'route', item };
+    const table = String(item.table);
     const present = live.routes.some(
-      (r) =>
-        r.table === String(item.table) && routeSpec(item.table, r.dst, r.dev ?? '', r.gateway, r.prefsrc) === item.spec,
+      (r) => r.table === table && routeSpec(item.table, r.dst, r.dev ?? '', r.gateway, r.prefsrc) === item.spec,
     );
     if (!present) {
       ownership.forget.push(ref);

@@ -140,11 +140,13 @@ export async function rollbackOriginal(host: Host, root: string): Promise<Rollba
   }
   // Routes of an interface that has gone went with it; the same route of another protocol is not the agent's any more
   // (NetworkManager put it there from a profile at boot, and takes it away with the profile).
+  const protocol = String(ROUTE_PROTO);
   for (const r of owned.routes) {
+    const table = String(r.table);
     const there = live?.routes.some(
       (l) =>
-        l.table === String(r.table) &&
-        l.protocol === String(ROUTE_PROTO) &&
+        l.table === table &&
+        l.protocol === protocol &&
         routeSpec(r.table, l.dst, l.dev ?? '', l.gateway, l.prefsrc) === r.spec,
     );
     if (present.has(r.dev) && there) lines.push(`route del ${r.spec} proto ${ROUTE_PROTO}`);

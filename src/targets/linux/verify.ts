@@ -32,15 +32,14 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
   for (const a of want.addresses) {
     const found = links.get(a.ifname)?.addresses.find((x) => x.ip === a.ip);
     const ok = found !== undefined && found.prefixLength === a.prefixLength;
-    const elsewhere = live.links
-      .filter((l) => l.ifname !== a.ifname && l.addresses.some((x) => x.ip === a.ip))
-      .map((l) => l.ifname);
+    const elsewhere = () =>
+      live.links.filter((l) => l.ifname !== a.ifname && l.addresses.some((x) => x.ip === a.ip)).map((l) => l.ifname);
     const detail = ok
       ? `on ${a.ifname}`
       : found
         ? `on ${a.ifname} as /${found.prefixLength}`
-        : elsewhere.length
-          ? `missing; found on ${elsewhere.join(', ')}`
+        : elsewhere().length
+          ? `missing; found on ${elsewhere().join(', ')}`
           : `missing from ${a.ifname}`;
     checks.push({ kind: 'address', subject: `${a.ip}/${a.prefixLength} ${a.ifname}`, ok, detail });
   }
@@ -53,8 +52,9 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
     checks.push({ kind: 'rule', subject, ok, detail: ok ? 'present' : 'missing' });
   }
   for (const r of want.routes) {
+    const table = String(r.table);
     const ok = live.routes.some(
-      (x) => x.table === String(r.table) && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway,
+      (x) => x.table === table && x.dst === r.dst && x.dev === r.dev && x.gateway === r.gateway,
     );
     checks.push({
       kind: 'route',
