@@ -62,6 +62,7 @@ export async function readModelAndListings(
   const source = metadataSource(host, options);
   const tree =
     previous !== undefined && source.refresh !== undefined ? await source.refresh(previous) : await source.read();
+  host.collectGarbage?.();
   return { model: withoutIgnoredNics(buildModel(tree), options.ignoreNics ?? []), listings: listingsOf(tree), tree };
 }
 
@@ -204,6 +205,7 @@ export async function applyModel(
     if (recorded) await restoreState(host, options.root, state).catch(() => undefined);
     throw error;
   }
+  host.collectGarbage?.();
   const pendingRemovals = plan.ownership.absentNow.length;
   let report: VerifyReport | undefined;
   if (options.runtime) {
@@ -226,6 +228,7 @@ export async function applyModel(
       ];
     }
     report = { ok: checks.every((c) => c.ok), checks };
+    host.collectGarbage?.();
     const failed = checks.filter((c) => !c.ok && c.unknown !== true);
     if (failed.length > 0) {
       const kept = await outcome.undo({ keepRemovals: true });

@@ -86,4 +86,10 @@ export interface Host {
   isPrivileged(): boolean;
   /** Human messages (warnings, progress) for stderr. */
   log(message: string): void;
+  /**
+   * A full garbage collection, now. The pipeline calls it after each stage of a pass (the read, the change, the
+   * verification), so that what one stage left behind is gone before the next allocates: a long-lived process's peak
+   * is then the largest stage, not their sum. Only the daemon sets it (see garbageCollector); a short run exits instead.
+   */
+  collectGarbage?(): void;
 }

@@ -218,6 +218,18 @@ export function withSystemPath(path: string | undefined): string {
   return [...dirs, ...SYSTEM_DIRS.filter((d) => !dirs.includes(d))].join(':');
 }
 
+/**
+ * The runtime's own full collection: Bun's (the release executable), or node's when it runs with --expose-gc;
+ * undefined where there is none.
+ */
+export function garbageCollector(): (() => void) | undefined {
+  const runtime = globalThis as { Bun?: { gc?: (force: boolean) => void }; gc?: () => void };
+  const bunGc = runtime.Bun?.gc;
+  if (bunGc !== undefined) return () => bunGc(true);
+  const nodeGc = runtime.gc;
+  return nodeGc === undefined ? undefined : () => nodeGc();
+}
+
 /** The host of a real run: real files, processes, HTTP and clock. */
 export function createNodeHost(): Host {
   const bun = bunRuntime();

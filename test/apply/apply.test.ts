@@ -212,6 +212,32 @@ describe('applyAndVerify on a fresh guest', () => {
     ]);
   });
 
+  it('collects garbage after each stage where the host can: the read, the change, the verification', async () => {
+    const { kernel, host } = guest();
+    const steps: string[] = [];
+    const watched: Host = {
+      ...host,
+      run: (argv, options) => {
+        if (argv[0] !== 'ping') steps.push(argv.join(' '));
+        return kernel.run(argv, options);
+      },
+      collectGarbage: () => void steps.push('collect'),
+    };
+    await applyAndVerify(watched, OPTIONS);
+    expect(steps).toEqual([
+      'collect',
+      'ip -j -d -batch -',
+      'nft list table inet eip-agent',
+      'ip -batch -',
+      'nft -f -',
+      `sysctl -q -w ${SYSCTLS_SET}`,
+      'collect',
+      'ip -j -d -batch -',
+      'nft list table inet eip-agent',
+      'collect',
+    ]);
+  });
+
   it('does nothing the second time: no ip -batch, no sysctl -w, no file written', async () => {
     const { kernel, host, writes } = guest();
     await applyAndVerify(host, OPTIONS);

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { withSystemPath } from '../../src/host/node.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { garbageCollector, withSystemPath } from '../../src/host/node.js';
 
 describe('withSystemPath', () => {
   it.each<[string, string | undefined, string]>([
@@ -18,5 +18,28 @@ describe('withSystemPath', () => {
     ],
   ])('%s', (_name, path, expected) => {
     expect(withSystemPath(path)).toBe(expected);
+  });
+});
+
+describe('garbageCollector', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("is Bun's full collection on Bun (the release executable)", () => {
+    const gc = vi.fn();
+    vi.stubGlobal('Bun', { gc });
+    const collect = garbageCollector();
+    expect(gc).not.toHaveBeenCalled();
+    collect?.();
+    expect(gc).toHaveBeenCalledWith(true);
+  });
+
+  it("is node's gc when node exposes it (--expose-gc), and nothing otherwise", () => {
+    vi.stubGlobal('Bun', undefined);
+    vi.stubGlobal('gc', undefined);
+    expect(garbageCollector()).toBeUndefined();
+    const gc = vi.fn();
+    vi.stubGlobal('gc', gc);
+    garbageCollector()?.();
+    expect(gc).toHaveBeenCalledTimes(1);
   });
 });

@@ -9,6 +9,7 @@ import { startMetricsServer, type MetricsServer } from '../../daemon/metrics-ser
 import { resolveRunSettings, type RunArgs, type RunSettings } from '../../config/run.js';
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
+import { garbageCollector } from '../../host/node.js';
 import type { InstanceModel } from '../../model/types.js';
 import { COMMON_OPTIONS, defineCommand, EXIT, settingOption, type CliCommand } from '../command.js';
 
@@ -56,7 +57,10 @@ async function startServer(port: number, render: () => Promise<string>): Promise
 }
 
 /** Runs the daemon under the agent lock until SIGTERM or SIGINT; SIGHUP re-reads the config file. */
-export async function runAgent(host: Host, log: Logger, edge: ProcessEdge, args: RunArgs): Promise<number> {
+export async function runAgent(given: Host, log: Logger, edge: ProcessEdge, args: RunArgs): Promise<number> {
+  // A daemon lives on after each pass: it collects between stages (see Host.collectGarbage), a one-shot command does not.
+  const collect = given.collectGarbage ?? garbageCollector();
+  const host: Host = collect === undefined ? given : { ...given, collectGarbage: collect };
   let settings: RunSettings = await resolveRunSettings(host, args);
   if (!host.isPrivileged()) {
     throw new HostError(
