@@ -12,6 +12,14 @@ import { report } from '../../plan/verify-report.js';
 const PING_ATTEMPTS = 3;
 const PING_CONCURRENCY = 8;
 
+/** Where an address missing from its link is instead: only looked for when it is missing. */
+function missingAddress(live: LinuxLiveState, ip: string, ifname: string): string {
+  const elsewhere = live.links
+    .filter((l) => l.ifname !== ifname && l.addresses.some((x) => x.ip === ip))
+    .map((l) => l.ifname);
+  return elsewhere.length > 0 ? `missing; found on ${elsewhere.join(', ')}` : `missing from ${ifname}`;
+}
+
 /** Checks the live state against the desired one: structure first (pure), then reachability (ping). */
 export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Check[] {
   const checks: Check[] = [];
@@ -32,15 +40,11 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
   for (const a of want.addresses) {
     const found = links.get(a.ifname)?.addresses.find((x) => x.ip === a.ip);
     const ok = found !== undefined && found.prefixLength === a.prefixLength;
-    const elsewhere = () =>
-      live.links.filter((l) => l.ifname !== a.ifname && l.addresses.some((x) => x.ip === a.ip)).map((l) => l.ifname);
     const detail = ok
       ? `on ${a.ifname}`
       : found
         ? `on ${a.ifname} as /${found.prefixLength}`
-        : elsewhere().length
-          ? `missing; found on ${elsewhere().join(', ')}`
-          : `missing from ${a.ifname}`;
+        : missingAddress(live, a.ip, a.ifname);
     checks.push({ kind: 'address', subject: `${a.ip}/${a.prefixLength} ${a.ifname}`, ok, detail });
   }
   for (const r of want.rules) {
