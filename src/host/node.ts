@@ -219,13 +219,19 @@ export function withSystemPath(path: string | undefined): string {
 }
 
 /**
- * The runtime's own full collection: Bun's (the release executable), or node's when it runs with --expose-gc;
- * undefined where there is none.
+ * The runtime's own full collection: Bun's (the release executable) followed by `Bun.shrink()`, which hands the
+ * freed heap pages back to the system (the daemon's anonymous memory in sync: 14.2-14.4 -> 10.8-10.9 MB); node's
+ * when it runs with --expose-gc; undefined where there is none.
  */
 export function garbageCollector(): (() => void) | undefined {
-  const runtime = globalThis as { Bun?: { gc?: (force: boolean) => void }; gc?: () => void };
+  const runtime = globalThis as { Bun?: { gc?: (force: boolean) => void; shrink?: () => void }; gc?: () => void };
   const bunGc = runtime.Bun?.gc;
-  if (bunGc !== undefined) return () => bunGc(true);
+  const shrink = runtime.Bun?.shrink;
+  if (bunGc !== undefined)
+    return () => {
+      bunGc(true);
+      shrink?.();
+    };
   const nodeGc = runtime.gc;
   return nodeGc === undefined ? undefined : () => nodeGc();
 }

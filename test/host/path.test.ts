@@ -24,12 +24,21 @@ describe('withSystemPath', () => {
 describe('garbageCollector', () => {
   afterEach(() => vi.unstubAllGlobals());
 
-  it("is Bun's full collection on Bun (the release executable)", () => {
+  it("is Bun's full collection on Bun (the release executable), then its shrink of the heap", () => {
+    const calls: string[] = [];
+    const gc = vi.fn((force: boolean) => calls.push(`gc ${force}`));
+    const shrink = vi.fn(() => calls.push('shrink'));
+    vi.stubGlobal('Bun', { gc, shrink });
+    const collect = garbageCollector();
+    expect(calls).toEqual([]);
+    collect?.();
+    expect(calls).toEqual(['gc true', 'shrink']);
+  });
+
+  it('collects on a Bun without shrink', () => {
     const gc = vi.fn();
     vi.stubGlobal('Bun', { gc });
-    const collect = garbageCollector();
-    expect(gc).not.toHaveBeenCalled();
-    collect?.();
+    garbageCollector()?.();
     expect(gc).toHaveBeenCalledWith(true);
   });
 
