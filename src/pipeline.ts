@@ -248,7 +248,9 @@ export async function applyModel(
   const unverified = report?.checks.filter((c) => c.unknown === true) ?? [];
   if (unverified.length > 0) {
     // Kept and owned, but not known good: the next run applies (and verifies) again instead of resting in sync.
-    const message = `verification could not finish (${unverified.map((c) => `${c.kind} ${c.subject}: ${c.detail}`).join('; ')}); the change is kept and verified again`;
+    const message =
+      `verification could not finish (${unverified.map((c) => `${c.kind} ${c.subject}: ${c.detail}`).join('; ')}); ` +
+      `the change is kept and verified again`;
     next = { ...next, lastError: { at: now(), message } };
   }
   if (JSON.stringify(next) !== JSON.stringify(state)) await saveState(host, options.root, next);

@@ -20,9 +20,8 @@ export function formatStatus(report: StatusReport): string {
   // The lists are in `plan` (with diffs) and in --json; here only how much is pending.
   const files = report.files.length;
   const runtime = report.runtime.length;
-  out.push(
-    `Files:        ${files === 0 ? 'in sync' : `${files} file${files === 1 ? '' : 's'} to write (${report.files.map((f) => f.path.split('/').at(-1)).join(', ')})`}`,
-  );
+  const names = report.files.map((f) => f.path.split('/').at(-1)).join(', ');
+  out.push(`Files:        ${files === 0 ? 'in sync' : `${files} file${files === 1 ? '' : 's'} to write (${names})`}`);
   out.push(`Runtime:      ${runtime === 0 ? 'in sync' : `${runtime} change${runtime === 1 ? '' : 's'} pending`}`);
   if (report.pendingRemovals.length > 0) out.push(`Pending:      ${report.pendingRemovals.join('; ')}`);
   if (report.bootStack !== undefined) out.push(`At boot:      ${report.bootStack.replace(/^network at boot: /, '')}`);
@@ -41,11 +40,14 @@ export function formatStatus(report: StatusReport): string {
         ? `the service tries it again after ${report.retryAfter} (the wait doubles with each failure, at most 15 min)`
         : 'the service tries it again at its next read';
     out.push(
-      `Retry:        model ${report.failedModelHash.slice(0, 12)} failed verification ${times} and was rolled back; ${when}, or at once when the metadata changes; \`eip-agent apply\` retries it now (stop the service first)`,
+      `Retry:        model ${report.failedModelHash.slice(0, 12)} failed verification ${times} and was rolled back; ` +
+        `${when}, or at once when the metadata changes; \`eip-agent apply\` retries it now (stop the service first)`,
     );
   }
   out.push(
-    `Reads:        the service sees an ENI attached or detached and a private IP added, removed or moved within one interval; an EIP bound, unbound or put in direct mode and a NIC's primary IP swapped (the same addresses listed) at its next full read, at most ${FULL_READ_MS / 1000} s later`,
+    `Reads:        the service sees an ENI attached or detached and a private IP added, removed or moved within one interval; ` +
+      `an EIP bound, unbound or put in direct mode and a NIC's primary IP swapped (the same addresses listed) ` +
+      `at its next full read, at most ${FULL_READ_MS / 1000} s later`,
   );
   const c = report.counters;
   out.push(

@@ -93,6 +93,7 @@ export function formatReport(report: VerifyReport): string {
     ? `Verified: all ${report.checks.length} checks passed.`
     : failed > 0
       ? `Not as desired: ${failed} of ${report.checks.length} checks failed.`
-      : `Not verified: ${unknown} of ${report.checks.length} checks could not be made (the others passed); nothing was found wrong, so nothing was rolled back: \`eip-agent verify\` checks again.`;
+      : `Not verified: ${unknown} of ${report.checks.length} checks could not be made (the others passed); ` +
+        `nothing was found wrong, so nothing was rolled back: \`eip-agent verify\` checks again.`;
   return `${rows.join('\n')}\n${verdict}\n`;
 }

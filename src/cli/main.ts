@@ -35,7 +35,8 @@ const COMMANDS: CliCommand[] = [
 ];
 
 const USAGE =
-  'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n`eip-agent --version` prints the version.';
+  'eip-agent <command> [options]\n\nConfigures ENIs, secondary private IPs and EIPs on this guest from the instance metadata.\n' +
+  '`eip-agent --version` prints the version.';
 
 const stdio: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 

@@ -111,7 +111,10 @@ async function requireAdminOnly(host: Host, path: string): Promise<void> {
   const problems = [...file, ...dir.map((d) => `${d} (its folder)`)];
   if (problems.length === 0) return;
   throw new ConfigError(
-    `${path}: not used: ${problems.join(', ')}, and SYSTEM would apply what it says; let only SYSTEM and Administrators write it: icacls "${folder}" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX, then icacls "${path}" /reset (install --windows-task restricts %ProgramData%\\eip-agent this way)`,
+    `${path}: not used: ${problems.join(', ')}, and SYSTEM would apply what it says; ` +
+      `let only SYSTEM and Administrators write it: icacls "${folder}" /inheritance:r ` +
+      `/grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F *S-1-5-32-545:(OI)(CI)RX, ` +
+      `then icacls "${path}" /reset (install --windows-task restricts %ProgramData%\\eip-agent this way)`,
   );
 }
 

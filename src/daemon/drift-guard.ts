@@ -36,7 +36,9 @@ export class DriftGuard {
     this.reported = true;
     return {
       react: false,
-      flapping: `${count} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; repairing only at each full metadata read until it stops`,
+      flapping:
+        `${count} repairs in the last ${DRIFT_WINDOW_MS / 1000} s: something keeps changing the addresses, rules or routes the agent manages; ` +
+        `repairing only at each full metadata read until it stops`,
     };
   }
 }

@@ -262,7 +262,8 @@ export async function saveState(host: Host, root: string, state: AgentState): Pr
 export const ownedKey = {
   address: (a: OwnedAddress) => `address ${a.cidr} ${a.mac}`,
   rule: (r: OwnedRule) =>
-    `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''}`,
+    `rule ${r.from} ${r.table}${r.to !== undefined ? ` to ${r.to}` : ''}` +
+    `${r.suppressPrefixLength !== undefined ? ` suppress ${r.suppressPrefixLength}` : ''}${r.fwmark !== undefined ? ` fwmark ${r.fwmark}` : ''}`,
   mark: (m: OwnedMark) => `mark ${m.ip} 0x${m.mark.toString(16)}`,
   route: (r: OwnedRoute) => `route ${r.spec}`,
   file: (path: string) => `file ${path}`,

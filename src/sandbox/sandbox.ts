@@ -118,7 +118,8 @@ export async function checkSandboxHost(host: Host): Promise<void> {
   }
   if (missing.length > 0)
     throw new HostError(
-      `the sandbox needs ${missing.join(', ')}: install ${missing.length > 1 ? 'them' : 'it'}, e.g. apt-get install ${missing.map((m) => /\((.+)\)/.exec(m)?.[1]).join(' ')}`,
+      `the sandbox needs ${missing.join(', ')}: install ${missing.length > 1 ? 'them' : 'it'}, ` +
+        `e.g. apt-get install ${missing.map((m) => /\((.+)\)/.exec(m)?.[1]).join(' ')}`,
     );
 }
 
@@ -334,7 +335,8 @@ export async function sandboxUp(host: Host, io: SandboxIo, options: UpOptions): 
   seedGuest(vpc, options.target);
   save(record);
   io.err(
-    `eip-agent: sandbox ${options.name}: VPC built from ${source} (namespaces ${id}-*); applying in ${vpc.guests.map((g) => `guest ${g.name}`).join(' and ')}\n`,
+    `eip-agent: sandbox ${options.name}: VPC built from ${source} (namespaces ${id}-*); ` +
+      `applying in ${vpc.guests.map((g) => `guest ${g.name}`).join(' and ')}\n`,
   );
   let applied = true;
   for (const guest of vpc.guests) {
@@ -447,7 +449,8 @@ export async function sandboxChange(
   const withDaemon = guests.filter((g) => running(record, g) !== undefined);
   if (withDaemon.length > 0 && (change.op === 'bind-eip' || change.op === 'unbind-eip')) {
     io.err(
-      `eip-agent: a daemon's poll reads the listings; a change inside an address (an EIP, its mode) reaches it at its next full read, within ${FULL_READ_MS / 1000} s\n`,
+      `eip-agent: a daemon's poll reads the listings; a change inside an address (an EIP, its mode) ` +
+        `reaches it at its next full read, within ${FULL_READ_MS / 1000} s\n`,
     );
   }
   for (const guest of guests.filter((g) => !withDaemon.includes(g))) {
@@ -487,7 +490,8 @@ export async function sandboxStatus(host: Host, io: SandboxIo, name: string, jso
     for (const guest of vpc.guests) {
       const pid = running(record, guest.name);
       io.out(
-        `Guest ${guest.name}: ${guest.nics.map((n) => `${n.guestIf} ${n.mac} ${n.primaryIp}`).join(', ')}; daemon ${pid === undefined ? 'not running' : `running (pid ${pid})`}\n`,
+        `Guest ${guest.name}: ${guest.nics.map((n) => `${n.guestIf} ${n.mac} ${n.primaryIp}`).join(', ')}; ` +
+          `daemon ${pid === undefined ? 'not running' : `running (pid ${pid})`}\n`,
       );
     }
   }

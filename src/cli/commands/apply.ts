@@ -36,7 +36,8 @@ export const applyCommand = defineCommand({
           ? `tried again after ${result.skipped.retryAfter} or when the metadata changes`
           : 'waiting for the metadata to change';
       io.err(
-        `eip-agent: apply: not retrying model ${result.skipped.hash.slice(0, 12)} yet, which failed verification at ${result.skipped.at}; ${when} (\`eip-agent apply\` without --skip-failed retries it now)\n`,
+        `eip-agent: apply: not retrying model ${result.skipped.hash.slice(0, 12)} yet, which failed verification at ${result.skipped.at}; ` +
+          `${when} (\`eip-agent apply\` without --skip-failed retries it now)\n`,
       );
       return EXIT.notVerified;
     }
@@ -67,7 +68,8 @@ export const applyCommand = defineCommand({
     }
     if (result.unverified !== undefined) {
       io.err(
-        'eip-agent: verify: applied, but verification could not finish (see the checks marked ?? above); the change is kept, nothing was rolled back: run `eip-agent verify` again\n',
+        'eip-agent: verify: applied, but verification could not finish (see the checks marked ?? above); ' +
+          'the change is kept, nothing was rolled back: run `eip-agent verify` again\n',
       );
       return EXIT.unknown;
     }

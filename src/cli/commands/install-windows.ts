@@ -70,7 +70,8 @@ async function runWindowsTask(host: Host, io: Io, args: TaskArgs, verb: Verb): P
   if (!onWindows && root === '/') {
     io.out(file.content.slice(UTF8_BOM.length));
     io.err(
-      `eip-agent: not on Windows: printed the ${verb} script; on the guest, save it as UTF-8 with BOM and run: powershell.exe -NoProfile -ExecutionPolicy Bypass -File ${file.path.slice(1)}\n`,
+      `eip-agent: not on Windows: printed the ${verb} script; on the guest, save it as UTF-8 with BOM and run: ` +
+        `powershell.exe -NoProfile -ExecutionPolicy Bypass -File ${file.path.slice(1)}\n`,
     );
     return EXIT.ok;
   }

@@ -37,7 +37,8 @@ function ruleLines(entries: readonly OwnedMark[]): { prerouting: string[]; outpu
       `ct state new ip daddr ${e.ip} ct mark set ct mark and ${keep} or ${hex(e.mark)} comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}"`,
   );
   const reply = (mark: number, where: string) =>
-    `ct direction reply ct mark and ${hex(MARK_MASK)} == ${hex(mark)} meta mark set meta mark and ${keep} or ${hex(mark)} comment "${COMMENT_PREFIX}${where} ${hex(mark)}"`;
+    `ct direction reply ct mark and ${hex(MARK_MASK)} == ${hex(mark)} meta mark set meta mark and ${keep} or ${hex(mark)} ` +
+    `comment "${COMMENT_PREFIX}${where} ${hex(mark)}"`;
   return {
     prerouting: [...prerouting, ...marks.map((m) => reply(m, 'reply'))],
     output: marks.map((m) => reply(m, 'reply-local')),
@@ -103,12 +104,14 @@ function iptablesRules(entries: readonly OwnedMark[]): { prerouting: string[]; o
   const mask = hex(MARK_MASK);
   const marks = distinctMarks(entries);
   const reply = (mark: number, where: string) =>
-    `-m conntrack --ctdir REPLY -m connmark --mark ${hex(mark)}/${mask} -m comment --comment "${COMMENT_PREFIX}${where} ${hex(mark)}" -j MARK --set-xmark ${hex(mark)}/${mask}`;
+    `-m conntrack --ctdir REPLY -m connmark --mark ${hex(mark)}/${mask} ` +
+    `-m comment --comment "${COMMENT_PREFIX}${where} ${hex(mark)}" -j MARK --set-xmark ${hex(mark)}/${mask}`;
   return {
     prerouting: [
       ...entries.map(
         (e) =>
-          `-d ${e.ip}/32 -m conntrack --ctstate NEW -m comment --comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}" -j CONNMARK --set-xmark ${hex(e.mark)}/${mask}`,
+          `-d ${e.ip}/32 -m conntrack --ctstate NEW ` +
+          `-m comment --comment "${COMMENT_PREFIX}new ${e.ip} ${hex(e.mark)}" -j CONNMARK --set-xmark ${hex(e.mark)}/${mask}`,
       ),
       ...marks.map((m) => reply(m, 'reply')),
     ],
@@ -260,7 +263,9 @@ export function planMarks(
   if (live.tool === 'none') {
     if (desired.length > 0)
       warnings.push(
-        `neither \`nft\` nor \`iptables\` was found on PATH: replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; install nftables to have them leave by their own NIC`,
+        `neither \`nft\` nor \`iptables\` was found on PATH: ` +
+          `replies of forwarded or NATed connections to ${desired.map((d) => d.ip).join(', ')} (a container's published port) leave by the primary NIC; ` +
+          `install nftables to have them leave by their own NIC`,
       );
     return plan;
   }

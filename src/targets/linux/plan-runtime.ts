@@ -39,8 +39,12 @@ function warnForeignRules(runtime: LinuxDesiredState['runtime'], live: LinuxLive
       runtime.rules.some((r) => isLiveRule(rule, r))
     )
       continue;
+    const selectors =
+      `from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}` +
+      `${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''}`;
     warnings.push(
-      `rule ${rule.priority} (from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''} lookup ${rule.table}) is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`,
+      `rule ${rule.priority} (${selectors} lookup ${rule.table}) ` +
+        `is not the agent's and sits among its rules (${first}-${last}): it is consulted before some of them`,
     );
   }
 }

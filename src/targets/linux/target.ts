@@ -142,7 +142,8 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
       const resolution = resolveInterfaceNames(model, onThisSystem ? links : null, offline);
       if (resolution.missing.length > 0) {
         throw new MissingNicError(
-          `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): wait until the ENI is attached, or run with --no-runtime to write files only`,
+          `NIC ${resolution.missing.join(', ')} from the metadata is not present on this system (ip link): ` +
+            `wait until the ENI is attached, or run with --no-runtime to write files only`,
         );
       }
       warnings.push(...resolution.warnings);
@@ -167,14 +168,20 @@ export function linuxTarget<G = undefined>(spec: LinuxTargetSpec<G>): Target {
       warnings.push(...renderWarnings);
       for (const dev of desired.runtime.unmarked)
         warnings.push(
-          `${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; replies of forwarded or NATed connections to its addresses leave by the primary NIC`,
+          `${dev}: only NICs 1 to ${MAX_MARKED_INDEX} get a connection mark; ` +
+            `replies of forwarded or NATed connections to its addresses leave by the primary NIC`,
         );
       const boot = await spec.bootCheck(host, options.root, options.knownStack, guest);
       const ci = boot.stack.cloudInit;
       if (options.cloudInit === 'disable') desired.files.push(cloudInitDropIn());
       else if (ci.present && !ci.networkDisabled) {
+        const when =
+          ci.everyBoot === true
+            ? 'with updates: network: when: [boot] it renders the network config again at every boot'
+            : 'on a new instance (an image made of this guest) it renders the network config again';
         warnings.push(
-          `cloud-init is installed and its network configuration is on: ${ci.everyBoot === true ? 'with updates: network: when: [boot] it renders the network config again at every boot' : 'on a new instance (an image made of this guest) it renders the network config again'}, over what eip-agent writes; --cloud-init disable writes ${CLOUD_INIT_DROPIN} (network: {config: disabled}) to stop it`,
+          `cloud-init is installed and its network configuration is on: ${when}, over what eip-agent writes; ` +
+            `--cloud-init disable writes ${CLOUD_INIT_DROPIN} (network: {config: disabled}) to stop it`,
         );
       }
       const state = options.state ?? emptyState();

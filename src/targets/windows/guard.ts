@@ -63,7 +63,8 @@ export function int(what: string, value: number, max: number): number {
 export function metadataUrl(value: string): string {
   if (!URL_RE.test(value)) {
     throw new ConfigError(
-      `metadata URL ${JSON.stringify(value)} cannot be used by the Windows scripts: only http(s)://host[:port]/path with letters, digits and . _ ~ / - is allowed`,
+      `metadata URL ${JSON.stringify(value)} cannot be used by the Windows scripts: ` +
+        `only http(s)://host[:port]/path with letters, digits and . _ ~ / - is allowed`,
     );
   }
   return value;

@@ -283,7 +283,8 @@ export const windowsTarget: Target = {
       if (result.exitCode === WINDOWS_EXIT.notAsDesired || result.exitCode === WINDOWS_EXIT.notFound)
         return reportFromScript(script, result, false);
       throw new ApplyError(
-        `${script} could not verify: ${MEANING[result.exitCode] ?? `exit ${result.exitCode}`}${result.errors.length > 0 ? `: ${result.errors.join('; ')}` : ''}`,
+        `${script} could not verify: ${MEANING[result.exitCode] ?? `exit ${result.exitCode}`}` +
+          `${result.errors.length > 0 ? `: ${result.errors.join('; ')}` : ''}`,
       );
     } finally {
       await host.fs.remove(underRoot(plan.root, copy));

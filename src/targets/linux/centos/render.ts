@@ -82,7 +82,8 @@ export function renderCentos(model: InstanceModel, options: CentosRenderOptions)
     ];
     if (policy.mark !== undefined) {
       notes.push(
-        `Replies of connections to them that were forwarded or NATed (a container's published port) carry mark ${fwmarkSelector(policy.mark)} (nftables table inet eip-agent) and take the same table.`,
+        `Replies of connections to them that were forwarded or NATed (a container's published port) ` +
+          `carry mark ${fwmarkSelector(policy.mark)} (nftables table inet eip-agent) and take the same table.`,
       );
     }
     const rules = nicRules(device, nic.cidr, policy);

@@ -249,7 +249,8 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
     if (leasedIp !== undefined) runtime.mainDefault.lease = true;
     if (existing?.dhcp4 === true && !layout.nic.isPrimaryNic) {
       warnings.push(
-        `${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): its lease's default route in main competes with the primary NIC's; take it out of that file`,
+        `${layout.device}: ${existing.file} gives it DHCP (${existing.id}: dhcp4: true): ` +
+          `its lease's default route in main competes with the primary NIC's; take it out of that file`,
       );
     }
     const rules = runtime.rules.filter((r) => r.dev === layout.device);

@@ -116,7 +116,8 @@ async function generate(host: Host, root: string, paths: readonly string[]): Pro
   const generated = await runTool(host, argv, { timeoutMs: 60_000 });
   if (generated.exitCode !== 0) {
     throw new ApplyError(
-      `\`${argv.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: systemd-networkd would not use the new files at boot; changes undone`,
+      `\`${argv.join(' ')}\` exited ${generated.exitCode}: ${firstLine(generated.stderr || generated.stdout)}: ` +
+        `systemd-networkd would not use the new files at boot; changes undone`,
     );
   }
   return [];

@@ -27,14 +27,18 @@ export const networkManagerTarget = linuxTarget({
       return {
         description,
         stack,
-        refusal: `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): nothing would load them; ${instead}; nothing was written`,
+        refusal:
+          `target networkmanager writes keyfile profiles, and NetworkManager is not running (nmcli -t -f RUNNING general): ` +
+          `nothing would load them; ${instead}; nothing was written`,
       };
     }
     if (plugins !== undefined && !plugins.includes('keyfile')) {
       return {
         description,
         stack,
-        refusal: `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: they would not be read; add keyfile to plugins, nothing was written`,
+        refusal:
+          `target networkmanager writes keyfile profiles, and NetworkManager.conf lists plugins=${plugins.join(',')} without keyfile: ` +
+          `they would not be read; add keyfile to plugins, nothing was written`,
       };
     }
     return { description, stack };
