@@ -155,6 +155,12 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
       const ipWrites = writes.filter((argv) => argv[0] === 'ip');
       const pings = second.runs.filter((argv) => argv[0] === 'ping').length;
       const reads = second.runs.length - writes.length - pings;
+      const otherWrites = writes.filter((argv) => argv[0] !== 'ip').map((argv) => argv.slice(0, 3).join(' '));
+      const readTools = [
+        ...new Set(
+          second.runs.filter((argv) => !isWrite(argv) && argv[0] !== 'ping').map((argv) => argv.slice(0, 3).join(' ')),
+        ),
+      ].join(', ');
       const fileWrites = second.fileWrites.filter((w) => !isLockFile(w));
       const lockWrites = second.fileWrites.length - fileWrites.length;
 
@@ -195,12 +201,15 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
           ratio: '',
         }),
         row(SECTION, 'second apply in sync: ip writes (recording Host)', {
-          value: `${ipWrites.length} (${reads} ip reads, ${pings} pings, ${ms(second.ms)})`,
+          value: `${ipWrites.length} (${reads} reads, ${pings} pings, ${ms(second.ms)})`,
           target: '0 ip writes',
           met: ipWrites.length === 0 && plan.exitCode === 0,
         }),
         row(SECTION, 'second apply in sync: other writes (sysctl -w, files)', {
-          value: `${writes.length - ipWrites.length} processes, ${fileWrites.length} files${lockWrites > 0 ? ` (+ ${lockWrites} lock file create/remove under /run/eip-agent)` : ''}`,
+          value:
+            `${writes.length - ipWrites.length} processes${otherWrites.length > 0 ? ` (${otherWrites.join('; ')})` : ''}, ` +
+            `${fileWrites.length} files${lockWrites > 0 ? ` (+ ${lockWrites} lock file create/remove under /run/eip-agent)` : ''}` +
+            `${reads > 0 ? `; reads: ${readTools}` : ''}`,
           target: '0',
           met: writes.length - ipWrites.length === 0 && fileWrites.length === 0,
         }),

@@ -53,6 +53,10 @@ export function isWrite(argv: readonly string[]): boolean {
   if (tool === 'ip') return !args.includes('-j');
   if (tool === 'sysctl') return args.includes('-w');
   if (tool === 'ping') return false;
+  // The connection marks' reads: the agent's nftables table (`nft list table`), or its iptables chains.
+  if (tool === 'nft') return args[0] !== 'list';
+  if (tool === 'iptables') return !args.some((a) => a === '-S' || a === '-L' || a === '--list-rules');
+  if (tool === 'iptables-save') return false;
   return true;
 }
 
