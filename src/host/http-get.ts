@@ -110,9 +110,19 @@ export async function fetchGet(
   const target = new URL(url);
   if (target.protocol !== 'http:')
     throw new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL');
-  if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+  const outer = options.signal;
+  if (outer?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
+  // One controller per request, its timer cleared and the caller's signal let go when the request ends. With
+  // AbortSignal.timeout every GET left a timer that fired seconds later (about 7 us of CPU each, measured on Bun).
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  const onAbort = () => controller.abort();
+  outer?.addEventListener('abort', onAbort, { once: true });
+  const signal = controller.signal;
   const tooLarge = () => new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE');
   let response: Response | undefined;
   try {
@@ -148,10 +158,13 @@ export async function fetchGet(
     return { status: response.status, headers, body: Buffer.concat(chunks) };
   } catch (error) {
     if (error instanceof HttpGetError) throw error;
-    if (options.signal?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
-    if (timeout.aborted) throw new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT');
+    if (outer?.aborted) throw new HttpGetError('aborted', 'ABORT_ERR');
+    if (timedOut) throw new HttpGetError(`timed out after ${options.timeoutMs} ms`, 'ETIMEDOUT');
     // A failure after the status line is a body cut short; before it, the connection's.
     if (response !== undefined) throw new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED');
     throw new HttpGetError((error as Error).message, fetchErrorCode(error));
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onAbort);
   }
 }

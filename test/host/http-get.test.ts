@@ -1,7 +1,7 @@
 // Both HTTP clients of the host against answers the metadata emulator never sends: bodies without a declared length.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fetchGet, httpGet } from '../../src/host/http-get.js';
 
 let server: Server;
@@ -55,5 +55,36 @@ describe.each([
     // The server stops well short of its 64 MiB: the client closed the connection.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(endlessWritten).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
+describe('fetch: what a GET leaves behind', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it.each([
+    ['an answer', () => `${base}/small`],
+    ['a refused connection', () => 'http://127.0.0.1:9/'],
+  ])("after %s, its timeout timer is cleared and the caller's signal has no listener of it", async (_case, url) => {
+    const armed: unknown[] = [];
+    const cleared: unknown[] = [];
+    const realSet = globalThis.setTimeout;
+    const realClear = globalThis.clearTimeout;
+    vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const id = realSet(fn, ms);
+      if (ms === 4321) armed.push(id);
+      return id;
+    }) as typeof setTimeout);
+    vi.spyOn(globalThis, 'clearTimeout').mockImplementation(((id?: Parameters<typeof clearTimeout>[0]) => {
+      cleared.push(id);
+      realClear(id);
+    }) as typeof clearTimeout);
+    const outer = new AbortController();
+    const added = vi.spyOn(outer.signal, 'addEventListener');
+    const removed = vi.spyOn(outer.signal, 'removeEventListener');
+    await fetchGet(url(), { timeoutMs: 4321, signal: outer.signal, maxBytes: 1024 }).catch(() => undefined);
+    expect(armed).toHaveLength(1);
+    expect(cleared).toContain(armed[0]);
+    expect(added).toHaveBeenCalledTimes(1);
+    expect(removed).toHaveBeenCalledWith('abort', added.mock.calls[0]?.[1]);
   });
 });
