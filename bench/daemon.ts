@@ -527,6 +527,8 @@ export async function daemonSections(opts: {
     };
     // EIP_BENCH_FOOTPRINT=release (or dev) measures that daemon alone and skips 5 and 6: for working on its footprint.
     const only = process.env.EIP_BENCH_FOOTPRINT;
+    if (only !== undefined && only !== 'release' && only !== 'dev')
+      throw new Error(`EIP_BENCH_FOOTPRINT=${only}: expected release or dev`);
     if (only !== 'release')
       await footprint({
         key: 'dev',
