@@ -154,13 +154,10 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
       const writes = second.runs.filter(isWrite);
       const ipWrites = writes.filter((argv) => argv[0] === 'ip');
       const pings = second.runs.filter((argv) => argv[0] === 'ping').length;
-      const reads = second.runs.length - writes.length - pings;
-      const otherWrites = writes.filter((argv) => argv[0] !== 'ip').map((argv) => argv.slice(0, 3).join(' '));
-      const readTools = [
-        ...new Set(
-          second.runs.filter((argv) => !isWrite(argv) && argv[0] !== 'ping').map((argv) => argv.slice(0, 3).join(' ')),
-        ),
-      ].join(', ');
+      const readRuns = second.runs.filter((argv) => !isWrite(argv) && argv[0] !== 'ping');
+      const named = (argv: readonly string[]) => argv.slice(0, 3).join(' ');
+      const otherWrites = writes.filter((argv) => argv[0] !== 'ip').map(named);
+      const readTools = [...new Set(readRuns.map(named))].join(', ');
       const fileWrites = second.fileWrites.filter((w) => !isLockFile(w));
       const lockWrites = second.fileWrites.length - fileWrites.length;
 
@@ -201,17 +198,17 @@ export async function applySection(opts: { runs: number }): Promise<SectionResul
           ratio: '',
         }),
         row(SECTION, 'second apply in sync: ip writes (recording Host)', {
-          value: `${ipWrites.length} (${reads} reads, ${pings} pings, ${ms(second.ms)})`,
+          value: `${ipWrites.length} (${readRuns.length} reads, ${pings} pings, ${ms(second.ms)})`,
           target: '0 ip writes',
           met: ipWrites.length === 0 && plan.exitCode === 0,
         }),
         row(SECTION, 'second apply in sync: other writes (sysctl -w, files)', {
           value:
-            `${writes.length - ipWrites.length} processes${otherWrites.length > 0 ? ` (${otherWrites.join('; ')})` : ''}, ` +
+            `${otherWrites.length} processes${otherWrites.length > 0 ? ` (${otherWrites.join('; ')})` : ''}, ` +
             `${fileWrites.length} files${lockWrites > 0 ? ` (+ ${lockWrites} lock file create/remove under /run/eip-agent)` : ''}` +
-            `${reads > 0 ? `; reads: ${readTools}` : ''}`,
+            `${readRuns.length > 0 ? `; reads: ${readTools}` : ''}`,
           target: '0',
-          met: writes.length - ipWrites.length === 0 && fileWrites.length === 0,
+          met: otherWrites.length === 0 && fileWrites.length === 0,
         }),
       );
       if (strace) {
