@@ -1,7 +1,14 @@
 // Ownership in the emulated VPC: an EIP and its private IP move from server A to server B (the
 // manual's disaster-recovery story, one-shot applies); A removes only what it owns, after two reads.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualTree, manualTreeWithout8, movedAddress, serverBTree, treeWith8AsPrimary } from './fixtures.js';
+import {
+  manualTree,
+  manualTreeWithout8,
+  movedAddress,
+  SERVER_B_MAC,
+  serverBTree,
+  treeWith8AsPrimary,
+} from './fixtures.js';
 import { labOk, requireLab } from './guard.js';
 import { startLab, type Lab } from './vpc.js';
 
@@ -12,6 +19,18 @@ async function inet(lab: Lab, guest: string, dev: string): Promise<string[]> {
   expect(result.exitCode, result.stderr).toBe(0);
   const [link] = JSON.parse(result.stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
   return (link?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+/** The router's neighbour entry for `ip`: the MAC it sends that address's packets to, after up to `tries` looks 200 ms apart. */
+async function routerNeighbour(lab: Lab, ip: string, want: string, tries = 25): Promise<string | undefined> {
+  let lladdr: string | undefined;
+  for (let i = 0; i < tries; i++) {
+    const result = await lab.exec(lab.routerNs, ['ip', '-j', 'neigh', 'show', 'to', ip]);
+    lladdr = (JSON.parse(result.stdout || '[]') as { lladdr?: string }[])[0]?.lladdr;
+    if (lladdr === want) return lladdr;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return lladdr;
 }
 
 async function rules(lab: Lab, guest: string): Promise<string[]> {
@@ -49,7 +68,8 @@ describe.skipIf(!labOk)('an EIP moves from server A to server B', () => {
     const apply = await lab.agent('b', ['apply', '--root', lab.guestRoot('b')]);
     expect(apply.exitCode, apply.stdout + apply.stderr).toBe(0);
     expect(await inet(lab, 'b', 'eth0')).toEqual(['10.0.0.20/24', '10.0.0.8/24']);
-    // B's gratuitous ARP moved the router's neighbour entry off A.
+    // B's gratuitous ARP moved the router's neighbour entry off A (A still holds the address until its second read).
+    expect(await routerNeighbour(lab, '10.0.0.8', SERVER_B_MAC.toLowerCase())).toBe(SERVER_B_MAC.toLowerCase());
     expect(await lab.pingFromInternet('203.0.113.13')).toBe(true);
   });
 

@@ -86,17 +86,27 @@ function sysctlKeysFor(names: Iterable<string>): string[] {
 }
 
 /**
- * Gratuitous ARP for each address just added, as initscripts' ifup does: an address that moved here
- * from another server (an EIP failover) is reachable as soon as the neighbours' caches follow.
+ * One gratuitous ARP per address: `arping` takes one address and waits a second, so a shell started per NIC runs that
+ * NIC's at once and waits for them. The NIC and the addresses are the shell's arguments, never part of its script.
  */
-function announceAddresses(host: Host, applied: readonly RuntimeChange[]): void {
+export const ANNOUNCE_SCRIPT = 'ifname=$1; shift; for ip in "$@"; do arping -q -U -c 1 -I "$ifname" "$ip" & done; wait';
+
+/**
+ * Gratuitous ARP for each address just added, as initscripts' ifup does: an address that moved here
+ * from another server (an EIP failover) is reachable as soon as the neighbours' caches follow. One detached process
+ * per NIC, not per address: the agent holds 8 children for the 240 addresses of a full guest, not 240.
+ */
+export function announceAddresses(host: Host, applied: readonly RuntimeChange[]): void {
+  const byNic = new Map<string, string[]>();
   for (const change of applied) {
     if (change.owns?.kind !== 'address' || change.releases !== undefined) continue;
     const { ifname, cidr } = change.owns.item;
     const [ip, prefix] = cidr.split('/');
     if (ip === undefined || prefix === '32') continue; // a /32 (direct EIP) is routed to the NIC, not resolved by ARP
-    host.runDetached(['arping', '-q', '-U', '-c', '1', '-I', ifname, ip]);
+    byNic.set(ifname, [...(byNic.get(ifname) ?? []), ip]);
   }
+  for (const [ifname, ips] of byNic)
+    host.runDetached(['sh', '-c', ANNOUNCE_SCRIPT, 'eip-agent-announce', ifname, ...ips]);
 }
 
 /** What makes one Linux target: its name, its files, and whether what it writes would be read at boot. */
