@@ -1,4 +1,5 @@
-// Both HTTP clients of the host against answers the metadata emulator never sends: bodies without a declared length.
+// Both HTTP clients of the host against what the metadata emulator never does: bodies without a declared length, no
+// answer at all, and a caller that gives up.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -8,9 +9,14 @@ let server: Server;
 let base: string;
 /** Bytes the server managed to write for the last `/endless` answer before the client went away. */
 let endlessWritten = 0;
+/** Requests the server has seen. */
+let seen = 0;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
+    seen += 1;
+    // Never answered: the client's deadline ends it.
+    if (req.url === '/hang') return;
     // No Content-Length: chunked transfer encoding, as a proxy or another service might answer.
     res.writeHead(200, { 'content-type': 'text/plain' });
     if (req.url === '/small') {
@@ -58,7 +64,38 @@ describe.each([
   });
 });
 
-describe('fetch: what a GET leaves behind', () => {
+describe.each([
+  ['node:http', httpGet],
+  ['fetch', fetchGet],
+] as const)('%s: the deadline', (_client, get) => {
+  it('a server that does not answer: timed out after timeoutMs', async () => {
+    await expect(get(`${base}/hang`, { timeoutMs: 150 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+      message: 'timed out after 150 ms',
+    });
+  });
+
+  it("the caller's abort in the middle of the request", async () => {
+    const outer = new AbortController();
+    const pending = get(`${base}/hang`, { timeoutMs: 60_000, signal: outer.signal });
+    setTimeout(() => outer.abort(), 50);
+    await expect(pending).rejects.toMatchObject({ code: 'ABORT_ERR', message: 'aborted' });
+  });
+
+  it('a signal aborted before the call: no request is sent', async () => {
+    const before = seen;
+    await expect(get(`${base}/small`, { timeoutMs: 2000, signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ABORT_ERR',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(seen).toBe(before);
+  });
+});
+
+describe.each([
+  ['node:http', httpGet],
+  ['fetch', fetchGet],
+] as const)('%s: what a GET leaves behind', (_client, get) => {
   afterEach(() => vi.restoreAllMocks());
 
   it.each([
@@ -81,7 +118,7 @@ describe('fetch: what a GET leaves behind', () => {
     const outer = new AbortController();
     const added = vi.spyOn(outer.signal, 'addEventListener');
     const removed = vi.spyOn(outer.signal, 'removeEventListener');
-    await fetchGet(url(), { timeoutMs: 4321, signal: outer.signal, maxBytes: 1024 }).catch(() => undefined);
+    await get(url(), { timeoutMs: 4321, signal: outer.signal, maxBytes: 1024 }).catch(() => undefined);
     expect(armed).toHaveLength(1);
     expect(cleared).toContain(armed[0]);
     expect(added).toHaveBeenCalledTimes(1);
