@@ -109,9 +109,11 @@ export function requireVisibleToService(what: string, path: string): string {
  * memory it uses (a few hundred KB of garbage per poll) instead of V8's 16 MB default, at no
  * measurable CPU cost for its small, short-lived allocations; `--expose-gc` lets the daemon collect
  * after each stage of a pass (see Host.collectGarbage), which V8 alone left to grow: on the 8 x 30
- * guest, peak RSS 105 -> 71 MB, in sync 100 -> 62 MB (see the benchmarks).
+ * guest, peak RSS 105 -> 71 MB, in sync 100 -> 62 MB; one V8 worker thread instead of four (each
+ * thread's allocations in a malloc arena of its own): peak 66.6-68.0 -> 63.8-65.2 MB, anonymous
+ * memory in sync 18-20.5 -> 16.6-17.1 MB (see the benchmarks).
  */
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc'] as const;
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc', '--v8-pool-size=1'] as const;
 
 /**
  * Environment of the service when it runs the release executable: JavaScriptCore (Bun's engine) without its

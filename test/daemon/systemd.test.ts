@@ -32,7 +32,7 @@ describe('the shipped unit', () => {
     for (const line of [
       'After=network-online.target',
       'Wants=network-online.target',
-      'ExecStart=/usr/bin/node --max-semi-space-size=1 --expose-gc /usr/lib/node_modules/eip-agent/bin/eip-agent.js run',
+      'ExecStart=/usr/bin/node --max-semi-space-size=1 --expose-gc --v8-pool-size=1 /usr/lib/node_modules/eip-agent/bin/eip-agent.js run',
       'ExecReload=/bin/kill -HUP $MAINPID',
       'Restart=always',
       'NoNewPrivileges=yes',
@@ -63,7 +63,7 @@ describe('renderUnit', () => {
       metricsTextfile: '/srv/metrics/eip.prom',
     });
     expect(text).toContain(
-      '\nExecStart=/opt/node/bin/node --max-semi-space-size=1 --expose-gc /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n',
+      '\nExecStart=/opt/node/bin/node --max-semi-space-size=1 --expose-gc --v8-pool-size=1 /opt/eip/bin/eip-agent.js run --config /srv/eip.json\n',
     );
     expect(text).toContain(
       '\nReadWritePaths=-/etc/sysconfig/network-scripts -/etc/sysctl.d -/etc/NetworkManager/system-connections -/etc/cloud/cloud.cfg.d -/etc/netplan -/etc/systemd/network -/run/systemd/network -/run/systemd/system -/run/udev/rules.d -/var/lib/node_exporter/textfile_collector -/srv/metrics\n',
