@@ -103,7 +103,9 @@ export function announceAddresses(host: Host, applied: readonly RuntimeChange[])
     const { ifname, cidr } = change.owns.item;
     const [ip, prefix] = cidr.split('/');
     if (ip === undefined || prefix === '32') continue; // a /32 (direct EIP) is routed to the NIC, not resolved by ARP
-    byNic.set(ifname, [...(byNic.get(ifname) ?? []), ip]);
+    const ips = byNic.get(ifname) ?? [];
+    ips.push(ip);
+    byNic.set(ifname, ips);
   }
   for (const [ifname, ips] of byNic)
     host.runDetached(['sh', '-c', ANNOUNCE_SCRIPT, 'eip-agent-announce', ifname, ...ips]);
