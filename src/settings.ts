@@ -89,7 +89,7 @@ export const SETTINGS = {
     choices: ['powershell', 'netsh'],
     default: 'powershell',
     option: 'windows-flavor',
-    describe: 'Windows target: a PowerShell script (NetTCPIP cmdlets) or a netsh .cmd script',
+    describe: 'Windows target: what the PowerShell script changes adapters with, NetTCPIP cmdlets or netsh',
   },
   metadataTimeoutMs: {
     kind: 'integer',

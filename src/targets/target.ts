@@ -29,7 +29,7 @@ export interface TargetOptions {
   previewMissingNics?: boolean;
   /** What the agent owns (from its state file); absent: it owns nothing, so nothing is removed. */
   state?: AgentState;
-  /** Windows target: PowerShell cmdlets (default) or a netsh .cmd script. */
+  /** Windows target: what the script changes adapters with, NetTCPIP cmdlets (default) or netsh. */
   windowsFlavor?: WindowsFlavor;
   /** The boot stack as `auto` already read it for this plan (NetworkManager's running resolved), so it is read once. */
   knownStack?: NetworkStack;

@@ -29,7 +29,7 @@ function Complete-Run {
     param([int]$Code, [string]$Status)
     $result = [ordered]@{
         agent    = 'eip-agent'
-        flavor   = 'powershell'
+        flavor   = $Agent.Flavor
         mode     = $Mode
         exitCode = $Code
         status   = $Status
@@ -189,7 +189,12 @@ function Get-Differences {
             Write-Log ('warning: {0} is /{1}, the metadata says /{2}; left as it is' -f $address.IP, $have[0].prefixLength, $address.PrefixLength)
         }
         if ($have[0].skipAsSource -ne $address.SkipAsSource) {
-            $reasons.Add(('{0} has SkipAsSource {1}, expected {2}' -f $address.IP, $have[0].skipAsSource, $address.SkipAsSource))
+            if ($UseNetsh) {
+                # netsh cannot change it on an address that is there: reported, left as it is.
+                Write-Log ('warning: {0} has SkipAsSource {1}, expected {2}; netsh cannot change it, left as it is' -f $address.IP, $have[0].skipAsSource, $address.SkipAsSource)
+            } else {
+                $reasons.Add(('{0} has SkipAsSource {1}, expected {2}' -f $address.IP, $have[0].skipAsSource, $address.SkipAsSource))
+            }
         }
     }
     foreach ($ip in $Owned) {
@@ -214,6 +219,134 @@ function Get-Differences {
     return @($reasons)
 }
 
+# ---- Change steps: one change each, by ifIndex, made with the flavor's tool ----
+# The PowerShell flavor calls the NetTCPIP and DnsClient cmdlets; the netsh flavor runs `netsh interface ipv4`, whose
+# localized output goes to the log only. Everything else (finding, comparing, verifying, rolling back) is shared.
+$UseNetsh = ($Agent.Flavor -eq 'netsh')
+
+function ConvertTo-Netmask {
+    param([int]$PrefixLength)
+    $bits = [uint64]0
+    if ($PrefixLength -gt 0) {
+        $bits = ([uint64]4294967295 -shl (32 - $PrefixLength)) -band [uint64]4294967295
+    }
+    return ((24, 16, 8, 0) | ForEach-Object { [string](($bits -shr $_) -band 255) }) -join '.'
+}
+
+function Invoke-Netsh {
+    param([string[]]$Arguments)
+    $line = 'netsh interface ipv4 ' + ($Arguments -join ' ')
+    Write-Log $line
+    # netsh reports failure by its exit code; its text (localized, OEM code page) is for people, so only logged.
+    $ErrorActionPreference = 'Continue'
+    $output = @(& netsh.exe interface ipv4 @Arguments 2>&1 | ForEach-Object { ([string]$_).Trim() } | Where-Object { $_ -ne '' })
+    $code = $LASTEXITCODE
+    foreach ($text in $output) {
+        Write-Log ('netsh: ' + $text)
+    }
+    if ($code -ne 0) {
+        throw ('{0} exited {1}: {2}' -f $line, $code, ($output -join ' '))
+    }
+}
+
+function Add-Address {
+    param([int]$IfIndex, [string]$IP, [int]$PrefixLength, [bool]$SkipAsSource)
+    if ($UseNetsh) {
+        Invoke-Netsh @('add', 'address', ('name={0}' -f $IfIndex), ('address={0}' -f $IP), ('mask={0}' -f (ConvertTo-Netmask $PrefixLength)), ('skipassource={0}' -f $SkipAsSource.ToString().ToLowerInvariant()))
+    } else {
+        $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $IP -PrefixLength $PrefixLength -SkipAsSource $SkipAsSource
+    }
+}
+
+function Remove-Address {
+    param([int]$IfIndex, [string]$IP)
+    if ($UseNetsh) {
+        Invoke-Netsh @('delete', 'address', ('name={0}' -f $IfIndex), ('address={0}' -f $IP))
+    } else {
+        Remove-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $IP -Confirm:$false
+    }
+}
+
+# netsh cannot change an address's SkipAsSource; only the PowerShell flavor calls this.
+function Set-SkipAsSource {
+    param([int]$IfIndex, [string]$IP, [bool]$Value)
+    Set-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $IP -SkipAsSource $Value
+}
+
+# $Store '' writes both stores (kept at boot); 'ActiveStore' only the running one.
+function Add-DefaultRoute {
+    param([int]$IfIndex, [string]$NextHop, [int]$Metric, [string]$Store)
+    if ($UseNetsh) {
+        $arguments = @('add', 'route', 'prefix=0.0.0.0/0', ('interface={0}' -f $IfIndex), ('nexthop={0}' -f $NextHop), ('metric={0}' -f $Metric))
+        if ($Store -eq 'ActiveStore') {
+            $arguments += 'store=active'
+        }
+        Invoke-Netsh $arguments
+    } elseif ($Store -ne '') {
+        $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric -PolicyStore $Store
+    } else {
+        $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric
+    }
+}
+
+function Set-DefaultRouteMetric {
+    param([int]$IfIndex, [string]$NextHop, [int]$Metric)
+    if ($UseNetsh) {
+        Invoke-Netsh @('set', 'route', 'prefix=0.0.0.0/0', ('interface={0}' -f $IfIndex), ('nexthop={0}' -f $NextHop), ('metric={0}' -f $Metric))
+    } else {
+        Set-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric
+    }
+}
+
+# $Store '' removes the route from both stores; 'ActiveStore' from the running one only.
+function Remove-DefaultRoute {
+    param([int]$IfIndex, [string]$NextHop, [string]$Store)
+    if ($UseNetsh) {
+        $arguments = @('delete', 'route', 'prefix=0.0.0.0/0', ('interface={0}' -f $IfIndex), ('nexthop={0}' -f $NextHop))
+        if ($Store -eq 'ActiveStore') {
+            $arguments += 'store=active'
+        }
+        Invoke-Netsh $arguments
+    } elseif ($Store -ne '') {
+        Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -PolicyStore $Store -Confirm:$false
+    } else {
+        Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -Confirm:$false
+    }
+}
+
+# Static DNS servers, in order.
+function Set-DnsServers {
+    param([int]$IfIndex, [string[]]$Servers)
+    if (-not $UseNetsh) {
+        Set-DnsClientServerAddress -InterfaceIndex $IfIndex -ServerAddresses $Servers
+        return
+    }
+    # The first server replaces the list, the others are added after it.
+    Invoke-Netsh @('set', 'dnsservers', ('name={0}' -f $IfIndex), 'source=static', ('address={0}' -f $Servers[0]), 'register=primary', 'validate=no')
+    for ($i = 1; $i -lt $Servers.Count; $i++) {
+        Invoke-Netsh @('add', 'dnsservers', ('name={0}' -f $IfIndex), ('address={0}' -f $Servers[$i]), ('index={0}' -f ($i + 1)), 'validate=no')
+    }
+}
+
+# Back to the DNS servers DHCP gives.
+function Reset-DnsServers {
+    param([int]$IfIndex)
+    if ($UseNetsh) {
+        Invoke-Netsh @('set', 'dnsservers', ('name={0}' -f $IfIndex), 'source=dhcp')
+    } else {
+        Set-DnsClientServerAddress -InterfaceIndex $IfIndex -ResetServerAddresses
+    }
+}
+
+function Enable-Dhcp {
+    param([int]$IfIndex)
+    if ($UseNetsh) {
+        Invoke-Netsh @('set', 'address', ('name={0}' -f $IfIndex), 'source=dhcp')
+    } else {
+        Set-NetIPInterface -InterfaceIndex $IfIndex -AddressFamily IPv4 -Dhcp Enabled
+    }
+}
+
 # The NIC's default route via its gateway with its metric, added (or its metric set) when it differs.
 function Set-DefaultRoute {
     param([hashtable]$Nic, [int]$IfIndex, [string]$Where)
@@ -221,7 +354,7 @@ function Set-DefaultRoute {
     try {
         if ($routes.Count -eq 0) {
             try {
-                $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
+                Add-DefaultRoute -IfIndex $IfIndex -NextHop $Nic.Gateway -Metric $Nic.RouteMetric -Store ''
                 $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Store = '' })
             } catch {
                 # "Already exists" in the persistent store only (kept from an earlier boot): the active store needs it now.
@@ -229,18 +362,49 @@ function Set-DefaultRoute {
                 if ($stored.Count -eq 0) {
                     throw
                 }
-                $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric -PolicyStore ActiveStore
+                Add-DefaultRoute -IfIndex $IfIndex -NextHop $Nic.Gateway -Metric $Nic.RouteMetric -Store 'ActiveStore'
                 $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Store = 'ActiveStore' })
             }
             Add-Change ('{0}: add default route via {1} metric {2}' -f $Where, $Nic.Gateway, $Nic.RouteMetric)
         } elseif ([int]$routes[0].RouteMetric -ne $Nic.RouteMetric) {
             $old = [int]$routes[0].RouteMetric
-            Set-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $Nic.Gateway -RouteMetric $Nic.RouteMetric
+            Set-DefaultRouteMetric -IfIndex $IfIndex -NextHop $Nic.Gateway -Metric $Nic.RouteMetric
             $Undo.Add(@{ Kind = 'SetRouteMetric'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Metric = $old })
             Add-Change ('{0}: default route via {1} metric {2} -> {3}' -f $Where, $Nic.Gateway, $old, $Nic.RouteMetric)
         }
     } catch {
         throw ('{0}: default route via {1} failed: {2}' -f $Where, $Nic.Gateway, $_.Exception.Message)
+    }
+}
+
+# DHCP -> static without dropping RDP: the lease equals the metadata primary (checked before any change), so the same
+# address comes straight back as a static one. Each change is recorded in $Undo as it is made.
+function Switch-ToStatic {
+    param([hashtable]$Nic, [int]$IfIndex, $Before)
+    # Recorded first: whatever fails from here on, the rollback turns DHCP back on, with its lease and default route.
+    $Undo.Add(@{ Kind = 'EnableDhcp'; IfIndex = $IfIndex; DnsStatic = $Before.dnsStatic; Dns = @($Before.dns) })
+    if ($UseNetsh) {
+        # One call: the static address and the default route via the gateway replace the lease together, so the guest
+        # is never without a default route.
+        Invoke-Netsh @('set', 'address', ('name={0}' -f $IfIndex), 'source=static', ('address={0}' -f $Nic.Primary), ('mask={0}' -f (ConvertTo-Netmask $Nic.PrefixLength)), ('gateway={0}' -f $Nic.Gateway), ('gwmetric={0}' -f $Nic.RouteMetric))
+        $Undo.Add(@{ Kind = 'RemoveAddress'; IfIndex = $IfIndex; IP = $Nic.Primary; MacKey = '' })
+        $Undo.Add(@{ Kind = 'RemoveRoute'; IfIndex = $IfIndex; NextHop = $Nic.Gateway; Store = '' })
+        return
+    }
+    foreach ($route in @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
+        Remove-DefaultRoute -IfIndex $IfIndex -NextHop ([string]$route.NextHop) -Store 'ActiveStore'
+        $Undo.Add(@{ Kind = 'AddRoute'; IfIndex = $IfIndex; NextHop = [string]$route.NextHop; Metric = [int]$route.RouteMetric })
+    }
+    Set-NetIPInterface -InterfaceIndex $IfIndex -AddressFamily IPv4 -Dhcp Disabled
+    try {
+        Add-Address -IfIndex $IfIndex -IP $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
+        $Undo.Add(@{ Kind = 'RemoveAddress'; IfIndex = $IfIndex; IP = $Nic.Primary; MacKey = '' })
+    } catch {
+        # Checked, not fatal, when the primary is already there as a manual (static) address.
+        $manual = @(Get-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixOrigin Manual -ErrorAction SilentlyContinue)
+        if ($manual.Count -eq 0) {
+            throw
+        }
     }
 }
 
@@ -252,26 +416,8 @@ function Invoke-AdapterChange {
     $dnsBefore = @($Before.dns)
 
     if ($Before.dhcp -ne 'Disabled') {
-        # DHCP -> static without dropping RDP: the lease equals the metadata primary (checked before any change),
-        # so the same address comes straight back as a static one.
         try {
-            # Recorded first: whatever fails from here on, the rollback turns DHCP back on and puts its default route back.
-            $Undo.Add(@{ Kind = 'EnableDhcp'; IfIndex = $IfIndex; DnsStatic = $Before.dnsStatic; Dns = $dnsBefore })
-            foreach ($route in @(Get-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
-                Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $route.NextHop -PolicyStore ActiveStore -Confirm:$false
-                $Undo.Add(@{ Kind = 'AddRoute'; IfIndex = $IfIndex; NextHop = [string]$route.NextHop; Metric = [int]$route.RouteMetric })
-            }
-            Set-NetIPInterface -InterfaceIndex $IfIndex -AddressFamily IPv4 -Dhcp Disabled
-            try {
-                $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
-                $Undo.Add(@{ Kind = 'RemoveAddress'; IfIndex = $IfIndex; IP = $Nic.Primary; MacKey = '' })
-            } catch {
-                # Checked, not fatal, when the primary is already there as a manual (static) address.
-                $manual = @(Get-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixOrigin Manual -ErrorAction SilentlyContinue)
-                if ($manual.Count -eq 0) {
-                    throw
-                }
-            }
+            Switch-ToStatic $Nic $IfIndex $Before
             Add-Change ('{0}: DHCP -> static {1}/{2}' -f $where, $Nic.Primary, $Nic.PrefixLength)
         } catch {
             throw ('{0}: switching DHCP to static {1}/{2} failed: {3}' -f $where, $Nic.Primary, $Nic.PrefixLength, $_.Exception.Message)
@@ -280,7 +426,7 @@ function Invoke-AdapterChange {
         Set-DefaultRoute $Nic $IfIndex $where
     } elseif (-not (Test-AddressPresent $IfIndex $Nic.Primary)) {
         try {
-            $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
+            Add-Address -IfIndex $IfIndex -IP $Nic.Primary -PrefixLength $Nic.PrefixLength -SkipAsSource $false
             $Undo.Add(@{ Kind = 'RemoveAddress'; IfIndex = $IfIndex; IP = $Nic.Primary; MacKey = '' })
             Add-Change ('{0}: add primary {1}/{2}' -f $where, $Nic.Primary, $Nic.PrefixLength)
         } catch {
@@ -294,9 +440,9 @@ function Invoke-AdapterChange {
     foreach ($address in $Nic.Secondary) {
         $have = @(Get-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $address.IP -ErrorAction SilentlyContinue)
         if ($have.Count -gt 0) {
-            if (-not [bool]$have[0].SkipAsSource) {
+            if ((-not [bool]$have[0].SkipAsSource) -and -not $UseNetsh) {
                 try {
-                    Set-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $address.IP -SkipAsSource $true
+                    Set-SkipAsSource -IfIndex $IfIndex -IP $address.IP -Value $true
                     $Undo.Add(@{ Kind = 'SetSkipAsSource'; IfIndex = $IfIndex; IP = $address.IP; Value = $false })
                     Add-Change ('{0}: mark {1} SkipAsSource' -f $where, $address.IP)
                 } catch {
@@ -306,7 +452,7 @@ function Invoke-AdapterChange {
             continue
         }
         try {
-            $null = New-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $address.IP -PrefixLength $address.PrefixLength -SkipAsSource $true
+            Add-Address -IfIndex $IfIndex -IP $address.IP -PrefixLength $address.PrefixLength -SkipAsSource $true
         } catch {
             # "Already exists" is checked, not fatal: what matters is that the address is there now.
             if (-not (Test-AddressPresent $IfIndex $address.IP)) {
@@ -328,7 +474,7 @@ function Invoke-AdapterChange {
         $have = @(Get-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $ip -ErrorAction SilentlyContinue)
         if ($have.Count -gt 0) {
             try {
-                Remove-NetIPAddress -InterfaceIndex $IfIndex -AddressFamily IPv4 -IPAddress $ip -Confirm:$false
+                Remove-Address -IfIndex $IfIndex -IP $ip
                 $Undo.Add(@{ Kind = 'AddAddress'; IfIndex = $IfIndex; IP = $ip; PrefixLength = [int]$have[0].PrefixLength; MacKey = $MacKey })
                 Add-Change ('{0}: remove {1} (added by eip-agent, no longer in the metadata)' -f $where, $ip)
             } catch {
@@ -348,8 +494,9 @@ function Invoke-AdapterChange {
         $nowDns = @((Get-DnsClientServerAddress -InterfaceIndex $IfIndex -AddressFamily IPv4).ServerAddresses)
         if ((($nowDns -join ',') -ne ($wantDns -join ',')) -or -not (Test-DnsStatic $IfIndex)) {
             try {
-                Set-DnsClientServerAddress -InterfaceIndex $IfIndex -ServerAddresses $wantDns
+                # Recorded first: with netsh the list is set one server at a time, so a failure can leave it half set.
                 $Undo.Add(@{ Kind = 'RestoreDns'; IfIndex = $IfIndex; Dns = $dnsBefore; DnsStatic = $Before.dnsStatic })
+                Set-DnsServers -IfIndex $IfIndex -Servers $wantDns
                 Add-Change ('{0}: DNS servers {1}' -f $where, ($wantDns -join ','))
             } catch {
                 throw ('{0}: setting DNS servers failed: {1}' -f $where, $_.Exception.Message)
@@ -367,7 +514,7 @@ function Invoke-Rollback {
             switch ($step.Kind) {
                 'RemoveAddress' {
                     if (Test-AddressPresent $step.IfIndex $step.IP) {
-                        Remove-NetIPAddress -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -IPAddress $step.IP -Confirm:$false
+                        Remove-Address -IfIndex $step.IfIndex -IP $step.IP
                     }
                     if ($step.MacKey -ne '') {
                         Set-Owned $step.MacKey $step.IP $false
@@ -375,40 +522,36 @@ function Invoke-Rollback {
                 }
                 'AddAddress' {
                     if (-not (Test-AddressPresent $step.IfIndex $step.IP)) {
-                        $null = New-NetIPAddress -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -IPAddress $step.IP -PrefixLength $step.PrefixLength -SkipAsSource $true
+                        Add-Address -IfIndex $step.IfIndex -IP $step.IP -PrefixLength $step.PrefixLength -SkipAsSource $true
                     }
                     Set-Owned $step.MacKey $step.IP $true
                 }
                 'SetSkipAsSource' {
-                    Set-NetIPAddress -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -IPAddress $step.IP -SkipAsSource $step.Value
+                    Set-SkipAsSource -IfIndex $step.IfIndex -IP $step.IP -Value $step.Value
                 }
                 'RemoveRoute' {
-                    if ($step.Store -ne '') {
-                        Remove-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -PolicyStore $step.Store -Confirm:$false
-                    } else {
-                        Remove-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -Confirm:$false
-                    }
+                    Remove-DefaultRoute -IfIndex $step.IfIndex -NextHop $step.NextHop -Store $step.Store
                 }
                 'AddRoute' {
                     $present = @(Get-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -PolicyStore ActiveStore -ErrorAction SilentlyContinue)
                     if ($present.Count -eq 0) {
-                        $null = New-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -RouteMetric $step.Metric -PolicyStore ActiveStore
+                        Add-DefaultRoute -IfIndex $step.IfIndex -NextHop $step.NextHop -Metric $step.Metric -Store 'ActiveStore'
                     }
                 }
                 'SetRouteMetric' {
-                    Set-NetRoute -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $step.NextHop -RouteMetric $step.Metric
+                    Set-DefaultRouteMetric -IfIndex $step.IfIndex -NextHop $step.NextHop -Metric $step.Metric
                 }
                 'RestoreDns' {
                     if ($step.DnsStatic -and (@($step.Dns).Count -gt 0)) {
-                        Set-DnsClientServerAddress -InterfaceIndex $step.IfIndex -ServerAddresses $step.Dns
+                        Set-DnsServers -IfIndex $step.IfIndex -Servers $step.Dns
                     } else {
-                        Set-DnsClientServerAddress -InterfaceIndex $step.IfIndex -ResetServerAddresses
+                        Reset-DnsServers -IfIndex $step.IfIndex
                     }
                 }
                 'EnableDhcp' {
-                    Set-NetIPInterface -InterfaceIndex $step.IfIndex -AddressFamily IPv4 -Dhcp Enabled
+                    Enable-Dhcp -IfIndex $step.IfIndex
                     if (-not $step.DnsStatic) {
-                        Set-DnsClientServerAddress -InterfaceIndex $step.IfIndex -ResetServerAddresses
+                        Reset-DnsServers -IfIndex $step.IfIndex
                     }
                 }
             }

@@ -690,6 +690,6 @@ describe('options across targets', () => {
     vol.writeFileSync('/cfg.json', '{"windowsFlavor": "netsh"}');
     const run = await cli(['render', ...META, '--target', 'windows', '--config', '/cfg.json', '--out', '/out']);
     expect(run.code, run.err).toBe(EXIT.ok);
-    expect(Object.keys(vol.toJSON()).filter((p) => p.startsWith('/out/'))).toEqual(['/out/eip-agent.netsh.cmd']);
+    expect(Object.keys(vol.toJSON()).filter((p) => p.startsWith('/out/'))).toEqual(['/out/eip-agent.netsh.ps1']);
   });
 });

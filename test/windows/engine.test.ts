@@ -10,7 +10,7 @@ import type { Host } from '../../src/host/host.js';
 import type { MetaTree } from '../../src/metadata/tree.js';
 import { buildModel } from '../../src/model/index.js';
 import type { InstanceModel } from '../../src/model/types.js';
-import { WINDOWS_EXIT } from '../../src/targets/windows/constants.js';
+import { SCRIPT_PATH, WINDOWS_EXIT, type WindowsFlavor } from '../../src/targets/windows/constants.js';
 import { renderWindows } from '../../src/targets/windows/render.js';
 import { renderTaskInstall, renderTaskUninstall } from '../../src/targets/windows/task.js';
 import { parseScriptResult, type ScriptResult } from '../../src/targets/windows/target.js';
@@ -42,9 +42,9 @@ afterEach(() => {
   guest.remove();
 });
 
-function scriptFor(model: InstanceModel, dnsServers?: string[]): string {
+function scriptFor(model: InstanceModel, dnsServers?: string[], flavor: WindowsFlavor = 'powershell'): string {
   return renderWindows(model, {
-    flavor: 'powershell',
+    flavor,
     metadataUrl: METADATA_URL,
     ...(dnsServers ? { dnsServers } : {}),
   }).files[0]!.content;
@@ -63,10 +63,11 @@ async function runAgent(
   model: InstanceModel,
   state: EmuState | undefined,
   mode: 'Apply' | 'Verify' = 'Apply',
-  options: { codePage?: number } = {},
+  options: { codePage?: number; flavor?: WindowsFlavor } = {},
 ): Promise<AgentRun> {
   if (state !== undefined) guest.write({ ...state, calls: [] });
-  const path = placeScript(guest, 'eip-agent.ps1', scriptFor(model));
+  const flavor = options.flavor ?? 'powershell';
+  const path = placeScript(guest, SCRIPT_PATH[flavor].slice(1), scriptFor(model, undefined, flavor));
   const run = await runPowerShell(guest, fileArgs(path, '-Mode', mode), options);
   const result = parseScriptResult(path, run.exitCode, run.stdout, run.stderr);
   const after = guest.read();
@@ -425,6 +426,125 @@ describe.skipIf(!engineReady())('the agent script in a real PowerShell engine', 
     }
   });
 });
+
+describe.skipIf(!engineReady())(
+  'the netsh flavor in a real PowerShell engine: the same steps, each change by netsh',
+  () => {
+    const netsh = { flavor: 'netsh' as const };
+    /** What the netsh flavor changed: every call, so a NetTCPIP or DnsClient cmdlet that changes something shows. */
+    const changing = (run: AgentRun) => run.changes.filter((c) => !/^(Get-|ping\.exe)/.test(c));
+
+    it('converts a fresh DHCP guest to the very state the PowerShell flavor reaches, with netsh by ifIndex only; then in sync, also after a reboot', async () => {
+      const model = manual();
+      const cmdlets = await runAgent(model, emulatedGuest(model));
+      const first = await runAgent(model, emulatedGuest(model), 'Apply', netsh);
+      expect(first.exitCode, first.result.errors.join('; ')).toBe(WINDOWS_EXIT.changed);
+      expect(first.result.checks.filter((c) => !c.ok)).toEqual([]);
+      expect(network(first.state)).toEqual(network(cmdlets.state));
+      // DHCP to static is one call that sets the gateway too, so the default route never goes.
+      expect(changing(first)).toEqual([
+        `netsh.exe interface ipv4 set address name=${NIC1} source=static address=10.0.0.2 mask=255.255.255.0 gateway=10.0.0.1 gwmetric=0`,
+        `netsh.exe interface ipv4 add address name=${NIC1} address=10.0.0.3 mask=255.255.255.0 skipassource=true`,
+        `netsh.exe interface ipv4 set dnsservers name=${NIC1} source=static address=10.255.0.2 register=primary validate=no`,
+        `netsh.exe interface ipv4 add dnsservers name=${NIC1} address=10.255.0.3 index=2 validate=no`,
+        `netsh.exe interface ipv4 set address name=${NIC2} source=static address=10.0.0.7 mask=255.255.255.0 gateway=10.0.0.1 gwmetric=100`,
+        `netsh.exe interface ipv4 add address name=${NIC2} address=10.0.0.8 mask=255.255.255.0 skipassource=true`,
+        `netsh.exe interface ipv4 set dnsservers name=${NIC2} source=static address=10.255.0.2 register=primary validate=no`,
+        `netsh.exe interface ipv4 add dnsservers name=${NIC2} address=10.255.0.3 index=2 validate=no`,
+      ]);
+      // The same steps reported, less the default routes, which came with the static address.
+      expect(first.result.changes).toEqual(
+        cmdlets.result.changes.filter((c) => !c.includes(': add default route via')),
+      );
+      const second = await runAgent(model, first.state, 'Apply', netsh);
+      expect([second.exitCode, changing(second)]).toEqual([WINDOWS_EXIT.inSync, []]);
+      const verify = await runAgent(model, reboot(second.state), 'Verify', netsh);
+      expect(verify.exitCode, JSON.stringify(verify.result.checks.filter((c) => !c.ok))).toBe(WINDOWS_EXIT.inSync);
+    });
+
+    it('removes only a secondary it added once the metadata drops it, and adds a route kept only in the persistent store to the active one', async () => {
+      const state = await appliedGuest(manual());
+      state.addresses.push({
+        ifIndex: NIC2,
+        ip: '10.0.0.50',
+        prefixLength: 24,
+        origin: 'Manual',
+        skipAsSource: true,
+        createdAt: 0,
+      });
+      state.routes = state.routes.map((r) => (r.ifIndex === NIC2 ? { ...r, stores: ['PersistentStore'] } : r));
+      const run = await runAgent(buildModel(manualTreeWithout8()), state, 'Apply', netsh);
+      expect(run.exitCode, run.result.errors.join('; ')).toBe(WINDOWS_EXIT.changed);
+      expect(changing(run)).toEqual([
+        `netsh.exe interface ipv4 add route prefix=0.0.0.0/0 interface=${NIC2} nexthop=10.0.0.1 metric=100`,
+        `netsh.exe interface ipv4 add route prefix=0.0.0.0/0 interface=${NIC2} nexthop=10.0.0.1 metric=100 store=active`,
+        `netsh.exe interface ipv4 delete address name=${NIC2} address=10.0.0.8`,
+      ]);
+      expect(network(run.state).addresses).toEqual([
+        '12 10.0.0.2/24',
+        '12 10.0.0.3/24 skip',
+        '15 10.0.0.50/24 skip',
+        '15 10.0.0.7/24',
+      ]);
+      expect(network(run.state).routes).toContain('15 0.0.0.0/0 via 10.0.0.1 metric 100 PersistentStore+ActiveStore');
+    });
+
+    it('leaves a secondary that is a source address as it is (netsh cannot change that) instead of trying every run', async () => {
+      const model = manual();
+      const state = await appliedGuest(model);
+      state.addresses = state.addresses.map((a) => (a.ip === '10.0.0.8' ? { ...a, skipAsSource: false } : a));
+      const run = await runAgent(model, state, 'Apply', netsh);
+      expect([run.exitCode, changing(run)]).toEqual([WINDOWS_EXIT.inSync, []]);
+      const cmdlets = await runAgent(model, state);
+      expect([cmdlets.exitCode, cmdlets.changes]).toEqual([
+        WINDOWS_EXIT.changed,
+        [`Set-NetIPAddress -AddressFamily IPv4 -InterfaceIndex ${NIC2} -IPAddress 10.0.0.8 -SkipAsSource True`],
+      ]);
+    });
+
+    const steps: [string, string][] = [
+      ['switching the primary NIC to static', `set address name=${NIC1} source=static`],
+      ['switching the second NIC to static', `set address name=${NIC2} source=static`],
+      ['adding a secondary IP', `add address name=${NIC2} address=10.0.0.8`],
+      ['setting DNS on the second NIC', `add dnsservers name=${NIC2}`],
+    ];
+    it.each(steps)('a netsh failure while %s rolls everything back to the snapshot (exit 30)', async (_what, line) => {
+      const model = manual();
+      const before = emulatedGuest(model, { culture: 'zh-CN' });
+      const run = await runAgent(
+        model,
+        { ...before, faults: [{ cmdlet: 'netsh', match: { line }, message: '参数错误。' }] },
+        'Apply',
+        { ...netsh, codePage: 936 },
+      );
+      expect(run.exitCode, JSON.stringify(run.result)).toBe(WINDOWS_EXIT.rolledBack);
+      // netsh's own (localized) words reach the agent intact, after the command that failed and its exit code.
+      expect(run.result.errors.join('; ')).toMatch(new RegExp(`netsh interface ipv4 ${line}.* exited 1: 参数错误。`));
+      expect(network(run.state)).toEqual(network(before));
+      expect(run.state.adapters.map((a) => a.dhcp)).toEqual(['Enabled', 'Enabled', 'Disabled']);
+    });
+
+    it('says when the rollback itself fails (exit 31)', async () => {
+      const model = manual();
+      const run = await runAgent(
+        model,
+        {
+          ...emulatedGuest(model),
+          faults: [
+            { cmdlet: 'netsh', match: { line: `add address name=${NIC2}` }, message: 'add failed' },
+            { cmdlet: 'netsh', match: { line: `set address name=${NIC2} source=dhcp` }, message: 'DHCP failed' },
+          ],
+        },
+        'Apply',
+        netsh,
+      );
+      expect([run.exitCode, run.result.status]).toEqual([WINDOWS_EXIT.rollbackFailed, 'rollback-failed']);
+      expect(run.result.errors.filter((e) => e.startsWith('rollback '))).toEqual([
+        `rollback EnableDhcp on ifIndex ${NIC2} failed: netsh interface ipv4 set address name=${NIC2} source=dhcp exited 1: DHCP failed`,
+      ]);
+    });
+  },
+);
 
 describe.skipIf(!engineReady())('the task scripts in a real PowerShell engine', () => {
   const task = (): string =>

@@ -63,7 +63,7 @@ describe('Windows renderer golden files', () => {
     it.each(flavors)(`${name} / %s`, async (flavor) => {
       const { state, content } = render(tree(), flavor);
       expect(state.files.map((f) => [f.path, f.mode])).toEqual([
-        [flavor === 'powershell' ? '/eip-agent.ps1' : '/eip-agent.netsh.cmd', 0o644],
+        [flavor === 'powershell' ? '/eip-agent.ps1' : '/eip-agent.netsh.ps1', 0o644],
       ]);
       await expect(content).toMatchFileSnapshot(`__golden__/${name}${state.files[0]!.path}`);
     });
@@ -86,6 +86,7 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
     ...fixtures.flatMap(([name, tree]): [string, () => string][] => [
       [`${name} eip-agent.ps1`, () => render(tree(), 'powershell').content],
       [`${name} eip-agent.ps1 with DNS servers`, () => render(tree(), 'powershell', DNS).content],
+      [`${name} eip-agent.netsh.ps1 with DNS servers`, () => render(tree(), 'netsh', DNS).content],
     ]),
     [
       'install-task.ps1',
@@ -114,21 +115,24 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
     },
   );
 
-  it('the fixed logic is a plain PowerShell file that parses on its own, and the script is its data block, then it unchanged', async () => {
-    const logic = readFileSync(LOGIC_FILE, 'utf8');
-    expect(logic).not.toContain('{{');
-    expect(syntaxProblems(await parsePowerShell(logic))).toEqual([]);
-    expect(powershell7Only(await parsePowerShell(logic))).toEqual([]);
-    const script = render(manualTree(), 'powershell').content;
-    const written = logic.replace(/\r?\n/g, '\r\n');
-    expect(script.endsWith(written)).toBe(true);
-    // Every metadata value is in the data block before it: the MACs and addresses appear only there.
-    const data = script.slice(0, script.length - written.length);
-    for (const value of ['52:54:00:8A:7A:64', '10.0.0.3', METADATA_URL]) {
-      expect(data).toContain(value);
-      expect(logic).not.toContain(value);
-    }
-  });
+  it.each(flavors)(
+    'the fixed logic is a plain PowerShell file that parses on its own, and the %s script is its data block, then it unchanged',
+    async (flavor) => {
+      const logic = readFileSync(LOGIC_FILE, 'utf8');
+      expect(logic).not.toContain('{{');
+      expect(syntaxProblems(await parsePowerShell(logic))).toEqual([]);
+      expect(powershell7Only(await parsePowerShell(logic))).toEqual([]);
+      const script = render(manualTree(), flavor).content;
+      const written = logic.replace(/\r?\n/g, '\r\n');
+      expect(script.endsWith(written)).toBe(true);
+      // Every metadata value is in the data block before it: the MACs and addresses appear only there.
+      const data = script.slice(0, script.length - written.length);
+      for (const value of ['52:54:00:8A:7A:64', '10.0.0.3', METADATA_URL]) {
+        expect(data).toContain(value);
+        expect(logic).not.toContain(value);
+      }
+    },
+  );
 
   it('the config ACL check (src/host/windows-acl.ts) parses and needs nothing past PowerShell 5.1', async () => {
     const tree = await parsePowerShell(aclScript(['C:\\ProgramData\\eip-agent\\config.json', "D:\\配置\\it's"]));
@@ -173,8 +177,8 @@ describe('every generated PowerShell script parses with a real PowerShell gramma
 
 describe('PowerShell script semantics (on the parse tree)', () => {
   for (const [name, tree] of fixtures) {
-    describe(name, () => {
-      const { model, content } = render(tree(), 'powershell');
+    describe.each(flavors)(`${name}, %s flavor`, (flavor) => {
+      const { model, content } = render(tree(), flavor);
       const parsed = parsePowerShell(content.slice(1));
 
       it('starts with the BOM and the marker, and is pure ASCII', () => {
@@ -186,7 +190,11 @@ describe('PowerShell script semantics (on the parse tree)', () => {
       it('holds exactly the model in its data block', async () => {
         const root = (await parsed).rootNode;
         expect(assignedValue(root, '$Nics')).toEqual(expectedNics(model));
-        expect(assignedValue(root, '$Agent')).toEqual({ InstanceId: model.instanceId, MetadataUrl: METADATA_URL });
+        expect(assignedValue(root, '$Agent')).toEqual({
+          InstanceId: model.instanceId,
+          MetadataUrl: METADATA_URL,
+          Flavor: flavor,
+        });
         expect(assignedValue(root, '$Exit')).toEqual({
           InSync: WINDOWS_EXIT.inSync,
           Error: WINDOWS_EXIT.error,
@@ -201,10 +209,10 @@ describe('PowerShell script semantics (on the parse tree)', () => {
         expect(assignedValue(root, '$ErrorActionPreference')).toBe('Stop');
       });
 
-      it('adds every secondary IP with New-NetIPAddress, its own -PrefixLength and -SkipAsSource $true', async () => {
+      it('adds every secondary IP with Add-Address, its own -PrefixLength and -SkipAsSource $true', async () => {
         const root = (await parsed).rootNode;
         const adds = invocations(root).filter(
-          (i) => i.name === 'New-NetIPAddress' && i.parameters.get('-skipassource') === '$true',
+          (i) => i.name === 'Add-Address' && i.parameters.get('-skipassource') === '$true',
         );
         // The loop over each NIC's secondaries: the address and prefix come from the loop variable.
         const inLoop = adds.filter((i) => {
@@ -216,9 +224,9 @@ describe('PowerShell script semantics (on the parse tree)', () => {
         const loop = ancestor(add.node, 'foreach_statement')!;
         const item = loopVariable(loop);
         const nicVar = loopIterable(loop).split('.')[0]!;
-        expect(add.parameters.get('-ipaddress')?.toLowerCase()).toBe(`${item}.ip`.toLowerCase());
+        expect(add.parameters.get('-ip')?.toLowerCase()).toBe(`${item}.ip`.toLowerCase());
         expect(add.parameters.get('-prefixlength')?.toLowerCase()).toBe(`${item}.prefixlength`.toLowerCase());
-        expect(add.parameters.get('-interfaceindex')).toBe('$IfIndex');
+        expect(add.parameters.get('-ifindex')).toBe('$IfIndex');
         // That loop runs once per NIC, with that NIC's hashtable.
         const fn = ancestor(add.node, 'function_statement')!;
         expect(fn.text).toMatch(new RegExp(`param\\(\\[hashtable\\]\\${nicVar}`, 'i'));
@@ -233,18 +241,28 @@ describe('PowerShell script semantics (on the parse tree)', () => {
         expect(secondaries.length).toBeGreaterThan(0);
       });
 
-      it('gives every New-NetIPAddress an ifIndex, a prefix length and an explicit SkipAsSource; the primary is a source', async () => {
-        const adds = invocations((await parsed).rootNode).filter((i) => i.name === 'New-NetIPAddress');
+      it('gives every Add-Address an ifIndex, a prefix length and an explicit SkipAsSource; the primary is a source', async () => {
+        const all = invocations((await parsed).rootNode);
+        const adds = all.filter((i) => i.name === 'Add-Address');
         expect(adds.length).toBeGreaterThan(2);
         for (const add of adds) {
           expect(
-            add.parameters.has('-interfaceindex') &&
+            add.parameters.has('-ifindex') &&
               add.parameters.has('-prefixlength') &&
               add.parameters.has('-skipassource'),
           ).toBe(true);
-          if (add.parameters.get('-ipaddress') === '$Nic.Primary')
-            expect(add.parameters.get('-skipassource')).toBe('$false');
+          if (add.parameters.get('-ip') === '$Nic.Primary') expect(add.parameters.get('-skipassource')).toBe('$false');
         }
+        // Add-Address hands all three on to the cmdlet (netsh gets them as name=, mask= and skipassource=).
+        expect(all.filter((i) => i.name === 'New-NetIPAddress').map((i) => Object.fromEntries(i.parameters))).toEqual([
+          {
+            '-interfaceindex': '$IfIndex',
+            '-addressfamily': 'IPv4',
+            '-ipaddress': '$IP',
+            '-prefixlength': '$PrefixLength',
+            '-skipassource': '$SkipAsSource',
+          },
+        ]);
       });
 
       it('selects adapters by MAC only and works by ifIndex from then on', async () => {
@@ -289,10 +307,8 @@ describe('PowerShell script semantics (on the parse tree)', () => {
   it('uses explicit DNS servers when configured, and only then', async () => {
     const root = (await parsePowerShell(render(manualTree(), 'powershell', DNS).content.slice(1))).rootNode;
     expect((assignedValue(root, '$Nics') as { Dns: string[] }[]).map((n) => n.Dns)).toEqual([DNS, DNS]);
-    const sets = invocations(root).filter(
-      (i) => i.name === 'Set-DnsClientServerAddress' && i.parameters.has('-serveraddresses'),
-    );
-    expect(sets.map((s) => s.parameters.get('-serveraddresses'))).toEqual(['$wantDns', '$step.Dns']);
+    const sets = invocations(root).filter((i) => i.name === 'Set-DnsServers');
+    expect(sets.map((s) => s.parameters.get('-servers'))).toEqual(['$wantDns', '$step.Dns']);
   });
 });
 

@@ -25,7 +25,7 @@ function windowsHost(exitCode: number, json: Record<string, unknown> | string, c
     env: { ProgramData: 'C:\\ProgramData' },
     async run(argv, options): Promise<RunResult> {
       const file = argv.indexOf('-File');
-      const path = String(file >= 0 ? argv[file + 1] : argv[3]).replace(/\\/g, '/');
+      const path = String(argv[file + 1]).replace(/\\/g, '/');
       calls.push({ argv, options, script: vol.existsSync(path) ? String(vol.readFileSync(path, 'utf8')) : null });
       const stdout =
         typeof json === 'string'
@@ -48,6 +48,7 @@ const CHANGED = {
   ],
   errors: [],
 };
+const IN_SYNC = { status: 'in-sync', changes: [], checks: [], errors: [] };
 
 beforeEach(() => {
   vol.reset();
@@ -56,7 +57,7 @@ beforeEach(() => {
 });
 
 describe('Windows target: plan and render work on any OS', () => {
-  it('render --out DIR writes DIR/eip-agent.ps1 (UTF-8 with BOM) or DIR/eip-agent.netsh.cmd', async () => {
+  it('render --out DIR writes DIR/eip-agent.ps1 (UTF-8 with BOM) or DIR/eip-agent.netsh.ps1', async () => {
     const ps = await runCli(['render', '--target', 'windows', ...META, '--out', '/out'], createTestHost());
     expect(ps).toMatchObject({ code: EXIT.ok, out: '/out/eip-agent.ps1\n' });
     expect(String(vol.readFileSync('/out/eip-agent.ps1', 'utf8')).startsWith('\uFEFF# Managed by eip-agent')).toBe(
@@ -66,8 +67,8 @@ describe('Windows target: plan and render work on any OS', () => {
       ['render', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--out', '/out'],
       createTestHost(),
     );
-    expect(cmd).toMatchObject({ code: EXIT.ok, out: '/out/eip-agent.netsh.cmd\n' });
-    expect(Object.keys(vol.toJSON('/out')).sort()).toEqual(['/out/eip-agent.netsh.cmd', '/out/eip-agent.ps1']);
+    expect(cmd).toMatchObject({ code: EXIT.ok, out: '/out/eip-agent.netsh.ps1\n' });
+    expect(Object.keys(vol.toJSON('/out')).sort()).toEqual(['/out/eip-agent.netsh.ps1', '/out/eip-agent.ps1']);
   });
 
   it('plan lists the script, compares no runtime, and says the script decides at run time', async () => {
@@ -173,15 +174,34 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
     expect(out).toContain('ok   script    eip-agent.ps1 — exit 10: changed and verified');
   });
 
-  it('runs the netsh flavor through cmd.exe', async () => {
+  it('runs the netsh flavor with powershell.exe too, and removes the .cmd script an older release wrote (only its own)', async () => {
     const calls: Call[] = [];
+    const oldScript =
+      '@rem Managed by eip-agent: generated from instance metadata, local edits are replaced.\r\n@echo off\r\n';
+    vol.writeFileSync('/agent/eip-agent.netsh.cmd', oldScript);
+    vol.writeFileSync('/agent/eip-agent.ps1', '\uFEFF# Managed by eip-agent: generated from instance metadata\r\n');
+    const args = ['--target', 'windows', '--windows-flavor', 'netsh', ...META, '--root', '/agent'];
+    const preview = await runCli(['plan', ...args], windowsHost(WINDOWS_EXIT.inSync, IN_SYNC, []));
+    expect(preview.out).toMatch(/create\s+\/eip-agent\.netsh\.ps1/);
+    expect(preview.out).toMatch(/remove\s+\/eip-agent\.ps1/);
+    expect(preview.out).toMatch(/remove\s+\/eip-agent\.netsh\.cmd/);
+    const { code } = await runCli(['apply', ...args], windowsHost(WINDOWS_EXIT.inSync, IN_SYNC, calls));
+    expect(code).toBe(EXIT.ok);
+    expect(calls.map((c) => c.argv.slice(-4))).toEqual([['-File', '\\agent\\eip-agent.netsh.ps1', '-Mode', 'Apply']]);
+    expect(calls[0]!.script).toContain("Flavor      = 'netsh'");
+    expect(Object.keys(vol.toJSON('/agent')).filter((p) => /^\/agent\/[^/]+\.(ps1|cmd)$/.test(p))).toEqual([
+      '/agent/eip-agent.netsh.ps1',
+    ]);
+  });
+
+  it("leaves a script of the same name that is not the agent's", async () => {
+    vol.writeFileSync('/agent/eip-agent.netsh.cmd', '@echo off\r\nrem my own\r\n');
     const { code } = await runCli(
-      ['apply', '--target', 'windows', '--windows-flavor', 'netsh', ...META, '--root', '/agent'],
-      windowsHost(WINDOWS_EXIT.inSync, { status: 'in-sync', changes: [], checks: [], errors: [] }, calls),
+      ['apply', '--target', 'windows', ...META, '--root', '/agent'],
+      windowsHost(WINDOWS_EXIT.inSync, IN_SYNC, []),
     );
     expect(code).toBe(EXIT.ok);
-    expect(calls.map((c) => c.argv)).toEqual([['cmd.exe', '/d', '/c', '\\agent\\eip-agent.netsh.cmd', 'apply']]);
-    expect(calls[0]!.script?.startsWith('@rem Managed by eip-agent')).toBe(true);
+    expect(vol.readFileSync('/agent/eip-agent.netsh.cmd', 'utf8')).toBe('@echo off\r\nrem my own\r\n');
   });
 
   it.each([
@@ -295,40 +315,6 @@ describe('script results', () => {
         { kind: 'address', subject: 's', ok: true, detail: 'd' },
         { kind: 'script', subject: 't', ok: false, detail: '' },
       ],
-    });
-  });
-  it("reads the netsh flavor's result, one fragment per line, however long (4 NICs x 20 IPs is past cmd's 8191 characters)", () => {
-    const address = (i: number): string =>
-      `{"kind":"address","subject":"10.0.${i >> 4}.${i}/24 on ifIndex ${12 + (i % 4)}","ok":true,"detail":"Preferred"}`;
-    const ping = (i: number): string =>
-      `{"kind":"ping","subject":"gateway 10.0.${i >> 4}.1 from ifIndex ${12 + (i % 4)}","ok":true,"detail":"Success"}`;
-    const checks = [
-      ...Array.from({ length: 80 }, (_, i) => address(i)),
-      ...Array.from({ length: 80 }, (_, i) => ping(i)),
-    ].map((c, i) => (i === 0 ? c : `,${c}`));
-    const stdout = [
-      'netsh said something localized',
-      '{"agent":"eip-agent","flavor":"netsh","mode":"apply","exitCode":10,"status":"changed","log":"C:\\\\ProgramData\\\\eip-agent\\\\eip-agent.log","changes":[',
-      '"ifIndex 12: DHCP to static 10.0.0.2/24"',
-      '],"checks":[',
-      ...checks,
-      '],"errors":[',
-      ']}',
-      '',
-    ].join('\r\n');
-    expect(stdout.length).toBeGreaterThan(8191);
-    const result = parseScriptResult('eip-agent.netsh.cmd', 10, stdout, '');
-    expect([result.status, result.changes, result.errors, result.checks.length]).toEqual([
-      'changed',
-      ['ifIndex 12: DHCP to static 10.0.0.2/24'],
-      [],
-      160,
-    ]);
-    expect(result.checks[79]).toEqual({
-      kind: 'address',
-      subject: '10.0.4.79/24 on ifIndex 15',
-      ok: true,
-      detail: 'Preferred',
     });
   });
 });

@@ -1,6 +1,6 @@
 // Names and numbers the Windows scripts and the agent must agree on; the scripts get them rendered in.
 
-/** How the Windows script configures adapters: PowerShell NetTCPIP cmdlets, or netsh from a .cmd file. */
+/** How the Windows script changes adapters: the NetTCPIP cmdlets, or netsh; both flavors are one PowerShell script. */
 import type { WindowsFlavor } from '../../settings.js';
 
 export type { WindowsFlavor } from '../../settings.js';
@@ -24,8 +24,14 @@ export const WINDOWS_EXIT = {
  */
 export const SCRIPT_PATH: Readonly<Record<WindowsFlavor, string>> = {
   powershell: '/eip-agent.ps1',
-  netsh: '/eip-agent.netsh.cmd',
+  netsh: '/eip-agent.netsh.ps1',
 };
+
+/**
+ * Where the netsh flavor's script went before it became a PowerShell script: a .cmd file. Apply removes it when the
+ * agent wrote it, so no outdated copy is left to run by hand.
+ */
+export const OLD_NETSH_SCRIPT_PATH = '/eip-agent.netsh.cmd';
 
 /** The scheduled task's name (in the root folder of Task Scheduler). */
 export const TASK_NAME = 'eip-agent';
@@ -35,8 +41,7 @@ export const TASK_SCRIPT_PATH = { install: '/install-task.ps1', uninstall: '/uni
 
 /**
  * Windows PowerShell 5.1 reads a BOM-less script in the ANSI code page; with a BOM it reads UTF-8.
- * The scripts are pure ASCII anyway, so the BOM only removes the doubt. cmd.exe cannot skip a BOM, so
- * .cmd files get none.
+ * The scripts are pure ASCII anyway, so the BOM only removes the doubt.
  */
 export const UTF8_BOM = '\uFEFF';
 

@@ -6,7 +6,6 @@ import { ROUTE_METRIC_STEP, SCRIPT_PATH, UTF8_BOM, WINDOWS_EXIT } from './consta
 import * as guard from './guard.js';
 import powershellData from '../../../templates/windows/eip-agent-data.ps1.hbs';
 import powershellLogic from '../../../templates/windows/eip-agent-logic.ps1';
-import netshSource from '../../../templates/windows/eip-agent.netsh.cmd.hbs';
 
 /** Inputs of the Windows renderer besides the model. */
 export interface WindowsRenderOptions {
@@ -62,15 +61,16 @@ export interface WindowsDesiredState {
 interface ScriptData {
   instanceId: string;
   metadataUrl: string;
+  flavor: WindowsFlavor;
+  /** Whether the changes are made with netsh (the flavor, as the data block's comment needs it). */
+  netsh: boolean;
   exit: typeof WINDOWS_EXIT;
-  /** Per NIC, also: every address as one space-separated list, and the DNS servers likewise (for the .cmd). */
-  nics: (WindowsNic & { wanted: string; dnsList: string })[];
+  nics: WindowsNic[];
 }
 
-const powershellHead = compileTemplate<ScriptData>(powershellData);
-/** The PowerShell flavor: the rendered data block, then the fixed logic, a plain script that no value reaches. */
-const powershell = (data: ScriptData): string => powershellHead(data) + powershellLogic;
-const netsh = compileTemplate<ScriptData>(netshSource);
+const dataBlock = compileTemplate<ScriptData>(powershellData);
+/** Either flavor: the rendered data block, then the fixed logic, a plain script that no value reaches. */
+const script = (data: ScriptData): string => dataBlock(data) + powershellLogic;
 
 const MASK_MAX = 32;
 const METRIC_MAX = 9999;
@@ -112,14 +112,15 @@ function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
   };
 }
 
-/** Windows wants CRLF; cmd.exe in particular mis-reads labels in LF-only batch files. */
+/** Windows wants CRLF. */
 function crlf(text: string): string {
   return text.replace(/\r?\n/g, '\r\n');
 }
 
 /**
- * Renders the Windows script for one flavor: a data block of validated values (PowerShell) or unrolled
- * netsh calls (.cmd), followed by fixed logic that resolves each NIC's MAC to an ifIndex at run time. Pure.
+ * Renders the Windows script for one flavor: a data block of validated values (the flavor among them), followed by
+ * the fixed logic that resolves each NIC's MAC to an ifIndex at run time and makes each change with the flavor's
+ * tool (the NetTCPIP cmdlets or netsh). Pure.
  */
 export function renderWindows(model: InstanceModel, options: WindowsRenderOptions): WindowsDesiredState {
   const dns = (options.dnsServers ?? []).map((s) => guard.ipv4('DNS server', s));
@@ -128,16 +129,14 @@ export function renderWindows(model: InstanceModel, options: WindowsRenderOption
   const data: ScriptData = {
     instanceId: guard.id('instance id', model.instanceId),
     metadataUrl,
+    flavor: options.flavor,
+    netsh: options.flavor === 'netsh',
     exit: WINDOWS_EXIT,
-    nics: nics.map((n) => ({
-      ...n,
-      wanted: [n.primary, ...n.secondary.map((s) => s.ip)].join(' '),
-      dnsList: n.dns.join(' '),
-    })),
+    nics,
   };
   guard.assertSafeData('windows script data', data);
   const path = SCRIPT_PATH[options.flavor];
-  const content = options.flavor === 'powershell' ? UTF8_BOM + crlf(powershell(data)) : crlf(netsh(data));
+  const content = UTF8_BOM + crlf(script(data));
   guard.assertAsciiScript(path, content);
   return {
     files: [{ path, mode: FILE_MODE, content }],

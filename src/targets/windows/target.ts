@@ -6,7 +6,7 @@ import { AgentError, ApplyError, HostError } from '../../errors.js';
 import { windowsAgentDir, type Host } from '../../host/host.js';
 import { DEFAULT_METADATA_URL } from '../../metadata/index.js';
 import type { WindowsFlavor } from './constants.js';
-import { UTF8_BOM, WINDOWS_EXIT } from './constants.js';
+import { OLD_NETSH_SCRIPT_PATH, SCRIPT_PATH, UTF8_BOM, WINDOWS_EXIT } from './constants.js';
 import type { WindowsDesiredRuntime } from './render.js';
 import { renderWindows } from './render.js';
 import type { Check, VerifyReport } from '../../plan/verify-report.js';
@@ -33,9 +33,8 @@ export function agentPath(host: Host, dir: string, path: string): string {
   return host.platform === 'win32' ? joined.replace(/\//g, '\\') : joined;
 }
 
-/** The command line that runs a rendered script: PowerShell as the issue asks, the .cmd through cmd.exe. */
-export function scriptArgv(flavor: WindowsFlavor, path: string, mode: 'apply' | 'verify'): string[] {
-  if (flavor === 'netsh') return ['cmd.exe', '/d', '/c', path, mode];
+/** The command line that runs a rendered script (either flavor). */
+export function scriptArgv(path: string, mode: 'apply' | 'verify'): string[] {
   return [
     'powershell.exe',
     '-NoProfile',
@@ -64,16 +63,13 @@ function strings(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
-/**
- * The result's JSON text: from the last line that opens it (`{"agent":"eip-agent"`) to the end, since the netsh flavor
- * prints one fragment per line (cmd.exe cannot echo more than 8191 characters); else the last line that looks like JSON.
- */
+/** The result's JSON text: the last line that looks like JSON. */
 function resultText(stdout: string): string | undefined {
-  const lines = stdout.split(/\r?\n/).map((l) => l.trim());
-  let start = -1;
-  for (let i = lines.length - 1; i >= 0 && start < 0; i--) if (lines[i]!.startsWith('{"agent":"eip-agent"')) start = i;
-  if (start >= 0) return lines.slice(start).join('\n');
-  return lines.filter((l) => l.startsWith('{')).pop();
+  return stdout
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('{'))
+    .pop();
 }
 
 /** Reads a script's result from its exit code and the JSON it prints last; throws when there is none. */
@@ -128,13 +124,8 @@ export function reportFromScript(script: string, result: ScriptResult, ok: boole
   return { ok: ok && checks.every((c) => c.ok), checks };
 }
 
-async function runScript(
-  host: Host,
-  runtime: WindowsDesiredRuntime,
-  path: string,
-  mode: 'apply' | 'verify',
-): Promise<ScriptResult> {
-  const argv = scriptArgv(runtime.flavor, path, mode);
+async function runScript(host: Host, path: string, mode: 'apply' | 'verify'): Promise<ScriptResult> {
+  const argv = scriptArgv(path, mode);
   let result;
   try {
     result = await host.run(argv, { timeoutMs: SCRIPT_TIMEOUT_MS });
@@ -157,6 +148,25 @@ export function isOwnScript(content: string | null): boolean {
   if (content === null) return false;
   const text = content.startsWith(UTF8_BOM) ? content.slice(UTF8_BOM.length) : content;
   return isManaged(text) || isManaged(text.replace(/^@rem /, '# '));
+}
+
+/**
+ * The agent's scripts that this flavor does not use: the other flavor's, and the netsh flavor's old .cmd. The plan
+ * removes each one the agent wrote, so the agent's directory holds one script, the one kept up to date.
+ */
+async function staleScripts(host: Host, dir: string, flavor: WindowsFlavor): Promise<FileChange[]> {
+  const others = [
+    ...Object.entries(SCRIPT_PATH)
+      .filter(([f]) => f !== flavor)
+      .map(([, path]) => path),
+    OLD_NETSH_SCRIPT_PATH,
+  ];
+  const found = await Promise.all(
+    others.map(async (path) => ({ path, previous: await host.fs.readText(underRoot(dir, path)) })),
+  );
+  return found
+    .filter((f) => isOwnScript(f.previous))
+    .map(({ path, previous }) => ({ path, mode: 0o644, content: '', action: 'remove', previous, previousOwned: true }));
 }
 
 /** The generic check sees neither the BOM nor `@rem `: an older script of the agent's is its own, not an original to back up. */
@@ -192,7 +202,7 @@ export const windowsTarget: Target = {
         desired.files.map(async (f): Promise<[string, FileSnapshot]> => [f.path, await snapshotOf(host, dir, f.path)]),
       ),
     );
-    const files = planFiles(desired.files, snapshots).map(ownedScript);
+    const files = [...planFiles(desired.files, snapshots).map(ownedScript), ...(await staleScripts(host, dir, flavor))];
     const warnings = [
       'the Windows script compares and changes the adapters itself, at run time on the guest (by MAC, then ' +
         'ifIndex): this plan lists the script, not adapter changes',
@@ -226,7 +236,7 @@ export const windowsTarget: Target = {
     if (!options.runtime) return outcome([]);
     let result: ScriptResult;
     try {
-      result = await runScript(host, runtime, agentPath(host, plan.root, runtime.script), 'apply');
+      result = await runScript(host, agentPath(host, plan.root, runtime.script), 'apply');
     } catch (error) {
       await files.restore();
       if (error instanceof AgentError) throw error;
@@ -274,10 +284,10 @@ export const windowsTarget: Target = {
     // Run what the metadata asks for now, even if the script on disk is older; a side copy changes nothing else.
     const rendered = plan.desired.files[0];
     if (rendered === undefined) throw new ApplyError('the Windows plan has no script');
-    const copy = runtime.script.replace(/^\/(.*)\.(ps1|cmd)$/, '/.verify-$1.$2');
+    const copy = runtime.script.replace(/^\/(.*)\.ps1$/, '/.verify-$1.ps1');
     await host.fs.writeAtomic(underRoot(plan.root, copy), rendered.content, rendered.mode);
     try {
-      const result = await runScript(host, runtime, agentPath(host, plan.root, copy), 'verify');
+      const result = await runScript(host, agentPath(host, plan.root, copy), 'verify');
       const script = runtime.script.slice(1);
       if (result.exitCode === WINDOWS_EXIT.inSync) return reportFromScript(script, result, true);
       if (result.exitCode === WINDOWS_EXIT.notAsDesired || result.exitCode === WINDOWS_EXIT.notFound)

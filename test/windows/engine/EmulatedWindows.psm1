@@ -658,6 +658,141 @@ function ping.exe {
     Save-EmuState $state
 }
 
+# netsh.exe interface ipv4 VERB OBJECT key=value...: the commands the netsh flavor runs, with the parameter names of
+# Microsoft's netsh interface ipv4 reference (a name the real command lacks fails, as netsh says "The parameter is
+# incorrect"), on the same state as the cmdlets. Interfaces are named by index (name= or interface=). Exit code 0 and
+# "Ok." on success, 1 and a message in the guest's culture on failure; it needs Administrator. The default store,
+# persistent, means both stores for a route. Faults: a fault whose cmdlet is 'netsh' fails the first call whose
+# command line contains its match.line.
+function netsh.exe {
+    $state = Read-EmuState
+    $line = 'netsh.exe ' + ($args -join ' ')
+    $state.calls = @($state.calls) + @($line)
+    $global:LASTEXITCODE = 1
+    $fail = {
+        param([string]$Key)
+        Save-EmuState $state
+        $text = switch ($Key) {
+            'Exists' { Get-EmuMessage $state 'Exists' }
+            'Access' { Get-EmuMessage $state 'Access' }
+            'NotFound' { if ($state.culture -eq 'zh-CN') { '找不到元素。' } else { 'Element not found.' } }
+            'Parameter' { if ($state.culture -eq 'zh-CN') { '参数错误。' } else { 'The parameter is incorrect.' } }
+            default { $Key }
+        }
+        $global:LASTEXITCODE = 1
+        return $text
+    }
+    $allowed = @{
+        'set address'    = @('name', 'source', 'address', 'mask', 'gateway', 'gwmetric', 'type', 'subinterface', 'store')
+        'add address'    = @('name', 'address', 'mask', 'gateway', 'gwmetric', 'type', 'subinterface', 'store', 'skipassource')
+        'delete address' = @('name', 'address', 'gateway', 'store')
+        'add route'      = @('prefix', 'interface', 'nexthop', 'siteprefixlength', 'metric', 'publish', 'validlifetime', 'preferredlifetime', 'store')
+        'set route'      = @('prefix', 'interface', 'nexthop', 'siteprefixlength', 'metric', 'publish', 'validlifetime', 'preferredlifetime', 'store')
+        'delete route'   = @('prefix', 'interface', 'nexthop', 'store')
+        'set dnsservers' = @('name', 'source', 'address', 'register', 'validate')
+        'add dnsservers' = @('name', 'address', 'index', 'validate')
+    }
+    if ($args.Count -lt 4 -or $args[0] -ne 'interface' -or $args[1] -ne 'ipv4') { return (& $fail 'Parameter') }
+    $command = '{0} {1}' -f $args[2], $args[3]
+    if (-not $allowed.ContainsKey($command)) { return (& $fail 'Parameter') }
+    $p = @{}
+    foreach ($pair in @($args | Select-Object -Skip 4)) {
+        $key, $value = ([string]$pair).Split('=', 2)
+        if ($null -eq $value -or $allowed[$command] -notcontains $key -or $p.ContainsKey($key)) { return (& $fail 'Parameter') }
+        $p[$key] = $value
+    }
+    foreach ($fault in @($state.faults)) {
+        if ($fault.cmdlet -eq 'netsh' -and $line.Contains([string]$fault.match.line)) {
+            $state.faults = @(@($state.faults) | Where-Object { -not [object]::ReferenceEquals($_, $fault) })
+            return (& $fail ([string]$fault.message))
+        }
+    }
+    if (-not [bool]$state.admin) { return (& $fail 'Access') }
+    $index = [int]$(if ($p.ContainsKey('name')) { $p['name'] } else { $p['interface'] })
+    $adapter = @($state.adapters | Where-Object { [int]$_.ifIndex -eq $index })
+    if ($adapter.Count -eq 0) { return (& $fail 'NotFound') }
+    $adapter = $adapter[0]
+    $prefixOf = {
+        param([string]$Mask)
+        $bits = ConvertTo-EmuUInt32 $Mask
+        $count = 0
+        while ($count -lt 32 -and (($bits -shl $count) -band [uint32]2147483648)) { $count++ }
+        return $count
+    }
+    $stores = @(if ($p['store'] -eq 'active') { 'ActiveStore' } else { 'ActiveStore'; 'PersistentStore' })
+    switch ($command) {
+        'set address' {
+            if ($p['source'] -eq 'dhcp') {
+                # Back to DHCP: the static addresses and gateways go, the lease comes back.
+                $adapter.dhcp = 'Enabled'
+                $state.addresses = @($state.addresses | Where-Object { [int]$_.ifIndex -ne $index })
+                $state.routes = @($state.routes | Where-Object { -not ([int]$_.ifIndex -eq $index -and $_.prefix -eq '0.0.0.0/0') })
+                Add-EmuLease $state $adapter
+            } elseif ($p['source'] -eq 'static' -and $p['address'] -and $p['mask']) {
+                # Static: the address replaces every address of the interface (the lease with it), the gateway its
+                # default routes.
+                $adapter.dhcp = 'Disabled'
+                $state.addresses = @(@($state.addresses | Where-Object { [int]$_.ifIndex -ne $index }) + @(@{ ifIndex = $index; ip = $p['address']; prefixLength = (& $prefixOf $p['mask']); origin = 'Manual'; skipAsSource = $false; createdAt = [double]$state.clock }))
+                if ($p['gateway']) {
+                    $state.routes = @(@($state.routes | Where-Object { -not ([int]$_.ifIndex -eq $index -and $_.prefix -eq '0.0.0.0/0') }) + @(@{ ifIndex = $index; prefix = '0.0.0.0/0'; nextHop = $p['gateway']; metric = [int]$p['gwmetric']; protocol = 'NetMgmt'; stores = @('ActiveStore', 'PersistentStore') }))
+                } else {
+                    $state.routes = @($state.routes | Where-Object { -not ([int]$_.ifIndex -eq $index -and $_.protocol -eq 'Dhcp') })
+                }
+            } else {
+                return (& $fail 'Parameter')
+            }
+        }
+        'add address' {
+            if ($adapter.dhcp -eq 'Enabled') { return (& $fail (Get-EmuMessage $state 'DhcpEnabled')) }
+            if (@($state.addresses | Where-Object { [int]$_.ifIndex -eq $index -and $_.ip -eq $p['address'] }).Count -gt 0) { return (& $fail 'Exists') }
+            $state.addresses = @($state.addresses) + @(@{ ifIndex = $index; ip = $p['address']; prefixLength = (& $prefixOf $p['mask']); origin = 'Manual'; skipAsSource = ($p['skipassource'] -eq 'true'); createdAt = [double]$state.clock })
+        }
+        'delete address' {
+            if (@($state.addresses | Where-Object { [int]$_.ifIndex -eq $index -and $_.ip -eq $p['address'] }).Count -eq 0) { return (& $fail 'NotFound') }
+            $state.addresses = @($state.addresses | Where-Object { -not ([int]$_.ifIndex -eq $index -and $_.ip -eq $p['address']) })
+        }
+        'add route' {
+            $same = @($state.routes | Where-Object { [int]$_.ifIndex -eq $index -and $_.prefix -eq $p['prefix'] -and $_.nextHop -eq $p['nexthop'] })
+            if (@($same | Where-Object { @(@($_.stores) | Where-Object { $stores -contains $_ }).Count -gt 0 }).Count -gt 0) { return (& $fail 'Exists') }
+            if ($same.Count -gt 0) {
+                $same[0].stores = @(@($same[0].stores) + $stores)
+            } else {
+                $state.routes = @($state.routes) + @(@{ ifIndex = $index; prefix = $p['prefix']; nextHop = $p['nexthop']; metric = [int]$p['metric']; protocol = 'NetMgmt'; stores = $stores })
+            }
+        }
+        'set route' {
+            $found = @($state.routes | Where-Object { [int]$_.ifIndex -eq $index -and $_.prefix -eq $p['prefix'] -and $_.nextHop -eq $p['nexthop'] })
+            if ($found.Count -eq 0) { return (& $fail 'NotFound') }
+            foreach ($route in $found) { $route.metric = [int]$p['metric'] }
+        }
+        'delete route' {
+            $found = @($state.routes | Where-Object { [int]$_.ifIndex -eq $index -and $_.prefix -eq $p['prefix'] -and $_.nextHop -eq $p['nexthop'] -and @(@($_.stores) | Where-Object { $stores -contains $_ }).Count -gt 0 })
+            if ($found.Count -eq 0) { return (& $fail 'NotFound') }
+            foreach ($route in $found) { $route.stores = @(@($route.stores) | Where-Object { $stores -notcontains $_ }) }
+            $state.routes = @($state.routes | Where-Object { @($_.stores).Count -gt 0 })
+        }
+        'set dnsservers' {
+            if ($p['source'] -eq 'dhcp') {
+                $adapter.dnsStatic = @()
+            } elseif ($p['source'] -eq 'static' -and $p['address']) {
+                $adapter.dnsStatic = @($p['address'])
+            } else {
+                return (& $fail 'Parameter')
+            }
+        }
+        'add dnsservers' {
+            $list = [System.Collections.Generic.List[string]]::new([string[]]@($adapter.dnsStatic))
+            if ($list.Contains($p['address'])) { return (& $fail 'Exists') }
+            $at = if ($p['index']) { [Math]::Min([int]$p['index'] - 1, $list.Count) } else { $list.Count }
+            $list.Insert($at, $p['address'])
+            $adapter.dnsStatic = $list.ToArray()
+        }
+    }
+    Save-EmuState $state
+    $global:LASTEXITCODE = 0
+    'Ok.'
+}
+
 function icacls.exe {
     $state = Read-EmuState
     $state.icacls = @($state.icacls) + @(, @($args | ForEach-Object { [string]$_ }))
@@ -858,7 +993,7 @@ $accelerators::Add('Security.Principal.WindowsPrincipal', [EmulatedWindowsPrinci
 Export-ModuleMember -Function @(
     'Get-NetAdapter', 'Get-NetIPInterface', 'Set-NetIPInterface', 'Get-NetIPAddress', 'New-NetIPAddress', 'Set-NetIPAddress',
     'Remove-NetIPAddress', 'Get-NetRoute', 'New-NetRoute', 'Set-NetRoute', 'Remove-NetRoute', 'Get-NetNeighbor',
-    'Get-DnsClientServerAddress', 'Set-DnsClientServerAddress', 'Get-ItemProperty', 'Get-Acl', 'ping.exe', 'icacls.exe',
+    'Get-DnsClientServerAddress', 'Set-DnsClientServerAddress', 'Get-ItemProperty', 'Get-Acl', 'ping.exe', 'netsh.exe', 'icacls.exe',
     'Invoke-WebRequest', 'Start-Sleep', 'New-ScheduledTaskAction', 'New-ScheduledTaskTrigger', 'New-ScheduledTaskPrincipal',
     'New-ScheduledTaskSettingsSet', 'Get-ScheduledTask', 'Register-ScheduledTask', 'Unregister-ScheduledTask'
 )
