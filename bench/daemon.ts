@@ -587,8 +587,8 @@ export async function daemonSections(opts: {
         const started = now();
         while (workersOf(pid).length === 0 && now() - started < 15_000) await delay(5);
         await quiet(pid, 1000);
-        // Each change costs about: the wait for the next poll (up to the interval + 10% jitter), a quiet second, a random phase.
-        const changes = Math.min(10, Math.max(3, Math.floor(opts.convergenceBudgetMs / (interval * 1100 + 2000))));
+        // Each change costs about: the wait for the next poll (up to the interval), a quiet second, a random phase.
+        const changes = Math.min(10, Math.max(3, Math.floor(opts.convergenceBudgetMs / (interval * 1000 + 2000))));
         progress(`convergence: default interval ${interval} s, ${changes} changes`);
         const latencies: number[] = [];
         let current = structuredClone(tree);

@@ -13,7 +13,10 @@ export type { DaemonOptions } from './options.js';
 
 /** The longest wait between polls after errors (unless the interval itself is longer). */
 export const MAX_BACKOFF_MS = 60_000;
-/** Each wait is the nominal delay ±10%, so that guests started together do not poll in step. */
+/**
+ * Each wait is 90-100% of the nominal delay, so that guests started together do not poll in step, and the interval
+ * stays the longest a change waits for the poll that sees it.
+ */
 const JITTER = 0.1;
 
 /** The daemon's connection to its caller. */
@@ -28,12 +31,14 @@ export interface DaemonContext {
   random?: () => number;
 }
 
-/** The wait before the next poll: the interval, or after n consecutive failures the interval doubled n times, capped. */
+/**
+ * The wait before the next poll: the interval, or after n consecutive failures the interval doubled n times, capped;
+ * less up to a tenth of it, at random.
+ */
 export function pollDelay(intervalMs: number, failures: number, random: number): number {
   const longest = Math.max(MAX_BACKOFF_MS, intervalMs);
   const nominal = failures === 0 ? intervalMs : Math.min(intervalMs * 2 ** failures, longest);
-  const jittered = nominal * (1 + JITTER * (2 * random - 1));
-  return Math.round(failures === 0 ? jittered : Math.min(jittered, longest));
+  return Math.round(nominal * (1 - JITTER * random));
 }
 
 /**
@@ -62,7 +67,7 @@ export async function runDaemon(host: Host, initial: DaemonOptions, context: Dae
       failures = (await converger.poll(drifted)) === 'unverified' ? failures + 1 : 0;
     } catch (error) {
       failures += 1;
-      await converger.failed(error, failures, pollDelay(converger.settings.intervalMs, failures, 0.5));
+      await converger.failed(error, failures, pollDelay(converger.settings.intervalMs, failures, 0));
     }
     if (control.stopped) break;
     await control.sleep(host, pollDelay(converger.settings.intervalMs, failures, random()));

@@ -79,7 +79,7 @@ function rig(kernel = new FakeKernel(freshKernel())): Rig {
     onSleep: () => undefined,
     host: undefined as unknown as Host,
     run: (opts = options(), extra = {}) =>
-      runDaemon(r.host, opts, { control: r.control, onEvent: (e) => r.events.push(e), random: () => 0.5, ...extra }),
+      runDaemon(r.host, opts, { control: r.control, onEvent: (e) => r.events.push(e), random: () => 0, ...extra }),
   };
   const fs: HostFs = {
     ...base,
@@ -496,18 +496,19 @@ describe('runDaemon', () => {
 
 describe('pollDelay', () => {
   it.each([
-    [5000, 0, 0.5, 5000],
-    [5000, 0, 0, 4500],
-    [5000, 0, 0.999999, 5500],
-    [5000, 1, 0.5, 10_000],
-    [5000, 2, 0.5, 20_000],
-    [5000, 3, 0.5, 40_000],
-    [5000, 4, 0.5, MAX_BACKOFF_MS],
-    [5000, 4, 0.999999, MAX_BACKOFF_MS],
-    [5000, 4, 0, 54_000],
-    [5000, 30, 0.5, MAX_BACKOFF_MS],
-    [300_000, 0, 0.5, 300_000],
-    [300_000, 3, 0.5, 300_000],
+    // Never longer than the interval: it is the longest a change waits for the poll that sees it.
+    [5000, 0, 0, 5000],
+    [5000, 0, 0.5, 4750],
+    [5000, 0, 0.999999, 4500],
+    [5000, 1, 0, 10_000],
+    [5000, 2, 0, 20_000],
+    [5000, 3, 0.5, 38_000],
+    [5000, 4, 0, MAX_BACKOFF_MS],
+    [5000, 4, 0.999999, 54_000],
+    [5000, 30, 0, MAX_BACKOFF_MS],
+    [300_000, 0, 0, 300_000],
+    [300_000, 3, 0, 300_000],
+    [300_000, 3, 0.5, 285_000],
   ])('interval %d ms, %d failures, random %d -> %d ms', (interval, failures, random, expected) => {
     expect(pollDelay(interval, failures, random)).toBe(expected);
   });

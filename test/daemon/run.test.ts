@@ -107,11 +107,11 @@ describe('eip-agent run', () => {
     expect(run.out).toBe('');
     expect(events(run.err).map((e) => e.event)).toEqual(['start', 'apply', 'reload', 'in-sync', 'stop']);
     expect(events(run.err).at(-1)?.msg).toBe('stopped (SIGTERM)');
-    // ±10% jitter around the interval, the second one from the reloaded config.
+    // 90-100% of the interval, the second one from the reloaded config.
     expect(r.sleeps[0]).toBeGreaterThanOrEqual(4500);
-    expect(r.sleeps[0]).toBeLessThanOrEqual(5500);
+    expect(r.sleeps[0]).toBeLessThanOrEqual(5000);
     expect(r.sleeps[1]).toBeGreaterThanOrEqual(6300);
-    expect(r.sleeps[1]).toBeLessThanOrEqual(7700);
+    expect(r.sleeps[1]).toBeLessThanOrEqual(7000);
     expect(lockDuringRun).toBe('4242\n\n');
     expect(vol.existsSync(LOCK_PATH)).toBe(false);
     expect(listening()).toBe(0);
