@@ -66,10 +66,15 @@ export function httpGet(
       return;
     }
     let settled = false;
-    const fail = (error: HttpGetError) => {
-      if (settled) return;
+    /** The first outcome wins: the deadline is let go and later events are ignored. */
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
       release();
+      return true;
+    };
+    const fail = (error: HttpGetError) => {
+      if (!settle()) return;
       req.destroy();
       reject(error);
     };
@@ -94,9 +99,7 @@ export function httpGet(
         if (settled) return;
         if (!res.complete)
           return fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED'));
-        settled = true;
-        release();
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+        if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
       });
     });
     req.on('error', (error: NodeJS.ErrnoException) => fail(new HttpGetError(error.message, error.code ?? 'ERR_HTTP')));
