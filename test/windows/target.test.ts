@@ -178,8 +178,10 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
     const calls: Call[] = [];
     const oldScript =
       '@rem Managed by eip-agent: generated from instance metadata, local edits are replaced.\r\n@echo off\r\n';
+    // The PowerShell flavor applied before: its script is the agent's, and owned. And an old netsh .cmd is there.
+    const before = ['apply', '--target', 'windows', ...META, '--root', '/agent'];
+    expect((await runCli(before, windowsHost(WINDOWS_EXIT.inSync, IN_SYNC, []))).code).toBe(EXIT.ok);
     vol.writeFileSync('/agent/eip-agent.netsh.cmd', oldScript);
-    vol.writeFileSync('/agent/eip-agent.ps1', '\uFEFF# Managed by eip-agent: generated from instance metadata\r\n');
     const args = ['--target', 'windows', '--windows-flavor', 'netsh', ...META, '--root', '/agent'];
     const preview = await runCli(['plan', ...args], windowsHost(WINDOWS_EXIT.inSync, IN_SYNC, []));
     expect(preview.out).toMatch(/create\s+\/eip-agent\.netsh\.ps1/);
@@ -192,6 +194,11 @@ describe('Windows target: apply on win32 runs the script and maps its result', (
     expect(Object.keys(vol.toJSON('/agent')).filter((p) => /^\/agent\/[^/]+\.(ps1|cmd)$/.test(p))).toEqual([
       '/agent/eip-agent.netsh.ps1',
     ]);
+    // The removed scripts are no longer the agent's to own.
+    const state = JSON.parse(String(vol.readFileSync('/agent/var/lib/eip-agent/state.json', 'utf8'))) as {
+      owned: { files: string[] };
+    };
+    expect(state.owned.files).toEqual(['/eip-agent.netsh.ps1']);
   });
 
   it("leaves a script of the same name that is not the agent's", async () => {
