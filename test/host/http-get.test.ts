@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fetchGet, httpGet } from '../../src/host/http-get.js';
+import { SETTINGS } from '../../src/settings.js';
 
 let server: Server;
 let base: string;
@@ -123,5 +124,31 @@ describe.each([
     expect(cleared).toContain(armed[0]);
     expect(added).toHaveBeenCalledTimes(1);
     expect(removed).toHaveBeenCalledWith('abort', added.mock.calls[0]?.[1]);
+  });
+});
+
+describe('node:http between polls', () => {
+  it("keeps a poll's connections for the next one, as many as the default metadata concurrency", async () => {
+    let connections = 0;
+    const counting = createServer((_req, res) => res.end('ok'));
+    counting.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(counting.address() as AddressInfo).port}/`;
+    const inFlight = SETTINGS.metadataConcurrency.default;
+    const poll = async () => {
+      await Promise.all(Array.from({ length: inFlight }, () => httpGet(url, { timeoutMs: 2000 })));
+      // The daemon's next poll comes a second later; the sockets are back in the pool long before.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    try {
+      await poll();
+      expect(connections).toBe(inFlight);
+      await poll();
+      await poll();
+      expect(connections, 'connections opened by the next two polls').toBe(inFlight);
+    } finally {
+      counting.closeAllConnections();
+      await new Promise((resolve) => counting.close(resolve));
+    }
   });
 });
