@@ -20,7 +20,6 @@ export interface WindowsRenderOptions {
 export interface WindowsAddress {
   ip: string;
   prefixLength: number;
-  netmask: string;
 }
 
 /** What the script must make of one NIC, found at run time by its MAC. */
@@ -33,7 +32,6 @@ export interface WindowsNic {
   role: 'primary' | 'secondary';
   primary: string;
   prefixLength: number;
-  netmask: string;
   gateway: string;
   /** Secondary private IPs (NIC subnet), then `direct` EIPs (/32); all added with SkipAsSource. */
   secondary: WindowsAddress[];
@@ -76,11 +74,6 @@ const MASK_MAX = 32;
 const METRIC_MAX = 9999;
 const FILE_MODE = 0o644;
 
-function maskOf(prefixLength: number): string {
-  const bits = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
-  return [24, 16, 8, 0].map((shift) => (bits >>> shift) & 0xff).join('.');
-}
-
 function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
   // Named by position: the MAC itself is one of the values being checked.
   const where = `NIC ${nic.index}`;
@@ -90,12 +83,11 @@ function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
   const secondary: WindowsAddress[] = secondaries.map((a) => ({
     ip: guard.ipv4(`${where} address`, a.ip),
     prefixLength,
-    netmask: maskOf(prefixLength),
   }));
   // A `direct` EIP is routed to the NIC, so it must be on the NIC, as on Linux: a /32 that is never a source.
   for (const a of nic.addresses) {
     if (a.publicMode === 'direct' && a.publicIp !== undefined)
-      secondary.push({ ip: guard.ipv4(`${where} EIP`, a.publicIp), prefixLength: 32, netmask: maskOf(32) });
+      secondary.push({ ip: guard.ipv4(`${where} EIP`, a.publicIp), prefixLength: 32 });
   }
   return {
     index: nic.index,
@@ -104,7 +96,6 @@ function windowsNic(nic: NicModel, dns: string[]): WindowsNic {
     role: nic.isPrimaryNic ? 'primary' : 'secondary',
     primary: guard.ipv4(`${where} primary address`, primary.ip),
     prefixLength,
-    netmask: maskOf(prefixLength),
     gateway: guard.ipv4(`${where} gateway`, nic.gateway),
     secondary,
     routeMetric: guard.int(`${where} route metric`, nic.isPrimaryNic ? 0 : ROUTE_METRIC_STEP * nic.index, METRIC_MAX),
