@@ -346,10 +346,12 @@ function Add-DefaultRoute {
             $arguments += 'store=active'
         }
         Invoke-Netsh $arguments
-    } elseif ($Store -ne '') {
-        $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric -PolicyStore $Store
     } else {
-        $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric
+        $policy = @{}
+        if ($Store -ne '') {
+            $policy.PolicyStore = $Store
+        }
+        $null = New-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -RouteMetric $Metric @policy
     }
 }
 
@@ -371,10 +373,12 @@ function Remove-DefaultRoute {
             $arguments += 'store=active'
         }
         Invoke-Netsh $arguments
-    } elseif ($Store -ne '') {
-        Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -PolicyStore $Store -Confirm:$false
     } else {
-        Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -Confirm:$false
+        $policy = @{}
+        if ($Store -ne '') {
+            $policy.PolicyStore = $Store
+        }
+        Remove-NetRoute -InterfaceIndex $IfIndex -AddressFamily IPv4 -DestinationPrefix '0.0.0.0/0' -NextHop $NextHop -Confirm:$false @policy
     }
 }
 
