@@ -424,6 +424,23 @@ function Get-NetRoute {
     foreach ($route in $found) { New-EmuRouteObject $route $store }
 }
 
+# Adds a route to $Stores, into the entry of the same route in the other store if there is one; $null when one of
+# $Stores already has it (the caller reports "already exists" its own way).
+function Add-EmuRoute {
+    param([hashtable]$State, [int]$IfIndex, [string]$Prefix, [string]$NextHop, [int]$Metric, [string[]]$Stores)
+    $same = @($State.routes | Where-Object { [int]$_.ifIndex -eq $IfIndex -and $_.prefix -eq $Prefix -and $_.nextHop -eq $NextHop })
+    foreach ($route in $same) {
+        if (@($route.stores | Where-Object { $Stores -contains $_ }).Count -gt 0) { return $null }
+    }
+    if ($same.Count -gt 0) {
+        $same[0].stores = @(@($same[0].stores) + $Stores)
+        return $same[0]
+    }
+    $route = @{ ifIndex = $IfIndex; prefix = $Prefix; nextHop = $NextHop; metric = $Metric; protocol = 'NetMgmt'; stores = $Stores }
+    $State.routes = @($State.routes) + @($route)
+    return $route
+}
+
 function New-NetRoute {
     [CmdletBinding(DefaultParameterSetName = 'ByInterfaceIndex', SupportsShouldProcess)]
     param(
@@ -439,18 +456,9 @@ function New-NetRoute {
     $state = Enter-EmuChange (Read-EmuState) 'New-NetRoute' $PSBoundParameters $PSCmdlet
     $null = Get-EmuAdapter $state $InterfaceIndex $PSCmdlet
     $stores = @(if ($PolicyStore) { $PolicyStore } else { 'ActiveStore'; 'PersistentStore' })
-    $same = @($state.routes | Where-Object { [int]$_.ifIndex -eq [int]$InterfaceIndex -and $_.prefix -eq $DestinationPrefix -and $_.nextHop -eq $NextHop })
-    foreach ($route in $same) {
-        if (@($route.stores | Where-Object { $stores -contains $_ }).Count -gt 0) {
-            Stop-Emu $state $PSCmdlet (New-EmuErrorRecord (Get-EmuMessage $state 'RouteExists') 'Windows System Error 5010' ResourceExists 'New-NetRoute')
-        }
-    }
-    if ($same.Count -gt 0) {
-        $same[0].stores = @(@($same[0].stores) + $stores)
-        $route = $same[0]
-    } else {
-        $route = @{ ifIndex = [int]$InterfaceIndex; prefix = $DestinationPrefix; nextHop = $NextHop; metric = [int]$RouteMetric; protocol = 'NetMgmt'; stores = $stores }
-        $state.routes = @($state.routes) + @($route)
+    $route = Add-EmuRoute $state ([int]$InterfaceIndex) $DestinationPrefix $NextHop ([int]$RouteMetric) $stores
+    if ($null -eq $route) {
+        Stop-Emu $state $PSCmdlet (New-EmuErrorRecord (Get-EmuMessage $state 'RouteExists') 'Windows System Error 5010' ResourceExists 'New-NetRoute')
     }
     Save-EmuState $state
     foreach ($store in $stores) { New-EmuRouteObject $route $store }
@@ -752,13 +760,7 @@ function netsh.exe {
             $state.addresses = @($state.addresses | Where-Object { -not ([int]$_.ifIndex -eq $index -and $_.ip -eq $p['address']) })
         }
         'add route' {
-            $same = @($state.routes | Where-Object { [int]$_.ifIndex -eq $index -and $_.prefix -eq $p['prefix'] -and $_.nextHop -eq $p['nexthop'] })
-            if (@($same | Where-Object { @(@($_.stores) | Where-Object { $stores -contains $_ }).Count -gt 0 }).Count -gt 0) { return (& $fail 'Exists') }
-            if ($same.Count -gt 0) {
-                $same[0].stores = @(@($same[0].stores) + $stores)
-            } else {
-                $state.routes = @($state.routes) + @(@{ ifIndex = $index; prefix = $p['prefix']; nextHop = $p['nexthop']; metric = [int]$p['metric']; protocol = 'NetMgmt'; stores = $stores })
-            }
+            if ($null -eq (Add-EmuRoute $state $index $p['prefix'] $p['nexthop'] ([int]$p['metric']) $stores)) { return (& $fail 'Exists') }
         }
         'set route' {
             $found = @($state.routes | Where-Object { [int]$_.ifIndex -eq $index -and $_.prefix -eq $p['prefix'] -and $_.nextHop -eq $p['nexthop'] })
