@@ -27,7 +27,7 @@ export function agentDirectory(host: Host, root: string): string {
   return '/ProgramData/eip-agent';
 }
 
-/** A path under the agent's directory, with backslashes on Windows (powershell.exe -File, cmd.exe /c). */
+/** A path under the agent's directory, with backslashes on Windows (as powershell.exe -File takes it). */
 export function agentPath(host: Host, dir: string, path: string): string {
   const joined = underRoot(dir, path);
   return host.platform === 'win32' ? joined.replace(/\//g, '\\') : joined;
