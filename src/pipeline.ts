@@ -1,4 +1,5 @@
 // The whole flow on one screen: metadata -> model -> plan (render + diff) -> apply -> verify.
+import { hexDigest } from './host/digest.js';
 import type { Plan } from './plan/plan.js';
 import { SETTINGS, type ReloadMode } from './settings.js';
 import type { Host } from './host/host.js';
@@ -15,7 +16,6 @@ import type { Check, VerifyReport } from './plan/verify-report.js';
 import { loadState, restoreState, saveState, type AgentState } from './plan/record.js';
 import { stateAfterApply, stateAfterRollback, stateBeforeApply } from './plan/record-update.js';
 import { requirePrivileges } from './plan/privileges.js';
-import { createHash } from 'node:crypto';
 import { AgentError, ApplyError } from './errors.js';
 
 /** Everything one run of the pipeline needs to know. */
@@ -129,7 +129,7 @@ export interface ApplyResult {
 
 /** A stable fingerprint of a validated model: equal models, equal hashes. */
 export function modelHash(model: InstanceModel): string {
-  return createHash('sha256').update(JSON.stringify(model)).digest('hex');
+  return hexDigest('sha256', JSON.stringify(model));
 }
 
 /** Pause before the n-th retry of the verification's metadata check (n from 1), as the metadata reads back off. */

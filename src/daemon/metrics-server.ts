@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A running /metrics endpoint. */
@@ -15,7 +14,7 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
  * render(). Only loopback: the numbers describe the guest's network and are nobody else's business.
  */
 export async function startMetricsServer(port: number, render: () => Promise<string>): Promise<MetricsServer> {
-  const server = createServer((req, res) => {
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') {
       res

@@ -1,6 +1,6 @@
 // Processes on Bun (the release executable): Bun.spawn is native, where node:child_process on Bun is a layer over
 // it; for the 240 pings of a verification on the 8 x 30 guest that is half the CPU and a third of the memory.
-import type { RunOptions, RunResult } from './host.js';
+import type { RunOptions, RunResult, WatchHandle } from './host.js';
 import { MAX_TOOL_OUTPUT_BYTES, cappedOutput, outputCapError, type CappedOutput } from './capped-output.js';
 
 /** The part of Bun's spawn API the runner uses. */
@@ -18,7 +18,7 @@ export interface BunSpawner {
     cmd: string[];
     stdin: 'ignore' | Uint8Array;
     stdout: 'pipe';
-    stderr: 'pipe';
+    stderr: 'pipe' | 'ignore';
     env?: Record<string, string | undefined>;
   }): BunSubprocess;
 }
@@ -74,5 +74,41 @@ export function bunRun(bun: BunSpawner): (argv: readonly string[], options?: Run
     } finally {
       clearTimeout(timer);
     }
+  };
+}
+
+/**
+ * The host's `watch` over Bun.spawn, with node's contract: the child's stdout split into lines as it comes (a
+ * trailing CR dropped, a last line without a newline delivered), stderr ignored, and a missing program an ended
+ * watch rather than a throw. On Bun, node:readline and node:child_process are never loaded: each would cost the
+ * daemon memory it keeps.
+ */
+export function bunWatch(bun: BunSpawner): (argv: readonly string[], onLine: (line: string) => void) => WatchHandle {
+  return (argv, onLine) => {
+    if (argv.length === 0) throw new Error('empty argv');
+    let child: BunSubprocess;
+    try {
+      child = bun.spawn({ cmd: [...argv], stdin: 'ignore', stdout: 'pipe', stderr: 'ignore', env: process.env });
+    } catch {
+      return { stop: () => undefined, exited: Promise.resolve() };
+    }
+    const read = async () => {
+      const decoder = new TextDecoder();
+      let partial = '';
+      for await (const chunk of child.stdout as unknown as AsyncIterable<Uint8Array>) {
+        const lines = (partial + decoder.decode(chunk, { stream: true })).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+      }
+      const rest = partial + decoder.decode();
+      if (rest !== '') onLine(rest);
+    };
+    const exited = Promise.all([read().catch(() => undefined), child.exited]).then(() => undefined);
+    return {
+      stop: () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      },
+      exited,
+    };
   };
 }

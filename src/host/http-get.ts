@@ -1,4 +1,4 @@
-import { Agent, request } from 'node:http';
+import type { Agent } from 'node:http';
 
 /** One HTTP answer, body read whole. */
 export interface HttpResponse {
@@ -47,9 +47,10 @@ function deadline(timeoutMs: number, signal: AbortSignal | undefined, expire: (w
  * Keep-alive connections: a crawl of the metadata tree is hundreds of small GETs to one host.
  * node:http costs a fraction of fetch's CPU and memory per request, which is what keeps the daemon's
  * poll cheap. Up to 16 idle connections (the default metadata concurrency) stay open between polls, so
- * each poll reuses the last one's instead of opening and closing a dozen every second.
+ * each poll reuses the last one's instead of opening and closing a dozen every second. The agent, and
+ * node:http itself, load on the first GET: a command that reads no metadata never pays for them.
  */
-const agent = new Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 30_000 });
+let agent: Agent | undefined;
 
 /** GET over plain HTTP; rejects with HttpGetError on connection errors, a truncated body, a timeout or an abort. */
 export function httpGet(
@@ -80,7 +81,9 @@ export function httpGet(
       reject(error);
     };
     const release = deadline(options.timeoutMs, options.signal, (why) => fail(expiryError(why, options.timeoutMs)));
-    const req = request(target, { method: 'GET', agent }, (res) => {
+    const http = process.getBuiltinModule('node:http');
+    agent ??= new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 30_000 });
+    const req = http.request(target, { method: 'GET', agent }, (res) => {
       const chunks: Buffer[] = [];
       let received = 0;
       const tooLarge = () => fail(new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE'));

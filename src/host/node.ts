@@ -1,12 +1,10 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir, realpath, rm, rmdir } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefusal } from './file-guard.js';
 import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write.js';
-import { bunRun, bunRuntime } from './bun-run.js';
+import { bunRun, bunRuntime, bunWatch } from './bun-run.js';
 import { fetchGet, httpGet } from './http-get.js';
-import { createInterface } from 'node:readline';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
 import { MAX_TOOL_OUTPUT_BYTES, cappedOutput, outputCapError } from './capped-output.js';
 
@@ -136,7 +134,7 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
   return new Promise((resolve, reject) => {
     const [file, ...args] = argv;
     if (file === undefined) return reject(new Error('empty argv'));
-    const child = spawn(file, args, {
+    const child = process.getBuiltinModule('node:child_process').spawn(file, args, {
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
@@ -183,7 +181,7 @@ function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResu
 function runDetached(argv: readonly string[]): void {
   const [file, ...args] = argv;
   if (file === undefined) return;
-  const child = spawn(file, args, { detached: true, stdio: 'ignore' });
+  const child = process.getBuiltinModule('node:child_process').spawn(file, args, { detached: true, stdio: 'ignore' });
   child.on('error', () => undefined);
   child.unref();
 }
@@ -192,12 +190,14 @@ function runDetached(argv: readonly string[]): void {
 function watch(argv: readonly string[], onLine: (line: string) => void): WatchHandle {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('empty argv');
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'], windowsHide: true });
+  const child = process
+    .getBuiltinModule('node:child_process')
+    .spawn(file, args, { stdio: ['ignore', 'pipe', 'ignore'], windowsHide: true });
   const exited = new Promise<void>((resolve) => {
     child.once('close', () => resolve());
     child.once('error', () => resolve());
   });
-  createInterface({ input: child.stdout }).on('line', onLine);
+  process.getBuiltinModule('node:readline').createInterface({ input: child.stdout }).on('line', onLine);
   return {
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -246,7 +246,7 @@ export function createNodeHost(): Host {
     // Short-lived processes (ip, ping, sysctl...) through the runtime's own spawn; long-lived ones stay on node's API.
     run: bun === undefined ? run : bunRun(bun),
     runDetached,
-    watch,
+    watch: bun === undefined ? watch : bunWatch(bun),
     // Each runtime's cheapest client: node:http on Node, the native fetch on Bun (the release executable).
     httpGet: bun === undefined ? httpGet : fetchGet,
     now: () => Date.now(),

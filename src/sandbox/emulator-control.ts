@@ -1,4 +1,4 @@
-import { request, createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { faultsProblem, type MetadataFaults } from './emulator-faults.js';
 import { treeShapeProblem } from '../metadata/shape.js';
@@ -46,7 +46,7 @@ async function handle(target: ControlTarget, req: IncomingMessage): Promise<[num
 /** Serves the JSON control API on a unix socket, replacing a stale socket file (the caller removes it after close). */
 export async function startControlServer(socketPath: string, target: ControlTarget): Promise<Server> {
   await rm(socketPath, { force: true });
-  const server = createServer((req, res) => {
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     void handle(target, req)
       .catch((error: unknown): [number, unknown] => [500, { error: String(error) }])
       .then(([status, body]) => {
@@ -70,24 +70,26 @@ export async function controlEmulator(
 ): Promise<unknown> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status > 299) {
-          reject(new Error(`emulator control ${method} ${path}: HTTP ${status}: ${text.trim()}`));
-          return;
-        }
-        try {
-          resolve(JSON.parse(text));
-        } catch (error) {
-          reject(error as Error);
-        }
+    const req = process
+      .getBuiltinModule('node:http')
+      .request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status > 299) {
+            reject(new Error(`emulator control ${method} ${path}: HTTP ${status}: ${text.trim()}`));
+            return;
+          }
+          try {
+            resolve(JSON.parse(text));
+          } catch (error) {
+            reject(error as Error);
+          }
+        });
       });
-    });
     req.on('error', reject);
     req.end(payload);
   });

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -106,7 +106,7 @@ export async function startMetadataEmulator(options: EmulatorOptions): Promise<M
     text(res, 200, body);
   }
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = process.getBuiltinModule('node:http').createServer((req, res) => {
     serve(req, res).catch(() => res.destroy());
   });
   server.on('connection', (socket) => {

@@ -1,6 +1,5 @@
 // Network namespace housekeeping shared by the sandbox, the lab tests and the benchmarks: each names what it creates
 // with its own prefix (`eips-<name>-`; `eipt<pid>-`, `eipb<pid>-` with the pid of the run) and uses these to remove it.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +32,9 @@ function signalQuietly(pid: number, signal: NodeJS.Signals): void {
 export function killAndDeleteNamespace(ns: string): void {
   let pids: number[] = [];
   try {
-    pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    pids = process
+      .getBuiltinModule('node:child_process')
+      .execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
       .split('\n')
       .filter((line) => /^\d+$/.test(line))
       .map(Number);
@@ -42,7 +43,9 @@ export function killAndDeleteNamespace(ns: string): void {
   }
   for (const pid of pids) signalQuietly(pid, 'SIGKILL');
   try {
-    execFileSync('ip', ['netns', 'del', ns], { stdio: ['ignore', 'ignore', 'pipe'] });
+    process
+      .getBuiltinModule('node:child_process')
+      .execFileSync('ip', ['netns', 'del', ns], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
     // Another process's sweep may have deleted it meanwhile; only a namespace still there is a failure.
     if (listNamespaces().includes(ns)) throw error;

@@ -2,7 +2,6 @@
 // namespace against the metadata emulator, so an operator sees the main job live, rehearses a change, or replays a VM
 // from a `metadata dump`. A sandbox is its namespaces (`eips-<name>-*`) and its directory under /run; `down` needs
 // nothing else, so it also clears one whose `up` was killed.
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import example from '../../examples/manual.json' with { type: 'json' };
@@ -399,7 +398,9 @@ export async function sandboxRun(host: Host, io: SandboxIo, name: string): Promi
       '--log-format',
       'text',
     ];
-    const child = spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
+    const child = process
+      .getBuiltinModule('node:child_process')
+      .spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
     child.unref();
     if (child.pid === undefined) throw new HostError(`cannot start the daemon in guest ${guest.name}: see ${log}`);

@@ -2,7 +2,7 @@
 // subnet, EIP NAT and per-port anti-spoofing, an internet host, one namespace per guest and a real metadata emulator
 // per guest. Nothing in it is connected to the host's network: traffic cannot leave it. The sandbox command and the
 // lab tests both build it with this class; its whole state is a plain record, so a later process can take it over.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -374,7 +374,9 @@ export class Vpc {
       socket,
     );
     const fd = openSync(log, 'a');
-    const child = spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
+    const child = process
+      .getBuiltinModule('node:child_process')
+      .spawn('ip', argv, { stdio: ['ignore', fd, fd], detached: true });
     closeSync(fd);
     let failed: Error | undefined;
     child.once('error', (error) => (failed = error));

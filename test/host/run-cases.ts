@@ -1,5 +1,5 @@
 // The cases every process runner of the host must answer alike (node:child_process on Node, Bun.spawn on Bun).
-import type { RunOptions, RunResult } from '../../src/host/host.js';
+import type { RunOptions, RunResult, WatchHandle } from '../../src/host/host.js';
 
 export const RUN_CASES: { name: string; argv: string[]; options?: RunOptions }[] = [
   { name: 'argv as is', argv: ['printf', '%s|%s', 'a b', '$(echo no)'] },
@@ -30,4 +30,30 @@ export async function outcome(
     const code = (error as { code?: unknown }).code;
     return typeof code === 'string' ? { code } : { message: (error as Error).message };
   }
+}
+
+/** The cases every `watch` of the host must answer alike: the lines it delivered, in order. */
+export const WATCH_CASES: { name: string; argv: string[]; stopOnFirstLine?: boolean }[] = [
+  {
+    name: 'lines across writes, CRLF, a last line without a newline',
+    argv: ['sh', '-c', 'printf a; sleep 0.1; printf "b\\nc\\r\\n"; sleep 0.1; printf d'],
+  },
+  { name: 'a character split across writes', argv: ['sh', '-c', 'printf "\\303"; sleep 0.1; printf "\\251t\\n"'] },
+  { name: 'stderr ignored', argv: ['sh', '-c', 'echo err >&2; echo out'] },
+  { name: 'a missing program', argv: ['eip-agent-no-such-program'] },
+  { name: 'stopped', argv: ['sh', '-c', 'echo first; exec sleep 30'], stopOnFirstLine: true },
+];
+
+/** What a watch delivered before its process ended. */
+export async function watchOutcome(
+  watch: (argv: readonly string[], onLine: (line: string) => void) => WatchHandle,
+  c: (typeof WATCH_CASES)[number],
+): Promise<string[]> {
+  const lines: string[] = [];
+  const handle = watch(c.argv, (line) => {
+    lines.push(line);
+    if (c.stopOnFirstLine === true) handle.stop();
+  });
+  await handle.exited;
+  return lines;
 }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createNodeHost } from '../../src/host/node.js';
-import { RUN_CASES, outcome } from './run-cases.js';
+import { RUN_CASES, WATCH_CASES, outcome, watchOutcome } from './run-cases.js';
 
 /** The Bun the release executable is built from (a development dependency). */
 const BUN = join(
@@ -48,16 +48,26 @@ describe('the node host runner', () => {
     await expect(host.run(['true'], { input: 'x\n'.repeat(1 << 20) })).resolves.toMatchObject({ exitCode: 0 });
   });
 
-  it('answers every case exactly as the Bun.spawn runner of the release executable does on a real Bun', async () => {
+  it('answers every case exactly as the Bun.spawn runner and watch of the release executable do on a real Bun', async () => {
     const node: Record<string, unknown> = {};
     for (const c of RUN_CASES) node[c.name] = await outcome(host.run, c);
+    const watched: Record<string, unknown> = {};
+    for (const c of WATCH_CASES) watched[c.name] = await watchOutcome(host.watch, c);
     const driver = fileURLToPath(new URL('./bun-run-driver.ts', import.meta.url));
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(BUN, [driver], { encoding: 'utf8', maxBuffer: 1 << 20 }, (error, out, err) =>
         error ? reject(new Error(`${error.message}: ${err}`)) : resolve(out),
       );
     });
-    expect(JSON.parse(stdout)).toEqual(node);
+    expect(JSON.parse(stdout)).toEqual({ run: node, watch: watched });
+    // Lines as the monitor reads them: whole, in order, a character split across writes joined, nothing of stderr.
+    expect(watched).toEqual({
+      'lines across writes, CRLF, a last line without a newline': ['ab', 'c', 'd'],
+      'a character split across writes': ['ét'],
+      'stderr ignored': ['out'],
+      'a missing program': [],
+      stopped: ['first'],
+    });
     expect(node['a signal']).toEqual({ message: 'sh was killed by SIGTERM' });
     expect(node['a missing program']).toEqual({ code: 'ENOENT' });
     // A tool's output is capped like every other input: past it the tool is stopped and the run fails.

@@ -1,4 +1,3 @@
-import { isDeepStrictEqual } from 'node:util';
 import { parse } from 'yaml';
 import type { InstanceModel } from '../../../model/types.js';
 import { assertIpArgumentLines, assertNetworkdLines } from '../../../render/guard.js';
@@ -272,7 +271,7 @@ export function renderNetplan(model: InstanceModel, options: NetplanRenderOption
     dropIns.push({ path, mode: DROPIN_MODE, content });
   }
   const yaml = yamlTemplate({ dropInName: DROPIN_NAME, nics });
-  if (!isDeepStrictEqual(parse(yaml), expectedDocument(nics)))
+  if (!process.getBuiltinModule('node:util').isDeepStrictEqual(parse(yaml), expectedDocument(nics)))
     throw new Error(`render: ${NETPLAN_FILE}: refusing to write YAML that does not say what the agent means`);
   const drop = sysctlDropIn(options.routing, runtime);
   assertIpArgumentLines(drop.path, drop.content.replaceAll(' = ', ' '));

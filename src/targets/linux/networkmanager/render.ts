@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hexDigest } from '../../../host/digest.js';
 import type { InstanceModel } from '../../../model/types.js';
 import { assertIpArgumentLines, assertKeyfileLines } from '../../../render/guard.js';
 import { compileTemplate } from '../../../render/handlebars.js';
@@ -45,7 +45,7 @@ export function profilePath(device: string): string {
 
 /** A stable UUID per MAC (name-based, RFC 4122 version 5 layout), so a re-render is the same profile. */
 function uuidFor(mac: string): string {
-  const hex = createHash('sha1').update(`eip-agent:${mac.toLowerCase()}`).digest('hex').slice(0, 32).split('');
+  const hex = hexDigest('sha1', `eip-agent:${mac.toLowerCase()}`).slice(0, 32).split('');
   hex[12] = '5';
   hex[16] = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
   const h = hex.join('');
