@@ -351,9 +351,16 @@ export async function daemonSections(opts: {
       mkdirSync(root);
       seedCentos7Boot(root);
       try {
+        // EIP_BENCH_BYTECODE_ORDER_OUT (scripts/record-bytecode-order.mjs): the release daemon, and it alone, writes
+        // the order its bytecode ran in, which the next release build lays the executable out by.
+        const order = process.env.EIP_BENCH_BYTECODE_ORDER_OUT;
         const daemon = startProc(
           inNs(guest.ns, [...who.agent, 'run', '--interval', '1', '--metadata-url', url, '--root', root]),
-          { ...env, ...who.env },
+          {
+            ...env,
+            ...who.env,
+            ...(order !== undefined && who.key === 'release' ? { BUN_BYTECODE_ORDER_OUT: order } : {}),
+          },
         );
         const idle = startProc(inNs(guest.ns, who.idle));
         const floorProc =
