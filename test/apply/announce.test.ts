@@ -58,10 +58,11 @@ describe('announceAddresses', () => {
       dir = mkdtempSync(join(tmpdir(), 'eip-announce-'));
       const log = join(dir, 'log');
       const arping = join(dir, 'arping');
-      // One line per call: the argument count, then each argument in brackets.
+      // One line per call: the argument count, then each argument in brackets, written at once (the calls run side
+      // by side, and one write per piece let their lines interleave).
       writeFileSync(
         arping,
-        `#!/bin/sh\n{ printf '%s' "$#"; for a in "$@"; do printf ' [%s]' "$a"; done; echo; } >> '${log}'\n`,
+        `#!/bin/sh\nline="$#"\nfor a in "$@"; do line="$line [$a]"; done\nprintf '%s\\n' "$line" >> '${log}'\n`,
       );
       chmodSync(arping, 0o755);
       const marker = join(dir, 'evaluated');
