@@ -14,4 +14,13 @@ describe('the bundle', () => {
     expect(imported.length).toBeGreaterThan(0);
     expect(new Set(imported)).toEqual(new Set(['node:events', 'node:fs', 'node:fs/promises', 'node:path', 'node:timers/promises']));
   });
+
+  it('names a heavy builtin only in process.getBuiltinModule calls (no require() from a bundled package either)', () => {
+    const text = readFileSync(BUNDLE, 'utf8');
+    const heavy = '(?:node:)?(?:http|crypto|readline|util|child_process)';
+    const named = text.match(new RegExp(`["']${heavy}["']`, 'g')) ?? [];
+    const lazy = text.match(new RegExp(`process\\.getBuiltinModule\\(["']${heavy}["']\\)`, 'g')) ?? [];
+    expect(lazy.length).toBeGreaterThan(0);
+    expect(named.length).toBe(lazy.length);
+  });
 });
