@@ -23,11 +23,6 @@ export interface BunSpawner {
   }): BunSubprocess;
 }
 
-/** Bun's global when this runs on Bun, else undefined. */
-export function bunRuntime(): BunSpawner | undefined {
-  return (globalThis as { Bun?: BunSpawner }).Bun;
-}
-
 /**
  * The host's `run` over Bun.spawn, with node's contract: argv as is (no shell), input on stdin (closed when there
  * is none), ENOENT kept on a missing program, SIGKILL after the timeout, a rejection when a signal ended it.

@@ -1,8 +1,9 @@
 // `eip-agent run` end to end in memory: config file, lock, signals, log format, metrics endpoint.
 import { createServer } from 'node:net';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createRunCommand, type ProcessEdge } from '../../src/cli/commands/run.js';
 import { LOCK_PATH } from '../../src/plan/lock.js';
+import { DAEMON_JIT_POLICY } from '../../src/host/node.js';
 import type { Host } from '../../src/host/host.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
 import { createTestHost, vol } from '../helpers/host.js';
@@ -174,6 +175,18 @@ describe('eip-agent run', () => {
       /^run changes addresses, rules and sysctls and needs root/,
     );
     expect(r.kernel.calls).toEqual([]);
+  });
+
+  describe('on Bun (the release executable)', () => {
+    afterEach(() => vi.unstubAllGlobals());
+
+    it('makes the JIT reluctant as it starts, whatever comes next', async () => {
+      const setJITPolicy = vi.fn();
+      vi.stubGlobal('Bun', { gc: vi.fn(), unsafe: { setJITPolicy } });
+      const r = rig({ isPrivileged: () => false });
+      await expect(runCli(r.host, fakeEdge().edge)).rejects.toThrow(/needs root/);
+      expect(setJITPolicy).toHaveBeenCalledWith(DAEMON_JIT_POLICY);
+    });
   });
 
   it('serves /metrics on 127.0.0.1 while it runs', async () => {

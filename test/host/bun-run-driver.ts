@@ -1,8 +1,9 @@
 // Run by Bun itself (test/host/run.test.ts): the Bun.spawn runner and watch on every shared case, as JSON on stdout.
-import { bunRun, bunRuntime, bunWatch } from '../../src/host/bun-run.js';
+import { bunGlobal } from '../../src/host/bun.js';
+import { bunRun, bunWatch } from '../../src/host/bun-run.js';
 import { RUN_CASES, WATCH_CASES, outcome, watchOutcome } from './run-cases.js';
 
-const bun = bunRuntime();
+const bun = bunGlobal();
 if (bun === undefined) throw new Error('run this with bun');
 const run = bunRun(bun);
 const watch = bunWatch(bun);

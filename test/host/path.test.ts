@@ -1,5 +1,15 @@
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { garbageCollector, withSystemPath } from '../../src/host/node.js';
+import { DAEMON_JIT_POLICY, garbageCollector, reluctantJit, withSystemPath } from '../../src/host/node.js';
+
+const BUN = join(
+  dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')),
+  'bin',
+  'bun',
+);
 
 describe('withSystemPath', () => {
   it.each<[string, string | undefined, string]>([
@@ -50,5 +60,45 @@ describe('garbageCollector', () => {
     vi.stubGlobal('gc', gc);
     garbageCollector()?.();
     expect(gc).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('reluctantJit', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('scales the JIT policy through Bun.unsafe on Bun, and does nothing on Node', () => {
+    const setJITPolicy = vi.fn();
+    vi.stubGlobal('Bun', { unsafe: { setJITPolicy } });
+    expect(reluctantJit()).toBe(true);
+    expect(setJITPolicy).toHaveBeenCalledWith(DAEMON_JIT_POLICY);
+    vi.stubGlobal('Bun', undefined);
+    expect(reluctantJit()).toBe(false);
+    vi.stubGlobal('Bun', { unsafe: {} });
+    expect(reluctantJit()).toBe(false);
+  });
+
+  it("keeps a function that a real Bun's optimizing tier would compile in the lower tiers", async () => {
+    const module = fileURLToPath(new URL('../../src/host/node.ts', import.meta.url));
+    // DFG compiles of a function called 5,000 times: JavaScriptCore's count tells whether the thresholds moved.
+    const script = (reluctant: boolean) => `import { numberOfDFGCompiles } from 'bun:jsc';
+      import { reluctantJit } from ${JSON.stringify(module)};
+      const applied = ${reluctant} ? reluctantJit() : false;
+      function hot(x) { return (x * 3) ^ (x >> 1); }
+      let sum = 0;
+      for (let i = 0; i < 5000; i++) sum += hot(i);
+      console.log(JSON.stringify({ applied, compiles: numberOfDFGCompiles(hot), sum }));`;
+    const run = (reluctant: boolean) =>
+      new Promise<{ applied: boolean; compiles: number }>((resolve, reject) =>
+        // The default policy, whatever the environment says (the service's unit turns the DFG tier off).
+        execFile(
+          BUN,
+          ['-e', script(reluctant)],
+          { encoding: 'utf8', env: { PATH: process.env.PATH } },
+          (error, out, err) => (error ? reject(new Error(`${error.message}: ${err}`)) : resolve(JSON.parse(out))),
+        ),
+      );
+    const [normal, reluctant] = await Promise.all([run(false), run(true)]);
+    expect(normal).toMatchObject({ applied: false, compiles: 1 });
+    expect(reluctant).toMatchObject({ applied: true, compiles: 0 });
   });
 });

@@ -9,7 +9,7 @@ import { startMetricsServer, type MetricsServer } from '../../daemon/metrics-ser
 import { resolveRunSettings, type RunArgs, type RunSettings } from '../../config/run.js';
 import { HostError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
-import { garbageCollector } from '../../host/node.js';
+import { garbageCollector, reluctantJit } from '../../host/node.js';
 import type { InstanceModel } from '../../model/types.js';
 import { COMMON_OPTIONS, defineCommand, EXIT, settingOption, type CliCommand } from '../command.js';
 
@@ -61,6 +61,8 @@ export async function runAgent(given: Host, log: Logger, edge: ProcessEdge, args
   // A daemon lives on after each pass: it collects between stages (see Host.collectGarbage), a one-shot command does not.
   const collect = given.collectGarbage ?? garbageCollector();
   const host: Host = collect === undefined ? given : { ...given, collectGarbage: collect };
+  // And it runs little code, and most of it rarely: on Bun it is interpreted rather than compiled (see reluctantJit).
+  reluctantJit();
   let settings: RunSettings = await resolveRunSettings(host, args);
   if (!host.isPrivileged()) {
     throw new HostError(
