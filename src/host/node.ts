@@ -14,6 +14,37 @@ function isMissing(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** The first buffer of a read whose file gives no size (/proc and /sys files say 0): a sysctl or a counter fits. */
+const FIRST_READ_BYTES = 4096;
+
+/**
+ * Reads to the end through `read` (bytes read into `buffer` at `offset`, 0 at the end) as UTF-8, or undefined past
+ * `cap` bytes. The buffer starts at the size the file gives (one byte more, to see the end) and doubles while the
+ * file goes on: an ifcfg file costs its own size, not the cap (a 1 MiB buffer per read was 15 ms of the daemon's
+ * once-a-minute check and as many MB in flight as files read at once).
+ */
+export async function readCapped(
+  read: (buffer: Buffer, offset: number) => Promise<number>,
+  size: number,
+  cap: number,
+): Promise<string | undefined> {
+  let buffer = Buffer.allocUnsafe(Math.min(size > 0 ? size + 1 : FIRST_READ_BYTES, cap + 1));
+  let length = 0;
+  for (;;) {
+    if (length === buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.min(buffer.length * 2, cap + 1));
+      buffer.copy(grown, 0, 0, length);
+      buffer = grown;
+    }
+    const bytesRead = await read(buffer, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+    if (length > cap) return undefined;
+  }
+  // Only the bytes read are seen: the rest of the buffer was never cleared.
+  return buffer.toString('utf8', 0, length);
+}
+
 /** The real file system. */
 export const nodeFs: HostFs = {
   async readText(path, options = {}) {
@@ -31,16 +62,13 @@ export const nodeFs: HostFs = {
       const stat = await handle.stat();
       if (!stat.isFile()) throw notRegularRefusal(path, kindOf(stat));
       if (stat.size > MAX_FILE_BYTES) throw tooLargeRefusal(path);
-      // /proc and /sys files report size 0: read up to the cap whatever the size says.
-      const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
-      let length = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-        if (length > MAX_FILE_BYTES) throw tooLargeRefusal(path);
-      }
-      return buffer.toString('utf8', 0, length);
+      const text = await readCapped(
+        (buffer, offset) => handle.read(buffer, offset, buffer.length - offset, null).then((r) => r.bytesRead),
+        stat.size,
+        MAX_FILE_BYTES,
+      );
+      if (text === undefined) throw tooLargeRefusal(path);
+      return text;
     } finally {
       await handle.close();
     }
