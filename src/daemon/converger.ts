@@ -154,7 +154,11 @@ export class Converger {
       return;
     }
     await this.parts.watch.follow(pipeline, plan);
-    if (!planChanges(plan)) return this.#debug(`live state checked (${why}): in sync`, applied.hash);
+    if (!planChanges(plan)) {
+      // The plan (every file rendered, the live state read) is garbage now: collected here, not at the next pass.
+      this.host.collectGarbage?.();
+      return this.#debug(`live state checked (${why}): in sync`, applied.hash);
+    }
     if (this.parts.control.stopped) return;
     const result = await applyModel(this.host, pipeline, model, { state, plan });
     this.parts.guard.repaired(this.host.now());

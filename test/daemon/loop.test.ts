@@ -245,6 +245,31 @@ describe('runDaemon', () => {
     expect(r.events.at(-2)).toMatchObject({ runtimeApplied: expect.arrayContaining(['add 203.0.113.99/32 to eth1']) });
   });
 
+  it('collects garbage after the once-a-minute read and again after its live-state check finds the guest in sync', async () => {
+    const r = rig();
+    const polls = FULL_READ_MS / 5000;
+    let steps: string[] = [];
+    r.onSleep = (n) => {
+      // From here on, only the poll that reads the metadata again (the one after sleep number `polls`).
+      if (n === polls) steps = [];
+      if (n === polls + 1) r.control.stop('test');
+    };
+    const run = r.host.run;
+    r.host = {
+      ...r.host,
+      run: (argv, opts) => {
+        if (argv[0] === 'ip' || argv[0] === 'nft') steps.push(argv.slice(0, 2).join(' '));
+        return run(argv, opts);
+      },
+      collectGarbage: () => void steps.push('collect'),
+    };
+    await r.run();
+    expect(r.events.filter((e) => e.event === 'unchanged').at(-1)?.msg).toBe(
+      'live state checked (periodic check): in sync',
+    );
+    expect(steps).toEqual(['collect', 'ip -j', 'nft list', 'collect']);
+  });
+
   it('makes the once-a-minute read a refresh (EIPs and listings), and a complete read every COMPLETE_READ_MS', async () => {
     const r = rig();
     const kinds: string[] = [];
