@@ -5,7 +5,7 @@ import type { LinuxDesiredState } from '../../render/types.js';
 import type { LinuxLiveState } from './live-state.js';
 import { ROUTE_PROTO } from './paths.js';
 import { ruleSource, ruleSpec } from './rule-spec.js';
-import { isLiveRule } from './rules.js';
+import { liveRuleFinder, wantedRuleFinder } from './rules.js';
 import { isOwnRulePriority } from './tables-in-use.js';
 
 /** `ip route` arguments for a route in a numbered table. */
@@ -31,14 +31,9 @@ function warnForeignRules(runtime: LinuxDesiredState['runtime'], live: LinuxLive
   const last = Math.max(...runtime.rules.map((r) => r.priority));
   // A rule into one of the agent's own tables is the agent's (an earlier model's, on its way out by the two-read rule).
   const own = new Set(runtime.rules.filter((r) => r.suppressPrefixLength === undefined).map((r) => String(r.table)));
+  const wanted = wantedRuleFinder(runtime.rules);
   for (const rule of live.rules) {
-    if (
-      rule.priority <= first ||
-      rule.priority >= last ||
-      own.has(rule.table) ||
-      runtime.rules.some((r) => isLiveRule(rule, r))
-    )
-      continue;
+    if (rule.priority <= first || rule.priority >= last || own.has(rule.table) || wanted(rule)) continue;
     const selectors =
       `from ${rule.from}${rule.to !== undefined ? ` to ${rule.to}` : ''}` +
       `${rule.fwmark !== undefined ? ` fwmark ${rule.fwmark}` : ''}${rule.other === true ? ' with other selectors' : ''}`;
@@ -143,9 +138,10 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     });
   }
 
+  const isLive = liveRuleFinder(live.rules);
   for (const want of runtime.rules) {
     if (!linkByName.has(want.dev)) continue;
-    if (live.rules.some((r) => isLiveRule(r, want))) continue;
+    if (isLive(want)) continue;
     const from = ruleSource(want);
     const stale =
       want.to === undefined && want.from !== 'all'

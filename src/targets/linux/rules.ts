@@ -32,3 +32,40 @@ export function isLiveRule(live: LiveRule, rule: RuleShape): boolean {
     (rule.from !== 'all' || live.priority === rule.priority)
   );
 }
+
+/** What isLiveRule requires of a rule's `from` for a live rule's: `all`, or the address of a /32; else no rule's. */
+function sourceOf(live: string): string | undefined {
+  if (live === 'all') return 'all';
+  return live.endsWith('/32') ? live.slice(0, -3) : undefined;
+}
+
+function bySource<T>(items: readonly T[], source: (item: T) => string | undefined): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = source(item);
+    if (key === undefined) continue;
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [item]);
+    else group.push(item);
+  }
+  return groups;
+}
+
+/**
+ * Whether a rule is live (isLiveRule with one of `live`), asked of many rules: each is compared only with the live
+ * rules from its own source, not with all of them (250 x 250 comparisons on a guest of 8 x 30 cost the daemon's
+ * once-a-minute check 8 ms of its 85).
+ */
+export function liveRuleFinder(live: readonly LiveRule[]): (rule: RuleShape) => boolean {
+  const groups = bySource(live, (r) => sourceOf(r.from));
+  return (rule) => groups.get(rule.from)?.some((r) => isLiveRule(r, rule)) ?? false;
+}
+
+/** The other way round: whether a live rule is one of `rules` (isLiveRule), by the same grouping. */
+export function wantedRuleFinder(rules: readonly RuleShape[]): (live: LiveRule) => boolean {
+  const groups = bySource(rules, (r) => r.from);
+  return (live) => {
+    const source = sourceOf(live.from);
+    return source !== undefined && (groups.get(source)?.some((r) => isLiveRule(live, r)) ?? false);
+  };
+}

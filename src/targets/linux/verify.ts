@@ -2,7 +2,7 @@ import pLimit from 'p-limit';
 import type { LinuxLiveState } from './live-state.js';
 import { readLinuxState } from './live-state.js';
 import { runTool } from '../../host/run-tool.js';
-import { isLiveRule } from './rules.js';
+import { liveRuleFinder } from './rules.js';
 import type { Host } from '../../host/host.js';
 import type { LinuxDesiredRuntime } from '../../render/types.js';
 import type { Check, VerifyReport } from '../../plan/verify-report.js';
@@ -47,8 +47,9 @@ export function checkState(want: LinuxDesiredRuntime, live: LinuxLiveState): Che
         : missingAddress(live, a.ip, a.ifname);
     checks.push({ kind: 'address', subject: `${a.ip}/${a.prefixLength} ${a.ifname}`, ok, detail });
   }
+  const isLive = liveRuleFinder(live.rules);
   for (const r of want.rules) {
-    const ok = live.rules.some((x) => isLiveRule(x, r));
+    const ok = isLive(r);
     const subject =
       r.suppressPrefixLength !== undefined
         ? `from all lookup main suppress_prefixlength ${r.suppressPrefixLength} priority ${r.priority}`
