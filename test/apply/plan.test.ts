@@ -261,6 +261,24 @@ describe('planRuntime', () => {
       ['10.0.0.8 is also on eth0, which the metadata does not assign it to'],
     ],
     [
+      'an address held twice by another interface (two prefix lengths), and by a third',
+      (live) => {
+        link(live, 'eth1').addresses.pop();
+        link(live, 'eth0').addresses.push({ ip: '10.0.0.8', prefixLength: 24 }, { ip: '10.0.0.8', prefixLength: 32 });
+        live.links.push({
+          ifname: 'eth9',
+          mac: '52:54:00:00:00:09',
+          up: true,
+          addresses: [{ ip: '10.0.0.8', prefixLength: 32 }],
+        });
+      },
+      ['address add 10.0.0.8/24 dev eth1'],
+      [
+        '10.0.0.8 is also on eth0, which the metadata does not assign it to',
+        '10.0.0.8 is also on eth9, which the metadata does not assign it to',
+      ],
+    ],
+    [
       'an address with another prefix length',
       (live) => {
         link(live, 'eth0').addresses[1] = { ip: '10.0.0.3', prefixLength: 32 };

@@ -2,7 +2,7 @@
 // kernel state to what a Linux target's files describe, each with its undo.
 import type { RuntimeChange } from '../../plan/plan.js';
 import type { LinuxDesiredState } from '../../render/types.js';
-import type { LinuxLiveState } from './live-state.js';
+import type { LinuxLiveState, LiveLink } from './live-state.js';
 import { ROUTE_PROTO } from './paths.js';
 import { ruleSource, ruleSpec } from './rule-spec.js';
 import { liveRuleFinder, wantedRuleFinder } from './rules.js';
@@ -19,6 +19,19 @@ export function routeSpec(table: number | string, dst: string, dev: string, gate
     'table',
     String(table),
   ].join(' ');
+}
+
+/** The links that hold each live address, in link order: one pass over them, not one per address wanted (250 x 250). */
+function addressHolders(links: readonly LiveLink[]): Map<string, LiveLink[]> {
+  const holders = new Map<string, LiveLink[]>();
+  for (const link of links)
+    for (const { ip } of link.addresses) {
+      const list = holders.get(ip);
+      if (list === undefined) holders.set(ip, [link]);
+      // An address twice on one link (two prefix lengths) names the link once.
+      else if (list.at(-1) !== link) list.push(link);
+    }
+  return holders;
 }
 
 /**
@@ -67,9 +80,10 @@ export function planRuntime(desired: LinuxDesiredState, live: LinuxLiveState, wa
     }
   }
 
+  const holdersOf = addressHolders(live.links);
   for (const want of runtime.addresses) {
     if (!linkByName.has(want.ifname)) continue;
-    const holders = live.links.filter((l) => l.addresses.some((a) => a.ip === want.ip));
+    const holders = holdersOf.get(want.ip) ?? [];
     const here = holders.find((l) => l.ifname === want.ifname);
     if (here !== undefined) {
       const existing = here.addresses.find((a) => a.ip === want.ip);
