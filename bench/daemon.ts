@@ -367,7 +367,8 @@ export async function daemonSections(opts: {
         // EIP_BENCH_BYTECODE_ORDER_OUT (scripts/record-bytecode-order.mjs): the release daemon, and it alone, writes
         // the order its bytecode ran in, which the next release build lays the executable out by.
         const order = process.env.EIP_BENCH_BYTECODE_ORDER_OUT;
-        const programs = [who.agent[0], who.idle[0], who.floorPoller?.(url)[0]];
+        const floorArgv = who.floorPoller?.(url);
+        const programs = [who.agent[0], who.idle[0], floorArgv?.[0]];
         for (const program of new Set(programs.filter((p): p is string => p !== undefined)))
           await dropFromPageCache(program);
         const daemon = startProc(
@@ -380,9 +381,7 @@ export async function daemonSections(opts: {
         );
         const idle = startProc(inNs(guest.ns, who.idle));
         const floorProc =
-          who.floorPoller === undefined
-            ? undefined
-            : startProc(inNs(guest.ns, who.floorPoller(url)), { ...process.env, ...who.env });
+          floorArgv === undefined ? undefined : startProc(inNs(guest.ns, floorArgv), { ...process.env, ...who.env });
         try {
           const pid = await execedPid(daemon);
           const idlePid = await execedPid(idle);
