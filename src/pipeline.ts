@@ -53,13 +53,14 @@ export async function readModel(host: Host, options: PipelineOptions): Promise<I
 /**
  * Reads and validates the metadata, and returns its listings (see metadataListings) and the raw tree with it. With
  * `previous` (the tree of an earlier complete read) it is a refresh where the source offers one (see MetadataSource).
+ * `source` is the options' own unless a caller that reads again and again keeps one.
  */
 export async function readModelAndListings(
   host: Host,
   options: PipelineOptions,
   previous?: MetaTree,
+  source: MetadataSource = metadataSource(host, options),
 ): Promise<{ model: InstanceModel; listings: string; tree: MetaTree }> {
-  const source = metadataSource(host, options);
   const tree =
     previous !== undefined && source.refresh !== undefined ? await source.refresh(previous) : await source.read();
   host.collectGarbage?.();
@@ -68,10 +69,11 @@ export async function readModelAndListings(
 
 /**
  * Only the metadata's listings (eth0's MAC, the NICs, each NIC's private IPs), in a few requests;
- * equal to the `listings` of a full read of the same metadata. Undefined for a metadata file.
+ * equal to the `listings` of a full read of the same metadata. Undefined for a metadata file. A source kept from one
+ * poll to the next asks for unchanged listings at once and compares their answers (see MetadataSource.listings).
  */
-export async function metadataListings(host: Host, options: PipelineOptions): Promise<string | undefined> {
-  return metadataSource(host, options).listings?.();
+export async function metadataListings(source: MetadataSource): Promise<string | undefined> {
+  return source.listings?.();
 }
 
 /** Metadata -> model -> plan. Writes nothing. */

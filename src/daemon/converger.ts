@@ -3,11 +3,12 @@
 // which model failed verification and when that one is tried again.
 import { AgentError, MissingNicError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import type { MetaTree } from '../metadata/tree.js';
+import type { MetadataSource, MetaTree } from '../metadata/tree.js';
 import type { InstanceModel } from '../model/types.js';
 import {
   applyModel,
   metadataListings,
+  metadataSource,
   modelHash,
   planModel,
   readModelAndListings,
@@ -68,6 +69,8 @@ export class Converger {
   #model: InstanceModel | undefined;
   /** The last read of more than the listings: its listings, its raw tree (a refresh reuses its fixed keys), when. */
   #lastRead: (LastRead & { listings: string; tree: MetaTree }) | undefined;
+  /** The options' metadata source, kept from poll to poll: it remembers the answers of the last listings read. */
+  #source: MetadataSource | undefined;
 
   constructor(
     private readonly host: Host,
@@ -85,6 +88,7 @@ export class Converger {
     this.#applied = undefined;
     // The metadata URL may differ too: the next read is a complete one.
     this.#lastRead = undefined;
+    this.#source = undefined;
     this.#checkedStateFor = undefined;
   }
 
@@ -94,13 +98,14 @@ export class Converger {
    */
   async poll(drifted?: string): Promise<PollOutcome> {
     const pipeline = { ...this.options.pipeline, ignoreNics: this.options.ignoreNics };
+    const source = (this.#source ??= metadataSource(this.host, pipeline));
     const applied = this.#applied;
     const now = this.host.now();
     // In sync, a poll reads only the listings; more follows when they change, and at least every FULL_READ_MS.
     const settled = applied !== undefined && applied.pendingRemovals === 0;
     const kind = readKind({ now, last: this.#lastRead, settled, drifted: drifted !== undefined });
     if (kind === 'listings' && applied !== undefined && this.#lastRead !== undefined) {
-      const listings = await metadataListings(this.host, pipeline);
+      const listings = await metadataListings(source);
       if (listings !== undefined && listings === this.#lastRead.listings) {
         this.#debug('metadata listings unchanged', applied.hash);
         return 'done';
@@ -110,7 +115,7 @@ export class Converger {
       afterListings({ now: this.host.now(), last: this.#lastRead }) === 'refresh' ? this.#lastRead : undefined;
     let read: Awaited<ReturnType<typeof readModelAndListings>>;
     try {
-      read = await readModelAndListings(this.host, pipeline, previous?.tree);
+      read = await readModelAndListings(this.host, pipeline, previous?.tree, source);
     } catch (error) {
       // The change may be what cut the metadata off: repair toward the model last verified, then report the error.
       if (drifted !== undefined && isMetadataError(error)) await this.checkLive(drifted);

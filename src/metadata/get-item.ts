@@ -77,6 +77,19 @@ export interface GetContext {
 }
 
 /**
+ * One GET of `url` with its timeout and no retry: the body of a 200, or undefined for any other answer or failure.
+ * Takes a slot of `limit` and counts the request. Throws only when `cancel` fired.
+ */
+export async function getOnce(context: GetContext, url: string, cancel: AbortSignal): Promise<string | undefined> {
+  const outcome = await context.limit(() => {
+    cancel.throwIfAborted();
+    context.onRequest();
+    return attempt(context.host, url, context.policy, cancel);
+  });
+  return 'body' in outcome ? outcome.body : undefined;
+}
+
+/**
  * GETs `url` (metadata `path`, for messages) with timeout and retries; undefined on 404. Each attempt takes a
  * slot of `limit` but backoff does not, so a retrying item never holds up the others.
  */

@@ -3,7 +3,7 @@ import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { ConfigError } from '../errors.js';
 import type { Host } from '../host/host.js';
-import { getText, type GetContext } from './get-item.js';
+import { getOnce, getText, type GetContext } from './get-item.js';
 import type { MetadataSource } from './tree.js';
 import { readAgentTree, readListings, type MetaReader } from './walker.js';
 
@@ -34,17 +34,28 @@ function count(name: string, value: number, min: number): number {
   return value;
 }
 
-function httpReader(base: string, context: GetContext, cancel: AbortSignal): MetaReader {
+/** `heard`, when given, is told each answer as it comes: its URL and its raw text. */
+function httpReader(
+  base: string,
+  context: GetContext,
+  cancel: AbortSignal,
+  heard?: (url: string, answer: string) => void,
+): MetaReader {
   const url = (path: string): string => `${base}${path}`;
+  const get = async (path: string): Promise<string | undefined> => {
+    const text = await getText(context, path, url(path), cancel);
+    if (text !== undefined) heard?.(url(path), text);
+    return text;
+  };
   return {
     async list(path) {
-      const text = await getText(context, path, url(path), cancel);
+      const text = await get(path);
       if (text === undefined) return undefined;
       // One entry per line; the final newline ends the last entry, any other empty line is kept for the walker to refuse.
       const body = text.endsWith('\n') ? text.slice(0, -1) : text;
       return body === '' ? [] : body.split('\n');
     },
-    leaf: (path) => getText(context, path, url(path), cancel),
+    leaf: get,
     where: url,
     notFound: (path) => `not found (404) at ${url(path)}`,
   };
@@ -62,6 +73,31 @@ async function withCancel<T>(read: (signal: AbortSignal) => Promise<T>): Promise
   }
 }
 
+/**
+ * The listings last read in full: each request's URL and raw answer, in the order they came, and the listings made of
+ * them. readListings depends on those answers alone, so the same answers make the same listings.
+ */
+interface HeardListings {
+  urls: string[];
+  answers: string[];
+  listings: string;
+}
+
+/**
+ * The last listings again when every one of their requests answers exactly as then: the requests go out at once (the
+ * NICs' listings need not wait for the list of NICs, whose answer has to be the same as well), within the concurrency
+ * bound, and nothing is parsed or validated twice. Undefined on any other answer or any failure: the full listings
+ * read follows, with its retries and its messages.
+ */
+async function sameAsHeard(
+  context: GetContext,
+  heard: HeardListings,
+  cancel: AbortSignal,
+): Promise<string | undefined> {
+  const answers = await Promise.all(heard.urls.map((url) => getOnce(context, url, cancel)));
+  return answers.every((answer, i) => answer === heard.answers[i]) ? heard.listings : undefined;
+}
+
 /** Reads the instance metadata over HTTP: only the keys the agent uses, level by level, bounded and retried. */
 export function httpMetadataSource(host: Host, options: HttpSourceOptions): HttpMetadataSource {
   const base = options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`;
@@ -77,13 +113,29 @@ export function httpMetadataSource(host: Host, options: HttpSourceOptions): Http
     },
     onRequest: () => void requestCount++,
   };
+  // Kept for as long as the source: a daemon in sync asks for the same listings every poll.
+  let heard: HeardListings | undefined;
+  const listings = async (signal: AbortSignal): Promise<string> => {
+    const same = heard === undefined ? undefined : await sameAsHeard(context, heard, signal);
+    if (same !== undefined) return same;
+    const urls: string[] = [];
+    const answers: string[] = [];
+    const read = await readListings(
+      httpReader(base, context, signal, (url, answer) => {
+        urls.push(url);
+        answers.push(answer);
+      }),
+    );
+    heard = { urls, answers, listings: read };
+    return read;
+  };
   return {
     describe: base,
     get requestCount() {
       return requestCount;
     },
     read: () => withCancel((signal) => readAgentTree(httpReader(base, context, signal))),
-    listings: () => withCancel((signal) => readListings(httpReader(base, context, signal))),
+    listings: () => withCancel(listings),
     refresh: (previous) => withCancel((signal) => readAgentTree(httpReader(base, context, signal), previous)),
   };
 }

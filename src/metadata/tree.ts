@@ -15,7 +15,8 @@ export interface MetadataSource {
   /**
    * Reads only the listings (eth0's MAC, the NICs, each NIC's private IPs): a few requests whatever
    * the size, enough to notice an attached or detached ENI or a moved IP. Absent where a full read
-   * costs no more (a file).
+   * costs no more (a file). The HTTP source remembers the answers of its last listings read: the next one sends
+   * those requests at once and, when every answer is the same, returns the same listings without reading them again.
    */
   listings?(): Promise<string>;
   /**

@@ -229,6 +229,31 @@ describe('runDaemon', () => {
     expect(paths.map((p) => [...p].sort())).toEqual([listings.sort(), listings.sort()]);
   });
 
+  it('keeps its metadata source from poll to poll: unchanged listings are asked for at once', async () => {
+    const r = rig();
+    const get = r.host.httpGet;
+    const order: string[][] = [[]];
+    r.host = {
+      ...r.host,
+      httpGet: async (url, options) => {
+        order.at(-1)?.push('ask');
+        const response = await get(url, options);
+        order.at(-1)?.push('answer');
+        return response;
+      },
+    };
+    r.onSleep = (n) => {
+      order.push([]);
+      if (n === 4) r.control.stop('test');
+    };
+    await r.run();
+    // Poll 1 reads everything, poll 2 the listings level by level (an answer before the NICs' listings are asked
+    // for), then the four listings go out before any answer.
+    const atOnce = ['ask', 'ask', 'ask', 'ask', 'answer', 'answer', 'answer', 'answer'];
+    expect(order[1]?.slice(0, 3)).toEqual(['ask', 'ask', 'answer']);
+    expect(order.slice(2, 4)).toEqual([atOnce, atOnce]);
+  });
+
   it('picks up a change inside an address (a direct EIP bound) at the next full read, FULL_READ_MS after the last', async () => {
     const r = rig();
     const direct = withEth1Ips((ips) =>

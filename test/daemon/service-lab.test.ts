@@ -347,11 +347,14 @@ describe.skipIf(!labOk)('ENI hot-plug: a running guest gets eth1, then loses it'
 describe.skipIf(!labOk)('metadata faults while in sync change nothing', () => {
   const s = scenario([{ name: 'f', tree: manualTree() }]);
   /**
-   * The top-level `mac` leaf: read once by every poll, the full read and the listings-only one of an in-sync daemon
-   * alike (no other path contains this string); a fault on it for 1 + 3 retries fails exactly one read.
+   * The top-level `mac` leaf: read by every poll, the full read and the listings-only one of an in-sync daemon alike
+   * (no other path contains this string). A quiet poll asks for the listings it read last at once (one request), and
+   * reads them in full when an answer differs or fails (1 + 3 retries): a fault on it for FAULTS requests fails
+   * exactly one read, a quiet one or a full one (whose fifth fault goes to the next poll's first request).
    */
   const LEAF = 'meta-data/mac';
   const ATTEMPTS = 4;
+  const FAULTS = 1 + ATTEMPTS;
   let d: Daemon;
   let baseline: { live: Live; files: Record<string, string>; owned: unknown };
 
@@ -370,9 +373,9 @@ describe.skipIf(!labOk)('metadata faults while in sync change nothing', () => {
   });
 
   const cases: [string, MetadataFaults, RegExp][] = [
-    ['HTTP 503', { status: { code: 503, match: LEAF, count: ATTEMPTS } }, /HTTP 503 after 4 attempts/],
-    ['a hang', { hang: { match: LEAF, count: ATTEMPTS } }, /timed out after 2000 ms \(4 attempts\)/],
-    ['a truncated body', { truncate: { match: LEAF, count: ATTEMPTS } }, /truncated body/],
+    ['HTTP 503', { status: { code: 503, match: LEAF, count: FAULTS } }, /HTTP 503 after 4 attempts/],
+    ['a hang', { hang: { match: LEAF, count: FAULTS } }, /timed out after 2000 ms \(4 attempts\)/],
+    ['a truncated body', { truncate: { match: LEAF, count: FAULTS } }, /truncated body/],
   ];
   for (const [name, faults, message] of cases) {
     it(`${name} for one read: logged, nothing removed, the next read is quiet`, { timeout: 30_000 }, async () => {

@@ -188,6 +188,83 @@ describe.each([
     });
   });
 
+  describe('httpMetadataSource: the listings, again and again', () => {
+    const LISTINGS = [
+      'mac',
+      'network/interfaces/macs/',
+      `network/interfaces/macs/${MAC1}/local-ipv4s/`,
+      `network/interfaces/macs/${MAC2}/local-ipv4s/`,
+    ];
+    // When each request went out and when each answer came, in order.
+    function timeline(): { events: string[]; host: ReturnType<typeof createTestHost> } {
+      const events: string[] = [];
+      const path = (url: string) => url.replace(emulator.url, '');
+      const host = createTestHost({
+        httpGet: async (url, options) => {
+          events.push(`ask ${path(url)}`);
+          const response = await get(url, options);
+          events.push(`answer ${path(url)}`);
+          return response;
+        },
+      });
+      return { events, host };
+    }
+
+    it('asks for unchanged listings at once, one request each, and gives the same listings', async () => {
+      const { events, host: watched } = timeline();
+      const src = httpMetadataSource(watched, { baseUrl: emulator.url, backoffMs: 1 });
+      const first = await src.listings!();
+      // The first read is level by level: the NICs' listings wait for the list of NICs.
+      expect(events.indexOf(`ask ${LISTINGS[2]}`)).toBeGreaterThan(events.indexOf(`answer ${LISTINGS[1]}`));
+      events.length = 0;
+      await expect(src.listings!()).resolves.toBe(first);
+      expect(events.filter((e) => e.startsWith('ask ')).sort()).toEqual(LISTINGS.map((p) => `ask ${p}`).sort());
+      // Every request is out before the first answer is in.
+      expect(events.slice(0, LISTINGS.length).every((e) => e.startsWith('ask '))).toBe(true);
+      expect(src.requestCount).toBe(2 * LISTINGS.length);
+      expect(first).toBe(await source().listings!());
+    });
+
+    it('reads them in full again when any answer differs, and gives what a new source reads', async () => {
+      const src = source();
+      const first = await src.listings!();
+      for (const change of [
+        (tree: MetaTree) => edit(tree, `${NIC1}local-ipv4s/10.0.0.4`, { gateway: '10.0.0.1' }),
+        (tree: MetaTree) => edit(tree, 'mac', MAC2),
+        (tree: MetaTree) => edit(tree, `network/interfaces/macs/${MAC2}`, undefined),
+      ]) {
+        emulator.setTree(change(manualTree()));
+        const before = src.requestCount;
+        const fresh = source();
+        const expected = await fresh.listings!();
+        expect(expected).not.toBe(first);
+        await expect(src.listings!()).resolves.toBe(expected);
+        // The requests at once, then the full read.
+        expect(src.requestCount - before).toBe(LISTINGS.length + fresh.requestCount);
+        // The full read's answers are the ones asked for next.
+        const again = src.requestCount;
+        await expect(src.listings!()).resolves.toBe(expected);
+        expect(src.requestCount - again).toBe(fresh.requestCount);
+      }
+    });
+
+    it('takes a failure of a request at once as a change: the full read retries it', async () => {
+      const src = source();
+      const first = await src.listings!();
+      emulator.setFaults({ status: { code: 503, match: 'network/interfaces/macs/', count: 1 } });
+      const before = src.requestCount;
+      await expect(src.listings!()).resolves.toBe(first);
+      expect(src.requestCount - before).toBe(2 * LISTINGS.length);
+    });
+
+    it('reports a listing gone as a full read does, naming its URL', async () => {
+      const src = source();
+      await src.listings!();
+      emulator.setTree(edit(manualTree(), 'mac', undefined));
+      await expect(src.listings!()).rejects.toThrow(new MetadataError(`mac: not found (404) at ${emulator.url}mac`));
+    });
+  });
+
   describe('httpMetadataSource: errors', () => {
     const url = (path: string): string => `${emulator.url}${path}`;
 
