@@ -76,16 +76,21 @@ export interface GetContext {
   onRequest(): void;
 }
 
+/** One attempt in a slot of `limit`, counted as a request sent. Throws only when `cancel` fired. */
+function send(context: GetContext, url: string, cancel: AbortSignal): Promise<Outcome> {
+  return context.limit(() => {
+    cancel.throwIfAborted();
+    context.onRequest();
+    return attempt(context.host, url, context.policy, cancel);
+  });
+}
+
 /**
  * One GET of `url` with its timeout and no retry: the body of a 200, or undefined for any other answer or failure.
  * Takes a slot of `limit` and counts the request. Throws only when `cancel` fired.
  */
 export async function getOnce(context: GetContext, url: string, cancel: AbortSignal): Promise<string | undefined> {
-  const outcome = await context.limit(() => {
-    cancel.throwIfAborted();
-    context.onRequest();
-    return attempt(context.host, url, context.policy, cancel);
-  });
+  const outcome = await send(context, url, cancel);
   return 'body' in outcome ? outcome.body : undefined;
 }
 
@@ -99,13 +104,9 @@ export async function getText(
   url: string,
   cancel: AbortSignal,
 ): Promise<string | undefined> {
-  const { host, limit, policy } = context;
+  const { host, policy } = context;
   for (let attempts = 1; ; attempts++) {
-    const outcome = await limit(() => {
-      cancel.throwIfAborted();
-      context.onRequest();
-      return attempt(host, url, policy, cancel);
-    });
+    const outcome = await send(context, url, cancel);
     if ('body' in outcome) return outcome.body;
     if (!outcome.failure.transient || attempts > policy.retries) {
       throw new MetadataError(message(path, url, outcome.failure, attempts, policy));

@@ -43,8 +43,9 @@ function httpReader(
 ): MetaReader {
   const url = (path: string): string => `${base}${path}`;
   const get = async (path: string): Promise<string | undefined> => {
-    const text = await getText(context, path, url(path), cancel);
-    if (text !== undefined) heard?.(url(path), text);
+    const at = url(path);
+    const text = await getText(context, path, at, cancel);
+    if (text !== undefined) heard?.(at, text);
     return text;
   };
   return {
