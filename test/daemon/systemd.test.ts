@@ -73,7 +73,7 @@ describe('renderUnit', () => {
   it('gives the release executable its engine settings, and node none of them', () => {
     const text = renderUnit({ ...DEFAULT_UNIT_OPTIONS, executable: '/usr/bin/eip-agent' });
     expect(text).toContain(
-      "\nExecStart=/usr/bin/eip-agent run\n# The release executable's engine without its optimizing JIT tiers: less memory and CPU for a daemon that polls.\nEnvironment=BUN_JSC_useDFGJIT=0\nExecReload=",
+      "\nExecStart=/usr/bin/eip-agent run\n# The release executable's engine without its optimizing JIT tiers and without its collection timer (the daemon\n# collects after each stage itself): less memory and CPU for a daemon that polls.\nEnvironment=BUN_JSC_useDFGJIT=0\nEnvironment=BUN_GC_TIMER_DISABLE=1\nExecReload=",
     );
     expect(renderUnit(DEFAULT_UNIT_OPTIONS)).not.toMatch(/^Environment=/m);
   });

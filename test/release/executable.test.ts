@@ -111,6 +111,7 @@ describe.skipIf(!built)('install --systemd from the release executable', () => {
       expect(unit).toMatch(new RegExp(`^ExecStart=${EXE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} run$`, 'm'));
       expect(unit).not.toMatch(/--max-semi-space-size|bin\/eip-agent\.js/);
       expect(unit).toMatch(/^Environment=BUN_JSC_useDFGJIT=0$/m);
+      expect(unit).toMatch(/^Environment=BUN_GC_TIMER_DISABLE=1$/m);
     } finally {
       rmSync(image, { recursive: true, force: true });
     }
