@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { agentCommand } from '../lab/agent-command.js';
+import { daemonCommand } from '../lab/agent-command.js';
 import type { Lab } from '../lab/vpc.js';
 
 /** One line of the daemon's JSON log. */
@@ -53,13 +53,15 @@ export class Daemon {
 
   constructor(lab: Lab, guest: string, config: string, options: DaemonOptions = {}) {
     this.interval = options.interval ?? 1;
+    // As the unit starts it: the release executable's engine settings, the development CLI's node flags.
+    const daemon = daemonCommand();
     this.child = spawn(
       IP,
       [
         'netns',
         'exec',
         lab.guestNs(guest),
-        ...agentCommand(),
+        ...daemon.argv,
         'run',
         '--root',
         lab.guestRoot(guest),
@@ -70,7 +72,10 @@ export class Daemon {
         '--log-format',
         'json',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EIP_AGENT_DEBUG: '1', ...options.env } },
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, ...daemon.env, EIP_AGENT_DEBUG: '1', ...options.env },
+      },
     );
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       const lines = (this.rest + chunk).split('\n');

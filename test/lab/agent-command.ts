@@ -2,6 +2,7 @@
 // `release` test project), the self-contained release executable, so the same lab tests prove what ships.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../../src/daemon/unit.js';
 
 const DEV_CLI = join(fileURLToPath(new URL('../../', import.meta.url)), 'bin', 'eip-agent.js');
 
@@ -9,6 +10,17 @@ const DEV_CLI = join(fileURLToPath(new URL('../../', import.meta.url)), 'bin', '
 export function agentCommand(): string[] {
   const executable = process.env.EIP_AGENT_EXECUTABLE;
   return executable !== undefined && executable !== '' ? [executable] : [process.execPath, DEV_CLI];
+}
+
+/**
+ * How the systemd unit starts the daemon under test: the release executable with the unit's environment (its engine
+ * settings), the development CLI with the unit's node flags. The daemon labs run `run` so, to prove what ships.
+ */
+export function daemonCommand(): { argv: string[]; env: Record<string, string> } {
+  const executable = process.env.EIP_AGENT_EXECUTABLE;
+  return executable !== undefined && executable !== ''
+    ? { argv: [executable], env: { ...DAEMON_EXECUTABLE_ENV } }
+    : { argv: [process.execPath, ...DAEMON_NODE_FLAGS, DEV_CLI], env: {} };
 }
 
 /** Which agent runs, for test names and messages. */
