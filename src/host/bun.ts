@@ -1,6 +1,7 @@
 // Bun's global, where the agent runs on Bun (the release executable; development and tests run on Node): the one place
 // it is looked up, typed for the parts the agent uses.
 import type { BunSpawner } from './bun-run.js';
+import type { BunConnect } from './http-get.js';
 
 /** A hash in progress (Bun.CryptoHasher, node:crypto's Hash). */
 export interface Hasher {
@@ -11,6 +12,7 @@ export interface Hasher {
 /** The parts of Bun's global the agent uses. */
 export interface BunGlobal extends BunSpawner {
   CryptoHasher: new (algorithm: string) => Hasher;
+  connect: BunConnect;
   /** A collection; `true`: a full one, now. */
   gc(force: boolean): void;
   /** Hands the heap's free pages back to the system. */

@@ -1,27 +1,40 @@
-import type { Agent } from 'node:http';
+// Plain-HTTP GETs over the runtime's own sockets (node:net on Node, Bun.connect in the release executable), with
+// keep-alive connections kept between polls. The metadata service is one host answering small GETs many times a
+// second; this costs a fraction of node:http's CPU on Node and of fetch's on Bun (see README, "Dependencies").
+import { HttpGetError, ResponseReader, truncated, type HttpResponse, type ParsedResponse } from './http-response.js';
 
-/** One HTTP answer, body read whole. */
-export interface HttpResponse {
-  status: number;
-  /** Header values by lower-case name. */
-  headers: Record<string, string | string[] | undefined>;
-  body: Uint8Array;
+export { HttpGetError, type HttpResponse } from './http-response.js';
+
+/** What a connection tells its owner. Called at most once after `closed`: never. */
+export interface SocketEvents {
+  data(chunk: Uint8Array): void;
+  /** The peer closed or the connection failed: nothing more comes. */
+  closed(error?: { message: string; code?: string }): void;
 }
 
-/** An HTTP failure below the status line: `code` is ECONNREFUSED, ETIMEDOUT, ERR_TRUNCATED, ABORT_ERR... */
-export class HttpGetError extends Error {
-  constructor(
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
+/** An open TCP connection, as the client needs it. */
+export interface ClientSocket {
+  write(text: string): void;
+  /** Closes it at once; no event follows. */
+  destroy(): void;
 }
+
+/**
+ * Opens a connection that does not keep the process alive (unref'd: a request's deadline timer does while it is in
+ * flight, and an idle kept connection must not hold up a command's exit); rejects with an error carrying the
+ * system's code (ECONNREFUSED...).
+ */
+export type Connect = (host: string, port: number, events: SocketEvents) => Promise<ClientSocket>;
+
+/** The GET a host offers: rejects with HttpGetError on connection errors, a bad or truncated answer, a timeout or an abort. */
+export type HttpGet = (
+  url: string,
+  options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number },
+) => Promise<HttpResponse>;
 
 /** Why a request's deadline ended it: its own timeout or the caller's signal. */
 type Expiry = 'timeout' | 'abort';
 
-/** The error each client throws for an expiry, with node:http's codes. */
 function expiryError(why: Expiry, timeoutMs: number): HttpGetError {
   return why === 'timeout'
     ? new HttpGetError(`timed out after ${timeoutMs} ms`, 'ETIMEDOUT')
@@ -44,151 +57,259 @@ function deadline(timeoutMs: number, signal: AbortSignal | undefined, expire: (w
 }
 
 /**
- * Keep-alive connections: a crawl of the metadata tree is hundreds of small GETs to one host.
- * node:http costs a fraction of fetch's CPU and memory per request, which is what keeps the daemon's
- * poll cheap. Up to 16 idle connections (the default metadata concurrency) stay open between polls, so
- * each poll reuses the last one's instead of opening and closing a dozen every second. The agent, and
- * node:http itself, load on the first GET: a command that reads no metadata never pays for them.
+ * Idle connections kept per host: as many as the default metadata concurrency, so that each poll reuses the last
+ * one's instead of opening and closing a dozen every second.
  */
-let agent: Agent | undefined;
+export const MAX_IDLE_PER_HOST = 16;
 
-/** GET over plain HTTP; rejects with HttpGetError on connection errors, a truncated body, a timeout or an abort. */
-export function httpGet(
-  url: string,
-  options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number },
-): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const target = new URL(url);
-    if (target.protocol !== 'http:') {
-      reject(new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL'));
-      return;
-    }
-    if (options.signal?.aborted) {
-      reject(expiryError('abort', options.timeoutMs));
-      return;
-    }
-    let settled = false;
-    /** The first outcome wins: the deadline is let go and later events are ignored. */
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      release();
-      return true;
-    };
-    const fail = (error: HttpGetError) => {
-      if (!settle()) return;
-      req.destroy();
-      reject(error);
-    };
-    const release = deadline(options.timeoutMs, options.signal, (why) => fail(expiryError(why, options.timeoutMs)));
-    const http = process.getBuiltinModule('node:http');
-    agent ??= new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 30_000 });
-    const req = http.request(target, { method: 'GET', agent }, (res) => {
-      const chunks: Buffer[] = [];
-      let received = 0;
-      const tooLarge = () => fail(new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE'));
-      if (options.maxBytes !== undefined && Number(res.headers['content-length'] ?? 0) > options.maxBytes)
-        return tooLarge();
-      res.on('data', (chunk: Buffer) => {
-        received += chunk.byteLength;
-        // Stop reading at once: a huge answer must not become a huge process.
-        if (options.maxBytes !== undefined && received > options.maxBytes) return tooLarge();
-        chunks.push(chunk);
-      });
-      res.on('aborted', () => fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED')));
-      res.on('error', (error: NodeJS.ErrnoException) =>
-        fail(new HttpGetError(error.message, error.code ?? 'ERR_TRUNCATED')),
-      );
-      res.on('end', () => {
-        if (settled) return;
-        if (!res.complete)
-          return fail(new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED'));
-        if (settle()) resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
-      });
-    });
-    req.on('error', (error: NodeJS.ErrnoException) => fail(new HttpGetError(error.message, error.code ?? 'ERR_HTTP')));
-    req.end();
-  });
+/** A connection and whoever listens to it now: the request it carries, or the pool while it is idle. */
+interface Connection {
+  socket: ClientSocket;
+  listener: SocketEvents;
 }
 
-/** What a failed fetch says about the connection, as node:http's codes (messages and retries depend on them). */
-function fetchErrorCode(error: unknown): string {
-  // Bun puts the code on the error, Node's fetch on its cause.
-  const code = (error as { code?: unknown }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
-  const known: Record<string, string> = {
-    ConnectionRefused: 'ECONNREFUSED',
-    ConnectionReset: 'ECONNRESET',
-    ConnectionClosed: 'ECONNRESET',
-    FailedToOpenSocket: 'ECONNREFUSED',
-    ECONNREFUSED: 'ECONNREFUSED',
-    ECONNRESET: 'ECONNRESET',
-  };
-  return typeof code === 'string' ? (known[code] ?? code) : 'ERR_HTTP';
+const ignore = (): void => undefined;
+
+/** Where a URL's GET goes, and the request line and headers sent for it. */
+interface Target {
+  host: string;
+  port: number;
+  key: string;
+  request: string;
+}
+
+function target(url: string): Target {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:')
+    throw new HttpGetError(`only http:// is supported, not ${parsed.protocol}`, 'ERR_PROTOCOL');
+  // An IPv6 literal is bracketed in the URL and in Host, not for the connection.
+  const host = parsed.hostname.replace(/^\[(.*)\]$/u, '$1');
+  const port = parsed.port === '' ? 80 : Number(parsed.port);
+  const request = `GET ${parsed.pathname}${parsed.search} HTTP/1.1\r\nHost: ${parsed.host}\r\nAccept: */*\r\n\r\n`;
+  return { host, port, key: `${host} ${port}`, request };
 }
 
 /**
- * The same GET over the runtime's fetch, for Bun (the release executable): there fetch is native and costs a third
- * of node:http's CPU per request, which node:http on Bun is built on. Redirects are not followed (`manual`), the
- * body is read chunk by chunk and given up past `maxBytes`, and failures carry node:http's codes.
+ * An HTTP/1.1 GET over `connect`: one request per connection at a time, keep-alive connections pooled per host. A
+ * pooled connection the server closed just before it was reused (its keep-alive ended) is replaced by a new one once,
+ * before any byte of the answer: a GET changes nothing, so sending it again is safe.
  */
-export async function fetchGet(
-  url: string,
-  options: { timeoutMs: number; signal?: AbortSignal; maxBytes?: number },
-): Promise<HttpResponse> {
-  const target = new URL(url);
-  if (target.protocol !== 'http:')
-    throw new HttpGetError(`only http:// is supported, not ${target.protocol}`, 'ERR_PROTOCOL');
-  const outer = options.signal;
-  if (outer?.aborted) throw expiryError('abort', options.timeoutMs);
-  // One controller per request, ended by the request's deadline (with AbortSignal.timeout every GET left a timer that
-  // fired seconds later: about 7 us of CPU each, measured on Bun).
-  const controller = new AbortController();
-  let expired: Expiry | undefined;
-  const release = deadline(options.timeoutMs, outer, (why) => {
-    expired = why;
-    controller.abort();
-  });
-  const signal = controller.signal;
-  const tooLarge = () => new HttpGetError(`response larger than ${options.maxBytes} bytes`, 'ERR_TOO_LARGE');
-  let response: Response | undefined;
-  try {
-    response = await fetch(target, { method: 'GET', redirect: 'manual', signal });
-    const declared = response.headers.get('content-length');
-    const length = declared === null ? undefined : Number(declared);
-    if (options.maxBytes !== undefined && length !== undefined && length > options.maxBytes) {
-      void response.body?.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, name) => {
-      headers[name] = value;
+export function httpClient(connect: Connect): HttpGet {
+  const idle = new Map<string, Connection[]>();
+
+  const release = (key: string, connection: Connection): void => {
+    const list = idle.get(key) ?? [];
+    if (list.length >= MAX_IDLE_PER_HOST) return connection.socket.destroy();
+    // While idle, anything the server says (or its close) ends the connection; the pool forgets it.
+    connection.listener = {
+      data: () => forget(key, connection, true),
+      closed: () => forget(key, connection, false),
+    };
+    list.push(connection);
+    idle.set(key, list);
+  };
+  const forget = (key: string, connection: Connection, destroy: boolean): void => {
+    const list = idle.get(key);
+    const at = list?.indexOf(connection) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    connection.listener = { data: ignore, closed: ignore };
+    if (destroy) connection.socket.destroy();
+  };
+  const open = async (where: Target): Promise<Connection> => {
+    const connection: Connection = {
+      socket: undefined as unknown as ClientSocket,
+      listener: { data: ignore, closed: ignore },
+    };
+    connection.socket = await connect(where.host, where.port, {
+      data: (chunk) => connection.listener.data(chunk),
+      closed: (error) => connection.listener.closed(error),
     });
-    // A declared length within the cap bounds the body: read it whole. Without one (chunked), chunk by chunk, and
-    // stop at once past the cap: a huge answer must not become a huge process.
-    if (options.maxBytes === undefined || length !== undefined || response.body === null) {
-      return { status: response.status, headers, body: new Uint8Array(await response.arrayBuffer()) };
-    }
-    const chunks: Uint8Array[] = [];
-    let received = 0;
-    const reader = response.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      received += value.byteLength;
-      if (received > options.maxBytes) {
-        void reader.cancel().catch(() => undefined);
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-    return { status: response.status, headers, body: Buffer.concat(chunks) };
-  } catch (error) {
-    if (error instanceof HttpGetError) throw error;
-    if (expired !== undefined) throw expiryError(expired, options.timeoutMs);
-    // A failure after the status line is a body cut short; before it, the connection's.
-    if (response !== undefined) throw new HttpGetError('connection closed in the middle of the body', 'ERR_TRUNCATED');
-    throw new HttpGetError((error as Error).message, fetchErrorCode(error));
-  } finally {
-    release();
-  }
+    return connection;
+  };
+
+  return (url, options) =>
+    new Promise<HttpResponse>((resolve, reject) => {
+      const where = target(url);
+      if (options.signal?.aborted) throw expiryError('abort', options.timeoutMs);
+      let settled = false;
+      let current: Connection | undefined;
+      const finish = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        stop();
+        return true;
+      };
+      const fail = (error: HttpGetError): void => {
+        if (!finish()) return;
+        if (current !== undefined) {
+          current.listener = { data: ignore, closed: ignore };
+          current.socket.destroy();
+        }
+        reject(error);
+      };
+      const stop = deadline(options.timeoutMs, options.signal, (why) => fail(expiryError(why, options.timeoutMs)));
+
+      const send = (connection: Connection, reused: boolean): void => {
+        current = connection;
+        const reader = new ResponseReader(options.maxBytes);
+        const done = (response: ParsedResponse): void => {
+          if (!finish()) return;
+          if (response.reusable) release(where.key, connection);
+          else {
+            connection.listener = { data: ignore, closed: ignore };
+            connection.socket.destroy();
+          }
+          resolve({ status: response.status, body: response.body });
+        };
+        connection.listener = {
+          data: (chunk) => {
+            try {
+              const response = reader.push(chunk);
+              if (response !== undefined) done(response);
+            } catch (error) {
+              fail(error as HttpGetError);
+            }
+          },
+          closed: (error) => {
+            if (settled) return;
+            connection.listener = { data: ignore, closed: ignore };
+            // A kept connection the server had closed: once, on a new one.
+            if (reused && !reader.started) return void fresh();
+            // Worded alike on both runtimes, whose own words for a reset differ.
+            if (!reader.started)
+              return fail(new HttpGetError('connection closed before the answer', error?.code ?? 'ECONNRESET'));
+            // A body that runs to the close is whole only when the connection ended cleanly.
+            if (error !== undefined) return fail(truncated());
+            try {
+              done(reader.end());
+            } catch (problem) {
+              fail(problem as HttpGetError);
+            }
+          },
+        };
+        connection.socket.write(where.request);
+      };
+      const fresh = (): void => {
+        current = undefined;
+        open(where).then(
+          (connection) => {
+            if (settled) connection.socket.destroy();
+            else send(connection, false);
+          },
+          (error: { code?: string }) => {
+            // Worded alike on both runtimes (node:net's words): the messages of the metadata check quote it.
+            const code = error.code ?? 'ERR_HTTP';
+            fail(new HttpGetError(`connect ${code} ${where.host}:${where.port}`, code));
+          },
+        );
+      };
+
+      const pooled = idle.get(where.key)?.pop();
+      if (pooled !== undefined) send(pooled, true);
+      else fresh();
+    });
+}
+
+/** Connections through node:net (loaded on the first GET: a command that reads no metadata never pays for it). */
+export const nodeConnect: Connect = (host, port, events) =>
+  new Promise((resolve, reject) => {
+    const net = process.getBuiltinModule('node:net');
+    const socket = net.connect({ host, port, noDelay: true });
+    socket.unref();
+    let open = false;
+    let ended = false;
+    const end = (error?: NodeJS.ErrnoException): void => {
+      if (ended) return;
+      ended = true;
+      if (open) events.closed(error === undefined ? undefined : { message: error.message, code: error.code });
+    };
+    socket.once('connect', () => {
+      open = true;
+      resolve({
+        write: (text) => void socket.write(text),
+        destroy: () => {
+          ended = true;
+          socket.destroy();
+        },
+      });
+    });
+    socket.on('data', (chunk: Buffer) => events.data(chunk));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!open) {
+        ended = true;
+        reject(error);
+      } else end(error);
+    });
+    socket.on('close', () => end());
+  });
+
+/** The part of a Bun socket the client uses. */
+export interface BunSocket {
+  /** Bytes written now; the rest waits for `drain`. */
+  write(data: string | Uint8Array): number;
+  /** Closes it at once, unsent data and all. */
+  terminate(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** The part of Bun.connect the client uses. */
+export type BunConnect = (options: {
+  hostname: string;
+  port: number;
+  socket: {
+    data(socket: BunSocket, chunk: Uint8Array): void;
+    drain(socket: BunSocket): void;
+    close(socket: BunSocket, error?: Error): void;
+    end(socket: BunSocket): void;
+    error(socket: BunSocket, error: Error): void;
+    connectError(socket: BunSocket, error: Error): void;
+  };
+}) => Promise<BunSocket>;
+
+/** Connections through Bun.connect: Bun's own sockets, on the main thread (its fetch works on a thread of its own). */
+export function bunConnect(connectTo: BunConnect): Connect {
+  const encoder = new TextEncoder();
+  return async (host, port, events) => {
+    let ended = false;
+    let unsent: Uint8Array | undefined;
+    const end = (error?: Error): void => {
+      if (ended) return;
+      ended = true;
+      events.closed(
+        error === undefined ? undefined : { message: error.message, code: (error as { code?: string }).code },
+      );
+    };
+    const flush = (socket: BunSocket): void => {
+      if (unsent === undefined) return;
+      const written = socket.write(unsent);
+      unsent = written >= unsent.length ? undefined : unsent.subarray(Math.max(0, written));
+    };
+    const socket = await connectTo({
+      hostname: host,
+      port,
+      socket: {
+        data: (_socket, chunk) => {
+          if (!ended) events.data(chunk);
+        },
+        drain: flush,
+        close: (_socket, error) => end(error),
+        end: () => end(),
+        error: (_socket, error) => end(error),
+        // The promise rejects with the same error.
+        connectError: () => undefined,
+      },
+    });
+    socket.unref();
+    return {
+      write: (text) => {
+        unsent = encoder.encode(text);
+        flush(socket);
+      },
+      destroy: () => {
+        ended = true;
+        socket.terminate();
+      },
+    };
+  };
 }

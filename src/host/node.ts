@@ -5,7 +5,7 @@ import { MAX_FILE_BYTES, kindOf, notRegularRefusal, symlinkRefusal, tooLargeRefu
 import { makeDirectories, processRunning, writeFileAtomic } from './atomic-write.js';
 import { bunGlobal } from './bun.js';
 import { bunRun, bunWatch } from './bun-run.js';
-import { fetchGet, httpGet } from './http-get.js';
+import { bunConnect, httpClient, nodeConnect } from './http-get.js';
 import type { Host, HostFs, RunOptions, RunResult, WatchHandle } from './host.js';
 import { MAX_TOOL_OUTPUT_BYTES, cappedOutput, outputCapError } from './capped-output.js';
 
@@ -291,8 +291,8 @@ export function createNodeHost(): Host {
     run: bun === undefined ? run : bunRun(bun),
     runDetached,
     watch: bun === undefined ? watch : bunWatch(bun),
-    // Each runtime's cheapest client: node:http on Node, the native fetch on Bun (the release executable).
-    httpGet: bun === undefined ? httpGet : fetchGet,
+    // HTTP over each runtime's own sockets: node:net on Node, Bun.connect on Bun (the release executable).
+    httpGet: httpClient(bun === undefined ? nodeConnect : bunConnect((options) => bun.connect(options))),
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: process.pid,

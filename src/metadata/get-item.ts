@@ -39,6 +39,8 @@ async function attempt(host: Host, url: string, policy: GetPolicy, cancel: Abort
     if (code === 'ETIMEDOUT') return { failure: { transient: true, what: 'timed out', timedOut: true } };
     if (code === 'ERR_TRUNCATED')
       return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
+    // A body shorter than its declared length is ERR_TRUNCATED: the client never hands one on.
+    if (code === 'ERR_BAD_RESPONSE') return { failure: { transient: true, what: (error as Error).message } };
     return { failure: { transient: true, what: `connection failed (${code})` } };
   }
   if (response.status === 404) return { body: undefined };
@@ -46,10 +48,6 @@ async function attempt(host: Host, url: string, policy: GetPolicy, cancel: Abort
     return {
       failure: { transient: response.status >= 500 && response.status <= 599, what: `HTTP ${response.status}` },
     };
-  const declared = response.headers['content-length'];
-  if (typeof declared === 'string' && Number(declared) !== response.body.byteLength) {
-    return { failure: { transient: true, what: `truncated body (${response.body.byteLength} of ${declared} bytes)` } };
-  }
   try {
     return { body: decoder.decode(response.body) };
   } catch {

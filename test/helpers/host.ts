@@ -8,7 +8,7 @@ import {
   symlinkRefusal,
   tooLargeRefusal,
 } from '../../src/host/file-guard.js';
-import { httpGet } from '../../src/host/http-get.js';
+import { httpClient, nodeConnect } from '../../src/host/http-get.js';
 import { abortableSleep } from '../../src/host/node.js';
 
 /** The in-memory file system behind createTestHost's fs; tests seed it (vol.fromJSON) and reset it (vol.reset()). */
@@ -106,7 +106,7 @@ export function createTestHost(overrides: Partial<Host> = {}): Host {
     },
     runDetached: () => undefined,
     watch: () => ({ stop: () => undefined, exited: new Promise<void>(() => undefined) }),
-    httpGet,
+    httpGet: httpClient(nodeConnect),
     now: () => Date.now(),
     sleep: abortableSleep,
     pid: 4242,

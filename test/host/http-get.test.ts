@@ -1,106 +1,142 @@
-// Both HTTP clients of the host against what the metadata emulator never does: bodies without a declared length, no
-// answer at all, and a caller that gives up.
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+// The host's HTTP client on node:net against answers written byte by byte, and the same cases on a real Bun over
+// Bun.connect (the release executable): the same outcome for each.
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { fetchGet, httpGet } from '../../src/host/http-get.js';
+import { MAX_IDLE_PER_HOST, httpClient, nodeConnect } from '../../src/host/http-get.js';
 import { SETTINGS } from '../../src/settings.js';
+import { HTTP_CASES, caseOutcome, startCaseServer } from './http-cases.js';
 
-let server: Server;
-let base: string;
-/** Bytes the server managed to write for the last `/endless` answer before the client went away. */
-let endlessWritten = 0;
-/** Requests the server has seen. */
-let seen = 0;
+/** The Bun the release executable is built from (a development dependency). */
+const BUN = join(
+  dirname(createRequire(import.meta.url).resolve('@oven/bun-linux-x64-baseline/package.json')),
+  'bin',
+  'bun',
+);
 
+let server: Awaited<ReturnType<typeof startCaseServer>>;
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    seen += 1;
-    // Never answered: the client's deadline ends it.
-    if (req.url === '/hang') return;
-    // No Content-Length: chunked transfer encoding, as a proxy or another service might answer.
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    if (req.url === '/small') {
-      res.write('10.0.0.2/\n');
-      res.end('10.0.0.3/\n');
-      return;
-    }
-    endlessWritten = 0;
-    const chunk = Buffer.alloc(16 * 1024, 'x');
-    const pump = () => {
-      while (!res.destroyed && endlessWritten < 64 * 1024 * 1024) {
-        endlessWritten += chunk.length;
-        if (!res.write(chunk)) return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    pump();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await startCaseServer();
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
 });
 
-describe.each([
-  ['node:http', httpGet],
-  ['fetch', fetchGet],
-] as const)('%s with a body of no declared length', (_client, get) => {
-  it('reads it whole within the cap', async () => {
-    const response = await get(`${base}/small`, { timeoutMs: 2000, maxBytes: 1024 });
-    expect(response.status).toBe(200);
-    expect(response.headers['content-length']).toBeUndefined();
-    expect(new TextDecoder().decode(response.body)).toBe('10.0.0.2/\n10.0.0.3/\n');
+describe('the HTTP client on node:net, case by case', () => {
+  const get = httpClient(nodeConnect);
+  const outcome = (name: string) =>
+    caseOutcome(
+      get,
+      server.base,
+      HTTP_CASES.find((c) => c.name === name)!,
+    );
+
+  it('reads a body framed by its length, by chunks, or by the end of the connection', async () => {
+    const listing = { status: 200, body: '10.0.0.2/\n' };
+    await expect(outcome('a declared length')).resolves.toEqual(listing);
+    await expect(outcome('chunked, split anywhere, with an extension and a trailer')).resolves.toEqual({
+      status: 200,
+      body: '10.0.0.2/\n10.0.0.',
+    });
+    await expect(outcome('a body that ends with the connection')).resolves.toEqual({
+      status: 200,
+      body: '10.0.0.2/\n10.0.0.3/\n',
+    });
+    await expect(outcome('an interim 100 before the answer')).resolves.toEqual({
+      status: 200,
+      body: 'ok',
+    });
+    await expect(outcome('a 404, body and all')).resolves.toEqual({ status: 404, body: 'not found' });
   });
 
-  it('gives up past the cap without reading the rest', async () => {
-    await expect(get(`${base}/endless`, { timeoutMs: 5000, maxBytes: 64 * 1024 })).rejects.toMatchObject({
-      code: 'ERR_TOO_LARGE',
-    });
+  it('gives up past the cap without reading the rest, declared or not', async () => {
+    const tooLarge = { code: 'ERR_TOO_LARGE', message: `response larger than ${64 * 1024} bytes` };
+    await expect(outcome('a declared length past the cap')).resolves.toEqual(tooLarge);
+    await expect(outcome('chunked past the cap')).resolves.toEqual(tooLarge);
     // The server stops well short of its 64 MiB: the client closed the connection.
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(endlessWritten).toBeLessThan(16 * 1024 * 1024);
+    expect(server.counts.endlessWritten).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('names each failure with the code the metadata client tells transient ones by', async () => {
+    await expect(outcome('no answer')).resolves.toEqual({ code: 'ETIMEDOUT', message: 'timed out after 150 ms' });
+    await expect(outcome('a body cut short')).resolves.toEqual({
+      code: 'ERR_TRUNCATED',
+      message: 'connection closed in the middle of the body',
+    });
+    await expect(outcome('closed before any answer')).resolves.toEqual({
+      code: 'ECONNRESET',
+      message: 'connection closed before the answer',
+    });
+    await expect(outcome('a refused connection')).resolves.toEqual({
+      code: 'ECONNREFUSED',
+      message: 'connect ECONNREFUSED 127.0.0.1:<port>',
+    });
+    await expect(outcome('a bad status line')).resolves.toEqual({
+      code: 'ERR_BAD_RESPONSE',
+      message: 'malformed HTTP answer: status line "HTTP/1.1 2000 OK"',
+    });
+    await expect(outcome('two different lengths')).resolves.toEqual({
+      code: 'ERR_BAD_RESPONSE',
+      message: 'malformed HTTP answer: content-length "2, 3"',
+    });
+  });
+
+  it('sends a GET again on a new connection, once, when a kept one was closed before answering', async () => {
+    const before = server.counts.connections;
+    await expect(outcome('a kept connection closed by the server')).resolves.toEqual({
+      status: 200,
+      body: 'fresh',
+    });
+    // The first GET's connection, closed at the second GET; the second GET's new one.
+    expect(server.counts.connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('does not keep a connection the server closes or that is out of step', async () => {
+    const connections = server.counts.connections;
+    const own = httpClient(nodeConnect);
+    await expect(
+      caseOutcome(
+        own,
+        server.base,
+        HTTP_CASES.find((c) => c.name === 'bytes past the declared length')!,
+      ),
+    ).resolves.toEqual(expect.objectContaining({ status: 200, body: '10.0.0.2/\n' }));
+    // /extra's connection is dropped, /length's kept for the first /closing, which closes it: the second needs a third.
+    await own(`${server.base}/closing`, { timeoutMs: 2000 });
+    await own(`${server.base}/closing`, { timeoutMs: 2000 });
+    expect(server.counts.connections - connections).toBe(3);
   });
 });
 
-describe.each([
-  ['node:http', httpGet],
-  ['fetch', fetchGet],
-] as const)('%s: the deadline', (_client, get) => {
-  it('a server that does not answer: timed out after timeoutMs', async () => {
-    await expect(get(`${base}/hang`, { timeoutMs: 150 })).rejects.toMatchObject({
-      code: 'ETIMEDOUT',
-      message: 'timed out after 150 ms',
-    });
-  });
+describe('the HTTP client: the deadline', () => {
+  const get = httpClient(nodeConnect);
+  afterEach(() => vi.restoreAllMocks());
 
   it("the caller's abort in the middle of the request", async () => {
     const outer = new AbortController();
-    const pending = get(`${base}/hang`, { timeoutMs: 60_000, signal: outer.signal });
+    const pending = get(`${server.base}/hang`, { timeoutMs: 60_000, signal: outer.signal });
     setTimeout(() => outer.abort(), 50);
     await expect(pending).rejects.toMatchObject({ code: 'ABORT_ERR', message: 'aborted' });
   });
 
   it('a signal aborted before the call: no request is sent', async () => {
-    const before = seen;
-    await expect(get(`${base}/small`, { timeoutMs: 2000, signal: AbortSignal.abort() })).rejects.toMatchObject({
+    const before = server.counts.requests;
+    await expect(get(`${server.base}/length`, { timeoutMs: 2000, signal: AbortSignal.abort() })).rejects.toMatchObject({
       code: 'ABORT_ERR',
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(seen).toBe(before);
+    expect(server.counts.requests).toBe(before);
   });
-});
 
-describe.each([
-  ['node:http', httpGet],
-  ['fetch', fetchGet],
-] as const)('%s: what a GET leaves behind', (_client, get) => {
-  afterEach(() => vi.restoreAllMocks());
+  it('refuses anything but http://', async () => {
+    await expect(get('https://127.0.0.1/', { timeoutMs: 100 })).rejects.toMatchObject({ code: 'ERR_PROTOCOL' });
+  });
 
   it.each([
-    ['an answer', () => `${base}/small`],
+    ['an answer', () => `${server.base}/length`],
     ['a refused connection', () => 'http://127.0.0.1:9/'],
   ])("after %s, its timeout timer is cleared and the caller's signal has no listener of it", async (_case, url) => {
     const armed: unknown[] = [];
@@ -127,28 +163,47 @@ describe.each([
   });
 });
 
-describe('node:http between polls', () => {
+describe('the HTTP client between polls', () => {
   it("keeps a poll's connections for the next one, as many as the default metadata concurrency", async () => {
-    let connections = 0;
-    const counting = createServer((_req, res) => res.end('ok'));
-    counting.on('connection', () => (connections += 1));
-    await new Promise<void>((resolve) => counting.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(counting.address() as AddressInfo).port}/`;
+    const get = httpClient(nodeConnect);
     const inFlight = SETTINGS.metadataConcurrency.default;
+    expect(MAX_IDLE_PER_HOST).toBe(inFlight);
     const poll = async () => {
-      await Promise.all(Array.from({ length: inFlight }, () => httpGet(url, { timeoutMs: 2000 })));
-      // The daemon's next poll comes a second later; the sockets are back in the pool long before.
+      await Promise.all(Array.from({ length: inFlight }, () => get(`${server.base}/length`, { timeoutMs: 2000 })));
       await new Promise((resolve) => setTimeout(resolve, 20));
     };
-    try {
-      await poll();
-      expect(connections).toBe(inFlight);
-      await poll();
-      await poll();
-      expect(connections, 'connections opened by the next two polls').toBe(inFlight);
-    } finally {
-      counting.closeAllConnections();
-      await new Promise((resolve) => counting.close(resolve));
-    }
+    const before = server.counts.connections;
+    await poll();
+    expect(server.counts.connections - before).toBe(inFlight);
+    await poll();
+    await poll();
+    expect(server.counts.connections - before, 'connections opened by the next two polls').toBe(inFlight);
+  });
+
+  it('a kept connection does not keep the process alive (a command exits when its work is done)', async () => {
+    const sockets = () => process.getActiveResourcesInfo().filter((kind) => kind === 'TCPSocketWrap').length;
+    const get = httpClient(nodeConnect);
+    const before = { sockets: sockets(), connections: server.counts.connections };
+    await get(`${server.base}/length`, { timeoutMs: 2000 });
+    await get(`${server.base}/length`, { timeoutMs: 2000 });
+    // One connection, kept open for the next GET, and not among what holds the event loop.
+    expect(server.counts.connections - before.connections).toBe(1);
+    expect(sockets()).toBe(before.sockets);
+  });
+});
+
+describe('the HTTP client on a real Bun, over Bun.connect', () => {
+  it('gives every case the same outcome as on node:net', async () => {
+    const node: Record<string, unknown> = {};
+    const get = httpClient(nodeConnect);
+    for (const c of HTTP_CASES) node[c.name] = await caseOutcome(get, server.base, c);
+    const driver = fileURLToPath(new URL('./bun-http-driver.ts', import.meta.url));
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(BUN, [driver, server.base], { encoding: 'utf8', maxBuffer: 1 << 20 }, (error, out, err) =>
+        error ? reject(new Error(`${error.message}: ${err}`)) : resolve(out),
+      );
+    });
+    expect(JSON.parse(stdout)).toEqual(node);
+    expect(Object.keys(node)).toHaveLength(HTTP_CASES.length);
   });
 });

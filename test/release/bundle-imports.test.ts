@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 const BUNDLE = fileURLToPath(new URL('../../dist/eip-agent.js', import.meta.url));
 
 describe('the bundle', () => {
-  it('imports no heavy builtin at startup: node:http, crypto, readline, util and child_process load on first use', () => {
+  it('imports no heavy builtin at startup: node:http, net, crypto, readline, util and child_process load on first use', () => {
     const text = readFileSync(BUNDLE, 'utf8');
     const imported = [...text.matchAll(/^import\b[^;]*?\bfrom\s*"(node:[^"]+)"/gm)].map((m) => m[1]);
     expect(imported.length).toBeGreaterThan(0);
@@ -17,7 +17,7 @@ describe('the bundle', () => {
 
   it('names a heavy builtin only in process.getBuiltinModule calls (no require() from a bundled package either)', () => {
     const text = readFileSync(BUNDLE, 'utf8');
-    const heavy = '(?:node:)?(?:http|crypto|readline|util|child_process)';
+    const heavy = '(?:node:)?(?:http|net|crypto|readline|util|child_process)';
     const named = text.match(new RegExp(`["']${heavy}["']`, 'g')) ?? [];
     const lazy = text.match(new RegExp(`process\\.getBuiltinModule\\(["']${heavy}["']\\)`, 'g')) ?? [];
     expect(lazy.length).toBeGreaterThan(0);

@@ -61,7 +61,7 @@ function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 describe.skipIf(!built)('the release executable reading the metadata over HTTP', () => {
-  // Bun's fetch on one side, node:http on the other: the same answers and the same one-line failures (each fault on
+  // Bun.connect on one side, node:net on the other: the same answers and the same one-line failures (each fault on
   // one item, so that both name the same one).
   const faults: [string, MetadataFaults | 'closed', RegExp][] = [
     ['a healthy service', {}, /^$/],
