@@ -40,7 +40,7 @@ function parseTextfile(path: string, value: unknown): string {
 
 /**
  * What is wrong with a metadata URL, or undefined: plain http:// with a host and a valid port (the service is
- * plain HTTP on a link-local address; node:http would refuse https:// only after every retry).
+ * plain HTTP on a link-local address; the HTTP client would refuse https:// only after every retry).
  */
 export function metadataUrlProblem(value: unknown): string | undefined {
   const shown = typeof value === 'string' ? quoteShort(value) : JSON.stringify(value);

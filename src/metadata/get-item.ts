@@ -29,7 +29,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 async function attempt(host: Host, url: string, policy: GetPolicy, cancel: AbortSignal): Promise<Outcome> {
   let response: HttpResponse;
   try {
-    // node:http never follows redirects: the metadata service sends none, and following one would leave the link-local address.
+    // The client never follows redirects: the metadata service sends none, and following one would leave the link-local address.
     response = await host.httpGet(url, { timeoutMs: policy.timeoutMs, signal: cancel, maxBytes: policy.maxBytes });
   } catch (error) {
     if (cancel.aborted) throw error;

@@ -60,28 +60,16 @@ describe('the HTTP client on node:net, case by case', () => {
     expect(server.counts.endlessWritten).toBeLessThan(16 * 1024 * 1024);
   });
 
-  it('names each failure with the code the metadata client tells transient ones by', async () => {
-    await expect(outcome('no answer')).resolves.toEqual({ code: 'ETIMEDOUT', message: 'timed out after 150 ms' });
-    await expect(outcome('a body cut short')).resolves.toEqual({
-      code: 'ERR_TRUNCATED',
-      message: 'connection closed in the middle of the body',
-    });
-    await expect(outcome('closed before any answer')).resolves.toEqual({
-      code: 'ECONNRESET',
-      message: 'connection closed before the answer',
-    });
-    await expect(outcome('a refused connection')).resolves.toEqual({
-      code: 'ECONNREFUSED',
-      message: 'connect ECONNREFUSED 127.0.0.1:<port>',
-    });
-    await expect(outcome('a bad status line')).resolves.toEqual({
-      code: 'ERR_BAD_RESPONSE',
-      message: 'malformed HTTP answer: status line "HTTP/1.1 2000 OK"',
-    });
-    await expect(outcome('two different lengths')).resolves.toEqual({
-      code: 'ERR_BAD_RESPONSE',
-      message: 'malformed HTTP answer: content-length "2, 3"',
-    });
+  // Each failure named with the code the metadata client tells transient ones by.
+  it.each([
+    ['no answer', 'ETIMEDOUT', 'timed out after 150 ms'],
+    ['a body cut short', 'ERR_TRUNCATED', 'connection closed in the middle of the body'],
+    ['closed before any answer', 'ECONNRESET', 'connection closed before the answer'],
+    ['a refused connection', 'ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:<port>'],
+    ['a bad status line', 'ERR_BAD_RESPONSE', 'malformed HTTP answer: status line "HTTP/1.1 2000 OK"'],
+    ['two different lengths', 'ERR_BAD_RESPONSE', 'malformed HTTP answer: content-length "2, 3"'],
+  ])('%s: %s', async (name, code, message) => {
+    await expect(outcome(name)).resolves.toEqual({ code, message });
   });
 
   it('sends a GET again on a new connection, once, when a kept one was closed before answering', async () => {
