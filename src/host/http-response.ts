@@ -51,7 +51,7 @@ interface Head {
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/u;
 
 function parseHead(text: string): Head {
-  // The daemon reads a few answers a second with its JIT held back: native string calls, no regular expression per line.
+  // The long way (the usual answer takes wholeAnswer's): line by line, with native string calls.
   let end = text.indexOf('\r\n');
   if (end < 0) end = text.length;
   const statusLine = STATUS_LINE.exec(text.slice(0, end));
