@@ -62,13 +62,29 @@ function deadline(timeoutMs: number, signal: AbortSignal | undefined, expire: (w
  */
 export const MAX_IDLE_PER_HOST = 16;
 
-/** A connection and whoever listens to it now: the request it carries, or the pool while it is idle. */
-interface Connection {
-  socket: ClientSocket;
-  listener: SocketEvents;
-}
-
 const ignore = (): void => undefined;
+/** The listener of a connection no one listens to any more. */
+const DETACHED: SocketEvents = { data: ignore, closed: ignore };
+
+/** A connection and whoever listens to it now: the request it carries, or the pool while it is idle. */
+class Connection implements SocketEvents {
+  socket!: ClientSocket;
+  listener: SocketEvents = DETACHED;
+
+  data(chunk: Uint8Array): void {
+    this.listener.data(chunk);
+  }
+
+  closed(error?: { message: string; code?: string }): void {
+    this.listener.closed(error);
+  }
+
+  /** Closes it; nothing it still says reaches anyone. */
+  drop(): void {
+    this.listener = DETACHED;
+    this.socket.destroy();
+  }
+}
 
 /** Where a URL's GET goes, and the request line and headers sent for it. */
 interface Target {
@@ -99,7 +115,7 @@ export function httpClient(connect: Connect): HttpGet {
 
   const release = (key: string, connection: Connection): void => {
     const list = idle.get(key) ?? [];
-    if (list.length >= MAX_IDLE_PER_HOST) return connection.socket.destroy();
+    if (list.length >= MAX_IDLE_PER_HOST) return connection.drop();
     // While idle, anything the server says (or its close) ends the connection; the pool forgets it.
     connection.listener = {
       data: () => forget(key, connection, true),
@@ -112,18 +128,12 @@ export function httpClient(connect: Connect): HttpGet {
     const list = idle.get(key);
     const at = list?.indexOf(connection) ?? -1;
     if (at >= 0) list!.splice(at, 1);
-    connection.listener = { data: ignore, closed: ignore };
-    if (destroy) connection.socket.destroy();
+    if (destroy) connection.drop();
+    else connection.listener = DETACHED;
   };
   const open = async (where: Target): Promise<Connection> => {
-    const connection: Connection = {
-      socket: undefined as unknown as ClientSocket,
-      listener: { data: ignore, closed: ignore },
-    };
-    connection.socket = await connect(where.host, where.port, {
-      data: (chunk) => connection.listener.data(chunk),
-      closed: (error) => connection.listener.closed(error),
-    });
+    const connection = new Connection();
+    connection.socket = await connect(where.host, where.port, connection);
     return connection;
   };
 
@@ -141,10 +151,7 @@ export function httpClient(connect: Connect): HttpGet {
       };
       const fail = (error: HttpGetError): void => {
         if (!finish()) return;
-        if (current !== undefined) {
-          current.listener = { data: ignore, closed: ignore };
-          current.socket.destroy();
-        }
+        current?.drop();
         reject(error);
       };
       const stop = deadline(options.timeoutMs, options.signal, (why) => fail(expiryError(why, options.timeoutMs)));
@@ -155,10 +162,7 @@ export function httpClient(connect: Connect): HttpGet {
         const done = (response: ParsedResponse): void => {
           if (!finish()) return;
           if (response.reusable) release(where.key, connection);
-          else {
-            connection.listener = { data: ignore, closed: ignore };
-            connection.socket.destroy();
-          }
+          else connection.drop();
           resolve({ status: response.status, body: response.body });
         };
         connection.listener = {
@@ -172,7 +176,7 @@ export function httpClient(connect: Connect): HttpGet {
           },
           closed: (error) => {
             if (settled) return;
-            connection.listener = { data: ignore, closed: ignore };
+            connection.listener = DETACHED;
             // A kept connection the server had closed: once, on a new one.
             if (reused && !reader.started) return void fresh();
             // Worded alike on both runtimes, whose own words for a reset differ.
@@ -193,7 +197,7 @@ export function httpClient(connect: Connect): HttpGet {
         current = undefined;
         open(where).then(
           (connection) => {
-            if (settled) connection.socket.destroy();
+            if (settled) connection.drop();
             else send(connection, false);
           },
           (error: { code?: string }) => {
@@ -249,7 +253,6 @@ export interface BunSocket {
   write(data: string | Uint8Array): number;
   /** Closes it at once, unsent data and all. */
   terminate(): void;
-  ref(): void;
   unref(): void;
 }
 
