@@ -23,7 +23,7 @@ export interface ParsedResponse extends HttpResponse {
 }
 
 /** Largest status line plus headers accepted (a metadata answer's are a few hundred bytes). */
-export const MAX_HEAD_BYTES = 16 * 1024;
+const MAX_HEAD_BYTES = 16 * 1024;
 /** Largest chunk-size line accepted in a chunked body. */
 const MAX_CHUNK_LINE = 1024;
 
@@ -78,12 +78,17 @@ function lists(value: string | undefined, token: 'close' | 'keep-alive'): boolea
   return value !== undefined && value.split(',').some((item) => item.trim().toLowerCase() === token);
 }
 
+/** Whether an answer with this status has no body, whatever its headers declare (204 No Content, 304 Not Modified). */
+function bodiless(status: number): boolean {
+  return status === 204 || status === 304;
+}
+
 /** How the body ends: after `length` bytes, after the last chunk, or when the connection closes. */
 type Framing = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
 
 function framing(head: Head, maxBytes: number | undefined): Framing {
   const { status, headers } = head;
-  if (status === 204 || status === 304) return { kind: 'length', length: 0 };
+  if (bodiless(status)) return { kind: 'length', length: 0 };
   const coding = headers['transfer-encoding'];
   if (coding !== undefined && coding.trim() !== '') {
     // The last coding applied says how the body ends: chunked, or else the connection's close.
@@ -120,7 +125,7 @@ function wholeAnswer(bytes: Buffer, maxBytes: number | undefined): ParsedRespons
   const head = USUAL_HEAD.exec(bytes.toString('latin1', 0, end));
   if (head === null) return undefined;
   const status = Number(head[1]);
-  const length = status === 204 || status === 304 ? 0 : Number(head[2]);
+  const length = bodiless(status) ? 0 : Number(head[2]);
   if (maxBytes !== undefined && length > maxBytes) throw tooLarge(maxBytes);
   if (bytes.length !== end + 4 + length) return undefined;
   return { status, body: bytes.subarray(end + 4), reusable: true };
@@ -133,7 +138,7 @@ function sameValues(declared: string): string | undefined {
   return values.size === 1 && only !== undefined && LENGTH.test(only) ? only : undefined;
 }
 
-export function tooLarge(maxBytes: number): HttpGetError {
+function tooLarge(maxBytes: number): HttpGetError {
   return new HttpGetError(`response larger than ${maxBytes} bytes`, 'ERR_TOO_LARGE');
 }
 
@@ -179,11 +184,9 @@ export class ResponseReader {
     for (;;) {
       if (this.#head === undefined) {
         const end = this.#pending.indexOf('\r\n\r\n');
-        if (end < 0) {
-          if (this.#pending.length > MAX_HEAD_BYTES) throw malformed(`headers longer than ${MAX_HEAD_BYTES} bytes`);
-          return undefined;
-        }
-        if (end > MAX_HEAD_BYTES) throw malformed(`headers longer than ${MAX_HEAD_BYTES} bytes`);
+        if ((end < 0 ? this.#pending.length : end) > MAX_HEAD_BYTES)
+          throw malformed(`headers longer than ${MAX_HEAD_BYTES} bytes`);
+        if (end < 0) return undefined;
         const head = parseHead(this.#pending.toString('latin1', 0, end));
         this.#pending = this.#pending.subarray(end + 4);
         // An interim answer (100 Continue...) precedes the real one; 101 would switch protocols, never asked for.
@@ -200,11 +203,8 @@ export class ResponseReader {
 
   /** The connection closed: the response when its body runs to the close, else an HttpGetError. */
   end(): ParsedResponse {
-    if (this.#head !== undefined && this.#framing?.kind === 'close') {
-      this.#take(this.#pending);
-      this.#pending = EMPTY;
-      return this.#finish(false);
-    }
+    // Such a body is taken as it comes (#readBody): nothing is left pending.
+    if (this.#head !== undefined && this.#framing?.kind === 'close') return this.#finish(false);
     if (!this.started) throw new HttpGetError('connection closed before the answer', 'ECONNRESET');
     throw truncated();
   }
