@@ -37,9 +37,10 @@ async function attempt(host: Host, url: string, policy: GetPolicy, cancel: Abort
     if (code === 'ERR_TOO_LARGE')
       return { failure: { transient: false, what: `answer larger than ${policy.maxBytes} bytes (metadataMaxBytes)` } };
     if (code === 'ETIMEDOUT') return { failure: { transient: true, what: 'timed out', timedOut: true } };
+    // A body cut short, or shorter than its declared length: the client never hands one on.
     if (code === 'ERR_TRUNCATED')
       return { failure: { transient: true, what: `truncated body (${(error as Error).message})` } };
-    // A body shorter than its declared length is ERR_TRUNCATED: the client never hands one on.
+    // A malformed answer, as the client words it.
     if (code === 'ERR_BAD_RESPONSE') return { failure: { transient: true, what: (error as Error).message } };
     return { failure: { transient: true, what: `connection failed (${code})` } };
   }
