@@ -6,10 +6,16 @@ import { DAEMON_EXECUTABLE_ENV, DAEMON_NODE_FLAGS } from '../../src/daemon/unit.
 
 const DEV_CLI = join(fileURLToPath(new URL('../../', import.meta.url)), 'bin', 'eip-agent.js');
 
+/** The release executable under test, or undefined for the development CLI. */
+function releaseExecutable(): string | undefined {
+  const executable = process.env.EIP_AGENT_EXECUTABLE;
+  return executable !== undefined && executable !== '' ? executable : undefined;
+}
+
 /** argv prefix that starts the agent under test. */
 export function agentCommand(): string[] {
-  const executable = process.env.EIP_AGENT_EXECUTABLE;
-  return executable !== undefined && executable !== '' ? [executable] : [process.execPath, DEV_CLI];
+  const executable = releaseExecutable();
+  return executable !== undefined ? [executable] : [process.execPath, DEV_CLI];
 }
 
 /**
@@ -17,15 +23,14 @@ export function agentCommand(): string[] {
  * settings), the development CLI with the unit's node flags. The daemon labs run `run` so, to prove what ships.
  */
 export function daemonCommand(): { argv: string[]; env: Record<string, string> } {
-  const executable = process.env.EIP_AGENT_EXECUTABLE;
-  return executable !== undefined && executable !== ''
+  const executable = releaseExecutable();
+  return executable !== undefined
     ? { argv: [executable], env: { ...DAEMON_EXECUTABLE_ENV } }
     : { argv: [process.execPath, ...DAEMON_NODE_FLAGS, DEV_CLI], env: {} };
 }
 
 /** Which agent runs, for test names and messages. */
 export function agentUnderTest(): string {
-  return process.env.EIP_AGENT_EXECUTABLE
-    ? `release executable ${process.env.EIP_AGENT_EXECUTABLE}`
-    : 'development CLI';
+  const executable = releaseExecutable();
+  return executable !== undefined ? `release executable ${executable}` : 'development CLI';
 }
